@@ -35,7 +35,8 @@ CREATE TABLE idempotency_keys (
     account_id   text        NOT NULL,
     key          text        NOT NULL,
     request_hash bytea       NOT NULL,
-    event_id     text        NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    event_id     text        NOT NULL REFERENCES events (id) ON DELETE CASCADE
+                             DEFERRABLE INITIALLY DEFERRED,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (account_id, key)
 );

@@ -1,0 +1,38 @@
+# webhookd development tasks. `make` or `make help` lists them; the README
+# uses the same commands.
+
+GO ?= go
+# Tests get a PostgreSQL from pgtmp: TEST_DATABASE_URL, DATABASE_URL, a server
+# at 127.0.0.1:5432, or a throwaway cluster it starts and stops itself.
+PGTMP := $(GO) run ./internal/pgcluster/cmd/pgtmp --
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: test
+test: ## Run every test with -race against PostgreSQL (starts a throwaway one if needed)
+	$(PGTMP) $(GO) test -race -count=1 -timeout 15m ./...
+
+.PHONY: vet
+vet: ## Run go vet and fail on files gofmt would change
+	$(GO) vet ./...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+.PHONY: build
+build: ## Build bin/webhookd
+	$(GO) build -o bin/webhookd ./cmd/webhookd
+
+.PHONY: dev
+dev: ## Run `webhookd dev`: API and workers in one process, for local development
+	$(GO) run ./cmd/webhookd dev
+
+.PHONY: bench
+bench: ## Run every benchmark once (a smoke run; pass -benchtime yourself for numbers)
+	$(PGTMP) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+.PHONY: compose-check
+compose-check: ## Validate docker-compose.yml
+	@if command -v docker-compose >/dev/null 2>&1; then docker-compose config -q; else docker compose config -q; fi
