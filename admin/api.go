@@ -1,0 +1,119 @@
+// Package admin is webhookd's HTTP API: JSON under /v1 behind
+// `Authorization: Bearer <key>`, plus unauthenticated health checks. Every
+// error has one shape, {"error":{"code","message","field"}}.
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/outbound"
+)
+
+// Body size limits.
+const (
+	// EventBodyLimit is the largest POST /v1/events body: 256 KiB.
+	EventBodyLimit = 256 << 10
+	// SmallBodyLimit is the largest body of the other routes: 64 KiB.
+	SmallBodyLimit = 64 << 10
+)
+
+// Config configures the API.
+type Config struct {
+	// BootstrapAdminKey is an admin API key accepted as is
+	// (WEBHOOKD_BOOTSTRAP_ADMIN_KEY). Empty accepts none.
+	BootstrapAdminKey string
+	// Policy decides which webhook URLs are accepted. Defaults to the strict
+	// policy (no private networks).
+	Policy *outbound.Policy
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+}
+
+// API serves the HTTP routes.
+type API struct {
+	pool     *pgxpool.Pool
+	enqueuer *dispatcher.Enqueuer
+	keys     *keyring.Keyring
+	policy   *outbound.Policy
+	now      func() time.Time
+	logger   *zap.Logger
+	adminKey [32]byte
+	hasAdmin bool
+}
+
+// New returns the API on pool, accepting events with enqueuer and
+// encrypting webhook secrets with keys.
+func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyring, cfg *Config) (*API, error) {
+	if pool == nil || enqueuer == nil || keys == nil {
+		return nil, errors.New("admin.New: pool, enqueuer and keys are required")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger}
+	if a.policy == nil {
+		a.policy = &outbound.Policy{}
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.logger == nil {
+		a.logger = zap.NewNop()
+	}
+	if cfg.BootstrapAdminKey != "" {
+		a.adminKey = sha256.Sum256([]byte(cfg.BootstrapAdminKey))
+		a.hasAdmin = true
+	}
+	return a, nil
+}
+
+// Handler returns every route, registered in one list.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("POST /v1/webhooks", a.auth(a.createWebhook))
+	mux.Handle("DELETE /v1/webhooks/{id}", a.auth(a.deleteWebhook))
+	mux.Handle("POST /v1/events", a.auth(a.createEvent))
+	mux.Handle("GET /v1/deliveries/{id}", a.auth(a.getDelivery))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "route_not_found", Message: "no route " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// auth requires a valid API key. Only the bootstrap admin key exists for
+// now; the admin issue adds stored keys with scopes.
+func (a *API) auth(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		raw = strings.TrimSpace(raw)
+		if !ok || raw == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
+			return
+		}
+		sum := sha256.Sum256([]byte(raw))
+		if !a.hasAdmin || subtle.ConstantTimeCompare(sum[:], a.adminKey[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: "the API key is not valid"})
+			return
+		}
+		next(w, r)
+	})
+}

@@ -1,0 +1,107 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// apiError is the one error shape every route answers with:
+//
+//	{"error":{"code":"invalid_url","message":"...","field":"url"}}
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.Status, map[string]*apiError{"error": e})
+}
+
+func errNotFound(what string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+}
+
+func errInternal() *apiError {
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error; the details are in the server log"}
+}
+
+// decodeJSON reads one JSON object from r's body (at most limit bytes) into
+// dst, rejecting unknown fields, wrong types and trailing data.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) *apiError {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "the request body must be application/json"}
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err, limit)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return jsonError(err, limit)
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body must hold exactly one JSON object"}
+	}
+	return nil
+}
+
+func jsonError(err error, limit int64) *apiError {
+	var (
+		maxErr    *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", limit)}
+	case errors.Is(err, io.EOF):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body is empty; a JSON object is required"}
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body is not valid JSON: " + err.Error()}
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body must be a JSON object"}
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_type", Field: field, Message: fmt.Sprintf("%s must be a JSON %s, not %s", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &apiError{Status: http.StatusBadRequest, Code: "unknown_field", Field: field, Message: fmt.Sprintf("unknown field %q", field)}
+	default:
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body is not valid JSON: " + err.Error()}
+	}
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	default:
+		return "number"
+	}
+}

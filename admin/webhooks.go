@@ -1,0 +1,149 @@
+package admin
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/store"
+)
+
+// DescriptionMaxLen is the longest webhook description, in characters.
+const DescriptionMaxLen = 500
+
+type webhookRequest struct {
+	AccountID   *string `json:"account_id"`
+	URL         *string `json:"url"`
+	Description *string `json:"description"`
+}
+
+type webhookResponse struct {
+	ID          string    `json:"id"`
+	AccountID   string    `json:"account_id"`
+	URL         string    `json:"url"`
+	Description string    `json:"description"`
+	Secret      string    `json:"secret,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// newSecret returns a new webhook secret: whsec_ and 32 random bytes.
+func newSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
+	var req webhookRequest
+	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	accountID := ""
+	if req.AccountID != nil {
+		accountID = *req.AccountID
+	}
+	if err := dispatcher.ValidateAccountID(accountID); err != nil {
+		writeError(w, validationError(err))
+		return
+	}
+	if req.URL == nil || strings.TrimSpace(*req.URL) == "" {
+		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "url", Message: "url is required"})
+		return
+	}
+	normalized, err := a.policy.ValidateURL(*req.URL)
+	if err != nil {
+		var urlErr *outbound.URLError
+		if errors.As(err, &urlErr) {
+			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: urlErr.Code, Field: "url", Message: urlErr.Message})
+			return
+		}
+		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_url", Field: "url", Message: "url is not a valid URL"})
+		return
+	}
+	description := ""
+	if req.Description != nil {
+		description = *req.Description
+		if utf8.RuneCountInString(description) > DescriptionMaxLen {
+			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "too_long", Field: "description", Message: "description must be at most 500 characters"})
+			return
+		}
+	}
+
+	id := ident.New(ident.Webhook)
+	secret := newSecret()
+	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
+	if err != nil {
+		a.logger.Error("error encrypting webhook secret", zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	hook := &store.Webhook{
+		ID:               id,
+		AccountID:        accountID,
+		URL:              *req.URL,
+		URLNormalized:    normalized,
+		Description:      description,
+		SecretCiphertext: ciphertext,
+		SecretKeyID:      keyID,
+		CreatedAt:        a.now().UTC().Truncate(time.Microsecond),
+	}
+	if err := store.InsertWebhook(r.Context(), a.pool, hook); err != nil {
+		if errors.Is(err, store.ErrDuplicateURL) {
+			writeError(w, &apiError{Status: http.StatusConflict, Code: "duplicate_url", Field: "url", Message: "this account already has a webhook with this URL; delete it first to create a new one (with a new secret)"})
+			return
+		}
+		a.logger.Error("error inserting webhook", zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	a.logger.Info("webhook created", zap.String("webhook_id", id), zap.String("account_id", accountID))
+	writeJSON(w, http.StatusCreated, webhookResponse{
+		ID: id, AccountID: accountID, URL: normalized, Description: description, Secret: secret, CreatedAt: hook.CreatedAt,
+	})
+}
+
+func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !ident.Valid(ident.Webhook, id) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "webhook not found (ids look like wh_ followed by 32 hex digits)"})
+		return
+	}
+	cancelled, err := store.DeleteWebhook(r.Context(), a.pool, id, a.now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, errNotFound("webhook"))
+		return
+	}
+	if err != nil {
+		a.logger.Error("error deleting webhook", zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	a.logger.Info("webhook deleted", zap.String("webhook_id", id), zap.Int64("cancelled_deliveries", cancelled))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// validationError maps a dispatcher.ValidationError to the API: a data that
+// is not an object is a wrong JSON type (400); the rest are 422.
+func validationError(err error) *apiError {
+	var v *dispatcher.ValidationError
+	if !errors.As(err, &v) {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: err.Error()}
+	}
+	status := http.StatusUnprocessableEntity
+	if v.Code == "invalid_data" {
+		status = http.StatusBadRequest
+	}
+	return &apiError{Status: status, Code: v.Code, Field: v.Field, Message: v.Message}
+}

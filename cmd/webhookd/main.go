@@ -1,0 +1,319 @@
+// Command webhookd is the Mono webhook delivery engine.
+//
+//	webhookd dev        run everything with a demo (throwaway PostgreSQL unless DATABASE_URL is set)
+//	webhookd migrate    apply River's and webhookd's migrations
+//	webhookd serve      run the API and the delivery workers
+//	webhookd receiver   run the demo receiver alone (prints and verifies deliveries)
+//	webhookd version    print the version
+//
+// Every setting is an environment variable with a flag of the same meaning;
+// `webhookd <command> -h` lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/mono/webhookd/demo"
+	"github.com/mono/webhookd/migrations"
+	"github.com/mono/webhookd/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `webhookd: the Mono webhook delivery engine
+
+Usage:
+  webhookd dev        run the engine with a demo (starts a throwaway PostgreSQL when DATABASE_URL is unset)
+  webhookd migrate    apply River's and webhookd's migrations to DATABASE_URL (a no-op when current)
+  webhookd serve      run the HTTP API and the delivery workers
+  webhookd receiver   run the demo receiver alone: verifies and prints each delivery
+  webhookd version    print the version
+
+Run 'webhookd <command> -h' for its settings.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "dev":
+		err = runDev(ctx, args)
+	case "migrate":
+		err = runMigrate(ctx, args)
+	case "serve":
+		err = runServe(ctx, args)
+	case "receiver":
+		err = runReceiver(ctx, args)
+	case "version", "--version", "-version":
+		fmt.Println("webhookd", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "webhookd: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webhookd:", err)
+		os.Exit(1)
+	}
+}
+
+// settings binds environment variables to flags: each flag's default is its
+// variable's value, and a bad value names both.
+type settings struct {
+	fs      *flag.FlagSet
+	strs    map[string]*string
+	envs    map[string]string
+	parsers []func() error
+}
+
+func newSettings(name string) *settings {
+	fs := flag.NewFlagSet("webhookd "+name, flag.ContinueOnError)
+	return &settings{fs: fs, strs: map[string]*string{}, envs: map[string]string{}}
+}
+
+func (s *settings) str(flagName, env, def, help string) *string {
+	value := def
+	if v, ok := os.LookupEnv(env); ok {
+		value = v
+	}
+	p := s.fs.String(flagName, value, help+" ("+env+")")
+	s.strs[flagName], s.envs[flagName] = p, env
+	return p
+}
+
+func (s *settings) where(flagName string) string {
+	return fmt.Sprintf("%s (-%s)", s.envs[flagName], flagName)
+}
+
+func (s *settings) duration(flagName, env, def, help string, dst *time.Duration) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() error {
+		d, err := time.ParseDuration(strings.TrimSpace(*raw))
+		if err != nil || d < 0 {
+			return fmt.Errorf("%s: %q is not a duration such as 10s or 1m30s", s.where(flagName), *raw)
+		}
+		*dst = d
+		return nil
+	})
+}
+
+func (s *settings) float(flagName, env, def, help string, dst *float64) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(*raw), 64)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a number", s.where(flagName), *raw)
+		}
+		*dst = f
+		return nil
+	})
+}
+
+func (s *settings) boolean(flagName, env, def, help string, dst *bool) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() error {
+		b, err := strconv.ParseBool(strings.TrimSpace(*raw))
+		if err != nil {
+			return fmt.Errorf("%s: %q is not true or false", s.where(flagName), *raw)
+		}
+		*dst = b
+		return nil
+	})
+}
+
+func (s *settings) integer(flagName, env, def, help string, dst *int) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() error {
+		n, err := strconv.Atoi(strings.TrimSpace(*raw))
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a whole number", s.where(flagName), *raw)
+		}
+		*dst = n
+		return nil
+	})
+}
+
+func (s *settings) parse(args []string) error {
+	if err := s.fs.Parse(args); err != nil {
+		return err
+	}
+	if s.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
+	}
+	for _, p := range s.parsers {
+		if err := p(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type logSettings struct {
+	level, format *string
+}
+
+func (s *settings) logging(defFormat string) *logSettings {
+	return &logSettings{
+		level:  s.str("log-level", "WEBHOOKD_LOG_LEVEL", "info", "log level: debug, info, warn or error"),
+		format: s.str("log-format", "WEBHOOKD_LOG_FORMAT", defFormat, "log format: json or console"),
+	}
+}
+
+func (l *logSettings) build() (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(*l.level)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOKD_LOG_LEVEL (-log-level): %q is not one of debug, info, warn, error", *l.level)
+	}
+	var cfg zap.Config
+	switch *l.format {
+	case "json":
+		cfg = zap.NewProductionConfig()
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+		cfg.DisableStacktrace = true
+	default:
+		return nil, fmt.Errorf("WEBHOOKD_LOG_FORMAT (-log-format): %q is not json or console", *l.format)
+	}
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return cfg.Build()
+}
+
+func serverSettings(s *settings, cfg *server.Config) {
+	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	addr := s.str("addr", "WEBHOOKD_ADDR", server.AddrDefault, "HTTP listen address")
+	key := s.str("encryption-key", "WEBHOOKD_ENCRYPTION_KEY", "", "base64 32-byte key(s) encrypting webhook secrets, comma-separated, newest first; required")
+	admin := s.str("bootstrap-admin-key", "WEBHOOKD_BOOTSTRAP_ADMIN_KEY", "", "an admin API key that is always accepted")
+	s.float("retry-scale", "WEBHOOKD_RETRY_SCALE", "1", "retry schedule scale factor (> 0; 0.001 runs 8.44 h in ~30 s)", &cfg.RetryScale)
+	s.boolean("allow-private-networks", "WEBHOOKD_ALLOW_PRIVATE_NETWORKS", "false", "allow private/loopback webhook targets (development and tests only)", &cfg.AllowPrivateNetworks)
+	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
+	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
+	var maxConns int
+	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)
+	s.duration("reconcile-interval", "WEBHOOKD_RECONCILE_INTERVAL", dur(time.Minute), "how often orphaned pending deliveries are re-queued", &cfg.ReconcileInterval)
+	s.duration("shutdown-timeout", "WEBHOOKD_SHUTDOWN_TIMEOUT", dur(server.ShutdownTimeoutDefault), "how long running attempts may finish on shutdown", &cfg.ShutdownTimeout)
+	s.parsers = append(s.parsers, func() error {
+		cfg.Addr, cfg.EncryptionKey, cfg.BootstrapAdminKey = *addr, *key, *admin
+		cfg.DBMaxConns = int32(maxConns)
+		cfg.Version = version
+		return nil
+	})
+}
+
+func dur(d time.Duration) string { return d.String() }
+
+func runServe(ctx context.Context, args []string) error {
+	s := newSettings("serve")
+	cfg := &server.Config{}
+	serverSettings(s, cfg)
+	logs := s.logging("json")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	logger, err := logs.build()
+	if err != nil {
+		return err
+	}
+	defer logger.Sync() //nolint:errcheck // best effort
+	return server.Run(ctx, cfg, logger)
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	s := newSettings("migrate")
+	databaseURL := s.fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if *databaseURL == "" {
+		return errors.New("DATABASE_URL (-database-url) is required")
+	}
+	pool, err := pgxpool.New(ctx, *databaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	res, err := migrations.MigrateWithResult(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(res.RiverVersions) == 0 && res.FromVersion == res.ToVersion {
+		fmt.Printf("migrate: already current (webhookd schema %d)\n", res.ToVersion)
+		return nil
+	}
+	fmt.Printf("migrate: River versions applied: %v; webhookd schema %d -> %d\n", res.RiverVersions, res.FromVersion, res.ToVersion)
+	return nil
+}
+
+func runDev(ctx context.Context, args []string) error {
+	s := newSettings("dev")
+	cfg := &demo.DevConfig{Out: os.Stdout}
+	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string; empty starts a throwaway cluster (DATABASE_URL)")
+	addr := s.str("addr", "WEBHOOKD_ADDR", "", "HTTP listen address (default 127.0.0.1:8080, or a free port)")
+	s.float("retry-scale", "WEBHOOKD_RETRY_SCALE", strconv.FormatFloat(demo.DevRetryScaleDefault, 'f', -1, 64), "retry schedule scale factor", &cfg.RetryScale)
+	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
+	logs := s.logging("console")
+	*logs.level = envOr("WEBHOOKD_LOG_LEVEL", "warn")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	cfg.Addr = *addr
+	logger, err := logs.build()
+	if err != nil {
+		return err
+	}
+	defer logger.Sync() //nolint:errcheck // best effort
+	return demo.RunDev(ctx, cfg, logger)
+}
+
+func runReceiver(ctx context.Context, args []string) error {
+	s := newSettings("receiver")
+	addr := s.str("addr", "RECEIVER_ADDR", "127.0.0.2:9000", "listen address")
+	secret := s.str("secret", "WEBHOOK_SECRET", "", "webhook secret to verify signatures with (optional)")
+	var failFirst int
+	s.integer("fail-first", "RECEIVER_FAIL_FIRST", "0", "answer the first N requests of each event with 500", &failFirst)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	srv := &http.Server{Addr: *addr, Handler: demo.NewReceiver(os.Stdout, *secret, failFirst), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	fmt.Printf("receiver: listening on http://%s\n", *addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("RECEIVER_ADDR (-addr): %w", err)
+	}
+	return nil
+}
+
+func envOr(env, def string) string {
+	if v, ok := os.LookupEnv(env); ok {
+		return v
+	}
+	return def
+}

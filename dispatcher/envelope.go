@@ -1,0 +1,40 @@
+package dispatcher
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+)
+
+// TimestampLayout is the envelope's timestamp: UTC with exactly six
+// fractional digits and a Z (RFC3339Nano would drop trailing zeros).
+const TimestampLayout = "2006-01-02T15:04:05.000000Z"
+
+// Envelope assembles the exact bytes sent on every attempt:
+//
+//	{"event":{"data":<data>,"type":"<type>"},"timestamp":"<occurredAt>"}
+//
+// data must be a JSON object; it is compacted, never re-marshalled, so the
+// producer's key order and characters such as <, > and & stay as they were.
+// eventType must already be valid (ValidateType).
+func Envelope(eventType string, data []byte, occurredAt time.Time) ([]byte, error) {
+	var compact bytes.Buffer
+	compact.Grow(len(data))
+	if err := json.Compact(&compact, data); err != nil {
+		return nil, err
+	}
+	const (
+		head = `{"event":{"data":`
+		mid  = `,"type":"`
+		tail = `"},"timestamp":"`
+	)
+	body := make([]byte, 0, len(head)+compact.Len()+len(mid)+len(eventType)+len(tail)+len(TimestampLayout)+2)
+	body = append(body, head...)
+	body = append(body, compact.Bytes()...)
+	body = append(body, mid...)
+	body = append(body, eventType...) // validated: [a-z0-9_.] only, nothing to escape
+	body = append(body, tail...)
+	body = occurredAt.UTC().AppendFormat(body, TimestampLayout)
+	body = append(body, `"}`...)
+	return body, nil
+}

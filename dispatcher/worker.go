@@ -1,0 +1,302 @@
+// Package dispatcher accepts events into the outbox (Enqueue) and delivers
+// them (Worker): one River job per delivery, with the deliveries row, not
+// River's attempt counter, owning the ten-attempt schedule.
+//
+// The worker sends only when the delivery is pending, due, and its job_id is
+// the running job; anything else (a stale or rescued job, a River UI retry, a
+// finished delivery) completes without sending. A failed attempt is recorded
+// and the job snoozed until the next one is due (a snooze uses no River
+// attempt); success and death are recorded in the same transaction that
+// completes the job. River's own MaxAttempts then counts only crashes.
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/schedule"
+	"github.com/mono/webhookd/signer"
+	"github.com/mono/webhookd/store"
+)
+
+// QueueDeliveries is the River queue that delivery jobs run on.
+const QueueDeliveries = "deliveries"
+
+// JobMaxAttemptsDefault is River's MaxAttempts for delivery jobs. It counts
+// only crashes, panics and database errors, never failed HTTP attempts.
+const JobMaxAttemptsDefault = 25
+
+// Error kinds recorded on attempts besides outbound's.
+const (
+	// ErrorKindInterrupted is an attempt cut short by our own shutdown; it
+	// does not count towards the ten.
+	ErrorKindInterrupted = "interrupted"
+)
+
+// DeliveryArgs are a delivery job's arguments: the delivery id only.
+// Payloads and secrets stay in our tables (River UI displays job args).
+type DeliveryArgs struct {
+	DeliveryID string `json:"delivery_id"`
+}
+
+// Kind is the River job kind.
+func (DeliveryArgs) Kind() string { return "webhookd.delivery" }
+
+// InsertOpts puts delivery jobs on QueueDeliveries.
+func (DeliveryArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueDeliveries, MaxAttempts: JobMaxAttemptsDefault}
+}
+
+// WorkerConfig configures a Worker.
+type WorkerConfig struct {
+	// Schedule is the retry schedule. Defaults to scale 1.
+	Schedule *schedule.Schedule
+	// HTTPTimeout is the outbound client's overall timeout; the job timeout
+	// is HTTPTimeout + 10s. Defaults to outbound.TimeoutDefault.
+	HTTPTimeout time.Duration
+	// BookkeepingTimeout bounds the transaction that records an attempt,
+	// which runs even when the job's context is cancelled. Defaults to 10s.
+	BookkeepingTimeout time.Duration
+	// Now is the clock. Defaults to time.Now; tests pass River's stubbed
+	// time generator.
+	Now func() time.Time
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+}
+
+// BookkeepingTimeoutDefault bounds the transaction recording an attempt.
+const BookkeepingTimeoutDefault = 10 * time.Second
+
+// JobTimeoutMargin is added to the HTTP timeout to make the job timeout.
+const JobTimeoutMargin = 10 * time.Second
+
+// WithDefaults returns a copy of c with defaults filled in.
+func (c *WorkerConfig) WithDefaults() *WorkerConfig {
+	out := WorkerConfig{}
+	if c != nil {
+		out = *c
+	}
+	if out.Schedule == nil {
+		out.Schedule, _ = schedule.New(schedule.ScaleDefault)
+	}
+	if out.HTTPTimeout <= 0 {
+		out.HTTPTimeout = outbound.TimeoutDefault
+	}
+	if out.BookkeepingTimeout <= 0 {
+		out.BookkeepingTimeout = BookkeepingTimeoutDefault
+	}
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	if out.Logger == nil {
+		out.Logger = zap.NewNop()
+	}
+	return &out
+}
+
+// JobTimeout is the River job timeout for a worker with this config.
+func (c *WorkerConfig) JobTimeout() time.Duration {
+	return c.WithDefaults().HTTPTimeout + JobTimeoutMargin
+}
+
+// Worker delivers one delivery per job run.
+type Worker struct {
+	river.WorkerDefaults[DeliveryArgs]
+
+	db     store.DB
+	keys   *keyring.Keyring
+	client *outbound.Client
+	cfg    *WorkerConfig
+}
+
+// NewWorker returns a delivery worker. db is normally the pool; tests pass a
+// transaction.
+func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg *WorkerConfig) (*Worker, error) {
+	if db == nil || keys == nil || client == nil {
+		return nil, errors.New("dispatcher.NewWorker: db, keys and client are required")
+	}
+	return &Worker{db: db, keys: keys, client: client, cfg: cfg.WithDefaults()}, nil
+}
+
+// Timeout is the HTTP timeout plus a margin, so the client's own timeout
+// ends a hung attempt (recorded) before River cancels the job.
+func (w *Worker) Timeout(*river.Job[DeliveryArgs]) time.Duration {
+	return w.cfg.HTTPTimeout + JobTimeoutMargin
+}
+
+// NextRetry applies to errors only (a database outage, a panic): retry soon,
+// backing off to a minute. Failed HTTP attempts never reach it.
+func (w *Worker) NextRetry(job *river.Job[DeliveryArgs]) time.Time {
+	d := time.Duration(job.Attempt*job.Attempt) * time.Second
+	if d > time.Minute {
+		d = time.Minute
+	}
+	return w.cfg.Now().Add(d)
+}
+
+// Work makes one attempt of the delivery, if it is this job's to make.
+func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
+	log := w.cfg.Logger.With(zap.String("delivery_id", job.Args.DeliveryID), zap.Int64("job_id", job.ID))
+
+	target, err := store.GetTarget(ctx, w.db, job.Args.DeliveryID)
+	if errors.Is(err, store.ErrNotFound) {
+		log.Warn("delivery not found; finishing its job without sending")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("error loading delivery %s: %w", job.Args.DeliveryID, err)
+	}
+	if target.State != store.StatePending || target.JobID == nil || *target.JobID != job.ID {
+		log.Debug("stale job: delivery not pending or served by another job; not sending", zap.String("state", target.State))
+		return nil
+	}
+	log = log.With(zap.String("event_id", target.EventID), zap.String("webhook_id", target.WebhookID), zap.String("account_id", target.AccountID))
+
+	if target.WebhookGone {
+		return w.finish(ctx, job, func(tx pgx.Tx) (bool, error) {
+			return store.CancelDelivery(ctx, tx, target.DeliveryID, job.ID, w.cfg.Now())
+		}, func() { log.Info("webhook deleted; delivery cancelled") })
+	}
+
+	now := w.cfg.Now()
+	if target.NextAttemptAt != nil && target.NextAttemptAt.After(now) {
+		return river.JobSnooze(target.NextAttemptAt.Sub(now))
+	}
+
+	secret, err := w.keys.Decrypt(target.SecretCipher, target.SecretKeyID, []byte(target.WebhookID))
+	if err != nil {
+		return fmt.Errorf("error decrypting secret of webhook %s: %w", target.WebhookID, err)
+	}
+
+	start := w.cfg.Now()
+	header := http.Header{}
+	header.Set("Content-Type", "application/json")
+	header.Set(signer.Header, signer.Sign(start, target.Body, string(secret)))
+	header.Set("Mono-Event-Id", target.EventID)
+	res := w.client.Post(ctx, target.URL, header, target.Body)
+	end := w.cfg.Now()
+
+	// Record what happened even when the job's context is gone (shutdown,
+	// job timeout): the receiver may have seen a success.
+	bookCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.BookkeepingTimeout)
+	defer cancel()
+
+	scheduledAt := start
+	if target.NextAttemptAt != nil {
+		scheduledAt = *target.NextAttemptAt
+	}
+	attempt := &store.AttemptRecord{
+		Number:          target.Attempts + 1,
+		Generation:      target.Generation,
+		Counted:         true,
+		ScheduledAt:     scheduledAt,
+		StartedAt:       start,
+		Duration:        res.Duration,
+		ResponseExcerpt: res.ResponseExcerpt,
+		SignatureT:      start.Unix(),
+	}
+	if res.StatusCode != 0 {
+		attempt.StatusCode = &res.StatusCode
+	}
+	if res.ErrorKind != "" {
+		attempt.ErrorKind = &res.ErrorKind
+		attempt.ErrorMessage = &res.ErrorMessage
+	}
+	outcome := &store.Outcome{Now: end}
+	genAttempt := target.GenAttempts + 1
+
+	switch {
+	case res.Succeeded():
+		outcome.State = store.StateSucceeded
+	case res.ErrorKind == outbound.ErrorKindCanceled && ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		// Cut short by our own shutdown: recorded, not counted, retried
+		// as soon as a worker is up again.
+		kind := ErrorKindInterrupted
+		attempt.ErrorKind = &kind
+		attempt.Counted = false
+		outcome.State = store.StatePending
+		outcome.NextAttemptAt = &end
+		if _, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome); err != nil {
+			return fmt.Errorf("error recording interrupted attempt of delivery %s: %w", target.DeliveryID, err)
+		}
+		log.Info("attempt interrupted by shutdown; it does not count", zap.Int("attempt", genAttempt))
+		return river.JobSnooze(0)
+	case genAttempt >= schedule.MaxAttempts:
+		outcome.State = store.StateDead
+	default:
+		delay, _ := w.cfg.Schedule.Delay(genAttempt + 1)
+		next := end.Add(delay)
+		outcome.State = store.StatePending
+		outcome.NextAttemptAt = &next
+	}
+
+	fields := []zap.Field{
+		zap.Int("attempt", genAttempt), zap.Int("generation", target.Generation),
+		zap.Int("status", res.StatusCode), zap.String("error_kind", res.ErrorKind),
+		zap.Duration("duration", res.Duration), zap.String("state", outcome.State),
+	}
+
+	if outcome.State == store.StatePending {
+		recorded, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
+		if err != nil {
+			return fmt.Errorf("error recording attempt %d of delivery %s: %w", attempt.Number, target.DeliveryID, err)
+		}
+		if !recorded {
+			log.Warn("attempt made but another run recorded first; not recording twice", fields...)
+			return nil
+		}
+		log.Debug("attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", *outcome.NextAttemptAt))...)
+		remaining := outcome.NextAttemptAt.Sub(w.cfg.Now())
+		if remaining < 0 {
+			remaining = 0
+		}
+		return river.JobSnooze(remaining)
+	}
+
+	return w.finish(bookCtx, job, func(tx pgx.Tx) (bool, error) {
+		return store.RecordAttempt(bookCtx, tx, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
+	}, func() {
+		if outcome.State == store.StateDead {
+			log.Warn("delivery dead after its last attempt", fields...)
+		} else {
+			log.Debug("delivered", fields...)
+		}
+	})
+}
+
+// finish runs change and completes the job in one transaction. When change
+// reports it changed nothing (another run got there first) the transaction
+// is rolled back and the job completes on its own.
+func (w *Worker) finish(ctx context.Context, job *river.Job[DeliveryArgs], change func(pgx.Tx) (bool, error), onDone func()) error {
+	tx, err := w.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("error beginning transaction: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+
+	changed, err := change(tx)
+	if err != nil {
+		return fmt.Errorf("error recording delivery %s: %w", job.Args.DeliveryID, err)
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return fmt.Errorf("error completing job %d: %w", job.ID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("error committing delivery %s: %w", job.Args.DeliveryID, err)
+	}
+	onDone()
+	return nil
+}

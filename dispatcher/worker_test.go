@@ -1,0 +1,295 @@
+package dispatcher_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/schedule"
+	"github.com/mono/webhookd/server"
+	"github.com/mono/webhookd/store"
+)
+
+// fakeClock is a River time generator that only moves when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NowOrNil() *time.Time {
+	now := c.Now()
+	return &now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+var _ rivertype.TimeGenerator = (*fakeClock)(nil)
+
+// The whole 8.44 h schedule on a fake clock: a receiver that always answers
+// 500 gets exactly ten attempts, the gaps are exactly the table's, and the
+// delivery ends dead with every attempt recorded.
+func TestFullScheduleFakeClock(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	pool := testdb.New(t)
+	recv := testreceiver.New(t, testreceiver.Status(500))
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+
+	start := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: start}
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+
+	createWebhook(t, tx, keys, "acct_sched", recv.URL+"/")
+	enqueuer, err := dispatcher.NewEnqueuer(nil, clock.Now)
+	require.NoError(t, err)
+	res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_sched", Type: "ping", Data: rawJSON(`{}`)})
+	require.NoError(t, err)
+	deliveryID := res.Deliveries[0].ID
+
+	worker, err := dispatcher.NewWorker(tx, keys, client, &dispatcher.WorkerConfig{Now: clock.Now, HTTPTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	config := &river.Config{Test: river.TestConfig{Time: clock}}
+	testWorker := rivertest.NewWorker(t, riverpgxv5.New(nil), config, worker)
+	lookup, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+	require.NoError(t, err)
+
+	target, err := store.GetTarget(ctx, tx, deliveryID)
+	require.NoError(t, err)
+	jobID := *target.JobID
+
+	for attempt := 1; attempt <= schedule.MaxAttempts; attempt++ {
+		target, err := store.GetTarget(ctx, tx, deliveryID)
+		require.NoError(t, err)
+		require.Equal(t, store.StatePending, target.State)
+		require.Equal(t, attempt-1, target.Attempts)
+
+		if attempt > 1 {
+			// One microsecond early: the worker snoozes and sends nothing.
+			clock.Set(target.NextAttemptAt.Add(-time.Microsecond))
+			job, err := lookup.JobGetTx(ctx, tx, jobID)
+			require.NoError(t, err)
+			result, err := testWorker.WorkJob(ctx, t, tx, job)
+			require.NoError(t, err)
+			require.Equal(t, river.EventKindJobSnoozed, result.EventKind)
+			require.Equal(t, attempt-1, recv.Count(), "nothing sent before the attempt is due")
+		}
+
+		clock.Set(*target.NextAttemptAt)
+		job, err := lookup.JobGetTx(ctx, tx, jobID)
+		require.NoError(t, err)
+		result, err := testWorker.WorkJob(ctx, t, tx, job)
+		require.NoError(t, err)
+		require.Equal(t, attempt, recv.Count())
+		if attempt < schedule.MaxAttempts {
+			require.Equal(t, river.EventKindJobSnoozed, result.EventKind, "attempt %d", attempt)
+		} else {
+			require.Equal(t, river.EventKindJobCompleted, result.EventKind, "attempt %d", attempt)
+		}
+	}
+
+	d, err := store.GetDelivery(ctx, tx, deliveryID)
+	require.NoError(t, err)
+	require.Equal(t, store.StateDead, d.State)
+	require.Equal(t, schedule.MaxAttempts, d.Attempts)
+	require.Nil(t, d.NextAttemptAt)
+	require.Len(t, d.AttemptList, schedule.MaxAttempts)
+
+	wantGaps := []time.Duration{30, 90, 210, 450, 930, 1890, 3810, 7650, 15330}
+	reqs := recv.Requests()
+	require.Len(t, reqs, schedule.MaxAttempts)
+	for i, a := range d.AttemptList {
+		require.Equal(t, i+1, a.Number)
+		require.Equal(t, 1, a.Generation)
+		require.True(t, a.Counted)
+		require.Equal(t, 500, *a.StatusCode)
+		require.Equal(t, "http_status", *a.ErrorKind)
+		require.True(t, a.ScheduledAt.Equal(a.StartedAt), "attempt %d started when scheduled", i+1)
+		// Each attempt is signed with its own time.
+		require.Equal(t, a.StartedAt.Unix(), a.SignatureT)
+		require.True(t, strings.HasPrefix(reqs[i].Header.Get("Mono-Signature"), "t="+strconv.FormatInt(a.SignatureT, 10)+",v1="))
+		if i > 0 {
+			gap := a.StartedAt.Sub(d.AttemptList[i-1].StartedAt)
+			require.Equal(t, wantGaps[i-1]*time.Second, gap, "gap before attempt %d", i+1)
+		}
+	}
+	total := d.AttemptList[9].StartedAt.Sub(start)
+	require.Equal(t, 30390*time.Second, total)
+
+	// The job is done; running it again (a stray River retry) sends nothing.
+	job, err := lookup.JobGetTx(ctx, tx, jobID)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, job.State)
+	job, err = lookup.JobRetryTx(ctx, tx, jobID)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateAvailable, job.State)
+	_, err = testWorker.WorkJob(ctx, t, tx, job)
+	require.NoError(t, err)
+	require.Equal(t, schedule.MaxAttempts, recv.Count())
+}
+
+// A stale job — a second job for the same delivery, or a River-level retry
+// of a finished job — sends nothing.
+func TestStaleJobs(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setupServer(t, nil)
+	recv := testreceiver.New(t, testreceiver.Status(200))
+	createWebhook(t, b.pool, b.keys, "acct_stale", recv.URL+"/")
+	res := enqueue(t, b.pool, b.enqueuer, &dispatcher.Event{AccountID: "acct_stale", Type: "ping", Data: rawJSON(`{}`)})
+	deliveryID := res.Deliveries[0].ID
+	d := waitFinished(t, b.pool, deliveryID, 10*time.Second)
+	require.Equal(t, store.StateSucceeded, d.State)
+	target, err := store.GetTarget(ctx, b.pool, deliveryID)
+	require.NoError(t, err)
+	originalJob := *target.JobID
+
+	// A second job for the same delivery.
+	inserted, err := b.srv.River().Insert(ctx, dispatcher.DeliveryArgs{DeliveryID: deliveryID}, nil)
+	require.NoError(t, err)
+	waitJobState(t, b.srv.River(), inserted.Job.ID, rivertype.JobStateCompleted)
+
+	// A River-level retry (River UI's button) of the finished job.
+	_, err = b.srv.River().JobRetry(ctx, originalJob)
+	require.NoError(t, err)
+	waitJobState(t, b.srv.River(), originalJob, rivertype.JobStateCompleted)
+
+	// A second job while the delivery is still pending and served by its
+	// own job: the receiver fails, the delivery waits for its retry.
+	failing := testreceiver.New(t, testreceiver.Status(500))
+	createWebhook(t, b.pool, b.keys, "acct_stale2", failing.URL+"/")
+	res2 := enqueue(t, b.pool, b.enqueuer, &dispatcher.Event{AccountID: "acct_stale2", Type: "ping", Data: rawJSON(`{}`)})
+	// Push the next attempt far out, then send a second job at it.
+	waitAttempts(t, b.pool, res2.Deliveries[0].ID, 1, 10*time.Second)
+	_, err = b.pool.Exec(ctx, "UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE id = $1", res2.Deliveries[0].ID)
+	require.NoError(t, err)
+	before := failing.Count()
+	intruder, err := b.srv.River().Insert(ctx, dispatcher.DeliveryArgs{DeliveryID: res2.Deliveries[0].ID}, nil)
+	require.NoError(t, err)
+	waitJobState(t, b.srv.River(), intruder.Job.ID, rivertype.JobStateCompleted)
+
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, 1, recv.Count(), "stale jobs never send")
+	d2, err := store.GetDelivery(ctx, b.pool, res2.Deliveries[0].ID)
+	require.NoError(t, err)
+	for _, a := range d2.AttemptList {
+		require.True(t, a.Counted)
+	}
+	// Only the delivery's own job may have attempted; the intruder did not
+	// add an attempt of its own beyond what the schedule allows.
+	require.LessOrEqual(t, failing.Count()-before, 1)
+}
+
+func waitJobState(t *testing.T, client *river.Client[pgx.Tx], jobID int64, state rivertype.JobState) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		job, err := client.JobGet(context.Background(), jobID)
+		require.NoError(t, err)
+		if job.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d is %s after 10s, want %s", jobID, job.State, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A webhook deleted after the event was accepted: the delivery is
+// cancelled and nothing is sent.
+func TestWebhookDeletedCancels(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setupServer(t, nil)
+	recv := testreceiver.New(t, testreceiver.Status(200))
+	webhookID, _ := createWebhook(t, b.pool, b.keys, "acct_gone", recv.URL+"/")
+
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	res, err := b.enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_gone", Type: "ping", Data: rawJSON(`{}`)})
+	require.NoError(t, err)
+	// Deleted behind the API's back, so the worker is the one to notice.
+	_, err = tx.Exec(ctx, "UPDATE webhooks SET deleted_at = now() WHERE id = $1", webhookID)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+
+	d := waitFinished(t, b.pool, res.Deliveries[0].ID, 10*time.Second)
+	require.Equal(t, store.StateCancelled, d.State)
+	require.Empty(t, d.AttemptList)
+	require.Zero(t, recv.Count())
+
+	// An account whose only webhook is deleted gets no deliveries at all.
+	res2 := enqueue(t, b.pool, b.enqueuer, &dispatcher.Event{AccountID: "acct_gone", Type: "ping", Data: rawJSON(`{}`)})
+	require.Empty(t, res2.Deliveries)
+}
+
+// The reconciler re-queues a pending delivery whose job is missing or was
+// discarded, and it is then delivered.
+func TestReconciler(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setupServer(t, func(c *server.Config) { c.ReconcileInterval = 500 * time.Millisecond })
+	recv := testreceiver.New(t, testreceiver.Status(200))
+	createWebhook(t, b.pool, b.keys, "acct_orphan", recv.URL+"/")
+
+	orphan := func(sql string) (string, int64) {
+		tx, err := b.pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		res, err := b.enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_orphan", Type: "ping", Data: rawJSON(`{}`)})
+		require.NoError(t, err)
+		target, err := store.GetTarget(ctx, tx, res.Deliveries[0].ID)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, sql, *target.JobID)
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit(ctx))
+		return res.Deliveries[0].ID, *target.JobID
+	}
+	missing, missingJob := orphan("DELETE FROM river_job WHERE id = $1")
+	discarded, discardedJob := orphan("UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1")
+
+	for id, oldJob := range map[string]int64{missing: missingJob, discarded: discardedJob} {
+		d := waitFinished(t, b.pool, id, 15*time.Second)
+		require.Equal(t, store.StateSucceeded, d.State)
+		require.Len(t, d.AttemptList, 1)
+		target, err := store.GetTarget(ctx, b.pool, id)
+		require.NoError(t, err)
+		require.NotEqual(t, oldJob, *target.JobID, "a new job took over")
+	}
+	require.Equal(t, 2, recv.Count())
+}

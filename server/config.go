@@ -1,0 +1,153 @@
+// Package server runs webhookd: the HTTP API and the River workers that
+// deliver webhooks, on one PostgreSQL database.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/schedule"
+)
+
+// Defaults.
+const (
+	// AddrDefault is where the HTTP API listens.
+	AddrDefault = ":8080"
+	// MaxWorkersDefault is how many deliveries one process works at once.
+	// The work is I/O (waiting on receivers), so it is high.
+	MaxWorkersDefault = 100
+	// FetchCooldownDefault is the shortest time between two fetches of the
+	// deliveries queue. River's 100 ms default caps a process near
+	// MaxWorkers ÷ 100 ms.
+	FetchCooldownDefault = 10 * time.Millisecond
+	// FetchPollIntervalDefault bounds how late a due retry is picked up
+	// (River sends no notification for a retry coming due).
+	FetchPollIntervalDefault = 100 * time.Millisecond
+	// DBMaxConnsDefault is the pgx pool size of one process. A worker holds
+	// a connection only for its two short queries, never across the POST.
+	DBMaxConnsDefault = 40
+	// ShutdownTimeoutDefault is how long running attempts may take to finish
+	// on SIGTERM before they are cancelled.
+	ShutdownTimeoutDefault = 30 * time.Second
+	// CompletedJobRetentionDefault is how long River keeps completed jobs;
+	// our own tables hold the history.
+	CompletedJobRetentionDefault = 10 * time.Minute
+	// RescueMargin is added to the job timeout to make RescueStuckJobsAfter.
+	RescueMargin = 10 * time.Second
+)
+
+// Config is everything webhookd serve needs.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL). Required.
+	DatabaseURL string
+	// Addr is the HTTP listen address (WEBHOOKD_ADDR). Defaults to ":8080".
+	Addr string
+	// EncryptionKey is one or more base64 32-byte keys, comma-separated, the
+	// newest first (WEBHOOKD_ENCRYPTION_KEY). Required.
+	EncryptionKey string
+	// BootstrapAdminKey is an admin API key that is always accepted
+	// (WEBHOOKD_BOOTSTRAP_ADMIN_KEY). Optional.
+	BootstrapAdminKey string
+	// RetryScale multiplies the retry schedule (WEBHOOKD_RETRY_SCALE).
+	// Defaults to 1; 0.001 runs the 8.44 h schedule in about 30 s.
+	RetryScale float64
+	// AllowPrivateNetworks lets webhooks target private, loopback and
+	// link-local addresses (WEBHOOKD_ALLOW_PRIVATE_NETWORKS). Development and
+	// tests only. Defaults to false.
+	AllowPrivateNetworks bool
+	// AllowedCIDRs are operator-approved private ranges.
+	AllowedCIDRs []netip.Prefix
+	// HTTPTimeout bounds one delivery attempt (WEBHOOKD_HTTP_TIMEOUT).
+	// Defaults to 10s.
+	HTTPTimeout time.Duration
+	// UserAgent is sent on every attempt. Defaults to Mono-Webhooks/<version>.
+	UserAgent string
+	// MaxWorkers, FetchCooldown and FetchPollInterval tune the deliveries
+	// queue; see the defaults above.
+	MaxWorkers        int
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
+	// DBMaxConns is the pgx pool size. Defaults to 40.
+	DBMaxConns int32
+	// ReconcileInterval is how often orphaned pending deliveries are looked
+	// for. Defaults to 1 minute.
+	ReconcileInterval time.Duration
+	// ShutdownTimeout is how long running attempts may finish on shutdown.
+	// Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// Version is reported in the User-Agent and logs.
+	Version string
+}
+
+// WithDefaults returns a copy of c with every zero field defaulted.
+func (c *Config) WithDefaults() *Config {
+	out := *c
+	if out.Addr == "" {
+		out.Addr = AddrDefault
+	}
+	if out.RetryScale == 0 {
+		out.RetryScale = schedule.ScaleDefault
+	}
+	if out.HTTPTimeout == 0 {
+		out.HTTPTimeout = outbound.TimeoutDefault
+	}
+	if out.Version == "" {
+		out.Version = "dev"
+	}
+	if out.UserAgent == "" {
+		out.UserAgent = "Mono-Webhooks/" + out.Version
+	}
+	if out.MaxWorkers == 0 {
+		out.MaxWorkers = MaxWorkersDefault
+	}
+	if out.FetchCooldown == 0 {
+		out.FetchCooldown = FetchCooldownDefault
+	}
+	if out.FetchPollInterval == 0 {
+		out.FetchPollInterval = FetchPollIntervalDefault
+	}
+	if out.DBMaxConns == 0 {
+		out.DBMaxConns = DBMaxConnsDefault
+	}
+	if out.ReconcileInterval == 0 {
+		out.ReconcileInterval = dispatcher.ReconcileIntervalDefault
+	}
+	if out.ShutdownTimeout == 0 {
+		out.ShutdownTimeout = ShutdownTimeoutDefault
+	}
+	return &out
+}
+
+// Validate checks c (after WithDefaults), naming the setting at fault.
+func (c *Config) Validate() error {
+	if c.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is required")
+	}
+	if c.EncryptionKey == "" {
+		return errors.New("WEBHOOKD_ENCRYPTION_KEY is required (32 random bytes in base64: `openssl rand -base64 32`)")
+	}
+	if _, err := keyring.Parse(c.EncryptionKey); err != nil {
+		return fmt.Errorf("WEBHOOKD_ENCRYPTION_KEY: %w", err)
+	}
+	if _, err := schedule.New(c.RetryScale); err != nil {
+		return fmt.Errorf("WEBHOOKD_RETRY_SCALE: %w", err)
+	}
+	if c.HTTPTimeout < 100*time.Millisecond || c.HTTPTimeout > 5*time.Minute {
+		return fmt.Errorf("WEBHOOKD_HTTP_TIMEOUT must be between 100ms and 5m (got %s)", c.HTTPTimeout)
+	}
+	if c.BootstrapAdminKey != "" && len(c.BootstrapAdminKey) < 16 {
+		return errors.New("WEBHOOKD_BOOTSTRAP_ADMIN_KEY must be at least 16 characters")
+	}
+	if c.MaxWorkers < 1 {
+		return fmt.Errorf("max workers must be at least 1 (got %d)", c.MaxWorkers)
+	}
+	if c.DBMaxConns < 4 {
+		return fmt.Errorf("database pool size must be at least 4 (got %d)", c.DBMaxConns)
+	}
+	return nil
+}

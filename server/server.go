@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/migrations"
+	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/schedule"
+)
+
+// Server is a running webhookd: HTTP API and delivery workers.
+type Server struct {
+	cfg        *Config
+	logger     *zap.Logger
+	pool       *pgxpool.Pool
+	river      *river.Client[pgx.Tx]
+	reconciler *dispatcher.Reconciler
+	http       *http.Server
+	listener   net.Listener
+	httpDone   chan error
+}
+
+// New connects to the database, checks that its schema is current and builds
+// the server. Nothing runs until Start.
+func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	keys, err := keyring.Parse(cfg.EncryptionKey)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOKD_ENCRYPTION_KEY: %w", err)
+	}
+	sched, err := schedule.New(cfg.RetryScale)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOKD_RETRY_SCALE: %w", err)
+	}
+	if sched.Scaled() {
+		logger.Warn("retry schedule is scaled: not for production", zap.Float64("retry_scale", cfg.RetryScale),
+			zap.Duration("total_schedule", time.Duration(float64(schedule.Total())*cfg.RetryScale)))
+	}
+	if cfg.AllowPrivateNetworks {
+		logger.Warn("private networks are allowed as webhook targets: development and tests only")
+	}
+
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	poolCfg.MaxConns = cfg.DBMaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("error creating database pool: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			pool.Close()
+		}
+	}()
+	if err := checkSchema(ctx, pool); err != nil {
+		return nil, err
+	}
+
+	policy := &outbound.Policy{AllowPrivate: cfg.AllowPrivateNetworks, AllowedCIDRs: cfg.AllowedCIDRs}
+	client, err := outbound.NewClient(policy, &outbound.ClientConfig{Timeout: cfg.HTTPTimeout, UserAgent: cfg.UserAgent})
+	if err != nil {
+		return nil, fmt.Errorf("error creating outbound client: %w", err)
+	}
+	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
+		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	reconciler := dispatcher.NewReconciler(pool, logger.Named("reconciler"))
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, worker)
+	river.AddWorker(workers, reconciler)
+
+	jobTimeout := cfg.HTTPTimeout + dispatcher.JobTimeoutMargin
+	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Logger: slog.New(zapslog.NewHandler(logger.Named("river").Core())),
+		Queues: map[string]river.QueueConfig{
+			dispatcher.QueueDeliveries: {
+				MaxWorkers:        cfg.MaxWorkers,
+				FetchCooldown:     cfg.FetchCooldown,
+				FetchPollInterval: cfg.FetchPollInterval,
+			},
+			river.QueueDefault: {MaxWorkers: 2},
+		},
+		Workers:                     workers,
+		JobTimeout:                  jobTimeout,
+		RescueStuckJobsAfter:        jobTimeout + RescueMargin,
+		CompletedJobRetentionPeriod: CompletedJobRetentionDefault,
+		SoftStopTimeout:             cfg.ShutdownTimeout,
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return dispatcher.ReconcileArgs{}, nil
+			}, &river.PeriodicJobOpts{ID: "webhookd.reconcile", RunOnStart: true}),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error creating River client: %w", err)
+	}
+	enqueuer, err := dispatcher.NewEnqueuer(riverClient, nil)
+	if err != nil {
+		return nil, err
+	}
+	api, err := admin.New(pool, enqueuer, keys, &admin.Config{
+		BootstrapAdminKey: cfg.BootstrapAdminKey, Policy: policy, Logger: logger.Named("api"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return &Server{
+		cfg:        cfg,
+		logger:     logger,
+		pool:       pool,
+		river:      riverClient,
+		reconciler: reconciler,
+		http: &http.Server{
+			Handler:           api.Handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		},
+	}, nil
+}
+
+// checkSchema fails unless our migrations are all applied.
+func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	var version int32
+	err := pool.QueryRow(ctx, "SELECT version FROM "+migrations.VersionTable).Scan(&version)
+	if err != nil {
+		return fmt.Errorf("error reading the schema version (has `webhookd migrate` been run on this database?): %w", err)
+	}
+	if version < migrations.Latest() {
+		return fmt.Errorf("database schema is at version %d, this webhookd needs %d: run `webhookd migrate`", version, migrations.Latest())
+	}
+	return nil
+}
+
+// Start listens on the configured address and starts the workers.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("WEBHOOKD_ADDR: error listening on %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = ln
+	// River's Start context governs its lifetime; Stop ends it explicitly.
+	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return fmt.Errorf("error starting River: %w", err)
+	}
+	s.httpDone = make(chan error, 1)
+	go func() { s.httpDone <- s.http.Serve(ln) }()
+	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()), zap.Int("max_workers", s.cfg.MaxWorkers),
+		zap.Int32("db_max_conns", s.cfg.DBMaxConns), zap.Duration("http_timeout", s.cfg.HTTPTimeout))
+	return nil
+}
+
+// Addr is the address the API listens on (after Start).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Pool is the server's database pool.
+func (s *Server) Pool() *pgxpool.Pool { return s.pool }
+
+// River is the server's River client.
+func (s *Server) River() *river.Client[pgx.Tx] { return s.river }
+
+// Stop shuts down gracefully: the API stops taking requests, the workers
+// stop fetching and running attempts get ShutdownTimeout to finish before
+// they are cancelled (and recorded as interrupted).
+func (s *Server) Stop(ctx context.Context) error {
+	var errs []error
+	shutdownCtx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout+5*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("error shutting down HTTP server: %w", err))
+	}
+	if s.httpDone != nil {
+		if err := <-s.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.river.Stop(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("error stopping River: %w", err))
+	}
+	s.pool.Close()
+	s.logger.Info("webhookd stopped")
+	return errors.Join(errs...)
+}
+
+// Run starts the server and serves until ctx is cancelled, then stops it.
+func Run(ctx context.Context, cfg *Config, logger *zap.Logger) error {
+	srv, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		srv.pool.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-srv.httpDone:
+		srv.httpDone = nil
+		logger.Error("HTTP server stopped", zap.Error(err))
+	}
+	return srv.Stop(context.WithoutCancel(ctx))
+}
