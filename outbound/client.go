@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,35 +23,37 @@ import (
 
 // The error kinds of a Result, stored with every attempt.
 const (
-	// ErrorKindBlockedAddress: the policy refused the URL's host or the
-	// address it resolved to. Nothing was sent.
+	// ErrorKindBlockedAddress means the policy refused the URL's host or
+	// the address it resolved to. Nothing was sent.
 	ErrorKindBlockedAddress = "blocked_address"
 
-	// ErrorKindCanceled: the caller's context was cancelled (for example at
-	// shutdown) before the attempt finished.
+	// ErrorKindCanceled means the caller's context was canceled (for
+	// example at shutdown) before the attempt finished.
 	ErrorKindCanceled = "canceled"
 
-	// ErrorKindConnect: the connection was refused, reset or unreachable.
+	// ErrorKindConnect means the connection was refused, reset or
+	// unreachable.
 	ErrorKindConnect = "connect"
 
-	// ErrorKindDNS: the host name could not be resolved.
+	// ErrorKindDNS means the host name could not be resolved.
 	ErrorKindDNS = "dns"
 
-	// ErrorKindHTTPStatus: the receiver answered with a status other than
-	// 2xx (including 3xx: redirects are never followed).
+	// ErrorKindHTTPStatus means the receiver answered with a status other
+	// than 2xx (including 3xx: redirects are never followed).
 	ErrorKindHTTPStatus = "http_status"
 
-	// ErrorKindInvalidURL: the URL is not one ValidateURL accepts.
+	// ErrorKindInvalidURL means the URL is not one ValidateURL accepts.
 	ErrorKindInvalidURL = "invalid_url"
 
-	// ErrorKindNetwork: any other transport failure.
+	// ErrorKindNetwork means another transport failure, for example the
+	// receiver closing the connection without answering.
 	ErrorKindNetwork = "network"
 
-	// ErrorKindTLS: the TLS handshake failed (bad certificate, protocol
+	// ErrorKindTLS means the TLS handshake failed (bad certificate, protocol
 	// error).
 	ErrorKindTLS = "tls"
 
-	// ErrorKindTimeout: connecting, the TLS handshake or waiting for the
+	// ErrorKindTimeout means connecting, the TLS handshake or waiting for the
 	// response took longer than its timeout, or the caller's deadline passed.
 	ErrorKindTimeout = "timeout"
 )
@@ -423,8 +426,8 @@ func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, s
 		return ErrorKindDNS, "the webhook host name could not be resolved: " + scrub(dnsErr.Err)
 	}
 
-	if message, ok := tlsMessage(err); ok {
-		return ErrorKindTLS, "the TLS handshake failed: " + scrub(message)
+	if message, ok := tlsMessage(err, scrub); ok {
+		return ErrorKindTLS, "the TLS handshake failed: " + message
 	}
 
 	var netErr net.Error
@@ -461,7 +464,8 @@ func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, s
 }
 
 // tlsMessage describes a certificate or TLS protocol error, if err is one.
-func tlsMessage(err error) (string, bool) {
+// Text taken from the error goes through scrub.
+func tlsMessage(err error, scrub func(string) string) (string, bool) {
 	var (
 		hostnameErr  x509.HostnameError
 		authorityErr x509.UnknownAuthorityError
@@ -476,7 +480,7 @@ func tlsMessage(err error) (string, bool) {
 	case errors.As(err, &authorityErr):
 		return "the certificate is signed by an unknown authority", true
 	case errors.As(err, &invalidErr):
-		return invalidErr.Error(), true
+		return scrub(invalidErr.Error()), true
 	case errors.As(err, &recordErr):
 		return "the receiver does not speak TLS on this port", true
 	case errors.As(err, &alertErr):
@@ -524,6 +528,8 @@ func redact(message string, urls ...string) string {
 			parts = append(parts, values...)
 		}
 	}
+	// Longest first, so a whole URL goes before its host.
+	slices.SortFunc(parts, func(a, b string) int { return len(b) - len(a) })
 	for _, part := range parts {
 		// Parts shorter than 4 bytes ("/", "v1", "1") would mangle words
 		// and carry no secret.
@@ -538,7 +544,8 @@ func redact(message string, urls ...string) string {
 type phase int
 
 const (
-	phaseResolving phase = iota
+	phaseStarting phase = iota
+	phaseResolving
 	phaseConnecting
 	phaseTLSHandshake
 	phaseSending
@@ -548,6 +555,8 @@ const (
 // String describes the phase as the end of a sentence.
 func (p phase) String() string {
 	switch p {
+	case phaseStarting:
+		return "before it started"
 	case phaseResolving:
 		return "while resolving the host name"
 	case phaseConnecting:
@@ -563,6 +572,8 @@ func (p phase) String() string {
 // timeoutMessage says what didn't finish in time.
 func (p phase) timeoutMessage() string {
 	switch p {
+	case phaseStarting:
+		return "the attempt did not start"
 	case phaseResolving:
 		return "the host name was not resolved"
 	case phaseConnecting:
@@ -579,6 +590,7 @@ func (p phase) timeoutMessage() string {
 // goroutines.
 type attemptTrace struct {
 	mu         sync.Mutex
+	resolving  bool
 	connecting bool
 	connected  bool
 	inTLS      bool
@@ -594,6 +606,7 @@ func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
 		f()
 	}
 	return &httptrace.ClientTrace{
+		DNSStart:     func(httptrace.DNSStartInfo) { set(func() { t.resolving = true }) },
 		ConnectStart: func(string, string) { set(func() { t.connecting = true }) },
 		ConnectDone: func(_, _ string, err error) {
 			set(func() { t.connected = t.connected || err == nil })
@@ -619,8 +632,10 @@ func (t *attemptTrace) phase() phase {
 		return phaseTLSHandshake
 	case t.connecting:
 		return phaseConnecting
+	case t.resolving:
+		return phaseResolving
 	}
-	return phaseResolving
+	return phaseStarting
 }
 
 func (t *attemptTrace) tlsFailed() bool {

@@ -38,8 +38,9 @@ type BlockedAddressError struct {
 	// Addr is the refused address.
 	Addr netip.Addr
 
-	// Reason says what kind of address Addr is, without repeating it, for
-	// example "a private network address (10.0.0.0/8)".
+	// Reason says what kind of address Addr is, for example "a private
+	// network address (10.0.0.0/8)" or "the NAT64 form of a link-local
+	// address (169.254.0.0/16)".
 	Reason string
 
 	// Always is true for the addresses no policy allows (127.0.0.1,

@@ -19,12 +19,30 @@ const URLLengthMax = 2048
 // The codes of a *URLError. The API returns them as the error code of a 422
 // response whose field is "url".
 const (
-	URLErrorCodeForbiddenHost      = "forbidden_host"
-	URLErrorCodeInvalidURL         = "invalid_url"
-	URLErrorCodeMissingHost        = "missing_host"
-	URLErrorCodePrivateAddress     = "private_address"
-	URLErrorCodeURLTooLong         = "url_too_long"
-	URLErrorCodeUnsupportedScheme  = "unsupported_scheme"
+	// URLErrorCodeForbiddenHost means the host is one no policy allows:
+	// localhost, *.localhost, 127.0.0.1, 0.0.0.0/8 or :: in any spelling.
+	URLErrorCodeForbiddenHost = "forbidden_host"
+
+	// URLErrorCodeInvalidURL means the URL can't be parsed, or its host or
+	// port is not valid.
+	URLErrorCodeInvalidURL = "invalid_url"
+
+	// URLErrorCodeMissingHost means the URL has no host (http:///path).
+	URLErrorCodeMissingHost = "missing_host"
+
+	// URLErrorCodePrivateAddress means the host is a non-public IP address
+	// the policy doesn't allow.
+	URLErrorCodePrivateAddress = "private_address"
+
+	// URLErrorCodeURLTooLong means the URL is longer than URLLengthMax.
+	URLErrorCodeURLTooLong = "url_too_long"
+
+	// URLErrorCodeUnsupportedScheme means the scheme is missing or is not
+	// http or https.
+	URLErrorCodeUnsupportedScheme = "unsupported_scheme"
+
+	// URLErrorCodeUserinfoNotAllowed means the URL has a user name or
+	// password (user:pass@host).
 	URLErrorCodeUserinfoNotAllowed = "userinfo_not_allowed"
 )
 
@@ -77,11 +95,14 @@ var localhostNames = map[string]bool{
 // saying why it is refused.
 //
 // The URL (surrounding white space trimmed) must be valid UTF-8 of at most
-// URLLengthMax bytes, use http or https, have a host, and have no userinfo.
-// The host is lowercased, mapped to ASCII with IDNA, stripped of one trailing
-// dot, and if it ends in a number parsed as an IPv4 address in any notation
-// a browser accepts (2130706433, 0x7f.1, 0177.0.0.1, 127.1); an IPv4-mapped
-// IPv6 address becomes the IPv4 address. localhost, *.localhost and the
+// URLLengthMax bytes without spaces or control characters, use http or
+// https, have a host, and have no userinfo. The host is percent-decoded,
+// lowercased, mapped to ASCII with IDNA (UTS #46, so full-width and other
+// compatibility characters become ASCII), stripped of one trailing dot, and
+// if it ends in a number parsed as an IPv4 address in any notation a browser
+// or inet_aton accepts (2130706433, 0x7f.1, 0177.0.0.1, 127.1); a host that
+// ends in a number but is no valid IPv4 address is refused. An IPv4-mapped
+// IPv6 address becomes the IPv4 address; IPv6 zones are refused. localhost, *.localhost and the
 // addresses CheckAddr refuses are refused; a host name that is not an IP
 // address is accepted, its addresses being checked when they are dialled.
 //

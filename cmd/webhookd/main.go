@@ -4,6 +4,7 @@
 //	webhookd migrate    apply River's and webhookd's migrations
 //	webhookd serve      run the API and the delivery workers
 //	webhookd receiver   run the demo receiver alone (prints and verifies deliveries)
+//	webhookd bench      run the benchmark scenarios and print a table
 //	webhookd version    print the version
 //
 // Every setting is an environment variable with a flag of the same meaning;
@@ -27,6 +28,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/mono/webhookd/bench"
 	"github.com/mono/webhookd/demo"
 	"github.com/mono/webhookd/migrations"
 	"github.com/mono/webhookd/server"
@@ -42,6 +44,7 @@ Usage:
   webhookd migrate    apply River's and webhookd's migrations to DATABASE_URL (a no-op when current)
   webhookd serve      run the HTTP API and the delivery workers
   webhookd receiver   run the demo receiver alone: verifies and prints each delivery
+  webhookd bench      run the benchmark scenarios (own receiver on 127.0.0.2; fresh database)
   webhookd version    print the version
 
 Run 'webhookd <command> -h' for its settings.
@@ -65,6 +68,8 @@ func main() {
 		err = runServe(ctx, args)
 	case "receiver":
 		err = runReceiver(ctx, args)
+	case "bench":
+		err = runBench(ctx, args)
 	case "version", "--version", "-version":
 		fmt.Println("webhookd", version)
 	case "help", "-h", "--help":
@@ -316,4 +321,28 @@ func envOr(env, def string) string {
 		return v
 	}
 	return def
+}
+
+func runBench(ctx context.Context, args []string) error {
+	s := newSettings("bench")
+	cfg := &bench.Config{Out: os.Stdout}
+	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "server to create the bench database on; empty starts a throwaway cluster (DATABASE_URL)")
+	s.fs.IntVar(&cfg.Backlog, "backlog", 20000, "drain scenario: pending deliveries")
+	s.fs.IntVar(&cfg.Rate, "rate", 500, "sustained scenario: events per second")
+	s.fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "sustained scenario: how long to send")
+	logs := s.logging("console")
+	*logs.level = envOr("WEBHOOKD_LOG_LEVEL", "warn")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if cfg.Backlog < 1 || cfg.Backlog > 1_000_000 || cfg.Rate < 1 || cfg.Rate > 20_000 || cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
+		return errors.New("bench: -backlog must be 1..1000000, -rate 1..20000 and -duration at most 10m")
+	}
+	logger, err := logs.build()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	_, err = bench.Run(ctx, cfg)
+	return err
 }

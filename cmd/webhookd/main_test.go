@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/dispatcher"
+
+	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/keyring"
+)
+
+// binary is the webhookd built once for these tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "webhookd-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "webhookd")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "error building webhookd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const adminKey = "e2e-admin-key-0123456789"
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	base string
+	done chan struct{}
+}
+
+// env is a serve environment on databaseURL with a fast schedule.
+func serveEnv(databaseURL, encryptionKey string, extra ...string) []string {
+	return append([]string{
+		"DATABASE_URL=" + databaseURL,
+		"WEBHOOKD_ENCRYPTION_KEY=" + encryptionKey,
+		"WEBHOOKD_BOOTSTRAP_ADMIN_KEY=" + adminKey,
+		"WEBHOOKD_ALLOW_PRIVATE_NETWORKS=true",
+		"WEBHOOKD_LOG_LEVEL=debug",
+		"PATH=" + os.Getenv("PATH"),
+	}, extra...)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// startServe runs `webhookd serve` and waits until /healthz answers.
+func startServe(t *testing.T, env []string) *process {
+	t.Helper()
+	addr := freeAddr(t)
+	p := &process{out: &lockedBuffer{}, base: "http://" + addr, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, "serve")
+	p.cmd.Env = append(env, "WEBHOOKD_ADDR="+addr)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(t, p.cmd.Start())
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("webhookd output:\n%s", p.out.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("webhookd serve exited early:\n%s", p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhookd serve not healthy after 30s:\n%s", p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.done
+}
+
+func (p *process) call(t *testing.T, method, path string, in any, out any) int {
+	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		require.NoError(t, err)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, p.base+path, body)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil && len(b) > 0 {
+		require.NoError(t, json.Unmarshal(b, out), string(b))
+	}
+	return resp.StatusCode
+}
+
+type deliveryView struct {
+	State         string     `json:"state"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	Attempts      []struct {
+		Number     int     `json:"number"`
+		Counted    bool    `json:"counted"`
+		StatusCode *int    `json:"status_code"`
+		ErrorKind  *string `json:"error_kind"`
+	} `json:"attempts"`
+}
+
+// waitState polls GET /v1/deliveries/{id} until it leaves pending.
+func waitState(t *testing.T, procs func() *process, id string, timeout time.Duration) deliveryView {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var d deliveryView
+		require.Equal(t, http.StatusOK, procs().call(t, http.MethodGet, "/v1/deliveries/"+id, nil, &d))
+		if d.State != "pending" {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery %s still pending after %s with %d attempts", id, timeout, len(d.Attempts))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func createWebhookAndEvent(t *testing.T, p *process, account, url string) string {
+	t.Helper()
+	var hook struct {
+		ID string `json:"id"`
+	}
+	require.Equal(t, http.StatusCreated, p.call(t, http.MethodPost, "/v1/webhooks", map[string]string{"account_id": account, "url": url}, &hook))
+	var ev struct {
+		Deliveries []struct {
+			ID string `json:"id"`
+		} `json:"deliveries"`
+	}
+	require.Equal(t, http.StatusAccepted, p.call(t, http.MethodPost, "/v1/events", map[string]any{
+		"account_id": account, "type": "bank_transfer_approved", "data": map[string]int{"amount": 240000},
+	}, &ev))
+	require.Len(t, ev.Deliveries, 1)
+	return ev.Deliveries[0].ID
+}
+
+// Through a running `webhookd serve` in real time at scale 0.001: ten
+// attempts, no gap shorter than scale × table and none more than a second
+// longer, then dead.
+func TestServeRealTimeSchedule(t *testing.T) {
+	t.Parallel()
+
+	recv := testreceiver.New(t, testreceiver.Status(500))
+	p := startServe(t, serveEnv(testdb.NewURL(t), keyring.Generate(), "WEBHOOKD_RETRY_SCALE=0.001", "WEBHOOKD_HTTP_TIMEOUT=2s"))
+	id := createWebhookAndEvent(t, p, "acct_e2e", recv.URL+"/hook")
+
+	d := waitState(t, func() *process { return p }, id, 90*time.Second)
+	require.Equal(t, "dead", d.State)
+	require.Nil(t, d.NextAttemptAt)
+	require.Len(t, d.Attempts, 10)
+	for i, a := range d.Attempts {
+		require.Equal(t, i+1, a.Number)
+		require.Equal(t, 500, *a.StatusCode)
+		require.Equal(t, "http_status", *a.ErrorKind)
+	}
+
+	reqs := recv.Requests()
+	require.Len(t, reqs, 10)
+	table := []time.Duration{30, 90, 210, 450, 930, 1890, 3810, 7650, 15330}
+	for i := 1; i < len(reqs); i++ {
+		want := table[i-1] * time.Second / 1000
+		gap := reqs[i].At.Sub(reqs[i-1].At)
+		require.GreaterOrEqual(t, gap, want, "gap before attempt %d is early", i+1)
+		require.LessOrEqual(t, gap, want+time.Second, "gap before attempt %d is more than a second late", i+1)
+		t.Logf("attempt %d: gap %v (schedule %v, late by %v)", i+1, gap.Round(time.Millisecond), want, (gap - want).Round(time.Millisecond))
+	}
+}
+
+// A webhookd killed with SIGKILL mid-attempt and restarted delivers the
+// delivery within the bounded recovery time, and the crashed attempt does
+// not use up one of the ten.
+func TestServeCrashMidAttempt(t *testing.T) {
+	t.Parallel()
+
+	gotFirst := make(chan struct{})
+	recv := testreceiver.New(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			close(gotFirst)
+			<-r.Context().Done() // hangs until the sender dies
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	dbURL, key := testdb.NewURL(t), keyring.Generate()
+	env := serveEnv(dbURL, key, "WEBHOOKD_RETRY_SCALE=0.001", "WEBHOOKD_HTTP_TIMEOUT=1s", "WEBHOOKD_RECONCILE_INTERVAL=2s")
+	first := startServe(t, env)
+	id := createWebhookAndEvent(t, first, "acct_crash", recv.URL+"/hook")
+
+	select {
+	case <-gotFirst:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first attempt never arrived")
+	}
+	first.kill(t)
+	killedAt := time.Now()
+
+	second := startServe(t, env)
+	d := waitState(t, func() *process { return second }, id, 90*time.Second)
+	t.Logf("recovered %v after the crash", time.Since(killedAt).Round(time.Second))
+	require.Equal(t, "succeeded", d.State)
+	require.Len(t, d.Attempts, 1, "the crashed attempt was never recorded")
+	require.Equal(t, 1, d.Attempts[0].Number, "the crash used none of the ten attempts")
+	require.Equal(t, 200, *d.Attempts[0].StatusCode)
+	require.Equal(t, 2, recv.Count())
+}
+
+// A crash during the tenth attempt, on a job River will not run again (its
+// last allowed run): the rescuer discards the job, the reconciler re-queues
+// the delivery, and it ends dead — never stuck pending.
+func TestServeCrashOnLastAttempt(t *testing.T) {
+	t.Parallel()
+
+	gotFirst := make(chan struct{})
+	recv := testreceiver.New(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			close(gotFirst)
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	dbURL, key := testdb.NewURL(t), keyring.Generate()
+	env := serveEnv(dbURL, key, "WEBHOOKD_RETRY_SCALE=0.001", "WEBHOOKD_HTTP_TIMEOUT=1s", "WEBHOOKD_RECONCILE_INTERVAL=2s")
+	first := startServe(t, env)
+
+	// Create the webhook with the workers busy elsewhere: the event is
+	// inserted by SQL as if nine attempts had failed already, on a job
+	// that River allows only this one run.
+	var hook struct {
+		ID string `json:"id"`
+	}
+	require.Equal(t, http.StatusCreated, first.call(t, http.MethodPost, "/v1/webhooks", map[string]string{"account_id": "acct_last", "url": recv.URL + "/hook"}, &hook))
+	id := insertNinthFailure(t, dbURL, "acct_last")
+
+	select {
+	case <-gotFirst:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the tenth attempt never arrived")
+	}
+	first.kill(t)
+
+	second := startServe(t, env)
+	d := waitState(t, func() *process { return second }, id, 90*time.Second)
+	require.Equal(t, "dead", d.State)
+	require.Len(t, d.Attempts, 1)
+	require.Equal(t, 10, d.Attempts[0].Number)
+	require.Equal(t, 503, *d.Attempts[0].StatusCode)
+	require.Equal(t, 2, recv.Count())
+}
+
+// Bad configuration fails at start with a message naming the variable.
+func TestServeBadConfig(t *testing.T) {
+	t.Parallel()
+
+	dbURL := testdb.NewURL(t)
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"NoEncryptionKey", []string{"DATABASE_URL=" + dbURL}, "WEBHOOKD_ENCRYPTION_KEY"},
+		{"BadEncryptionKey", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=short"}, "WEBHOOKD_ENCRYPTION_KEY"},
+		{"NoDatabase", []string{"WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate()}, "DATABASE_URL"},
+		{"BadScale", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETRY_SCALE=fast"}, "WEBHOOKD_RETRY_SCALE"},
+		{"ZeroScale", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETRY_SCALE=-1"}, "WEBHOOKD_RETRY_SCALE"},
+		{"BadTimeout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_HTTP_TIMEOUT=10"}, "WEBHOOKD_HTTP_TIMEOUT"},
+		{"BadBool", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ALLOW_PRIVATE_NETWORKS=maybe"}, "WEBHOOKD_ALLOW_PRIVATE_NETWORKS"},
+		{"BadAddr", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ADDR=nonsense"}, "WEBHOOKD_ADDR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(binary, "serve")
+			cmd.Env = append(tt.env, "PATH="+os.Getenv("PATH"))
+			out, err := cmd.CombinedOutput()
+			require.Error(t, err, string(out))
+			require.Contains(t, string(out), tt.want)
+		})
+	}
+}
+
+// migrate applies everything once and is a no-op the second time.
+func TestMigrateTwice(t *testing.T) {
+	t.Parallel()
+
+	dbURL := testdb.NewURL(t)
+	for i := 0; i < 2; i++ {
+		cmd := exec.Command(binary, "migrate")
+		cmd.Env = []string{"DATABASE_URL=" + dbURL}
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Contains(t, string(out), "already current", "the test database is migrated from the template already")
+	}
+	cmd := exec.Command(binary, "migrate")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "DATABASE_URL")
+
+	cmd = exec.Command(binary, "bogus")
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.True(t, strings.Contains(string(out), "unknown command"))
+}
+
+// insertNinthFailure enqueues an event for account as if its delivery had
+// failed nine times, on a job River allows one run only, and returns the
+// delivery id.
+func insertNinthFailure(t *testing.T, dbURL, account string) string {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	require.NoError(t, err)
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: account, Type: "ping", Data: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	require.Len(t, res.Deliveries, 1)
+	id := res.Deliveries[0].ID
+	_, err = tx.Exec(ctx, "UPDATE deliveries SET attempts = 9, gen_attempts = 9 WHERE id = $1", id)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "UPDATE river_job SET max_attempts = 1 WHERE id = (SELECT job_id FROM deliveries WHERE id = $1)", id)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	return id
+}
