@@ -389,5 +389,3 @@ func (r *receiver) firstArrival(eventID string) (time.Time, bool) {
 	}
 	return v.(time.Time), true
 }
-
-
