@@ -101,9 +101,10 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 // now; the admin issue adds stored keys with scopes.
 func (a *API) auth(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The scheme is case-insensitive (RFC 7235, section 2.1).
+		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		raw = strings.TrimSpace(raw)
-		if !ok || raw == "" {
+		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd"`)
 			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
 			return

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,8 +35,10 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.Status, map[string]*apiError{"error": e})
 }
 
+// errNotFound answers an unknown (or another account's) object, named by
+// the path's id like a malformed id is.
 func errNotFound(what string) *apiError {
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+	return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: what + " not found"}
 }
 
 func errInternal() *apiError {
@@ -45,10 +48,17 @@ func errInternal() *apiError {
 // decodeJSON reads one JSON object from r's body (at most limit bytes) into
 // dst, rejecting unknown fields, wrong types and trailing data.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) *apiError {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+	// JSON, or nothing, or curl's default for -d (the body is parsed as JSON
+	// whatever it says); anything else is a client mistake worth naming.
+	if ct := strings.ToLower(r.Header.Get("Content-Type")); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "the request body must be application/json"}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
+	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, limit))
+	// A top-level null decodes into a struct without error, and anything
+	// else that is not an object deserves the same answer.
+	if c, err := firstNonSpace(body); err == nil && c != '{' {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body must be a JSON object"}
+	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -62,6 +72,22 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) *a
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the request body must hold exactly one JSON object"}
 	}
 	return nil
+}
+
+// firstNonSpace returns the first byte of r that is not JSON white space,
+// leaving it unread. Its errors are the reader's.
+func firstNonSpace(r *bufio.Reader) (byte, error) {
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c, r.UnreadByte()
+	}
 }
 
 func jsonError(err error, limit int64) *apiError {

@@ -47,6 +47,9 @@ type Config struct {
 	Duration time.Duration
 	// Out receives the table. Required.
 	Out io.Writer
+	// MaxWorkers and DBMaxConns override the server's defaults when set.
+	MaxWorkers int
+	DBMaxConns int32
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
 }
@@ -126,15 +129,17 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-func newServer(ctx context.Context, dbURL, key string, logger *zap.Logger) (*server.Server, error) {
+func newServer(ctx context.Context, cfg *Config, dbURL, key string) (*server.Server, error) {
 	return server.New(ctx, &server.Config{
+		MaxWorkers:           cfg.MaxWorkers,
+		DBMaxConns:           cfg.DBMaxConns,
 		DatabaseURL:          dbURL,
 		Addr:                 "127.0.0.1:0",
 		EncryptionKey:        key,
 		BootstrapAdminKey:    benchAdminKey,
 		AllowPrivateNetworks: true,
 		ShutdownTimeout:      5 * time.Second,
-	}, logger)
+	}, cfg.Logger)
 }
 
 const benchAdminKey = "bench-admin-key-0123456789"
@@ -143,7 +148,7 @@ const benchAdminKey = "bench-admin-key-0123456789"
 // times until every delivery has succeeded.
 func drain(ctx context.Context, cfg *Config, dbURL, receiverURL string, recv *receiver, res *Result) error {
 	key := keyring.Generate()
-	srv, err := newServer(ctx, dbURL, key, cfg.Logger)
+	srv, err := newServer(ctx, cfg, dbURL, key)
 	if err != nil {
 		return err
 	}
@@ -205,7 +210,7 @@ func drain(ctx context.Context, cfg *Config, dbURL, receiverURL string, recv *re
 // time from just before each POST to its first arrival at the receiver.
 func sustained(ctx context.Context, cfg *Config, dbURL, receiverURL string, recv *receiver, res *Result) error {
 	key := keyring.Generate()
-	srv, err := newServer(ctx, dbURL, key, cfg.Logger)
+	srv, err := newServer(ctx, cfg, dbURL, key)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ func ValidateType(eventType string) error {
 		return &ValidationError{Field: "type", Code: "missing_field", Message: "type is required"}
 	}
 	if !typePattern.MatchString(eventType) {
-		return &ValidationError{Field: "type", Code: "invalid_type", Message: "type must be 1 to 100 characters of lowercase letters, digits, _ and ., starting with a letter (for example bank_transfer_approved)"}
+		return &ValidationError{Field: "type", Code: "invalid_event_type", Message: "type must be 1 to 100 characters of lowercase letters, digits, _ and ., starting with a letter (for example bank_transfer_approved)"}
 	}
 	return nil
 }

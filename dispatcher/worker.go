@@ -41,6 +41,10 @@ const (
 	// ErrorKindInterrupted is an attempt cut short by our own shutdown; it
 	// does not count towards the ten.
 	ErrorKindInterrupted = "interrupted"
+	// ErrorKindSecretUnavailable is an attempt that could not be signed
+	// because the webhook's secret can't be decrypted with the configured
+	// keys. Nothing is sent; it counts like any failure.
+	ErrorKindSecretUnavailable = "secret_unavailable"
 )
 
 // DeliveryArgs are a delivery job's arguments: the delivery id only.
@@ -173,17 +177,25 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return river.JobSnooze(target.NextAttemptAt.Sub(now))
 	}
 
+	start := w.cfg.Now()
+	var res *outbound.Result
 	secret, err := w.keys.Decrypt(target.SecretCipher, target.SecretKeyID, []byte(target.WebhookID))
 	if err != nil {
-		return fmt.Errorf("error decrypting secret of webhook %s: %w", target.WebhookID, err)
+		// A configuration fault (its key left WEBHOOKD_ENCRYPTION_KEY): an
+		// attempt that fails without sending, so the delivery follows the
+		// schedule and ends dead (replayable) instead of hanging.
+		log.Error("cannot decrypt the webhook secret; is its key still in WEBHOOKD_ENCRYPTION_KEY?", zap.String("key_id", target.SecretKeyID))
+		res = &outbound.Result{
+			ErrorKind:    ErrorKindSecretUnavailable,
+			ErrorMessage: "the webhook secret could not be decrypted: its encryption key (id " + target.SecretKeyID + ") is not in WEBHOOKD_ENCRYPTION_KEY",
+		}
+	} else {
+		header := http.Header{}
+		header.Set("Content-Type", "application/json")
+		header.Set(signer.Header, signer.Sign(start, target.Body, string(secret)))
+		header.Set("Mono-Event-Id", target.EventID)
+		res = w.client.Post(ctx, target.URL, header, target.Body)
 	}
-
-	start := w.cfg.Now()
-	header := http.Header{}
-	header.Set("Content-Type", "application/json")
-	header.Set(signer.Header, signer.Sign(start, target.Body, string(secret)))
-	header.Set("Mono-Event-Id", target.EventID)
-	res := w.client.Post(ctx, target.URL, header, target.Body)
 	end := w.cfg.Now()
 
 	// Record what happened even when the job's context is gone (shutdown,

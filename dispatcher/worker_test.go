@@ -293,3 +293,27 @@ func TestReconciler(t *testing.T) {
 	}
 	require.Equal(t, 2, recv.Count())
 }
+
+// A secret encrypted under a key that is no longer configured: nothing is
+// sent, each attempt fails as secret_unavailable, and the delivery ends dead
+// (replayable once the key is back) instead of hanging pending.
+func TestSecretUnavailable(t *testing.T) {
+	t.Parallel()
+
+	b := setupServer(t, func(c *server.Config) { c.RetryScale = 0.0001 })
+	recv := testreceiver.New(t, testreceiver.Status(200))
+	otherKeys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	createWebhook(t, b.pool, otherKeys, "acct_lostkey", recv.URL+"/")
+	res := enqueue(t, b.pool, b.enqueuer, &dispatcher.Event{AccountID: "acct_lostkey", Type: "ping", Data: rawJSON(`{}`)})
+
+	d := waitFinished(t, b.pool, res.Deliveries[0].ID, 20*time.Second)
+	require.Equal(t, store.StateDead, d.State)
+	require.Len(t, d.AttemptList, schedule.MaxAttempts)
+	for _, a := range d.AttemptList {
+		require.Equal(t, dispatcher.ErrorKindSecretUnavailable, *a.ErrorKind)
+		require.Contains(t, *a.ErrorMessage, "WEBHOOKD_ENCRYPTION_KEY")
+		require.Nil(t, a.StatusCode)
+	}
+	require.Zero(t, recv.Count())
+}

@@ -144,10 +144,10 @@ func (c *Config) Validate() error {
 		return errors.New("WEBHOOKD_BOOTSTRAP_ADMIN_KEY must be at least 16 characters")
 	}
 	if c.MaxWorkers < 1 {
-		return fmt.Errorf("max workers must be at least 1 (got %d)", c.MaxWorkers)
+		return fmt.Errorf("WEBHOOKD_MAX_WORKERS must be at least 1 (got %d)", c.MaxWorkers)
 	}
 	if c.DBMaxConns < 4 {
-		return fmt.Errorf("database pool size must be at least 4 (got %d)", c.DBMaxConns)
+		return fmt.Errorf("WEBHOOKD_DB_MAX_CONNS must be at least 4 (got %d)", c.DBMaxConns)
 	}
 	return nil
 }

@@ -110,6 +110,8 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 			river.QueueDefault: {MaxWorkers: 2},
 		},
 		Workers:                     workers,
+		FetchCooldown:               cfg.FetchCooldown,
+		FetchPollInterval:           cfg.FetchPollInterval,
 		JobTimeout:                  jobTimeout,
 		RescueStuckJobsAfter:        jobTimeout + RescueMargin,
 		CompletedJobRetentionPeriod: CompletedJobRetentionDefault,

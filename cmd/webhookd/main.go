@@ -17,8 +17,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,8 +121,8 @@ func (s *settings) duration(flagName, env, def, help string, dst *time.Duration)
 	raw := s.str(flagName, env, def, help)
 	s.parsers = append(s.parsers, func() error {
 		d, err := time.ParseDuration(strings.TrimSpace(*raw))
-		if err != nil || d < 0 {
-			return fmt.Errorf("%s: %q is not a duration such as 10s or 1m30s", s.where(flagName), *raw)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a positive duration such as 10s or 1m30s", s.where(flagName), *raw)
 		}
 		*dst = d
 		return nil
@@ -131,8 +133,8 @@ func (s *settings) float(flagName, env, def, help string, dst *float64) {
 	raw := s.str(flagName, env, def, help)
 	s.parsers = append(s.parsers, func() error {
 		f, err := strconv.ParseFloat(strings.TrimSpace(*raw), 64)
-		if err != nil {
-			return fmt.Errorf("%s: %q is not a number", s.where(flagName), *raw)
+		if err != nil || f <= 0 {
+			return fmt.Errorf("%s: %q is not a number greater than 0", s.where(flagName), *raw)
 		}
 		*dst = f
 		return nil
@@ -155,8 +157,8 @@ func (s *settings) integer(flagName, env, def, help string, dst *int) {
 	raw := s.str(flagName, env, def, help)
 	s.parsers = append(s.parsers, func() error {
 		n, err := strconv.Atoi(strings.TrimSpace(*raw))
-		if err != nil {
-			return fmt.Errorf("%s: %q is not a whole number", s.where(flagName), *raw)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s: %q is not a whole number >= 0", s.where(flagName), *raw)
 		}
 		*dst = n
 		return nil
@@ -182,9 +184,9 @@ type logSettings struct {
 	level, format *string
 }
 
-func (s *settings) logging(defFormat string) *logSettings {
+func (s *settings) logging(defLevel, defFormat string) *logSettings {
 	return &logSettings{
-		level:  s.str("log-level", "WEBHOOKD_LOG_LEVEL", "info", "log level: debug, info, warn or error"),
+		level:  s.str("log-level", "WEBHOOKD_LOG_LEVEL", defLevel, "log level: debug, info, warn or error"),
 		format: s.str("log-format", "WEBHOOKD_LOG_FORMAT", defFormat, "log format: json or console"),
 	}
 }
@@ -215,6 +217,20 @@ func serverSettings(s *settings, cfg *server.Config) {
 	key := s.str("encryption-key", "WEBHOOKD_ENCRYPTION_KEY", "", "base64 32-byte key(s) encrypting webhook secrets, comma-separated, newest first; required")
 	admin := s.str("bootstrap-admin-key", "WEBHOOKD_BOOTSTRAP_ADMIN_KEY", "", "an admin API key that is always accepted")
 	s.float("retry-scale", "WEBHOOKD_RETRY_SCALE", "1", "retry schedule scale factor (> 0; 0.001 runs 8.44 h in ~30 s)", &cfg.RetryScale)
+	cidrs := s.str("allowed-cidrs", "WEBHOOKD_ALLOWED_CIDRS", "", "comma-separated private CIDRs webhooks may target (never 127.0.0.1, 0.0.0.0/8 or ::)")
+	s.parsers = append(s.parsers, func() error {
+		for _, part := range strings.Split(*cidrs, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			prefix, err := netip.ParsePrefix(part)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a CIDR such as 10.20.0.0/16", s.where("allowed-cidrs"), part)
+			}
+			cfg.AllowedCIDRs = append(cfg.AllowedCIDRs, prefix.Masked())
+		}
+		return nil
+	})
 	s.boolean("allow-private-networks", "WEBHOOKD_ALLOW_PRIVATE_NETWORKS", "false", "allow private/loopback webhook targets (development and tests only)", &cfg.AllowPrivateNetworks)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
@@ -236,7 +252,7 @@ func runServe(ctx context.Context, args []string) error {
 	s := newSettings("serve")
 	cfg := &server.Config{}
 	serverSettings(s, cfg)
-	logs := s.logging("json")
+	logs := s.logging("info", "json")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -281,8 +297,7 @@ func runDev(ctx context.Context, args []string) error {
 	addr := s.str("addr", "WEBHOOKD_ADDR", "", "HTTP listen address (default 127.0.0.1:8080, or a free port)")
 	s.float("retry-scale", "WEBHOOKD_RETRY_SCALE", strconv.FormatFloat(demo.DevRetryScaleDefault, 'f', -1, 64), "retry schedule scale factor", &cfg.RetryScale)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
-	logs := s.logging("console")
-	*logs.level = envOr("WEBHOOKD_LOG_LEVEL", "warn")
+	logs := s.logging("warn", "console")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -316,13 +331,6 @@ func runReceiver(ctx context.Context, args []string) error {
 	return nil
 }
 
-func envOr(env, def string) string {
-	if v, ok := os.LookupEnv(env); ok {
-		return v
-	}
-	return def
-}
-
 func runBench(ctx context.Context, args []string) error {
 	s := newSettings("bench")
 	cfg := &bench.Config{Out: os.Stdout}
@@ -330,8 +338,11 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.IntVar(&cfg.Backlog, "backlog", 20000, "drain scenario: pending deliveries")
 	s.fs.IntVar(&cfg.Rate, "rate", 500, "sustained scenario: events per second")
 	s.fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "sustained scenario: how long to send")
-	logs := s.logging("console")
-	*logs.level = envOr("WEBHOOKD_LOG_LEVEL", "warn")
+	s.fs.IntVar(&cfg.MaxWorkers, "max-workers", 0, "override the server's MaxWorkers")
+	var maxConns int
+	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
+	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	logs := s.logging("warn", "console")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -343,6 +354,18 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = logger
+	cfg.DBMaxConns = int32(maxConns)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	_, err = bench.Run(ctx, cfg)
 	return err
 }
