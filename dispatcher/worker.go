@@ -4,10 +4,13 @@
 //
 // The worker sends only when the delivery is pending, due, and its job_id is
 // the running job; anything else (a stale or rescued job, a River UI retry, a
-// finished delivery) completes without sending. A failed attempt is recorded
-// and the job snoozed until the next one is due (a snooze uses no River
-// attempt); success and death are recorded in the same transaction that
-// completes the job. River's own MaxAttempts then counts only crashes.
+// finished delivery) completes without sending. Each attempt and the state it
+// leads to are recorded in one statement guarded by the attempt count, so a
+// duplicate run can't record twice. A failed attempt snoozes the job until
+// the next one is due (a snooze uses no River attempt); success and death
+// let River's batching completer finish the job, and if that completion is
+// lost the rerun finds the delivery finished and sends nothing. River's own
+// MaxAttempts then counts only crashes.
 package dispatcher
 
 import (
@@ -17,9 +20,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/keyring"
@@ -167,9 +168,14 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	log = log.With(zap.String("event_id", target.EventID), zap.String("webhook_id", target.WebhookID), zap.String("account_id", target.AccountID))
 
 	if target.WebhookGone {
-		return w.finish(ctx, job, func(tx pgx.Tx) (bool, error) {
-			return store.CancelDelivery(ctx, tx, target.DeliveryID, job.ID, w.cfg.Now())
-		}, func() { log.Info("webhook deleted; delivery cancelled") })
+		cancelled, err := store.CancelDelivery(ctx, w.db, target.DeliveryID, job.ID, w.cfg.Now())
+		if err != nil {
+			return fmt.Errorf("error cancelling delivery %s: %w", target.DeliveryID, err)
+		}
+		if cancelled {
+			log.Info("webhook deleted; delivery cancelled")
+		}
+		return nil
 	}
 
 	now := w.cfg.Now()
@@ -258,57 +264,27 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		zap.Duration("duration", res.Duration), zap.String("state", outcome.State),
 	}
 
-	if outcome.State == store.StatePending {
-		recorded, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
-		if err != nil {
-			return fmt.Errorf("error recording attempt %d of delivery %s: %w", attempt.Number, target.DeliveryID, err)
-		}
-		if !recorded {
-			log.Warn("attempt made but another run recorded first; not recording twice", fields...)
-			return nil
-		}
-		log.Debug("attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", *outcome.NextAttemptAt))...)
-		remaining := outcome.NextAttemptAt.Sub(w.cfg.Now())
-		if remaining < 0 {
-			remaining = 0
-		}
-		return river.JobSnooze(remaining)
-	}
-
-	return w.finish(bookCtx, job, func(tx pgx.Tx) (bool, error) {
-		return store.RecordAttempt(bookCtx, tx, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
-	}, func() {
-		if outcome.State == store.StateDead {
-			log.Warn("delivery dead after its last attempt", fields...)
-		} else {
-			log.Debug("delivered", fields...)
-		}
-	})
-}
-
-// finish runs change and completes the job in one transaction. When change
-// reports it changed nothing (another run got there first) the transaction
-// is rolled back and the job completes on its own.
-func (w *Worker) finish(ctx context.Context, job *river.Job[DeliveryArgs], change func(pgx.Tx) (bool, error), onDone func()) error {
-	tx, err := w.db.Begin(ctx)
+	// One statement records the attempt and the new state, guarded by the
+	// attempt count and the job id. Success and death then complete the job
+	// through River's batching completer: should that completion be lost (a
+	// crash right here), the job runs again, finds the delivery finished and
+	// sends nothing. The deliveries row, not the job, is the truth.
+	recorded, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
 	if err != nil {
-		return fmt.Errorf("error beginning transaction: %w", err)
+		return fmt.Errorf("error recording attempt %d of delivery %s: %w", attempt.Number, target.DeliveryID, err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-
-	changed, err := change(tx)
-	if err != nil {
-		return fmt.Errorf("error recording delivery %s: %w", job.Args.DeliveryID, err)
-	}
-	if !changed {
+	if !recorded {
+		log.Warn("attempt made but another run recorded first; not recording twice", fields...)
 		return nil
 	}
-	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-		return fmt.Errorf("error completing job %d: %w", job.ID, err)
+	switch outcome.State {
+	case store.StatePending:
+		log.Debug("attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", *outcome.NextAttemptAt))...)
+		return river.JobSnooze(max(outcome.NextAttemptAt.Sub(w.cfg.Now()), 0))
+	case store.StateDead:
+		log.Warn("delivery dead after its last attempt", fields...)
+	default:
+		log.Debug("delivered", fields...)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("error committing delivery %s: %w", job.Args.DeliveryID, err)
-	}
-	onDone()
 	return nil
 }
