@@ -5,10 +5,8 @@ package admin
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -83,10 +81,10 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("POST /v1/webhooks", a.auth(a.createWebhook))
-	mux.Handle("DELETE /v1/webhooks/{id}", a.auth(a.deleteWebhook))
-	mux.Handle("POST /v1/events", a.auth(a.createEvent))
-	mux.Handle("GET /v1/deliveries/{id}", a.auth(a.getDelivery))
+	mux.Handle("POST /v1/webhooks", a.auth(scopesAccount, a.createWebhook))
+	mux.Handle("DELETE /v1/webhooks/{id}", a.auth(scopesAccount, a.deleteWebhook))
+	mux.Handle("POST /v1/events", a.auth(scopesEvents, a.createEvent))
+	mux.Handle("GET /v1/deliveries/{id}", a.auth(scopesAccount, a.getDelivery))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "route_not_found", Message: "no route " + r.Method + " " + r.URL.Path})
 	})
@@ -95,26 +93,4 @@ func (a *API) Handler() http.Handler {
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// auth requires a valid API key. Only the bootstrap admin key exists for
-// now; the admin issue adds stored keys with scopes.
-func (a *API) auth(next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The scheme is case-insensitive (RFC 7235, section 2.1).
-		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		raw = strings.TrimSpace(raw)
-		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
-			return
-		}
-		sum := sha256.Sum256([]byte(raw))
-		if !a.hasAdmin || subtle.ConstantTimeCompare(sum[:], a.adminKey[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: "the API key is not valid"})
-			return
-		}
-		next(w, r)
-	})
 }

@@ -49,6 +49,9 @@ func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, err := store.GetDelivery(r.Context(), a.pool, id)
+	if err == nil && !principalFrom(r.Context()).CanAccess(d.AccountID) {
+		err = store.ErrNotFound // another account's delivery does not exist for this key
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, errNotFound("delivery"))
 		return

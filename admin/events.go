@@ -41,7 +41,12 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 		}
 		key = header
 	}
-	ev := &dispatcher.Event{AccountID: req.AccountID, Type: req.Type, Data: req.Data, IdempotencyKey: key}
+	accountID, apiErr := accountFor(r, &req.AccountID)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	ev := &dispatcher.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: key}
 	if err := dispatcher.Validate(ev); err != nil {
 		writeError(w, validationError(err))
 		return

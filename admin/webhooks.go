@@ -50,12 +50,9 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	accountID := ""
-	if req.AccountID != nil {
-		accountID = *req.AccountID
-	}
-	if err := dispatcher.ValidateAccountID(accountID); err != nil {
-		writeError(w, validationError(err))
+	accountID, apiErr := accountFor(r, req.AccountID)
+	if apiErr != nil {
+		writeError(w, apiErr)
 		return
 	}
 	if req.URL == nil || strings.TrimSpace(*req.URL) == "" {
@@ -120,7 +117,7 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "webhook not found (ids look like wh_ followed by 32 hex digits)"})
 		return
 	}
-	cancelled, err := store.DeleteWebhook(r.Context(), a.pool, id, a.now().UTC())
+	cancelled, err := store.DeleteWebhook(r.Context(), a.pool, id, principalFrom(r.Context()).AccountID, a.now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, errNotFound("webhook"))
 		return
@@ -146,4 +143,25 @@ func validationError(err error) *apiError {
 		status = http.StatusBadRequest
 	}
 	return &apiError{Status: status, Code: v.Code, Field: v.Field, Message: v.Message}
+}
+
+// accountFor resolves the account a request acts on: the body's account_id,
+// or for a key bound to an account, that account when the body names none.
+// A bound key naming another account gets 403.
+func accountFor(r *http.Request, given *string) (string, *apiError) {
+	p := principalFrom(r.Context())
+	accountID := ""
+	if given != nil {
+		accountID = *given
+	}
+	if accountID == "" && p.AccountID != "" {
+		return p.AccountID, nil
+	}
+	if err := dispatcher.ValidateAccountID(accountID); err != nil {
+		return "", validationError(err)
+	}
+	if !p.CanAccess(accountID) {
+		return "", &apiError{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
+	}
+	return accountID, nil
 }

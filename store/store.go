@@ -85,7 +85,9 @@ func GetWebhook(ctx context.Context, db DB, id string) (*Webhook, error) {
 
 const webhookDelete = `
 WITH deleted AS (
-    UPDATE webhooks SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING id
+    UPDATE webhooks SET deleted_at = $2
+    WHERE id = $1 AND deleted_at IS NULL AND ($3::text = '' OR account_id = $3)
+    RETURNING id
 ), cancelled AS (
     UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, finished_at = $2, updated_at = $2
     WHERE webhook_id = (SELECT id FROM deleted) AND state = 'pending'
@@ -94,11 +96,12 @@ WITH deleted AS (
 SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM cancelled)`
 
 // DeleteWebhook soft-deletes the live webhook id and cancels its pending
-// deliveries (their jobs then finish without sending). ErrNotFound when there
-// is no such live webhook.
-func DeleteWebhook(ctx context.Context, db DB, id string, now time.Time) (cancelled int64, err error) {
+// deliveries (their jobs then finish without sending). A non-empty accountID
+// restricts it to that account's webhooks. ErrNotFound when there is no such
+// live webhook.
+func DeleteWebhook(ctx context.Context, db DB, id, accountID string, now time.Time) (cancelled int64, err error) {
 	var deleted int64
-	if err := db.QueryRow(ctx, webhookDelete, id, now).Scan(&deleted, &cancelled); err != nil {
+	if err := db.QueryRow(ctx, webhookDelete, id, now, accountID).Scan(&deleted, &cancelled); err != nil {
 		return 0, err
 	}
 	if deleted == 0 {

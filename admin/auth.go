@@ -1,0 +1,120 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/apikey"
+	"github.com/mono/webhookd/store"
+)
+
+// Principal is who a request acts as: the API key behind it.
+type Principal struct {
+	// KeyID is the key's id; empty for the bootstrap admin key.
+	KeyID string
+	// Scope is store.ScopeAdmin, store.ScopeAccount or store.ScopeEventsWrite.
+	Scope string
+	// AccountID binds the key to one account; empty means every account
+	// (admin, or an unbound events:write key).
+	AccountID string
+}
+
+// Bootstrap reports whether this is the configured bootstrap admin key.
+func (p *Principal) Bootstrap() bool { return p.KeyID == "" }
+
+// CanAccess reports whether the key may act on accountID's objects.
+func (p *Principal) CanAccess(accountID string) bool {
+	return p.AccountID == "" || p.AccountID == accountID
+}
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// Which scopes may call a route.
+var (
+	scopesAdmin   = []string{store.ScopeAdmin}
+	scopesAccount = []string{store.ScopeAdmin, store.ScopeAccount}
+	scopesEvents  = []string{store.ScopeAdmin, store.ScopeAccount, store.ScopeEventsWrite}
+)
+
+// auth requires a valid, unrevoked API key whose scope is one of scopes,
+// and puts its Principal in the request context. No key or an unknown or
+// revoked one → 401; a key of the wrong scope → 403.
+func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The scheme is case-insensitive (RFC 7235, section 2.1).
+		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		raw = strings.TrimSpace(raw)
+		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
+			return
+		}
+		p, err := a.authenticate(r.Context(), raw)
+		if err != nil {
+			if !errors.Is(err, errInvalidKey) {
+				a.logger.Error("error looking up API key", zap.Error(err))
+				writeError(w, errInternal())
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: "the API key is not valid (unknown or revoked)"})
+			return
+		}
+		allowed := false
+		for _, s := range scopes {
+			allowed = allowed || s == p.Scope
+		}
+		if !allowed {
+			writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.Method + " " + r.Pattern})
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+var errInvalidKey = errors.New("invalid API key")
+
+func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) {
+	hash := apikey.Hash(raw)
+	if a.hasAdmin && subtle.ConstantTimeCompare(hash, a.adminKey[:]) == 1 {
+		return &Principal{Scope: store.ScopeAdmin}, nil
+	}
+	if !apikey.LooksLikeKey(raw) {
+		return nil, errInvalidKey
+	}
+	k, err := store.GetAPIKeyByHash(ctx, a.pool, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errInvalidKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	if k.RevokedAt != nil {
+		return nil, errInvalidKey
+	}
+	now := a.now()
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedResolution {
+		if err := store.TouchAPIKey(ctx, a.pool, k.ID, now); err != nil {
+			a.logger.Warn("error recording API key use", zap.String("key_id", k.ID), zap.Error(err))
+		}
+	}
+	p := &Principal{KeyID: k.ID, Scope: k.Scope}
+	if k.AccountID != nil {
+		p.AccountID = *k.AccountID
+	}
+	return p, nil
+}
+
+// lastUsedResolution: last_used_at is written at most once a minute per key.
+const lastUsedResolution = time.Minute

@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// API key scopes.
+const (
+	// ScopeAdmin may do everything, for every account.
+	ScopeAdmin = "admin"
+	// ScopeAccount is bound to one account: its webhooks, deliveries and
+	// events. It can't manage keys.
+	ScopeAccount = "account"
+	// ScopeEventsWrite may only enqueue events, for any account or bound to
+	// one.
+	ScopeEventsWrite = "events:write"
+)
+
+// APIKey is an api_keys row. The key itself is never stored, only its hash.
+type APIKey struct {
+	ID          string
+	Prefix      string
+	Hash        []byte
+	Scope       string
+	AccountID   *string
+	Description string
+	CreatedAt   time.Time
+	LastUsedAt  *time.Time
+	RevokedAt   *time.Time
+}
+
+const keyInsert = `
+INSERT INTO api_keys (id, prefix, hash, scope, account_id, description, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+// InsertAPIKey stores k.
+func InsertAPIKey(ctx context.Context, db DB, k *APIKey) error {
+	_, err := db.Exec(ctx, keyInsert, k.ID, k.Prefix, k.Hash, k.Scope, k.AccountID, k.Description, k.CreatedAt)
+	return err
+}
+
+const keyColumns = `id, prefix, hash, scope, account_id, description, created_at, last_used_at, revoked_at`
+
+func scanKey(row pgx.Row) (*APIKey, error) {
+	k := &APIKey{}
+	err := row.Scan(&k.ID, &k.Prefix, &k.Hash, &k.Scope, &k.AccountID, &k.Description, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return k, err
+}
+
+const keyByHash = `SELECT ` + keyColumns + ` FROM api_keys WHERE hash = $1`
+
+// GetAPIKeyByHash returns the key whose SHA-256 is hash (revoked or not), or
+// ErrNotFound.
+func GetAPIKeyByHash(ctx context.Context, db DB, hash []byte) (*APIKey, error) {
+	return scanKey(db.QueryRow(ctx, keyByHash, hash))
+}
+
+const keyGet = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = $1`
+
+// GetAPIKey returns key id, or ErrNotFound.
+func GetAPIKey(ctx context.Context, db DB, id string) (*APIKey, error) {
+	return scanKey(db.QueryRow(ctx, keyGet, id))
+}
+
+const keyList = `SELECT ` + keyColumns + ` FROM api_keys
+WHERE ($1::text IS NULL OR account_id = $1) AND ($2::text = '' OR id < $2)
+ORDER BY id DESC LIMIT $3`
+
+// ListAPIKeys lists keys newest first, optionally of one account, after the
+// cursor id (exclusive; "" for the first page).
+func ListAPIKeys(ctx context.Context, db DB, accountID *string, before string, limit int) ([]*APIKey, error) {
+	rows, err := db.Query(ctx, keyList, accountID, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []*APIKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+const keyRevoke = `UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`
+
+// RevokeAPIKey revokes key id, reporting whether it was live.
+func RevokeAPIKey(ctx context.Context, db DB, id string, now time.Time) (bool, error) {
+	tag, err := db.Exec(ctx, keyRevoke, id, now)
+	return tag.RowsAffected() == 1, err
+}
+
+const keyTouch = `
+UPDATE api_keys SET last_used_at = $2
+WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2 - interval '1 minute')`
+
+// TouchAPIKey records that key id was used, at most once a minute.
+func TouchAPIKey(ctx context.Context, db DB, id string, now time.Time) error {
+	_, err := db.Exec(ctx, keyTouch, id, now)
+	return err
+}
