@@ -77,6 +77,10 @@ type WorkerConfig struct {
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// WebhookConcurrency caps this process's concurrent attempts to one
+	// webhook; a job over the cap is snoozed without using an attempt.
+	// Defaults to WebhookConcurrencyDefault.
+	WebhookConcurrency int
 }
 
 // BookkeepingTimeoutDefault bounds the transaction recording an attempt.
@@ -106,6 +110,9 @@ func (c *WorkerConfig) WithDefaults() *WorkerConfig {
 	if out.Logger == nil {
 		out.Logger = zap.NewNop()
 	}
+	if out.WebhookConcurrency <= 0 {
+		out.WebhookConcurrency = WebhookConcurrencyDefault
+	}
 	return &out
 }
 
@@ -118,10 +125,11 @@ func (c *WorkerConfig) JobTimeout() time.Duration {
 type Worker struct {
 	river.WorkerDefaults[DeliveryArgs]
 
-	db     store.DB
-	keys   *keyring.Keyring
-	client *outbound.Client
-	cfg    *WorkerConfig
+	db       store.DB
+	keys     *keyring.Keyring
+	client   *outbound.Client
+	cfg      *WorkerConfig
+	inflight *inflight
 }
 
 // NewWorker returns a delivery worker. db is normally the pool; tests pass a
@@ -130,7 +138,8 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	if db == nil || keys == nil || client == nil {
 		return nil, errors.New("dispatcher.NewWorker: db, keys and client are required")
 	}
-	return &Worker{db: db, keys: keys, client: client, cfg: cfg.WithDefaults()}, nil
+	cfg = cfg.WithDefaults()
+	return &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency)}, nil
 }
 
 // Timeout is the HTTP timeout plus a margin, so the client's own timeout
@@ -182,6 +191,13 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	if target.NextAttemptAt != nil && target.NextAttemptAt.After(now) {
 		return river.JobSnooze(target.NextAttemptAt.Sub(now))
 	}
+
+	if !w.inflight.acquire(target.WebhookID) {
+		// Saturated (a slow or black-hole endpoint): wait without using
+		// an attempt, so one endpoint can't hold every worker.
+		return river.JobSnooze(saturatedSnooze(job.Metadata))
+	}
+	defer w.inflight.release(target.WebhookID)
 
 	start := w.cfg.Now()
 	var res *outbound.Result

@@ -72,6 +72,9 @@ type Config struct {
 	MaxWorkers        int
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
+	// WebhookConcurrency caps concurrent attempts to one webhook per process
+	// (WEBHOOKD_WEBHOOK_CONCURRENCY). Defaults to 20.
+	WebhookConcurrency int
 	// DBMaxConns is the pgx pool size. Defaults to 40.
 	DBMaxConns int32
 	// ReconcileInterval is how often orphaned pending deliveries are looked
@@ -111,6 +114,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.FetchPollInterval == 0 {
 		out.FetchPollInterval = FetchPollIntervalDefault
 	}
+	if out.WebhookConcurrency == 0 {
+		out.WebhookConcurrency = dispatcher.WebhookConcurrencyDefault
+	}
 	if out.DBMaxConns == 0 {
 		out.DBMaxConns = DBMaxConnsDefault
 	}
@@ -145,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxWorkers < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_WORKERS must be at least 1 (got %d)", c.MaxWorkers)
+	}
+	if c.WebhookConcurrency < 1 {
+		return fmt.Errorf("WEBHOOKD_WEBHOOK_CONCURRENCY must be at least 1 (got %d)", c.WebhookConcurrency)
 	}
 	if c.DBMaxConns < 4 {
 		return fmt.Errorf("WEBHOOKD_DB_MAX_CONNS must be at least 4 (got %d)", c.DBMaxConns)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/mono/webhookd/bench"
 	"github.com/mono/webhookd/demo"
+	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/migrations"
 	"github.com/mono/webhookd/server"
 )
@@ -234,6 +235,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.boolean("allow-private-networks", "WEBHOOKD_ALLOW_PRIVATE_NETWORKS", "false", "allow private/loopback webhook targets (development and tests only)", &cfg.AllowPrivateNetworks)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
+	s.integer("webhook-concurrency", "WEBHOOKD_WEBHOOK_CONCURRENCY", strconv.Itoa(dispatcher.WebhookConcurrencyDefault), "concurrent attempts to one webhook per process", &cfg.WebhookConcurrency)
 	var maxConns int
 	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)
 	s.duration("reconcile-interval", "WEBHOOKD_RECONCILE_INTERVAL", dur(time.Minute), "how often orphaned pending deliveries are re-queued", &cfg.ReconcileInterval)
