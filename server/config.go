@@ -27,7 +27,7 @@ const (
 	FetchCooldownDefault = 10 * time.Millisecond
 	// FetchPollIntervalDefault bounds how late a due retry is picked up
 	// (River sends no notification for a retry coming due).
-	FetchPollIntervalDefault = 100 * time.Millisecond
+	FetchPollIntervalDefault = 50 * time.Millisecond
 	// DBMaxConnsDefault is the pgx pool size of one process. A worker holds
 	// a connection only for its two short queries, never across the POST.
 	DBMaxConnsDefault = 40

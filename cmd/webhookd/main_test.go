@@ -167,10 +167,12 @@ type deliveryView struct {
 	State         string     `json:"state"`
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 	Attempts      []struct {
-		Number     int     `json:"number"`
-		Counted    bool    `json:"counted"`
-		StatusCode *int    `json:"status_code"`
-		ErrorKind  *string `json:"error_kind"`
+		ScheduledAt time.Time `json:"scheduled_at"`
+		StartedAt   time.Time `json:"started_at"`
+		Number      int       `json:"number"`
+		Counted     bool      `json:"counted"`
+		StatusCode  *int      `json:"status_code"`
+		ErrorKind   *string   `json:"error_kind"`
 	} `json:"attempts"`
 }
 
@@ -237,7 +239,9 @@ func TestServeRealTimeSchedule(t *testing.T) {
 		gap := reqs[i].At.Sub(reqs[i-1].At)
 		require.GreaterOrEqual(t, gap, want, "gap before attempt %d is early", i+1)
 		require.LessOrEqual(t, gap, want+time.Second, "gap before attempt %d is more than a second late", i+1)
-		t.Logf("attempt %d: gap %v (schedule %v, late by %v)", i+1, gap.Round(time.Millisecond), want, (gap - want).Round(time.Millisecond))
+		a := d.Attempts[i]
+		t.Logf("attempt %d: gap %v (schedule %v, late by %v; started %v after scheduled)", i+1, gap.Round(time.Millisecond), want,
+			(gap - want).Round(time.Millisecond), a.StartedAt.Sub(a.ScheduledAt).Round(time.Millisecond))
 	}
 }
 
