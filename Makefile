@@ -30,8 +30,12 @@ dev: ## Run `webhookd dev`: API and workers in one process, for local developmen
 	$(GO) run ./cmd/webhookd dev
 
 .PHONY: bench
-bench: ## Run every benchmark once (a smoke run; pass -benchtime yourself for numbers)
-	$(PGTMP) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+bench: ## Run `webhookd bench`: the six delivery scenarios, one table (see BENCHMARKS.md)
+	$(PGTMP) sh -c 'DATABASE_URL="$$TEST_DATABASE_URL" $(GO) run ./cmd/webhookd bench'
+
+.PHONY: bench-go
+bench-go: ## Run the go test benchmarks (the 1M-delivery listing benchmark among them)
+	$(PGTMP) $(GO) test -run '^$$' -bench . ./...
 
 .PHONY: compose-check
 compose-check: ## Validate docker-compose.yml

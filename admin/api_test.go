@@ -54,6 +54,9 @@ func startServer(t *testing.T, allowPrivate bool) *testBundle {
 		AllowPrivateNetworks: allowPrivate,
 		HTTPTimeout:          2 * time.Second,
 		ShutdownTimeout:      2 * time.Second,
+		// Small pools: many test servers share one PostgreSQL.
+		DBMaxConns: 8,
+		MaxWorkers: 20,
 	}, nil)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(ctx))

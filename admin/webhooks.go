@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -72,8 +73,8 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	description := ""
 	if req.Description != nil {
 		description = *req.Description
-		if utf8.RuneCountInString(description) > DescriptionMaxLen {
-			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "too_long", Field: "description", Message: "description must be at most 500 characters"})
+		if apiErr := checkDescription(description); apiErr != nil {
+			writeError(w, apiErr)
 			return
 		}
 	}
@@ -106,15 +107,147 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.logger.Info("webhook created", zap.String("webhook_id", id), zap.String("account_id", accountID))
-	writeJSON(w, http.StatusCreated, webhookResponse{
-		ID: id, AccountID: accountID, URL: normalized, Description: description, Secret: secret, CreatedAt: hook.CreatedAt,
-	})
+	out := renderWebhook(hook)
+	out.Secret = secret
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// checkDescription applies the description rule of create and update.
+func checkDescription(description string) *apiError {
+	if utf8.RuneCountInString(description) > DescriptionMaxLen {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "too_long", Field: "description", Message: fmt.Sprintf("description must be at most %d characters", DescriptionMaxLen)}
+	}
+	return nil
+}
+
+// renderWebhook is a webhook as the API shows it: the normalised URL, never
+// the secret.
+func renderWebhook(hook *store.Webhook) webhookResponse {
+	return webhookResponse{
+		ID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, Description: hook.Description, CreatedAt: hook.CreatedAt,
+	}
+}
+
+func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
+	q, pg, apiErr := listQuery(r, ident.Webhook, "account_id")
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	accountID, apiErr := queryAccount(r, q)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	hooks, err := store.ListWebhooks(r.Context(), a.pool, accountID, pg.before, pg.limit+1)
+	if err != nil {
+		a.logger.Error("error listing webhooks", zap.String("account_id", accountID), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	rows := make([]webhookResponse, len(hooks))
+	for i, hook := range hooks {
+		rows[i] = renderWebhook(hook)
+	}
+	writeJSON(w, http.StatusOK, newPage(rows, pg, func(h webhookResponse) string { return h.ID }))
+}
+
+// loadWebhook returns the live webhook named by the path, or the error to
+// answer: 404 when it does not exist, is deleted or is another account's.
+func (a *API) loadWebhook(r *http.Request) (*store.Webhook, *apiError) {
+	id, apiErr := pathID(r, ident.Webhook, "webhook")
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	hook, err := store.GetWebhook(r.Context(), a.pool, id)
+	if apiErr := a.checkLoaded(r, "webhook", err, func() string { return hook.AccountID }); apiErr != nil {
+		return nil, apiErr
+	}
+	return hook, nil
+}
+
+func (a *API) getWebhook(w http.ResponseWriter, r *http.Request) {
+	hook, apiErr := a.loadWebhook(r)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	writeJSON(w, http.StatusOK, renderWebhook(hook))
+}
+
+type secretResponse struct {
+	Secret string `json:"secret"`
+}
+
+// revealSecret answers the webhook's signing secret (the dashboard's eye),
+// recording which key saw it; the value itself is neither stored nor logged.
+func (a *API) revealSecret(w http.ResponseWriter, r *http.Request) {
+	hook, apiErr := a.loadWebhook(r)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	secret, err := a.keys.Decrypt(hook.SecretCiphertext, hook.SecretKeyID, []byte(hook.ID))
+	if err != nil {
+		a.logger.Error("error decrypting webhook secret", zap.String("webhook_id", hook.ID), zap.String("secret_key_id", hook.SecretKeyID), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	p := principalFrom(r.Context())
+	var keyID *string
+	if !p.Bootstrap() {
+		keyID = &p.KeyID
+	}
+	if err := store.RecordSecretReveal(r.Context(), a.pool, hook.ID, keyID, a.now().UTC()); err != nil {
+		a.logger.Error("error recording secret reveal", zap.String("webhook_id", hook.ID), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	a.logger.Info("webhook secret revealed", zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID), zap.String("key_id", keyName(p)))
+	writeJSON(w, http.StatusOK, secretResponse{Secret: string(secret)})
+}
+
+// webhookPatch is the body of PATCH /v1/webhooks/{id}: the fields to
+// change; absent (or null) ones stay as they are.
+type webhookPatch struct {
+	Description *string `json:"description"`
+}
+
+func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
+	id, apiErr := pathID(r, ident.Webhook, "webhook")
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	var req webhookPatch
+	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	if req.Description != nil {
+		if apiErr := checkDescription(*req.Description); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+	}
+	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, principalFrom(r.Context()).AccountID, &store.WebhookUpdate{Description: req.Description})
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, errNotFound("webhook"))
+		return
+	}
+	if err != nil {
+		a.logger.Error("error updating webhook", zap.String("webhook_id", id), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	a.logger.Info("webhook updated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID))
+	writeJSON(w, http.StatusOK, renderWebhook(hook))
 }
 
 func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !ident.Valid(ident.Webhook, id) {
-		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "webhook not found (ids look like wh_ followed by 32 hex digits)"})
+	id, apiErr := pathID(r, ident.Webhook, "webhook")
+	if apiErr != nil {
+		writeError(w, apiErr)
 		return
 	}
 	cancelled, err := store.DeleteWebhook(r.Context(), a.pool, id, principalFrom(r.Context()).AccountID, a.now().UTC())

@@ -1,94 +1,340 @@
-// Package bench is `webhookd bench`: it starts what it needs (a receiver on
-// 127.0.0.2, webhookd in process, a fresh database on DATABASE_URL's server
-// or on a throwaway cluster), runs bounded scenarios and prints one table.
+// Package bench is `webhookd bench`: it starts what it needs (receivers on
+// 127.0.0.2, webhookd in process, a fresh database per scenario on
+// DATABASE_URL's server or on a throwaway cluster), runs the six scenarios of
+// issue 4 and prints one markdown table:
 //
-// Every scenario sends only to 127.0.0.2 and is bounded in count and time.
+//  1. drain: a backlog of pending deliveries to one healthy receiver;
+//  2. sustained: events POSTed to the API at fixed rates;
+//  3. isolation: scenario 1 beside a black-hole endpoint of another account;
+//  4. noisy neighbour: account B's latency while account A has a backlog;
+//  5. precision: how late retries start after they come due;
+//  6. resources: peak RSS and CPU per delivery of webhookd and PostgreSQL.
+//
+// Every request goes to a receiver on 127.0.0.2 (or to webhookd's own API);
+// every loop is bounded in count and in time, and a bound that is hit is an
+// error naming it. Each scenario gets a fresh database and a fresh server, so
+// they don't disturb each other.
 package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/pgcluster"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/migrations"
-	"github.com/mono/webhookd/server"
-	"github.com/mono/webhookd/store"
 )
 
-// Config sizes the scenarios.
+// The scenarios, by the number issue 4 gives them.
+const (
+	ScenarioDrain     = 1
+	ScenarioSustained = 2
+	ScenarioIsolation = 3
+	ScenarioNoisy     = 4
+	ScenarioPrecision = 5
+	ScenarioResources = 6
+)
+
+// AllScenarios lists every scenario in the order they run.
+var AllScenarios = []int{ScenarioDrain, ScenarioSustained, ScenarioIsolation, ScenarioNoisy, ScenarioPrecision, ScenarioResources}
+
+// Defaults of Config.
+const (
+	// BacklogDefault is the size of the drain (and isolation and resources)
+	// backlog.
+	BacklogDefault = 50_000
+	// DurationDefault is how long each sustained rate and the noisy
+	// neighbour's sender run.
+	DurationDefault = 10 * time.Second
+	// BlackHoleDefault is how many deliveries wait for the black hole in the
+	// isolation scenario.
+	BlackHoleDefault = 1_000
+	// NoisyBacklogDefault is account A's backlog in the noisy-neighbour
+	// scenario.
+	NoisyBacklogDefault = 100_000
+	// NoisyRateDefault is account B's events per second.
+	NoisyRateDefault = 100
+	// RetriesDefault is how many deliveries fail once in the precision
+	// scenario.
+	RetriesDefault = 500
+	// RetryScaleDefault scales the retry schedule in the precision scenario:
+	// attempt 2 is due 0.3 s after attempt 1.
+	RetryScaleDefault = 0.01
+	// TimeoutDefault bounds every wait of a scenario (a drain, the arrivals
+	// of a sender's events).
+	TimeoutDefault = 5 * time.Minute
+)
+
+// RatesDefault are the sustained scenario's rates, events per second.
+var RatesDefault = []int{500, 2000}
+
+// Config sizes the scenarios. The zero value of a field means its default.
 type Config struct {
-	// DatabaseURL names the server to create the bench database on; empty
+	// DatabaseURL names the server to create the bench databases on; empty
 	// starts a throwaway cluster.
 	DatabaseURL string
-	// Backlog is the drain scenario's size. Defaults to 20,000.
+	// Scenarios to run, by number. Defaults to AllScenarios.
+	Scenarios []int
+	// Backlog is the drain scenario's pending deliveries, also used by the
+	// isolation and resources scenarios. Defaults to 50,000.
 	Backlog int
-	// Rate is the sustained scenario's events per second. Defaults to 500.
-	Rate int
-	// Duration is how long the sustained scenario sends. Defaults to 10s.
+	// Rates are the sustained scenario's events per second, one run each.
+	// Defaults to 500 and 2,000.
+	Rates []int
+	// Duration is how long each sustained rate and the noisy neighbour's
+	// sender run. Defaults to 10s.
 	Duration time.Duration
+	// BlackHole is the isolation scenario's deliveries to the black hole.
+	// Defaults to 1,000.
+	BlackHole int
+	// NoisyBacklog is account A's backlog in the noisy-neighbour scenario.
+	// Defaults to 100,000.
+	NoisyBacklog int
+	// NoisyRate is account B's events per second. Defaults to 100.
+	NoisyRate int
+	// Retries is how many deliveries fail once in the precision scenario.
+	// Defaults to 500.
+	Retries int
+	// RetryScale scales the retry schedule in the precision scenario.
+	// Defaults to 0.01.
+	RetryScale float64
+	// Timeout bounds every wait. Defaults to 5 minutes.
+	Timeout time.Duration
+	// MaxWorkers, WebhookConcurrency, DBMaxConns and HTTPTimeout override
+	// the server's defaults when set.
+	MaxWorkers         int
+	WebhookConcurrency int
+	DBMaxConns         int32
+	HTTPTimeout        time.Duration
 	// Out receives the table. Required.
 	Out io.Writer
-	// MaxWorkers and DBMaxConns override the server's defaults when set.
-	MaxWorkers int
-	DBMaxConns int32
-	// Logger defaults to zap.NewNop().
+	// Progress receives progress lines. Defaults to Out.
+	Progress io.Writer
+	// Logger is webhookd's logger. Defaults to zap.NewNop().
 	Logger *zap.Logger
 }
 
-// Result is the outcome of one run.
+// WithDefaults returns a copy of c with every zero field defaulted.
+func (c *Config) WithDefaults() *Config {
+	out := *c
+	if len(out.Scenarios) == 0 {
+		out.Scenarios = AllScenarios
+	}
+	if out.Backlog == 0 {
+		out.Backlog = BacklogDefault
+	}
+	if len(out.Rates) == 0 {
+		out.Rates = RatesDefault
+	}
+	if out.Duration == 0 {
+		out.Duration = DurationDefault
+	}
+	if out.BlackHole == 0 {
+		out.BlackHole = BlackHoleDefault
+	}
+	if out.NoisyBacklog == 0 {
+		out.NoisyBacklog = NoisyBacklogDefault
+	}
+	if out.NoisyRate == 0 {
+		out.NoisyRate = NoisyRateDefault
+	}
+	if out.Retries == 0 {
+		out.Retries = RetriesDefault
+	}
+	if out.RetryScale == 0 {
+		out.RetryScale = RetryScaleDefault
+	}
+	if out.Timeout == 0 {
+		out.Timeout = TimeoutDefault
+	}
+	if out.Progress == nil {
+		out.Progress = out.Out
+	}
+	if out.Logger == nil {
+		out.Logger = zap.NewNop()
+	}
+	return &out
+}
+
+// Bounds of Config, so no scenario runs away.
+const (
+	maxDeliveries = 1_000_000
+	maxRate       = 20_000
+	maxDuration   = 10 * time.Minute
+	maxTimeout    = 30 * time.Minute
+)
+
+func (c *Config) validate() error {
+	if c.Out == nil {
+		return errors.New("bench: Out is required")
+	}
+	for _, n := range c.Scenarios {
+		if n < ScenarioDrain || n > ScenarioResources {
+			return fmt.Errorf("bench: Scenarios: %d is not a scenario (1 to 6)", n)
+		}
+	}
+	counts := []struct {
+		name string
+		n    int
+	}{{"Backlog", c.Backlog}, {"BlackHole", c.BlackHole}, {"NoisyBacklog", c.NoisyBacklog}, {"Retries", c.Retries}}
+	for _, f := range counts {
+		if f.n < 1 || f.n > maxDeliveries {
+			return fmt.Errorf("bench: %s must be 1 to %d (got %d)", f.name, maxDeliveries, f.n)
+		}
+	}
+	for _, r := range append(slices.Clone(c.Rates), c.NoisyRate) {
+		if r < 1 || r > maxRate {
+			return fmt.Errorf("bench: Rates and NoisyRate must be 1 to %d events/s (got %d)", maxRate, r)
+		}
+	}
+	if c.Duration <= 0 || c.Duration > maxDuration {
+		return fmt.Errorf("bench: Duration must be above 0 and at most %s (got %s)", maxDuration, c.Duration)
+	}
+	if c.Timeout <= 0 || c.Timeout > maxTimeout {
+		return fmt.Errorf("bench: Timeout must be above 0 and at most %s (got %s)", maxTimeout, c.Timeout)
+	}
+	if c.RetryScale <= 0 || c.RetryScale > 1 {
+		return fmt.Errorf("bench: RetryScale must be above 0 and at most 1 (got %g)", c.RetryScale)
+	}
+	return nil
+}
+
+// ParseScenarios parses a list such as "1,2,5" or "all".
+func ParseScenarios(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "all" {
+		return AllScenarios, nil
+	}
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < ScenarioDrain || n > ScenarioResources {
+			return nil, fmt.Errorf("%q is not a scenario number (1 to 6)", strings.TrimSpace(part))
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Latency summarises a set of durations.
+type Latency struct {
+	N   int
+	P50 time.Duration
+	P99 time.Duration
+	Max time.Duration
+}
+
+// Throughput is a drain's outcome.
+type Throughput struct {
+	Deliveries int
+	Elapsed    time.Duration
+	// Snoozes is how often River snoozed the delivery jobs (see
+	// stage.snoozes): the per-webhook cap turning a job away, mostly.
+	Snoozes int64
+}
+
+// PerSecond is deliveries per second.
+func (t *Throughput) PerSecond() float64 { return float64(t.Deliveries) / t.Elapsed.Seconds() }
+
+// Sustained is one rate of scenario 2.
+type Sustained struct {
+	Rate     int
+	Sent     int
+	Achieved float64
+	// Latency is from just before each POST to the event's first arrival at
+	// the receiver.
+	Latency Latency
+	// Snoozes is how often River snoozed the delivery jobs.
+	Snoozes int64
+}
+
+// Isolation is scenario 3.
+type Isolation struct {
+	Healthy   Throughput
+	BlackHole int
+	// Baseline is scenario 1's deliveries/s (run again here when scenario 1
+	// was not selected).
+	Baseline float64
+	// Ratio is Healthy.PerSecond() ÷ Baseline.
+	Ratio float64
+}
+
+// Noisy is scenario 4.
+type Noisy struct {
+	Backlog  int
+	Rate     int
+	Sent     int
+	Achieved float64
+	// Latency is B's POST → first arrival.
+	Latency Latency
+	// BacklogDrained is how many of A's deliveries had arrived when B's
+	// sender stopped.
+	BacklogDrained int64
+	// Snoozes is how often River snoozed the delivery jobs (A's and B's).
+	Snoozes int64
+}
+
+// Precision is scenario 5.
+type Precision struct {
+	Deliveries int
+	// FirstRetryDelay is attempt 2's delay after attempt 1 at this scale.
+	FirstRetryDelay time.Duration
+	// Lateness is attempt 2's started_at − scheduled_at.
+	Lateness Latency
+	// Snoozes is how often River snoozed the delivery jobs, one retry wait
+	// per delivery included.
+	Snoozes int64
+}
+
+// Resources is scenario 6.
+type Resources struct {
+	Drain Throughput
+	// PeakRSS is the process's VmHWM during the drain, in bytes (0 when
+	// /proc/self/status is unreadable). PeakRSSWholeRun is set when the
+	// peak could not be reset before the drain.
+	PeakRSS         int64
+	PeakRSSWholeRun bool
+	// CPUPerDelivery is the process's user+system CPU per delivery.
+	CPUPerDelivery time.Duration
+	// PostgresCPUPerDelivery is PostgreSQL's; nil when PostgreSQL does not
+	// run on this machine (PostgresNote says why).
+	PostgresCPUPerDelivery *time.Duration
+	PostgresNote           string
+}
+
+// Result is the outcome of a run; a scenario not run (or failed) is nil and
+// its error is in Errors.
 type Result struct {
-	DrainDeliveries int
-	DrainElapsed    time.Duration
-	SustainedSent   int
-	SustainedRate   float64
-	LatencyP50      time.Duration
-	LatencyP99      time.Duration
-	LatencyMax      time.Duration
+	Machine   Machine
+	Drain     *Throughput
+	Sustained []*Sustained
+	Isolation *Isolation
+	Noisy     *Noisy
+	Precision *Precision
+	Resources *Resources
+	Errors    map[int]error
 }
 
-// DrainPerSecond is the drain throughput.
-func (r *Result) DrainPerSecond() float64 {
-	return float64(r.DrainDeliveries) / r.DrainElapsed.Seconds()
-}
-
-// Run runs the scenarios and prints the table.
+// Run runs the selected scenarios, prints the table and returns the result.
+// A scenario that fails leaves its row as the error and the others run; the
+// returned error then joins every scenario's.
 func Run(ctx context.Context, cfg *Config) (*Result, error) {
-	if cfg.Backlog == 0 {
-		cfg.Backlog = 20000
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Rate == 0 {
-		cfg.Rate = 500
-	}
-	if cfg.Duration == 0 {
-		cfg.Duration = 10 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
-	}
-	out := cfg.Out
-
 	baseURL := cfg.DatabaseURL
 	if baseURL == "" {
-		fmt.Fprintln(out, "bench: no DATABASE_URL: starting a throwaway PostgreSQL cluster")
+		fmt.Fprintln(cfg.Progress, "bench: no DATABASE_URL: starting a throwaway PostgreSQL cluster")
 		cluster, err := pgcluster.Start(ctx, nil)
 		if err != nil {
 			return nil, err
@@ -96,301 +342,68 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		defer cluster.Stop() //nolint:errcheck // best effort
 		baseURL = cluster.URL()
 	}
-	dbURL, drop, err := createDatabase(ctx, baseURL)
+	e := &env{cfg: cfg, baseURL: baseURL}
+	machine, err := describeMachine(ctx, baseURL)
 	if err != nil {
 		return nil, err
 	}
-	defer drop()
+	res := &Result{Machine: *machine, Errors: map[int]error{}}
 
-	recv := newReceiver()
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		return nil, fmt.Errorf("error listening on 127.0.0.2: %w", err)
-	}
-	recvSrv := &http.Server{Handler: recv, ReadHeaderTimeout: 5 * time.Second}
-	go recvSrv.Serve(ln) //nolint:errcheck // closed below
-	defer recvSrv.Close()
-	receiverURL := "http://" + ln.Addr().String() + "/hook"
-
-	res := &Result{}
-	if err := drain(ctx, cfg, dbURL, receiverURL, recv, res); err != nil {
-		return nil, fmt.Errorf("drain: %w", err)
-	}
-	if err := sustained(ctx, cfg, dbURL, receiverURL, recv, res); err != nil {
-		return nil, fmt.Errorf("sustained: %w", err)
-	}
-
-	fmt.Fprintf(out, "\n| scenario | result |\n|---|---|\n")
-	fmt.Fprintf(out, "| drain: %d pending deliveries to one receiver answering 200 | %.0f deliveries/s (%.2f s) |\n", res.DrainDeliveries, res.DrainPerSecond(), res.DrainElapsed.Seconds())
-	fmt.Fprintf(out, "| sustained: POST /v1/events at %d/s for %s | achieved %.0f/s; enqueue→first attempt p50 %s, p99 %s, max %s |\n",
-		cfg.Rate, cfg.Duration, res.SustainedRate, ms(res.LatencyP50), ms(res.LatencyP99), ms(res.LatencyMax))
-	return res, nil
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
-func newServer(ctx context.Context, cfg *Config, dbURL, key string) (*server.Server, error) {
-	return server.New(ctx, &server.Config{
-		MaxWorkers:           cfg.MaxWorkers,
-		DBMaxConns:           cfg.DBMaxConns,
-		DatabaseURL:          dbURL,
-		Addr:                 "127.0.0.1:0",
-		EncryptionKey:        key,
-		BootstrapAdminKey:    benchAdminKey,
-		AllowPrivateNetworks: true,
-		ShutdownTimeout:      5 * time.Second,
-	}, cfg.Logger)
-}
-
-const benchAdminKey = "bench-admin-key-0123456789"
-
-// drain inserts a backlog with the workers stopped, then starts them and
-// times until every delivery has succeeded.
-func drain(ctx context.Context, cfg *Config, dbURL, receiverURL string, recv *receiver, res *Result) error {
-	key := keyring.Generate()
-	srv, err := newServer(ctx, cfg, dbURL, key)
-	if err != nil {
-		return err
-	}
-	keys, _ := keyring.Parse(key)
-	if err := createWebhook(ctx, srv.Pool(), keys, "acct_drain", receiverURL); err != nil {
-		return err
-	}
-	enqueuer, err := dispatcher.NewEnqueuer(srv.River(), nil)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(cfg.Out, "bench: inserting a backlog of %d deliveries ...\n", cfg.Backlog)
-	const perTx = 500
-	for done := 0; done < cfg.Backlog; done += perTx {
-		tx, err := srv.Pool().Begin(ctx)
+	for _, n := range cfg.Scenarios {
+		if err := ctx.Err(); err != nil {
+			res.Errors[n] = err
+			continue
+		}
+		start := time.Now()
+		e.progress(n, "starting")
+		var err error
+		switch n {
+		case ScenarioDrain:
+			res.Drain, err = e.drain(ctx, n, 0, nil)
+		case ScenarioSustained:
+			res.Sustained, err = e.sustained(ctx)
+		case ScenarioIsolation:
+			res.Isolation, err = e.isolation(ctx, res.Drain)
+		case ScenarioNoisy:
+			res.Noisy, err = e.noisy(ctx)
+		case ScenarioPrecision:
+			res.Precision, err = e.precision(ctx)
+		case ScenarioResources:
+			res.Resources, err = e.resources(ctx)
+		}
 		if err != nil {
-			return err
+			res.Errors[n] = err
+			e.progress(n, "FAILED after %s: %v", time.Since(start).Round(time.Millisecond), err)
+			continue
 		}
-		for i := done; i < done+perTx && i < cfg.Backlog; i++ {
-			if _, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_drain", Type: "bench.drain", Data: json.RawMessage(`{"i":` + fmt.Sprint(i) + `,"pad":"` + strings.Repeat("x", 900) + `"}`)}); err != nil {
-				tx.Rollback(ctx) //nolint:errcheck
-				return err
-			}
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return err
-		}
+		e.progress(n, "done in %s", time.Since(start).Round(time.Millisecond))
 	}
 
-	before := recv.count.Load()
-	start := time.Now()
-	if err := srv.Start(ctx); err != nil {
-		return err
-	}
-	defer srv.Stop(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
-	deadline := start.Add(5 * time.Minute)
-	for {
-		var pending int
-		if err := srv.Pool().QueryRow(ctx, "SELECT count(*) FROM deliveries WHERE state = 'pending'").Scan(&pending); err != nil {
-			return err
+	writeTable(cfg.Out, cfg, res)
+	var errs []error
+	for _, n := range cfg.Scenarios {
+		if err := res.Errors[n]; err != nil {
+			errs = append(errs, fmt.Errorf("scenario %d (%s): %w", n, scenarioNames[n], err))
 		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d deliveries still pending after 5 minutes", pending)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	res.DrainElapsed = time.Since(start)
-	res.DrainDeliveries = cfg.Backlog
-	if got := recv.count.Load() - before; got < int64(cfg.Backlog) {
-		return fmt.Errorf("receiver saw %d requests for %d deliveries", got, cfg.Backlog)
-	}
-	return nil
+	return res, errors.Join(errs...)
 }
 
-// sustained POSTs events through the API at a fixed rate and measures the
-// time from just before each POST to its first arrival at the receiver.
-func sustained(ctx context.Context, cfg *Config, dbURL, receiverURL string, recv *receiver, res *Result) error {
-	key := keyring.Generate()
-	srv, err := newServer(ctx, cfg, dbURL, key)
-	if err != nil {
-		return err
-	}
-	keys, _ := keyring.Parse(key)
-	if err := createWebhook(ctx, srv.Pool(), keys, "acct_sustained", receiverURL+"?sustained=1"); err != nil {
-		return err
-	}
-	if err := srv.Start(ctx); err != nil {
-		return err
-	}
-	defer srv.Stop(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
-	api := "http://" + srv.Addr() + "/v1/events"
-
-	total := int(float64(cfg.Rate) * cfg.Duration.Seconds())
-	fmt.Fprintf(cfg.Out, "bench: sending %d events at %d/s ...\n", total, cfg.Rate)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
-	sentAt := make([]time.Time, total)
-	eventIDs := make([]string, total)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	sem := make(chan struct{}, 64)
-	interval := time.Second / time.Duration(cfg.Rate)
-	start := time.Now()
-	for i := 0; i < total; i++ {
-		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-			time.Sleep(wait)
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			body := `{"account_id":"acct_sustained","type":"bench.sustained","data":{"i":` + fmt.Sprint(i) + `}}`
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api, strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+benchAdminKey)
-			req.Header.Set("Content-Type", "application/json")
-			sentAt[i] = time.Now()
-			resp, err := client.Do(req)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			defer resp.Body.Close()
-			var out struct {
-				ID string `json:"id"`
-			}
-			if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&out) != nil {
-				failed.Add(1)
-				return
-			}
-			eventIDs[i] = out.ID
-		}(i)
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if n := failed.Load(); n > 0 {
-		return fmt.Errorf("%d of %d POSTs failed", n, total)
-	}
-	res.SustainedSent = total
-	res.SustainedRate = float64(total) / elapsed.Seconds()
-
-	deadline := time.Now().Add(time.Minute)
-	var latencies []time.Duration
-	for {
-		latencies = latencies[:0]
-		missing := 0
-		for i, id := range eventIDs {
-			at, ok := recv.firstArrival(id)
-			if !ok {
-				missing++
-				continue
-			}
-			latencies = append(latencies, at.Sub(sentAt[i]))
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d events never arrived", missing)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	res.LatencyP50 = percentile(latencies, 0.50)
-	res.LatencyP99 = percentile(latencies, 0.99)
-	res.LatencyMax = latencies[len(latencies)-1]
-	return nil
+var scenarioNames = map[int]string{
+	ScenarioDrain:     "drain",
+	ScenarioSustained: "sustained",
+	ScenarioIsolation: "isolation",
+	ScenarioNoisy:     "noisy neighbour",
+	ScenarioPrecision: "precision",
+	ScenarioResources: "resources",
 }
 
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted))*p+0.5) - 1
-	if i < 0 {
-		i = 0
-	}
-	if i >= len(sorted) {
-		i = len(sorted) - 1
-	}
-	return sorted[i]
+// env is what every scenario shares.
+type env struct {
+	cfg     *Config
+	baseURL string
 }
 
-func createWebhook(ctx context.Context, pool *pgxpool.Pool, keys *keyring.Keyring, account, target string) error {
-	id := ident.New(ident.Webhook)
-	ct, keyID, err := keys.Encrypt([]byte("whsec_bench"), []byte(id))
-	if err != nil {
-		return err
-	}
-	return store.InsertWebhook(ctx, pool, &store.Webhook{ID: id, AccountID: account, URL: target, URLNormalized: target, SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now()})
-}
-
-// createDatabase makes a fresh, migrated database on the server at baseURL
-// and returns its URL and a function that drops it.
-func createDatabase(ctx context.Context, baseURL string) (string, func(), error) {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "webhookd_bench_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, baseURL)
-	if err != nil {
-		return "", nil, fmt.Errorf("error connecting to %s: %w", redact(baseURL), err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, fmt.Errorf("error creating the bench database: %w", err)
-	}
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		return "", nil, err
-	}
-	u.Path = "/" + name
-	dbURL := u.String()
-	drop := func() {
-		c, err := pgx.Connect(context.Background(), baseURL)
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	}
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		drop()
-		return "", nil, err
-	}
-	defer pool.Close()
-	if err := migrations.Migrate(ctx, pool); err != nil {
-		drop()
-		return "", nil, err
-	}
-	return dbURL, drop, nil
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
-}
-
-// receiver answers 200 and records each event's first arrival.
-type receiver struct {
-	count atomic.Int64
-	first sync.Map // event id -> time.Time
-}
-
-func newReceiver() *receiver { return &receiver{} }
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	now := time.Now()
-	_, _ = io.Copy(io.Discard, req.Body)
-	r.count.Add(1)
-	r.first.LoadOrStore(req.Header.Get("Mono-Event-Id"), now)
-	w.WriteHeader(http.StatusOK)
-}
-
-func (r *receiver) firstArrival(eventID string) (time.Time, bool) {
-	v, ok := r.first.Load(eventID)
-	if !ok {
-		return time.Time{}, false
-	}
-	return v.(time.Time), true
+func (e *env) progress(scenario int, format string, args ...any) {
+	fmt.Fprintf(e.cfg.Progress, "bench: [%d %s] %s\n", scenario, scenarioNames[scenario], fmt.Sprintf(format, args...))
 }

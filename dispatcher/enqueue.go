@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,9 +18,54 @@ import (
 	"github.com/mono/webhookd/store"
 )
 
-// ErrIdempotencyKeyReused means the idempotency key was used before, for the
-// same account, with a different payload. The API answers 409.
-var ErrIdempotencyKeyReused = errors.New("idempotency key was already used with a different payload")
+// MaxBatchSize is the most events EnqueueMany accepts at once.
+const MaxBatchSize = 1000
+
+var (
+	// ErrIdempotencyKeyReused means the idempotency key was used before, for
+	// the same account, with a different payload. The API answers 409.
+	ErrIdempotencyKeyReused = errors.New("idempotency key was already used with a different payload")
+	// ErrBatchTooLarge means EnqueueMany was given more than MaxBatchSize
+	// events.
+	ErrBatchTooLarge = fmt.Errorf("a batch holds at most %d events", MaxBatchSize)
+)
+
+// BatchError lists every invalid event of a batch given to EnqueueMany.
+type BatchError struct {
+	// Items has one entry per invalid event, in index order.
+	Items []BatchItemError
+}
+
+// BatchItemError is what is wrong with the event at Index of a batch.
+type BatchItemError struct {
+	Index int
+	ValidationError
+}
+
+func (e *BatchError) Error() string {
+	first := e.Items[0]
+	return fmt.Sprintf("%d invalid events in batch; event %d: %s", len(e.Items), first.Index, first.Error())
+}
+
+// IdempotencyConflictError is ErrIdempotencyKeyReused for one event of a
+// batch (index 0 for Enqueue).
+type IdempotencyConflictError struct {
+	// Index is the event whose key was used before with another payload.
+	Index int
+	// Earlier is the index of the event of the same batch that used the key
+	// first, or -1 when it was used by an earlier request.
+	Earlier int
+}
+
+func (e *IdempotencyConflictError) Error() string {
+	if e.Earlier >= 0 {
+		return fmt.Sprintf("event %d: idempotency key was already used by event %d of the batch with a different payload", e.Index, e.Earlier)
+	}
+	return fmt.Sprintf("event %d: %s", e.Index, ErrIdempotencyKeyReused)
+}
+
+// Unwrap makes errors.Is(err, ErrIdempotencyKeyReused) true.
+func (e *IdempotencyConflictError) Unwrap() error { return ErrIdempotencyKeyReused }
 
 // Event is what a producer enqueues.
 type Event struct {
@@ -58,6 +104,7 @@ type EnqueuedDelivery struct {
 type Enqueuer struct {
 	river *river.Client[pgx.Tx]
 	now   func() time.Time
+	fair  *fairness
 }
 
 // NewEnqueuer returns an Enqueuer that inserts jobs with client. A nil client
@@ -74,7 +121,7 @@ func NewEnqueuer(client *river.Client[pgx.Tx], now func() time.Time) (*Enqueuer,
 	if now == nil {
 		now = time.Now
 	}
-	return &Enqueuer{river: client, now: now}, nil
+	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now)}, nil
 }
 
 // Validate checks ev without touching the database.
@@ -111,9 +158,80 @@ func requestHash(ev *Event, compactData []byte) []byte {
 //
 // With an idempotency key already used for the same account and payload it
 // creates nothing and returns the original with Repeat set; with a different
-// payload it returns ErrIdempotencyKeyReused. A *ValidationError names the
-// bad field.
+// payload it returns an error that is ErrIdempotencyKeyReused. A
+// *ValidationError names the bad field. On any error, roll tx back.
 func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued, error) {
+	now := e.now().UTC()
+	p, err := prepare(ev, now)
+	if err != nil {
+		return nil, err
+	}
+	out, err := e.insert(ctx, tx, []*prepared{p}, now)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// EnqueueMany is Enqueue for up to MaxBatchSize events at once, all or
+// nothing: it validates every event before issuing any SQL (a *BatchError
+// lists each invalid one), then stores them all with one statement for the
+// idempotency keys, one River InsertManyTx for every delivery of the batch
+// and one statement for the events and deliveries. The result is parallel
+// to events.
+//
+// Idempotency keys work per event: an event whose key was used before (or
+// earlier in the same batch) with the same payload returns the original with
+// Repeat set; one with a different payload fails the whole batch with an
+// *IdempotencyConflictError naming its index. On any error, roll tx back.
+func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, error) {
+	if len(events) > MaxBatchSize {
+		return nil, ErrBatchTooLarge
+	}
+	now := e.now().UTC()
+	items := make([]*prepared, len(events))
+	var bad BatchError
+	for i, ev := range events {
+		p, err := prepare(ev, now)
+		var v *ValidationError
+		switch {
+		case errors.As(err, &v):
+			bad.Items = append(bad.Items, BatchItemError{Index: i, ValidationError: *v})
+		case err != nil:
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		items[i] = p
+	}
+	if len(bad.Items) > 0 {
+		return nil, &bad
+	}
+	if err := linkRepeats(items); err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return []*Enqueued{}, nil
+	}
+	return e.insert(ctx, tx, items, now)
+}
+
+// prepared is a validated event, ready to insert.
+type prepared struct {
+	ev         *Event
+	id         string
+	body       []byte
+	occurredAt time.Time
+	// hash identifies the payload for the idempotency key (nil without one).
+	hash []byte
+	// sameAs is the index of an earlier event of the batch with the same
+	// idempotency key and payload, whose result this one shares; -1 if none.
+	sameAs int
+}
+
+// prepare validates ev and builds what is stored for it, without SQL.
+func prepare(ev *Event, now time.Time) (*prepared, error) {
+	if ev == nil {
+		return nil, &ValidationError{Field: "event", Code: "missing_field", Message: "event is required"}
+	}
 	if err := Validate(ev); err != nil {
 		return nil, err
 	}
@@ -121,84 +239,174 @@ func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued
 	if err := json.Compact(&compact, ev.Data); err != nil {
 		return nil, &ValidationError{Field: "data", Code: "invalid_data", Message: "data must be a JSON object"}
 	}
-
-	now := e.now().UTC()
-	occurredAt := ev.OccurredAt
-	if occurredAt.IsZero() {
-		occurredAt = now
+	p := &prepared{ev: ev, id: ident.New(ident.Event), occurredAt: ev.OccurredAt, sameAs: -1}
+	if p.occurredAt.IsZero() {
+		p.occurredAt = now
 	}
-	body, err := Envelope(ev.Type, compact.Bytes(), occurredAt)
-	if err != nil {
+	var err error
+	if p.body, err = Envelope(ev.Type, compact.Bytes(), p.occurredAt); err != nil {
 		return nil, fmt.Errorf("error building envelope: %w", err)
 	}
-
-	eventID := ident.New(ident.Event)
-	var idempotencyKey *string
 	if ev.IdempotencyKey != "" {
-		idempotencyKey = &ev.IdempotencyKey
-		hash := requestHash(ev, compact.Bytes())
-		claimed, storedHash, storedEventID, err := store.ClaimIdempotencyKey(ctx, tx, ev.AccountID, ev.IdempotencyKey, hash, eventID, now)
+		p.hash = requestHash(ev, compact.Bytes())
+	}
+	return p, nil
+}
+
+// linkRepeats finds idempotency keys used twice in one batch: a repeat with
+// the same payload shares the first one's result; another payload is a
+// conflict.
+func linkRepeats(items []*prepared) error {
+	type ref struct{ accountID, key string }
+	first := make(map[ref]int)
+	for i, p := range items {
+		if p.hash == nil {
+			continue
+		}
+		r := ref{p.ev.AccountID, p.ev.IdempotencyKey}
+		j, seen := first[r]
+		if !seen {
+			first[r] = i
+			continue
+		}
+		if !bytes.Equal(items[j].hash, p.hash) {
+			return &IdempotencyConflictError{Index: i, Earlier: j}
+		}
+		p.sameAs = j
+	}
+	return nil
+}
+
+// insert stores items (validated, with in-batch repeats linked) inside tx.
+func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now time.Time) ([]*Enqueued, error) {
+	out := make([]*Enqueued, len(items))
+
+	// Claim the idempotency keys; a key already taken makes its event a
+	// repeat of the stored one, or a conflict.
+	var (
+		claims  []store.IdempotencyClaim
+		claimOf []int
+	)
+	for i, p := range items {
+		if p.hash != nil && p.sameAs < 0 {
+			claims = append(claims, store.IdempotencyClaim{AccountID: p.ev.AccountID, Key: p.ev.IdempotencyKey, RequestHash: p.hash, EventID: p.id})
+			claimOf = append(claimOf, i)
+		}
+	}
+	var originals []string
+	if len(claims) > 0 {
+		taken, err := store.ClaimIdempotencyKeys(ctx, tx, claims, now)
 		if err != nil {
-			return nil, fmt.Errorf("error claiming idempotency key: %w", err)
+			return nil, fmt.Errorf("error claiming idempotency keys: %w", err)
 		}
-		if !claimed {
-			if !bytes.Equal(storedHash, hash) {
-				return nil, ErrIdempotencyKeyReused
+		for c, stored := range taken {
+			i := claimOf[c]
+			if !bytes.Equal(stored.RequestHash, items[i].hash) {
+				return nil, &IdempotencyConflictError{Index: i, Earlier: -1}
 			}
-			return e.original(ctx, tx, storedEventID)
+			out[i] = &Enqueued{EventID: stored.EventID, Repeat: true}
+			originals = append(originals, stored.EventID)
 		}
 	}
 
-	webhookIDs, err := store.LiveWebhookIDs(ctx, tx, ev.AccountID)
-	if err != nil {
-		return nil, fmt.Errorf("error listing webhooks of account %s: %w", ev.AccountID, err)
+	// The new events, with one delivery per live webhook of their account.
+	var (
+		fresh    []*store.NewEvent
+		accounts []string
+	)
+	for i, p := range items {
+		if out[i] == nil && p.sameAs < 0 {
+			accounts = append(accounts, p.ev.AccountID)
+		}
+	}
+	webhooks := map[string][]string{}
+	if len(accounts) > 0 {
+		slices.Sort(accounts)
+		var err error
+		if webhooks, err = store.LiveWebhookIDs(ctx, tx, slices.Compact(accounts)); err != nil {
+			return nil, fmt.Errorf("error listing webhooks: %w", err)
+		}
+	}
+	var params []river.InsertManyParams
+	for i, p := range items {
+		if out[i] != nil || p.sameAs >= 0 {
+			continue
+		}
+		ids := webhooks[p.ev.AccountID]
+		ev := &store.NewEvent{
+			ID: p.id, AccountID: p.ev.AccountID, Type: p.ev.Type, Body: p.body, OccurredAt: p.occurredAt, CreatedAt: now,
+			DeliveryIDs: make([]string, len(ids)), WebhookIDs: ids, JobIDs: make([]int64, len(ids)),
+		}
+		if p.hash != nil {
+			ev.IdempotencyKey = &p.ev.IdempotencyKey
+		}
+		res := &Enqueued{EventID: p.id, Deliveries: make([]EnqueuedDelivery, len(ids))}
+		// Within its fair rate an account's deliveries go in at normal
+		// priority; the excess of a burst waits behind other accounts.
+		opts := &river.InsertOpts{Priority: e.fair.priority(p.ev.AccountID)}
+		for j, webhookID := range ids {
+			ev.DeliveryIDs[j] = ident.New(ident.Delivery)
+			res.Deliveries[j] = EnqueuedDelivery{ID: ev.DeliveryIDs[j], WebhookID: webhookID}
+			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[j]}, InsertOpts: opts})
+		}
+		out[i] = res
+		fresh = append(fresh, ev)
 	}
 
-	newEvent := &store.NewEvent{
-		ID:             eventID,
-		AccountID:      ev.AccountID,
-		Type:           ev.Type,
-		Body:           body,
-		OccurredAt:     occurredAt,
-		IdempotencyKey: idempotencyKey,
-		CreatedAt:      now,
-		DeliveryIDs:    make([]string, len(webhookIDs)),
-		WebhookIDs:     webhookIDs,
-		JobIDs:         make([]int64, len(webhookIDs)),
-	}
-	if len(webhookIDs) > 0 {
-		params := make([]river.InsertManyParams, len(webhookIDs))
-		for i := range webhookIDs {
-			newEvent.DeliveryIDs[i] = ident.New(ident.Delivery)
-			params[i] = river.InsertManyParams{Args: DeliveryArgs{DeliveryID: newEvent.DeliveryIDs[i]}}
-		}
+	// One River insert for every delivery of the batch, then one statement
+	// for the events and deliveries pointing at their jobs.
+	if len(params) > 0 {
 		results, err := e.river.InsertManyTx(ctx, tx, params)
 		if err != nil {
 			return nil, fmt.Errorf("error inserting delivery jobs: %w", err)
 		}
-		for i, res := range results {
-			newEvent.JobIDs[i] = res.Job.ID
+		// Matched by the delivery id in the args, not by position: River
+		// does not promise RETURNING's order.
+		jobOf := make(map[string]int64, len(results))
+		for _, res := range results {
+			var args DeliveryArgs
+			if err := json.Unmarshal(res.Job.EncodedArgs, &args); err != nil {
+				return nil, fmt.Errorf("error decoding args of job %d: %w", res.Job.ID, err)
+			}
+			jobOf[args.DeliveryID] = res.Job.ID
+		}
+		for _, ev := range fresh {
+			for j, id := range ev.DeliveryIDs {
+				if ev.JobIDs[j] = jobOf[id]; ev.JobIDs[j] == 0 {
+					return nil, fmt.Errorf("no job inserted for delivery %s", id)
+				}
+			}
 		}
 	}
-	if err := store.InsertEvent(ctx, tx, newEvent); err != nil {
-		return nil, fmt.Errorf("error inserting event: %w", err)
+	if len(fresh) > 0 {
+		if err := store.InsertEvents(ctx, tx, fresh); err != nil {
+			return nil, fmt.Errorf("error inserting events: %w", err)
+		}
 	}
 
-	out := &Enqueued{EventID: eventID, Deliveries: make([]EnqueuedDelivery, len(webhookIDs))}
-	for i := range webhookIDs {
-		out.Deliveries[i] = EnqueuedDelivery{ID: newEvent.DeliveryIDs[i], WebhookID: webhookIDs[i]}
+	// Repeats answer with the original's deliveries.
+	if len(originals) > 0 {
+		deliveries, err := store.EventDeliveries(ctx, tx, originals)
+		if err != nil {
+			return nil, fmt.Errorf("error loading the original events of idempotency keys: %w", err)
+		}
+		for _, res := range out {
+			if res == nil || !res.Repeat {
+				continue
+			}
+			stored := deliveries[res.EventID]
+			res.Deliveries = make([]EnqueuedDelivery, len(stored))
+			for j, d := range stored {
+				res.Deliveries[j] = EnqueuedDelivery{ID: d.ID, WebhookID: d.WebhookID}
+			}
+		}
 	}
-	return out, nil
-}
-
-func (e *Enqueuer) original(ctx context.Context, tx pgx.Tx, eventID string) (*Enqueued, error) {
-	stored, err := store.GetEvent(ctx, tx, eventID)
-	if err != nil {
-		return nil, fmt.Errorf("error loading event %s for idempotency key: %w", eventID, err)
-	}
-	out := &Enqueued{EventID: stored.ID, Repeat: true, Deliveries: make([]EnqueuedDelivery, len(stored.Deliveries))}
-	for i, d := range stored.Deliveries {
-		out.Deliveries[i] = EnqueuedDelivery{ID: d.ID, WebhookID: d.WebhookID}
+	for i, p := range items {
+		if p.sameAs >= 0 {
+			repeat := *out[p.sameAs]
+			repeat.Repeat = true
+			out[i] = &repeat
+		}
 	}
 	return out, nil
 }

@@ -41,6 +41,9 @@ func setupServer(t *testing.T, modify func(*server.Config)) *testBundle {
 		AllowPrivateNetworks: true,
 		HTTPTimeout:          500 * time.Millisecond,
 		ShutdownTimeout:      2 * time.Second,
+		// Small pools: many test servers share one PostgreSQL.
+		DBMaxConns: 10,
+		MaxWorkers: 30,
 	}
 	if modify != nil {
 		modify(cfg)

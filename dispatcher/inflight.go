@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"sync"
@@ -20,36 +21,102 @@ const (
 	SaturatedSnoozeMax = 10 * time.Second
 )
 
+// A saturated webhook whose recent attempts are fast (an average under
+// fastAttempt) frees a slot within moments, so a job waits in process up to
+// slotWait for one instead of going back through the queue.
+const (
+	fastAttempt = 250 * time.Millisecond
+	slotWait    = time.Second
+)
+
 // inflight caps concurrent attempts per webhook within one process.
 type inflight struct {
 	limit int
 	mu    sync.Mutex
-	count map[string]int
+	hooks map[string]*hookSlots
+	swept time.Time
+}
+
+type hookSlots struct {
+	n     int
+	used  time.Time
+	avg   time.Duration // moving average of attempt durations
+	freed chan struct{} // closed and replaced whenever a slot is released
 }
 
 func newInflight(limit int) *inflight {
-	return &inflight{limit: limit, count: make(map[string]int)}
+	return &inflight{limit: limit, hooks: make(map[string]*hookSlots)}
 }
 
-// acquire takes a slot for webhookID, reporting false when it is saturated.
-func (f *inflight) acquire(webhookID string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.count[webhookID] >= f.limit {
-		return false
+// acquire takes a slot for webhookID. When the webhook is saturated it waits
+// up to slotWait if the webhook's attempts are fast, and reports false when
+// no slot came (the caller snoozes the job).
+func (f *inflight) acquire(ctx context.Context, webhookID string) bool {
+	var deadline <-chan time.Time
+	for {
+		f.mu.Lock()
+		h := f.hooks[webhookID]
+		if h == nil {
+			h = &hookSlots{freed: make(chan struct{})}
+			f.hooks[webhookID] = h
+		}
+		if h.n < f.limit {
+			h.n++
+			f.mu.Unlock()
+			return true
+		}
+		// Unknown (no attempt finished yet) counts as slow: a black hole
+		// finishes nothing.
+		fast := h.avg > 0 && h.avg < fastAttempt
+		freed := h.freed
+		f.mu.Unlock()
+		if !fast {
+			return false
+		}
+		if deadline == nil {
+			timer := time.NewTimer(slotWait)
+			defer timer.Stop()
+			deadline = timer.C
+		}
+		select {
+		case <-freed:
+		case <-deadline:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
-	f.count[webhookID]++
-	return true
 }
 
-func (f *inflight) release(webhookID string) {
+// release frees webhookID's slot and folds the attempt's duration into the
+// webhook's average.
+func (f *inflight) release(webhookID string, took time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.count[webhookID] <= 1 {
-		delete(f.count, webhookID)
+	h := f.hooks[webhookID]
+	if h == nil {
 		return
 	}
-	f.count[webhookID]--
+	h.n--
+	if h.avg == 0 {
+		h.avg = took
+	} else {
+		h.avg += (took - h.avg) / 8
+	}
+	close(h.freed)
+	h.freed = make(chan struct{})
+	now := time.Now()
+	h.used = now
+	// Webhooks idle for a minute are forgotten, so memory follows the
+	// webhooks in use, not every webhook ever attempted.
+	if now.Sub(f.swept) > time.Minute {
+		f.swept = now
+		for id, other := range f.hooks {
+			if other.n == 0 && now.Sub(other.used) > time.Minute {
+				delete(f.hooks, id)
+			}
+		}
+	}
 }
 
 // saturatedSnooze is how long a job waits when its webhook is saturated:

@@ -192,12 +192,13 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return river.JobSnooze(target.NextAttemptAt.Sub(now))
 	}
 
-	if !w.inflight.acquire(target.WebhookID) {
-		// Saturated (a slow or black-hole endpoint): wait without using
-		// an attempt, so one endpoint can't hold every worker.
+	if !w.inflight.acquire(ctx, target.WebhookID) {
+		// Saturated by a slow or black-hole endpoint: wait in the queue
+		// without using an attempt, so one endpoint can't hold every worker.
 		return river.JobSnooze(saturatedSnooze(job.Metadata))
 	}
-	defer w.inflight.release(target.WebhookID)
+	slotAt := time.Now()
+	defer func() { w.inflight.release(target.WebhookID, time.Since(slotAt)) }()
 
 	start := w.cfg.Now()
 	var res *outbound.Result

@@ -88,6 +88,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),
+		WebhookConcurrency: cfg.WebhookConcurrency,
 	})
 	if err != nil {
 		return nil, err
@@ -97,6 +98,13 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, worker)
 	river.AddWorker(workers, reconciler)
+	// Bulk replays pace each webhook ReplaySpacingDefault apart, scaled like
+	// the retry schedule (WEBHOOKD_RETRY_SCALE) so that tests and `dev` run
+	// them fast.
+	river.AddWorker(workers, dispatcher.NewReplayBatchWorker(pool, &dispatcher.ReplayBatchConfig{
+		Spacing: max(time.Duration(float64(dispatcher.ReplaySpacingDefault)*cfg.RetryScale), time.Microsecond),
+		Logger:  logger.Named("replay"),
+	}))
 
 	jobTimeout := cfg.HTTPTimeout + dispatcher.JobTimeoutMargin
 	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{

@@ -1,15 +1,16 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// NewEvent is an accepted event with its deliveries, inserted in one
-// statement.
+// NewEvent is an accepted event with its deliveries.
 type NewEvent struct {
 	ID             string
 	AccountID      string
@@ -25,57 +26,147 @@ type NewEvent struct {
 	JobIDs      []int64
 }
 
-const eventInsert = `
+const eventsInsert = `
 WITH event AS (
     INSERT INTO events (id, account_id, type, body, occurred_at, idempotency_key, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    SELECT e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[])
+        AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at)
 )
 INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at)
-SELECT d.id, $1, d.webhook_id, $2, $3, d.job_id, $7, $7, $7
-FROM unnest($8::text[], $9::text[], $10::bigint[]) AS d (id, webhook_id, job_id)`
+SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, d.job_id, d.created_at, d.created_at, d.created_at
+FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[])
+    AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at)`
 
-// InsertEvent inserts the event and its deliveries.
-func InsertEvent(ctx context.Context, db DB, e *NewEvent) error {
-	_, err := db.Exec(ctx, eventInsert, e.ID, e.AccountID, e.Type, e.Body, e.OccurredAt, e.IdempotencyKey, e.CreatedAt, e.DeliveryIDs, e.WebhookIDs, e.JobIDs)
+// InsertEvents inserts the events and all their deliveries in one
+// statement, however many there are.
+func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
+	n := len(events)
+	var (
+		ids, accounts, types = make([]string, n), make([]string, n), make([]string, n)
+		bodies               = make([][]byte, n)
+		occurred, created    = make([]time.Time, n), make([]time.Time, n)
+		keys                 = make([]*string, n)
+
+		dIDs, dEvents, dWebhooks, dAccounts, dTypes []string
+		dJobs                                       []int64
+		dCreated                                    []time.Time
+	)
+	for i, ev := range events {
+		ids[i], accounts[i], types[i], bodies[i] = ev.ID, ev.AccountID, ev.Type, ev.Body
+		occurred[i], created[i], keys[i] = ev.OccurredAt, ev.CreatedAt, ev.IdempotencyKey
+		for j, id := range ev.DeliveryIDs {
+			dIDs, dEvents, dWebhooks = append(dIDs, id), append(dEvents, ev.ID), append(dWebhooks, ev.WebhookIDs[j])
+			dAccounts, dTypes = append(dAccounts, ev.AccountID), append(dTypes, ev.Type)
+			dJobs, dCreated = append(dJobs, ev.JobIDs[j]), append(dCreated, ev.CreatedAt)
+		}
+	}
+	_, err := db.Exec(ctx, eventsInsert, ids, accounts, types, bodies, occurred, keys, created,
+		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated)
 	return err
+}
+
+// IdempotencyClaim is an idempotency key recorded for an event: the same key
+// with another request hash is a conflict.
+type IdempotencyClaim struct {
+	AccountID   string
+	Key         string
+	RequestHash []byte
+	EventID     string
 }
 
 const idempotencyClaim = `
 INSERT INTO idempotency_keys (account_id, key, request_hash, event_id, created_at)
-VALUES ($1, $2, $3, $4, $5)
+SELECT c.account_id, c.key, c.request_hash, c.event_id, $5
+FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) WITH ORDINALITY AS c (account_id, key, request_hash, event_id, n)
+ORDER BY c.n
 ON CONFLICT (account_id, key) DO NOTHING
-RETURNING event_id`
+RETURNING account_id, key`
 
 const idempotencyGet = `
-SELECT request_hash, event_id FROM idempotency_keys WHERE account_id = $1 AND key = $2`
+SELECT k.account_id, k.key, k.request_hash, k.event_id
+FROM idempotency_keys k
+JOIN unnest($1::text[], $2::text[]) AS c (account_id, key) ON k.account_id = c.account_id AND k.key = c.key`
 
-// ClaimIdempotencyKey records key for eventID. When the key is already taken
-// (by a committed transaction; a concurrent one is waited for), it returns
-// claimed false with the stored request hash and event id.
-func ClaimIdempotencyKey(ctx context.Context, db DB, accountID, key string, hash []byte, eventID string, now time.Time) (claimed bool, storedHash []byte, storedEventID string, err error) {
-	var got string
-	err = db.QueryRow(ctx, idempotencyClaim, accountID, key, hash, eventID, now).Scan(&got)
-	if err == nil {
-		return true, nil, "", nil
+type idempotencyRef struct{ accountID, key string }
+
+// ClaimIdempotencyKeys records every claim whose key is free, in one
+// statement. For each key already taken (by a committed transaction; a
+// concurrent one is waited for) it returns the stored claim, by index into
+// claims. The keys of one call must be distinct. They are claimed in a fixed
+// order, so two transactions claiming overlapping keys can't deadlock.
+func ClaimIdempotencyKeys(ctx context.Context, db DB, claims []IdempotencyClaim, now time.Time) (taken map[int]IdempotencyClaim, err error) {
+	sorted := slices.Clone(claims)
+	slices.SortFunc(sorted, func(a, b IdempotencyClaim) int {
+		return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.Key, b.Key))
+	})
+	var (
+		accounts = make([]string, len(sorted))
+		keys     = make([]string, len(sorted))
+		hashes   = make([][]byte, len(sorted))
+		eventIDs = make([]string, len(sorted))
+	)
+	for i, c := range sorted {
+		accounts[i], keys[i], hashes[i], eventIDs[i] = c.AccountID, c.Key, c.RequestHash, c.EventID
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return false, nil, "", err
+	rows, err := db.Query(ctx, idempotencyClaim, accounts, keys, hashes, eventIDs, now)
+	if err != nil {
+		return nil, err
 	}
-	if err := db.QueryRow(ctx, idempotencyGet, accountID, key).Scan(&storedHash, &storedEventID); err != nil {
-		return false, nil, "", err
+	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (idempotencyRef, error) {
+		var r idempotencyRef
+		return r, row.Scan(&r.accountID, &r.key)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return false, storedHash, storedEventID, nil
+	if len(claimed) == len(claims) {
+		return nil, nil
+	}
+
+	isClaimed := make(map[idempotencyRef]bool, len(claimed))
+	for _, r := range claimed {
+		isClaimed[r] = true
+	}
+	index := make(map[idempotencyRef]int, len(claims)-len(claimed))
+	accounts, keys = accounts[:0], keys[:0]
+	for i, c := range claims {
+		if r := (idempotencyRef{c.AccountID, c.Key}); !isClaimed[r] {
+			index[r] = i
+			accounts, keys = append(accounts, c.AccountID), append(keys, c.Key)
+		}
+	}
+	rows, err = db.Query(ctx, idempotencyGet, accounts, keys)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (IdempotencyClaim, error) {
+		var c IdempotencyClaim
+		return c, row.Scan(&c.AccountID, &c.Key, &c.RequestHash, &c.EventID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	taken = make(map[int]IdempotencyClaim, len(stored))
+	for _, c := range stored {
+		taken[index[idempotencyRef{c.AccountID, c.Key}]] = c
+	}
+	if len(taken) != len(index) {
+		return nil, errors.New("idempotency key neither claimed nor found")
+	}
+	return taken, nil
 }
 
 // Event is an events row with its deliveries.
 type Event struct {
-	ID         string
-	AccountID  string
-	Type       string
-	Body       []byte
-	OccurredAt time.Time
-	CreatedAt  time.Time
-	Deliveries []EventDelivery
+	ID             string
+	AccountID      string
+	Type           string
+	Body           []byte
+	OccurredAt     time.Time
+	IdempotencyKey *string
+	CreatedAt      time.Time
+	Deliveries     []EventDelivery
 }
 
 // EventDelivery is one delivery of an event, in short.
@@ -85,29 +176,62 @@ type EventDelivery struct {
 	State     string
 }
 
-const eventGet = `
-SELECT id, account_id, type, body, occurred_at, created_at FROM events WHERE id = $1`
+const eventColumns = `e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at`
 
-const eventDeliveries = `
-SELECT id, webhook_id, state FROM deliveries WHERE event_id = $1 ORDER BY id`
+const eventGet = `SELECT ` + eventColumns + ` FROM events e WHERE e.id = $1`
 
 // GetEvent returns the event id with its deliveries, or ErrNotFound.
 func GetEvent(ctx context.Context, db DB, id string) (*Event, error) {
+	return getEvent(ctx, db, eventGet, id)
+}
+
+const eventByIdempotencyKey = `
+SELECT ` + eventColumns + `
+FROM idempotency_keys k JOIN events e ON e.id = k.event_id
+WHERE k.account_id = $1 AND k.key = $2`
+
+// GetEventByIdempotencyKey returns the account's event accepted with
+// idempotency key key, with its deliveries, or ErrNotFound. Keys are found
+// for as long as they are kept (at least 24 hours).
+func GetEventByIdempotencyKey(ctx context.Context, db DB, accountID, key string) (*Event, error) {
+	return getEvent(ctx, db, eventByIdempotencyKey, accountID, key)
+}
+
+func getEvent(ctx context.Context, db DB, query string, args ...any) (*Event, error) {
 	e := &Event{}
-	err := db.QueryRow(ctx, eventGet, id).Scan(&e.ID, &e.AccountID, &e.Type, &e.Body, &e.OccurredAt, &e.CreatedAt)
+	err := db.QueryRow(ctx, query, args...).Scan(&e.ID, &e.AccountID, &e.Type, &e.Body, &e.OccurredAt, &e.IdempotencyKey, &e.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, eventDeliveries, id)
+	deliveries, err := EventDeliveries(ctx, db, []string{e.ID})
+	e.Deliveries = deliveries[e.ID]
+	return e, err
+}
+
+const eventDeliveries = `
+SELECT event_id, id, webhook_id, state FROM deliveries WHERE event_id = ANY($1) ORDER BY event_id, id`
+
+// EventDeliveries returns the deliveries of each of eventIDs, oldest first.
+// An event without deliveries has no entry.
+func EventDeliveries(ctx context.Context, db DB, eventIDs []string) (map[string][]EventDelivery, error) {
+	rows, err := db.Query(ctx, eventDeliveries, eventIDs)
 	if err != nil {
 		return nil, err
 	}
-	e.Deliveries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (EventDelivery, error) {
-		var d EventDelivery
-		return d, row.Scan(&d.ID, &d.WebhookID, &d.State)
-	})
-	return e, err
+	defer rows.Close()
+	out := make(map[string][]EventDelivery)
+	for rows.Next() {
+		var (
+			eventID string
+			d       EventDelivery
+		)
+		if err := rows.Scan(&eventID, &d.ID, &d.WebhookID, &d.State); err != nil {
+			return nil, err
+		}
+		out[eventID] = append(out[eventID], d)
+	}
+	return out, rows.Err()
 }

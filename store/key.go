@@ -102,7 +102,7 @@ func RevokeAPIKey(ctx context.Context, db DB, id string, now time.Time) (bool, e
 
 const keyTouch = `
 UPDATE api_keys SET last_used_at = $2
-WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2 - interval '1 minute')`
+WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2::timestamptz - interval '1 minute')`
 
 // TouchAPIKey records that key id was used, at most once a minute.
 func TouchAPIKey(ctx context.Context, db DB, id string, now time.Time) error {

@@ -69,18 +69,11 @@ func InsertWebhook(ctx context.Context, db DB, w *Webhook) error {
 	return err
 }
 
-const webhookGet = `
-SELECT id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at
-FROM webhooks WHERE id = $1 AND deleted_at IS NULL`
+const webhookGet = `SELECT ` + webhookColumns + ` FROM webhooks WHERE id = $1 AND deleted_at IS NULL`
 
 // GetWebhook returns the live webhook id, or ErrNotFound.
 func GetWebhook(ctx context.Context, db DB, id string) (*Webhook, error) {
-	w := &Webhook{}
-	err := db.QueryRow(ctx, webhookGet, id).Scan(&w.ID, &w.AccountID, &w.URL, &w.URLNormalized, &w.Description, &w.SecretCiphertext, &w.SecretKeyID, &w.CreatedAt, &w.DeletedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	return w, err
+	return scanWebhook(db.QueryRow(ctx, webhookGet, id))
 }
 
 const webhookDelete = `
@@ -110,13 +103,89 @@ func DeleteWebhook(ctx context.Context, db DB, id, accountID string, now time.Ti
 	return cancelled, nil
 }
 
-const webhookIDsLive = `SELECT id FROM webhooks WHERE account_id = $1 AND deleted_at IS NULL ORDER BY id`
+const webhooksLive = `
+SELECT account_id, id FROM webhooks
+WHERE account_id = ANY($1) AND deleted_at IS NULL
+ORDER BY account_id, id`
 
-// LiveWebhookIDs lists the account's live webhooks, without locking them.
-func LiveWebhookIDs(ctx context.Context, db DB, accountID string) ([]string, error) {
-	rows, err := db.Query(ctx, webhookIDsLive, accountID)
+// LiveWebhookIDs lists the live webhooks of each of accountIDs, oldest
+// first, without locking them. An account with none has no entry.
+func LiveWebhookIDs(ctx context.Context, db DB, accountIDs []string) (map[string][]string, error) {
+	rows, err := db.Query(ctx, webhooksLive, accountIDs)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	defer rows.Close()
+	out := make(map[string][]string)
+	for rows.Next() {
+		var accountID, id string
+		if err := rows.Scan(&accountID, &id); err != nil {
+			return nil, err
+		}
+		out[accountID] = append(out[accountID], id)
+	}
+	return out, rows.Err()
+}
+
+const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at`
+
+func scanWebhook(row pgx.Row) (*Webhook, error) {
+	w := &Webhook{}
+	err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.URLNormalized, &w.Description, &w.SecretCiphertext, &w.SecretKeyID, &w.CreatedAt, &w.DeletedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return w, err
+}
+
+const webhookList = `SELECT ` + webhookColumns + ` FROM webhooks
+WHERE account_id = $1 AND deleted_at IS NULL AND ($2::text = '' OR id < $2)
+ORDER BY id DESC LIMIT $3`
+
+// ListWebhooks lists the account's live webhooks newest first, starting
+// after the id before (exclusive; "" for the first page). Ids are UUIDv7, so
+// webhooks created while a client pages through appear before its cursor and
+// never shift the pages after it.
+func ListWebhooks(ctx context.Context, db DB, accountID, before string, limit int) ([]*Webhook, error) {
+	rows, err := db.Query(ctx, webhookList, accountID, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var hooks []*Webhook
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, err
+		}
+		hooks = append(hooks, w)
+	}
+	return hooks, rows.Err()
+}
+
+// WebhookUpdate is a change to a webhook; nil fields are left as they are.
+type WebhookUpdate struct {
+	Description *string
+}
+
+const webhookUpdate = `
+UPDATE webhooks SET description = coalesce($3, description)
+WHERE id = $1 AND deleted_at IS NULL AND ($2::text = '' OR account_id = $2)
+RETURNING ` + webhookColumns
+
+// UpdateWebhook applies u to the live webhook id and returns it. A non-empty
+// accountID restricts it to that account's webhooks. ErrNotFound when there
+// is no such live webhook.
+func UpdateWebhook(ctx context.Context, db DB, id, accountID string, u *WebhookUpdate) (*Webhook, error) {
+	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description))
+}
+
+const secretRevealInsert = `INSERT INTO secret_reveals (webhook_id, key_id, created_at) VALUES ($1, $2, $3)`
+
+// RecordSecretReveal records that webhook id's secret was shown to API key
+// keyID (nil for the bootstrap admin key). The secret itself is never
+// stored here.
+func RecordSecretReveal(ctx context.Context, db DB, webhookID string, keyID *string, now time.Time) error {
+	_, err := db.Exec(ctx, secretRevealInsert, webhookID, keyID, now)
+	return err
 }

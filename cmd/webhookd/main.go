@@ -48,6 +48,7 @@ Usage:
   webhookd serve      run the HTTP API and the delivery workers
   webhookd receiver   run the demo receiver alone: verifies and prints each delivery
   webhookd bench      run the benchmark scenarios (own receiver on 127.0.0.2; fresh database)
+  webhookd keys       create, list and revoke API keys on DATABASE_URL ('webhookd keys help')
   webhookd version    print the version
 
 Run 'webhookd <command> -h' for its settings.
@@ -73,6 +74,8 @@ func main() {
 		err = runReceiver(ctx, args)
 	case "bench":
 		err = runBench(ctx, args)
+	case "keys":
+		err = runKeys(ctx, args, os.Stdout)
 	case "version", "--version", "-version":
 		fmt.Println("webhookd", version)
 	case "help", "-h", "--help":
@@ -336,20 +339,40 @@ func runReceiver(ctx context.Context, args []string) error {
 func runBench(ctx context.Context, args []string) error {
 	s := newSettings("bench")
 	cfg := &bench.Config{Out: os.Stdout}
-	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "server to create the bench database on; empty starts a throwaway cluster (DATABASE_URL)")
-	s.fs.IntVar(&cfg.Backlog, "backlog", 20000, "drain scenario: pending deliveries")
-	s.fs.IntVar(&cfg.Rate, "rate", 500, "sustained scenario: events per second")
-	s.fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "sustained scenario: how long to send")
+	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "server to create the bench databases on; empty starts a throwaway cluster (DATABASE_URL)")
+	scenarios := s.fs.String("scenarios", "all", "scenarios to run, e.g. 1,2,5: 1 drain, 2 sustained, 3 isolation, 4 noisy neighbour, 5 precision, 6 resources")
+	s.fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "scenarios 1, 3, 6: pending deliveries to drain")
+	rates := s.fs.String("rates", "500,2000", "scenario 2: events per second, one run each")
+	s.fs.DurationVar(&cfg.Duration, "duration", bench.DurationDefault, "scenarios 2 and 4: how long each sender runs")
+	s.fs.IntVar(&cfg.BlackHole, "black-hole", bench.BlackHoleDefault, "scenario 3: pending deliveries to the black hole")
+	s.fs.IntVar(&cfg.NoisyBacklog, "noisy-backlog", bench.NoisyBacklogDefault, "scenario 4: account A's backlog")
+	s.fs.IntVar(&cfg.NoisyRate, "noisy-rate", bench.NoisyRateDefault, "scenario 4: account B's events per second")
+	s.fs.IntVar(&cfg.Retries, "retries", bench.RetriesDefault, "scenario 5: deliveries that fail once")
+	s.fs.Float64Var(&cfg.RetryScale, "retry-scale", bench.RetryScaleDefault, "scenario 5: retry schedule scale (attempt 2 is due 30 s × scale after attempt 1)")
+	s.fs.DurationVar(&cfg.Timeout, "timeout", bench.TimeoutDefault, "bound on every wait (a drain, a sender's arrivals)")
 	s.fs.IntVar(&cfg.MaxWorkers, "max-workers", 0, "override the server's MaxWorkers")
+	s.fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", 0, "override the server's per-webhook concurrency")
 	var maxConns int
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
+	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
 	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	logs := s.logging("warn", "console")
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	if cfg.Backlog < 1 || cfg.Backlog > 1_000_000 || cfg.Rate < 1 || cfg.Rate > 20_000 || cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
-		return errors.New("bench: -backlog must be 1..1000000, -rate 1..20000 and -duration at most 10m")
+	var err error
+	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
+		return fmt.Errorf("-scenarios: %w", err)
+	}
+	for _, part := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-rates: %q is not a rate such as 500 (events per second)", strings.TrimSpace(part))
+		}
+		cfg.Rates = append(cfg.Rates, n)
+	}
+	if maxConns < 0 || maxConns > 10_000 {
+		return errors.New("-db-max-conns must be 0 (the default) to 10000")
 	}
 	logger, err := logs.build()
 	if err != nil {

@@ -83,6 +83,7 @@ func serveEnv(databaseURL, encryptionKey string, extra ...string) []string {
 		"WEBHOOKD_BOOTSTRAP_ADMIN_KEY=" + adminKey,
 		"WEBHOOKD_ALLOW_PRIVATE_NETWORKS=true",
 		"WEBHOOKD_LOG_LEVEL=debug",
+		"WEBHOOKD_DB_MAX_CONNS=10",
 		"PATH=" + os.Getenv("PATH"),
 	}, extra...)
 }

@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testdb"
+)
+
+// logWriter sends progress lines to the test log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestRunSmoke runs every scenario with tiny sizes against the test database
+// server and checks that the numbers are sane. The figures themselves mean
+// nothing at this size.
+func TestRunSmoke(t *testing.T) {
+	t.Parallel()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, &Config{
+		DatabaseURL:  testdb.BaseURL(),
+		Backlog:      200,
+		Rates:        []int{50, 100},
+		Duration:     time.Second,
+		BlackHole:    20,
+		NoisyBacklog: 300,
+		NoisyRate:    20,
+		Retries:      20,
+		Timeout:      time.Minute,
+		Out:          &out,
+		Progress:     logWriter{t},
+	})
+	t.Log("\n" + out.String())
+	require.NoError(t, err)
+
+	requireLatency := func(t *testing.T, l Latency, n int) {
+		t.Helper()
+		require.Equal(t, n, l.N)
+		require.GreaterOrEqual(t, l.P50, time.Duration(0))
+		require.LessOrEqual(t, l.P50, l.P99)
+		require.LessOrEqual(t, l.P99, l.Max)
+		require.Less(t, l.Max, time.Minute)
+	}
+
+	require.NotNil(t, res.Drain)
+	require.Equal(t, 200, res.Drain.Deliveries)
+	require.Greater(t, res.Drain.PerSecond(), 0.0)
+
+	require.Len(t, res.Sustained, 2)
+	for i, s := range res.Sustained {
+		require.Equal(t, []int{50, 100}[i], s.Rate)
+		require.Equal(t, s.Rate, s.Sent)
+		require.Greater(t, s.Achieved, 0.0)
+		requireLatency(t, s.Latency, s.Sent)
+	}
+
+	require.NotNil(t, res.Isolation)
+	require.Greater(t, res.Isolation.Ratio, 0.0)
+	require.Less(t, res.Isolation.Ratio, 2.0)
+
+	require.NotNil(t, res.Noisy)
+	require.Equal(t, 20, res.Noisy.Sent)
+	requireLatency(t, res.Noisy.Latency, 20)
+	require.Positive(t, res.Noisy.BacklogDrained)
+
+	require.NotNil(t, res.Precision)
+	require.Equal(t, 300*time.Millisecond, res.Precision.FirstRetryDelay)
+	requireLatency(t, res.Precision.Lateness, 20)
+
+	require.NotNil(t, res.Resources)
+	require.Greater(t, res.Resources.Drain.PerSecond(), 0.0)
+	require.Positive(t, res.Resources.CPUPerDelivery)
+	require.Positive(t, res.Resources.PeakRSS)
+	if res.Machine.PostgresLocal {
+		require.NotNil(t, res.Resources.PostgresCPUPerDelivery, res.Resources.PostgresNote)
+		require.GreaterOrEqual(t, *res.Resources.PostgresCPUPerDelivery, time.Duration(0))
+	}
+
+	table := out.String()
+	require.Contains(t, table, "| # | scenario | result | target (issue 4) |")
+	require.Equal(t, 8, strings.Count(table, "\n| "), "a header and one row per scenario and rate:\n%s", table)
+	require.NotContains(t, table, "failed")
+}
+
+func TestParseScenarios(t *testing.T) {
+	t.Parallel()
+
+	for _, tt := range []struct {
+		in   string
+		want []int
+		err  bool
+	}{
+		{in: "", want: AllScenarios},
+		{in: "all", want: AllScenarios},
+		{in: "5,1, 2,1", want: []int{1, 2, 5}},
+		{in: "7", err: true},
+		{in: "1,x", err: true},
+	} {
+		got, err := ParseScenarios(tt.in)
+		if tt.err {
+			require.Error(t, err, tt.in)
+			continue
+		}
+		require.NoError(t, err, tt.in)
+		require.Equal(t, tt.want, got, tt.in)
+	}
+}

@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The accounts of the drain scenarios.
+const (
+	healthyAccount   = "acct_healthy"
+	blackHoleAccount = "acct_blackhole"
+)
+
+// drain (scenarios 1, 3 and 6) inserts cfg.Backlog pending deliveries to one
+// healthy receiver with the workers stopped, then starts them and times
+// until every delivery has succeeded. With holeBacklog > 0, that many
+// deliveries of another account to a black hole are inserted first, so they
+// are at the head of the queue. A meter, when given, measures from the start
+// of the workers to the end of the drain.
+func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Throughput, error) {
+	s, err := e.newStage(ctx, n, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	recv, target, err := s.startReceiver(false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.createWebhook(ctx, healthyAccount, target); err != nil {
+		return nil, err
+	}
+	var hole *blackHole
+	if holeBacklog > 0 {
+		var holeURL string
+		if hole, holeURL, err = s.startBlackHole(); err != nil {
+			return nil, err
+		}
+		if _, err := s.createWebhook(ctx, blackHoleAccount, holeURL); err != nil {
+			return nil, err
+		}
+		if err := s.insertBacklog(ctx, blackHoleAccount, holeBacklog); err != nil {
+			return nil, err
+		}
+	}
+	total := e.cfg.Backlog
+	if err := s.insertBacklog(ctx, healthyAccount, total); err != nil {
+		return nil, err
+	}
+
+	if m != nil {
+		if err := m.begin(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	deadline := start.Add(e.cfg.Timeout)
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	s.progress("workers started: draining %s deliveries", count(total))
+	err = s.waitFor(ctx, "the receiver to answer every delivery", time.Until(deadline), 2*time.Millisecond, func() (bool, string, error) {
+		got := recv.ok.Load()
+		return got >= int64(total), fmt.Sprintf("%s of %s delivered", count(int(got)), count(total)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.waitFor(ctx, "every delivery to be recorded as succeeded", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
+		pending, err := s.pendingOf(ctx, healthyAccount)
+		return pending == 0, fmt.Sprintf("%s still pending", count(pending)), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &Throughput{Deliveries: total, Elapsed: time.Since(start)}
+	if m != nil {
+		if err := m.end(ctx, total); err != nil {
+			return nil, err
+		}
+	}
+	if out.Snoozes, err = s.snoozes(ctx); err != nil {
+		return nil, err
+	}
+	if got := recv.requests.Load(); got != int64(total) {
+		return nil, fmt.Errorf("the receiver saw %d requests for %d deliveries (each should be sent once)", got, total)
+	}
+	if hole != nil && hole.accepted.Load() == 0 {
+		return nil, fmt.Errorf("the black hole was never contacted: the scenario did not test isolation")
+	}
+	s.progress("%s deliveries in %.2f s: %s/s; %s snoozes", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())), count(int(out.Snoozes)))
+	return out, nil
+}
+
+// isolation is scenario 3: scenario 1 beside a black hole. When scenario 1
+// has not run, its baseline is measured first.
+func (e *env) isolation(ctx context.Context, baseline *Throughput) (*Isolation, error) {
+	if baseline == nil {
+		e.progress(ScenarioIsolation, "scenario 1 has no result: measuring the baseline drain first")
+		var err error
+		if baseline, err = e.drain(ctx, ScenarioIsolation, 0, nil); err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+	}
+	healthy, err := e.drain(ctx, ScenarioIsolation, e.cfg.BlackHole, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Isolation{
+		Healthy:   *healthy,
+		BlackHole: e.cfg.BlackHole,
+		Baseline:  baseline.PerSecond(),
+		Ratio:     healthy.PerSecond() / baseline.PerSecond(),
+	}, nil
+}

@@ -1,0 +1,258 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The accounts of the API scenarios.
+const (
+	sustainedAccount = "acct_sustained"
+	noisyAccountA    = "acct_a"
+	noisyAccountB    = "acct_b"
+)
+
+// sendersMax bounds the POSTs in flight at once; a sender that reaches it
+// falls behind its rate, which then shows as the achieved rate.
+const sendersMax = 256
+
+// postTimeout bounds one POST.
+const postTimeout = 10 * time.Second
+
+// sent is what postEvents did: when each POST began and the event id it got.
+type sent struct {
+	at      []time.Time
+	ids     []string
+	elapsed time.Duration
+}
+
+// achieved is the rate at which events were accepted.
+func (s *sent) achieved() float64 { return float64(len(s.ids)) / s.elapsed.Seconds() }
+
+// postEvents POSTs rate×d events of account to the API, one every 1/rate,
+// and fails if any POST fails or sending overruns d by the Timeout bound.
+func (s *stage) postEvents(ctx context.Context, account string, rate int, d time.Duration) (*sent, error) {
+	total := max(1, int(float64(rate)*d.Seconds()))
+	bound := d + s.e.cfg.Timeout
+	s.progress("POSTing %s events of %s at %s/s", count(total), account, count(rate))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: sendersMax}, Timeout: postTimeout}
+	defer client.CloseIdleConnections()
+	api := s.api()
+	out := &sent{at: make([]time.Time, total), ids: make([]string, total)}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failed   int
+		firstErr string
+	)
+	fail := func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed++
+		if firstErr == "" {
+			firstErr = msg
+		}
+	}
+	sem := make(chan struct{}, sendersMax)
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var sendErr error
+	for i := 0; i < total; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		if err := ctx.Err(); err != nil {
+			sendErr = err
+			break
+		}
+		if time.Since(start) > bound {
+			sendErr = fmt.Errorf("%w: %d of %d events POSTed after %s", errBound, i, total, bound)
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			body := fmt.Sprintf(`{"account_id":%q,"type":"bench.event","data":{"i":%d}}`, account, i)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, api, strings.NewReader(body))
+			if err != nil {
+				fail(err.Error())
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+benchAdminKey)
+			req.Header.Set("Content-Type", "application/json")
+			out.at[i] = time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				fail(err.Error())
+				return
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			var ev struct {
+				ID string `json:"id"`
+			}
+			if resp.StatusCode != http.StatusAccepted || json.Unmarshal(raw, &ev) != nil || ev.ID == "" {
+				fail(fmt.Sprintf("status %d: %.200s", resp.StatusCode, raw))
+				return
+			}
+			out.ids[i] = ev.ID
+		}(i)
+	}
+	wg.Wait()
+	out.elapsed = time.Since(start)
+	if sendErr != nil {
+		return nil, sendErr
+	}
+	if failed > 0 {
+		return nil, fmt.Errorf("%d of %d POSTs failed; the first: %s", failed, total, firstErr)
+	}
+	s.progress("POSTed %s events in %.2f s (%.0f/s)", count(total), out.elapsed.Seconds(), out.achieved())
+	return out, nil
+}
+
+// arrivals waits (bounded by the Timeout) until every sent event has reached
+// recv and summarises POST → first arrival. status adds to the progress line.
+func (s *stage) arrivals(ctx context.Context, recv *receiver, sent *sent, status func() string) (Latency, error) {
+	var latencies []time.Duration
+	err := s.waitFor(ctx, "every event's first attempt", s.e.cfg.Timeout, 20*time.Millisecond, func() (bool, string, error) {
+		latencies = latencies[:0]
+		missing := 0
+		for i, id := range sent.ids {
+			at, ok := recv.firstArrival(id)
+			if !ok {
+				missing++
+				continue
+			}
+			latencies = append(latencies, at.Sub(sent.at[i]))
+		}
+		msg := fmt.Sprintf("%s of %s events not yet arrived", count(missing), count(len(sent.ids)))
+		if status != nil {
+			msg += "; " + status()
+		}
+		return missing == 0, msg, nil
+	})
+	if err != nil {
+		return Latency{}, err
+	}
+	return summarise(latencies), nil
+}
+
+// sustained is scenario 2: one fresh stage per rate.
+func (e *env) sustained(ctx context.Context) ([]*Sustained, error) {
+	var out []*Sustained
+	for _, rate := range e.cfg.Rates {
+		r, err := e.sustainedAt(ctx, rate)
+		if err != nil {
+			return nil, fmt.Errorf("at %d/s: %w", rate, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (e *env) sustainedAt(ctx context.Context, rate int) (*Sustained, error) {
+	s, err := e.newStage(ctx, ScenarioSustained, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	recv, target, err := s.startReceiver(false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.createWebhook(ctx, sustainedAccount, target); err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	sent, err := s.postEvents(ctx, sustainedAccount, rate, e.cfg.Duration)
+	if err != nil {
+		return nil, err
+	}
+	lat, err := s.arrivals(ctx, recv, sent, nil)
+	if err != nil {
+		return nil, err
+	}
+	snoozes, err := s.snoozes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.progress("%s/s: p50 %s, p99 %s, max %s; %s snoozes", count(rate), ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(snoozes)))
+	return &Sustained{Rate: rate, Sent: len(sent.ids), Achieved: sent.achieved(), Latency: lat, Snoozes: snoozes}, nil
+}
+
+// noisy is scenario 4: account A has a backlog (inserted before the workers
+// start) while account B POSTs at NoisyRate; B's latency is what counts.
+func (e *env) noisy(ctx context.Context) (*Noisy, error) {
+	s, err := e.newStage(ctx, ScenarioNoisy, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	recvA, targetA, err := s.startReceiver(false)
+	if err != nil {
+		return nil, err
+	}
+	recvB, targetB, err := s.startReceiver(false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.createWebhook(ctx, noisyAccountA, targetA); err != nil {
+		return nil, err
+	}
+	if _, err := s.createWebhook(ctx, noisyAccountB, targetB); err != nil {
+		return nil, err
+	}
+	if err := s.insertBacklog(ctx, noisyAccountA, e.cfg.NoisyBacklog); err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	sent, err := s.postEvents(ctx, noisyAccountB, e.cfg.NoisyRate, e.cfg.Duration)
+	if err != nil {
+		return nil, err
+	}
+	drained := recvA.ok.Load()
+	lat, err := s.arrivals(ctx, recvB, sent, func() string {
+		return fmt.Sprintf("A has %s of %s delivered", count(int(recvA.ok.Load())), count(e.cfg.NoisyBacklog))
+	})
+	if err != nil {
+		return nil, err
+	}
+	snoozes, err := s.snoozes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.progress("B: p50 %s, p99 %s, max %s; A delivered %s while B sent; %s snoozes", ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(drained)), count(int(snoozes)))
+	return &Noisy{
+		Backlog: e.cfg.NoisyBacklog, Rate: e.cfg.NoisyRate, Sent: len(sent.ids), Achieved: sent.achieved(),
+		Latency: lat, BacklogDrained: drained, Snoozes: snoozes,
+	}, nil
+}
+
+// summarise sorts ds and takes its percentiles (nearest rank).
+func summarise(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return Latency{N: len(sorted), P50: percentile(sorted, 0.50), P99: percentile(sorted, 0.99), Max: sorted[len(sorted)-1]}
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(float64(len(sorted))*p)) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/store"
+)
+
+const keysUsage = `Usage:
+  webhookd keys create -scope admin|account|events:write [-account ID] [-description TEXT] [-json]
+  webhookd keys list [-account ID] [-json]
+  webhookd keys revoke KEY_ID
+
+They work straight on the database (DATABASE_URL or -database-url), so the
+first key can be made before anything else runs. 'create' prints the key
+once: only its hash is stored.
+`
+
+// runKeys is `webhookd keys`: API keys managed on the database.
+func runKeys(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("keys: a subcommand is required\n\n" + keysUsage)
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "create":
+		return runKeysCreate(ctx, rest, out)
+	case "list":
+		return runKeysList(ctx, rest, out)
+	case "revoke":
+		return runKeysRevoke(ctx, rest, out)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(out, keysUsage)
+		return nil
+	default:
+		return fmt.Errorf("keys: unknown subcommand %q\n\n%s", sub, keysUsage)
+	}
+}
+
+// keysDatabase connects to the database flag's value and checks that its
+// schema is current.
+func keysDatabase(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	if databaseURL == "" {
+		return nil, errors.New("DATABASE_URL (-database-url) is required")
+	}
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	reasons, err := admin.Readiness(checkCtx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if len(reasons) > 0 {
+		pool.Close()
+		return nil, fmt.Errorf("the database is not ready: %s", strings.Join(reasons, "; "))
+	}
+	return pool, nil
+}
+
+// keyFlags names the flag behind each field a key's rules can refuse.
+var keyFlags = map[string]string{"scope": "-scope", "account_id": "-account", "description": "-description"}
+
+func runKeysCreate(ctx context.Context, args []string, out io.Writer) error {
+	s := newSettings("keys create")
+	databaseURL := s.fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	params := &admin.KeyParams{}
+	s.fs.StringVar(&params.Scope, "scope", "", "the key's scope: admin, account or events:write (required)")
+	s.fs.StringVar(&params.AccountID, "account", "", "bind the key to this account (required for account, refused for admin)")
+	s.fs.StringVar(&params.Description, "description", "", "what the key is for")
+	asJSON := s.fs.Bool("json", false, "print JSON")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if err := params.Check(); err != nil {
+		var v *dispatcher.ValidationError
+		if errors.As(err, &v) {
+			return fmt.Errorf("keys create: %s: %s", keyFlags[v.Field], v.Message)
+		}
+		return err
+	}
+	pool, err := keysDatabase(ctx, *databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	created, err := admin.CreateKey(ctx, pool, params, time.Now())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(out, created.View())
+	}
+	account := "every account"
+	if created.AccountID != nil {
+		account = "account " + *created.AccountID
+	}
+	fmt.Fprintf(out, "%s\n\nCreated API key %s (scope %s, %s).\nThe key above is shown only this once: store it now.\n", created.Key, created.ID, created.Scope, account)
+	return nil
+}
+
+func runKeysList(ctx context.Context, args []string, out io.Writer) error {
+	s := newSettings("keys list")
+	databaseURL := s.fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	account := s.fs.String("account", "", "only this account's keys")
+	asJSON := s.fs.Bool("json", false, "print JSON")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	var accountID *string
+	if *account != "" {
+		if err := dispatcher.ValidateAccountID(*account); err != nil {
+			return fmt.Errorf("keys list: -account: %w", err)
+		}
+		accountID = account
+	}
+	pool, err := keysDatabase(ctx, *databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	var keys []*store.APIKey
+	for before := ""; ; {
+		page, err := store.ListAPIKeys(ctx, pool, accountID, before, admin.LimitMax)
+		if err != nil {
+			return fmt.Errorf("error listing keys: %w", err)
+		}
+		keys = append(keys, page...)
+		if len(page) < admin.LimitMax {
+			break
+		}
+		before = page[len(page)-1].ID
+	}
+
+	if *asJSON {
+		rows := make([]admin.KeyView, len(keys))
+		for i, k := range keys {
+			rows[i] = admin.NewKeyView(k)
+		}
+		return printJSON(out, rows)
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(out, "no API keys")
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPREFIX\tSCOPE\tACCOUNT\tCREATED\tLAST USED\tREVOKED\tDESCRIPTION")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Scope, orDash(k.AccountID),
+			k.CreatedAt.UTC().Format(time.RFC3339), timeOrDash(k.LastUsedAt), timeOrDash(k.RevokedAt), k.Description)
+	}
+	return tw.Flush()
+}
+
+func runKeysRevoke(ctx context.Context, args []string, out io.Writer) error {
+	s := newSettings("keys revoke")
+	databaseURL := s.fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	// The id may come before or after the flags.
+	if err := s.fs.Parse(args); err != nil {
+		return err
+	}
+	id := s.fs.Arg(0)
+	if s.fs.NArg() > 0 {
+		if err := s.fs.Parse(s.fs.Args()[1:]); err != nil {
+			return err
+		}
+	}
+	if id == "" || s.fs.NArg() > 0 {
+		return errors.New("keys revoke: exactly one key id is required: webhookd keys revoke KEY_ID")
+	}
+	if err := ident.Check(ident.Key, id); err != nil {
+		return fmt.Errorf("keys revoke: %q is not a key id: it %w", id, err)
+	}
+	pool, err := keysDatabase(ctx, *databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	revoked, err := store.RevokeAPIKey(ctx, pool, id, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("error revoking key %s: %w", id, err)
+	}
+	if !revoked {
+		k, err := store.GetAPIKey(ctx, pool, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("keys revoke: no API key %s", id)
+		case err != nil:
+			return fmt.Errorf("error loading key %s: %w", id, err)
+		default:
+			return fmt.Errorf("keys revoke: API key %s was already revoked at %s", id, k.RevokedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	fmt.Fprintf(out, "Revoked API key %s: requests with it now get 401.\n", id)
+	return nil
+}
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func orDash(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,134 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/store"
+)
+
+func TestFairness(t *testing.T) {
+	t.Parallel()
+
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newFairness(10, 5, func() time.Time { return now })
+
+	// A burst: the first five at normal priority, the rest bulk.
+	for i := range 8 {
+		want := PriorityNormal
+		if i >= 5 {
+			want = PriorityBulk
+		}
+		require.Equal(t, want, f.priority("big"), "event %d", i)
+	}
+	// Another account is unaffected.
+	require.Equal(t, PriorityNormal, f.priority("small"))
+
+	// Tokens come back at the rate: 0.1 s gives one.
+	now = now.Add(100 * time.Millisecond)
+	require.Equal(t, PriorityNormal, f.priority("big"))
+	require.Equal(t, PriorityBulk, f.priority("big"))
+
+	// Idle accounts are forgotten after a sweep.
+	now = now.Add(2 * time.Minute)
+	require.Equal(t, PriorityNormal, f.priority("other"))
+	f.mu.Lock()
+	_, kept := f.buckets["big"]
+	f.mu.Unlock()
+	require.False(t, kept)
+}
+
+// A burst beyond the fair share goes in at bulk priority; another account's
+// event right after it at normal priority, so River fetches it first.
+func TestEnqueueFairPriority(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	pool := testdb.New(t)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, account := range []string{"acct_big", "acct_small"} {
+		id := ident.New(ident.Webhook)
+		ct, keyID, err := keys.Encrypt([]byte("whsec_x"), []byte(id))
+		require.NoError(t, err)
+		require.NoError(t, store.InsertWebhook(ctx, tx, &store.Webhook{ID: id, AccountID: account, URL: "http://127.0.0.2:9/", URLNormalized: "http://127.0.0.2:9/", SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now()}))
+	}
+
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e, err := NewEnqueuer(nil, func() time.Time { return now })
+	require.NoError(t, err)
+	burst := make([]*Event, int(FairBurstDefault)+10)
+	for i := range burst {
+		burst[i] = &Event{AccountID: "acct_big", Type: "ping", Data: json.RawMessage(`{}`)}
+	}
+	for len(burst) > 0 {
+		n := min(len(burst), MaxBatchSize)
+		_, err = e.EnqueueMany(ctx, tx, burst[:n])
+		require.NoError(t, err)
+		burst = burst[n:]
+	}
+	_, err = e.Enqueue(ctx, tx, &Event{AccountID: "acct_small", Type: "ping", Data: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+
+	rows, err := tx.Query(ctx, `SELECT d.account_id, j.priority, count(*) FROM deliveries d JOIN river_job j ON j.id = d.job_id GROUP BY 1, 2 ORDER BY 1, 2`)
+	require.NoError(t, err)
+	got := map[string]int{}
+	for rows.Next() {
+		var account string
+		var priority, n int
+		require.NoError(t, rows.Scan(&account, &priority, &n))
+		got[fmt.Sprintf("%s/%d", account, priority)] = n
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, map[string]int{
+		"acct_big/1":   int(FairBurstDefault),
+		"acct_big/2":   10,
+		"acct_small/1": 1,
+	}, got)
+}
+
+func TestInflight(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	f := newInflight(2)
+	require.True(t, f.acquire(ctx, "wh_a"))
+	require.True(t, f.acquire(ctx, "wh_a"))
+	// Saturated and nothing finished yet: unknown counts as slow, no wait.
+	start := time.Now()
+	require.False(t, f.acquire(ctx, "wh_a"))
+	require.Less(t, time.Since(start), 100*time.Millisecond)
+	require.True(t, f.acquire(ctx, "wh_b"), "another webhook is unaffected")
+
+	// Fast attempts: a saturated caller waits for the next free slot.
+	f.release("wh_a", 5*time.Millisecond)
+	require.True(t, f.acquire(ctx, "wh_a"))
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		f.release("wh_a", 5*time.Millisecond)
+	}()
+	require.True(t, f.acquire(ctx, "wh_a"))
+
+	// Slow attempts: no waiting, the caller snoozes.
+	g := newInflight(1)
+	require.True(t, g.acquire(ctx, "wh_slow"))
+	g.release("wh_slow", 5*time.Second)
+	require.True(t, g.acquire(ctx, "wh_slow"))
+	require.False(t, g.acquire(ctx, "wh_slow"))
+
+	// Saturated snoozes grow with the job's snooze count, within bounds.
+	require.InDelta(t, float64(SaturatedSnoozeMin), float64(saturatedSnooze(nil)), float64(SaturatedSnoozeMin)/4)
+	require.LessOrEqual(t, saturatedSnooze([]byte(`{"snoozes":40}`)), SaturatedSnoozeMax*5/4)
+	require.GreaterOrEqual(t, saturatedSnooze([]byte(`{"snoozes":40}`)), SaturatedSnoozeMax*3/4)
+}
