@@ -77,29 +77,56 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	return a, nil
 }
 
-// Handler returns every route, registered in one list.
+// route is one entry of the API's route list: a method and a path pattern
+// of http.ServeMux, the scopes whose keys may call it (nil: no key needed)
+// and its handler.
+type route struct {
+	method  string
+	pattern string
+	scopes  []string
+	handler http.HandlerFunc
+}
+
+// routes is every route the API serves, in one list that Handler registers
+// and the tests read (the OpenAPI document and the auth matrix must cover
+// each).
+func (a *API) routes() []route {
+	return []route{
+		{"GET", "/healthz", nil, a.healthz},
+		{"GET", "/readyz", nil, a.readyz},
+		{"GET", "/v1/openapi.json", nil, serveOpenAPI},
+		{"POST", "/v1/webhooks", scopesAccount, a.createWebhook},
+		{"GET", "/v1/webhooks", scopesAccount, a.listWebhooks},
+		{"GET", "/v1/webhooks/{id}", scopesAccount, a.getWebhook},
+		{"GET", "/v1/webhooks/{id}/secret", scopesAccount, a.revealSecret},
+		{"PATCH", "/v1/webhooks/{id}", scopesAccount, a.updateWebhook},
+		{"DELETE", "/v1/webhooks/{id}", scopesAccount, a.deleteWebhook},
+		{"POST", "/v1/events", scopesEvents, a.createEvent},
+		{"POST", "/v1/events/batch", scopesEvents, a.createEventBatch},
+		{"GET", "/v1/events", scopesAccount, a.findEvent},
+		{"GET", "/v1/events/{id}", scopesAccount, a.getEvent},
+		{"POST", "/v1/keys", scopesAdmin, a.createKey},
+		{"GET", "/v1/keys", scopesAdmin, a.listKeys},
+		{"DELETE", "/v1/keys/{id}", scopesAdmin, a.revokeKey},
+		{"GET", "/v1/deliveries", scopesAccount, a.listDeliveries},
+		{"GET", "/v1/deliveries/{id}", scopesAccount, a.getDelivery},
+		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery},
+		{"POST", "/v1/deliveries/replay", scopesAccount, a.replayDeliveries},
+		{"GET", "/v1/replays/{id}", scopesAccount, a.getReplayBatch},
+	}
+}
+
+// Handler returns every route of routes, each behind auth unless it needs
+// no key, and a JSON 404 for anything else.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("POST /v1/webhooks", a.auth(scopesAccount, a.createWebhook))
-	mux.Handle("GET /v1/webhooks", a.auth(scopesAccount, a.listWebhooks))
-	mux.Handle("GET /v1/webhooks/{id}", a.auth(scopesAccount, a.getWebhook))
-	mux.Handle("GET /v1/webhooks/{id}/secret", a.auth(scopesAccount, a.revealSecret))
-	mux.Handle("PATCH /v1/webhooks/{id}", a.auth(scopesAccount, a.updateWebhook))
-	mux.Handle("DELETE /v1/webhooks/{id}", a.auth(scopesAccount, a.deleteWebhook))
-	mux.Handle("POST /v1/events", a.auth(scopesEvents, a.createEvent))
-	mux.Handle("POST /v1/events/batch", a.auth(scopesEvents, a.createEventBatch))
-	mux.Handle("GET /v1/events", a.auth(scopesAccount, a.findEvent))
-	mux.Handle("GET /v1/events/{id}", a.auth(scopesAccount, a.getEvent))
-	mux.Handle("POST /v1/keys", a.auth(scopesAdmin, a.createKey))
-	mux.Handle("GET /v1/keys", a.auth(scopesAdmin, a.listKeys))
-	mux.Handle("DELETE /v1/keys/{id}", a.auth(scopesAdmin, a.revokeKey))
-	mux.Handle("GET /v1/deliveries", a.auth(scopesAccount, a.listDeliveries))
-	mux.Handle("GET /v1/deliveries/{id}", a.auth(scopesAccount, a.getDelivery))
-	mux.Handle("POST /v1/deliveries/{id}/replay", a.auth(scopesAccount, a.replayDelivery))
-	mux.Handle("POST /v1/deliveries/replay", a.auth(scopesAccount, a.replayDeliveries))
-	mux.Handle("GET /v1/replays/{id}", a.auth(scopesAccount, a.getReplayBatch))
+	for _, rt := range a.routes() {
+		var h http.Handler = rt.handler
+		if rt.scopes != nil {
+			h = a.auth(rt.scopes, rt.handler)
+		}
+		mux.Handle(rt.method+" "+rt.pattern, h)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "route_not_found", Message: "no route " + r.Method + " " + r.URL.Path})
 	})
