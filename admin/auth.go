@@ -76,6 +76,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 			allowed = allowed || s == p.Scope
 		}
 		if !allowed {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="insufficient_scope"`)
 			writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.Method + " " + r.Pattern})
 			return
 		}

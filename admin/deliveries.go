@@ -237,7 +237,7 @@ func parseTime(q url.Values, name string) (*time.Time, *apiError) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(raw[0], " ", "+"))
 	if err != nil {
-		return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid_time", Field: name, Message: name + " must be an RFC 3339 time, such as 2026-01-02T15:04:05Z"}
+		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_time", Field: name, Message: name + " must be an RFC 3339 time, such as 2026-01-02T15:04:05Z"}
 	}
 	return &t, nil
 }

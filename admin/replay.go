@@ -22,6 +22,14 @@ func (a *API) replayDelivery(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
+	// The replay takes no options: the body may be empty or {}, nothing more.
+	if r.ContentLength != 0 {
+		var none struct{}
+		if apiErr := decodeJSON(w, r, SmallBodyLimit, &none); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+	}
 	ctx := r.Context()
 	p := principalFrom(ctx)
 	tx, err := a.pool.Begin(ctx)

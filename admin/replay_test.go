@@ -440,3 +440,22 @@ func TestBulkReplay(t *testing.T) {
 	other := b.createKey(t, "account", "acct_other")
 	requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/replays/" + one.ID, auth: bearer(other.Key)}), http.StatusNotFound, "not_found", "id")
 }
+
+// The single replay takes no options: an empty body or {} is fine, anything
+// else is refused and nothing is replayed.
+func TestReplayBody(t *testing.T) {
+	t.Parallel()
+
+	b := startFastServer(t, nil)
+	rcv := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	hook := b.createWebhook(t, "acct_body", rcv.URL+"/hook")
+	row := seedRow{id: ident.New(ident.Delivery), eventID: ident.New(ident.Event), webhookID: hook.ID, accountID: "acct_body",
+		eventType: "order.created", state: store.StateDead, createdAt: time.Now().Add(-time.Hour).Truncate(time.Microsecond)}
+	seedDeliveries(t, b, []seedRow{row})
+
+	path := "/v1/deliveries/" + row.id + "/replay"
+	requireError(t, b.do(t, request{method: http.MethodPost, path: path, body: `{"force":true}`}), http.StatusBadRequest, "unknown_field", "force")
+	requireError(t, b.do(t, request{method: http.MethodPost, path: path, body: `not json`}), http.StatusBadRequest, "invalid_json", "")
+	require.Zero(t, rcv.Count())
+	require.Equal(t, http.StatusAccepted, b.do(t, request{method: http.MethodPost, path: path, body: `{}`}).status)
+}
