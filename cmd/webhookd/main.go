@@ -5,6 +5,8 @@
 //	webhookd serve      run the API and the delivery workers
 //	webhookd receiver   run the demo receiver alone (prints and verifies deliveries)
 //	webhookd bench      run the benchmark scenarios and print a table
+//	webhookd deliveries list, show and replay deliveries through the API
+//	webhookd events     show an event through the API
 //	webhookd version    print the version
 //
 // Every setting is an environment variable with a flag of the same meaning;
@@ -49,6 +51,8 @@ Usage:
   webhookd receiver   run the demo receiver alone: verifies and prints each delivery
   webhookd bench      run the benchmark scenarios (own receiver on 127.0.0.2; fresh database)
   webhookd keys       create, list and revoke API keys on DATABASE_URL ('webhookd keys help')
+  webhookd deliveries list, show and replay deliveries through the API ('webhookd deliveries help')
+  webhookd events     show an event and its deliveries through the API ('webhookd events help')
   webhookd version    print the version
 
 Run 'webhookd <command> -h' for its settings.
@@ -76,6 +80,10 @@ func main() {
 		err = runBench(ctx, args)
 	case "keys":
 		err = runKeys(ctx, args, os.Stdout)
+	case "deliveries":
+		err = runDeliveries(ctx, args, os.Stdin, os.Stdout, os.Stderr)
+	case "events":
+		err = runEvents(ctx, args, os.Stdout)
 	case "version", "--version", "-version":
 		fmt.Println("webhookd", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,128 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Webhook is a registered endpoint. Secret is set only in CreateWebhook's
+// answer; RevealSecret reads it later.
+type Webhook struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	// URL is the normalised URL deliveries go to.
+	URL         string    `json:"url"`
+	Description string    `json:"description"`
+	Secret      string    `json:"secret,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// CreateWebhookParams is a new webhook.
+type CreateWebhookParams struct {
+	// AccountID may be empty for a key bound to an account.
+	AccountID   string `json:"account_id,omitempty"`
+	URL         string `json:"url"`
+	Description string `json:"description,omitempty"`
+}
+
+// CreateWebhook registers a webhook: POST /v1/webhooks. The answer holds
+// its signing secret. A retry after a lost answer gets a 409 duplicate_url
+// rather than a second webhook.
+func (c *Client) CreateWebhook(ctx context.Context, p *CreateWebhookParams) (*Webhook, error) {
+	var out Webhook
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: "/v1/webhooks", body: p}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListWebhooksParams filters and pages ListWebhooks.
+type ListWebhooksParams struct {
+	// AccountID is required, except for a key bound to an account.
+	AccountID string
+	// Cursor is the previous page's NextCursor; empty for the first page.
+	Cursor string
+	// Limit is the page size, 1 to 1000. Defaults to the server's 100.
+	Limit int
+}
+
+// ListWebhooks lists an account's live webhooks, newest first: GET
+// /v1/webhooks.
+func (c *Client) ListWebhooks(ctx context.Context, p *ListWebhooksParams) (*Page[Webhook], error) {
+	if p == nil {
+		p = &ListWebhooksParams{}
+	}
+	q := url.Values{}
+	if p.AccountID != "" {
+		q.Set("account_id", p.AccountID)
+	}
+	var out Page[Webhook]
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: "/v1/webhooks", query: pageQuery(q, p.Cursor, p.Limit)}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetWebhook returns one webhook, without its secret: GET
+// /v1/webhooks/{id}.
+func (c *Client) GetWebhook(ctx context.Context, id string) (*Webhook, error) {
+	seg, err := pathID("webhook", id)
+	if err != nil {
+		return nil, err
+	}
+	var out Webhook
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: "/v1/webhooks/" + seg}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevealSecret returns a webhook's signing secret: GET
+// /v1/webhooks/{id}/secret. The server records that this key saw it.
+func (c *Client) RevealSecret(ctx context.Context, id string) (string, error) {
+	seg, err := pathID("webhook", id)
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		Secret string `json:"secret"`
+	}
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: "/v1/webhooks/" + seg + "/secret"}, &out); err != nil {
+		return "", err
+	}
+	return out.Secret, nil
+}
+
+// UpdateWebhookParams are the fields to change; nil ones stay as they are.
+type UpdateWebhookParams struct {
+	Description *string `json:"description,omitempty"`
+}
+
+// UpdateWebhook changes a webhook: PATCH /v1/webhooks/{id}.
+func (c *Client) UpdateWebhook(ctx context.Context, id string, p *UpdateWebhookParams) (*Webhook, error) {
+	seg, err := pathID("webhook", id)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = &UpdateWebhookParams{}
+	}
+	var out Webhook
+	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: "/v1/webhooks/" + seg, body: p}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteWebhook deletes a webhook (softly; its pending deliveries are
+// cancelled): DELETE /v1/webhooks/{id}.
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	seg, err := pathID("webhook", id)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, &request{method: http.MethodDelete, path: "/v1/webhooks/" + seg}, nil)
+	return err
+}
