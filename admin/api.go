@@ -14,6 +14,7 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// Metrics counts deliveries cancelled by deleting their webhook.
+	// Optional: nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // API serves the HTTP routes.
@@ -47,6 +51,7 @@ type API struct {
 	policy   *outbound.Policy
 	now      func() time.Time
 	logger   *zap.Logger
+	metrics  *metrics.Metrics
 	adminKey [32]byte
 	hasAdmin bool
 }
@@ -60,7 +65,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger}
+	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics}
 	if a.policy == nil {
 		a.policy = &outbound.Policy{}
 	}
@@ -127,11 +132,33 @@ func (a *API) Handler() http.Handler {
 		}
 		mux.Handle(rt.method+" "+rt.pattern, h)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No route: let the mux say whether the path exists under another
+		// method (405 with Allow) or not at all (404), and answer in JSON.
+		probe := &statusProbe{header: http.Header{}}
+		mux.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + probe.header.Get("Allow")})
+			return
+		}
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "route_not_found", Message: "no route " + r.Method + " " + r.URL.Path})
 	})
-	return mux
 }
+
+// statusProbe records the status the mux would answer, discarding the body.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -682,7 +682,8 @@ func TestBadInput(t *testing.T) {
 		{name: "GetDeliveryWithSQL", req: request{method: http.MethodGet, path: "/v1/deliveries/dlv_'%20OR%201=1--"}, status: 404, code: "not_found", field: "id"},
 		{name: "UnknownRoute", req: request{method: http.MethodGet, path: "/v1/nothing"}, status: 404, code: "route_not_found"},
 		{name: "UnknownRouteNoAuth", req: request{method: http.MethodGet, path: "/nothing", auth: noAuth}, status: 404, code: "route_not_found"},
-		{name: "WrongMethod", req: request{method: http.MethodPut, path: "/v1/webhooks", body: goodWebhook}, status: 404, code: "route_not_found"},
+		{name: "WrongMethod", req: request{method: http.MethodPut, path: "/v1/webhooks", body: goodWebhook}, status: 405, code: "method_not_allowed"},
+		{name: "WrongMethodOnID", req: request{method: http.MethodPut, path: "/v1/deliveries/dlv_00000000000000000000000000000000"}, status: 405, code: "method_not_allowed"},
 	}
 
 	// Every /v1 route refuses a missing, wrong or non-bearer key, whatever
@@ -734,4 +735,16 @@ func TestBadInput(t *testing.T) {
 
 	// The webhook the unauthenticated deletes aimed at is still live.
 	require.Equal(t, 1, countRows(t, strict.pool).LiveWebhooks)
+}
+
+// A known path under the wrong method is 405 with Allow, in the JSON shape.
+func TestMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+
+	b := startServer(t, false)
+	resp := b.do(t, request{method: http.MethodPut, path: "/v1/webhooks"})
+	require.Equal(t, http.StatusMethodNotAllowed, resp.status)
+	require.Contains(t, resp.header.Get("Allow"), "GET")
+	require.Contains(t, resp.header.Get("Allow"), "POST")
+	require.Contains(t, string(resp.body), `"code":"method_not_allowed"`)
 }
