@@ -14,6 +14,7 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/store"
 )
@@ -260,6 +261,7 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal())
 		return
 	}
+	a.metrics.DeliveriesFinished(metrics.OutcomeCancelled, "", int(cancelled))
 	a.logger.Info("webhook deleted", zap.String("webhook_id", id), zap.Int64("cancelled_deliveries", cancelled))
 	w.WriteHeader(http.StatusNoContent)
 }

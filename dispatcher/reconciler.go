@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/store"
 )
 
@@ -39,17 +40,36 @@ func (ReconcileArgs) InsertOpts() river.InsertOpts {
 type Reconciler struct {
 	river.WorkerDefaults[ReconcileArgs]
 
-	db     store.DB
-	logger *zap.Logger
-	fixed  atomic.Int64
+	db      store.DB
+	logger  *zap.Logger
+	metrics *metrics.Metrics
+	fixed   atomic.Int64
+}
+
+// ReconcilerConfig configures a Reconciler.
+type ReconcilerConfig struct {
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+	// Metrics counts the deliveries fixed. Optional: nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // NewReconciler returns a reconciler on db. logger defaults to zap.NewNop().
 func NewReconciler(db store.DB, logger *zap.Logger) *Reconciler {
+	return NewReconcilerWithConfig(db, &ReconcilerConfig{Logger: logger})
+}
+
+// NewReconcilerWithConfig returns a reconciler on db; a nil cfg means
+// defaults.
+func NewReconcilerWithConfig(db store.DB, cfg *ReconcilerConfig) *Reconciler {
+	if cfg == nil {
+		cfg = &ReconcilerConfig{}
+	}
+	logger := cfg.Logger
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Reconciler{db: db, logger: logger}
+	return &Reconciler{db: db, logger: logger, metrics: cfg.Metrics}
 }
 
 // Fixed is how many deliveries the reconciler has re-queued since start.
@@ -84,6 +104,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, client *river.Client[pgx.Tx]
 		}
 		total += fixedThisRound
 		r.fixed.Add(int64(fixedThisRound))
+		r.metrics.ReconcilerFixed(fixedThisRound)
 		if len(orphans) < reconcileBatch || fixedThisRound == 0 {
 			return total, nil
 		}

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/schedule"
 	"github.com/mono/webhookd/signer"
@@ -81,6 +82,9 @@ type WorkerConfig struct {
 	// webhook; a job over the cap is snoozed without using an attempt.
 	// Defaults to WebhookConcurrencyDefault.
 	WebhookConcurrency int
+	// Metrics records attempts, latencies and outcomes. Optional: nil
+	// records nothing.
+	Metrics *metrics.Metrics
 }
 
 // BookkeepingTimeoutDefault bounds the transaction recording an attempt.
@@ -182,6 +186,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 			return fmt.Errorf("error cancelling delivery %s: %w", target.DeliveryID, err)
 		}
 		if cancelled {
+			w.cfg.Metrics.DeliveriesFinished(metrics.OutcomeCancelled, target.EventType, 1)
 			log.Info("webhook deleted; delivery cancelled")
 		}
 		return nil
@@ -201,6 +206,11 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	defer func() { w.inflight.release(target.WebhookID, time.Since(slotAt)) }()
 
 	start := w.cfg.Now()
+	if target.Attempts == 0 {
+		w.cfg.Metrics.FirstAttemptLatency(start.Sub(target.CreatedAt))
+	} else if target.NextAttemptAt != nil {
+		w.cfg.Metrics.RetryLateness(start.Sub(*target.NextAttemptAt))
+	}
 	var res *outbound.Result
 	secret, err := w.keys.Decrypt(target.SecretCipher, target.SecretKeyID, []byte(target.WebhookID))
 	if err != nil {
@@ -261,8 +271,12 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		attempt.Counted = false
 		outcome.State = store.StatePending
 		outcome.NextAttemptAt = &end
-		if _, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome); err != nil {
+		recorded, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
+		if err != nil {
 			return fmt.Errorf("error recording interrupted attempt of delivery %s: %w", target.DeliveryID, err)
+		}
+		if recorded {
+			w.cfg.Metrics.Attempt(res.StatusCode, kind, res.Duration)
 		}
 		log.Info("attempt interrupted by shutdown; it does not count", zap.Int("attempt", genAttempt))
 		return river.JobSnooze(0)
@@ -294,13 +308,16 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		log.Warn("attempt made but another run recorded first; not recording twice", fields...)
 		return nil
 	}
+	w.cfg.Metrics.Attempt(res.StatusCode, res.ErrorKind, res.Duration)
 	switch outcome.State {
 	case store.StatePending:
 		log.Debug("attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", *outcome.NextAttemptAt))...)
 		return river.JobSnooze(max(outcome.NextAttemptAt.Sub(w.cfg.Now()), 0))
 	case store.StateDead:
+		w.cfg.Metrics.DeliveriesFinished(metrics.OutcomeDead, target.EventType, 1)
 		log.Warn("delivery dead after its last attempt", fields...)
 	default:
+		w.cfg.Metrics.DeliveriesFinished(metrics.OutcomeSucceeded, target.EventType, 1)
 		log.Debug("delivered", fields...)
 	}
 	return nil

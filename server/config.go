@@ -37,6 +37,8 @@ const (
 	// CompletedJobRetentionDefault is how long River keeps completed jobs;
 	// our own tables hold the history.
 	CompletedJobRetentionDefault = 10 * time.Minute
+	// DBWaitDefault is how long start-up waits for the database to answer.
+	DBWaitDefault = 30 * time.Second
 	// RescueMargin is added to the job timeout to make RescueStuckJobsAfter.
 	RescueMargin = 10 * time.Second
 )
@@ -85,6 +87,17 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported in the User-Agent and logs.
 	Version string
+	// API serves the HTTP API (WEBHOOKD_ROLES, -api). A process without it
+	// serves only /healthz and /readyz, and enqueues nothing itself.
+	// If neither API nor Worker is set, both are.
+	API bool
+	// Worker runs the River workers that deliver webhooks (WEBHOOKD_ROLES,
+	// -worker). A process without it still inserts jobs (events, replays)
+	// but works none. If neither API nor Worker is set, both are.
+	Worker bool
+	// DBWait is how long start-up retries an unreachable database before it
+	// fails (WEBHOOKD_DB_WAIT). Defaults to 30s.
+	DBWait time.Duration
 }
 
 // WithDefaults returns a copy of c with every zero field defaulted.
@@ -125,6 +138,12 @@ func (c *Config) WithDefaults() *Config {
 	}
 	if out.ShutdownTimeout == 0 {
 		out.ShutdownTimeout = ShutdownTimeoutDefault
+	}
+	if !out.API && !out.Worker {
+		out.API, out.Worker = true, true
+	}
+	if out.DBWait == 0 {
+		out.DBWait = DBWaitDefault
 	}
 	return &out
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -19,6 +21,7 @@ import (
 	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/migrations"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/schedule"
@@ -77,6 +80,9 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 			pool.Close()
 		}
 	}()
+	if err := waitForDatabase(ctx, pool, poolCfg, cfg.DBWait, logger); err != nil {
+		return nil, err
+	}
 	if err := checkSchema(ctx, pool); err != nil {
 		return nil, err
 	}
@@ -86,14 +92,15 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("error creating outbound client: %w", err)
 	}
+	m := metrics.New(pool, &metrics.Config{RetryScale: cfg.RetryScale, Logger: logger.Named("metrics")})
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),
-		WebhookConcurrency: cfg.WebhookConcurrency,
+		WebhookConcurrency: cfg.WebhookConcurrency, Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
-	reconciler := dispatcher.NewReconciler(pool, logger.Named("reconciler"))
+	reconciler := dispatcher.NewReconcilerWithConfig(pool, &dispatcher.ReconcilerConfig{Logger: logger.Named("reconciler"), Metrics: m})
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, worker)
@@ -107,7 +114,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}))
 
 	jobTimeout := cfg.HTTPTimeout + dispatcher.JobTimeoutMargin
-	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+	riverCfg := &river.Config{
 		Logger: slog.New(zapslog.NewHandler(logger.Named("river").Core())),
 		Queues: map[string]river.QueueConfig{
 			dispatcher.QueueDeliveries: {
@@ -129,7 +136,13 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 				return dispatcher.ReconcileArgs{}, nil
 			}, &river.PeriodicJobOpts{ID: "webhookd.reconcile", RunOnStart: true}),
 		},
-	})
+	}
+	if !cfg.Worker {
+		// API only: an insert-only client (no queues, no workers, never
+		// started) for enqueueing events and replays.
+		riverCfg = &river.Config{Logger: riverCfg.Logger, SkipUnknownJobCheck: true}
+	}
+	riverClient, err := river.NewClient(riverpgxv5.New(pool), riverCfg)
 	if err != nil {
 		return nil, fmt.Errorf("error creating River client: %w", err)
 	}
@@ -139,10 +152,25 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	api, err := admin.New(pool, enqueuer, keys, &admin.Config{
 		BootstrapAdminKey: cfg.BootstrapAdminKey, Policy: policy, Logger: logger.Named("api"),
+		Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
+	handler := api.Handler()
+	if !cfg.API {
+		// Worker only: health checks for the orchestrator, nothing else.
+		mux := http.NewServeMux()
+		mux.Handle("GET /healthz", handler)
+		mux.Handle("GET /readyz", handler)
+		handler = mux
+	}
+	// GET /metrics sits beside the API in every role, unauthenticated
+	// like /healthz.
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", m.Handler())
+	root.Handle("/", handler)
+	handler = root
 	ok = true
 	return &Server{
 		cfg:        cfg,
@@ -151,7 +179,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		river:      riverClient,
 		reconciler: reconciler,
 		http: &http.Server{
-			Handler:           api.Handler(),
+			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -174,6 +202,30 @@ func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
+// waitForDatabase pings the database until it answers, backing off
+// exponentially for at most wait and logging each failure at warn.
+func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, poolCfg *pgxpool.Config, wait time.Duration, logger *zap.Logger) error {
+	conn := poolCfg.ConnConfig
+	where := fmt.Sprintf("postgres://%s@%s/%s", conn.User, net.JoinHostPort(conn.Host, strconv.Itoa(int(conn.Port))), conn.Database)
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxInterval = 2 * time.Second
+	bo.MaxElapsedTime = wait
+	ping := func() error {
+		pingCtx, cancel := context.WithTimeout(ctx, min(wait, 5*time.Second))
+		defer cancel()
+		return pool.Ping(pingCtx)
+	}
+	notify := func(err error, next time.Duration) {
+		logger.Warn("database not reachable yet; retrying", zap.String("database", where),
+			zap.Duration("retry_in", next), zap.Error(err))
+	}
+	if err := backoff.RetryNotify(ping, backoff.WithContext(bo, ctx), notify); err != nil {
+		return fmt.Errorf("DATABASE_URL: database %s not reachable after %s (WEBHOOKD_DB_WAIT): %w", where, wait, err)
+	}
+	return nil
+}
+
 // Start listens on the configured address and starts the workers.
 func (s *Server) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -182,13 +234,16 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.listener = ln
 	// River's Start context governs its lifetime; Stop ends it explicitly.
-	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
-		ln.Close()
-		return fmt.Errorf("error starting River: %w", err)
+	if s.cfg.Worker {
+		if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
+			ln.Close()
+			return fmt.Errorf("error starting River: %w", err)
+		}
 	}
 	s.httpDone = make(chan error, 1)
 	go func() { s.httpDone <- s.http.Serve(ln) }()
-	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()), zap.Int("max_workers", s.cfg.MaxWorkers),
+	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()),
+		zap.Bool("api", s.cfg.API), zap.Bool("worker", s.cfg.Worker), zap.Int("max_workers", s.cfg.MaxWorkers),
 		zap.Int32("db_max_conns", s.cfg.DBMaxConns), zap.Duration("http_timeout", s.cfg.HTTPTimeout))
 	return nil
 }
@@ -217,8 +272,10 @@ func (s *Server) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.river.Stop(shutdownCtx); err != nil {
-		errs = append(errs, fmt.Errorf("error stopping River: %w", err))
+	if s.cfg.Worker {
+		if err := s.river.Stop(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("error stopping River: %w", err))
+		}
 	}
 	s.pool.Close()
 	s.logger.Info("webhookd stopped")
@@ -239,7 +296,7 @@ func Run(ctx context.Context, cfg *Config, logger *zap.Logger) error {
 	case <-ctx.Done():
 	case err := <-srv.httpDone:
 		srv.httpDone = nil
-		logger.Error("HTTP server stopped", zap.Error(err))
+		srv.logger.Error("HTTP server stopped", zap.Error(err))
 	}
 	return srv.Stop(context.WithoutCancel(ctx))
 }

@@ -32,12 +32,14 @@ type Target struct {
 	SecretCipher  []byte
 	SecretKeyID   string
 	WebhookGone   bool
+	EventType     string
+	CreatedAt     time.Time
 }
 
 const targetGet = `
 SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
-       w.deleted_at IS NOT NULL
+       w.deleted_at IS NOT NULL, d.event_type, d.created_at
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN webhooks w ON w.id = d.webhook_id
@@ -47,7 +49,8 @@ WHERE d.id = $1`
 func GetTarget(ctx context.Context, db DB, id string) (*Target, error) {
 	t := &Target{}
 	err := db.QueryRow(ctx, targetGet, id).Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
-		&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone)
+		&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
+		&t.EventType, &t.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

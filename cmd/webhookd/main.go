@@ -219,6 +219,9 @@ func (l *logSettings) build() (*zap.Logger, error) {
 		return nil, fmt.Errorf("WEBHOOKD_LOG_FORMAT (-log-format): %q is not json or console", *l.format)
 	}
 	cfg.Level = zap.NewAtomicLevelAt(level)
+	// zap's production sampling would drop most of the one-line-per-attempt
+	// debug logs under load; every attempt gets its line.
+	cfg.Sampling = nil
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	return cfg.Build()
 }
@@ -251,6 +254,8 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)
 	s.duration("reconcile-interval", "WEBHOOKD_RECONCILE_INTERVAL", dur(time.Minute), "how often orphaned pending deliveries are re-queued", &cfg.ReconcileInterval)
 	s.duration("shutdown-timeout", "WEBHOOKD_SHUTDOWN_TIMEOUT", dur(server.ShutdownTimeoutDefault), "how long running attempts may finish on shutdown", &cfg.ShutdownTimeout)
+	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
+	s.roles(cfg)
 	s.parsers = append(s.parsers, func() error {
 		cfg.Addr, cfg.EncryptionKey, cfg.BootstrapAdminKey = *addr, *key, *admin
 		cfg.DBMaxConns = int32(maxConns)
@@ -260,6 +265,45 @@ func serverSettings(s *settings, cfg *server.Config) {
 }
 
 func dur(d time.Duration) string { return d.String() }
+
+// roles binds WEBHOOKD_ROLES (a comma-separated list of api and worker,
+// default both) and the -api and -worker flags to cfg.API and cfg.Worker.
+// A flag set to true selects that role alone, with any other flag given;
+// a flag set to false removes a role from WEBHOOKD_ROLES.
+func (s *settings) roles(cfg *server.Config) {
+	raw := s.str("roles", "WEBHOOKD_ROLES", "api,worker", "roles of this process: api, worker or api,worker")
+	api := s.fs.Bool("api", false, "serve the HTTP API (alone unless -worker too; WEBHOOKD_ROLES)")
+	worker := s.fs.Bool("worker", false, "run the delivery workers (alone unless -api too; WEBHOOKD_ROLES)")
+	s.parsers = append(s.parsers, func() error {
+		cfg.API, cfg.Worker = false, false
+		for _, part := range strings.Split(*raw, ",") {
+			switch part = strings.TrimSpace(part); part {
+			case "api":
+				cfg.API = true
+			case "worker":
+				cfg.Worker = true
+			case "":
+			default:
+				return fmt.Errorf("%s: %q is not a role; use api, worker or api,worker", s.where("roles"), part)
+			}
+		}
+		set := map[string]bool{}
+		s.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if (set["api"] && *api) || (set["worker"] && *worker) {
+			cfg.API, cfg.Worker = false, false
+		}
+		if set["api"] {
+			cfg.API = *api
+		}
+		if set["worker"] {
+			cfg.Worker = *worker
+		}
+		if !cfg.API && !cfg.Worker {
+			return fmt.Errorf("%s, -api, -worker: no role selected; a process needs api, worker or both", s.envs["roles"])
+		}
+		return nil
+	})
+}
 
 func runServe(ctx context.Context, args []string) error {
 	s := newSettings("serve")
