@@ -15,8 +15,8 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/signer"
@@ -43,27 +43,13 @@ type testBundle struct {
 // at 0.001 scale (30 ms for the first retry).
 func startServer(t *testing.T, allowPrivate bool) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	encKey := keyring.Generate()
-	srv, err := server.New(ctx, &server.Config{
-		DatabaseURL:          testdb.NewURL(t),
-		Addr:                 "127.0.0.1:0",
-		EncryptionKey:        encKey,
-		BootstrapAdminKey:    adminKey,
-		RetryScale:           0.001,
-		AllowPrivateNetworks: allowPrivate,
-		HTTPTimeout:          2 * time.Second,
-		ShutdownTimeout:      2 * time.Second,
-		// Small pools: many test servers share one PostgreSQL.
-		DBMaxConns: 8,
-		MaxWorkers: 20,
-	}, nil)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, srv.Stop(context.Background())) })
-
-	keys, err := keyring.Parse(encKey)
-	require.NoError(t, err)
+	started := testserver.Start(t, func(c *server.Config) {
+		c.BootstrapAdminKey = adminKey
+		c.AllowPrivateNetworks = allowPrivate
+		c.DBMaxConns = 8
+		c.MaxWorkers = 20
+	})
+	srv, keys := started.Server, started.Keys
 	return &testBundle{
 		srv:     srv,
 		pool:    srv.Pool(),

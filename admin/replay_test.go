@@ -11,9 +11,8 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/signer"
 	"github.com/mono/webhookd/store"
@@ -68,31 +67,15 @@ type deliveryView struct {
 // retry schedule at 0.0001 scale: ten failed attempts take about 3 s.
 func startFastServer(t *testing.T, modify func(*server.Config)) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	encKey := keyring.Generate()
-	cfg := &server.Config{
-		DatabaseURL:          testdb.NewURL(t),
-		Addr:                 "127.0.0.1:0",
-		EncryptionKey:        encKey,
-		BootstrapAdminKey:    adminKey,
-		RetryScale:           0.0001,
-		AllowPrivateNetworks: true,
-		HTTPTimeout:          2 * time.Second,
-		ShutdownTimeout:      2 * time.Second,
-		// Many test servers share one PostgreSQL's max_connections.
-		DBMaxConns: 10,
-		MaxWorkers: 50,
-	}
-	if modify != nil {
-		modify(cfg)
-	}
-	srv, err := server.New(ctx, cfg, nil)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, srv.Stop(context.Background())) })
-	keys, err := keyring.Parse(encKey)
-	require.NoError(t, err)
-	return &testBundle{srv: srv, pool: srv.Pool(), keys: keys, baseURL: "http://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second}}
+	srv := testserver.Start(t, func(c *server.Config) {
+		c.BootstrapAdminKey = adminKey
+		c.RetryScale = 0.0001
+		c.MaxWorkers = 50
+		if modify != nil {
+			modify(c)
+		}
+	})
+	return &testBundle{srv: srv.Server, pool: srv.Pool(), keys: srv.Keys, baseURL: srv.BaseURL, client: &http.Client{Timeout: 10 * time.Second}}
 }
 
 func (b *testBundle) getDelivery(t *testing.T, id string) *deliveryView {

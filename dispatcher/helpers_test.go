@@ -11,7 +11,7 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
@@ -30,34 +30,15 @@ type testBundle struct {
 // may change the config first.
 func setupServer(t *testing.T, modify func(*server.Config)) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	key := keyring.Generate()
-	cfg := &server.Config{
-		DatabaseURL:          testdb.NewURL(t),
-		Addr:                 "127.0.0.1:0",
-		EncryptionKey:        key,
-		BootstrapAdminKey:    "test-admin-key-0123456789",
-		RetryScale:           0.001,
-		AllowPrivateNetworks: true,
-		HTTPTimeout:          500 * time.Millisecond,
-		ShutdownTimeout:      2 * time.Second,
-		// Small pools: many test servers share one PostgreSQL.
-		DBMaxConns: 10,
-		MaxWorkers: 30,
-	}
-	if modify != nil {
-		modify(cfg)
-	}
-	srv, err := server.New(ctx, cfg, nil)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, srv.Stop(context.Background())) })
-
-	keys, err := keyring.Parse(key)
-	require.NoError(t, err)
+	srv := testserver.Start(t, func(c *server.Config) {
+		c.HTTPTimeout = 500 * time.Millisecond
+		if modify != nil {
+			modify(c)
+		}
+	})
 	enqueuer, err := dispatcher.NewEnqueuer(srv.River(), nil)
 	require.NoError(t, err)
-	return &testBundle{srv: srv, pool: srv.Pool(), keys: keys, enqueuer: enqueuer}
+	return &testBundle{srv: srv.Server, pool: srv.Pool(), keys: srv.Keys, enqueuer: enqueuer}
 }
 
 // createWebhook stores a live webhook and returns its id and secret.
