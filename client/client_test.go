@@ -16,9 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/client"
-	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/server"
 )
 
@@ -33,23 +32,14 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	srv, err := server.New(ctx, &server.Config{
-		DatabaseURL:          testdb.NewURL(t),
-		Addr:                 "127.0.0.1:0",
-		EncryptionKey:        keyring.Generate(),
-		BootstrapAdminKey:    adminKey,
-		RetryScale:           0.0001,
-		AllowPrivateNetworks: true,
-		HTTPTimeout:          2 * time.Second,
-		ShutdownTimeout:      2 * time.Second,
-		DBMaxConns:           8,
-		MaxWorkers:           20,
-	}, nil)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, srv.Stop(context.Background())) })
-	b := &testBundle{baseURL: "http://" + srv.Addr(), pool: srv.Pool()}
+	srv := testserver.Start(t, func(c *server.Config) {
+		c.BootstrapAdminKey = adminKey
+		c.RetryScale = 0.0001
+		c.DBMaxConns = 8
+		c.MaxWorkers = 20
+	})
+	b := &testBundle{baseURL: srv.BaseURL, pool: srv.Pool()}
+	var err error
 	b.client, err = client.New(b.baseURL, adminKey, nil)
 	require.NoError(t, err)
 	return b
