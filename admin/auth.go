@@ -119,3 +119,42 @@ func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) 
 
 // lastUsedResolution: last_used_at is written at most once a minute per key.
 const lastUsedResolution = time.Minute
+
+// RequireAdmin guards a handler outside the JSON API (River UI) with the
+// admin scope. A browser can't easily send a Bearer header, so besides
+// Authorization: Bearer <key> it accepts HTTP Basic authentication with the
+// admin key as the password (any username). No key, or an unknown or
+// revoked one → 401 with a Basic challenge so browsers prompt; a key of
+// another scope → 403.
+func (a *API) RequireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		challenge := `Basic realm="webhookd admin", charset="UTF-8"`
+		var raw string
+		if scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") {
+			raw = strings.TrimSpace(token)
+		} else if _, password, ok := r.BasicAuth(); ok {
+			raw = password
+		}
+		if raw == "" {
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "the admin API key is required: send Authorization: Bearer <key>, or Basic authentication with the key as the password"})
+			return
+		}
+		p, err := a.authenticate(r.Context(), raw)
+		if err != nil {
+			if !errors.Is(err, errInvalidKey) {
+				a.logger.Error("error looking up API key", zap.Error(err))
+				writeError(w, errInternal())
+				return
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: "the API key is not valid (unknown or revoked)"})
+			return
+		}
+		if p.Scope != store.ScopeAdmin {
+			writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.URL.Path + ": an admin key is required"})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}

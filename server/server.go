@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
+	"riverqueue.com/riverui"
 
 	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/dispatcher"
@@ -26,6 +27,9 @@ import (
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/schedule"
 )
+
+// RiverUIPrefix is where River UI is mounted on the API address.
+const RiverUIPrefix = "/riverui"
 
 // Server is a running webhookd: HTTP API and delivery workers.
 type Server struct {
@@ -37,6 +41,10 @@ type Server struct {
 	http       *http.Server
 	listener   net.Listener
 	httpDone   chan error
+	// riverUI is River UI's handler (API role only; nil otherwise), whose
+	// background services run from Start until Stop.
+	riverUI     *riverui.Handler
+	stopRiverUI context.CancelFunc
 }
 
 // New connects to the database, checks that its schema is current and builds
@@ -115,7 +123,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 
 	jobTimeout := cfg.HTTPTimeout + dispatcher.JobTimeoutMargin
 	riverCfg := &river.Config{
-		Logger: slog.New(zapslog.NewHandler(logger.Named("river").Core())),
+		Logger: slog.New(zapslog.NewHandler(logger.Core(), zapslog.WithName("river"))),
 		Queues: map[string]river.QueueConfig{
 			dispatcher.QueueDeliveries: {
 				MaxWorkers:        cfg.MaxWorkers,
@@ -158,6 +166,26 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		return nil, err
 	}
 	handler := api.Handler()
+	var riverUI *riverui.Handler
+	if cfg.API {
+		// River UI at /riverui, for looking at the queue itself, behind the
+		// admin key (Bearer or Basic). Its retry and cancel buttons are
+		// harmless to delivery state: the worker sends only for the job a
+		// pending delivery names, and the reconciler re-queues a delivery
+		// whose job was cancelled. Replays go through our own API.
+		riverUI, err = riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints: riverui.NewEndpoints(riverClient, nil),
+			Logger:    slog.New(zapslog.NewHandler(logger.Core(), zapslog.WithName("riverui"))),
+			Prefix:    RiverUIPrefix,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("error creating River UI handler: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle(RiverUIPrefix+"/", api.RequireAdmin(riverUI))
+		mux.Handle("/", handler)
+		handler = mux
+	}
 	if !cfg.API {
 		// Worker only: health checks for the orchestrator, nothing else.
 		mux := http.NewServeMux()
@@ -178,6 +206,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		pool:       pool,
 		river:      riverClient,
 		reconciler: reconciler,
+		riverUI:    riverUI,
 		http: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -240,6 +269,18 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("error starting River: %w", err)
 		}
 	}
+	if s.riverUI != nil {
+		uiCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		if err := s.riverUI.Start(uiCtx); err != nil {
+			cancel()
+			if s.cfg.Worker {
+				_ = s.river.Stop(ctx)
+			}
+			ln.Close()
+			return fmt.Errorf("error starting River UI: %w", err)
+		}
+		s.stopRiverUI = cancel
+	}
 	s.httpDone = make(chan error, 1)
 	go func() { s.httpDone <- s.http.Serve(ln) }()
 	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()),
@@ -271,6 +312,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		if err := <-s.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if s.stopRiverUI != nil {
+		s.stopRiverUI()
 	}
 	if s.cfg.Worker {
 		if err := s.river.Stop(shutdownCtx); err != nil {
