@@ -202,7 +202,14 @@ func runDeliveriesList(ctx context.Context, args []string, out, errOut io.Writer
 }
 
 func runDeliveriesShow(ctx context.Context, args []string, out io.Writer) error {
-	s := newSettings("deliveries show")
+	return showOne(ctx, args, out, "deliveries show", "delivery", (*client.Client).GetDelivery, printDelivery)
+}
+
+// showOne runs a `<noun> show ID` command: one id, fetched with get and
+// printed as a table with print, or as JSON with -json.
+func showOne[T any](ctx context.Context, args []string, out io.Writer, name, what string,
+	get func(*client.Client, context.Context, string) (T, error), print func(io.Writer, T)) error {
+	s := newSettings(name)
 	newClient := apiFlags(s)
 	asJSON := s.fs.Bool("json", false, "print JSON")
 	ids, err := parseWithArgs(s, args)
@@ -210,20 +217,20 @@ func runDeliveriesShow(ctx context.Context, args []string, out io.Writer) error 
 		return err
 	}
 	if len(ids) != 1 {
-		return errors.New("deliveries show: exactly one delivery id is required: webhookd deliveries show DELIVERY_ID")
+		return fmt.Errorf("%s: exactly one %s id is required: webhookd %s %s_ID", name, what, name, strings.ToUpper(what))
 	}
 	c, err := newClient()
 	if err != nil {
 		return err
 	}
-	d, err := c.GetDelivery(ctx, ids[0])
+	v, err := get(c, ctx, ids[0])
 	if err != nil {
-		return apiError("deliveries show", err)
+		return apiError(name, err)
 	}
 	if *asJSON {
-		return printJSON(out, d)
+		return printJSON(out, v)
 	}
-	printDelivery(out, d)
+	print(out, v)
 	return nil
 }
 

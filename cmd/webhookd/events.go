@@ -9,6 +9,8 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mono/webhookd/client"
 )
 
 const eventsUsage = `Usage:
@@ -34,27 +36,11 @@ func runEvents(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func runEventsShow(ctx context.Context, args []string, out io.Writer) error {
-	s := newSettings("events show")
-	newClient := apiFlags(s)
-	asJSON := s.fs.Bool("json", false, "print JSON")
-	ids, err := parseWithArgs(s, args)
-	if err != nil {
-		return err
-	}
-	if len(ids) != 1 {
-		return errors.New("events show: exactly one event id is required: webhookd events show EVENT_ID")
-	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	ev, err := c.GetEvent(ctx, ids[0])
-	if err != nil {
-		return apiError("events show", err)
-	}
-	if *asJSON {
-		return printJSON(out, ev)
-	}
+	return showOne(ctx, args, out, "events show", "event", (*client.Client).GetEvent, printEvent)
+}
+
+// printEvent writes an event, its body and its deliveries.
+func printEvent(out io.Writer, ev *client.Event) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Event:\t%s\n", ev.ID)
 	fmt.Fprintf(tw, "Type:\t%s\n", ev.Type)
@@ -78,5 +64,4 @@ func runEventsShow(ctx context.Context, args []string, out io.Writer) error {
 		}
 		_ = tw.Flush()
 	}
-	return nil
 }
