@@ -71,16 +71,8 @@ func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, err := store.GetDelivery(r.Context(), a.pool, id)
-	if err == nil && !principalFrom(r.Context()).CanAccess(d.AccountID) {
-		err = store.ErrNotFound // another account's delivery does not exist for this key
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, errNotFound("delivery"))
-		return
-	}
-	if err != nil {
-		a.logger.Error("error loading delivery", zap.String("delivery_id", id), zap.Error(err))
-		writeError(w, errInternal())
+	if apiErr := a.checkLoaded(r, "delivery", err, func() string { return d.AccountID }); apiErr != nil {
+		writeError(w, apiErr)
 		return
 	}
 	writeJSON(w, http.StatusOK, renderDelivery(d))

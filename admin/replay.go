@@ -258,16 +258,8 @@ func (a *API) getReplayBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := store.GetReplayBatch(r.Context(), a.pool, id)
-	if err == nil && !principalFrom(r.Context()).CanAccess(b.Filter.AccountID) {
-		err = store.ErrNotFound
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, errNotFound("bulk replay"))
-		return
-	}
-	if err != nil {
-		a.logger.Error("error loading bulk replay", zap.String("batch_id", id), zap.Error(err))
-		writeError(w, errInternal())
+	if apiErr := a.checkLoaded(r, "bulk replay", err, func() string { return b.Filter.AccountID }); apiErr != nil {
+		writeError(w, apiErr)
 		return
 	}
 	writeJSON(w, http.StatusOK, renderReplayBatch(b))

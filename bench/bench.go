@@ -17,6 +17,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,36 +127,18 @@ func (c *Config) WithDefaults() *Config {
 	if len(out.Scenarios) == 0 {
 		out.Scenarios = AllScenarios
 	}
-	if out.Backlog == 0 {
-		out.Backlog = BacklogDefault
-	}
 	if len(out.Rates) == 0 {
 		out.Rates = RatesDefault
 	}
-	if out.Duration == 0 {
-		out.Duration = DurationDefault
-	}
-	if out.BlackHole == 0 {
-		out.BlackHole = BlackHoleDefault
-	}
-	if out.NoisyBacklog == 0 {
-		out.NoisyBacklog = NoisyBacklogDefault
-	}
-	if out.NoisyRate == 0 {
-		out.NoisyRate = NoisyRateDefault
-	}
-	if out.Retries == 0 {
-		out.Retries = RetriesDefault
-	}
-	if out.RetryScale == 0 {
-		out.RetryScale = RetryScaleDefault
-	}
-	if out.Timeout == 0 {
-		out.Timeout = TimeoutDefault
-	}
-	if out.Progress == nil {
-		out.Progress = out.Out
-	}
+	out.Backlog = cmp.Or(out.Backlog, BacklogDefault)
+	out.Duration = cmp.Or(out.Duration, DurationDefault)
+	out.BlackHole = cmp.Or(out.BlackHole, BlackHoleDefault)
+	out.NoisyBacklog = cmp.Or(out.NoisyBacklog, NoisyBacklogDefault)
+	out.NoisyRate = cmp.Or(out.NoisyRate, NoisyRateDefault)
+	out.Retries = cmp.Or(out.Retries, RetriesDefault)
+	out.RetryScale = cmp.Or(out.RetryScale, RetryScaleDefault)
+	out.Timeout = cmp.Or(out.Timeout, TimeoutDefault)
+	out.Progress = cmp.Or(out.Progress, out.Out)
 	if out.Logger == nil {
 		out.Logger = zap.NewNop()
 	}

@@ -270,16 +270,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		attempt.ErrorKind = &kind
 		attempt.Counted = false
 		outcome.State = store.StatePending
-		outcome.NextAttemptAt = &end
-		recorded, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
-		if err != nil {
-			return fmt.Errorf("error recording interrupted attempt of delivery %s: %w", target.DeliveryID, err)
-		}
-		if recorded {
-			w.cfg.Metrics.Attempt(res.StatusCode, kind, res.Duration)
-		}
-		log.Info("attempt interrupted by shutdown; it does not count", zap.Int("attempt", genAttempt))
-		return river.JobSnooze(0)
+		outcome.NextAttemptAt = &end // due now: the snooze below is 0
 	case genAttempt >= schedule.MaxAttempts:
 		outcome.State = store.StateDead
 	default:
@@ -289,9 +280,13 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		outcome.NextAttemptAt = &next
 	}
 
+	errorKind := ""
+	if attempt.ErrorKind != nil {
+		errorKind = *attempt.ErrorKind
+	}
 	fields := []zap.Field{
 		zap.Int("attempt", genAttempt), zap.Int("generation", target.Generation),
-		zap.Int("status", res.StatusCode), zap.String("error_kind", res.ErrorKind),
+		zap.Int("status", res.StatusCode), zap.String("error_kind", errorKind),
 		zap.Duration("duration", res.Duration), zap.String("state", outcome.State),
 	}
 
@@ -308,12 +303,15 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		log.Warn("attempt made but another run recorded first; not recording twice", fields...)
 		return nil
 	}
-	w.cfg.Metrics.Attempt(res.StatusCode, res.ErrorKind, res.Duration)
-	switch outcome.State {
-	case store.StatePending:
+	w.cfg.Metrics.Attempt(res.StatusCode, errorKind, res.Duration)
+	switch {
+	case !attempt.Counted:
+		log.Info("attempt interrupted by shutdown; it does not count", fields...)
+		return river.JobSnooze(0)
+	case outcome.State == store.StatePending:
 		log.Debug("attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", *outcome.NextAttemptAt))...)
 		return river.JobSnooze(max(outcome.NextAttemptAt.Sub(w.cfg.Now()), 0))
-	case store.StateDead:
+	case outcome.State == store.StateDead:
 		w.cfg.Metrics.DeliveriesFinished(metrics.OutcomeDead, target.EventType, 1)
 		log.Warn("delivery dead after its last attempt", fields...)
 	default:

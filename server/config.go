@@ -3,6 +3,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -103,47 +104,21 @@ type Config struct {
 // WithDefaults returns a copy of c with every zero field defaulted.
 func (c *Config) WithDefaults() *Config {
 	out := *c
-	if out.Addr == "" {
-		out.Addr = AddrDefault
-	}
-	if out.RetryScale == 0 {
-		out.RetryScale = schedule.ScaleDefault
-	}
-	if out.HTTPTimeout == 0 {
-		out.HTTPTimeout = outbound.TimeoutDefault
-	}
-	if out.Version == "" {
-		out.Version = "dev"
-	}
-	if out.UserAgent == "" {
-		out.UserAgent = "Mono-Webhooks/" + out.Version
-	}
-	if out.MaxWorkers == 0 {
-		out.MaxWorkers = MaxWorkersDefault
-	}
-	if out.FetchCooldown == 0 {
-		out.FetchCooldown = FetchCooldownDefault
-	}
-	if out.FetchPollInterval == 0 {
-		out.FetchPollInterval = FetchPollIntervalDefault
-	}
-	if out.WebhookConcurrency == 0 {
-		out.WebhookConcurrency = dispatcher.WebhookConcurrencyDefault
-	}
-	if out.DBMaxConns == 0 {
-		out.DBMaxConns = DBMaxConnsDefault
-	}
-	if out.ReconcileInterval == 0 {
-		out.ReconcileInterval = dispatcher.ReconcileIntervalDefault
-	}
-	if out.ShutdownTimeout == 0 {
-		out.ShutdownTimeout = ShutdownTimeoutDefault
-	}
+	out.Addr = cmp.Or(out.Addr, AddrDefault)
+	out.RetryScale = cmp.Or(out.RetryScale, schedule.ScaleDefault)
+	out.HTTPTimeout = cmp.Or(out.HTTPTimeout, outbound.TimeoutDefault)
+	out.Version = cmp.Or(out.Version, "dev")
+	out.UserAgent = cmp.Or(out.UserAgent, "Mono-Webhooks/"+out.Version)
+	out.MaxWorkers = cmp.Or(out.MaxWorkers, MaxWorkersDefault)
+	out.FetchCooldown = cmp.Or(out.FetchCooldown, FetchCooldownDefault)
+	out.FetchPollInterval = cmp.Or(out.FetchPollInterval, FetchPollIntervalDefault)
+	out.WebhookConcurrency = cmp.Or(out.WebhookConcurrency, dispatcher.WebhookConcurrencyDefault)
+	out.DBMaxConns = cmp.Or(out.DBMaxConns, DBMaxConnsDefault)
+	out.ReconcileInterval = cmp.Or(out.ReconcileInterval, dispatcher.ReconcileIntervalDefault)
+	out.ShutdownTimeout = cmp.Or(out.ShutdownTimeout, ShutdownTimeoutDefault)
+	out.DBWait = cmp.Or(out.DBWait, DBWaitDefault)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true
-	}
-	if out.DBWait == 0 {
-		out.DBWait = DBWaitDefault
 	}
 	return &out
 }
