@@ -20,6 +20,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/dashboard"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
@@ -181,8 +182,16 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		if err != nil {
 			return nil, fmt.Errorf("error creating River UI handler: %w", err)
 		}
+		// The dashboard at /dashboard (sessions signed in with an API key),
+		// and / sends a browser there.
+		dash, err := dashboard.New(pool, api, &dashboard.Config{Logger: logger.Named("dashboard")})
+		if err != nil {
+			return nil, err
+		}
 		mux := http.NewServeMux()
 		mux.Handle(RiverUIPrefix+"/", api.RequireAdmin(riverUI))
+		mux.Handle(dashboard.Prefix+"/", dash.Handler())
+		mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix+"/", http.StatusSeeOther))
 		mux.Handle("/", handler)
 		handler = mux
 	}

@@ -1,0 +1,63 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"slices"
+)
+
+// This file is what the dashboard (package dashboard) needs from the API:
+// signing in with a key as the API authenticates one, and calling the API's
+// own routes in process, so that every form goes through the same
+// validation, storage and messages as the JSON API.
+
+// ErrInvalidKey means an API key is unknown, revoked or malformed.
+var ErrInvalidKey = errInvalidKey
+
+// Authenticate returns the Principal of API key raw exactly as the API's
+// Bearer authentication does (the bootstrap admin key included, key use
+// recorded), or ErrInvalidKey.
+func (a *API) Authenticate(ctx context.Context, raw string) (*Principal, error) {
+	return a.authenticate(ctx, raw)
+}
+
+// IsBootstrapKeyHash reports whether hash is the SHA-256 of the configured
+// bootstrap admin key (false when none is configured).
+func (a *API) IsBootstrapKeyHash(hash []byte) bool {
+	return a.hasAdmin && subtle.ConstantTimeCompare(hash, a.adminKey[:]) == 1
+}
+
+// WithPrincipal returns ctx carrying p, for InProcessHandler.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// InProcessHandler returns the API's routes for a caller in the same
+// process that has authenticated the user itself (the dashboard's
+// sessions). It never reads Authorization: each request must carry a
+// Principal set with WithPrincipal, and one without is refused with 401,
+// so the handler is useless if mounted on a listener by mistake. Each
+// route's scopes apply as in Handler. Answers are the API's JSON.
+func (a *API) InProcessHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range a.routes() {
+		if rt.scopes == nil {
+			continue
+		}
+		scopes, handler := rt.scopes, rt.handler
+		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			p := principalFrom(r.Context())
+			if p == nil {
+				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Message: "no authenticated principal"})
+				return
+			}
+			if !slices.Contains(scopes, p.Scope) {
+				writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.Method + " " + r.Pattern})
+				return
+			}
+			handler(w, r)
+		})
+	}
+	return mux
+}

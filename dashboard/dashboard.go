@@ -1,0 +1,149 @@
+// Package dashboard is webhookd's web dashboard at /dashboard: the Webhooks
+// section of Settings › Personal › API (list, create, detail with the
+// secret behind an eye, delete), each webhook's recent deliveries and their
+// attempts with replay, and for admin keys the dead deliveries of every
+// account with bulk replay.
+//
+// It is served by the API process from embedded templates (html/template,
+// so everything shown is escaped) and embedded CSS and JavaScript; there is
+// no front-end build and nothing is loaded from another origin. A user signs
+// in with an API key (account or admin scope); the session lives in
+// PostgreSQL (table dashboard_sessions), so any replica serves it, and acts
+// as that key. Every action goes through the API's own routes in process
+// (admin.API.InProcessHandler), so the dashboard validates, stores and
+// words errors exactly as the JSON API does.
+package dashboard
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/admin"
+)
+
+// Prefix is where the dashboard is mounted.
+const Prefix = "/dashboard"
+
+// Defaults.
+const (
+	// SessionTTLDefault is how long a session lasts after signing in.
+	SessionTTLDefault = 12 * time.Hour
+	// DeliveriesPageDefault is how many deliveries a page lists.
+	DeliveriesPageDefault = 25
+	// WebhooksPageDefault is how many webhooks the Webhooks page lists.
+	WebhooksPageDefault = 50
+	// HealthWindow is how many of a webhook's latest deliveries its health
+	// is judged on.
+	HealthWindow = 20
+	// ExcerptShown is how much of a response excerpt (stored up to 4 KiB)
+	// the deliveries list shows.
+	ExcerptShown = 1024
+	// formLimit is the largest form body accepted.
+	formLimit = 64 << 10
+)
+
+// Config configures the dashboard.
+type Config struct {
+	// SessionTTL is how long a session lasts after signing in. Defaults to
+	// 12h.
+	SessionTTL time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+}
+
+// Dashboard serves /dashboard.
+type Dashboard struct {
+	pool   *pgxpool.Pool
+	api    *admin.API
+	apiH   http.Handler
+	ttl    time.Duration
+	now    func() time.Time
+	logger *zap.Logger
+	pages  *pages
+}
+
+// New returns the dashboard on pool, acting through api.
+func New(pool *pgxpool.Pool, api *admin.API, cfg *Config) (*Dashboard, error) {
+	if pool == nil || api == nil {
+		return nil, errors.New("dashboard.New: pool and api are required")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if cfg.SessionTTL < 0 {
+		return nil, errors.New("dashboard.New: SessionTTL must not be negative")
+	}
+	pg, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	d := &Dashboard{
+		pool:   pool,
+		api:    api,
+		apiH:   api.InProcessHandler(),
+		ttl:    cmp.Or(cfg.SessionTTL, SessionTTLDefault),
+		now:    cfg.Now,
+		logger: cfg.Logger,
+		pages:  pg,
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.logger == nil {
+		d.logger = zap.NewNop()
+	}
+	return d, nil
+}
+
+// Handler returns every dashboard route; mount it at Prefix + "/".
+func (d *Dashboard) Handler() http.Handler {
+	mux := http.NewServeMux()
+	// Every route, in one list: the public ones, then those behind a session
+	// (d.auth), which for POST also check the CSRF token.
+	mux.Handle("GET /dashboard/static/", staticHandler())
+	mux.HandleFunc("GET /dashboard/signin", d.signInPage)
+	mux.HandleFunc("POST /dashboard/signin", d.signIn)
+	mux.Handle("POST /dashboard/signout", d.auth(d.signOut))
+
+	mux.Handle("GET /dashboard/{$}", d.auth(d.home))
+	mux.Handle("GET /dashboard/settings", d.auth(d.settings))
+	mux.Handle("GET /dashboard/settings/personal", d.auth(d.personal))
+	mux.Handle("GET /dashboard/settings/personal/api", d.auth(d.webhooks))
+	mux.Handle("GET /dashboard/settings/personal/api/new", d.auth(d.newWebhook))
+	mux.Handle("POST /dashboard/settings/personal/api/new", d.auth(d.createWebhook))
+	mux.Handle("GET /dashboard/webhooks/{id}", d.auth(d.webhook))
+	mux.Handle("POST /dashboard/webhooks/{id}/secret", d.auth(d.revealSecret))
+	mux.Handle("GET /dashboard/webhooks/{id}/delete", d.auth(d.confirmDelete))
+	mux.Handle("POST /dashboard/webhooks/{id}/delete", d.auth(d.deleteWebhook))
+	mux.Handle("POST /dashboard/deliveries/{id}/replay", d.auth(d.replayDelivery))
+	mux.Handle("GET /dashboard/dead", d.auth(d.dead))
+	mux.Handle("GET /dashboard/dead/replay", d.auth(d.confirmBulkReplay))
+	mux.Handle("POST /dashboard/dead/replay", d.auth(d.bulkReplay))
+	mux.Handle("GET /dashboard/replays/{id}", d.auth(d.replayBatch))
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		if _, pattern := mux.Handler(r); pattern == "" {
+			d.auth(d.notFound).ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders: nothing from another origin, no framing, no sniffing,
+// and pages are never cached (they show account data).
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+}

@@ -1,0 +1,39 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// What the dashboard reads beyond the API's own queries.
+
+const deliveriesAttempts = `
+SELECT delivery_id, number, generation, counted, scheduled_at, started_at, duration_us, status_code,
+       error_kind, error_message, substring(response_excerpt FROM 1 FOR $2), signature_t
+FROM attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, id`
+
+// DeliveriesAttempts returns the attempts of each of deliveryIDs (one page
+// of a listing), oldest first, in one query, with response excerpts cut to
+// excerptMax bytes. A delivery without attempts has no entry.
+func DeliveriesAttempts(ctx context.Context, db DB, deliveryIDs []string, excerptMax int) (map[string][]AttemptRecord, error) {
+	rows, err := db.Query(ctx, deliveriesAttempts, deliveryIDs, excerptMax)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string][]AttemptRecord, len(deliveryIDs))
+	for rows.Next() {
+		var (
+			id string
+			a  AttemptRecord
+			us int64
+		)
+		if err := rows.Scan(&id, &a.Number, &a.Generation, &a.Counted, &a.ScheduledAt, &a.StartedAt, &us, &a.StatusCode,
+			&a.ErrorKind, &a.ErrorMessage, &a.ResponseExcerpt, &a.SignatureT); err != nil {
+			return nil, err
+		}
+		a.Duration = time.Duration(us) * time.Microsecond
+		out[id] = append(out[id], a)
+	}
+	return out, rows.Err()
+}
