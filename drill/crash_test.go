@@ -110,10 +110,10 @@ func TestDrillWorkerCrash(t *testing.T) {
 	delivered, duplicated, missing := recv.tally(accepted)
 
 	res := &Result{
-		order:  1,
-		Drill:  "Worker crash",
-		Load:   fmt.Sprintf("%d events at %d/s through an API process, one worker process, receiver 2 ms per request", events, rate),
-		Faults: fmt.Sprintf("worker SIGKILLed %d times at even intervals, restarted at once", kills),
+		order:     1,
+		Drill:     "Worker crash",
+		Load:      fmt.Sprintf("%d events at %d/s through an API process, one worker process, receiver 2 ms per request", events, rate),
+		Faults:    fmt.Sprintf("worker SIGKILLed %d times at even intervals, restarted at once", kills),
 		BadInputs: "—", Accepted: len(accepted), Delivered: delivered, Duplicated: duplicated, Lost: len(missing),
 		Rerun: "go test -count=1 -v -run TestDrillWorkerCrash ./drill -args -drill.full",
 	}

@@ -147,10 +147,10 @@ func TestDrillDatabaseRestart(t *testing.T) {
 	delivered, duplicated, missing := recv.tally(accepted)
 
 	res := &Result{
-		order:  2,
-		Drill:  "Database restart",
-		Load:   fmt.Sprintf("%d single-event enqueues at %d/s from %d clients, one API and one worker process", total, rate, producers),
-		Faults: "PostgreSQL restarted halfway (pg_ctl restart -m fast)",
+		order:     2,
+		Drill:     "Database restart",
+		Load:      fmt.Sprintf("%d single-event enqueues at %d/s from %d clients, one API and one worker process", total, rate, producers),
+		Faults:    "PostgreSQL restarted halfway (pg_ctl restart -m fast)",
 		BadInputs: "—", Accepted: len(accepted), Delivered: delivered, Duplicated: duplicated, Lost: len(missing),
 		Rerun: "go test -count=1 -v -run TestDrillDatabaseRestart ./drill -args -drill.full",
 	}
