@@ -295,7 +295,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	// through River's batching completer: should that completion be lost (a
 	// crash right here), the job runs again, finds the delivery finished and
 	// sends nothing. The deliveries row, not the job, is the truth.
-	recorded, err := store.RecordAttempt(bookCtx, w.db, target.DeliveryID, target.Attempts, job.ID, attempt, outcome)
+	recorded, err := store.RecordAttempt(bookCtx, w.db, target, job.ID, attempt, outcome)
 	if err != nil {
 		return fmt.Errorf("error recording attempt %d of delivery %s: %w", attempt.Number, target.DeliveryID, err)
 	}

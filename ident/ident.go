@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -53,4 +54,20 @@ func Check(p Prefix, s string) error {
 		return fmt.Errorf("must be an identifier of the form %s_ followed by 32 lowercase hex digits", p)
 	}
 	return nil
+}
+
+// Time returns the creation time encoded in identifier s (the millisecond
+// timestamp of its UUIDv7), and false when s is not an identifier whose
+// UUID is version 7.
+func Time(s string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(s, "_")
+	if !ok || len(rest) != 32 {
+		return time.Time{}, false
+	}
+	var b [16]byte
+	if _, err := hex.Decode(b[:], []byte(rest)); err != nil || b[6]>>4 != 7 {
+		return time.Time{}, false
+	}
+	ms := int64(b[0])<<40 | int64(b[1])<<32 | int64(b[2])<<24 | int64(b[3])<<16 | int64(b[4])<<8 | int64(b[5])
+	return time.UnixMilli(ms).UTC(), true
 }

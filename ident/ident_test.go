@@ -1,7 +1,9 @@
 package ident
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -25,4 +27,25 @@ func TestValid(t *testing.T) {
 		require.False(t, Valid(Delivery, s), s)
 	}
 	require.True(t, Valid(Delivery, "dlv_0193a0b0c0d0e0f00112233445566778"))
+}
+
+func TestTime(t *testing.T) {
+	before := time.Now().Truncate(time.Millisecond)
+	id := New(Delivery)
+	after := time.Now()
+	got, ok := Time(id)
+	if !ok {
+		t.Fatalf("Time(%q) not ok", id)
+	}
+	if got.Before(before) || got.After(after) {
+		t.Fatalf("Time(%q) = %v, want between %v and %v", id, got, before, after)
+	}
+	if got.Location() != time.UTC {
+		t.Fatalf("Time(%q) is in %v, want UTC", id, got.Location())
+	}
+	for _, bad := range []string{"", "dlv_", "dlv_zz", "dlv_0193" + strings.Repeat("0", 28), "dlv_" + strings.Repeat("g", 32)} {
+		if _, ok := Time(bad); ok {
+			t.Errorf("Time(%q) ok, want not ok", bad)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/retention"
 	"github.com/mono/webhookd/schedule"
 )
 
@@ -96,6 +97,15 @@ type Config struct {
 	// -worker). A process without it still inserts jobs (events, replays)
 	// but works none. If neither API nor Worker is set, both are.
 	Worker bool
+	// Retention keeps succeeded and cancelled deliveries (with their events
+	// and attempts) this long (WEBHOOKD_RETENTION). Defaults to 30 days.
+	Retention time.Duration
+	// DeadRetention keeps dead deliveries this long (WEBHOOKD_DEAD_RETENTION).
+	// Defaults to 90 days.
+	DeadRetention time.Duration
+	// Now is the clock of the retention job. Defaults to time.Now; tests
+	// move it.
+	Now func() time.Time
 	// DBWait is how long start-up retries an unreachable database before it
 	// fails (WEBHOOKD_DB_WAIT). Defaults to 30s.
 	DBWait time.Duration
@@ -117,6 +127,8 @@ func (c *Config) WithDefaults() *Config {
 	out.ReconcileInterval = cmp.Or(out.ReconcileInterval, dispatcher.ReconcileIntervalDefault)
 	out.ShutdownTimeout = cmp.Or(out.ShutdownTimeout, ShutdownTimeoutDefault)
 	out.DBWait = cmp.Or(out.DBWait, DBWaitDefault)
+	out.Retention = cmp.Or(out.Retention, retention.RetentionDefault)
+	out.DeadRetention = cmp.Or(out.DeadRetention, retention.DeadRetentionDefault)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true
 	}
@@ -152,5 +164,5 @@ func (c *Config) Validate() error {
 	if c.DBMaxConns < 4 {
 		return fmt.Errorf("WEBHOOKD_DB_MAX_CONNS must be at least 4 (got %d)", c.DBMaxConns)
 	}
-	return nil
+	return (&retention.Config{Retention: c.Retention, DeadRetention: c.DeadRetention}).Validate()
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/migrations"
 	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/retention"
 	"github.com/mono/webhookd/schedule"
 )
 
@@ -122,6 +123,14 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		Logger:  logger.Named("replay"),
 	}))
 
+	retainer, err := retention.New(pool, &retention.Config{
+		Retention: cfg.Retention, DeadRetention: cfg.DeadRetention, Now: cfg.Now, Logger: logger.Named("retention"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	river.AddWorker(workers, retainer)
+
 	jobTimeout := cfg.HTTPTimeout + dispatcher.JobTimeoutMargin
 	riverCfg := &river.Config{
 		Logger: slog.New(zapslog.NewHandler(logger.Core(), zapslog.WithName("river"))),
@@ -144,6 +153,10 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return dispatcher.ReconcileArgs{}, nil
 			}, &river.PeriodicJobOpts{ID: "webhookd.reconcile", RunOnStart: true}),
+			// Creates day partitions ahead and drops those past retention.
+			river.NewPeriodicJob(river.PeriodicInterval(retention.IntervalDefault), func() (river.JobArgs, *river.InsertOpts) {
+				return retention.Args{}, nil
+			}, &river.PeriodicJobOpts{ID: "webhookd.retention", RunOnStart: true}),
 		},
 	}
 	if !cfg.Worker {

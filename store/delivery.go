@@ -34,27 +34,32 @@ type Target struct {
 	WebhookGone   bool
 	EventType     string
 	CreatedAt     time.Time
+	// PartDay is the day partition the delivery (and its event and
+	// attempts) live in.
+	PartDay time.Time
 }
 
 const targetGet = `
 SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
-       w.deleted_at IS NOT NULL, d.event_type, d.created_at
+       w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day
 FROM deliveries d
-JOIN events e ON e.id = d.event_id
+JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
 JOIN webhooks w ON w.id = d.webhook_id
-WHERE d.id = $1`
+WHERE d.id = $1 AND d.part_day BETWEEN $2 AND $3`
 
 // GetTarget loads delivery id with its event body and webhook, or ErrNotFound.
 func GetTarget(ctx context.Context, db DB, id string) (*Target, error) {
 	t := &Target{}
-	err := db.QueryRow(ctx, targetGet, id).Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
-		&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
-		&t.EventType, &t.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
+	err := byID(id, func(lo, hi time.Time) error {
+		return db.QueryRow(ctx, targetGet, id, lo, hi).Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
+			&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
+			&t.EventType, &t.CreatedAt, &t.PartDay)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return t, err
+	return t, nil
 }
 
 // AttemptRecord is one attempt as recorded.
@@ -91,22 +96,25 @@ WITH delivery AS (
         next_attempt_at = $6,
         finished_at = CASE WHEN $4 = 'pending' THEN NULL ELSE $7::timestamptz END,
         updated_at = $7
-    WHERE id = $1 AND attempts = $2 AND job_id = $3 AND state = 'pending'
-    RETURNING id
+    WHERE id = $1 AND part_day = $18 AND attempts = $2 AND job_id = $3 AND state = 'pending'
+    RETURNING id, part_day
 )
 INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
-                      status_code, error_kind, error_message, response_excerpt, signature_t)
-SELECT id, $8, $9, $5, $10, $11, $12, $13, $14, $15, $16, $17 FROM delivery
+                      status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
+SELECT id, $8, $9, $5, $10, $11, $12, $13, $14, $15, $16, $17, part_day FROM delivery
 RETURNING id`
 
-// RecordAttempt records attempt a and its outcome, guarded by the attempt
-// count seen before sending (attemptsBefore) and the responsible job: when
-// another run has recorded meanwhile, or the delivery is no longer pending,
-// it changes nothing and returns recorded false.
-func RecordAttempt(ctx context.Context, db DB, deliveryID string, attemptsBefore int, jobID int64, a *AttemptRecord, o *Outcome) (recorded bool, err error) {
+// RecordAttempt records attempt a and its outcome on the delivery t was
+// loaded from, guarded by the attempt count seen before sending
+// (t.Attempts), its day partition and the responsible job: when another run
+// has recorded meanwhile, retention has moved the delivery, or it is no
+// longer pending, it changes nothing and returns recorded false. The
+// attempt goes into its delivery's day partition.
+func RecordAttempt(ctx context.Context, db DB, t *Target, jobID int64, a *AttemptRecord, o *Outcome) (recorded bool, err error) {
 	var attemptID int64
-	err = db.QueryRow(ctx, attemptRecord, deliveryID, attemptsBefore, jobID, o.State, a.Counted, o.NextAttemptAt, o.Now,
-		a.Number, a.Generation, a.ScheduledAt, a.StartedAt, a.Duration.Microseconds(), a.StatusCode, a.ErrorKind, a.ErrorMessage, a.ResponseExcerpt, a.SignatureT).Scan(&attemptID)
+	err = db.QueryRow(ctx, attemptRecord, t.DeliveryID, t.Attempts, jobID, o.State, a.Counted, o.NextAttemptAt, o.Now,
+		a.Number, a.Generation, a.ScheduledAt, a.StartedAt, a.Duration.Microseconds(), a.StatusCode, a.ErrorKind, a.ErrorMessage, a.ResponseExcerpt, a.SignatureT,
+		t.PartDay).Scan(&attemptID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -169,20 +177,24 @@ func scanDelivery(row pgx.Row) (*Delivery, error) {
 	return d, err
 }
 
-const deliveryGet = `SELECT ` + deliveryColumns + ` FROM deliveries d WHERE d.id = $1`
+const deliveryGet = `SELECT ` + deliveryColumns + `, d.part_day FROM deliveries d WHERE d.id = $1 AND d.part_day BETWEEN $2 AND $3`
 
 const deliveryAttempts = `
 SELECT number, generation, counted, scheduled_at, started_at, duration_us, status_code, error_kind, error_message, response_excerpt, signature_t
-FROM attempts WHERE delivery_id = $1 ORDER BY id`
+FROM attempts WHERE delivery_id = $1 AND part_day = $2 ORDER BY id`
 
 // GetDelivery returns delivery id with all its attempts and replays, or
 // ErrNotFound.
 func GetDelivery(ctx context.Context, db DB, id string) (*Delivery, error) {
-	d, err := scanDelivery(db.QueryRow(ctx, deliveryGet, id))
+	d := &Delivery{}
+	var partDay time.Time
+	err := byID(id, func(lo, hi time.Time) error {
+		return db.QueryRow(ctx, deliveryGet, id, lo, hi).Scan(&d.ID, &d.EventID, &d.WebhookID, &d.AccountID, &d.EventType, &d.State, &d.Attempts, &d.Generation, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt, &partDay)
+	})
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, deliveryAttempts, id)
+	rows, err := db.Query(ctx, deliveryAttempts, id, partDay)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mono/webhookd/ident"
 )
 
 // NewEvent is an accepted event with its deliveries.
@@ -28,18 +30,20 @@ type NewEvent struct {
 
 const eventsInsert = `
 WITH event AS (
-    INSERT INTO events (id, account_id, type, body, occurred_at, idempotency_key, created_at)
-    SELECT e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[])
-        AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at)
+    INSERT INTO events (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day)
+    SELECT e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at, e.part_day
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[], $15::date[])
+        AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day)
 )
-INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at)
-SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, d.job_id, d.created_at, d.created_at, d.created_at
-FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[])
-    AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at)`
+INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day)
+SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, d.job_id, d.created_at, d.created_at, d.created_at, d.part_day
+FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $16::date[])
+    AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at, part_day)`
 
 // InsertEvents inserts the events and all their deliveries in one
-// statement, however many there are.
+// statement, however many there are. An event and its deliveries go into
+// the day partition of the event's id (the UTC day of its UUIDv7), so that
+// a lookup by id finds them in one partition and the two always share one.
 func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 	n := len(events)
 	var (
@@ -50,19 +54,24 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 
 		dIDs, dEvents, dWebhooks, dAccounts, dTypes []string
 		dJobs                                       []int64
-		dCreated                                    []time.Time
+		dCreated, days, dDays                       []time.Time
 	)
 	for i, ev := range events {
 		ids[i], accounts[i], types[i], bodies[i] = ev.ID, ev.AccountID, ev.Type, ev.Body
 		occurred[i], created[i], keys[i] = ev.OccurredAt, ev.CreatedAt, ev.IdempotencyKey
+		day := ev.CreatedAt
+		if t, ok := ident.Time(ev.ID); ok {
+			day = t
+		}
+		days = append(days, Day(day))
 		for j, id := range ev.DeliveryIDs {
 			dIDs, dEvents, dWebhooks = append(dIDs, id), append(dEvents, ev.ID), append(dWebhooks, ev.WebhookIDs[j])
 			dAccounts, dTypes = append(dAccounts, ev.AccountID), append(dTypes, ev.Type)
-			dJobs, dCreated = append(dJobs, ev.JobIDs[j]), append(dCreated, ev.CreatedAt)
+			dJobs, dCreated, dDays = append(dJobs, ev.JobIDs[j]), append(dCreated, ev.CreatedAt), append(dDays, Day(day))
 		}
 	}
 	_, err := db.Exec(ctx, eventsInsert, ids, accounts, types, bodies, occurred, keys, created,
-		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated)
+		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays)
 	return err
 }
 
@@ -178,11 +187,17 @@ type EventDelivery struct {
 
 const eventColumns = `e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at`
 
-const eventGet = `SELECT ` + eventColumns + ` FROM events e WHERE e.id = $1`
+const eventGet = `SELECT ` + eventColumns + ` FROM events e WHERE e.id = $1 AND e.part_day BETWEEN $2 AND $3`
 
 // GetEvent returns the event id with its deliveries, or ErrNotFound.
 func GetEvent(ctx context.Context, db DB, id string) (*Event, error) {
-	return getEvent(ctx, db, eventGet, id)
+	var e *Event
+	err := byID(id, func(lo, hi time.Time) error {
+		var err error
+		e, err = getEvent(ctx, db, eventGet, id, lo, hi)
+		return err
+	})
+	return e, err
 }
 
 const eventByIdempotencyKey = `
@@ -212,12 +227,20 @@ func getEvent(ctx context.Context, db DB, query string, args ...any) (*Event, er
 }
 
 const eventDeliveries = `
-SELECT event_id, id, webhook_id, state FROM deliveries WHERE event_id = ANY($1) ORDER BY event_id, id`
+SELECT event_id, id, webhook_id, state FROM deliveries WHERE event_id = ANY($1) AND part_day >= $2 ORDER BY event_id, id`
 
 // EventDeliveries returns the deliveries of each of eventIDs, oldest first.
 // An event without deliveries has no entry.
 func EventDeliveries(ctx context.Context, db DB, eventIDs []string) (map[string][]EventDelivery, error) {
-	rows, err := db.Query(ctx, eventDeliveries, eventIDs)
+	// A delivery lives in its event's day partition or, once moved by
+	// retention, a later one: never before the oldest event's day.
+	from := maxDay
+	for _, id := range eventIDs {
+		if lo, _ := idDays(id); lo.Before(from) {
+			from = lo
+		}
+	}
+	rows, err := db.Query(ctx, eventDeliveries, eventIDs, from)
 	if err != nil {
 		return nil, err
 	}

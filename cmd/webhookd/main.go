@@ -132,13 +132,26 @@ func (s *settings) where(flagName string) string {
 func (s *settings) duration(flagName, env, def, help string, dst *time.Duration) {
 	raw := s.str(flagName, env, def, help)
 	s.parsers = append(s.parsers, func() error {
-		d, err := time.ParseDuration(strings.TrimSpace(*raw))
+		d, err := parseDuration(*raw)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("%s: %q is not a positive duration such as 10s or 1m30s", s.where(flagName), *raw)
+			return fmt.Errorf("%s: %q is not a positive duration such as 10s, 1m30s or 30d", s.where(flagName), *raw)
 		}
 		*dst = d
 		return nil
 	})
+}
+
+// parseDuration is time.ParseDuration that also takes whole days, "30d".
+func parseDuration(raw string) (time.Duration, error) {
+	raw = strings.TrimSpace(raw)
+	if days, ok := strings.CutSuffix(raw, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 36500 {
+			return 0, fmt.Errorf("bad number of days %q", days)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(raw)
 }
 
 func (s *settings) float(flagName, env, def, help string, dst *float64) {
@@ -254,6 +267,8 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)
 	s.duration("reconcile-interval", "WEBHOOKD_RECONCILE_INTERVAL", dur(time.Minute), "how often orphaned pending deliveries are re-queued", &cfg.ReconcileInterval)
 	s.duration("shutdown-timeout", "WEBHOOKD_SHUTDOWN_TIMEOUT", dur(server.ShutdownTimeoutDefault), "how long running attempts may finish on shutdown", &cfg.ShutdownTimeout)
+	s.duration("retention", "WEBHOOKD_RETENTION", "30d", "how long succeeded and cancelled deliveries are kept (at least 1d)", &cfg.Retention)
+	s.duration("dead-retention", "WEBHOOKD_DEAD_RETENTION", "90d", "how long dead deliveries are kept, to be replayed (at least 1d)", &cfg.DeadRetention)
 	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
 	s.roles(cfg)
 	s.parsers = append(s.parsers, func() error {
