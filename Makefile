@@ -40,3 +40,7 @@ bench-go: ## Run the go test benchmarks (the 1M-delivery listing benchmark among
 .PHONY: compose-check
 compose-check: ## Validate docker-compose.yml
 	@if command -v docker-compose >/dev/null 2>&1; then docker-compose config -q; else docker compose config -q; fi
+
+.PHONY: drill
+drill: ## Run the full reliability drills and print their table (see RELIABILITY.md)
+	$(PGTMP) $(GO) test -count=1 -v -timeout 60m -run '^TestDrill' ./drill -args -drill.full

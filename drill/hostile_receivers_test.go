@@ -38,7 +38,7 @@ func TestDrillHostileReceivers(t *testing.T) {
 
 	var (
 		perHostile  = pick(2, 20)
-		healthy     = pick(1000, 10000)
+		healthy     = pick(300, 10000)
 		retryScale  = pick("0.0001", "0.001") // ten attempts in ~3 s / ~30 s plus their durations
 		httpTimeout = 2 * time.Second
 		finishLimit = 3 * time.Minute
