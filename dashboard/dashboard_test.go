@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -319,7 +321,7 @@ func TestDashboard(t *testing.T) {
 		br := b.browser(t)
 		br.signIn(t, k.Key)
 
-		p := br.get(t, "/dashboard/webhooks/" + hook.ID)
+		p := br.get(t, "/dashboard/webhooks/"+hook.ID)
 		require.Equal(t, http.StatusOK, p.status)
 		require.NotContains(t, p.body, hook.Secret)
 		require.NotContains(t, p.body, "whsec_")
@@ -424,6 +426,12 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, "3", elementText(p.body, "bulk-count"))
 		require.Contains(t, text(p.body), "This will replay 3 dead deliveries")
 		require.Equal(t, 3, b.count(t, "SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND state = 'dead'", hook.ID))
+		// The view's own link carries its filter.
+		p = br.get(t, "/dashboard/dead?account_id=acct_bulk")
+		m := regexp.MustCompile(`href="(/dashboard/dead/replay\?[^"]*)"`).FindStringSubmatch(p.body)
+		require.NotNil(t, m)
+		p = br.get(t, html.UnescapeString(m[1]))
+		require.Equal(t, "3", elementText(p.body, "bulk-count"), p.body)
 		p = br.get(t, "/dashboard/dead/replay")
 		require.Contains(t, text(p.body), "never crosses accounts")
 		p = br.get(t, "/dashboard/dead/replay?account_id=acct_bulk&event_type=card_frozen")

@@ -164,10 +164,9 @@ type deadData struct {
 	Filter     map[string]string
 	Errors     map[string]string
 	Deliveries deliveryList
-	NextCursor string
-	// Query is the filter as a query string, for the next page and the
-	// bulk replay link.
-	Query string
+	// BulkHref is the bulk replay of this filter; NextHref the next page.
+	BulkHref string
+	NextHref string
 }
 
 // readFilter takes the dead view's filters from q, trimmed, turning a
@@ -229,9 +228,14 @@ func (d *Dashboard) dead(w http.ResponseWriter, r *http.Request) {
 	data := &deadData{Filter: readFilter(r.URL.Query())}
 	v.Data = data
 	q := filterValues(data.Filter)
-	data.Query = q.Encode()
+	data.BulkHref = Prefix + "/dead/replay?" + q.Encode()
 	q.Set("state", store.StateDead)
 	list, next, e := d.listDeliveries(r, q, r.URL.Query().Get("cursor"))
+	if next != "" {
+		nq := filterValues(data.Filter)
+		nq.Set("cursor", next)
+		data.NextHref = Prefix + "/dead?" + nq.Encode()
+	}
 	status := http.StatusOK
 	if e != nil {
 		if e.Status >= 500 || e.Status == http.StatusNotFound {
@@ -245,13 +249,14 @@ func (d *Dashboard) dead(w http.ResponseWriter, r *http.Request) {
 		v.Error = e.Message
 	}
 	list.CSRF, list.From, list.ShowAccount = s.CSRF, "dead", true
-	data.Deliveries, data.NextCursor = list, next
+	data.Deliveries = list
 	d.render(w, r, status, "dead", v)
 }
 
 type bulkData struct {
 	Filter map[string]string
-	Query  string
+	// BackHref is the dead view of the same filter.
+	BackHref string
 	// Count is how many deliveries the bulk replay takes now; TooMany
 	// says it is over the API's limit.
 	Count   int
@@ -323,7 +328,7 @@ func (d *Dashboard) confirmBulkReplay(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/dead?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
-	data := &bulkData{Filter: f, Query: q.Encode(), Max: dispatcher.ReplayBatchMax}
+	data := &bulkData{Filter: f, BackHref: Prefix + "/dead?" + q.Encode(), Max: dispatcher.ReplayBatchMax}
 	v := &view{Title: "Replay dead deliveries", Nav: "dead", Data: data,
 		Crumbs: []crumb{{Label: "Dead deliveries", Href: Prefix + "/dead?" + q.Encode()}, {Label: "Bulk replay"}}}
 	_, rf, blocked, err := d.bulkFilter(r, f)

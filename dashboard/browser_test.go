@@ -1,0 +1,344 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testserver"
+)
+
+// chromiumPath finds Debian's chromium (or WEBHOOKD_CHROMIUM). Missing, it
+// fails the test in CI (CI=true) and skips it elsewhere, saying how to
+// install it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("WEBHOOKD_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if info, err := os.Stat(p); err == nil && !info.IsDir() {
+			return p
+		}
+	}
+	const how = "install it with `apt-get install -y chromium` (or run .ci/install-chromium.sh), or set WEBHOOKD_CHROMIUM to a Chromium binary"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("chromium is missing at /usr/bin/chromium and the browser test must run in CI: %s", how)
+	}
+	t.Skipf("chromium not found at /usr/bin/chromium; %s", how)
+	return ""
+}
+
+// newChromium starts a headless chromium with an empty profile; it is
+// closed at cleanup.
+func newChromium(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// screenshots is where the test writes a PNG of each view:
+// WEBHOOKD_SCREENSHOTS if set, else a temporary directory.
+func screenshots(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("WEBHOOKD_SCREENSHOTS"); dir != "" {
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		return dir
+	}
+	return t.TempDir()
+}
+
+// TestBrowser drives the dashboard in a real chromium: sign in, create a
+// webhook through the form, read its secret through the eye, hit the
+// duplicate error, watch a delivery die and replay it, delete the webhook,
+// sign out; then, as an admin, the dead deliveries of every account and a
+// bulk replay.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	ctx := newChromium(t)
+	b := start(t)
+	dir := screenshots(t)
+
+	do := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx, steps...))
+	}
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, "dashboard-"+name+".png"), buf, 0o644)
+		})
+	}
+	textOf := func(t *testing.T, sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+		require.NoError(t, err, sel)
+		return strings.TrimSpace(s)
+	}
+	attr := func(t *testing.T, sel, name string) string {
+		t.Helper()
+		res, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+		require.NoError(t, err, sel)
+		require.True(t, res.Exists, "%s has no %s", sel, name)
+		return res.Value
+	}
+	location := func(t *testing.T) string {
+		t.Helper()
+		u, err := chromedp.Run(ctx, chromedp.Location())
+		require.NoError(t, err)
+		return u
+	}
+	count := func(t *testing.T, sel string) int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
+		require.NoError(t, err, sel)
+		return n
+	}
+	poll := func(expr string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+			return err
+		})
+	}
+
+	// Another account's deliveries die meanwhile, for the admin's part.
+	opsReceiver := testreceiver.New(t, testreceiver.Status(http.StatusBadGateway))
+	opsHook := b.createWebhook(t, "acct_ops", opsReceiver.URL+"/ops")
+	var opsDeliveries []string
+	for range 2 {
+		opsDeliveries = append(opsDeliveries, b.sendEvent(t, "acct_ops", "payout_failed")[0].ID)
+	}
+
+	key := b.createKey(t, "account", "acct_browser")
+	receiver := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
+	hookURL := receiver.URL + "/webhooks/mono"
+
+	// Sign in: any dashboard page sends the browser to the form.
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/"),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+		shot("signin"),
+		chromedp.SendKeys(chromedp.CSS("#key"), key.Key),
+		chromedp.Submit(chromedp.CSS("#key")),
+		chromedp.WaitVisible(chromedp.CSS("#webhooks-h")),
+	)
+	require.Contains(t, textOf(t, ".who-label"), "acct_browser")
+
+	// The seed's path: Settings › Personal › API › New webhook, URL, Save.
+	do(t,
+		chromedp.Click(chromedp.CSS(`nav.mainnav a[href="/dashboard/settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a.tile[href="/dashboard/settings/personal"]`)),
+		chromedp.Click(chromedp.CSS(`a.tile[href="/dashboard/settings/personal"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a.tile[href="/dashboard/settings/personal/api"]`)),
+		chromedp.Click(chromedp.CSS(`a.tile[href="/dashboard/settings/personal/api"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a.button.primary[href^="/dashboard/settings/personal/api/new"]`)),
+		chromedp.Click(chromedp.CSS(`a.button.primary[href^="/dashboard/settings/personal/api/new"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#url")),
+		chromedp.SendKeys(chromedp.CSS("#url"), hookURL),
+		chromedp.Click(chromedp.CSS(`form button.primary[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".alert.success")),
+	)
+	require.Equal(t, "We successfully created your webhook.", textOf(t, ".alert.success"))
+	require.Equal(t, "alert", attr(t, ".alert.success", "role"))
+	require.Equal(t, hookURL, textOf(t, "table.webhooks td.url .wrap"))
+	do(t, shot("webhooks"))
+
+	// The arrow at the end of the row opens the detail view; the secret is
+	// hidden until the eye is pressed (here with the keyboard).
+	do(t,
+		chromedp.Click(chromedp.CSS("a.row-open")),
+		chromedp.WaitVisible(chromedp.CSS("#secret-value")),
+	)
+	hookID := strings.TrimPrefix(location(t), b.base+"/dashboard/webhooks/")
+	require.True(t, strings.HasPrefix(hookID, "wh_"), hookID)
+	require.Equal(t, hookURL, textOf(t, "#webhook-url"))
+	require.NotContains(t, textOf(t, "#secret-value"), "whsec_")
+	require.Equal(t, "false", attr(t, "button.eye", "aria-pressed"))
+	do(t, shot("detail"))
+	var apiSecret struct{ Secret string }
+	b.api(t, http.MethodGet, "/v1/webhooks/"+hookID+"/secret", key.Key, "", http.StatusOK, &apiSecret)
+	do(t,
+		chromedp.Focus(chromedp.CSS("button.eye")),
+		chromedp.KeyEvent(kb.Enter),
+		poll(`document.getElementById("secret-value").textContent.startsWith("whsec_")`),
+	)
+	require.Equal(t, apiSecret.Secret, textOf(t, "#secret-value"))
+	require.Equal(t, "true", attr(t, "button.eye", "aria-pressed"))
+	do(t,
+		chromedp.Click(chromedp.CSS("button.eye")),
+		poll(`!document.getElementById("secret-value").textContent.includes("whsec_")`),
+	)
+	require.Equal(t, "false", attr(t, "button.eye", "aria-pressed"))
+
+	// The same URL again: the API's duplicate error beside the field.
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/settings/personal/api/new"),
+		chromedp.WaitVisible(chromedp.CSS("#url")),
+		chromedp.SendKeys(chromedp.CSS("#url"), hookURL),
+		chromedp.Click(chromedp.CSS(`form button.primary[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#url-error")),
+	)
+	require.Contains(t, textOf(t, "#url-error"), "already has a webhook with this URL")
+	require.Equal(t, "true", attr(t, "#url", "aria-invalid"))
+	do(t, shot("new-webhook-error"))
+	var list struct{ Data []webhook }
+	b.api(t, http.MethodGet, "/v1/webhooks", key.Key, "", http.StatusOK, &list)
+	require.Len(t, list.Data, 1)
+
+	// A delivery dies (ten attempts on the scaled schedule) ...
+	var sent struct {
+		ID         string     `json:"id"`
+		Deliveries []delivery `json:"deliveries"`
+	}
+	b.api(t, http.MethodPost, "/v1/events", key.Key, `{"type":"bank_transfer_approved","data":{"amount":240000,"currency":"COP"}}`, http.StatusAccepted, &sent)
+	require.Len(t, sent.Deliveries, 1)
+	dlv := sent.Deliveries[0].ID
+	b.waitDelivery(t, dlv, "dead", 45*time.Second)
+	row := "li#" + dlv
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/webhooks/"+hookID),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+		// Search by event id.
+		chromedp.SendKeys(chromedp.CSS("#event_id"), sent.ID),
+		chromedp.Submit(chromedp.CSS("#event_id")),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+	)
+	require.Contains(t, location(t), "event_id="+sent.ID)
+	require.Equal(t, "dead", textOf(t, row+" .badge"))
+	require.Equal(t, "bank_transfer_approved", textOf(t, row+" .etype"))
+	require.Equal(t, "500", textOf(t, row+" .last-status"))
+	do(t,
+		chromedp.Click(chromedp.CSS(row+" summary")),
+		chromedp.WaitVisible(chromedp.CSS(row+" table.attempts")),
+		shot("deliveries"),
+	)
+	require.Equal(t, 10, count(t, row+" table.attempts tbody tr"))
+
+	// ... and comes back with Replay once the receiver is healthy.
+	receiver.SetRespond(testreceiver.Status(http.StatusOK))
+	do(t,
+		chromedp.Click(chromedp.CSS(row+" form.replay button")),
+		chromedp.WaitVisible(chromedp.CSS(".alert.success")),
+	)
+	require.Contains(t, textOf(t, ".alert.success"), "Delivery replayed")
+	b.waitDelivery(t, dlv, "succeeded", 30*time.Second)
+	do(t,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+	)
+	require.Equal(t, "succeeded", textOf(t, row+" .badge"))
+	require.Equal(t, "200", textOf(t, row+" .last-status"))
+	require.Zero(t, count(t, row+" form.replay"))
+
+	// Readable at phone width.
+	do(t,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
+		chromedp.Navigate(b.base+"/dashboard/settings/personal/api"),
+		chromedp.WaitVisible(chromedp.CSS("table.webhooks")),
+		shot("phone"),
+		chromedp.EmulateViewport(1280, 900),
+	)
+	do(t, chromedp.EmulateViewport(390, 844))
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+	require.NoError(t, err)
+	require.False(t, overflow, "the Webhooks page scrolls sideways at 390 px")
+	do(t, chromedp.EmulateViewport(1280, 900))
+
+	// Delete, with a confirmation.
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/webhooks/"+hookID),
+		chromedp.WaitVisible(chromedp.CSS("a.button.danger")),
+		chromedp.Click(chromedp.CSS("a.button.danger")),
+		chromedp.WaitVisible(chromedp.CSS("form button.danger")),
+		shot("delete"),
+		chromedp.Click(chromedp.CSS("form button.danger")),
+		chromedp.WaitVisible(chromedp.CSS(".alert.success")),
+	)
+	require.Contains(t, textOf(t, ".alert.success"), "Webhook deleted")
+	require.Zero(t, count(t, "table.webhooks tbody tr"))
+	b.api(t, http.MethodGet, "/v1/webhooks/"+hookID, key.Key, "", http.StatusNotFound, nil)
+
+	// Sign out: the dashboard asks to sign in again.
+	do(t,
+		chromedp.Click(chromedp.CSS(".who button")),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+	)
+	require.Contains(t, textOf(t, ".alert.success"), "signed out")
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/settings/personal/api"),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+	)
+	require.Contains(t, location(t), "/dashboard/signin")
+
+	// An admin: dead deliveries of every account, and a bulk replay that
+	// says how many it will replay before it does.
+	for _, id := range opsDeliveries {
+		b.waitDelivery(t, id, "dead", 45*time.Second)
+	}
+	do(t,
+		chromedp.SendKeys(chromedp.CSS("#key"), testserver.AdminKey),
+		chromedp.Submit(chromedp.CSS("#key")),
+		chromedp.WaitVisible(chromedp.CSS(`nav.mainnav a[href="/dashboard/dead"]`)),
+		chromedp.Click(chromedp.CSS(`nav.mainnav a[href="/dashboard/dead"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#account_id")),
+		chromedp.SendKeys(chromedp.CSS("#account_id"), "acct_ops"),
+		chromedp.Submit(chromedp.CSS("#account_id")),
+		chromedp.WaitVisible(chromedp.CSS("li#"+opsDeliveries[1])),
+		shot("dead"),
+	)
+	require.Equal(t, 2, count(t, "ol.deliveries > li"))
+	do(t,
+		chromedp.Click(chromedp.CSS(`a.button.primary[href^="/dashboard/dead/replay"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#bulk-count")),
+		shot("bulk-replay"),
+	)
+	require.Equal(t, "2", textOf(t, "#bulk-count"))
+	opsReceiver.SetRespond(testreceiver.Status(http.StatusOK))
+	do(t,
+		chromedp.Click(chromedp.CSS(`form button.primary[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a.button[href^="/dashboard/replays/"]`)),
+	)
+	for _, id := range opsDeliveries {
+		b.waitDelivery(t, id, "succeeded", 30*time.Second)
+	}
+	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND state = 'succeeded' AND generation = 2", opsHook.ID))
+	do(t,
+		chromedp.Click(chromedp.CSS(".who button")),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+	)
+	t.Logf("screenshots in %s", dir)
+}
