@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
@@ -52,8 +53,10 @@ type API struct {
 	now      func() time.Time
 	logger   *zap.Logger
 	metrics  *metrics.Metrics
-	adminKey [32]byte
-	hasAdmin bool
+	// catalogue validates event data for the types that ask for it.
+	catalogue *catalogue.Catalogue
+	adminKey  [32]byte
+	hasAdmin  bool
 }
 
 // New returns the API on pool, accepting events with enqueuer and
@@ -75,6 +78,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	if a.logger == nil {
 		a.logger = zap.NewNop()
 	}
+	a.catalogue = catalogue.New(pool, &catalogue.Config{Now: a.now, Logger: a.logger})
 	if cfg.BootstrapAdminKey != "" {
 		a.adminKey = sha256.Sum256([]byte(cfg.BootstrapAdminKey))
 		a.hasAdmin = true
@@ -118,6 +122,10 @@ func (a *API) routes() []route {
 		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery},
 		{"POST", "/v1/deliveries/replay", scopesAccount, a.replayDeliveries},
 		{"GET", "/v1/replays/{id}", scopesAccount, a.getReplayBatch},
+		{"GET", "/v1/event-types", scopesEvents, a.listEventTypes},
+		{"GET", "/v1/event-types/{type}", scopesEvents, a.getEventType},
+		{"POST", "/v1/event-types", scopesAdmin, a.createEventType},
+		{"PATCH", "/v1/event-types/{type}", scopesAdmin, a.updateEventType},
 	}
 }
 

@@ -126,6 +126,16 @@ func TestAuthMatrix(t *testing.T) {
 		"POST /v1/deliveries/replay": {path: fixed("/v1/deliveries/replay"), body: fixedBody(`{"webhook_id":"` + hook.ID + `"}`),
 			ok: []int{http.StatusAccepted}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"GET /v1/replays/{id}": {path: fixed("/v1/replays/" + batch.ID), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
+		// The event catalogue is the same for every account.
+		"GET /v1/event-types":        {path: fixed("/v1/event-types"), ok: []int{http.StatusOK}, foreign: http.StatusOK},
+		"GET /v1/event-types/{type}": {path: fixed("/v1/event-types/bank_transfer_approved"), ok: []int{http.StatusOK}, foreign: http.StatusOK},
+		"POST /v1/event-types": {path: fixed("/v1/event-types"),
+			body: func() string {
+				return fmt.Sprintf(`{"type":"matrix.type_%d","schema":{"type":"object"},"example":{}}`, urls.Add(1))
+			},
+			ok: []int{http.StatusCreated}},
+		"PATCH /v1/event-types/{type}": {path: fixed("/v1/event-types/bank_transfer_approved"), body: fixedBody(`{"description":"matrix"}`),
+			ok: []int{http.StatusOK}},
 	}
 
 	routes := admin.RoutesForTest()
@@ -210,7 +220,7 @@ func TestOpenAPIPathsServed(t *testing.T) {
 		for method := range ops {
 			// A malformed id reaches the route's handler, which answers
 			// not_found for it: nothing is changed.
-			target := strings.NewReplacer("{id}", "x").Replace(path)
+			target := strings.NewReplacer("{id}", "x", "{type}", "x").Replace(path)
 			require.NotContains(t, target, "{", "%s: an unexpected path parameter", path)
 			resp := b.do(t, request{method: strings.ToUpper(method), path: target})
 			require.NotEqual(t, "route_not_found", errorCode(t, resp), "%s %s: body: %s", strings.ToUpper(method), path, resp.body)

@@ -59,6 +59,10 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, validationError(err))
 		return
 	}
+	if apiErr := a.checkEventData(r.Context(), ev); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 
 	var res *dispatcher.Enqueued
 	err := a.enqueueTx(r.Context(), func(tx pgx.Tx) (err error) {
@@ -269,7 +273,7 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event
 		ev := &dispatcher.Event{AccountID: accountID, Type: item.Type, Data: item.Data, IdempotencyKey: item.IdempotencyKey}
 		if err := dispatcher.Validate(ev); err != nil {
 			apiErr = validationError(err)
-		} else {
+		} else if apiErr = a.checkEventData(r.Context(), ev); apiErr == nil {
 			return ev, nil
 		}
 	}
