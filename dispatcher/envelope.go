@@ -16,8 +16,15 @@ const TimestampLayout = "2006-01-02T15:04:05.000000Z"
 //
 // data must be a JSON object; it is compacted, never re-marshalled, so the
 // producer's key order and characters such as <, > and & stay as they were.
-// eventType must already be valid (ValidateType).
+// eventType must already be valid (ValidateType); occurredAt must fall in
+// the years 0000 to 9999, or the answer is a *ValidationError (field
+// occurred_at), since the layout has room for four year digits.
 func Envelope(eventType string, data []byte, occurredAt time.Time) ([]byte, error) {
+	// The layout has four year digits: a year outside 0–9999 would be
+	// written as something that is not an RFC 3339 time.
+	if y := occurredAt.UTC().Year(); y < 0 || y > 9999 {
+		return nil, &ValidationError{Field: "occurred_at", Code: "invalid_time", Message: "occurred_at must be between the years 0000 and 9999"}
+	}
 	var compact bytes.Buffer
 	compact.Grow(len(data))
 	if err := json.Compact(&compact, data); err != nil {
