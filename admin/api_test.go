@@ -189,6 +189,7 @@ type webhookCreated struct {
 	AccountID   string    `json:"account_id"`
 	URL         string    `json:"url"`
 	Description string    `json:"description"`
+	HeaderNames []string  `json:"header_names"`
 	Secret      string    `json:"secret"`
 	CreatedAt   time.Time `json:"created_at"`
 }

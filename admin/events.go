@@ -23,6 +23,7 @@ type eventRequest struct {
 	Type           string          `json:"type"`
 	Data           json.RawMessage `json:"data"`
 	IdempotencyKey string          `json:"idempotency_key"`
+	Traceparent    string          `json:"traceparent"`
 }
 
 type eventResponse struct {
@@ -54,7 +55,11 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	ev := &dispatcher.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: key}
+	trace := req.Traceparent
+	if header := r.Header.Get("Traceparent"); header != "" && trace == "" {
+		trace = header // the field, when given, wins over the header
+	}
+	ev := &dispatcher.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: key, Traceparent: trace}
 	if err := dispatcher.Validate(ev); err != nil {
 		writeError(w, validationError(err))
 		return
@@ -270,7 +275,7 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event
 	}
 	accountID, apiErr := accountFor(r, &item.AccountID)
 	if apiErr == nil {
-		ev := &dispatcher.Event{AccountID: accountID, Type: item.Type, Data: item.Data, IdempotencyKey: item.IdempotencyKey}
+		ev := &dispatcher.Event{AccountID: accountID, Type: item.Type, Data: item.Data, IdempotencyKey: item.IdempotencyKey, Traceparent: item.Traceparent}
 		if err := dispatcher.Validate(ev); err != nil {
 			apiErr = validationError(err)
 		} else if apiErr = a.checkEventData(r.Context(), ev); apiErr == nil {

@@ -23,16 +23,20 @@ import (
 const DescriptionMaxLen = 500
 
 type webhookRequest struct {
-	AccountID   *string `json:"account_id"`
-	URL         *string `json:"url"`
-	Description *string `json:"description"`
+	AccountID   *string            `json:"account_id"`
+	URL         *string            `json:"url"`
+	Description *string            `json:"description"`
+	Headers     *map[string]string `json:"headers"`
 }
 
 type webhookResponse struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"account_id"`
-	URL         string    `json:"url"`
-	Description string    `json:"description"`
+	ID          string `json:"id"`
+	AccountID   string `json:"account_id"`
+	URL         string `json:"url"`
+	Description string `json:"description"`
+	// HeaderNames are the custom headers' names; their values, stored
+	// encrypted, are never shown.
+	HeaderNames []string  `json:"header_names"`
 	Secret      string    `json:"secret,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 }
@@ -81,6 +85,11 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 
 	id := ident.New(ident.Webhook)
+	headers, apiErr := a.webhookHeaders(id, req.Headers)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 	secret := newSecret()
 	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
 	if err != nil {
@@ -97,6 +106,9 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		SecretCiphertext: ciphertext,
 		SecretKeyID:      keyID,
 		CreatedAt:        a.now().UTC().Truncate(time.Microsecond),
+	}
+	if headers != nil {
+		hook.HeaderNames, hook.HeadersCiphertext, hook.HeadersKeyID = headers.Names, headers.Ciphertext, headers.KeyID
 	}
 	if err := store.InsertWebhook(r.Context(), a.pool, hook); err != nil {
 		if errors.Is(err, store.ErrDuplicateURL) {
@@ -124,9 +136,32 @@ func checkDescription(description string) *apiError {
 // renderWebhook is a webhook as the API shows it: the normalised URL, never
 // the secret.
 func renderWebhook(hook *store.Webhook) webhookResponse {
+	names := hook.HeaderNames
+	if names == nil {
+		names = []string{}
+	}
 	return webhookResponse{
 		ID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, Description: hook.Description, CreatedAt: hook.CreatedAt,
+		HeaderNames: names,
 	}
+}
+
+// webhookHeaders validates and encrypts the custom headers of a create or
+// update request; nil when the request doesn't set them.
+func (a *API) webhookHeaders(webhookID string, given *map[string]string) (*store.WebhookHeaders, *apiError) {
+	if given == nil {
+		return nil, nil
+	}
+	names, err := dispatcher.ValidateHeaders(*given)
+	if err != nil {
+		return nil, validationError(err)
+	}
+	ct, keyID, err := dispatcher.EncryptHeaders(a.keys, webhookID, *given)
+	if err != nil {
+		a.logger.Error("error encrypting webhook headers", zap.Error(err))
+		return nil, errInternal()
+	}
+	return &store.WebhookHeaders{Names: names, Ciphertext: ct, KeyID: keyID}, nil
 }
 
 func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
@@ -212,6 +247,8 @@ func (a *API) revealSecret(w http.ResponseWriter, r *http.Request) {
 // change; absent (or null) ones stay as they are.
 type webhookPatch struct {
 	Description *string `json:"description"`
+	// Headers replaces the custom headers; {} removes them.
+	Headers *map[string]string `json:"headers"`
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +268,12 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, principalFrom(r.Context()).AccountID, &store.WebhookUpdate{Description: req.Description})
+	headers, apiErr := a.webhookHeaders(id, req.Headers)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, principalFrom(r.Context()).AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers})
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, errNotFound("webhook"))
 		return

@@ -24,6 +24,7 @@ type webhookView struct {
 	AccountID   string    `json:"account_id"`
 	URL         string    `json:"url"`
 	Description string    `json:"description"`
+	HeaderNames []string  `json:"header_names"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 

@@ -13,8 +13,11 @@ type Webhook struct {
 	ID        string `json:"id"`
 	AccountID string `json:"account_id"`
 	// URL is the normalised URL deliveries go to.
-	URL         string    `json:"url"`
-	Description string    `json:"description"`
+	URL         string `json:"url"`
+	Description string `json:"description"`
+	// HeaderNames are the custom headers sent on every attempt; their
+	// values are never shown.
+	HeaderNames []string  `json:"header_names"`
 	Secret      string    `json:"secret,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 }
@@ -25,6 +28,9 @@ type CreateWebhookParams struct {
 	AccountID   string `json:"account_id,omitempty"`
 	URL         string `json:"url"`
 	Description string `json:"description,omitempty"`
+	// Headers are custom headers sent on every attempt (at most 10; no
+	// hop-by-hop, Host, User-Agent, Mono-* or Content-* names).
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // CreateWebhook registers a webhook: POST /v1/webhooks. The answer holds
@@ -98,6 +104,9 @@ func (c *Client) RevealSecret(ctx context.Context, id string) (string, error) {
 // UpdateWebhookParams are the fields to change; nil ones stay as they are.
 type UpdateWebhookParams struct {
 	Description *string `json:"description,omitempty"`
+	// Headers, when not nil, replaces the custom headers; an empty map
+	// removes them.
+	Headers *map[string]string `json:"headers,omitempty"`
 }
 
 // UpdateWebhook changes a webhook: PATCH /v1/webhooks/{id}.

@@ -80,6 +80,9 @@ type Event struct {
 	OccurredAt time.Time
 	// IdempotencyKey, optional, makes a repeat of the same event a no-op.
 	IdempotencyKey string
+	// Traceparent, optional, is the producer's W3C trace context: every
+	// attempt carries its trace id (see AttemptTraceparent).
+	Traceparent string
 }
 
 // Enqueued is the result of Enqueue.
@@ -133,6 +136,9 @@ func Validate(ev *Event) error {
 		return err
 	}
 	if err := ValidateData(ev.Data); err != nil {
+		return err
+	}
+	if err := ValidateTraceparent(ev.Traceparent); err != nil {
 		return err
 	}
 	return ValidateIdempotencyKey(ev.IdempotencyKey)
@@ -339,6 +345,9 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		}
 		if p.hash != nil {
 			ev.IdempotencyKey = &p.ev.IdempotencyKey
+		}
+		if p.ev.Traceparent != "" {
+			ev.Traceparent = &p.ev.Traceparent
 		}
 		res := &Enqueued{EventID: p.id, Deliveries: make([]EnqueuedDelivery, len(ids))}
 		// Within its fair rate an account's deliveries go in at normal

@@ -162,6 +162,45 @@ func (w *Worker) NextRetry(job *river.Job[DeliveryArgs]) time.Time {
 	return w.cfg.Now().Add(d)
 }
 
+// Send makes one HTTP attempt of target, signed at start: the envelope,
+// Content-Type, Mono-Signature, Mono-Event-Id, the webhook's custom headers
+// and, when the producer gave one, a traceparent in its trace. A secret or
+// headers that can't be decrypted (their key left WEBHOOKD_ENCRYPTION_KEY)
+// make an attempt that fails without sending, kind secret_unavailable, so
+// the delivery follows the schedule and ends dead (replayable) instead of
+// hanging.
+func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time, log *zap.Logger) *outbound.Result {
+	secret, err := w.keys.Decrypt(target.SecretCipher, target.SecretKeyID, []byte(target.WebhookID))
+	if err != nil {
+		log.Error("cannot decrypt the webhook secret; is its key still in WEBHOOKD_ENCRYPTION_KEY?", zap.String("key_id", target.SecretKeyID))
+		return &outbound.Result{
+			ErrorKind:    ErrorKindSecretUnavailable,
+			ErrorMessage: "the webhook secret could not be decrypted: its encryption key (id " + target.SecretKeyID + ") is not in WEBHOOKD_ENCRYPTION_KEY",
+		}
+	}
+	custom, err := DecryptHeaders(w.keys, target.WebhookID, target.HeadersCipher, target.HeadersKeyID)
+	if err != nil {
+		log.Error("cannot decrypt the webhook's custom headers; is their key still in WEBHOOKD_ENCRYPTION_KEY?")
+		return &outbound.Result{
+			ErrorKind:    ErrorKindSecretUnavailable,
+			ErrorMessage: "the webhook's custom headers could not be decrypted: their encryption key is not in WEBHOOKD_ENCRYPTION_KEY",
+		}
+	}
+	header := make(http.Header, 4+len(custom))
+	for name, value := range custom {
+		header.Set(name, value)
+	}
+	header.Set("Content-Type", "application/json")
+	header.Set(signer.Header, signer.Sign(start, target.Body, string(secret)))
+	header.Set("Mono-Event-Id", target.EventID)
+	if target.Traceparent != nil {
+		if tp := AttemptTraceparent(*target.Traceparent); tp != "" {
+			header.Set("Traceparent", tp)
+		}
+	}
+	return w.client.Post(ctx, target.URL, header, target.Body)
+}
+
 // Work makes one attempt of the delivery, if it is this job's to make.
 func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	log := w.cfg.Logger.With(zap.String("delivery_id", job.Args.DeliveryID), zap.Int64("job_id", job.ID))
@@ -211,24 +250,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	} else if target.NextAttemptAt != nil {
 		w.cfg.Metrics.RetryLateness(start.Sub(*target.NextAttemptAt))
 	}
-	var res *outbound.Result
-	secret, err := w.keys.Decrypt(target.SecretCipher, target.SecretKeyID, []byte(target.WebhookID))
-	if err != nil {
-		// A configuration fault (its key left WEBHOOKD_ENCRYPTION_KEY): an
-		// attempt that fails without sending, so the delivery follows the
-		// schedule and ends dead (replayable) instead of hanging.
-		log.Error("cannot decrypt the webhook secret; is its key still in WEBHOOKD_ENCRYPTION_KEY?", zap.String("key_id", target.SecretKeyID))
-		res = &outbound.Result{
-			ErrorKind:    ErrorKindSecretUnavailable,
-			ErrorMessage: "the webhook secret could not be decrypted: its encryption key (id " + target.SecretKeyID + ") is not in WEBHOOKD_ENCRYPTION_KEY",
-		}
-	} else {
-		header := http.Header{}
-		header.Set("Content-Type", "application/json")
-		header.Set(signer.Header, signer.Sign(start, target.Body, string(secret)))
-		header.Set("Mono-Event-Id", target.EventID)
-		res = w.client.Post(ctx, target.URL, header, target.Body)
-	}
+	res := w.Send(ctx, target, start, log)
 	end := w.cfg.Now()
 
 	// Record what happened even when the job's context is gone (shutdown,

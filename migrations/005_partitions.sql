@@ -24,7 +24,11 @@
 -- ids are unique by construction (UUIDv7) rather than by a global index, and
 -- foreign keys that pointed at events, deliveries or attempts are gone:
 -- retention removes the dependent rows itself (idempotency keys, replay
--- history) when it drops a day.
+-- history) when it drops a day. deliveries.webhook_id no longer references
+-- webhooks either: attaching a partition would then lock webhooks (to add
+-- the constraint to it) while holding the default partition, a deadlock
+-- with DELETE /v1/webhooks (which updates webhooks, then deliveries).
+-- Webhooks are never deleted, only marked deleted, so nothing can dangle.
 --
 -- The existing rows are copied into the new tables (this migration rewrites
 -- them; it is quick on a young database and takes a while on a large one).
@@ -53,7 +57,7 @@ CREATE TABLE events (
 CREATE TABLE deliveries (
     id              text        NOT NULL,
     event_id        text        NOT NULL,
-    webhook_id      text        NOT NULL REFERENCES webhooks (id),
+    webhook_id      text        NOT NULL,
     account_id      text        NOT NULL,
     event_type      text        NOT NULL,
     state           text        NOT NULL DEFAULT 'pending'

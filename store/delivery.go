@@ -37,12 +37,18 @@ type Target struct {
 	// PartDay is the day partition the delivery (and its event and
 	// attempts) live in.
 	PartDay time.Time
+	// HeadersCipher and HeadersKeyID are the webhook's encrypted custom
+	// headers (nil: none).
+	HeadersCipher []byte
+	HeadersKeyID  *string
+	// Traceparent is the producer's W3C traceparent, if it gave one.
+	Traceparent *string
 }
 
 const targetGet = `
 SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
-       w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day
+       w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent
 FROM deliveries d
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
 JOIN webhooks w ON w.id = d.webhook_id
@@ -54,7 +60,7 @@ func GetTarget(ctx context.Context, db DB, id string) (*Target, error) {
 	err := byID(id, func(lo, hi time.Time) error {
 		return db.QueryRow(ctx, targetGet, id, lo, hi).Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
 			&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
-			&t.EventType, &t.CreatedAt, &t.PartDay)
+			&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent)
 	})
 	if err != nil {
 		return nil, err

@@ -21,6 +21,8 @@ type NewEvent struct {
 	OccurredAt     time.Time
 	IdempotencyKey *string
 	CreatedAt      time.Time
+	// Traceparent is the producer's W3C traceparent, if given.
+	Traceparent *string
 	// Deliveries, WebhookIDs and JobIDs are parallel: one delivery per live
 	// webhook, each with the River job responsible for it.
 	DeliveryIDs []string
@@ -30,10 +32,10 @@ type NewEvent struct {
 
 const eventsInsert = `
 WITH event AS (
-    INSERT INTO events (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day)
-    SELECT e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at, e.part_day
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[], $15::date[])
-        AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day)
+    INSERT INTO events (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)
+    SELECT e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at, e.part_day, e.traceparent
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[], $15::date[], $17::text[])
+        AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)
 )
 INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day)
 SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, d.job_id, d.created_at, d.created_at, d.created_at, d.part_day
@@ -50,7 +52,7 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 		ids, accounts, types = make([]string, n), make([]string, n), make([]string, n)
 		bodies               = make([][]byte, n)
 		occurred, created    = make([]time.Time, n), make([]time.Time, n)
-		keys                 = make([]*string, n)
+		keys, traces         = make([]*string, n), make([]*string, n)
 
 		dIDs, dEvents, dWebhooks, dAccounts, dTypes []string
 		dJobs                                       []int64
@@ -58,7 +60,7 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 	)
 	for i, ev := range events {
 		ids[i], accounts[i], types[i], bodies[i] = ev.ID, ev.AccountID, ev.Type, ev.Body
-		occurred[i], created[i], keys[i] = ev.OccurredAt, ev.CreatedAt, ev.IdempotencyKey
+		occurred[i], created[i], keys[i], traces[i] = ev.OccurredAt, ev.CreatedAt, ev.IdempotencyKey, ev.Traceparent
 		day := ev.CreatedAt
 		if t, ok := ident.Time(ev.ID); ok {
 			day = t
@@ -71,7 +73,7 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 		}
 	}
 	_, err := db.Exec(ctx, eventsInsert, ids, accounts, types, bodies, occurred, keys, created,
-		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays)
+		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces)
 	return err
 }
 

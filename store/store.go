@@ -53,16 +53,24 @@ type Webhook struct {
 	SecretKeyID      string
 	CreatedAt        time.Time
 	DeletedAt        *time.Time
+	// HeaderNames are the custom headers' names; HeadersCiphertext (with
+	// HeadersKeyID) the encrypted JSON object of names to values, nil when
+	// there are none.
+	HeaderNames       []string
+	HeadersCiphertext []byte
+	HeadersKeyID      *string
 }
 
 const webhookInsert = `
-INSERT INTO webhooks (id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+INSERT INTO webhooks (id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at,
+                      header_names, headers_ciphertext, headers_key_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11)`
 
 // InsertWebhook inserts w. A live webhook of the same account and normalised
 // URL gives ErrDuplicateURL.
 func InsertWebhook(ctx context.Context, db DB, w *Webhook) error {
-	_, err := db.Exec(ctx, webhookInsert, w.ID, w.AccountID, w.URL, w.URLNormalized, w.Description, w.SecretCiphertext, w.SecretKeyID, w.CreatedAt)
+	_, err := db.Exec(ctx, webhookInsert, w.ID, w.AccountID, w.URL, w.URLNormalized, w.Description, w.SecretCiphertext, w.SecretKeyID, w.CreatedAt,
+		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID)
 	if IsUniqueViolation(err) {
 		return ErrDuplicateURL
 	}
@@ -127,11 +135,12 @@ func LiveWebhookIDs(ctx context.Context, db DB, accountIDs []string) (map[string
 	return out, rows.Err()
 }
 
-const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at`
+const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at, header_names, headers_ciphertext, headers_key_id`
 
 func scanWebhook(row pgx.Row) (*Webhook, error) {
 	w := &Webhook{}
-	err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.URLNormalized, &w.Description, &w.SecretCiphertext, &w.SecretKeyID, &w.CreatedAt, &w.DeletedAt)
+	err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.URLNormalized, &w.Description, &w.SecretCiphertext, &w.SecretKeyID, &w.CreatedAt, &w.DeletedAt,
+		&w.HeaderNames, &w.HeadersCiphertext, &w.HeadersKeyID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -166,10 +175,23 @@ func ListWebhooks(ctx context.Context, db DB, accountID, before string, limit in
 // WebhookUpdate is a change to a webhook; nil fields are left as they are.
 type WebhookUpdate struct {
 	Description *string
+	// Headers, when not nil, replaces the custom headers (an empty
+	// HeaderNames removes them all).
+	Headers *WebhookHeaders
+}
+
+// WebhookHeaders are a webhook's custom headers as stored.
+type WebhookHeaders struct {
+	Names      []string
+	Ciphertext []byte
+	KeyID      *string
 }
 
 const webhookUpdate = `
-UPDATE webhooks SET description = coalesce($3, description)
+UPDATE webhooks SET description = coalesce($3, description),
+    header_names = CASE WHEN $4 THEN coalesce($5::text[], '{}') ELSE header_names END,
+    headers_ciphertext = CASE WHEN $4 THEN $6 ELSE headers_ciphertext END,
+    headers_key_id = CASE WHEN $4 THEN $7 ELSE headers_key_id END
 WHERE id = $1 AND deleted_at IS NULL AND ($2::text = '' OR account_id = $2)
 RETURNING ` + webhookColumns
 
@@ -177,7 +199,11 @@ RETURNING ` + webhookColumns
 // accountID restricts it to that account's webhooks. ErrNotFound when there
 // is no such live webhook.
 func UpdateWebhook(ctx context.Context, db DB, id, accountID string, u *WebhookUpdate) (*Webhook, error) {
-	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description))
+	h := u.Headers
+	if h == nil {
+		h = &WebhookHeaders{}
+	}
+	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description, u.Headers != nil, h.Names, h.Ciphertext, h.KeyID))
 }
 
 const secretRevealInsert = `INSERT INTO secret_reveals (webhook_id, key_id, created_at) VALUES ($1, $2, $3)`

@@ -1,0 +1,150 @@
+package admin_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testreceiver"
+)
+
+// Custom headers: sent on every attempt, shown by name only, stored
+// encrypted, validated (nothing changes on a refusal), replaced and removed
+// by PATCH.
+func TestCustomHeaders(t *testing.T) {
+	t.Parallel()
+	b := startServer(t, true)
+	recv := testreceiver.New(t, testreceiver.Status(200))
+
+	body := fmt.Sprintf(`{"account_id":"acct_hdr","url":%q,"headers":{"x-gateway-key":"gw-secret-value-123","X-Team":"payments"}}`, recv.URL+"/hook")
+	var created webhookCreated
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: body}), http.StatusCreated, &created)
+	require.Equal(t, []string{"X-Gateway-Key", "X-Team"}, created.HeaderNames)
+
+	get := b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + created.ID})
+	require.Equal(t, http.StatusOK, get.status)
+	require.NotContains(t, string(get.body), "gw-secret-value-123", "header values are never shown")
+	var stored []byte
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT headers_ciphertext FROM webhooks WHERE id = $1`, created.ID).Scan(&stored))
+	require.NotEmpty(t, stored)
+	require.False(t, bytes.Contains(stored, []byte("gw-secret-value-123")), "header values are stored encrypted")
+
+	send := func() {
+		t.Helper()
+		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_hdr","type":"order.created","data":{}}`})
+		require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+	}
+	send()
+	got := recv.Wait(t, 1, 10*time.Second)[0]
+	require.Equal(t, "gw-secret-value-123", got.Header.Get("X-Gateway-Key"))
+	require.Equal(t, "payments", got.Header.Get("X-Team"))
+	require.NotEmpty(t, got.Header.Get("Mono-Signature"), "webhookd's own headers are still set")
+	require.Equal(t, "application/json", got.Header.Get("Content-Type"))
+
+	bad := []struct{ headers, code, field string }{
+		{`{"Mono-Signature":"x"}`, "reserved_header", "headers.Mono-Signature"},
+		{`{"content-type":"text/plain"}`, "reserved_header", "headers.content-type"},
+		{`{"Connection":"close"}`, "reserved_header", "headers.Connection"},
+		{`{"Host":"evil.example"}`, "reserved_header", "headers.Host"},
+		{`{"Transfer-Encoding":"chunked"}`, "reserved_header", "headers.Transfer-Encoding"},
+		{`{"Bad Name":"x"}`, "invalid_header_name", "headers.Bad Name"},
+		{`{"X-A":"line\r\nInjected: yes"}`, "invalid_header_value", "headers.X-A"},
+		{`{"X-Long":"` + strings.Repeat("v", 1025) + `"}`, "invalid_header_value", "headers.X-Long"},
+	}
+	for _, tc := range bad {
+		resp := b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: `{"headers":` + tc.headers + `}`})
+		requireError(t, resp, http.StatusUnprocessableEntity, tc.code, tc.field)
+	}
+	many := map[string]string{}
+	for i := range 11 {
+		many[fmt.Sprintf("X-H%d", i)] = "v"
+	}
+	manyJSON, err := json.Marshal(map[string]any{"headers": many})
+	require.NoError(t, err)
+	requireError(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: string(manyJSON)}), http.StatusUnprocessableEntity, "too_many_headers", "headers")
+	// A name given twice in two cases is refused whichever comes first.
+	resp := b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: `{"headers":{"x-dup":"1","X-Dup":"2"}}`})
+	require.Equal(t, http.StatusUnprocessableEntity, resp.status)
+	require.Contains(t, string(resp.body), "duplicate_header")
+	// The same rules on create, which then creates nothing.
+	resp = b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: fmt.Sprintf(`{"account_id":"acct_hdr2","url":%q,"headers":{"Mono-X":"1"}}`, recv.URL+"/other")})
+	requireError(t, resp, http.StatusUnprocessableEntity, "reserved_header", "headers.Mono-X")
+	var n int
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM webhooks WHERE account_id = 'acct_hdr2'`).Scan(&n))
+	require.Zero(t, n)
+
+	var view webhookView
+	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + created.ID}), http.StatusOK, &view)
+	require.Equal(t, []string{"X-Gateway-Key", "X-Team"}, view.HeaderNames, "refused updates changed nothing")
+
+	// Replace, then remove.
+	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: `{"headers":{"Authorization":"Bearer gw-2"}}`}), http.StatusOK, &view)
+	require.Equal(t, []string{"Authorization"}, view.HeaderNames)
+	send()
+	got = recv.Wait(t, 2, 10*time.Second)[1]
+	require.Equal(t, "Bearer gw-2", got.Header.Get("Authorization"))
+	require.Empty(t, got.Header.Get("X-Gateway-Key"))
+
+	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: `{"headers":{}}`}), http.StatusOK, &view)
+	require.Empty(t, view.HeaderNames)
+	send()
+	got = recv.Wait(t, 3, 10*time.Second)[2]
+	require.Empty(t, got.Header.Get("Authorization"))
+}
+
+// A traceparent given on enqueue (header or field) reaches every attempt:
+// the producer's trace id and flags, a span id of the attempt's own.
+func TestTraceparentPropagation(t *testing.T) {
+	t.Parallel()
+	b := startServer(t, true)
+	recv := testreceiver.New(t, testreceiver.Sequence(500, 200, 200))
+	b.createWebhook(t, "acct_trace", recv.URL+"/hook")
+
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	producer := "00-" + trace + "-00f067aa0ba902b7-01"
+	resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_trace","type":"order.created","data":{}}`,
+		header: map[string]string{"traceparent": producer}})
+	require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+	got := recv.Wait(t, 2, 15*time.Second) // a failure, then the retry
+	spans := map[string]bool{}
+	for _, r := range got[:2] {
+		tp := r.Header.Get("Traceparent")
+		parts := strings.Split(tp, "-")
+		require.Len(t, parts, 4, "traceparent %q", tp)
+		require.Equal(t, "00", parts[0])
+		require.Equal(t, trace, parts[1], "the producer's trace id on every attempt, retries too")
+		require.Equal(t, "01", parts[3], "the producer's flags")
+		require.NotEqual(t, "00f067aa0ba902b7", parts[2], "each attempt is a span of its own")
+		spans[parts[2]] = true
+	}
+	require.Len(t, spans, 2)
+
+	// The field wins over the header; flags 00 kept.
+	fieldTrace := "0af7651916cd43dd8448eb211c80319c"
+	resp = b.do(t, request{method: http.MethodPost, path: "/v1/events",
+		body:   `{"account_id":"acct_trace","type":"order.created","data":{},"traceparent":"00-` + fieldTrace + `-b7ad6b7169203331-00"}`,
+		header: map[string]string{"traceparent": producer}})
+	require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+	third := recv.Wait(t, 3, 10*time.Second)[2]
+	require.True(t, strings.HasPrefix(third.Header.Get("Traceparent"), "00-"+fieldTrace+"-"))
+	require.True(t, strings.HasSuffix(third.Header.Get("Traceparent"), "-00"))
+
+	// No traceparent given, none sent.
+	b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_trace","type":"order.created","data":{}}`})
+	require.Empty(t, recv.Wait(t, 4, 10*time.Second)[3].Header.Get("Traceparent"))
+
+	for _, bad := range []string{"01-" + trace + "-00f067aa0ba902b7-01", "00-" + strings.Repeat("0", 32) + "-00f067aa0ba902b7-01", "00-" + trace + "-0000000000000000-01", "00-" + strings.ToUpper(trace) + "-00f067aa0ba902b7-01", "garbage"} {
+		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_trace","type":"order.created","data":{}}`,
+			header: map[string]string{"traceparent": bad}})
+		requireError(t, resp, http.StatusUnprocessableEntity, "invalid_traceparent", "traceparent")
+	}
+	var events int
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE account_id = 'acct_trace'`).Scan(&events))
+	require.Equal(t, 3, events, "refused events are not stored")
+}
