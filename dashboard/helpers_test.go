@@ -45,7 +45,7 @@ func start(t *testing.T) *testBundle {
 // api calls the JSON API with key (the bootstrap admin key when empty) and
 // decodes a 2xx answer into out, failing the test on any other status
 // than want.
-func (b *testBundle) api(t *testing.T, method, path, key, body string, want int, out any) {
+func (b *testBundle) api(t testing.TB, method, path, key, body string, want int, out any) {
 	t.Helper()
 	if key == "" {
 		key = testserver.AdminKey
@@ -71,7 +71,7 @@ type key struct {
 }
 
 // createKey makes an API key of scope (bound to accountID if not empty).
-func (b *testBundle) createKey(t *testing.T, scope, accountID string) *key {
+func (b *testBundle) createKey(t testing.TB, scope, accountID string) *key {
 	t.Helper()
 	body := map[string]string{"scope": scope}
 	if accountID != "" {
@@ -91,7 +91,7 @@ type webhook struct {
 	Secret    string `json:"secret"`
 }
 
-func (b *testBundle) createWebhook(t *testing.T, accountID, hookURL string) *webhook {
+func (b *testBundle) createWebhook(t testing.TB, accountID, hookURL string) *webhook {
 	t.Helper()
 	raw, err := json.Marshal(map[string]string{"account_id": accountID, "url": hookURL})
 	require.NoError(t, err)

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/mono/webhookd/ident"
 )
 
 // What the dashboard reads beyond the API's own queries.
@@ -10,13 +12,26 @@ import (
 const deliveriesAttempts = `
 SELECT delivery_id, number, generation, counted, scheduled_at, started_at, duration_us, status_code,
        error_kind, error_message, substring(response_excerpt FROM 1 FOR $2), signature_t
-FROM attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, id`
+FROM attempts WHERE delivery_id = ANY($1) AND part_day >= $3 ORDER BY delivery_id, id`
 
 // DeliveriesAttempts returns the attempts of each of deliveryIDs (one page
 // of a listing), oldest first, in one query, with response excerpts cut to
-// excerptMax bytes. A delivery without attempts has no entry.
+// excerptMax bytes. A delivery without attempts has no entry. Only the day
+// partitions from the oldest delivery's id on are read (attempts share
+// their delivery's day, which only ever moves forward).
 func DeliveriesAttempts(ctx context.Context, db DB, deliveryIDs []string, excerptMax int) (map[string][]AttemptRecord, error) {
-	rows, err := db.Query(ctx, deliveriesAttempts, deliveryIDs, excerptMax)
+	from := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	for _, id := range deliveryIDs {
+		t, ok := ident.Time(id)
+		if !ok {
+			from = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+			break
+		}
+		if day := Day(t).AddDate(0, 0, -1); day.Before(from) {
+			from = day
+		}
+	}
+	rows, err := db.Query(ctx, deliveriesAttempts, deliveryIDs, excerptMax, from)
 	if err != nil {
 		return nil, err
 	}
