@@ -39,6 +39,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// Sender makes test sends (POST /v1/webhooks/{id}/test); the server
+	// passes its delivery worker. Without one, test sends answer 503.
+	Sender Sender
 	// Metrics counts deliveries cancelled by deleting their webhook.
 	// Optional: nil records nothing.
 	Metrics *metrics.Metrics
@@ -53,6 +56,7 @@ type API struct {
 	now      func() time.Time
 	logger   *zap.Logger
 	metrics  *metrics.Metrics
+	sender   Sender
 	// catalogue validates event data for the types that ask for it.
 	catalogue *catalogue.Catalogue
 	adminKey  [32]byte
@@ -68,7 +72,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics}
+	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender}
 	if a.policy == nil {
 		a.policy = &outbound.Policy{}
 	}
@@ -110,6 +114,7 @@ func (a *API) routes() []route {
 		{"GET", "/v1/webhooks/{id}/secret", scopesAccount, a.revealSecret},
 		{"PATCH", "/v1/webhooks/{id}", scopesAccount, a.updateWebhook},
 		{"DELETE", "/v1/webhooks/{id}", scopesAccount, a.deleteWebhook},
+		{"POST", "/v1/webhooks/{id}/test", scopesAccount, a.sendTest},
 		{"POST", "/v1/events", scopesEvents, a.createEvent},
 		{"POST", "/v1/events/batch", scopesEvents, a.createEventBatch},
 		{"GET", "/v1/events", scopesAccount, a.findEvent},

@@ -100,6 +100,7 @@ func TestAuthMatrix(t *testing.T) {
 			ok: []int{http.StatusOK}, foreign: http.StatusForbidden, foreignCode: "account_not_allowed"},
 		"GET /v1/webhooks/{id}":        {path: fixed("/v1/webhooks/" + hook.ID), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"GET /v1/webhooks/{id}/secret": {path: fixed("/v1/webhooks/" + hook.ID + "/secret"), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
+		"POST /v1/webhooks/{id}/test":  {path: fixed("/v1/webhooks/" + hook.ID + "/test"), body: fixedBody(`{}`), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"PATCH /v1/webhooks/{id}": {path: fixed("/v1/webhooks/" + hook.ID), body: fixedBody(`{"description":"matrix"}`),
 			ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"DELETE /v1/webhooks/{id}": {path: func(t *testing.T) string { return "/v1/webhooks/" + b.createWebhook(t, account, nextURL()).ID },

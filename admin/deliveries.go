@@ -30,6 +30,8 @@ type deliverySummary struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	FinishedAt    *time.Time `json:"finished_at"`
+	// Test marks a test send (POST /v1/webhooks/{id}/test).
+	Test bool `json:"test"`
 }
 
 // deliveryResponse is one delivery with every attempt (of every
@@ -247,7 +249,7 @@ func summarize(d *store.Delivery) deliverySummary {
 	return deliverySummary{
 		ID: d.ID, EventID: d.EventID, WebhookID: d.WebhookID, AccountID: d.AccountID, EventType: d.EventType,
 		State: d.State, AttemptCount: d.Attempts, Generation: d.Generation, NextAttemptAt: d.NextAttemptAt,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, FinishedAt: d.FinishedAt,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, FinishedAt: d.FinishedAt, Test: d.Test,
 	}
 }
 

@@ -37,6 +37,7 @@ type deliveryItem struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	FinishedAt    *time.Time `json:"finished_at"`
+	Test          bool       `json:"test"`
 }
 
 type deliveryPage struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/signer"
 )
 
 // Custom headers: sent on every attempt, shown by name only, stored
@@ -147,4 +148,82 @@ func TestTraceparentPropagation(t *testing.T) {
 	var events int
 	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE account_id = 'acct_trace'`).Scan(&events))
 	require.Equal(t, 3, events, "refused events are not stored")
+}
+
+// A test send: one real signed envelope to this webhook only, answered with
+// the attempt, recorded as a test delivery, never retried.
+func TestSendTestEvent(t *testing.T) {
+	t.Parallel()
+	b := startServer(t, true)
+	recv := testreceiver.New(t, testreceiver.Status(200))
+	other := testreceiver.New(t, testreceiver.Status(200))
+	body := fmt.Sprintf(`{"account_id":"acct_test","url":%q,"headers":{"X-Gateway-Key":"gw-1"}}`, recv.URL+"/hook")
+	var hook webhookCreated
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: body}), http.StatusCreated, &hook)
+	b.createWebhook(t, "acct_test", other.URL+"/other")
+
+	type result struct {
+		DeliveryID string          `json:"delivery_id"`
+		EventID    string          `json:"event_id"`
+		Type       string          `json:"type"`
+		Succeeded  bool            `json:"succeeded"`
+		Attempt    json.RawMessage `json:"attempt"`
+	}
+	var res result
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test"}), http.StatusOK, &res)
+	require.True(t, res.Succeeded)
+	require.Equal(t, "webhook.test", res.Type)
+	var attempt struct {
+		StatusCode int     `json:"status_code"`
+		DurationMS float64 `json:"duration_ms"`
+	}
+	require.NoError(t, json.Unmarshal(res.Attempt, &attempt))
+	require.Equal(t, 200, attempt.StatusCode)
+
+	got := recv.Requests()
+	require.Len(t, got, 1, "sent at once, before the answer")
+	require.NoError(t, signer.Verify(got[0].Header.Get("Mono-Signature"), got[0].Body, hook.Secret, time.Now(), 5*time.Minute))
+	require.Equal(t, res.EventID, got[0].Header.Get("Mono-Event-Id"))
+	require.Equal(t, "gw-1", got[0].Header.Get("X-Gateway-Key"), "custom headers go on test sends too")
+	var envelope struct {
+		Event struct {
+			Type string            `json:"type"`
+			Data map[string]string `json:"data"`
+		} `json:"event"`
+		Timestamp string `json:"timestamp"`
+	}
+	require.NoError(t, json.Unmarshal(got[0].Body, &envelope))
+	require.Equal(t, "webhook.test", envelope.Event.Type)
+	require.Equal(t, hook.ID, envelope.Event.Data["webhook_id"])
+
+	var d deliveryView
+	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + res.DeliveryID}), http.StatusOK, &d)
+	require.True(t, d.Test, "marked as a test in the history")
+	require.Equal(t, "succeeded", d.State)
+	require.Len(t, d.Attempts, 1)
+	require.Equal(t, hook.ID, d.WebhookID)
+
+	// A catalogue type sends its example; an unknown one is refused.
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test", body: `{"type":"bank_transfer_approved"}`}), http.StatusOK, &res)
+	require.Equal(t, "bank_transfer_approved", res.Type)
+	got = recv.Requests()
+	require.Len(t, got, 2)
+	require.Contains(t, string(got[1].Body), `"type":"bank_transfer_approved"`)
+	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test", body: `{"type":"no_such_type"}`}),
+		http.StatusUnprocessableEntity, "unknown_event_type", "type")
+
+	// A failing receiver: the attempt says so, the delivery is dead, and
+	// nothing retries it.
+	recv.SetRespond(testreceiver.Status(503))
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test"}), http.StatusOK, &res)
+	require.False(t, res.Succeeded)
+	require.NoError(t, json.Unmarshal(res.Attempt, &attempt))
+	require.Equal(t, 503, attempt.StatusCode)
+	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + res.DeliveryID}), http.StatusOK, &d)
+	require.Equal(t, "dead", d.State)
+	time.Sleep(500 * time.Millisecond) // the first retry would be due after 30 ms at this scale
+	require.Len(t, recv.Requests(), 3, "a test send is never retried")
+	require.Zero(t, other.Count(), "only the tested webhook receives it")
+
+	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/wh_" + strings.Repeat("0", 32) + "/test"}), http.StatusNotFound, "not_found", "id")
 }

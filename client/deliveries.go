@@ -32,8 +32,10 @@ type Delivery struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	FinishedAt    *time.Time `json:"finished_at"`
-	Attempts      []Attempt  `json:"attempts,omitempty"`
-	Replays       []Replay   `json:"replays,omitempty"`
+	// Test marks a test send (SendTest).
+	Test     bool      `json:"test"`
+	Attempts []Attempt `json:"attempts,omitempty"`
+	Replays  []Replay  `json:"replays,omitempty"`
 }
 
 // Attempt is one try at sending a delivery.

@@ -168,15 +168,17 @@ type Delivery struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	FinishedAt    *time.Time
-	AttemptList   []AttemptRecord
-	Replays       []ReplayRecord
+	// Test marks a test send (POST /v1/webhooks/{id}/test).
+	Test        bool
+	AttemptList []AttemptRecord
+	Replays     []ReplayRecord
 }
 
-const deliveryColumns = `d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, d.state, d.attempts, d.generation, d.next_attempt_at, d.created_at, d.updated_at, d.finished_at`
+const deliveryColumns = `d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, d.state, d.attempts, d.generation, d.next_attempt_at, d.created_at, d.updated_at, d.finished_at, d.test`
 
 func scanDelivery(row pgx.Row) (*Delivery, error) {
 	d := &Delivery{}
-	err := row.Scan(&d.ID, &d.EventID, &d.WebhookID, &d.AccountID, &d.EventType, &d.State, &d.Attempts, &d.Generation, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt)
+	err := row.Scan(&d.ID, &d.EventID, &d.WebhookID, &d.AccountID, &d.EventType, &d.State, &d.Attempts, &d.Generation, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt, &d.Test)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -195,7 +197,7 @@ func GetDelivery(ctx context.Context, db DB, id string) (*Delivery, error) {
 	d := &Delivery{}
 	var partDay time.Time
 	err := byID(id, func(lo, hi time.Time) error {
-		return db.QueryRow(ctx, deliveryGet, id, lo, hi).Scan(&d.ID, &d.EventID, &d.WebhookID, &d.AccountID, &d.EventType, &d.State, &d.Attempts, &d.Generation, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt, &partDay)
+		return db.QueryRow(ctx, deliveryGet, id, lo, hi).Scan(&d.ID, &d.EventID, &d.WebhookID, &d.AccountID, &d.EventType, &d.State, &d.Attempts, &d.Generation, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.FinishedAt, &d.Test, &partDay)
 	})
 	if err != nil {
 		return nil, err
@@ -417,4 +419,36 @@ WHERE id = $1 AND state = 'pending' AND job_id IS NOT DISTINCT FROM $2`
 func AdoptDelivery(ctx context.Context, db DB, id string, oldJobID *int64, newJobID int64) (bool, error) {
 	tag, err := db.Exec(ctx, deliveryAdopt, id, oldJobID, newJobID)
 	return tag.RowsAffected() == 1, err
+}
+
+const testDeliveryFinish = `
+WITH delivery AS (
+    UPDATE deliveries SET test = true, state = $3, attempts = 1, gen_attempts = 1, next_attempt_at = NULL,
+        job_id = NULL, finished_at = $4, updated_at = $4
+    WHERE id = $1 AND part_day = $2
+    RETURNING id, part_day
+)
+INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
+                      status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
+SELECT id, 1, 1, true, $5, $5, $6, $7, $8, $9, $10, $11, part_day FROM delivery`
+
+// InsertTestDelivery stores a test send that has been made: its event and
+// its one delivery (ev, with one webhook and no job), finished in state
+// after attempt a, marked as a test. It never has a job, so nothing retries
+// it.
+func InsertTestDelivery(ctx context.Context, db DB, ev *NewEvent, state string, a *AttemptRecord, finishedAt time.Time) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if err := InsertEvents(ctx, tx, []*NewEvent{ev}); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, testDeliveryFinish, ev.DeliveryIDs[0], eventDay(ev), state, finishedAt,
+			a.StartedAt, a.Duration.Microseconds(), a.StatusCode, a.ErrorKind, a.ErrorMessage, a.ResponseExcerpt, a.SignatureT)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return errors.New("test delivery not stored")
+		}
+		return nil
+	})
 }

@@ -61,20 +61,26 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 	for i, ev := range events {
 		ids[i], accounts[i], types[i], bodies[i] = ev.ID, ev.AccountID, ev.Type, ev.Body
 		occurred[i], created[i], keys[i], traces[i] = ev.OccurredAt, ev.CreatedAt, ev.IdempotencyKey, ev.Traceparent
-		day := ev.CreatedAt
-		if t, ok := ident.Time(ev.ID); ok {
-			day = t
-		}
-		days = append(days, Day(day))
+		day := eventDay(ev)
+		days = append(days, day)
 		for j, id := range ev.DeliveryIDs {
 			dIDs, dEvents, dWebhooks = append(dIDs, id), append(dEvents, ev.ID), append(dWebhooks, ev.WebhookIDs[j])
 			dAccounts, dTypes = append(dAccounts, ev.AccountID), append(dTypes, ev.Type)
-			dJobs, dCreated, dDays = append(dJobs, ev.JobIDs[j]), append(dCreated, ev.CreatedAt), append(dDays, Day(day))
+			dJobs, dCreated, dDays = append(dJobs, ev.JobIDs[j]), append(dCreated, ev.CreatedAt), append(dDays, day)
 		}
 	}
 	_, err := db.Exec(ctx, eventsInsert, ids, accounts, types, bodies, occurred, keys, created,
 		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces)
 	return err
+}
+
+// eventDay is the day partition of ev and its deliveries: the UTC day of
+// its id's UUIDv7, or of its creation for an id without a time.
+func eventDay(ev *NewEvent) time.Time {
+	if t, ok := ident.Time(ev.ID); ok {
+		return Day(t)
+	}
+	return Day(ev.CreatedAt)
 }
 
 // IdempotencyClaim is an idempotency key recorded for an event: the same key
