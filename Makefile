@@ -43,4 +43,4 @@ compose-check: ## Validate docker-compose.yml
 
 .PHONY: drill
 drill: ## Run the full reliability drills and print their table (see RELIABILITY.md)
-	$(PGTMP) $(GO) test -count=1 -v -timeout 60m -run '^TestDrill' ./drill -args -drill.full
+	$(PGTMP) $(GO) test -count=1 -v -timeout 60m -run '^TestDrill$$' ./drill -args -drill.full

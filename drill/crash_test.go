@@ -13,15 +13,13 @@ import (
 	"github.com/mono/webhookd/internal/testdb"
 )
 
-// TestDrillWorkerCrash sends events to a healthy receiver through an API
+// drillWorkerCrash sends events to a healthy receiver through an API
 // process while the only worker process is killed with SIGKILL and
 // restarted, several times. Afterwards every accepted event must have been
 // received at least once (the receiver counts by Mono-Event-Id), and the
 // duplicates must be no more than the jobs that were running at the kills:
 // a delivery whose attempt was recorded is never sent again.
-func TestDrillWorkerCrash(t *testing.T) {
-	parallelUnlessFull(t)
-
+func drillWorkerCrash(t *testing.T) {
 	var (
 		events      = pick(2000, 20000)
 		kills       = pick(2, 5)
@@ -121,7 +119,7 @@ func TestDrillWorkerCrash(t *testing.T) {
 		Load:      fmt.Sprintf("%d events at %d/s through an API process, one worker process, receiver 2 ms per request", events, rate),
 		Faults:    fmt.Sprintf("worker SIGKILLed %d times at even intervals, restarted at once", kills),
 		BadInputs: "—", Accepted: len(accepted), Delivered: delivered, Duplicated: duplicated, Lost: len(missing),
-		Rerun: "go test -count=1 -v -run TestDrillWorkerCrash ./drill -args -drill.full",
+		Rerun: "go test -count=1 -v -run TestDrill/WorkerCrash ./drill -args -drill.full",
 	}
 	inFlightTotal := len(stuck)
 	for i, k := range killsDone {

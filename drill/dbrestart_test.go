@@ -19,14 +19,12 @@ import (
 	"github.com/mono/webhookd/internal/pgcluster"
 )
 
-// TestDrillDatabaseRestart runs an API process and a worker process on a
+// drillDatabaseRestart runs an API process and a worker process on a
 // PostgreSQL cluster the drill owns, under a steady stream of single-event
 // enqueues, and restarts PostgreSQL (pg_ctl restart -m fast) in the middle.
 // Both processes must recover on their own (same processes, no restart),
 // every accepted event must arrive, and no delivery may be left pending.
-func TestDrillDatabaseRestart(t *testing.T) {
-	parallelUnlessFull(t)
-
+func drillDatabaseRestart(t *testing.T) {
 	var (
 		rate          = pick(200, 300) // events/s offered
 		runFor        = pick(8*time.Second, 40*time.Second)
@@ -152,7 +150,7 @@ func TestDrillDatabaseRestart(t *testing.T) {
 		Load:      fmt.Sprintf("%d single-event enqueues at %d/s from %d clients, one API and one worker process", total, rate, producers),
 		Faults:    "PostgreSQL restarted halfway (pg_ctl restart -m fast)",
 		BadInputs: "—", Accepted: len(accepted), Delivered: delivered, Duplicated: duplicated, Lost: len(missing),
-		Rerun: "go test -count=1 -v -run TestDrillDatabaseRestart ./drill -args -drill.full",
+		Rerun: "go test -count=1 -v -run TestDrill/DatabaseRestart ./drill -args -drill.full",
 	}
 	sort.Slice(outages, func(i, j int) bool { return outages[i] > outages[j] })
 	res.add("pg_ctl restart took", "%s", secs(restartTook))

@@ -87,13 +87,36 @@ func record(t *testing.T, r *Result) {
 	}
 }
 
-// parallelUnlessFull runs the short drills side by side (their waits are
-// mostly idle) and the full ones one at a time, so that their figures are
-// not disturbed by each other.
-func parallelUnlessFull(t *testing.T) {
-	if !*fullFlag {
-		t.Parallel()
+// TestDrill runs every drill: the short variants side by side (their
+// waits are mostly idle, and -parallel would hold them to GOMAXPROCS at a
+// time), the full ones (-drill.full) one after another, so that their
+// figures are not disturbed by each other. Run one with
+// -run TestDrill/WorkerCrash.
+func TestDrill(t *testing.T) {
+	drills := []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"WorkerCrash", drillWorkerCrash},
+		{"DatabaseRestart", drillDatabaseRestart},
+		{"HostileReceivers", drillHostileReceivers},
+		{"HostileCallers", drillHostileCallers},
 	}
+	if *fullFlag {
+		for _, d := range drills {
+			t.Run(d.name, d.run)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for _, d := range drills {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(d.name, d.run)
+		}()
+	}
+	wg.Wait()
 }
 
 // pick returns short in the CI variant and full under -drill.full.

@@ -49,15 +49,13 @@ var badBodies = []struct {
 
 var typeRE = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,99}$`)
 
-// TestDrillHostileCallers storms an API process with concurrent clients
+// drillHostileCallers storms an API process with concurrent clients
 // sending malformed JSON, invalid events, oversized bodies and bodies
 // that trickle in a byte at a time, among valid events, while a prober
 // measures a health check and a small enqueue. The API must keep
 // answering, every bad input must be refused, and exactly the valid
 // events must be stored.
-func TestDrillHostileCallers(t *testing.T) {
-	parallelUnlessFull(t)
-
+func drillHostileCallers(t *testing.T) {
 	var (
 		clients  = pick(100, 1000)
 		stormFor = pick(5*time.Second, 30*time.Second)
@@ -267,7 +265,7 @@ func TestDrillHostileCallers(t *testing.T) {
 		Load:      fmt.Sprintf("%d concurrent API clients for %s (%d requests), a prober every 50 ms", clients, stormFor, requests.Load()),
 		Faults:    "—",
 		BadInputs: fmt.Sprintf("malformed JSON (%d kinds), random bytes, text/plain, 300 KiB events, 5 MiB batches, bodies at 5 bytes/s", len(badBodies)),
-		Rerun:     "go test -count=1 -v -run TestDrillHostileCallers ./drill -args -drill.full",
+		Rerun:     "go test -count=1 -v -run TestDrill/HostileCallers ./drill -args -drill.full",
 	}
 	res.add("healthz p50 / p99 / max: calm", "%s / %s / %s", ms(percentile(calm.health, .5)), ms(percentile(calm.health, .99)), ms(percentile(calm.health, 1)))
 	res.add("healthz p50 / p99 / max: storm", "%s / %s / %s (%d probes)", ms(percentile(storm.health, .5)), ms(percentile(storm.health, .99)), ms(percentile(storm.health, 1)), len(storm.health))

@@ -27,15 +27,13 @@ type hostile struct {
 	url      string
 }
 
-// TestDrillHostileReceivers points webhooks at receivers that misbehave in
+// drillHostileReceivers points webhooks at receivers that misbehave in
 // every way we know, beside a healthy one. Each hostile delivery must end
 // as recorded attempts no longer than the HTTP timeout (plus a margin) and
 // finish succeeded when its status line is a timely 2xx, dead otherwise;
 // the healthy receiver's throughput beside them is measured against a run
 // without them.
-func TestDrillHostileReceivers(t *testing.T) {
-	parallelUnlessFull(t)
-
+func drillHostileReceivers(t *testing.T) {
 	var (
 		perHostile  = pick(2, 20)
 		healthy     = pick(300, 10000)
@@ -101,7 +99,7 @@ func TestDrillHostileReceivers(t *testing.T) {
 		Faults: "—",
 		BadInputs: "headers 1 byte/s; 200 then an endless body; a 10 MB body; reset before the status line; invalid HTTP; a redirect to itself; " +
 			"a self-signed TLS certificate; 200 after the timeout",
-		Rerun: "go test -count=1 -v -run TestDrillHostileReceivers ./drill -args -drill.full",
+		Rerun: "go test -count=1 -v -run TestDrill/HostileReceivers ./drill -args -drill.full",
 	}
 	delivered, duplicated, missing := recv.tally(healthyIDs)
 	res.Accepted, res.Delivered, res.Duplicated = len(accepted), delivered, duplicated
