@@ -139,7 +139,8 @@ func encryptionKey(t *testing.T) string {
 }
 
 // serveEnv is the environment of a webhookd serve on databaseURL: private
-// networks allowed (receivers are on 127.0.0.2), small pools, quiet logs.
+// networks allowed (receivers are on 127.0.0.2), small pools (5 connections
+// in the short drills, 10 in the full ones), quiet logs.
 func serveEnv(databaseURL, key string, extra ...string) []string {
 	return append([]string{
 		"DATABASE_URL=" + databaseURL,
@@ -147,7 +148,8 @@ func serveEnv(databaseURL, key string, extra ...string) []string {
 		"WEBHOOKD_BOOTSTRAP_ADMIN_KEY=" + adminKey,
 		"WEBHOOKD_ALLOW_PRIVATE_NETWORKS=true",
 		"WEBHOOKD_LOG_LEVEL=warn",
-		"WEBHOOKD_DB_MAX_CONNS=10",
+		// Short drills share the server with the rest of `go test ./...`.
+		"WEBHOOKD_DB_MAX_CONNS=" + pick("5", "10"),
 		"PATH=" + os.Getenv("PATH"),
 	}, extra...)
 }
