@@ -81,9 +81,10 @@ func screenshots(t *testing.T) string {
 
 // TestBrowser drives the dashboard in a real chromium: sign in, create a
 // webhook through the form, read its secret through the eye, hit the
-// duplicate error, watch a delivery die and replay it, delete the webhook,
-// sign out; then, as an admin, the dead deliveries of every account and a
-// bulk replay.
+// duplicate error, watch a delivery die and replay it, set a custom header,
+// send a test event, read the event catalogue, delete the webhook, sign
+// out; then, as an admin, the dead deliveries of every account and a bulk
+// replay.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	ctx := newChromium(t)
@@ -93,6 +94,14 @@ func TestBrowser(t *testing.T) {
 	do := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		require.NoError(t, chromedp.Do(ctx, steps...))
+	}
+	// follow runs steps that load a page (a click on a link, a form sent)
+	// and waits until it has loaded.
+	follow := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		resp, err := chromedp.RunResponse(ctx, steps...)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, int(resp.Status), resp.URL)
 	}
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -264,6 +273,70 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, "200", textOf(t, row+" .last-status"))
 	require.Zero(t, count(t, row+" form.replay"))
 
+	// Custom headers: a reserved name is refused beside its row (the
+	// values typed are not shown again), then the set is saved; only the
+	// names are ever shown.
+	saveHeaders := chromedp.Click(chromedp.CSS(`form[action$="/headers"] button[type="submit"]`))
+	do(t,
+		chromedp.Click(chromedp.CSS(".headers-edit summary")),
+		chromedp.WaitVisible(chromedp.CSS("#header-name-0")),
+		chromedp.SendKeys(chromedp.CSS("#header-name-0"), "X-Gateway-Key"),
+		chromedp.SendKeys(chromedp.CSS("#header-value-0"), "gw-browser-value"),
+		chromedp.SendKeys(chromedp.CSS("#header-name-1"), "Mono-Signature"),
+		chromedp.SendKeys(chromedp.CSS("#header-value-1"), "forged"),
+		saveHeaders,
+		chromedp.WaitVisible(chromedp.CSS("#header-error-1")),
+	)
+	require.Contains(t, textOf(t, "#header-error-1"), "Mono-*")
+	require.Equal(t, "true", attr(t, "#header-name-1", "aria-invalid"))
+	doc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+	require.NoError(t, err)
+	require.NotContains(t, doc, "gw-browser-value")
+	require.Contains(t, textOf(t, "#header-names"), "No custom headers")
+	do(t,
+		shot("headers-error"),
+		chromedp.Clear(chromedp.CSS("#header-name-1")),
+		chromedp.SendKeys(chromedp.CSS("#header-value-0"), "gw-browser-value"),
+		saveHeaders,
+		chromedp.WaitVisible(chromedp.CSS(".alert.success")),
+	)
+	require.Contains(t, textOf(t, ".alert.success"), "Custom headers saved")
+	require.Equal(t, "X-Gateway-Key", textOf(t, "#header-names"))
+	doc, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+	require.NoError(t, err)
+	require.NotContains(t, doc, "gw-browser-value")
+
+	// Send test event against the now healthy receiver: the result is
+	// announced, and its delivery is in the list, labelled Test.
+	before := receiver.Count()
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/webhooks/"+hookID),
+		chromedp.WaitVisible(chromedp.CSS("#send-test")),
+		chromedp.Click(chromedp.CSS("#send-test")),
+		chromedp.WaitVisible(chromedp.CSS("#test-result")),
+	)
+	require.Equal(t, "alert", attr(t, "#test-result", "role"))
+	require.Contains(t, textOf(t, "#test-result-h"), "Test event delivered. The endpoint answered 200")
+	require.Equal(t, "Succeeded", textOf(t, "#test-result-outcome"))
+	reqs := receiver.Wait(t, before+1, 5*time.Second)
+	require.Equal(t, "gw-browser-value", reqs[before].Header.Get("X-Gateway-Key"))
+	testDlv := textOf(t, "#test-result-delivery")
+	require.True(t, strings.HasPrefix(testDlv, "dlv_"), testDlv)
+	require.Equal(t, "Test", textOf(t, "li#"+testDlv+" .badge.test"))
+	do(t, shot("test-send"))
+	follow(t, chromedp.Click(chromedp.CSS("#test-result-delivery")))
+	do(t, chromedp.WaitVisible(chromedp.CSS("li#"+testDlv)))
+	require.Contains(t, location(t), "event_id=")
+	require.Equal(t, 1, count(t, "ol.deliveries > li"))
+
+	// The event catalogue, from the main navigation.
+	do(t,
+		chromedp.Click(chromedp.CSS(`nav.mainnav a[href="/dashboard/event-types"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#type-bank_transfer_approved")),
+		shot("event-types"),
+	)
+	require.Contains(t, textOf(t, "#type-bank_transfer_approved pre"), `"currency"`)
+
 	// Readable at phone width.
 	do(t,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
@@ -276,6 +349,13 @@ func TestBrowser(t *testing.T) {
 	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
 	require.NoError(t, err)
 	require.False(t, overflow, "the Webhooks page scrolls sideways at 390 px")
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/webhooks/"+hookID+"?test="+testDlv),
+		chromedp.WaitVisible(chromedp.CSS("#test-result")),
+	)
+	overflow, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+	require.NoError(t, err)
+	require.False(t, overflow, "the detail view scrolls sideways at 390 px")
 	do(t, chromedp.EmulateViewport(1280, 900))
 
 	// Delete, with a confirmation.
@@ -316,7 +396,11 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`nav.mainnav a[href="/dashboard/dead"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#account_id")),
 		chromedp.SendKeys(chromedp.CSS("#account_id"), "acct_ops"),
-		chromedp.Submit(chromedp.CSS("#account_id")),
+	)
+	// The unfiltered view lists them too: wait for the filtered one.
+	follow(t, chromedp.Submit(chromedp.CSS("#account_id")))
+	require.Contains(t, location(t), "account_id=acct_ops")
+	do(t,
 		chromedp.WaitVisible(chromedp.CSS("li#"+opsDeliveries[1])),
 		shot("dead"),
 	)

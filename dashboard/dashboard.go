@@ -1,8 +1,9 @@
 // Package dashboard is webhookd's web dashboard at /dashboard: the Webhooks
 // section of Settings › Personal › API (list, create, detail with the
-// secret behind an eye, delete), each webhook's recent deliveries and their
-// attempts with replay, and for admin keys the dead deliveries of every
-// account with bulk replay.
+// secret behind an eye, custom headers, send a test event, delete), each
+// webhook's recent deliveries and their attempts with replay, the event
+// catalogue, and for admin keys the dead deliveries of every account with
+// bulk replay.
 //
 // It is served by the API process from embedded templates (html/template,
 // so everything shown is escaped) and embedded CSS and JavaScript; there is
@@ -122,11 +123,14 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("POST /dashboard/webhooks/{id}/secret", d.auth(d.revealSecret))
 	mux.Handle("GET /dashboard/webhooks/{id}/delete", d.auth(d.confirmDelete))
 	mux.Handle("POST /dashboard/webhooks/{id}/delete", d.auth(d.deleteWebhook))
+	mux.Handle("POST /dashboard/webhooks/{id}/test", d.auth(d.sendTest))
+	mux.Handle("POST /dashboard/webhooks/{id}/headers", d.auth(d.setHeaders))
 	mux.Handle("POST /dashboard/deliveries/{id}/replay", d.auth(d.replayDelivery))
 	mux.Handle("GET /dashboard/dead", d.auth(d.dead))
 	mux.Handle("GET /dashboard/dead/replay", d.auth(d.confirmBulkReplay))
 	mux.Handle("POST /dashboard/dead/replay", d.auth(d.bulkReplay))
 	mux.Handle("GET /dashboard/replays/{id}", d.auth(d.replayBatch))
+	mux.Handle("GET /dashboard/event-types", d.auth(d.eventTypesPage))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)

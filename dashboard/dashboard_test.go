@@ -169,12 +169,14 @@ func TestDashboard(t *testing.T) {
 
 		// Every other state-changing form checks it too.
 		hook := b.createWebhook(t, "acct_csrf", "https://example.com/csrf-other")
-		for _, path := range []string{"/dashboard/webhooks/" + hook.ID + "/secret", "/dashboard/webhooks/" + hook.ID + "/delete", "/dashboard/deliveries/" + ident.New(ident.Delivery) + "/replay", "/dashboard/signout"} {
+		for _, path := range []string{"/dashboard/webhooks/" + hook.ID + "/secret", "/dashboard/webhooks/" + hook.ID + "/delete", "/dashboard/webhooks/" + hook.ID + "/test", "/dashboard/webhooks/" + hook.ID + "/headers", "/dashboard/deliveries/" + ident.New(ident.Delivery) + "/replay", "/dashboard/signout"} {
 			p := br.post(t, path, url.Values{"csrf": {"nope"}})
 			require.Equal(t, http.StatusForbidden, p.status, path)
 		}
 		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM webhooks WHERE id = $1 AND deleted_at IS NULL", hook.ID))
 		require.Zero(t, b.count(t, "SELECT count(*) FROM secret_reveals WHERE webhook_id = $1", hook.ID))
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM webhooks WHERE id = $1 AND headers_ciphertext IS NULL", hook.ID))
+		require.Zero(t, b.count(t, "SELECT count(*) FROM deliveries WHERE webhook_id = $1", hook.ID))
 
 		// With the token it works.
 		p = br.post(t, "/dashboard/settings/personal/api/new", form(token))
@@ -275,6 +277,14 @@ func TestDashboard(t *testing.T) {
 		require.NotContains(t, p.body, "whsec_")
 		p = br.post(t, "/dashboard/deliveries/"+dead+"/replay", url.Values{"csrf": {token}})
 		require.Equal(t, http.StatusNotFound, p.status)
+		// Nor can a test event be sent to it, or its headers replaced.
+		sentBefore := receiver.Count()
+		p = br.post(t, "/dashboard/webhooks/"+theirsLive.ID+"/test", url.Values{"csrf": {token}})
+		require.Equal(t, http.StatusNotFound, p.status)
+		p = br.post(t, "/dashboard/webhooks/"+theirsLive.ID+"/headers", url.Values{"csrf": {token}, "header_name": {"X-Sneaky"}, "header_value": {"1"}})
+		require.Equal(t, http.StatusNotFound, p.status)
+		require.Equal(t, sentBefore, receiver.Count())
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM webhooks WHERE id = $1 AND headers_ciphertext IS NULL", theirsLive.ID))
 		// Naming another account on the Webhooks page or the form is no way round.
 		p = br.get(t, "/dashboard/settings/personal/api?account_id=acct_theirs")
 		require.NotContains(t, p.body, "example.com/theirs")
@@ -482,6 +492,8 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, http.StatusSeeOther, p.status)
 		require.True(t, strings.HasPrefix(p.location, "/dashboard/signin?ended=1"), p.location)
 	})
+
+	integrationSubtests(t, setup)
 }
 
 func htmlEscape(s string) string {

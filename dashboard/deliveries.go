@@ -26,6 +26,8 @@ type apiDelivery struct {
 	Generation    int        `json:"generation"`
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 	CreatedAt     time.Time  `json:"created_at"`
+	// Test marks a test send (POST /v1/webhooks/{id}/test).
+	Test bool `json:"test"`
 }
 
 // deliveryRow is one delivery as listed, with its attempts.

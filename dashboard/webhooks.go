@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -14,10 +15,13 @@ import (
 
 // apiWebhook is a webhook as the API answers it.
 type apiWebhook struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"account_id"`
-	URL         string    `json:"url"`
-	Description string    `json:"description"`
+	ID          string `json:"id"`
+	AccountID   string `json:"account_id"`
+	URL         string `json:"url"`
+	Description string `json:"description"`
+	// HeaderNames are the custom headers' names; the API never answers
+	// their values.
+	HeaderNames []string  `json:"header_names"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 
@@ -29,9 +33,11 @@ type apiPage[T any] struct {
 // Notices shown after a redirect, by the code in ?notice=. Only these
 // fixed texts are ever shown from the query string.
 var notices = map[string]string{
-	"created":  "We successfully created your webhook.",
-	"deleted":  "Webhook deleted. Its pending deliveries were cancelled; creating the same URL again gives a new secret.",
-	"replayed": "Delivery replayed: it is back on its schedule with a new generation of ten attempts.",
+	"created":   "We successfully created your webhook.",
+	"deleted":   "Webhook deleted. Its pending deliveries were cancelled; creating the same URL again gives a new secret.",
+	"replayed":  "Delivery replayed: it is back on its schedule with a new generation of ten attempts.",
+	"headers":   "Custom headers saved. They are sent with every attempt from now on.",
+	"noheaders": "Custom headers removed.",
 }
 
 func settingsCrumbs(more ...crumb) []crumb {
@@ -246,6 +252,21 @@ type webhookData struct {
 	EventID    string
 	EventError string
 	NextCursor string
+	// Test is the Send test event form and the last test's result.
+	Test testSendView
+	// Headers is the custom headers form.
+	Headers headersForm
+}
+
+// detail is what a detail view shows beyond the webhook and its
+// deliveries: the secret (no-script eye), a form sent back with the API's
+// error, and that error's status and page-level message.
+type detail struct {
+	Secret  string
+	Test    *testSendView
+	Headers *headersForm
+	Status  int
+	Error   string
 }
 
 func webhookCrumbs(hook *apiWebhook, s *session, more ...crumb) []crumb {
@@ -276,23 +297,52 @@ func (d *Dashboard) webhook(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d.showWebhook(w, r, hook, "")
+	d.showWebhook(w, r, hook, &detail{})
 }
 
 // showWebhook renders the detail view: the webhook, its secret hidden
-// (unless secret is given), and a page of its deliveries.
-func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *apiWebhook, secret string) {
+// (unless given), the test send and custom headers forms (as sent back
+// with an error, if any, or the last test's result), and a page of its
+// deliveries.
+func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *apiWebhook, dt *detail) {
 	s := sessionFrom(r.Context())
 	q := r.URL.Query()
-	data := &webhookData{Webhook: *hook, Secret: secret, EventID: strings.TrimSpace(q.Get("event_id"))}
-	v := &view{Title: "Webhook " + hook.URL, Nav: "settings", Data: data, Notice: notices[q.Get("notice")],
+	data := &webhookData{Webhook: *hook, Secret: dt.Secret, EventID: strings.TrimSpace(q.Get("event_id"))}
+	v := &view{Title: "Webhook " + hook.URL, Nav: "settings", Data: data, Notice: notices[q.Get("notice")], Error: dt.Error,
 		Crumbs: webhookCrumbs(hook, s, crumb{Label: "Webhook"})}
+	if dt.Test != nil {
+		data.Test = *dt.Test
+	} else {
+		data.Test = testSendView{Type: TestEventType}
+		if id := q.Get("test"); id != "" {
+			res, e := d.loadTestResult(r, hook, id)
+			if e != nil {
+				d.apiFailed(w, r, e, "")
+				return
+			}
+			data.Test.Result = res
+			if res != nil {
+				data.Test.Type = res.EventType
+			}
+		}
+	}
+	if dt.Headers != nil {
+		data.Headers = *dt.Headers
+	} else {
+		data.Headers = newHeadersForm(nil)
+	}
+	types, e := d.eventTypes(r)
+	if e != nil {
+		d.apiFailed(w, r, e, "")
+		return
+	}
+	data.Test.Types = types
+	status := cmp.Or(dt.Status, http.StatusOK)
 	filter := url.Values{"webhook_id": {hook.ID}}
 	if data.EventID != "" {
 		filter.Set("event_id", data.EventID)
 	}
 	list, next, e := d.listDeliveries(r, filter, q.Get("cursor"))
-	status := http.StatusOK
 	switch {
 	case e != nil && e.Field == "event_id":
 		data.EventError = e.Message
@@ -342,7 +392,7 @@ func (d *Dashboard) revealSecret(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d.showWebhook(w, r, hook, out.Secret)
+	d.showWebhook(w, r, hook, &detail{Secret: out.Secret})
 }
 
 func (d *Dashboard) confirmDelete(w http.ResponseWriter, r *http.Request) {
