@@ -1,0 +1,67 @@
+package admin
+
+import (
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/store"
+)
+
+// webhookHealthWindow is the span of GET /v1/webhooks/{id}/health's
+// last_hour.
+const webhookHealthWindow = time.Hour
+
+// webhookHealthResponse is the answer of GET /v1/webhooks/{id}/health.
+type webhookHealthResponse struct {
+	WebhookID           string             `json:"webhook_id"`
+	ConsecutiveFailures int                `json:"consecutive_failures"`
+	LastSuccessAt       *time.Time         `json:"last_success_at"`
+	LastFailureAt       *time.Time         `json:"last_failure_at"`
+	LastFailureKind     *string            `json:"last_failure_kind"`
+	LastHour            webhookHealthCount `json:"last_hour"`
+}
+
+type webhookHealthCount struct {
+	Attempts    int      `json:"attempts"`
+	Successes   int      `json:"successes"`
+	Failures    int      `json:"failures"`
+	SuccessRate *float64 `json:"success_rate"`
+}
+
+// getWebhookHealth answers a webhook's endpoint health: consecutive failed
+// attempts, the last success and failure, and the attempts of the last
+// hour. The worker processes write it every few seconds, so it lags the
+// attempts by up to that much.
+func (a *API) getWebhookHealth(w http.ResponseWriter, r *http.Request) {
+	hook, apiErr := a.loadWebhook(r)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	h, err := store.GetWebhookHealth(r.Context(), a.pool, hook.ID, a.now().Add(-webhookHealthWindow))
+	if err != nil {
+		a.logger.Error("error reading webhook health", zap.String("webhook_id", hook.ID), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	writeJSON(w, http.StatusOK, webhookHealthResponse{
+		WebhookID:           hook.ID,
+		ConsecutiveFailures: h.ConsecutiveFailures,
+		LastSuccessAt:       utcPtr(h.LastSuccessAt),
+		LastFailureAt:       utcPtr(h.LastFailureAt),
+		LastFailureKind:     h.LastFailureKind,
+		LastHour: webhookHealthCount{
+			Attempts: h.Attempts, Successes: h.Successes, Failures: h.Failures, SuccessRate: h.SuccessRate,
+		},
+	})
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
