@@ -122,6 +122,7 @@ func (a *API) routes() []route {
 		{"POST", "/v1/keys", scopesAdmin, a.createKey},
 		{"GET", "/v1/keys", scopesAdmin, a.listKeys},
 		{"DELETE", "/v1/keys/{id}", scopesAdmin, a.revokeKey},
+		{"POST", "/v1/keys/{id}/rotate", scopesAdmin, a.rotateKey},
 		{"GET", "/v1/deliveries", scopesAccount, a.listDeliveries},
 		{"GET", "/v1/deliveries/{id}", scopesAccount, a.getDelivery},
 		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery},

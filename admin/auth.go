@@ -47,9 +47,9 @@ var (
 	scopesEvents  = []string{store.ScopeAdmin, store.ScopeAccount, store.ScopeEventsWrite}
 )
 
-// auth requires a valid, unrevoked API key whose scope is one of scopes,
-// and puts its Principal in the request context. No key or an unknown or
-// revoked one → 401; a key of the wrong scope → 403.
+// auth requires a valid, unrevoked, unexpired API key whose scope is one of
+// scopes, and puts its Principal in the request context. No key or an
+// unknown, revoked or expired one → 401; a key of the wrong scope → 403.
 func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The scheme is case-insensitive (RFC 7235, section 2.1).
@@ -68,7 +68,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: "the API key is not valid (unknown or revoked)"})
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
 			return
 		}
 		allowed := false
@@ -85,6 +85,25 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 }
 
 var errInvalidKey = errors.New("invalid API key")
+
+// expiredKeyError is a rotated key past its grace period. It is an
+// errInvalidKey (errors.Is), so every caller of authenticate refuses it.
+type expiredKeyError struct{ at time.Time }
+
+func (e *expiredKeyError) Error() string {
+	return "API key expired at " + e.at.UTC().Format(time.RFC3339)
+}
+
+func (e *expiredKeyError) Is(target error) bool { return target == errInvalidKey }
+
+// invalidKeyMessage is the 401 message for err, an errInvalidKey.
+func invalidKeyMessage(err error) string {
+	var expired *expiredKeyError
+	if errors.As(err, &expired) {
+		return "the API key expired at " + expired.at.UTC().Format(time.RFC3339) + ": it was rotated, use the key that replaced it"
+	}
+	return "the API key is not valid (unknown or revoked)"
+}
 
 func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) {
 	hash := apikey.Hash(raw)
@@ -105,6 +124,10 @@ func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) 
 		return nil, errInvalidKey
 	}
 	now := a.now()
+	// A rotated key works until expires_at, and never from then on.
+	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+		return nil, &expiredKeyError{at: *k.ExpiresAt}
+	}
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedResolution {
 		if err := store.TouchAPIKey(ctx, a.pool, k.ID, now); err != nil {
 			a.logger.Warn("error recording API key use", zap.String("key_id", k.ID), zap.Error(err))
@@ -148,7 +171,7 @@ func (a *API) RequireAdmin(next http.Handler) http.Handler {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: "the API key is not valid (unknown or revoked)"})
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
 			return
 		}
 		if p.Scope != store.ScopeAdmin {

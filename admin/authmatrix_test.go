@@ -117,6 +117,10 @@ func TestAuthMatrix(t *testing.T) {
 		"GET /v1/keys": {path: fixed("/v1/keys"), ok: []int{http.StatusOK}},
 		"DELETE /v1/keys/{id}": {path: func(t *testing.T) string { return "/v1/keys/" + b.createKey(t, store.ScopeAccount, account).ID },
 			ok: []int{http.StatusNoContent}},
+		"POST /v1/keys/{id}/rotate": {path: func(t *testing.T) string {
+			return "/v1/keys/" + b.createKey(t, store.ScopeAccount, account).ID + "/rotate"
+		},
+			ok: []int{http.StatusCreated}},
 		"GET /v1/deliveries": {path: fixed("/v1/deliveries?account_id=" + account),
 			ok: []int{http.StatusOK}, foreign: http.StatusForbidden, foreignCode: "account_not_allowed"},
 		"GET /v1/deliveries/{id}": {path: fixed("/v1/deliveries/" + delivery), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apikey"
@@ -114,6 +117,10 @@ type KeyView struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	LastUsedAt  *time.Time `json:"last_used_at"`
 	RevokedAt   *time.Time `json:"revoked_at"`
+	// ExpiresAt is when a rotated key stops working; ReplacedBy the key it
+	// was rotated to. Both null until the key is rotated.
+	ExpiresAt  *time.Time `json:"expires_at"`
+	ReplacedBy *string    `json:"replaced_by"`
 }
 
 // NewKeyView is k as shown, without the key.
@@ -121,6 +128,7 @@ func NewKeyView(k *store.APIKey) KeyView {
 	return KeyView{
 		ID: k.ID, Prefix: k.Prefix, Scope: k.Scope, AccountID: k.AccountID, Description: k.Description,
 		CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt,
+		ExpiresAt: k.ExpiresAt, ReplacedBy: k.ReplacedBy,
 	}
 }
 
@@ -199,4 +207,174 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("API key revoked", zap.String("key_id", id), zap.String("by_key_id", keyName(principalFrom(r.Context()))))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// How long a rotated key keeps working: KeyGraceDefault unless a grace
+// period of 0 to KeyGraceMax is given.
+const (
+	KeyGraceDefault = time.Hour
+	KeyGraceMax     = 7 * 24 * time.Hour
+)
+
+// ParseKeyGrace reads a rotation's grace period: a Go duration ("90m",
+// "1h30m", "0") or whole days ("2d"), from 0 to KeyGraceMax. A
+// *dispatcher.ValidationError names the field "grace".
+func ParseKeyGrace(raw string) (time.Duration, error) {
+	bad := func(why string) error {
+		return &dispatcher.ValidationError{Field: "grace", Code: "invalid_grace", Message: fmt.Sprintf("grace must be a duration from 0 to 7d, such as 0, 30m, 1h or 2d: %q %s", raw, why)}
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(raw, "d"); ok {
+		if days == "" || strings.Trim(days, "0123456789") != "" || len(days) > 3 {
+			return 0, bad("is not a duration")
+		}
+		n, _ := strconv.Atoi(days)
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(raw); err != nil {
+			return 0, bad("is not a duration")
+		}
+	}
+	switch {
+	case d < 0:
+		return 0, bad("is negative")
+	case d > KeyGraceMax:
+		return 0, bad("is longer than 7 days")
+	}
+	return d, nil
+}
+
+// KeyConflictError says why a key can't be rotated. Code is key_revoked,
+// key_already_rotated or key_expired.
+type KeyConflictError struct {
+	Code    string
+	Message string
+}
+
+func (e *KeyConflictError) Error() string { return e.Message }
+
+// RotatedKey is the outcome of RotateKey: the new key (shown once) and the
+// old one as it now is, expiring at Old.ExpiresAt.
+type RotatedKey struct {
+	*CreatedKey
+	Old *store.APIKey
+}
+
+// View is the new key as shown, the one time with the key, and when the old
+// one stops working.
+func (r *RotatedKey) View() RotatedKeyView {
+	return RotatedKeyView{KeyView: r.CreatedKey.View(), OldKeyID: r.Old.ID, OldKeyExpiresAt: *r.Old.ExpiresAt}
+}
+
+// RotatedKeyView is the answer of POST /v1/keys/{id}/rotate.
+type RotatedKeyView struct {
+	KeyView
+	OldKeyID        string    `json:"old_key_id"`
+	OldKeyExpiresAt time.Time `json:"old_key_expires_at"`
+}
+
+// RotateKey replaces key id, in one transaction on db: a new key with the
+// same scope, account and description, and the old one expiring at now +
+// grace (replaced_by the new one). A key that is unknown is
+// store.ErrNotFound; one revoked, already rotated or expired is a
+// *KeyConflictError. The API's POST /v1/keys/{id}/rotate and `webhookd keys
+// rotate` both rotate with it.
+func RotateKey(ctx context.Context, db store.DB, id string, grace time.Duration, now time.Time) (*RotatedKey, error) {
+	if grace < 0 || grace > KeyGraceMax {
+		return nil, &dispatcher.ValidationError{Field: "grace", Code: "invalid_grace", Message: "grace must be from 0 to 7 days"}
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	var out *RotatedKey
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		old, err := store.GetAPIKeyForUpdate(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case old.RevokedAt != nil:
+			return &KeyConflictError{Code: "key_revoked", Message: "API key " + id + " is revoked: make a new key instead"}
+		case old.ReplacedBy != nil:
+			return &KeyConflictError{Code: "key_already_rotated", Message: "API key " + id + " was already rotated (to " + *old.ReplacedBy + "): rotate that key instead"}
+		case old.ExpiresAt != nil && !now.Before(*old.ExpiresAt):
+			return &KeyConflictError{Code: "key_expired", Message: "API key " + id + " has expired: make a new key instead"}
+		}
+		key, display, hash := apikey.Generate()
+		k := &store.APIKey{
+			ID:          ident.New(ident.Key),
+			Prefix:      display,
+			Hash:        hash,
+			Scope:       old.Scope,
+			AccountID:   old.AccountID,
+			Description: old.Description,
+			CreatedAt:   now,
+		}
+		if err := store.InsertAPIKey(ctx, tx, k); err != nil {
+			return fmt.Errorf("error storing API key: %w", err)
+		}
+		expires := now.Add(grace)
+		replaced, err := store.ReplaceAPIKey(ctx, tx, id, k.ID, expires, now)
+		if err != nil {
+			return fmt.Errorf("error expiring API key %s: %w", id, err)
+		}
+		if !replaced { // unreachable while the row is locked
+			return &KeyConflictError{Code: "key_already_rotated", Message: "API key " + id + " changed while it was rotated"}
+		}
+		old.ExpiresAt, old.ReplacedBy = &expires, &k.ID
+		out = &RotatedKey{CreatedKey: &CreatedKey{Key: key, APIKey: k}, Old: old}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type keyRotateRequest struct {
+	// Grace is how long the old key keeps working; absent or null: 1h.
+	Grace *string `json:"grace"`
+}
+
+// rotateKey is POST /v1/keys/{id}/rotate: a new key with the old one's
+// scope and account (shown once), the old one working for the grace period
+// and refused after.
+func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
+	id, apiErr := pathID(r, ident.Key, "API key")
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	var req keyRotateRequest
+	if r.ContentLength != 0 {
+		if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+	}
+	grace := KeyGraceDefault
+	if req.Grace != nil {
+		var err error
+		if grace, err = ParseKeyGrace(*req.Grace); err != nil {
+			writeError(w, validationError(err))
+			return
+		}
+	}
+	rotated, err := RotateKey(r.Context(), a.pool, id, grace, a.now())
+	var conflict *KeyConflictError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found"})
+		return
+	case errors.As(err, &conflict):
+		writeError(w, &apiError{Status: http.StatusConflict, Code: conflict.Code, Field: "id", Message: conflict.Message})
+		return
+	case err != nil:
+		a.logger.Error("error rotating API key", zap.String("key_id", id), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	a.logger.Info("API key rotated", zap.String("key_id", id), zap.String("new_key_id", rotated.ID),
+		zap.Duration("grace", grace), zap.Time("expires_at", *rotated.Old.ExpiresAt),
+		zap.String("by_key_id", keyName(principalFrom(r.Context()))))
+	writeJSON(w, http.StatusCreated, rotated.View())
 }

@@ -15,7 +15,7 @@ const (
 )
 
 // Key is an API key as listed. Key, the key itself, is set only in
-// CreateKey's answer.
+// CreateKey's and RotateKey's answers.
 type Key struct {
 	Key         string     `json:"key,omitempty"`
 	ID          string     `json:"id"`
@@ -26,6 +26,10 @@ type Key struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	LastUsedAt  *time.Time `json:"last_used_at"`
 	RevokedAt   *time.Time `json:"revoked_at"`
+	// ExpiresAt is when a rotated key stops working; ReplacedBy the key it
+	// was rotated to. Both nil until the key is rotated.
+	ExpiresAt  *time.Time `json:"expires_at"`
+	ReplacedBy *string    `json:"replaced_by"`
 }
 
 // CreateKeyParams is a new API key.
@@ -83,4 +87,42 @@ func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	}
 	_, err = c.do(ctx, &request{method: http.MethodDelete, path: "/v1/keys/" + seg}, nil)
 	return err
+}
+
+// RotatedKey is RotateKey's answer: the new key, with Key set (the only
+// time it is shown), and when the old key stops working.
+type RotatedKey struct {
+	Key
+	OldKeyID        string    `json:"old_key_id"`
+	OldKeyExpiresAt time.Time `json:"old_key_expires_at"`
+}
+
+// KeyGraceDefault, as RotateKey's grace, asks for the server's default
+// grace period (1h).
+const KeyGraceDefault time.Duration = -1
+
+type rotateKeyRequest struct {
+	Grace string `json:"grace"`
+}
+
+// RotateKey replaces API key id (admin keys only): POST
+// /v1/keys/{id}/rotate. The new key has the old one's scope and account;
+// the old one keeps working for grace (0 to 7 days; KeyGraceDefault, or
+// any negative grace, asks for the server's default, 1h), then gets 401. It is sent once, never
+// retried: a retry after a lost answer would make a second key, and the
+// first rotation already stands.
+func (c *Client) RotateKey(ctx context.Context, id string, grace time.Duration) (*RotatedKey, error) {
+	seg, err := pathID("API key", id)
+	if err != nil {
+		return nil, err
+	}
+	var body any
+	if grace >= 0 {
+		body = &rotateKeyRequest{Grace: grace.String()}
+	}
+	var out RotatedKey
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: "/v1/keys/" + seg + "/rotate", body: body, noRetry: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	api, err := admin.New(pool, enqueuer, keys, &admin.Config{
 		BootstrapAdminKey: cfg.BootstrapAdminKey, Policy: policy, Logger: logger.Named("api"),
-		Metrics: m, Sender: worker,
+		Metrics: m, Sender: worker, Now: cfg.Now,
 	})
 	if err != nil {
 		return nil, err

@@ -31,6 +31,10 @@ type APIKey struct {
 	CreatedAt   time.Time
 	LastUsedAt  *time.Time
 	RevokedAt   *time.Time
+	// ExpiresAt, set when the key is rotated, is when it stops working.
+	ExpiresAt *time.Time
+	// ReplacedBy is the id of the key it was rotated to.
+	ReplacedBy *string
 }
 
 const keyInsert = `
@@ -43,11 +47,11 @@ func InsertAPIKey(ctx context.Context, db DB, k *APIKey) error {
 	return err
 }
 
-const keyColumns = `id, prefix, hash, scope, account_id, description, created_at, last_used_at, revoked_at`
+const keyColumns = `id, prefix, hash, scope, account_id, description, created_at, last_used_at, revoked_at, expires_at, replaced_by`
 
 func scanKey(row pgx.Row) (*APIKey, error) {
 	k := &APIKey{}
-	err := row.Scan(&k.ID, &k.Prefix, &k.Hash, &k.Scope, &k.AccountID, &k.Description, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
+	err := row.Scan(&k.ID, &k.Prefix, &k.Hash, &k.Scope, &k.AccountID, &k.Description, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt, &k.ExpiresAt, &k.ReplacedBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -67,6 +71,25 @@ const keyGet = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = $1`
 // GetAPIKey returns key id, or ErrNotFound.
 func GetAPIKey(ctx context.Context, db DB, id string) (*APIKey, error) {
 	return scanKey(db.QueryRow(ctx, keyGet, id))
+}
+
+const keyGetForUpdate = keyGet + ` FOR UPDATE`
+
+// GetAPIKeyForUpdate returns key id, locked until tx ends, or ErrNotFound.
+func GetAPIKeyForUpdate(ctx context.Context, tx DB, id string) (*APIKey, error) {
+	return scanKey(tx.QueryRow(ctx, keyGetForUpdate, id))
+}
+
+const keyReplace = `
+UPDATE api_keys SET expires_at = $3, replaced_by = $2
+WHERE id = $1 AND revoked_at IS NULL AND replaced_by IS NULL AND (expires_at IS NULL OR expires_at > $4)`
+
+// ReplaceAPIKey marks key id as rotated to newID: it keeps working until
+// expiresAt. It reports whether id was live (not revoked, rotated or
+// expired at now).
+func ReplaceAPIKey(ctx context.Context, db DB, id, newID string, expiresAt, now time.Time) (bool, error) {
+	tag, err := db.Exec(ctx, keyReplace, id, newID, expiresAt, now)
+	return tag.RowsAffected() == 1, err
 }
 
 const keyList = `SELECT ` + keyColumns + ` FROM api_keys

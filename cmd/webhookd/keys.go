@@ -23,10 +23,13 @@ const keysUsage = `Usage:
   webhookd keys create -scope admin|account|events:write [-account ID] [-description TEXT] [-json]
   webhookd keys list [-account ID] [-json]
   webhookd keys revoke KEY_ID
+  webhookd keys rotate -id KEY_ID [-grace 1h] [-json]
 
 They work straight on the database (DATABASE_URL or -database-url), so the
-first key can be made before anything else runs. 'create' prints the key
-once: only its hash is stored.
+first key can be made before anything else runs. 'create' and 'rotate'
+print the key once: only its hash is stored. 'rotate' makes a new key with
+the same scope and account; the old one keeps working for -grace (0 to 7d,
+default 1h), then gets 401.
 `
 
 // runKeys is `webhookd keys`: API keys managed on the database.
@@ -41,6 +44,8 @@ func runKeys(ctx context.Context, args []string, out io.Writer) error {
 		return runKeysList(ctx, rest, out)
 	case "revoke":
 		return runKeysRevoke(ctx, rest, out)
+	case "rotate":
+		return runKeysRotate(ctx, rest, out)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(out, keysUsage)
 		return nil
@@ -160,10 +165,10 @@ func runKeysList(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPREFIX\tSCOPE\tACCOUNT\tCREATED\tLAST USED\tREVOKED\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tPREFIX\tSCOPE\tACCOUNT\tCREATED\tLAST USED\tREVOKED\tEXPIRES\tDESCRIPTION")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Scope, orDash(k.AccountID),
-			k.CreatedAt.UTC().Format(time.RFC3339), timeOrDash(k.LastUsedAt), timeOrDash(k.RevokedAt), k.Description)
+		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Scope, orDash(k.AccountID),
+			k.CreatedAt.UTC().Format(time.RFC3339), timeOrDash(k.LastUsedAt), timeOrDash(k.RevokedAt), timeOrDash(k.ExpiresAt), k.Description)
 	}
 	return tw.Flush()
 }
@@ -208,6 +213,57 @@ func runKeysRevoke(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "Revoked API key %s: requests with it now get 401.\n", id)
+	return nil
+}
+
+func runKeysRotate(ctx context.Context, args []string, out io.Writer) error {
+	s := newSettings("keys rotate")
+	databaseURL := s.fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	id := s.fs.String("id", "", "the id of the key to rotate (required)")
+	graceRaw := s.fs.String("grace", "1h", "how long the old key keeps working: 0 to 7d, such as 0, 30m, 1h or 2d")
+	asJSON := s.fs.Bool("json", false, "print JSON")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errors.New("keys rotate: -id: the id of the key to rotate is required: webhookd keys rotate -id KEY_ID [-grace 1h]")
+	}
+	if err := ident.Check(ident.Key, *id); err != nil {
+		return fmt.Errorf("keys rotate: -id: %q is not a key id: it %w", *id, err)
+	}
+	grace, err := admin.ParseKeyGrace(*graceRaw)
+	if err != nil {
+		var v *dispatcher.ValidationError
+		if errors.As(err, &v) {
+			return fmt.Errorf("keys rotate: -grace: %s", v.Message)
+		}
+		return err
+	}
+	pool, err := keysDatabase(ctx, *databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rotated, err := admin.RotateKey(ctx, pool, *id, grace, time.Now())
+	var conflict *admin.KeyConflictError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("keys rotate: no API key %s", *id)
+	case errors.As(err, &conflict):
+		return fmt.Errorf("keys rotate: %s", conflict.Message)
+	case err != nil:
+		return fmt.Errorf("error rotating key %s: %w", *id, err)
+	}
+	if *asJSON {
+		return printJSON(out, rotated.View())
+	}
+	account := "every account"
+	if rotated.AccountID != nil {
+		account = "account " + *rotated.AccountID
+	}
+	fmt.Fprintf(out, "%s\n\nRotated API key %s to %s (scope %s, %s).\nThe key above is shown only this once: store it now.\n"+
+		"The old key works until %s, then gets 401.\n",
+		rotated.Key, *id, rotated.ID, rotated.Scope, account, rotated.Old.ExpiresAt.UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -85,7 +85,7 @@ func TestKeysCommand(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 4, out)
-	require.Regexp(t, `^ID\s+PREFIX\s+SCOPE\s+ACCOUNT\s+CREATED\s+LAST USED\s+REVOKED\s+DESCRIPTION$`, lines[0])
+	require.Regexp(t, `^ID\s+PREFIX\s+SCOPE\s+ACCOUNT\s+CREATED\s+LAST USED\s+REVOKED\s+EXPIRES\s+DESCRIPTION$`, lines[0])
 	require.Contains(t, lines[1], "events:write")
 	require.Contains(t, lines[2], account.ID)
 	require.Contains(t, lines[2], "acct_cli")
@@ -173,13 +173,171 @@ func TestKeysCommand(t *testing.T) {
 		want string
 	}{
 		{"NoSubcommand", nil, "keys: a subcommand is required"},
-		{"UnknownSubcommand", []string{"rotate"}, `keys: unknown subcommand "rotate"`},
+		{"UnknownSubcommand", []string{"rename"}, `keys: unknown subcommand "rename"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := runKeys(context.Background(), tc.args, &bytes.Buffer{})
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
 			require.Contains(t, err.Error(), "webhookd keys create -scope")
+		})
+	}
+}
+
+// keys rotate: a new key printed once, the old one expiring after -grace.
+func TestKeysRotateCommand(t *testing.T) {
+	t.Parallel()
+
+	dbURL := testdb.NewURL(t)
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	ctx := context.Background()
+	type row struct {
+		scope, prefix string
+		account       *string
+		description   string
+		hash          []byte
+		expiresAt     *time.Time
+		replacedBy    *string
+	}
+	load := func(t *testing.T, id string) row {
+		t.Helper()
+		var r row
+		require.NoError(t, pool.QueryRow(ctx, "SELECT scope, prefix, account_id, description, hash, expires_at, replaced_by FROM api_keys WHERE id = $1", id).
+			Scan(&r.scope, &r.prefix, &r.account, &r.description, &r.hash, &r.expiresAt, &r.replacedBy))
+		return r
+	}
+	created := func(t *testing.T, args ...string) admin.KeyView {
+		t.Helper()
+		out, err := keys(t, dbURL, append([]string{"create", "-json"}, args...)...)
+		require.NoError(t, err)
+		var v admin.KeyView
+		require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+		return v
+	}
+
+	old := created(t, "-scope", "account", "-account", "acct_cli_rot", "-description", "billing")
+
+	// Text: the key on the first line, alone, then what happened.
+	before := time.Now()
+	out, err := keys(t, dbURL, "rotate", "-id", old.ID, "-grace", "30m")
+	require.NoError(t, err)
+	newRaw, rest, _ := strings.Cut(out, "\n")
+	require.True(t, apikey.LooksLikeKey(newRaw), out)
+	require.NotContains(t, rest, newRaw)
+	require.NotContains(t, out, old.Key)
+	require.Contains(t, rest, "Rotated API key "+old.ID+" to key_")
+	require.Contains(t, rest, "scope account, account acct_cli_rot")
+	require.Contains(t, rest, "shown only this once")
+	require.Contains(t, rest, "The old key works until ")
+
+	oldRow := load(t, old.ID)
+	require.NotNil(t, oldRow.expiresAt)
+	require.WithinRange(t, *oldRow.expiresAt, before.Add(30*time.Minute-time.Millisecond), time.Now().Add(30*time.Minute))
+	require.Contains(t, rest, oldRow.expiresAt.UTC().Format(time.RFC3339))
+	require.NotNil(t, oldRow.replacedBy)
+	newID := *oldRow.replacedBy
+	require.Contains(t, rest, newID)
+	newRow := load(t, newID)
+	sum := sha256.Sum256([]byte(newRaw))
+	require.Equal(t, sum[:], newRow.hash)
+	require.Equal(t, "account", newRow.scope)
+	require.Equal(t, "acct_cli_rot", *newRow.account)
+	require.Equal(t, "billing", newRow.description)
+	require.Equal(t, newRaw[:apikey.DisplayLen], newRow.prefix)
+	require.Nil(t, newRow.expiresAt)
+	require.Nil(t, newRow.replacedBy)
+
+	// list shows the expiry; -json the replacement.
+	out, err = keys(t, dbURL, "list", "-account", "acct_cli_rot")
+	require.NoError(t, err)
+	require.Contains(t, out, oldRow.expiresAt.UTC().Format(time.RFC3339))
+	require.NotContains(t, out, newRaw)
+	out, err = keys(t, dbURL, "list", "-account", "acct_cli_rot", "-json")
+	require.NoError(t, err)
+	var listed []admin.KeyView
+	require.NoError(t, json.Unmarshal([]byte(out), &listed), out)
+	require.Len(t, listed, 2)
+	require.Equal(t, newID, listed[0].ID)
+	require.Equal(t, newID, *listed[1].ReplacedBy)
+
+	// -json, whole days, an unbound events:write key.
+	events := created(t, "-scope", "events:write")
+	out, err = keys(t, dbURL, "rotate", "-grace", "2d", "-id", events.ID, "-json")
+	require.NoError(t, err)
+	var rotated admin.RotatedKeyView
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&rotated), out)
+	require.True(t, apikey.LooksLikeKey(rotated.Key))
+	require.Equal(t, "events:write", rotated.Scope)
+	require.Nil(t, rotated.AccountID)
+	require.Equal(t, events.ID, rotated.OldKeyID)
+	require.WithinDuration(t, time.Now().Add(48*time.Hour), rotated.OldKeyExpiresAt, 10*time.Second)
+
+	// On a server: both keys of the first rotation work; after a rotation
+	// with -grace 0 the old key gets 401 at once.
+	srv, err := server.New(ctx, &server.Config{
+		DatabaseURL: dbURL, Addr: "127.0.0.1:0", EncryptionKey: keyring.Generate(), ShutdownTimeout: time.Second,
+		DBMaxConns: 6, MaxWorkers: 10,
+	}, nil)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, srv.Stop(context.Background())) })
+	get := func(key string) int {
+		req, err := http.NewRequest(http.MethodGet, "http://"+srv.Addr()+"/v1/webhooks", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, get(old.Key))
+	require.Equal(t, http.StatusOK, get(newRaw))
+	out, err = keys(t, dbURL, "rotate", "-id", newID, "-grace", "0")
+	require.NoError(t, err)
+	newestRaw, _, _ := strings.Cut(out, "\n")
+	require.Equal(t, http.StatusUnauthorized, get(newRaw))
+	require.Equal(t, http.StatusOK, get(newestRaw))
+	require.Equal(t, http.StatusOK, get(old.Key), "the first rotation's grace still runs")
+
+	// Refused: a clear error, nothing changed.
+	revoked := created(t, "-scope", "admin")
+	_, err = keys(t, dbURL, "revoke", revoked.ID)
+	require.NoError(t, err)
+	countKeys := func(t *testing.T) (all, rotated int) {
+		t.Helper()
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*), count(replaced_by) FROM api_keys").Scan(&all, &rotated))
+		return all, rotated
+	}
+	all, rotatedN := countKeys(t)
+	live := created(t, "-scope", "admin").ID
+	all++
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"NoID", []string{"rotate"}, "-id: the id of the key to rotate is required"},
+		{"MalformedID", []string{"rotate", "-id", "key_123"}, `-id: "key_123" is not a key id`},
+		{"UnknownID", []string{"rotate", "-id", ident.New(ident.Key)}, "no API key key_"},
+		{"GraceText", []string{"rotate", "-id", live, "-grace", "soon"}, `-grace: grace must be a duration from 0 to 7d`},
+		{"GraceNegative", []string{"rotate", "-id", live, "-grace", "-1h"}, `"-1h" is negative`},
+		{"GraceTooLong", []string{"rotate", "-id", live, "-grace", "8d"}, `"8d" is longer than 7 days`},
+		{"ExtraArgument", []string{"rotate", "-id", live, "extra"}, `unexpected argument "extra"`},
+		{"AlreadyRotated", []string{"rotate", "-id", old.ID}, "was already rotated (to " + newID + ")"},
+		{"Revoked", []string{"rotate", "-id", revoked.ID}, "is revoked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := keys(t, dbURL, tc.args...)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+			require.Empty(t, out)
+			gotAll, gotRotated := countKeys(t)
+			require.Equal(t, all, gotAll)
+			require.Equal(t, rotatedN, gotRotated)
 		})
 	}
 }
@@ -216,6 +374,7 @@ func TestKeysCommandExit(t *testing.T) {
 		{"keys", "create", "-scope", "superuser"},
 		{"keys", "create", "-scope", "account"},
 		{"keys", "revoke"},
+		{"keys", "rotate", "-id", "key_1"},
 	} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
