@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/store"
 )
@@ -48,11 +53,12 @@ func FuzzEventRequest(f *testing.F) {
 		r.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 
-		ev, apiErr := decodeEvent(w, r)
+		a := fuzzAPI()
+		ev, apiErr := a.decodeEvent(w, r)
 		var batchEv *dispatcher.Event
 		var fail *batchItemFail
 		if json.Valid(body) {
-			batchEv, fail = (*API)(nil).batchItem(r, json.RawMessage(body))
+			batchEv, fail = a.batchItem(r, json.RawMessage(body))
 		}
 		if apiErr != nil {
 			require.Contains(t, []int{http.StatusBadRequest, http.StatusForbidden, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity}, apiErr.Status, "%+v", apiErr)
@@ -91,8 +97,8 @@ func FuzzEventRequest(f *testing.F) {
 }
 
 // decodeEvent is createEvent up to the point where it touches the
-// database: decode, the Idempotency-Key header, the account, validation.
-func decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.Event, *apiError) {
+// database: decode, the account, validation, the catalogue's check.
+func (a *API) decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.Event, *apiError) {
 	var req eventRequest
 	if apiErr := decodeJSON(w, r, EventBodyLimit, &req); apiErr != nil {
 		return nil, apiErr
@@ -102,12 +108,41 @@ func decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.Event, *ap
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	ev := &dispatcher.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: req.IdempotencyKey}
+	ev := &dispatcher.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: req.IdempotencyKey, Traceparent: req.Traceparent}
 	if err := dispatcher.Validate(ev); err != nil {
 		return nil, validationError(err)
 	}
+	if apiErr := a.checkEventData(r.Context(), ev); apiErr != nil {
+		return nil, apiErr
+	}
 	return ev, nil
 }
+
+// fuzzAPI is an API with an empty event catalogue (no type validates its
+// data) and no database behind it.
+func fuzzAPI() *API {
+	return &API{logger: zap.NewNop(), catalogue: catalogue.New(noRows{}, nil)}
+}
+
+// noRows is a database with no rows at all.
+type noRows struct{}
+
+func (noRows) Begin(context.Context) (pgx.Tx, error) { return nil, errors.New("no database") }
+func (noRows) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, errors.New("no database")
+}
+func (noRows) Query(context.Context, string, ...any) (pgx.Rows, error) { return emptyRows{}, nil }
+func (noRows) QueryRow(context.Context, string, ...any) pgx.Row        { return emptyRows{} }
+
+// emptyRows is a result without rows. The pgx.Rows it embeds is nil: the
+// methods it doesn't define are never called on an empty result.
+type emptyRows struct{ pgx.Rows }
+
+func (emptyRows) Close()                        {}
+func (emptyRows) Err() error                    { return nil }
+func (emptyRows) CommandTag() pgconn.CommandTag { return pgconn.CommandTag{} }
+func (emptyRows) Next() bool                    { return false }
+func (emptyRows) Scan(...any) error             { return pgx.ErrNoRows }
 
 // decodeAny decodes JSON keeping numbers as written (1e400 is valid JSON
 // but no float64).
