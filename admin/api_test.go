@@ -185,13 +185,18 @@ func waitSettled(t *testing.T, pool *pgxpool.Pool) {
 
 // webhookCreated is the 201 answer of POST /v1/webhooks.
 type webhookCreated struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"account_id"`
-	URL         string    `json:"url"`
-	Description string    `json:"description"`
-	HeaderNames []string  `json:"header_names"`
-	Secret      string    `json:"secret"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID                      string     `json:"id"`
+	AccountID               string     `json:"account_id"`
+	URL                     string     `json:"url"`
+	Description             string     `json:"description"`
+	HeaderNames             []string   `json:"header_names"`
+	EventTypes              []string   `json:"event_types"`
+	Paused                  bool       `json:"paused"`
+	PausedAt                *time.Time `json:"paused_at"`
+	PauseReason             *string    `json:"pause_reason"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	Secret                  string     `json:"secret"`
+	CreatedAt               time.Time  `json:"created_at"`
 }
 
 func (b *testBundle) createWebhook(t *testing.T, accountID, url string) *webhookCreated {

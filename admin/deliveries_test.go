@@ -276,7 +276,7 @@ func TestListDeliveries(t *testing.T) {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
-			require.Equal(t, []string{"account_id", "attempt_count", "created_at", "event_id", "event_type", "finished_at", "generation", "id", "next_attempt_at", "state", "updated_at", "webhook_id"}, keys)
+			require.Equal(t, []string{"account_id", "attempt_count", "created_at", "event_id", "event_type", "finished_at", "generation", "id", "next_attempt_at", "state", "test", "updated_at", "webhook_id"}, keys)
 		}
 
 		// The listed fields are the stored ones.

@@ -92,6 +92,8 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		DeliveryID: deliveryID, EventID: eventID, AccountID: hook.AccountID, WebhookID: hook.ID, Body: body,
 		URL: hook.URLNormalized, SecretCipher: hook.SecretCiphertext, SecretKeyID: hook.SecretKeyID,
 		EventType: eventType, CreatedAt: now, HeadersCipher: hook.HeadersCiphertext, HeadersKeyID: hook.HeadersKeyID,
+		PreviousSecretCipher: hook.PreviousSecretCiphertext, PreviousSecretKeyID: hook.PreviousSecretKeyID,
+		PreviousSecretExpiresAt: hook.PreviousSecretExpiresAt,
 	}
 	log := a.logger.With(zap.String("delivery_id", deliveryID), zap.String("event_id", eventID), zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID))
 	start := a.now()

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -10,10 +11,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/durations"
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/store"
@@ -27,6 +30,7 @@ type webhookRequest struct {
 	URL         *string            `json:"url"`
 	Description *string            `json:"description"`
 	Headers     *map[string]string `json:"headers"`
+	EventTypes  *[]string          `json:"event_types"`
 }
 
 type webhookResponse struct {
@@ -36,9 +40,19 @@ type webhookResponse struct {
 	Description string `json:"description"`
 	// HeaderNames are the custom headers' names; their values, stored
 	// encrypted, are never shown.
-	HeaderNames []string  `json:"header_names"`
-	Secret      string    `json:"secret,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	HeaderNames []string `json:"header_names"`
+	// EventTypes filters the events it receives; empty means all.
+	EventTypes []string `json:"event_types"`
+	// Paused is true while nothing is sent (PausedAt, PauseReason say
+	// since when and why: manual or auto).
+	Paused      bool       `json:"paused"`
+	PausedAt    *time.Time `json:"paused_at"`
+	PauseReason *string    `json:"pause_reason"`
+	// PreviousSecretExpiresAt is when the secret rotated out stops signing;
+	// null when only the current secret signs.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	Secret                  string     `json:"secret,omitempty"`
+	CreatedAt               time.Time  `json:"created_at"`
 }
 
 // newSecret returns a new webhook secret: whsec_ and 32 random bytes.
@@ -90,6 +104,13 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
+	var eventTypes []string
+	if req.EventTypes != nil {
+		if eventTypes, err = dispatcher.ValidateEventTypeFilter(*req.EventTypes); err != nil {
+			writeError(w, validationError(err))
+			return
+		}
+	}
 	secret := newSecret()
 	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
 	if err != nil {
@@ -106,6 +127,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		SecretCiphertext: ciphertext,
 		SecretKeyID:      keyID,
 		CreatedAt:        a.now().UTC().Truncate(time.Microsecond),
+		EventTypes:       eventTypes,
 	}
 	if headers != nil {
 		hook.HeaderNames, hook.HeadersCiphertext, hook.HeadersKeyID = headers.Names, headers.Ciphertext, headers.KeyID
@@ -136,14 +158,21 @@ func checkDescription(description string) *apiError {
 // renderWebhook is a webhook as the API shows it: the normalised URL, never
 // the secret.
 func renderWebhook(hook *store.Webhook) webhookResponse {
-	names := hook.HeaderNames
-	if names == nil {
-		names = []string{}
-	}
-	return webhookResponse{
+	out := webhookResponse{
 		ID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, Description: hook.Description, CreatedAt: hook.CreatedAt,
-		HeaderNames: names,
+		HeaderNames: hook.HeaderNames, EventTypes: hook.EventTypes,
+		Paused: hook.PausedAt != nil, PausedAt: hook.PausedAt, PauseReason: hook.PauseReason,
 	}
+	if out.HeaderNames == nil {
+		out.HeaderNames = []string{}
+	}
+	if out.EventTypes == nil {
+		out.EventTypes = []string{}
+	}
+	if hook.PreviousSecretExpiresAt != nil && hook.PreviousSecretExpiresAt.After(time.Now()) {
+		out.PreviousSecretExpiresAt = hook.PreviousSecretExpiresAt
+	}
+	return out
 }
 
 // webhookHeaders validates and encrypts the custom headers of a create or
@@ -249,6 +278,10 @@ type webhookPatch struct {
 	Description *string `json:"description"`
 	// Headers replaces the custom headers; {} removes them.
 	Headers *map[string]string `json:"headers"`
+	// EventTypes replaces the event-type filter; [] takes every type.
+	EventTypes *[]string `json:"event_types"`
+	// Paused pauses (true) or resumes (false) the webhook.
+	Paused *bool `json:"paused"`
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
@@ -273,7 +306,20 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, principalFrom(r.Context()).AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers})
+	var eventTypes *[]string
+	if req.EventTypes != nil {
+		filter, err := dispatcher.ValidateEventTypeFilter(*req.EventTypes)
+		if err != nil {
+			writeError(w, validationError(err))
+			return
+		}
+		eventTypes = &filter
+	}
+	p := principalFrom(r.Context())
+	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, p.AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers, EventTypes: eventTypes})
+	if err == nil && req.Paused != nil {
+		hook, err = a.setPaused(r.Context(), hook, *req.Paused, p)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, errNotFound("webhook"))
 		return
@@ -285,6 +331,115 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("webhook updated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID))
 	writeJSON(w, http.StatusOK, renderWebhook(hook))
+}
+
+// setPaused pauses or resumes hook (nothing when it is so already) and
+// returns it as it is afterwards. Resuming puts every paused delivery back
+// on its schedule in the same transaction.
+func (a *API) setPaused(ctx context.Context, hook *store.Webhook, paused bool, p *Principal) (*store.Webhook, error) {
+	var keyID *string
+	if !p.Bootstrap() {
+		keyID = &p.KeyID
+	}
+	now := a.now()
+	if paused {
+		err := store.PauseWebhook(ctx, a.pool, hook.ID, p.AccountID, store.PauseManual, keyID, now)
+		if errors.Is(err, store.ErrAlreadyPaused) {
+			return hook, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.metrics.WebhookPause("pause", store.PauseManual)
+		a.logger.Info("webhook paused", zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID), zap.String("key_id", keyName(p)))
+		return store.GetWebhook(ctx, a.pool, hook.ID)
+	}
+	resumed := 0
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		if err := store.UnpauseWebhook(ctx, tx, hook.ID, p.AccountID); err != nil {
+			return err
+		}
+		var err error
+		if resumed, err = a.enqueuer.Resume(ctx, tx, hook.ID); err != nil {
+			return err
+		}
+		return store.RecordResume(ctx, tx, hook.ID, store.PauseManual, keyID, resumed, now)
+	})
+	if errors.Is(err, store.ErrNotPaused) {
+		return hook, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.metrics.WebhookPause("resume", store.PauseManual)
+	a.logger.Info("webhook resumed", zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID), zap.Int("deliveries", resumed), zap.String("key_id", keyName(p)))
+	return store.GetWebhook(ctx, a.pool, hook.ID)
+}
+
+// rotateSecretRequest is the body of POST /v1/webhooks/{id}/rotate-secret.
+type rotateSecretRequest struct {
+	// ExpiresIn is how long the secret being replaced keeps signing: a
+	// duration from 0 to 7 days (24h, 90m, 2d). Defaults to 24h.
+	ExpiresIn *string `json:"expires_in"`
+}
+
+// Rotation overlap bounds.
+const (
+	RotationOverlapDefault = 24 * time.Hour
+	RotationOverlapMax     = 7 * 24 * time.Hour
+)
+
+// rotateSecret is POST /v1/webhooks/{id}/rotate-secret: a new secret now,
+// the old one signing too (a second v1=) until expires_in has passed.
+func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	id, apiErr := pathID(r, ident.Webhook, "webhook")
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	var req rotateSecretRequest
+	if r.ContentLength != 0 {
+		if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+	}
+	overlap := RotationOverlapDefault
+	if req.ExpiresIn != nil {
+		d, err := durations.Parse(*req.ExpiresIn)
+		if err != nil || d < 0 || d > RotationOverlapMax {
+			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_duration", Field: "expires_in", Message: "expires_in must be a duration from 0 to 7 days, such as 24h, 90m or 2d"})
+			return
+		}
+		overlap = d
+	}
+	secret := newSecret()
+	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
+	if err != nil {
+		a.logger.Error("error encrypting webhook secret", zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	var expires *time.Time
+	if overlap > 0 {
+		t := a.now().Add(overlap).UTC().Truncate(time.Microsecond)
+		expires = &t
+	}
+	p := principalFrom(r.Context())
+	hook, err := store.RotateSecret(r.Context(), a.pool, id, p.AccountID, ciphertext, keyID, expires)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, errNotFound("webhook"))
+		return
+	}
+	if err != nil {
+		a.logger.Error("error rotating webhook secret", zap.String("webhook_id", id), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	a.logger.Info("webhook secret rotated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID), zap.Duration("overlap", overlap), zap.String("key_id", keyName(p)))
+	out := renderWebhook(hook)
+	out.Secret = secret
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {

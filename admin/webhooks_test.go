@@ -20,12 +20,17 @@ import (
 
 // webhookView is a webhook as GET /v1/webhooks shows it: no secret.
 type webhookView struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"account_id"`
-	URL         string    `json:"url"`
-	Description string    `json:"description"`
-	HeaderNames []string  `json:"header_names"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID                      string     `json:"id"`
+	AccountID               string     `json:"account_id"`
+	URL                     string     `json:"url"`
+	Description             string     `json:"description"`
+	HeaderNames             []string   `json:"header_names"`
+	EventTypes              []string   `json:"event_types"`
+	Paused                  bool       `json:"paused"`
+	PausedAt                *time.Time `json:"paused_at"`
+	PauseReason             *string    `json:"pause_reason"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `json:"created_at"`
 }
 
 type webhookPage struct {
@@ -155,7 +160,7 @@ func TestWebhookRoutes(t *testing.T) {
 		require.NotContains(t, string(resp.body), hook.Secret)
 		var got webhookView
 		jsonBody(t, resp, http.StatusOK, &got)
-		require.Equal(t, webhookView{ID: hook.ID, AccountID: "acct_get", URL: "https://example.com/get", Description: hook.Description, CreatedAt: hook.CreatedAt}, got)
+		require.Equal(t, webhookView{ID: hook.ID, AccountID: "acct_get", URL: "https://example.com/get", Description: hook.Description, HeaderNames: []string{}, EventTypes: []string{}, CreatedAt: hook.CreatedAt}, got)
 
 		// A deleted webhook is gone for every route.
 		require.Equal(t, http.StatusNoContent, b.do(t, request{method: http.MethodDelete, path: "/v1/webhooks/" + hook.ID}).status)

@@ -13,6 +13,7 @@ const (
 	StateSucceeded = "succeeded"
 	StateDead      = "dead"
 	StateCancelled = "cancelled"
+	StatePaused    = "paused"
 )
 
 // Delivery is one event's delivery to one webhook. Attempts and Replays

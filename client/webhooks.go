@@ -17,9 +17,17 @@ type Webhook struct {
 	Description string `json:"description"`
 	// HeaderNames are the custom headers sent on every attempt; their
 	// values are never shown.
-	HeaderNames []string  `json:"header_names"`
-	Secret      string    `json:"secret,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	HeaderNames []string `json:"header_names"`
+	// EventTypes filters the events it receives (empty: all).
+	EventTypes []string `json:"event_types"`
+	// Paused is true while nothing is sent to it.
+	Paused      bool       `json:"paused"`
+	PausedAt    *time.Time `json:"paused_at"`
+	PauseReason *string    `json:"pause_reason"`
+	// PreviousSecretExpiresAt is when the secret rotated out stops signing.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	Secret                  string     `json:"secret,omitempty"`
+	CreatedAt               time.Time  `json:"created_at"`
 }
 
 // CreateWebhookParams is a new webhook.

@@ -127,6 +127,12 @@ func NewEnqueuer(client *river.Client[pgx.Tx], now func() time.Time) (*Enqueuer,
 	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now)}, nil
 }
 
+// Resume puts every paused delivery of webhook id back on its schedule,
+// with this enqueuer's River client, in tx (see ResumePaused).
+func (e *Enqueuer) Resume(ctx context.Context, tx pgx.Tx, webhookID string) (int, error) {
+	return ResumePaused(ctx, e.river, tx, webhookID, e.now())
+}
+
 // Validate checks ev without touching the database.
 func Validate(ev *Event) error {
 	if err := ValidateAccountID(ev.AccountID); err != nil {
@@ -325,11 +331,11 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 			accounts = append(accounts, p.ev.AccountID)
 		}
 	}
-	webhooks := map[string][]string{}
+	webhooks := map[string][]store.LiveWebhook{}
 	if len(accounts) > 0 {
 		slices.Sort(accounts)
 		var err error
-		if webhooks, err = store.LiveWebhookIDs(ctx, tx, slices.Compact(accounts)); err != nil {
+		if webhooks, err = store.LiveWebhooks(ctx, tx, slices.Compact(accounts)); err != nil {
 			return nil, fmt.Errorf("error listing webhooks: %w", err)
 		}
 	}
@@ -338,7 +344,14 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		if out[i] != nil || p.sameAs >= 0 {
 			continue
 		}
-		ids := webhooks[p.ev.AccountID]
+		// The account's webhooks whose event-type filter takes this event.
+		var ids []string
+		var paused []bool
+		for _, w := range webhooks[p.ev.AccountID] {
+			if MatchEventType(w.EventTypes, p.ev.Type) {
+				ids, paused = append(ids, w.ID), append(paused, w.Paused)
+			}
+		}
 		ev := &store.NewEvent{
 			ID: p.id, AccountID: p.ev.AccountID, Type: p.ev.Type, Body: p.body, OccurredAt: p.occurredAt, CreatedAt: now,
 			DeliveryIDs: make([]string, len(ids)), WebhookIDs: ids, JobIDs: make([]int64, len(ids)),
@@ -356,6 +369,9 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		for j, webhookID := range ids {
 			ev.DeliveryIDs[j] = ident.New(ident.Delivery)
 			res.Deliveries[j] = EnqueuedDelivery{ID: ev.DeliveryIDs[j], WebhookID: webhookID}
+			if paused[j] {
+				continue // created paused, with no job (JobIDs[j] stays 0)
+			}
 			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[j]}, InsertOpts: opts})
 		}
 		out[i] = res
@@ -381,9 +397,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		}
 		for _, ev := range fresh {
 			for j, id := range ev.DeliveryIDs {
-				if ev.JobIDs[j] = jobOf[id]; ev.JobIDs[j] == 0 {
-					return nil, fmt.Errorf("no job inserted for delivery %s", id)
-				}
+				ev.JobIDs[j] = jobOf[id] // 0 for a paused webhook's
 			}
 		}
 	}

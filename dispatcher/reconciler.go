@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ type Reconciler struct {
 	logger  *zap.Logger
 	metrics *metrics.Metrics
 	fixed   atomic.Int64
+	// autoPauseAfter pauses a webhook without a successful attempt for
+	// that long (0: never); now is the clock.
+	autoPauseAfter time.Duration
+	now            func() time.Time
 }
 
 // ReconcilerConfig configures a Reconciler.
@@ -52,6 +57,12 @@ type ReconcilerConfig struct {
 	Logger *zap.Logger
 	// Metrics counts the deliveries fixed. Optional: nil records nothing.
 	Metrics *metrics.Metrics
+	// AutoPauseAfter pauses a webhook whose last attempt failed and that
+	// has had no successful attempt for this long (WEBHOOKD_AUTO_PAUSE_AFTER).
+	// 0, the default, never pauses one.
+	AutoPauseAfter time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
 }
 
 // NewReconciler returns a reconciler on db. logger defaults to zap.NewNop().
@@ -69,7 +80,11 @@ func NewReconcilerWithConfig(db store.DB, cfg *ReconcilerConfig) *Reconciler {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Reconciler{db: db, logger: logger, metrics: cfg.Metrics}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Reconciler{db: db, logger: logger, metrics: cfg.Metrics, autoPauseAfter: cfg.AutoPauseAfter, now: now}
 }
 
 // Fixed is how many deliveries the reconciler has re-queued since start.
@@ -78,8 +93,73 @@ func (r *Reconciler) Fixed() int64 { return r.fixed.Load() }
 // Work runs one reconciliation pass.
 func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	_, err := r.Reconcile(ctx, client)
+	if _, err := r.Reconcile(ctx, client); err != nil {
+		return err
+	}
+	if _, err := r.ResumeStranded(ctx, client); err != nil {
+		return err
+	}
+	_, err := r.AutoPause(ctx)
 	return err
+}
+
+// strandedBatch bounds the webhooks ResumeStranded handles in one pass.
+const strandedBatch = 100
+
+// ResumeStranded resumes the paused deliveries of webhooks that are not
+// paused: a delivery created paused by an enqueue that read the webhook
+// just before a resume committed. It returns how many it resumed.
+func (r *Reconciler) ResumeStranded(ctx context.Context, client *river.Client[pgx.Tx]) (int, error) {
+	ids, err := store.StrandedPausedWebhooks(ctx, r.db, strandedBatch)
+	if err != nil {
+		return 0, fmt.Errorf("error finding stranded paused deliveries: %w", err)
+	}
+	total := 0
+	for _, id := range ids {
+		var n int
+		err := pgx.BeginFunc(ctx, r.db, func(tx pgx.Tx) error {
+			var err error
+			n, err = ResumePaused(ctx, client, tx, id, r.now())
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("error resuming stranded deliveries of webhook %s: %w", id, err)
+		}
+		if n > 0 {
+			r.logger.Warn("reconciler resumed paused deliveries of a webhook that is not paused", zap.String("webhook_id", id), zap.Int("deliveries", n))
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// AutoPause pauses every live webhook whose last attempt failed and that
+// has had no successful attempt for autoPauseAfter (from the endpoint
+// health the workers keep), when that is set. It returns the webhooks it
+// paused.
+func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
+	if r.autoPauseAfter <= 0 {
+		return nil, nil
+	}
+	now := r.now()
+	ids, err := store.AutoPauseCandidates(ctx, r.db, now.Add(-r.autoPauseAfter), strandedBatch)
+	if err != nil {
+		return nil, fmt.Errorf("error finding webhooks to pause: %w", err)
+	}
+	var paused []string
+	for _, id := range ids {
+		err := store.PauseWebhook(ctx, r.db, id, "", store.PauseAuto, nil, now)
+		if errors.Is(err, store.ErrAlreadyPaused) || errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return paused, fmt.Errorf("error pausing webhook %s: %w", id, err)
+		}
+		paused = append(paused, id)
+		r.metrics.WebhookPause("pause", store.PauseAuto)
+		r.logger.Warn("webhook paused automatically: no successful attempt", zap.String("webhook_id", id), zap.Duration("after", r.autoPauseAfter))
+	}
+	return paused, nil
 }
 
 // Reconcile re-queues every orphaned pending delivery with client and

@@ -85,6 +85,7 @@ type WorkerConfig struct {
 	// Metrics records attempts, latencies and outcomes. Optional: nil
 	// records nothing.
 	Metrics *metrics.Metrics
+	Health  *HealthTracker // endpoint health (Observe after each recorded counted attempt); optional: nil records nothing
 }
 
 // BookkeepingTimeoutDefault bounds the transaction recording an attempt.
@@ -186,12 +187,24 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 			ErrorMessage: "the webhook's custom headers could not be decrypted: their encryption key is not in WEBHOOKD_ENCRYPTION_KEY",
 		}
 	}
+	// During a rotation's overlap the secret rotated out signs too (a
+	// second v1=, newest first); its expiry is checked here, at send time.
+	secrets := []string{string(secret)}
+	if target.PreviousSecretCipher != nil && target.PreviousSecretKeyID != nil && target.PreviousSecretExpiresAt != nil &&
+		start.Before(*target.PreviousSecretExpiresAt) {
+		previous, err := w.keys.Decrypt(target.PreviousSecretCipher, *target.PreviousSecretKeyID, []byte(target.WebhookID))
+		if err != nil {
+			log.Warn("cannot decrypt the webhook's previous secret; signing with the current one only", zap.String("key_id", *target.PreviousSecretKeyID))
+		} else {
+			secrets = append(secrets, string(previous))
+		}
+	}
 	header := make(http.Header, 4+len(custom))
 	for name, value := range custom {
 		header.Set(name, value)
 	}
 	header.Set("Content-Type", "application/json")
-	header.Set(signer.Header, signer.Sign(start, target.Body, string(secret)))
+	header.Set(signer.Header, signer.Sign(start, target.Body, secrets...))
 	header.Set("Mono-Event-Id", target.EventID)
 	if target.Traceparent != nil {
 		if tp := AttemptTraceparent(*target.Traceparent); tp != "" {
@@ -227,6 +240,19 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		if cancelled {
 			w.cfg.Metrics.DeliveriesFinished(metrics.OutcomeCancelled, target.EventType, 1)
 			log.Info("webhook deleted; delivery cancelled")
+		}
+		return nil
+	}
+
+	if target.Paused {
+		// Nothing is sent while the webhook is paused: the delivery waits
+		// in state paused, its schedule kept, until it is resumed.
+		parked, err := store.ParkDelivery(ctx, w.db, target, job.ID, w.cfg.Now())
+		if err != nil {
+			return fmt.Errorf("error parking delivery %s: %w", target.DeliveryID, err)
+		}
+		if parked {
+			log.Debug("webhook paused; delivery parked")
 		}
 		return nil
 	}
@@ -297,6 +323,15 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		outcome.State = store.StateDead
 	default:
 		delay, _ := w.cfg.Schedule.Delay(genAttempt + 1)
+		if res.RetryAfter > 0 {
+			// A 429 or 503 that says when to come back: never sooner than
+			// the schedule, never later than the delay after the next.
+			after, ok := w.cfg.Schedule.Delay(genAttempt + 2)
+			if !ok {
+				after = delay
+			}
+			delay = max(delay, min(res.RetryAfter, after))
+		}
 		next := end.Add(delay)
 		outcome.State = store.StatePending
 		outcome.NextAttemptAt = &next
@@ -326,6 +361,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return nil
 	}
 	w.cfg.Metrics.Attempt(res.StatusCode, errorKind, res.Duration)
+	if attempt.Counted {
+		w.cfg.Health.Observe(target.WebhookID, end, res.Succeeded(), errorKind)
+	}
 	switch {
 	case !attempt.Counted:
 		log.Info("attempt interrupted by shutdown; it does not count", fields...)

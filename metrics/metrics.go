@@ -91,6 +91,7 @@ type Metrics struct {
 	firstAttemptDelay  prometheus.Histogram
 	retryLateness      prometheus.Histogram
 	reconcilerFixed    prometheus.Counter
+	webhookPauses      *prometheus.CounterVec
 
 	eventTypes eventTypes
 }
@@ -128,6 +129,10 @@ func New(db store.DB, cfg *Config) *Metrics {
 			Name: "webhookd_reconciler_fixed_total",
 			Help: "Pending deliveries the reconciler re-queued because no live job served them.",
 		}),
+		webhookPauses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhookd_webhook_pauses_total",
+			Help: "Webhooks paused and resumed, by action (pause, resume) and reason (manual, auto).",
+		}, []string{"action", "reason"}),
 	}
 	scaleNotOne := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "webhookd_retry_scale_not_one",
@@ -138,7 +143,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	}
 	m.registry.MustRegister(
 		m.deliveriesFinished, m.attempts, m.attemptDuration, m.firstAttemptDelay,
-		m.retryLateness, m.reconcilerFixed, scaleNotOne,
+		m.retryLateness, m.reconcilerFixed, m.webhookPauses, scaleNotOne,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -207,6 +212,15 @@ func (m *Metrics) ReconcilerFixed(n int) {
 		return
 	}
 	m.reconcilerFixed.Add(float64(n))
+}
+
+// WebhookPause counts a webhook paused or resumed (action "pause" or
+// "resume", reason "manual" or "auto").
+func (m *Metrics) WebhookPause(action, reason string) {
+	if m == nil {
+		return
+	}
+	m.webhookPauses.WithLabelValues(action, reason).Inc()
 }
 
 // StatusClass is the status_class label of an HTTP status: "2xx" to "5xx",

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -294,6 +295,11 @@ type Result struct {
 	// Duration is how long the attempt took, from the call to Post until
 	// the body had been read.
 	Duration time.Duration
+
+	// RetryAfter is what a 429 or 503 answer's Retry-After header asked
+	// for (delay-seconds, or an HTTP date measured from the answer), 0 when
+	// it gave none, another status, or a value that can't be read.
+	RetryAfter time.Duration
 }
 
 // Succeeded reports whether the receiver answered with a 2xx status line.
@@ -362,7 +368,29 @@ func (c *Client) post(ctx context.Context, rawURL string, header http.Header, bo
 		result.ErrorKind = ErrorKindHTTPStatus
 		result.ErrorMessage = statusMessage(resp.StatusCode)
 	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		result.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
 	return result
+}
+
+// ParseRetryAfter reads a Retry-After value: delay-seconds, or an HTTP date
+// taken relative to now. Anything else, or a time already past, is 0.
+func ParseRetryAfter(value string, now time.Time) time.Duration {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(value, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(365*24*3600))) * time.Second
+	}
+	if at, err := http.ParseTime(value); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
 }
 
 // urlErrorResult describes a URL that ValidateURL refused.

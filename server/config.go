@@ -103,8 +103,11 @@ type Config struct {
 	// DeadRetention keeps dead deliveries this long (WEBHOOKD_DEAD_RETENTION).
 	// Defaults to 90 days.
 	DeadRetention time.Duration
-	// Now is the clock of the retention job. Defaults to time.Now; tests
-	// move it.
+	// AutoPauseAfter pauses a webhook with no successful attempt for this
+	// long (WEBHOOKD_AUTO_PAUSE_AFTER); 0, the default, never does.
+	AutoPauseAfter time.Duration
+	// Now is the clock of the API (key expiry), the retention job and the
+	// reconciler's auto-pause. Defaults to time.Now; tests move it.
 	Now func() time.Time
 	// DBWait is how long start-up retries an unreachable database before it
 	// fails (WEBHOOKD_DB_WAIT). Defaults to 30s.
@@ -163,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DBMaxConns < 4 {
 		return fmt.Errorf("WEBHOOKD_DB_MAX_CONNS must be at least 4 (got %d)", c.DBMaxConns)
+	}
+	if c.AutoPauseAfter < 0 || (c.AutoPauseAfter > 0 && c.AutoPauseAfter < time.Hour) {
+		return fmt.Errorf("WEBHOOKD_AUTO_PAUSE_AFTER must be 0 (off) or at least 1h (got %s)", c.AutoPauseAfter)
 	}
 	return (&retention.Config{Retention: c.Retention, DeadRetention: c.DeadRetention}).Validate()
 }

@@ -47,6 +47,11 @@ type Server struct {
 	// background services run from Start until Stop.
 	riverUI     *riverui.Handler
 	stopRiverUI context.CancelFunc
+	// health folds the workers' attempts into endpoint health (worker role
+	// only; nil otherwise), written by its Run from Start until Stop.
+	health     *dispatcher.HealthTracker
+	stopHealth context.CancelFunc
+	healthDone chan struct{}
 }
 
 // New connects to the database, checks that its schema is current and builds
@@ -103,14 +108,20 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		return nil, fmt.Errorf("error creating outbound client: %w", err)
 	}
 	m := metrics.New(pool, &metrics.Config{RetryScale: cfg.RetryScale, Logger: logger.Named("metrics")})
+	var health *dispatcher.HealthTracker
+	if cfg.Worker {
+		health = dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Logger: logger.Named("health")})
+	}
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),
-		WebhookConcurrency: cfg.WebhookConcurrency, Metrics: m,
+		WebhookConcurrency: cfg.WebhookConcurrency, Metrics: m, Health: health,
 	})
 	if err != nil {
 		return nil, err
 	}
-	reconciler := dispatcher.NewReconcilerWithConfig(pool, &dispatcher.ReconcilerConfig{Logger: logger.Named("reconciler"), Metrics: m})
+	reconciler := dispatcher.NewReconcilerWithConfig(pool, &dispatcher.ReconcilerConfig{
+		Logger: logger.Named("reconciler"), Metrics: m, AutoPauseAfter: cfg.AutoPauseAfter, Now: cfg.Now,
+	})
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, worker)
@@ -229,6 +240,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		river:      riverClient,
 		reconciler: reconciler,
 		riverUI:    riverUI,
+		health:     health,
 		http: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -303,6 +315,14 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.stopRiverUI = cancel
 	}
+	if s.health != nil {
+		healthCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopHealth, s.healthDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.healthDone)
+			s.health.Run(healthCtx)
+		}()
+	}
 	s.httpDone = make(chan error, 1)
 	go func() { s.httpDone <- s.http.Serve(ln) }()
 	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()),
@@ -341,6 +361,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.cfg.Worker {
 		if err := s.river.Stop(shutdownCtx); err != nil {
 			errs = append(errs, fmt.Errorf("error stopping River: %w", err))
+		}
+	}
+	if s.stopHealth != nil {
+		// The workers have stopped: write what they observed last.
+		s.stopHealth()
+		<-s.healthDone
+		if err := s.health.Flush(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("error writing endpoint health: %w", err))
 		}
 	}
 	s.pool.Close()

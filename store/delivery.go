@@ -43,12 +43,20 @@ type Target struct {
 	HeadersKeyID  *string
 	// Traceparent is the producer's W3C traceparent, if it gave one.
 	Traceparent *string
+	// PreviousSecretCipher (with its key id and expiry) is the webhook's
+	// secret before its last rotation, nil when there is none.
+	PreviousSecretCipher    []byte
+	PreviousSecretKeyID     *string
+	PreviousSecretExpiresAt *time.Time
+	// Paused says the webhook is paused: nothing is sent.
+	Paused bool
 }
 
 const targetGet = `
 SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
-       w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent
+       w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
+       w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL
 FROM deliveries d
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
 JOIN webhooks w ON w.id = d.webhook_id
@@ -60,7 +68,8 @@ func GetTarget(ctx context.Context, db DB, id string) (*Target, error) {
 	err := byID(id, func(lo, hi time.Time) error {
 		return db.QueryRow(ctx, targetGet, id, lo, hi).Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
 			&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
-			&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent)
+			&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent,
+			&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused)
 	})
 	if err != nil {
 		return nil, err
@@ -140,7 +149,7 @@ func CancelDelivery(ctx context.Context, db DB, id string, jobID int64, now time
 
 // DeliveryStates are the states a delivery can be in, in the order the
 // listing's per-state branches are written (see DeliveryListQuery).
-var DeliveryStates = []string{StatePending, StateSucceeded, StateDead, StateCancelled}
+var DeliveryStates = []string{StatePending, StateSucceeded, StateDead, StateCancelled, StatePaused}
 
 // stateLiterals are the states as SQL literals. The listing names the state
 // as a constant, never a parameter, so that the planner can match the
@@ -151,6 +160,7 @@ var stateLiterals = map[string]string{
 	StateSucceeded: "'succeeded'",
 	StateDead:      "'dead'",
 	StateCancelled: "'cancelled'",
+	StatePaused:    "'paused'",
 }
 
 // Delivery is a deliveries row, with its attempts and replays when loaded

@@ -24,7 +24,8 @@ type NewEvent struct {
 	// Traceparent is the producer's W3C traceparent, if given.
 	Traceparent *string
 	// Deliveries, WebhookIDs and JobIDs are parallel: one delivery per live
-	// webhook, each with the River job responsible for it.
+	// webhook, each with the River job responsible for it; a job id of 0
+	// makes a paused delivery (its webhook is paused) with no job.
 	DeliveryIDs []string
 	WebhookIDs  []string
 	JobIDs      []int64
@@ -37,8 +38,9 @@ WITH event AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[], $15::date[], $17::text[])
         AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)
 )
-INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day)
-SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, d.job_id, d.created_at, d.created_at, d.created_at, d.part_day
+INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day, state)
+SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, nullif(d.job_id, 0), d.created_at, d.created_at, d.created_at, d.part_day,
+       CASE WHEN d.job_id = 0 THEN 'paused' ELSE 'pending' END
 FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $16::date[])
     AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at, part_day)`
 

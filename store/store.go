@@ -34,6 +34,9 @@ const (
 	StateSucceeded = "succeeded"
 	StateDead      = "dead"
 	StateCancelled = "cancelled"
+	// StatePaused: its webhook is paused; it waits, schedule kept, for
+	// the webhook to resume.
+	StatePaused = "paused"
 )
 
 // IsUniqueViolation reports whether err is PostgreSQL's 23505.
@@ -59,18 +62,29 @@ type Webhook struct {
 	HeaderNames       []string
 	HeadersCiphertext []byte
 	HeadersKeyID      *string
+	// PreviousSecretCiphertext (with its key id) is the secret before the
+	// last rotation, still signing until PreviousSecretExpiresAt.
+	PreviousSecretCiphertext []byte
+	PreviousSecretKeyID      *string
+	PreviousSecretExpiresAt  *time.Time
+	// EventTypes filters the events the webhook receives: exact names, or
+	// prefixes ending in *; empty means all.
+	EventTypes []string
+	// PausedAt is set while the webhook is paused (PauseReason says why).
+	PausedAt    *time.Time
+	PauseReason *string
 }
 
 const webhookInsert = `
 INSERT INTO webhooks (id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at,
-                      header_names, headers_ciphertext, headers_key_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11)`
+                      header_names, headers_ciphertext, headers_key_id, event_types)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11, coalesce($12::text[], '{}'))`
 
 // InsertWebhook inserts w. A live webhook of the same account and normalised
 // URL gives ErrDuplicateURL.
 func InsertWebhook(ctx context.Context, db DB, w *Webhook) error {
 	_, err := db.Exec(ctx, webhookInsert, w.ID, w.AccountID, w.URL, w.URLNormalized, w.Description, w.SecretCiphertext, w.SecretKeyID, w.CreatedAt,
-		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID)
+		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID, w.EventTypes)
 	if IsUniqueViolation(err) {
 		return ErrDuplicateURL
 	}
@@ -112,35 +126,66 @@ func DeleteWebhook(ctx context.Context, db DB, id, accountID string, now time.Ti
 }
 
 const webhooksLive = `
-SELECT account_id, id FROM webhooks
+SELECT account_id, id, event_types, paused_at IS NOT NULL FROM webhooks
 WHERE account_id = ANY($1) AND deleted_at IS NULL
 ORDER BY account_id, id`
 
-// LiveWebhookIDs lists the live webhooks of each of accountIDs, oldest
-// first, without locking them. An account with none has no entry.
-func LiveWebhookIDs(ctx context.Context, db DB, accountIDs []string) (map[string][]string, error) {
+// LiveWebhook is a live webhook as fan-out sees it.
+type LiveWebhook struct {
+	ID         string
+	EventTypes []string
+	Paused     bool
+}
+
+// LiveWebhooks lists the live webhooks of each of accountIDs, oldest first,
+// without locking them. An account with none has no entry.
+func LiveWebhooks(ctx context.Context, db DB, accountIDs []string) (map[string][]LiveWebhook, error) {
 	rows, err := db.Query(ctx, webhooksLive, accountIDs)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make(map[string][]string)
+	out := make(map[string][]LiveWebhook)
 	for rows.Next() {
-		var accountID, id string
-		if err := rows.Scan(&accountID, &id); err != nil {
+		var (
+			accountID string
+			w         LiveWebhook
+		)
+		if err := rows.Scan(&accountID, &w.ID, &w.EventTypes, &w.Paused); err != nil {
 			return nil, err
 		}
-		out[accountID] = append(out[accountID], id)
+		out[accountID] = append(out[accountID], w)
 	}
 	return out, rows.Err()
 }
 
-const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at, header_names, headers_ciphertext, headers_key_id`
+const secretRotate = `
+UPDATE webhooks SET
+    previous_secret_ciphertext = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE secret_ciphertext END,
+    previous_secret_key_id = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE secret_key_id END,
+    previous_secret_expires_at = $5,
+    secret_ciphertext = $3, secret_key_id = $4
+WHERE id = $1 AND deleted_at IS NULL AND ($2::text = '' OR account_id = $2)
+RETURNING ` + webhookColumns
+
+// RotateSecret makes ciphertext (under keyID) the live webhook id's
+// secret. The secret it replaces keeps signing until previousExpiresAt;
+// nil ends it at once. A secret rotated out earlier and still signing is
+// replaced by this one: at most two secrets sign at a time. A non-empty
+// accountID restricts it to that account's webhooks; ErrNotFound when there
+// is no such live webhook.
+func RotateSecret(ctx context.Context, db DB, id, accountID string, ciphertext []byte, keyID string, previousExpiresAt *time.Time) (*Webhook, error) {
+	return scanWebhook(db.QueryRow(ctx, secretRotate, id, accountID, ciphertext, keyID, previousExpiresAt))
+}
+
+const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at, header_names, headers_ciphertext, headers_key_id,
+    previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at, event_types, paused_at, pause_reason`
 
 func scanWebhook(row pgx.Row) (*Webhook, error) {
 	w := &Webhook{}
 	err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.URLNormalized, &w.Description, &w.SecretCiphertext, &w.SecretKeyID, &w.CreatedAt, &w.DeletedAt,
-		&w.HeaderNames, &w.HeadersCiphertext, &w.HeadersKeyID)
+		&w.HeaderNames, &w.HeadersCiphertext, &w.HeadersKeyID,
+		&w.PreviousSecretCiphertext, &w.PreviousSecretKeyID, &w.PreviousSecretExpiresAt, &w.EventTypes, &w.PausedAt, &w.PauseReason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -178,6 +223,8 @@ type WebhookUpdate struct {
 	// Headers, when not nil, replaces the custom headers (an empty
 	// HeaderNames removes them all).
 	Headers *WebhookHeaders
+	// EventTypes, when not nil, replaces the event-type filter.
+	EventTypes *[]string
 }
 
 // WebhookHeaders are a webhook's custom headers as stored.
@@ -191,7 +238,8 @@ const webhookUpdate = `
 UPDATE webhooks SET description = coalesce($3, description),
     header_names = CASE WHEN $4 THEN coalesce($5::text[], '{}') ELSE header_names END,
     headers_ciphertext = CASE WHEN $4 THEN $6 ELSE headers_ciphertext END,
-    headers_key_id = CASE WHEN $4 THEN $7 ELSE headers_key_id END
+    headers_key_id = CASE WHEN $4 THEN $7 ELSE headers_key_id END,
+    event_types = CASE WHEN $8 THEN coalesce($9::text[], '{}') ELSE event_types END
 WHERE id = $1 AND deleted_at IS NULL AND ($2::text = '' OR account_id = $2)
 RETURNING ` + webhookColumns
 
@@ -203,7 +251,12 @@ func UpdateWebhook(ctx context.Context, db DB, id, accountID string, u *WebhookU
 	if h == nil {
 		h = &WebhookHeaders{}
 	}
-	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description, u.Headers != nil, h.Names, h.Ciphertext, h.KeyID))
+	var types []string
+	if u.EventTypes != nil {
+		types = *u.EventTypes
+	}
+	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description, u.Headers != nil, h.Names, h.Ciphertext, h.KeyID,
+		u.EventTypes != nil, types))
 }
 
 const secretRevealInsert = `INSERT INTO secret_reveals (webhook_id, key_id, created_at) VALUES ($1, $2, $3)`

@@ -35,6 +35,7 @@ import (
 	"github.com/mono/webhookd/bench"
 	"github.com/mono/webhookd/demo"
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/durations"
 	"github.com/mono/webhookd/migrations"
 	"github.com/mono/webhookd/server"
 )
@@ -132,26 +133,13 @@ func (s *settings) where(flagName string) string {
 func (s *settings) duration(flagName, env, def, help string, dst *time.Duration) {
 	raw := s.str(flagName, env, def, help)
 	s.parsers = append(s.parsers, func() error {
-		d, err := parseDuration(*raw)
+		d, err := durations.Parse(*raw)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("%s: %q is not a positive duration such as 10s, 1m30s or 30d", s.where(flagName), *raw)
 		}
 		*dst = d
 		return nil
 	})
-}
-
-// parseDuration is time.ParseDuration that also takes whole days, "30d".
-func parseDuration(raw string) (time.Duration, error) {
-	raw = strings.TrimSpace(raw)
-	if days, ok := strings.CutSuffix(raw, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 || n > 36500 {
-			return 0, fmt.Errorf("bad number of days %q", days)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(raw)
 }
 
 func (s *settings) float(flagName, env, def, help string, dst *float64) {
@@ -269,6 +257,15 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.duration("shutdown-timeout", "WEBHOOKD_SHUTDOWN_TIMEOUT", dur(server.ShutdownTimeoutDefault), "how long running attempts may finish on shutdown", &cfg.ShutdownTimeout)
 	s.duration("retention", "WEBHOOKD_RETENTION", "30d", "how long succeeded and cancelled deliveries are kept (at least 1d)", &cfg.Retention)
 	s.duration("dead-retention", "WEBHOOKD_DEAD_RETENTION", "90d", "how long dead deliveries are kept, to be replayed (at least 1d)", &cfg.DeadRetention)
+	autoPause := s.str("auto-pause-after", "WEBHOOKD_AUTO_PAUSE_AFTER", "0", "pause a webhook with no successful attempt for this long, such as 3d (0: never)")
+	s.parsers = append(s.parsers, func() error {
+		d, err := durations.Parse(*autoPause)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%s: %q is not 0 or a duration such as 3d or 72h", s.where("auto-pause-after"), *autoPause)
+		}
+		cfg.AutoPauseAfter = d
+		return nil
+	})
 	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
 	s.roles(cfg)
 	s.parsers = append(s.parsers, func() error {
