@@ -61,10 +61,10 @@ const (
 INSERT INTO dashboard_sessions (token_hash, key_id, key_hash, csrf_token, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6)`
 
-	// The key is read with the session, so a revoked key ends the session
-	// on its next request.
+	// The key is read with the session, so a revoked key, or a rotated
+	// one past its grace period, ends the session on its next request.
 	sessionGet = `
-SELECT s.key_id, s.key_hash, s.csrf_token, s.expires_at, k.scope, k.account_id, k.prefix, k.revoked_at
+SELECT s.key_id, s.key_hash, s.csrf_token, s.expires_at, k.scope, k.account_id, k.prefix, k.revoked_at, k.expires_at
 FROM dashboard_sessions s LEFT JOIN api_keys k ON k.id = s.key_id
 WHERE s.token_hash = $1`
 
@@ -131,9 +131,9 @@ func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session,
 		keyHash                         []byte
 		csrf                            string
 		expiresAt                       time.Time
-		revokedAt                       *time.Time
+		revokedAt, keyExpiresAt         *time.Time
 	)
-	err = d.pool.QueryRow(ctx, sessionGet, tokenHash).Scan(&keyID, &keyHash, &csrf, &expiresAt, &scope, &accountID, &prefix, &revokedAt)
+	err = d.pool.QueryRow(ctx, sessionGet, tokenHash).Scan(&keyID, &keyHash, &csrf, &expiresAt, &scope, &accountID, &prefix, &revokedAt, &keyExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errNoSession
 	}
@@ -149,7 +149,7 @@ func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session,
 	case scope == nil:
 		live = false // the key row is gone
 	default:
-		live = live && revokedAt == nil && (*scope == store.ScopeAdmin || *scope == store.ScopeAccount)
+		live = live && revokedAt == nil && (keyExpiresAt == nil || d.now().Before(*keyExpiresAt)) && (*scope == store.ScopeAdmin || *scope == store.ScopeAccount)
 		s.Principal = &admin.Principal{KeyID: *keyID, Scope: *scope}
 		if accountID != nil {
 			s.Principal.AccountID = *accountID
