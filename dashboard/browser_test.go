@@ -243,9 +243,10 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(row)),
 		// Search by event id.
 		chromedp.SendKeys(chromedp.CSS("#event_id"), sent.ID),
-		chromedp.Submit(chromedp.CSS("#event_id")),
-		chromedp.WaitVisible(chromedp.CSS(row)),
 	)
+	// The list is on the page already: wait for the search's page.
+	follow(t, chromedp.Submit(chromedp.CSS("#event_id")))
+	do(t, chromedp.WaitVisible(chromedp.CSS(row)))
 	require.Contains(t, location(t), "event_id="+sent.ID)
 	require.Equal(t, "dead", textOf(t, row+" .badge"))
 	require.Equal(t, "bank_transfer_approved", textOf(t, row+" .etype"))
@@ -424,5 +425,193 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(".who button")),
 		chromedp.WaitVisible(chromedp.CSS("#key")),
 	)
+	t.Logf("screenshots in %s", dir)
+}
+
+// TestBrowserLifecycle drives the detail view's lifecycle panels in
+// chromium (rotate the secret, the event-type filter, pause and resume, the
+// endpoint's health) and an admin's Settings › API keys (make a key, rotate
+// it), with a screenshot of each: dashboard-lifecycle.png and
+// dashboard-keys.png.
+func TestBrowserLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := newChromium(t)
+	b := start(t)
+	dir := screenshots(t)
+	do := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx, steps...))
+	}
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, "dashboard-"+name+".png"), buf, 0o644)
+		})
+	}
+	textOf := func(t *testing.T, sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+		require.NoError(t, err, sel)
+		return strings.Join(strings.Fields(s), " ")
+	}
+	eval := func(t *testing.T, expr string) bool {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		require.NoError(t, err, expr)
+		return v
+	}
+	noSideScroll := func(t *testing.T, path, sel string) {
+		t.Helper()
+		do(t,
+			chromedp.EmulateViewport(390, 844),
+			chromedp.Navigate(b.base+path),
+			chromedp.WaitVisible(chromedp.CSS(sel)),
+		)
+		require.False(t, eval(t, `document.documentElement.scrollWidth > window.innerWidth`), "%s scrolls sideways at 390 px", path)
+		do(t, chromedp.EmulateViewport(1280, 900))
+	}
+
+	// A webhook whose endpoint has been failing: one delivery died.
+	key := b.createKey(t, "account", "acct_lifecycle")
+	receiver := testreceiver.New(t, testreceiver.Status(http.StatusServiceUnavailable))
+	hook := b.createWebhookWith(t, key.Key, map[string]any{"url": receiver.URL + "/webhooks/mono", "description": "payouts"})
+	dead := b.sendEvent(t, "acct_lifecycle", "payout_failed")[0].ID
+	b.waitDelivery(t, dead, "dead", 45*time.Second)
+	receiver.SetRespond(testreceiver.Status(http.StatusOK))
+
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/webhooks/"+hook.ID),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), key.Key),
+		chromedp.Submit(chromedp.CSS("#key")),
+		chromedp.WaitVisible(chromedp.CSS("#rotate")),
+	)
+
+	// Rotate with the default overlap: the new secret, announced and
+	// focused, once; a reload shows the overlap but not the secret.
+	do(t,
+		chromedp.Click(chromedp.CSS("#rotate")),
+		chromedp.WaitVisible(chromedp.CSS("#rotate-result")),
+	)
+	var apiSecret struct{ Secret string }
+	b.api(t, http.MethodGet, "/v1/webhooks/"+hook.ID+"/secret", key.Key, "", http.StatusOK, &apiSecret)
+	require.Equal(t, apiSecret.Secret, textOf(t, "#new-secret"))
+	require.True(t, eval(t, `document.activeElement.id === "rotate-result"`))
+	require.True(t, eval(t, `location.pathname === "/dashboard/webhooks/`+hook.ID+`"`))
+	do(t,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS("#previous-secret")),
+	)
+	require.False(t, eval(t, `document.documentElement.outerHTML.includes(`+"`"+apiSecret.Secret+"`"+`)`))
+	var after struct{ Secret string }
+	b.api(t, http.MethodGet, "/v1/webhooks/"+hook.ID+"/secret", key.Key, "", http.StatusOK, &after)
+	require.Equal(t, apiSecret.Secret, after.Secret, "the reload rotated again")
+	require.Contains(t, textOf(t, "#previous-secret"), "Previous secret signs until")
+
+	// The event-type filter: a bad entry refused beside the field, then
+	// saved.
+	do(t,
+		chromedp.Click(chromedp.CSS(".filter-edit summary")),
+		chromedp.WaitVisible(chromedp.CSS("#event_types")),
+		chromedp.SendKeys(chromedp.CSS("#event_types"), "payout_*\nBad Type"),
+		chromedp.Click(chromedp.CSS("#save-filter")),
+		chromedp.WaitVisible(chromedp.CSS("#event_types-error")),
+	)
+	require.Contains(t, textOf(t, "#event_types-error"), `Entry 2 ("Bad Type")`)
+	require.True(t, eval(t, `document.activeElement.id === "event_types"`))
+	do(t,
+		chromedp.Clear(chromedp.CSS("#event_types")),
+		chromedp.SendKeys(chromedp.CSS("#event_types"), "payout_*, bank_transfer_approved"),
+		chromedp.Click(chromedp.CSS("#save-filter")),
+		chromedp.WaitVisible(chromedp.CSS(".alert.success")),
+	)
+	require.Equal(t, "Receives only: bank_transfer_approved, payout_*", textOf(t, "#filter-current"))
+
+	// Pause, after confirming; a new delivery waits, paused.
+	do(t,
+		chromedp.Click(chromedp.CSS("#pause")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-pause")),
+		chromedp.Click(chromedp.CSS("#confirm-pause")),
+		chromedp.WaitVisible(chromedp.CSS("#resume")),
+	)
+	waiting := b.sendEvent(t, "acct_lifecycle", "payout_failed")[0].ID
+	b.waitDelivery(t, waiting, "paused", 5*time.Second)
+	// The health the workers wrote (every 5 s): ten failures in a row.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var h struct {
+			ConsecutiveFailures int `json:"consecutive_failures"`
+		}
+		b.api(t, http.MethodGet, "/v1/webhooks/"+hook.ID+"/health", key.Key, "", http.StatusOK, &h)
+		if h.ConsecutiveFailures == 10 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "health not written")
+		time.Sleep(200 * time.Millisecond)
+	}
+	do(t,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS("li#"+waiting)),
+	)
+	require.Contains(t, textOf(t, "#pause-state"), "Paused since")
+	require.Equal(t, "paused", textOf(t, "li#"+waiting+" .badge"))
+	require.Equal(t, "10 failed attempts in a row", textOf(t, "#health-summary"))
+	require.Equal(t, "10 attempts, 0 succeeded, 10 failed", textOf(t, "#health-last-hour"))
+	do(t, shot("lifecycle"))
+	require.Equal(t, 10, receiver.Count(), "sent while paused")
+	noSideScroll(t, "/dashboard/webhooks/"+hook.ID, "#health-h")
+
+	// Resume: the paused delivery is sent.
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/webhooks/"+hook.ID),
+		chromedp.WaitVisible(chromedp.CSS("#resume")),
+		chromedp.Click(chromedp.CSS("#resume")),
+		chromedp.WaitVisible(chromedp.CSS("#pause")),
+	)
+	b.waitDelivery(t, waiting, "succeeded", 15*time.Second)
+	do(t,
+		chromedp.Click(chromedp.CSS(".who button")),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+	)
+
+	// An admin: Settings › API keys; make a key, then rotate it.
+	do(t,
+		chromedp.SendKeys(chromedp.CSS("#key"), testserver.AdminKey),
+		chromedp.Submit(chromedp.CSS("#key")),
+		chromedp.WaitVisible(chromedp.CSS(`nav.side a[href="/dashboard/settings/keys"]`)),
+		chromedp.Click(chromedp.CSS(`nav.side a[href="/dashboard/settings/keys"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".key-new summary")),
+		chromedp.Click(chromedp.CSS(".key-new summary")),
+		chromedp.WaitVisible(chromedp.CSS("#key-account")),
+		chromedp.SendKeys(chromedp.CSS("#key-account"), "acct_lifecycle"),
+		chromedp.SendKeys(chromedp.CSS("#key-description"), "billing service"),
+		chromedp.Click(chromedp.CSS("#create-key")),
+		chromedp.WaitVisible(chromedp.CSS("#new-key")),
+	)
+	made := textOf(t, "#new-key-value")
+	require.True(t, strings.HasPrefix(made, "whk_"), made)
+	b.api(t, http.MethodGet, "/v1/webhooks", made, "", http.StatusOK, nil)
+	var keys struct{ Data []struct{ ID string } }
+	b.api(t, http.MethodGet, "/v1/keys?account_id=acct_lifecycle", "", "", http.StatusOK, &keys)
+	madeID := keys.Data[0].ID
+	do(t,
+		chromedp.Navigate(b.base+"/dashboard/settings/keys"),
+		chromedp.WaitVisible(chromedp.CSS("#key-"+madeID+" .key-rotate summary")),
+		chromedp.Click(chromedp.CSS("#key-"+madeID+" .key-rotate summary")),
+		chromedp.WaitVisible(chromedp.CSS("#grace-"+madeID)),
+		chromedp.Click(chromedp.CSS("#key-"+madeID+` .key-rotate button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#old-key-expiry")),
+	)
+	require.Contains(t, textOf(t, "#old-key-expiry"), "keeps working until")
+	require.True(t, eval(t, `document.activeElement.id === "new-key"`))
+	rotated := textOf(t, "#new-key-value")
+	require.NotEqual(t, made, rotated)
+	b.api(t, http.MethodGet, "/v1/webhooks", rotated, "", http.StatusOK, nil)
+	b.api(t, http.MethodGet, "/v1/webhooks", made, "", http.StatusOK, nil) // its grace hour
+	do(t, shot("keys"))
+	noSideScroll(t, "/dashboard/settings/keys", "table.keys")
 	t.Logf("screenshots in %s", dir)
 }

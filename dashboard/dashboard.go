@@ -1,9 +1,10 @@
 // Package dashboard is webhookd's web dashboard at /dashboard: the Webhooks
 // section of Settings › Personal › API (list, create, detail with the
-// secret behind an eye, custom headers, send a test event, delete), each
-// webhook's recent deliveries and their attempts with replay, the event
-// catalogue, and for admin keys the dead deliveries of every account with
-// bulk replay.
+// secret behind an eye, custom headers, send a test event, rotate the
+// secret, the event-type filter, pause and resume, the endpoint's health,
+// delete), each webhook's recent deliveries and their attempts with replay,
+// the event catalogue, and for admin keys the dead deliveries of every
+// account with bulk replay and Settings › API keys.
 //
 // It is served by the API process from embedded templates (html/template,
 // so everything shown is escaped) and embedded CSS and JavaScript; there is
@@ -125,12 +126,21 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("POST /dashboard/webhooks/{id}/delete", d.auth(d.deleteWebhook))
 	mux.Handle("POST /dashboard/webhooks/{id}/test", d.auth(d.sendTest))
 	mux.Handle("POST /dashboard/webhooks/{id}/headers", d.auth(d.setHeaders))
+	mux.Handle("POST /dashboard/webhooks/{id}/rotate-secret", d.auth(d.rotateSecret))
+	mux.Handle("POST /dashboard/webhooks/{id}/event-types", d.auth(d.setEventTypes))
+	mux.Handle("GET /dashboard/webhooks/{id}/pause", d.auth(d.confirmPause))
+	mux.Handle("POST /dashboard/webhooks/{id}/pause", d.auth(d.pauseWebhook))
+	mux.Handle("POST /dashboard/webhooks/{id}/resume", d.auth(d.resumeWebhook))
 	mux.Handle("POST /dashboard/deliveries/{id}/replay", d.auth(d.replayDelivery))
 	mux.Handle("GET /dashboard/dead", d.auth(d.dead))
 	mux.Handle("GET /dashboard/dead/replay", d.auth(d.confirmBulkReplay))
 	mux.Handle("POST /dashboard/dead/replay", d.auth(d.bulkReplay))
 	mux.Handle("GET /dashboard/replays/{id}", d.auth(d.replayBatch))
 	mux.Handle("GET /dashboard/event-types", d.auth(d.eventTypesPage))
+	mux.Handle("GET /dashboard/settings/keys", d.auth(d.keysPage))
+	mux.Handle("POST /dashboard/settings/keys", d.auth(d.createKey))
+	mux.Handle("POST /dashboard/settings/keys/{id}/revoke", d.auth(d.revokeKey))
+	mux.Handle("POST /dashboard/settings/keys/{id}/rotate", d.auth(d.rotateKey))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)

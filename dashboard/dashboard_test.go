@@ -494,6 +494,7 @@ func TestDashboard(t *testing.T) {
 	})
 
 	integrationSubtests(t, setup)
+	lifecycleSubtests(t, setup)
 }
 
 func htmlEscape(s string) string {

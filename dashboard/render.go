@@ -39,6 +39,12 @@ type view struct {
 
 type crumb struct{ Label, Href string }
 
+// settingsNav is what the Settings side navigation gets.
+type settingsNav struct {
+	Current string
+	Admin   bool
+}
+
 // pages holds one template set per page, each with the layout.
 type pages struct {
 	byName map[string]*template.Template
@@ -66,6 +72,11 @@ var funcs = template.FuncMap{
 	// iso is a time for <time datetime>.
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"field": newFilterField,
+	// nav is the Settings side navigation: the entry current, and whether
+	// the admin-only entries are shown.
+	"nav": func(current string, s *session) settingsNav {
+		return settingsNav{Current: current, Admin: s != nil && s.Admin()}
+	},
 	"ms": func(d time.Duration) string {
 		return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms"
 	},

@@ -21,9 +21,23 @@ type apiWebhook struct {
 	Description string `json:"description"`
 	// HeaderNames are the custom headers' names; the API never answers
 	// their values.
-	HeaderNames []string  `json:"header_names"`
-	CreatedAt   time.Time `json:"created_at"`
+	HeaderNames []string `json:"header_names"`
+	// EventTypes is the event-type filter; empty receives every type.
+	EventTypes []string `json:"event_types"`
+	// Paused, PausedAt and PauseReason (manual or auto): a paused webhook
+	// keeps its new deliveries in state paused until it is resumed.
+	Paused      bool       `json:"paused"`
+	PausedAt    *time.Time `json:"paused_at"`
+	PauseReason *string    `json:"pause_reason"`
+	// PreviousSecretExpiresAt is set while the secret replaced by the last
+	// rotation still signs.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `json:"created_at"`
 }
+
+// AutoPaused says the webhook was paused by webhookd (its endpoint kept
+// failing), not by hand.
+func (h apiWebhook) AutoPaused() bool { return h.PauseReason != nil && *h.PauseReason == "auto" }
 
 type apiPage[T any] struct {
 	Data       []T     `json:"data"`
@@ -38,6 +52,11 @@ var notices = map[string]string{
 	"replayed":  "Delivery replayed: it is back on its schedule with a new generation of ten attempts.",
 	"headers":   "Custom headers saved. They are sent with every attempt from now on.",
 	"noheaders": "Custom headers removed.",
+	"filter":    "Event-type filter saved. It applies to events accepted from now on.",
+	"nofilter":  "Event-type filter removed: the webhook receives every event type accepted from now on.",
+	"paused":    "Webhook paused. New deliveries wait in state paused; nothing is sent or dropped until you resume it.",
+	"resumed":   "Webhook resumed. Its paused deliveries are back on their schedule, the ones due first.",
+	"revoked":   "API key revoked. Anything using it now gets 401.",
 }
 
 func settingsCrumbs(more ...crumb) []crumb {
@@ -101,6 +120,8 @@ func judgeHealth(rows []apiDelivery) health {
 type webhookRow struct {
 	apiWebhook
 	Health health
+	// Endpoint is the endpoint's health (GET /v1/webhooks/{id}/health).
+	Endpoint apiHealth
 }
 
 type webhooksData struct {
@@ -164,6 +185,10 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		row.Health = judgeHealth(recent.Data)
+		if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/health", nil, &row.Endpoint); e != nil {
+			d.apiFailed(w, r, e, "")
+			return
+		}
 		data.Webhooks = append(data.Webhooks, row)
 	}
 	if page.NextCursor != nil {
@@ -256,6 +281,13 @@ type webhookData struct {
 	Test testSendView
 	// Headers is the custom headers form.
 	Headers headersForm
+	// Health is the endpoint's health panel.
+	Health apiHealth
+	// Rotate is the Rotate secret form and, just after a rotation, the new
+	// secret (shown this once).
+	Rotate rotateView
+	// Filter is the event-type filter form.
+	Filter filterForm
 }
 
 // detail is what a detail view shows beyond the webhook and its
@@ -265,6 +297,8 @@ type detail struct {
 	Secret  string
 	Test    *testSendView
 	Headers *headersForm
+	Rotate  *rotateView
+	Filter  *filterForm
 	Status  int
 	Error   string
 }
@@ -330,6 +364,18 @@ func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *ap
 		data.Headers = *dt.Headers
 	} else {
 		data.Headers = newHeadersForm(nil)
+	}
+	data.Rotate = rotateView{Choice: RotateOverlapDefault}
+	if dt.Rotate != nil {
+		data.Rotate = *dt.Rotate
+	}
+	data.Filter = filterForm{Text: strings.Join(hook.EventTypes, "\n")}
+	if dt.Filter != nil {
+		data.Filter = *dt.Filter
+	}
+	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/health", nil, &data.Health); e != nil {
+		d.apiFailed(w, r, e, "")
+		return
 	}
 	types, e := d.eventTypes(r)
 	if e != nil {

@@ -53,3 +53,17 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+
+// A page answering a form with something shown once (a new secret or key)
+// becomes a plain GET of its page (data-shown-once) in the history, so
+// reloading it neither shows it again nor sends the form again; its
+// announcement gets the focus.
+document.addEventListener("DOMContentLoaded", function () {
+  var once = document.querySelector("[data-shown-once]");
+  if (!once) { return; }
+  var page = once.getAttribute("data-shown-once");
+  if (page && page.charAt(0) === "/" && window.history && window.history.replaceState) {
+    window.history.replaceState(null, "", page);
+  }
+  once.focus();
+});
