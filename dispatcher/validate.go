@@ -56,7 +56,9 @@ func ValidateType(eventType string) error {
 
 // ValidateData checks that data is one JSON object.
 func ValidateData(data []byte) error {
-	trimmed := bytes.TrimSpace(data)
+	// JSON's white space only: bytes.TrimSpace would also drop \f, \v and
+	// Unicode spaces, which json.Compact (in Enqueue) refuses.
+	trimmed := bytes.Trim(data, " \t\r\n")
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return &ValidationError{Field: "data", Code: "missing_field", Message: "data is required and must be a JSON object"}
 	}
