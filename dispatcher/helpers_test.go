@@ -6,13 +6,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
 )
@@ -110,3 +116,62 @@ func count(t *testing.T, db store.DB, table string) int {
 }
 
 func rawJSON(s string) json.RawMessage { return json.RawMessage(s) }
+
+// fakeClockRig is a delivery worker on a fake clock, working inside one
+// transaction (rolled back at cleanup) that holds a webhook to url of
+// account and one enqueued delivery to it.
+type fakeClockRig struct {
+	tx         pgx.Tx
+	clock      *fakeClock
+	worker     *rivertest.Worker[dispatcher.DeliveryArgs, pgx.Tx]
+	lookup     *river.Client[pgx.Tx]
+	deliveryID string
+}
+
+func newFakeClockRig(t *testing.T, url, account string) *fakeClockRig {
+	t.Helper()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { tx.Rollback(ctx) }) //nolint:errcheck
+
+	createWebhook(t, tx, keys, account, url)
+	enqueuer, err := dispatcher.NewEnqueuer(nil, clock.Now)
+	require.NoError(t, err)
+	res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: account, Type: "ping", Data: rawJSON(`{}`)})
+	require.NoError(t, err)
+	worker, err := dispatcher.NewWorker(tx, keys, client, &dispatcher.WorkerConfig{Now: clock.Now, HTTPTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	lookup, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+	require.NoError(t, err)
+	return &fakeClockRig{
+		tx: tx, clock: clock, lookup: lookup, deliveryID: res.Deliveries[0].ID,
+		worker: rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{Test: river.TestConfig{Time: clock}}, worker),
+	}
+}
+
+// target loads the rig's delivery.
+func (r *fakeClockRig) target(t *testing.T) *store.Target {
+	t.Helper()
+	target, err := store.GetTarget(context.Background(), r.tx, r.deliveryID)
+	require.NoError(t, err)
+	return target
+}
+
+// work runs job jobID once at the clock's time.
+func (r *fakeClockRig) work(t *testing.T, jobID int64) *rivertest.WorkResult {
+	t.Helper()
+	ctx := context.Background()
+	job, err := r.lookup.JobGetTx(ctx, r.tx, jobID)
+	require.NoError(t, err)
+	result, err := r.worker.WorkJob(ctx, t, r.tx, job)
+	require.NoError(t, err)
+	return result
+}

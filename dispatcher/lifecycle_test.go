@@ -7,16 +7,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/store"
 )
 
@@ -25,8 +21,6 @@ import (
 // statuses' Retry-After is ignored.
 func TestRetryAfter(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := testdb.New(t)
 	answers := []struct {
 		status     int
 		retryAfter func() string
@@ -42,27 +36,7 @@ func TestRetryAfter(t *testing.T) {
 		w.Header().Set("Retry-After", a.retryAfter())
 		w.WriteHeader(a.status)
 	})
-	keys, err := keyring.Parse(keyring.Generate())
-	require.NoError(t, err)
-	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
-	require.NoError(t, err)
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
-
-	tx, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
-	createWebhook(t, tx, keys, "acct_ra", recv.URL+"/")
-	enqueuer, err := dispatcher.NewEnqueuer(nil, clock.Now)
-	require.NoError(t, err)
-	res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_ra", Type: "ping", Data: rawJSON(`{}`)})
-	require.NoError(t, err)
-	id := res.Deliveries[0].ID
-	worker, err := dispatcher.NewWorker(tx, keys, client, &dispatcher.WorkerConfig{Now: clock.Now, HTTPTimeout: 2 * time.Second})
-	require.NoError(t, err)
-	testWorker := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{Test: river.TestConfig{Time: clock}}, worker)
-	lookup, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
-	require.NoError(t, err)
-
+	rig := newFakeClockRig(t, recv.URL+"/", "acct_ra")
 	want := []struct{ lo, hi time.Duration }{
 		{90 * time.Second, 90 * time.Second},
 		{90 * time.Second, 90 * time.Second},
@@ -71,19 +45,14 @@ func TestRetryAfter(t *testing.T) {
 		{930 * time.Second, 930 * time.Second},
 	}
 	for i, w := range want {
-		target, err := store.GetTarget(ctx, tx, id)
-		require.NoError(t, err)
+		target := rig.target(t)
 		if target.NextAttemptAt != nil {
-			clock.Set(*target.NextAttemptAt)
+			rig.clock.Set(*target.NextAttemptAt)
 		}
-		sentAt := clock.Now()
-		job, err := lookup.JobGetTx(ctx, tx, *target.JobID)
-		require.NoError(t, err)
-		_, err = testWorker.WorkJob(ctx, t, tx, job)
-		require.NoError(t, err)
+		sentAt := rig.clock.Now()
+		rig.work(t, *target.JobID)
 		require.Equal(t, i+1, recv.Count())
-		after, err := store.GetTarget(ctx, tx, id)
-		require.NoError(t, err)
+		after := rig.target(t)
 		require.NotNil(t, after.NextAttemptAt)
 		gap := after.NextAttemptAt.Sub(sentAt)
 		require.True(t, gap >= w.lo && gap <= w.hi, "attempt %d: next in %v, want %v to %v", i+1, gap, w.lo, w.hi)

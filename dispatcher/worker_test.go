@@ -11,16 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/schedule"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
@@ -58,60 +54,27 @@ func TestFullScheduleFakeClock(t *testing.T) {
 	t.Parallel()
 
 	ctx := context.Background()
-	pool := testdb.New(t)
 	recv := testreceiver.New(t, testreceiver.Status(500))
-	keys, err := keyring.Parse(keyring.Generate())
-	require.NoError(t, err)
-	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
-	require.NoError(t, err)
-
-	start := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
-	clock := &fakeClock{now: start}
-
-	tx, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
-
-	createWebhook(t, tx, keys, "acct_sched", recv.URL+"/")
-	enqueuer, err := dispatcher.NewEnqueuer(nil, clock.Now)
-	require.NoError(t, err)
-	res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_sched", Type: "ping", Data: rawJSON(`{}`)})
-	require.NoError(t, err)
-	deliveryID := res.Deliveries[0].ID
-
-	worker, err := dispatcher.NewWorker(tx, keys, client, &dispatcher.WorkerConfig{Now: clock.Now, HTTPTimeout: 2 * time.Second})
-	require.NoError(t, err)
-	config := &river.Config{Test: river.TestConfig{Time: clock}}
-	testWorker := rivertest.NewWorker(t, riverpgxv5.New(nil), config, worker)
-	lookup, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
-	require.NoError(t, err)
-
-	target, err := store.GetTarget(ctx, tx, deliveryID)
-	require.NoError(t, err)
-	jobID := *target.JobID
+	rig := newFakeClockRig(t, recv.URL+"/", "acct_sched")
+	tx, clock, deliveryID := rig.tx, rig.clock, rig.deliveryID
+	start := clock.Now()
+	jobID := *rig.target(t).JobID
 
 	for attempt := 1; attempt <= schedule.MaxAttempts; attempt++ {
-		target, err := store.GetTarget(ctx, tx, deliveryID)
-		require.NoError(t, err)
+		target := rig.target(t)
 		require.Equal(t, store.StatePending, target.State)
 		require.Equal(t, attempt-1, target.Attempts)
 
 		if attempt > 1 {
 			// One microsecond early: the worker snoozes and sends nothing.
 			clock.Set(target.NextAttemptAt.Add(-time.Microsecond))
-			job, err := lookup.JobGetTx(ctx, tx, jobID)
-			require.NoError(t, err)
-			result, err := testWorker.WorkJob(ctx, t, tx, job)
-			require.NoError(t, err)
+			result := rig.work(t, jobID)
 			require.Equal(t, river.EventKindJobSnoozed, result.EventKind)
 			require.Equal(t, attempt-1, recv.Count(), "nothing sent before the attempt is due")
 		}
 
 		clock.Set(*target.NextAttemptAt)
-		job, err := lookup.JobGetTx(ctx, tx, jobID)
-		require.NoError(t, err)
-		result, err := testWorker.WorkJob(ctx, t, tx, job)
-		require.NoError(t, err)
+		result := rig.work(t, jobID)
 		require.Equal(t, attempt, recv.Count())
 		if attempt < schedule.MaxAttempts {
 			require.Equal(t, river.EventKindJobSnoozed, result.EventKind, "attempt %d", attempt)
@@ -149,14 +112,13 @@ func TestFullScheduleFakeClock(t *testing.T) {
 	require.Equal(t, 30390*time.Second, total)
 
 	// The job is done; running it again (a stray River retry) sends nothing.
-	job, err := lookup.JobGetTx(ctx, tx, jobID)
+	job, err := rig.lookup.JobGetTx(ctx, tx, jobID)
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCompleted, job.State)
-	job, err = lookup.JobRetryTx(ctx, tx, jobID)
+	job, err = rig.lookup.JobRetryTx(ctx, tx, jobID)
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateAvailable, job.State)
-	_, err = testWorker.WorkJob(ctx, t, tx, job)
-	require.NoError(t, err)
+	rig.work(t, jobID)
 	require.Equal(t, schedule.MaxAttempts, recv.Count())
 }
 
