@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/dispatcher"
@@ -39,6 +40,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// BodyBudget bounds the bytes of request bodies read at once
+	// (BodyBudgetDefault when 0); a request that finds no room within
+	// BodyBudgetWait is answered 503.
+	BodyBudget int64
 	// Sender makes test sends (POST /v1/webhooks/{id}/test); the server
 	// passes its delivery worker. Without one, test sends answer 503.
 	Sender Sender
@@ -57,6 +62,7 @@ type API struct {
 	logger   *zap.Logger
 	metrics  *metrics.Metrics
 	sender   Sender
+	bodies   *semaphore.Weighted
 	// catalogue validates event data for the types that ask for it.
 	catalogue *catalogue.Catalogue
 	adminKey  [32]byte
@@ -72,7 +78,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender}
+	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
 	if a.policy == nil {
 		a.policy = &outbound.Policy{}
 	}
@@ -143,8 +149,11 @@ func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.routes() {
 		var h http.Handler = rt.handler
+		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
+			h = a.withBodyBudget(bodyLimit(rt), h)
+		}
 		if rt.scopes != nil {
-			h = a.auth(rt.scopes, rt.handler)
+			h = a.auth(rt.scopes, h.ServeHTTP)
 		}
 		mux.Handle(rt.method+" "+rt.pattern, h)
 	}
