@@ -36,7 +36,10 @@ const (
 	// (WEBHOOKD_DEAD_RETENTION), time enough to replay them.
 	DeadRetentionDefault = 90 * 24 * time.Hour
 	// AheadDefault is how many days of partitions exist ahead of today.
-	AheadDefault = 7
+	// Few on purpose: every partition costs each query on its table locks
+	// (PostgreSQL 15 locks them all for a cached plan); the DEFAULT
+	// partition catches rows if the job stops running for longer.
+	AheadDefault = 2
 	// IntervalDefault is how often the job runs.
 	IntervalDefault = time.Hour
 	// MinRetention is the shortest retention accepted: partitions are days.

@@ -259,7 +259,7 @@ func TestRowsWithoutPartitionWaitInDefault(t *testing.T) {
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM deliveries_default`))
 	require.Equal(t, 2, f.count(`SELECT count(*) FROM attempts_default`))
 
-	clk := &clock{now: now.Add(15 * 24 * time.Hour)}
+	clk := &clock{now: now.Add(19 * 24 * time.Hour)} // ensures yesterday to 2 days ahead: days 18 to 21
 	w, err := retention.New(f.pool, &retention.Config{Now: clk.Now})
 	require.NoError(t, err)
 	_, err = w.Run(ctx)
