@@ -108,7 +108,7 @@ func TestInflight(t *testing.T) {
 	// Saturated and nothing finished yet: unknown counts as slow, no wait.
 	start := time.Now()
 	require.False(t, f.acquire(ctx, "wh_a"))
-	require.Less(t, time.Since(start), 100*time.Millisecond)
+	require.Less(t, time.Since(start), 500*time.Millisecond, "no wait (a wait would be up to 1 s); the margin is for a loaded machine")
 	require.True(t, f.acquire(ctx, "wh_b"), "another webhook is unaffected")
 
 	// Fast attempts: a saturated caller waits for the next free slot.
