@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mono/webhookd/internal/testproc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,20 +43,15 @@ var results struct {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "webhookd-drill-")
+	var cleanup func()
+	var err error
+	binary, cleanup, err = testproc.Build()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "webhookd")
-	build := exec.Command("go", "build", "-o", binary, "github.com/mono/webhookd/cmd/webhookd")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "drill: error building webhookd:", err)
+		fmt.Fprintln(os.Stderr, "drill:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 
 	results.mu.Lock()
 	list := results.list
@@ -154,86 +149,22 @@ func serveEnv(databaseURL, key string, extra ...string) []string {
 	}, extra...)
 }
 
-// tailBuffer keeps the last 256 KiB a process wrote.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const tailMax = 256 << 10
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > tailMax {
-		b.buf = append([]byte(nil), b.buf[len(b.buf)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
 // proc is one webhookd process.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *tailBuffer
+	out  *testproc.Buffer
 	base string
 	done chan struct{}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 // startProc runs `webhookd <args>` with env and waits (at most 60 s) until
-// its /healthz answers. The process is killed at cleanup.
+// its /healthz answers, keeping the last 256 KiB of its output. The process
+// is killed at cleanup.
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
-	p := &proc{name: name, out: &tailBuffer{}, base: "http://" + addr, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Env = append(append([]string(nil), env...), "WEBHOOKD_ADDR="+addr)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s output (tail):\n%s", p.name, p.out.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := client.Get(p.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited early:\n%s", name, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not healthy after 60s:\n%s", name, p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := testproc.Start(t, name, binary, env, &testproc.Buffer{Max: 256 << 10}, 60*time.Second, testproc.Healthy, args...)
+	return &proc{name: name, cmd: p.Cmd, out: p.Out, base: p.Base, done: p.Done}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +20,7 @@ import (
 	"github.com/mono/webhookd/dispatcher"
 
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/keyring"
 )
@@ -31,46 +29,23 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "webhookd-e2e-")
+	var cleanup func()
+	var err error
+	binary, cleanup, err = testproc.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "webhookd")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "error building webhookd:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
 const adminKey = "e2e-admin-key-0123456789"
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type process struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testproc.Buffer
 	base string
 	done chan struct{}
 }
@@ -88,51 +63,16 @@ func serveEnv(databaseURL, encryptionKey string, extra ...string) []string {
 	}, extra...)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
+func freeAddr(t *testing.T) string { return testproc.FreeAddr(t) }
 
 // startServe runs `webhookd serve` and waits until /healthz answers.
 func startServe(t *testing.T, env []string) *process {
 	t.Helper()
-	addr := freeAddr(t)
-	p := &process{out: &lockedBuffer{}, base: "http://" + addr, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "serve")
-	p.cmd.Env = append(env, "WEBHOOKD_ADDR="+addr)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("webhookd output:\n%s", p.out.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("webhookd serve exited early:\n%s", p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhookd serve not healthy after 30s:\n%s", p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return newProcess(testproc.Start(t, "webhookd serve", binary, env, &testproc.Buffer{}, 30*time.Second, testproc.Healthy, "serve"))
+}
+
+func newProcess(p *testproc.Proc) *process {
+	return &process{cmd: p.Cmd, out: p.Out, base: p.Base, done: p.Done}
 }
 
 func (p *process) kill(t *testing.T) {

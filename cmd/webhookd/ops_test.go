@@ -19,6 +19,7 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/keyring"
 )
@@ -118,36 +119,13 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
-// startServeArgs is startServe with command-line arguments.
+// startServeArgs is startServe with command-line arguments, ready when it
+// logs "webhookd serving" (a worker-only process serves /healthz too, but
+// the log line says every role has started).
 func startServeArgs(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
-	addr := freeAddr(t)
-	p := &process{out: &lockedBuffer{}, base: "http://" + addr, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
-	p.cmd.Env = append(env, "WEBHOOKD_ADDR="+addr)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("webhookd %v output (tail):\n%s", args, tail(p.out.String(), 4000))
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p.out.String(), `"webhookd serving"`) {
-		select {
-		case <-p.done:
-			t.Fatalf("webhookd serve exited early:\n%s", p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhookd serve not serving after 30s:\n%s", p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return p
+	serving := func(p *testproc.Proc) bool { return strings.Contains(p.Out.String(), `"webhookd serving"`) }
+	return newProcess(testproc.Start(t, fmt.Sprintf("webhookd serve %v", args), binary, env, &testproc.Buffer{}, 30*time.Second, serving, append([]string{"serve"}, args...)...))
 }
 
 func tail(s string, n int) string {

@@ -1,0 +1,136 @@
+// Package testproc builds the webhookd binary and runs it as a child
+// process for tests that need a real process (signals, crashes, roles):
+// one place for the build, the free address, the output capture and the
+// wait until it is ready.
+package testproc
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Build builds github.com/mono/webhookd/cmd/webhookd into a temporary
+// directory, for a TestMain; cleanup removes it.
+func Build() (binary string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "webhookd-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	binary = filepath.Join(dir, "webhookd")
+	build := exec.Command("go", "build", "-o", binary, "github.com/mono/webhookd/cmd/webhookd")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("error building webhookd: %w", err)
+	}
+	return binary, func() { os.RemoveAll(dir) }, nil
+}
+
+// FreeAddr returns a loopback address with a port free at the moment.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testproc: %v", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatalf("testproc: %v", err)
+	}
+	return addr
+}
+
+// Buffer collects a process's output, safe for concurrent use. With Max
+// set it keeps only the last Max bytes.
+type Buffer struct {
+	Max int
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if b.Max > 0 && len(b.buf) > b.Max {
+		b.buf = append([]byte(nil), b.buf[len(b.buf)-b.Max:]...)
+	}
+	return len(p), nil
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// Proc is a running webhookd.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Out  *Buffer
+	Base string // http://ADDR, its WEBHOOKD_ADDR
+	Done chan struct{}
+}
+
+// Healthy is a Start condition: /healthz answers 200.
+func Healthy(p *Proc) bool {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(p.Base + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Start runs `binary args...` with env plus WEBHOOKD_ADDR on a free port,
+// writing its output to out, and waits until ready(p) (at most timeout);
+// it fails t if the process exits or isn't ready by then. The process is
+// killed at cleanup, and its output logged if t failed.
+func Start(t testing.TB, name, binary string, env []string, out *Buffer, timeout time.Duration, ready func(*Proc) bool, args ...string) *Proc {
+	t.Helper()
+	addr := FreeAddr(t)
+	p := &Proc{Out: out, Base: "http://" + addr, Done: make(chan struct{})}
+	p.Cmd = exec.Command(binary, args...)
+	p.Cmd.Env = append(append([]string(nil), env...), "WEBHOOKD_ADDR="+addr)
+	p.Cmd.Stdout, p.Cmd.Stderr = out, out
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("testproc: error starting %s: %v", name, err)
+	}
+	go func() { _ = p.Cmd.Wait(); close(p.Done) }()
+	t.Cleanup(func() {
+		_ = p.Cmd.Process.Kill()
+		<-p.Done
+		if t.Failed() {
+			t.Logf("%s output (tail):\n%s", name, tail(out.String(), 8000))
+		}
+	})
+	deadline := time.Now().Add(timeout)
+	for !ready(p) {
+		select {
+		case <-p.Done:
+			t.Fatalf("%s exited early:\n%s", name, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %s:\n%s", name, timeout, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
