@@ -11,7 +11,7 @@ import (
 // WebhookConcurrencyDefault is how many attempts to one webhook a process
 // makes at once. A slow or black-hole endpoint can hold at most this many of
 // a process's workers; the others keep serving everybody else.
-const WebhookConcurrencyDefault = 20
+const WebhookConcurrencyDefault = 50
 
 // Bounds of the snooze of a job whose webhook is saturated. The delay grows
 // with the job's snooze count, so a backlog behind a black hole settles to

@@ -20,9 +20,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/internal/batch"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
@@ -135,6 +137,8 @@ type Worker struct {
 	client   *outbound.Client
 	cfg      *WorkerConfig
 	inflight *inflight
+	loads    *batch.Batcher[string, *store.Target]
+	records  *batch.Batcher[store.Recording, bool]
 }
 
 // NewWorker returns a delivery worker. db is normally the pool; tests pass a
@@ -144,8 +148,39 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 		return nil, errors.New("dispatcher.NewWorker: db, keys and client are required")
 	}
 	cfg = cfg.WithDefaults()
-	return &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency)}, nil
+	w := &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency)}
+	// Loading deliveries and recording attempts are batched across the
+	// worker's jobs: one query and one commit for every delivery whose job
+	// is waiting, at most batchConcurrency of each at once. A transaction
+	// (tests) can serve one statement at a time.
+	concurrency := batchConcurrency
+	if _, ok := db.(pgx.Tx); ok {
+		concurrency = 1
+	}
+	w.loads = batch.New(func(ctx context.Context, ids []string) ([]*store.Target, error) {
+		targets, err := store.GetTargets(ctx, db, ids)
+		seen := make(map[*store.Target]bool, len(targets))
+		for i, t := range targets {
+			if t != nil && seen[t] {
+				c := *t // the same delivery twice (a stale job): a copy each
+				targets[i] = &c
+			}
+			seen[t] = true
+		}
+		return targets, err
+	}, concurrency, batchMax, cfg.BookkeepingTimeout)
+	w.records = batch.New(func(ctx context.Context, rs []store.Recording) ([]bool, error) {
+		return store.RecordAttempts(ctx, db, rs)
+	}, concurrency, batchMax, cfg.BookkeepingTimeout)
+	return w, nil
 }
+
+// Batching of the worker's statements: at most batchConcurrency loads and
+// as many recordings run at once, each for at most batchMax deliveries.
+const (
+	batchConcurrency = 2
+	batchMax         = 256
+)
 
 // Timeout is the HTTP timeout plus a margin, so the client's own timeout
 // ends a hung attempt (recorded) before River cancels the job.
@@ -218,13 +253,13 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	log := w.cfg.Logger.With(zap.String("delivery_id", job.Args.DeliveryID), zap.Int64("job_id", job.ID))
 
-	target, err := store.GetTarget(ctx, w.db, job.Args.DeliveryID)
-	if errors.Is(err, store.ErrNotFound) {
-		log.Warn("delivery not found; finishing its job without sending")
-		return nil
-	}
+	target, err := w.loads.Do(ctx, job.Args.DeliveryID)
 	if err != nil {
 		return fmt.Errorf("error loading delivery %s: %w", job.Args.DeliveryID, err)
+	}
+	if target == nil {
+		log.Warn("delivery not found; finishing its job without sending")
+		return nil
 	}
 	if target.State != store.StatePending || target.JobID == nil || *target.JobID != job.ID {
 		log.Debug("stale job: delivery not pending or served by another job; not sending", zap.String("state", target.State))
@@ -268,8 +303,6 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return river.JobSnooze(saturatedSnooze(job.Metadata))
 	}
 	slotAt := time.Now()
-	defer func() { w.inflight.release(target.WebhookID, time.Since(slotAt)) }()
-
 	start := w.cfg.Now()
 	if target.Attempts == 0 {
 		w.cfg.Metrics.FirstAttemptLatency(start.Sub(target.CreatedAt))
@@ -278,6 +311,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	}
 	res := w.Send(ctx, target, start, log)
 	end := w.cfg.Now()
+	// The cap is on requests in flight: the slot is free once the response
+	// is in, before the (batched) recording.
+	w.inflight.release(target.WebhookID, time.Since(slotAt))
 
 	// Record what happened even when the job's context is gone (shutdown,
 	// job timeout): the receiver may have seen a success.
@@ -352,7 +388,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	// through River's batching completer: should that completion be lost (a
 	// crash right here), the job runs again, finds the delivery finished and
 	// sends nothing. The deliveries row, not the job, is the truth.
-	recorded, err := store.RecordAttempt(bookCtx, w.db, target, job.ID, attempt, outcome)
+	recorded, err := w.records.Do(bookCtx, store.Recording{Target: target, JobID: job.ID, Attempt: attempt, Outcome: outcome})
 	if err != nil {
 		return fmt.Errorf("error recording attempt %d of delivery %s: %w", attempt.Number, target.DeliveryID, err)
 	}

@@ -210,6 +210,41 @@ type Client struct {
 	httpClient *http.Client
 	policy     *Policy
 	transport  *http.Transport
+	urls       urlVerdicts
+}
+
+// urlVerdicts remembers ValidateURL's answer per URL: the policy is the
+// client's own copy and never changes, so a URL's verdict doesn't either,
+// and validating (IDNA, address parsing) on every attempt is measurable at
+// thousands of attempts a second. The dial-time check still runs on every
+// connection. Bounded: forgotten wholesale at urlVerdictsMax entries.
+type urlVerdicts struct {
+	mu sync.RWMutex
+	m  map[string]urlVerdict
+}
+
+type urlVerdict struct {
+	normalized string
+	err        error
+}
+
+const urlVerdictsMax = 10000
+
+func (c *Client) validateURL(rawURL string) (string, error) {
+	c.urls.mu.RLock()
+	v, ok := c.urls.m[rawURL]
+	c.urls.mu.RUnlock()
+	if ok {
+		return v.normalized, v.err
+	}
+	v.normalized, v.err = c.policy.ValidateURL(rawURL)
+	c.urls.mu.Lock()
+	if c.urls.m == nil || len(c.urls.m) >= urlVerdictsMax {
+		c.urls.m = make(map[string]urlVerdict)
+	}
+	c.urls.m[rawURL] = v
+	c.urls.mu.Unlock()
+	return v.normalized, v.err
 }
 
 // NewClient returns a Client that sends where policy allows. A nil policy
@@ -325,7 +360,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, header http.Header, bo
 }
 
 func (c *Client) post(ctx context.Context, rawURL string, header http.Header, body []byte) *Result {
-	normalized, err := c.policy.ValidateURL(rawURL)
+	normalized, err := c.validateURL(rawURL)
 	if err != nil {
 		return urlErrorResult(err)
 	}

@@ -22,7 +22,7 @@ const (
 	AddrDefault = ":8080"
 	// MaxWorkersDefault is how many deliveries one process works at once.
 	// The work is I/O (waiting on receivers), so it is high.
-	MaxWorkersDefault = 100
+	MaxWorkersDefault = 400
 	// FetchCooldownDefault is the shortest time between two fetches of the
 	// deliveries queue. River's 100 ms default caps a process near
 	// MaxWorkers ÷ 100 ms.
@@ -77,7 +77,7 @@ type Config struct {
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
 	// WebhookConcurrency caps concurrent attempts to one webhook per process
-	// (WEBHOOKD_WEBHOOK_CONCURRENCY). Defaults to 20.
+	// (WEBHOOKD_WEBHOOK_CONCURRENCY). Defaults to 50.
 	WebhookConcurrency int
 	// DBMaxConns is the pgx pool size. Defaults to 40.
 	DBMaxConns int32

@@ -62,19 +62,100 @@ JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
 JOIN webhooks w ON w.id = d.webhook_id
 WHERE d.id = $1 AND d.part_day BETWEEN $2 AND $3`
 
+// scanTarget scans one row of targetGet or targetGetMany.
+func scanTarget(row pgx.Row) (*Target, error) {
+	t := &Target{}
+	err := row.Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
+		&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
+		&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent,
+		&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused)
+	return t, err
+}
+
 // GetTarget loads delivery id with its event body and webhook, or ErrNotFound.
 func GetTarget(ctx context.Context, db DB, id string) (*Target, error) {
-	t := &Target{}
-	err := byID(id, func(lo, hi time.Time) error {
-		return db.QueryRow(ctx, targetGet, id, lo, hi).Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
-			&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
-			&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent,
-			&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused)
+	var t *Target
+	err := byID(id, func(lo, hi time.Time) (err error) {
+		t, err = scanTarget(db.QueryRow(ctx, targetGet, id, lo, hi))
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+const targetGetMany = `
+SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
+       d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
+       w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
+       w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL
+FROM deliveries d
+JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
+JOIN webhooks w ON w.id = d.webhook_id
+WHERE d.id = ANY($1) AND d.part_day BETWEEN $2 AND $3 AND e.part_day BETWEEN $2 AND $3`
+
+// GetTargets loads many deliveries at once, as GetTarget does one: one
+// query over the day partitions their ids name. The result has one entry
+// per id, in order (the same *Target for an id given twice); a delivery
+// not found there (moved by retention, or gone) is looked for by GetTarget
+// and left nil when that finds nothing either.
+func GetTargets(ctx context.Context, db DB, ids []string) ([]*Target, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	lo, hi := maxDay, minDay
+	for _, id := range ids {
+		l, h := idDays(id)
+		lo, hi = minTime(lo, l), maxTime(hi, h)
+	}
+	rows, err := db.Query(ctx, targetGetMany, ids, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[string]*Target, len(ids))
+	for rows.Next() {
+		t, err := scanTarget(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		found[t.DeliveryID] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]*Target, len(ids))
+	for i, id := range ids {
+		t, ok := found[id]
+		if !ok {
+			t, err = GetTarget(ctx, db, id)
+			if errors.Is(err, ErrNotFound) {
+				found[id] = nil
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			found[id] = t
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // AttemptRecord is one attempt as recorded.
@@ -102,38 +183,103 @@ type Outcome struct {
 	Now time.Time
 }
 
-const attemptRecord = `
-WITH delivery AS (
-    UPDATE deliveries SET
-        attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
-        gen_attempts = gen_attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
-        state = $4,
-        next_attempt_at = $6,
-        finished_at = CASE WHEN $4 = 'pending' THEN NULL ELSE $7::timestamptz END,
-        updated_at = $7
-    WHERE id = $1 AND part_day = $18 AND attempts = $2 AND job_id = $3 AND state = 'pending'
-    RETURNING id, part_day
+const attemptRecordMany = `
+WITH input AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::date[], $4::int[], $5::bigint[], $6::text[], $7::bool[],
+                         $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::timestamptz[], $13::timestamptz[],
+                         $14::bigint[], $15::int[], $16::text[], $17::text[], $18::bytea[], $19::bigint[])
+        AS i(ord, id, part_day, seen_attempts, job_id, state, counted, next_attempt_at, now, number, generation,
+             scheduled_at, started_at, duration_us, status_code, error_kind, error_message, response_excerpt, signature_t)
+), delivery AS (
+    UPDATE deliveries d SET
+        attempts = d.attempts + CASE WHEN i.counted THEN 1 ELSE 0 END,
+        gen_attempts = d.gen_attempts + CASE WHEN i.counted THEN 1 ELSE 0 END,
+        state = i.state,
+        next_attempt_at = i.next_attempt_at,
+        finished_at = CASE WHEN i.state = 'pending' THEN NULL ELSE i.now END,
+        updated_at = i.now
+    FROM input i
+    WHERE d.id = i.id AND d.part_day = i.part_day AND d.attempts = i.seen_attempts AND d.job_id = i.job_id AND d.state = 'pending'
+    RETURNING i.ord
+), recorded AS (
+    INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
+                          status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
+    SELECT i.id, i.number, i.generation, i.counted, i.scheduled_at, i.started_at, i.duration_us,
+           i.status_code, i.error_kind, i.error_message, i.response_excerpt, i.signature_t, i.part_day
+    FROM input i JOIN delivery USING (ord)
+    ORDER BY i.ord
 )
-INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
-                      status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
-SELECT id, $8, $9, $5, $10, $11, $12, $13, $14, $15, $16, $17, part_day FROM delivery
-RETURNING id`
+SELECT ord FROM delivery`
 
-// RecordAttempt records attempt a and its outcome on the delivery t was
-// loaded from, guarded by the attempt count seen before sending
-// (t.Attempts), its day partition and the responsible job: when another run
-// has recorded meanwhile, retention has moved the delivery, or it is no
-// longer pending, it changes nothing and returns recorded false. The
-// attempt goes into its delivery's day partition.
-func RecordAttempt(ctx context.Context, db DB, t *Target, jobID int64, a *AttemptRecord, o *Outcome) (recorded bool, err error) {
-	var attemptID int64
-	err = db.QueryRow(ctx, attemptRecord, t.DeliveryID, t.Attempts, jobID, o.State, a.Counted, o.NextAttemptAt, o.Now,
-		a.Number, a.Generation, a.ScheduledAt, a.StartedAt, a.Duration.Microseconds(), a.StatusCode, a.ErrorKind, a.ErrorMessage, a.ResponseExcerpt, a.SignatureT,
-		t.PartDay).Scan(&attemptID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+// Recording is one attempt to record with RecordAttempts: the delivery as
+// loaded, the running job, the attempt and its outcome.
+type Recording struct {
+	Target  *Target
+	JobID   int64
+	Attempt *AttemptRecord
+	Outcome *Outcome
+}
+
+// RecordAttempts records many attempts and the states they lead to in one
+// statement (one commit). Each is guarded by the attempt count seen before
+// sending (Target.Attempts), its day partition and the responsible job:
+// when another run has recorded meanwhile, retention has moved the
+// delivery, or it is no longer pending, that one changes nothing and
+// recorded[i] is false. Two recordings for one delivery record at most one.
+// Each attempt goes into its delivery's day partition.
+func RecordAttempts(ctx context.Context, db DB, rs []Recording) (recorded []bool, err error) {
+	n := len(rs)
+	if n == 0 {
+		return nil, nil
 	}
-	return err == nil, err
+	var (
+		ord         = make([]int32, n)
+		ids         = make([]string, n)
+		days        = make([]time.Time, n)
+		seen        = make([]int32, n)
+		jobs        = make([]int64, n)
+		states      = make([]string, n)
+		counted     = make([]bool, n)
+		next        = make([]*time.Time, n)
+		now         = make([]time.Time, n)
+		numbers     = make([]int32, n)
+		generations = make([]int32, n)
+		scheduled   = make([]time.Time, n)
+		started     = make([]time.Time, n)
+		durations   = make([]int64, n)
+		statuses    = make([]*int32, n)
+		kinds       = make([]*string, n)
+		messages    = make([]*string, n)
+		excerpts    = make([][]byte, n)
+		signatureTs = make([]int64, n)
+	)
+	for i, r := range rs {
+		ord[i] = int32(i)
+		ids[i], days[i], seen[i], jobs[i] = r.Target.DeliveryID, r.Target.PartDay, int32(r.Target.Attempts), r.JobID
+		states[i], counted[i], next[i], now[i] = r.Outcome.State, r.Attempt.Counted, r.Outcome.NextAttemptAt, r.Outcome.Now
+		numbers[i], generations[i] = int32(r.Attempt.Number), int32(r.Attempt.Generation)
+		scheduled[i], started[i], durations[i] = r.Attempt.ScheduledAt, r.Attempt.StartedAt, r.Attempt.Duration.Microseconds()
+		if r.Attempt.StatusCode != nil {
+			s := int32(*r.Attempt.StatusCode)
+			statuses[i] = &s
+		}
+		kinds[i], messages[i], excerpts[i], signatureTs[i] = r.Attempt.ErrorKind, r.Attempt.ErrorMessage, r.Attempt.ResponseExcerpt, r.Attempt.SignatureT
+	}
+	rows, err := db.Query(ctx, attemptRecordMany, ord, ids, days, seen, jobs, states, counted, next, now, numbers, generations,
+		scheduled, started, durations, statuses, kinds, messages, excerpts, signatureTs)
+	if err != nil {
+		return nil, err
+	}
+	recorded = make([]bool, n)
+	for rows.Next() {
+		var i int32
+		if err := rows.Scan(&i); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		recorded[i] = true
+	}
+	return recorded, rows.Err()
 }
 
 const deliveryCancel = `

@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -59,6 +60,19 @@ Usage:
 Run 'webhookd <command> -h' for its settings.
 `
 
+// GCPercentDefault is the garbage collector's GOGC unless the environment
+// sets GOGC. The live heap is small (tens of MB) and short-lived garbage per
+// delivery is most of what is allocated, so collecting at 5× the live heap
+// instead of 2× saves about a tenth of the sender's CPU at a few tens of MB
+// more memory (measured in BENCHMARKS.md).
+const GCPercentDefault = 400
+
+func setGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercentDefault)
+	}
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
@@ -66,6 +80,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	setGC()
 
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {

@@ -1,0 +1,195 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// echo is a batch function that records each batch and answers every
+// request with its own text.
+type echo struct {
+	mu      sync.Mutex
+	batches [][]int
+	running atomic.Int32
+	peak    atomic.Int32
+	hold    chan struct{} // when set, each batch waits for it to close
+}
+
+func (e *echo) run(_ context.Context, reqs []int) ([]string, error) {
+	n := e.running.Add(1)
+	defer e.running.Add(-1)
+	for {
+		p := e.peak.Load()
+		if n <= p || e.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	if e.hold != nil {
+		<-e.hold
+	}
+	e.mu.Lock()
+	e.batches = append(e.batches, append([]int(nil), reqs...))
+	e.mu.Unlock()
+	out := make([]string, len(reqs))
+	for i, r := range reqs {
+		out[i] = strconv.Itoa(r)
+	}
+	return out, nil
+}
+
+func TestAloneRunsAtOnce(t *testing.T) {
+	e := &echo{}
+	b := New(e.run, 2, 10, time.Second)
+	got, err := b.Do(context.Background(), 7)
+	if err != nil || got != "7" {
+		t.Fatalf("Do = %q, %v; want 7", got, err)
+	}
+	if len(e.batches) != 1 || len(e.batches[0]) != 1 {
+		t.Fatalf("batches = %v, want one of one", e.batches)
+	}
+}
+
+// While the executions allowed are busy, calls queue and the next
+// execution takes them together, at most maxBatch at a time; every caller
+// gets its own answer.
+func TestQueuedCallsShareBatches(t *testing.T) {
+	e := &echo{hold: make(chan struct{})}
+	b := New(e.run, 1, 8, 5*time.Second)
+
+	const n = 41
+	results := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the first call holds the only execution
+		defer wg.Done()
+		results[0], errs[0] = b.Do(context.Background(), 0)
+	}()
+	waitFor(t, func() bool { return e.running.Load() == 1 })
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = b.Do(context.Background(), i)
+		}()
+	}
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == n-1 })
+	close(e.hold)
+	wg.Wait()
+
+	for i := range n {
+		if errs[i] != nil || results[i] != strconv.Itoa(i) {
+			t.Errorf("call %d = %q, %v", i, results[i], errs[i])
+		}
+	}
+	// 1 alone, then 40 queued in batches of at most 8: 5 more executions.
+	if len(e.batches) != 6 {
+		t.Errorf("%d batches, want 6: %v", len(e.batches), e.batches)
+	}
+	seen := map[int]bool{}
+	for _, batch := range e.batches {
+		if len(batch) > 8 {
+			t.Errorf("batch of %d exceeds maxBatch 8", len(batch))
+		}
+		for _, r := range batch {
+			if seen[r] {
+				t.Errorf("request %d executed twice", r)
+			}
+			seen[r] = true
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d requests executed, want %d", len(seen), n)
+	}
+	if p := e.peak.Load(); p != 1 {
+		t.Errorf("peak concurrent executions %d, want 1", p)
+	}
+}
+
+func TestConcurrencyBound(t *testing.T) {
+	e := &echo{}
+	b := New(func(ctx context.Context, reqs []int) ([]string, error) {
+		time.Sleep(time.Millisecond)
+		return e.run(ctx, reqs)
+	}, 3, 4, 5*time.Second)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := b.Do(context.Background(), i); err != nil || got != strconv.Itoa(i) {
+				t.Errorf("call %d = %q, %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := e.peak.Load(); p > 3 {
+		t.Errorf("peak concurrent executions %d, want at most 3", p)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running != 0 || len(b.queue) != 0 {
+		t.Errorf("after all calls: running %d, queued %d; want 0, 0", b.running, len(b.queue))
+	}
+}
+
+func TestErrorsAnswerTheWholeBatch(t *testing.T) {
+	boom := errors.New("boom")
+	b := New(func(context.Context, []int) ([]string, error) { return nil, boom }, 1, 10, time.Second)
+	if _, err := b.Do(context.Background(), 1); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want boom", err)
+	}
+
+	short := New(func(context.Context, []int) ([]string, error) { return nil, nil }, 1, 10, time.Second)
+	if _, err := short.Do(context.Background(), 1); err == nil {
+		t.Fatal("a batch function returning too few results gave no error")
+	}
+
+	panicky := New(func(context.Context, []int) ([]string, error) { panic("kaboom") }, 1, 10, time.Second)
+	if _, err := panicky.Do(context.Background(), 1); err == nil || err.Error() != "batch: panic: kaboom" {
+		t.Fatalf("err = %v, want the panic as an error", err)
+	}
+	// The batcher still works after a panic.
+	if _, err := panicky.Do(context.Background(), 2); err == nil {
+		t.Fatal("second call: want the panic again")
+	}
+}
+
+// A caller whose context ends stops waiting; the batch runs with its own
+// context (bounded by the timeout), not the caller's.
+func TestCallerGivesUp(t *testing.T) {
+	hold := make(chan struct{})
+	var batchCtxErr atomic.Value
+	var running atomic.Bool
+	b := New(func(ctx context.Context, reqs []int) ([]string, error) {
+		running.Store(true)
+		<-hold
+		batchCtxErr.Store(ctx.Err() == nil)
+		return make([]string, len(reqs)), nil
+	}, 1, 10, 5*time.Second)
+	go func() { _, _ = b.Do(context.Background(), 0) }() // holds the execution
+	waitFor(t, running.Load)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := b.Do(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the caller's deadline", err)
+	}
+	close(hold)
+	waitFor(t, func() bool { v := batchCtxErr.Load(); return v != nil && v.(bool) })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
