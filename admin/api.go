@@ -15,6 +15,7 @@ import (
 
 	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/batch"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
@@ -67,6 +68,8 @@ type API struct {
 	catalogue *catalogue.Catalogue
 	adminKey  [32]byte
 	hasAdmin  bool
+	// enqueues batches the events of concurrent POST /v1/events.
+	enqueues *batch.Batcher[*dispatcher.Event, enqueued]
 }
 
 // New returns the API on pool, accepting events with enqueuer and
@@ -79,6 +82,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 		cfg = &Config{}
 	}
 	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
+	a.enqueues = a.newEnqueueBatcher()
 	if a.policy == nil {
 		a.policy = &outbound.Policy{}
 	}

@@ -69,11 +69,13 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var res *dispatcher.Enqueued
-	err := a.enqueueTx(r.Context(), func(tx pgx.Tx) (err error) {
-		res, err = a.enqueuer.Enqueue(r.Context(), tx, ev)
-		return err
-	})
+	// Stored with the events of concurrent requests, in one transaction;
+	// answered once committed.
+	one, err := a.enqueues.Do(r.Context(), ev)
+	if err == nil {
+		err = one.err
+	}
+	res := one.res
 	if err != nil {
 		var v *dispatcher.ValidationError
 		switch {

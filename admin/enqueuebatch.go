@@ -1,0 +1,102 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/batch"
+)
+
+// Batching of POST /v1/events: the events of concurrent requests are
+// stored by one transaction (one statement for their events and
+// deliveries, one River insert for their jobs, one commit). Every request
+// is answered only once its event is committed, exactly as if alone.
+const (
+	enqueueConcurrency = 2
+	enqueueBatchMax    = 100
+	enqueueTimeout     = 10 * time.Second
+)
+
+// enqueued is one event's answer from a shared batch: its result, or what
+// is wrong with it alone (a conflicting idempotency key, invalid data).
+type enqueued struct {
+	res *dispatcher.Enqueued
+	err error
+}
+
+func (a *API) newEnqueueBatcher() *batch.Batcher[*dispatcher.Event, enqueued] {
+	return batch.New(a.enqueueEach, enqueueConcurrency, enqueueBatchMax, enqueueTimeout)
+}
+
+// enqueueEach stores events (from different requests) in one transaction.
+// An event that fails on its own, a reused idempotency key or invalid data,
+// gets its own error and the others are stored without it, in a new
+// transaction; any other error fails every event not yet stored. An event
+// whose idempotency key another event of the batch uses with a different
+// payload waits for a transaction after that one, so it is judged against
+// what that one stored, as it would be alone.
+func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]enqueued, error) {
+	out := make([]enqueued, len(events))
+	todo := make([]int, len(events)) // indexes into events still to store
+	for i := range todo {
+		todo[i] = i
+	}
+	var later []int
+	for len(todo) > 0 {
+		batch := make([]*dispatcher.Event, len(todo))
+		for i, j := range todo {
+			batch[i] = events[j]
+		}
+		var results []*dispatcher.Enqueued
+		err := a.enqueueTx(ctx, func(tx pgx.Tx) (err error) {
+			results, err = a.enqueuer.EnqueueMany(ctx, tx, batch)
+			return err
+		})
+		if err == nil {
+			for i, j := range todo {
+				out[j].res = results[i]
+			}
+			todo, later = later, nil
+			continue
+		}
+		var (
+			conflict *dispatcher.IdempotencyConflictError
+			invalid  *dispatcher.BatchError
+			drop     []int // positions in todo answered or put off
+		)
+		switch {
+		case errors.As(err, &conflict) && conflict.Earlier >= 0:
+			later = append(later, todo[conflict.Index])
+			drop = append(drop, conflict.Index)
+		case errors.As(err, &conflict):
+			out[todo[conflict.Index]].err = dispatcher.ErrIdempotencyKeyReused
+			drop = append(drop, conflict.Index)
+		case errors.As(err, &invalid):
+			for _, item := range invalid.Items {
+				v := item.ValidationError
+				out[todo[item.Index]].err = &v
+				drop = append(drop, item.Index)
+			}
+		default:
+			// Nothing of this transaction was stored; events stored by an
+			// earlier one keep their results.
+			for _, j := range append(todo, later...) {
+				out[j].err = err
+			}
+			return out, nil
+		}
+		slices.Sort(drop)
+		for k := len(drop) - 1; k >= 0; k-- {
+			todo = slices.Delete(todo, drop[k], drop[k]+1)
+		}
+		if len(todo) == 0 {
+			todo, later = later, nil
+		}
+	}
+	return out, nil
+}
