@@ -121,7 +121,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 			}
 			row(n, scenario, msg, "ratio ≥ 0.9")
 		case ScenarioNoisy:
-			scenario := fmt.Sprintf("noisy neighbour: account A with a %s-delivery backlog; account B POSTs %d events/s for %s", count(cfg.NoisyBacklog), cfg.NoisyRate, cfg.Duration)
+			scenario := fmt.Sprintf("noisy neighbour: account A with a %s-delivery backlog; account B POSTs %d events/s for %s, starting once A has 2,000 delivered", count(cfg.NoisyBacklog), cfg.NoisyRate, cfg.Duration)
 			if !bad {
 				nz := res.Noisy
 				msg = fmt.Sprintf("B's POST→first attempt p50 %s, **p99 %s**, max %s (%s events at %.0f/s); A delivered %s meanwhile; %s snoozes",
