@@ -1007,3 +1007,33 @@ func TestErrorText(t *testing.T) {
 	require.Equal(t, "read: connection reset by peer", errorText(err))
 	require.Equal(t, "EOF", errorText(&url.Error{Op: "Post", URL: raw, Err: io.EOF}))
 }
+
+// A URL's verdict is remembered per client: a refused URL stays refused on
+// every attempt, without a connection, and the map stays bounded.
+func TestClientRemembersURLVerdicts(t *testing.T) {
+	t.Parallel()
+	recv := startReceiver(t, testHost4, nil)
+	client := newTestClient(t, nil, nil)
+	url := fmt.Sprintf("http://127.0.0.2:%d/hook", recv.Port())
+	for range 3 {
+		result := client.Post(t.Context(), url, nil, []byte(`{}`))
+		require.Equal(t, ErrorKindBlockedAddress, result.ErrorKind, result.ErrorMessage)
+	}
+	requireNoConnection(t, recv)
+	client.urls.mu.RLock()
+	require.Len(t, client.urls.m, 1)
+	client.urls.mu.RUnlock()
+
+	for i := range urlVerdictsMax + 5 {
+		_, _ = client.validateURL(fmt.Sprintf("https://example.com/%d", i))
+	}
+	client.urls.mu.RLock()
+	defer client.urls.mu.RUnlock()
+	require.LessOrEqual(t, len(client.urls.m), urlVerdictsMax)
+
+	allowed := newTestClient(t, &Policy{AllowPrivate: true}, nil)
+	for range 2 {
+		result := allowed.Post(t.Context(), url, nil, []byte(`{}`))
+		require.True(t, result.Succeeded(), "%+v", result)
+	}
+}
