@@ -251,7 +251,7 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 
 // Work makes one attempt of the delivery, if it is this job's to make.
 func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
-	log := w.cfg.Logger.With(zap.String("delivery_id", job.Args.DeliveryID), zap.Int64("job_id", job.ID))
+	log := w.cfg.Logger.WithLazy(zap.String("delivery_id", job.Args.DeliveryID), zap.Int64("job_id", job.ID))
 
 	target, err := w.loads.Do(ctx, job.Args.DeliveryID)
 	if err != nil {
@@ -265,7 +265,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		log.Debug("stale job: delivery not pending or served by another job; not sending", zap.String("state", target.State))
 		return nil
 	}
-	log = log.With(zap.String("event_id", target.EventID), zap.String("webhook_id", target.WebhookID), zap.String("account_id", target.AccountID))
+	log = log.WithLazy(zap.String("event_id", target.EventID), zap.String("webhook_id", target.WebhookID), zap.String("account_id", target.AccountID))
 
 	if target.WebhookGone {
 		cancelled, err := store.CancelDelivery(ctx, w.db, target.DeliveryID, job.ID, w.cfg.Now())
