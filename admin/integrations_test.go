@@ -225,5 +225,16 @@ func TestSendTestEvent(t *testing.T) {
 	require.Len(t, recv.Requests(), 3, "a test send is never retried")
 	require.Zero(t, other.Count(), "only the tested webhook receives it")
 
+	// Nor replayed: alone it is refused, and a bulk replay of the account's
+	// dead deliveries leaves it out.
+	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/deliveries/" + res.DeliveryID + "/replay"}), http.StatusConflict, "test_delivery", "")
+	var batch map[string]any
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/deliveries/replay", body: `{"account_id":"acct_test","state":"dead"}`}), http.StatusAccepted, &batch)
+	require.Equal(t, float64(0), batch["total"], "a bulk replay took a test delivery")
+	time.Sleep(300 * time.Millisecond)
+	require.Len(t, recv.Requests(), 3, "a test send was replayed")
+	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + res.DeliveryID}), http.StatusOK, &d)
+	require.Equal(t, "dead", d.State)
+
 	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/wh_" + strings.Repeat("0", 32) + "/test"}), http.StatusNotFound, "not_found", "id")
 }

@@ -78,6 +78,8 @@ func replayError(err error) *apiError {
 		return &apiError{Status: http.StatusConflict, Code: "delivery_cancelled", Message: "the delivery was cancelled because its webhook was deleted; there is nowhere to send it"}
 	case errors.Is(err, dispatcher.ErrWebhookDeleted):
 		return &apiError{Status: http.StatusConflict, Code: "webhook_deleted", Message: "the delivery's webhook has been deleted; there is nowhere to send it"}
+	case errors.Is(err, dispatcher.ErrTestDelivery):
+		return &apiError{Status: http.StatusConflict, Code: "test_delivery", Message: "this is a test send: test sends are never replayed; send another with POST /v1/webhooks/{id}/test"}
 	case errors.Is(err, dispatcher.ErrNotReplayable):
 		return &apiError{Status: http.StatusConflict, Code: "not_replayable", Message: "only dead or succeeded deliveries can be replayed"}
 	}

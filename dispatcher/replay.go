@@ -53,6 +53,9 @@ var (
 	ErrWebhookDeleted = errors.New("the delivery's webhook has been deleted")
 	// ErrNotReplayable is any other state that can't be replayed.
 	ErrNotReplayable = errors.New("only dead or succeeded deliveries can be replayed")
+	// ErrTestDelivery means the delivery is a test send, which is never
+	// replayed (nor retried): send another test instead.
+	ErrTestDelivery = errors.New("a test delivery is not replayed; send another test")
 	// ErrReplayBatchTooLarge means a bulk replay's filter matches more than
 	// ReplayBatchMax deliveries.
 	ErrReplayBatchTooLarge = fmt.Errorf("a bulk replay takes at most %d deliveries", ReplayBatchMax)
@@ -122,6 +125,8 @@ func Replay(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], delive
 		return nil, fmt.Errorf("delivery %s is %s: %w", c.ID, c.State, ErrNotReplayable)
 	case !c.WebhookLive:
 		return nil, ErrWebhookDeleted
+	case c.Test:
+		return nil, ErrTestDelivery
 	}
 
 	now := opts.now()

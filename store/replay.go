@@ -50,10 +50,12 @@ type ReplayCandidate struct {
 	State       string
 	Generation  int
 	WebhookLive bool
+	// Test marks a test send (POST /v1/webhooks/{id}/test): never replayed.
+	Test bool
 }
 
 const deliveryLockForReplay = `
-SELECT d.id, d.account_id, d.webhook_id, d.state, d.generation, w.deleted_at IS NULL
+SELECT d.id, d.account_id, d.webhook_id, d.state, d.generation, w.deleted_at IS NULL, d.test
 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
 WHERE d.id = $1
 FOR UPDATE OF d`
@@ -63,7 +65,7 @@ FOR UPDATE OF d`
 // the same delivery waits here and then sees the state the first left.
 func LockDeliveryForReplay(ctx context.Context, db DB, id string) (*ReplayCandidate, error) {
 	c := &ReplayCandidate{}
-	err := db.QueryRow(ctx, deliveryLockForReplay, id).Scan(&c.ID, &c.AccountID, &c.WebhookID, &c.State, &c.Generation, &c.WebhookLive)
+	err := db.QueryRow(ctx, deliveryLockForReplay, id).Scan(&c.ID, &c.AccountID, &c.WebhookID, &c.State, &c.Generation, &c.WebhookLive, &c.Test)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -253,7 +255,8 @@ func replayItemsQuery(batchID string, f *ReplayFilter, limit int) (string, []any
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	conds := []string{"d.account_id = " + param(f.AccountID), "d.state = " + literal}
+	// Test sends are never replayed (nor retried): send another test.
+	conds := []string{"d.account_id = " + param(f.AccountID), "d.state = " + literal, "NOT d.test"}
 	if f.WebhookID != "" {
 		conds = append(conds, "d.webhook_id = "+param(f.WebhookID))
 	}
