@@ -69,8 +69,6 @@ FROM dashboard_sessions s LEFT JOIN api_keys k ON k.id = s.key_id
 WHERE s.token_hash = $1`
 
 	sessionDelete = `DELETE FROM dashboard_sessions WHERE token_hash = $1`
-
-	sessionsExpiredDelete = `DELETE FROM dashboard_sessions WHERE expires_at <= $1`
 )
 
 // errNoSession means the request has no live session: no cookie, an
@@ -111,7 +109,7 @@ func (d *Dashboard) startSession(ctx context.Context, p *admin.Principal, raw st
 	if _, err := d.pool.Exec(ctx, sessionInsert, hashToken(token), keyID, apikey.Hash(raw), randomToken(), now, now.Add(d.ttl)); err != nil {
 		return "", err
 	}
-	if _, err := d.pool.Exec(ctx, sessionsExpiredDelete, now); err != nil {
+	if _, err := store.DeleteExpiredSessions(ctx, d.pool, now); err != nil {
 		d.logger.Warn("error removing expired dashboard sessions", zap.Error(err))
 	}
 	return token, nil

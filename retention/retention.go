@@ -130,6 +130,8 @@ type Report struct {
 	Created int
 	// Retired are the days whose partitions were dropped.
 	Retired []*store.Retirement
+	// SessionsExpired is how many expired dashboard sessions were deleted.
+	SessionsExpired int64
 }
 
 // Run makes sure partitions exist from yesterday to Ahead days after today,
@@ -147,6 +149,13 @@ func (w *Worker) Run(ctx context.Context) (*Report, error) {
 	}
 	if created > 0 {
 		w.cfg.Logger.Info("partitions created", zap.Int("count", created), zap.Time("through", today.AddDate(0, 0, w.cfg.Ahead)))
+	}
+
+	// Expired dashboard sessions go too (sign-in also deletes them, but
+	// nobody may sign in for a long time).
+	rep.SessionsExpired, err = store.DeleteExpiredSessions(ctx, w.db, now)
+	if err != nil {
+		return rep, fmt.Errorf("error deleting expired dashboard sessions: %w", err)
 	}
 
 	days, err := store.PartitionDays(ctx, w.db)

@@ -301,3 +301,24 @@ func TestServerCreatesPartitionsAhead(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// The pass deletes expired dashboard sessions (sign-in does too, but nobody
+// may sign in for a long time) and keeps live ones.
+func TestRetentionDeletesExpiredDashboardSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	now := time.Now().UTC()
+	for i, expires := range []time.Time{now.Add(-time.Minute), now.Add(-13 * time.Hour), now.Add(time.Hour)} {
+		_, err := f.pool.Exec(ctx, `INSERT INTO dashboard_sessions (token_hash, key_hash, csrf_token, created_at, expires_at) VALUES ($1, $2, 'csrf', $3, $4)`,
+			[]byte{byte(i)}, []byte{0xAA}, expires.Add(-12*time.Hour), expires)
+		require.NoError(t, err)
+	}
+	w, err := retention.New(f.pool, &retention.Config{Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	rep, err := w.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), rep.SessionsExpired)
+	require.Equal(t, 1, f.count(`SELECT count(*) FROM dashboard_sessions WHERE expires_at > now()`))
+	require.Equal(t, 1, f.count(`SELECT count(*) FROM dashboard_sessions`))
+}

@@ -52,3 +52,11 @@ func DeliveriesAttempts(ctx context.Context, db DB, deliveryIDs []string, excerp
 	}
 	return out, rows.Err()
 }
+
+// DeleteExpiredSessions deletes the dashboard sessions expired at now and
+// reports how many. Sign-in and the hourly retention pass both call it, so
+// expired sessions don't pile up when nobody signs in.
+func DeleteExpiredSessions(ctx context.Context, db DB, now time.Time) (int64, error) {
+	tag, err := db.Exec(ctx, `DELETE FROM dashboard_sessions WHERE expires_at <= $1`, now)
+	return tag.RowsAffected(), err
+}
