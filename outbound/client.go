@@ -32,8 +32,8 @@ const (
 	// example at shutdown) before the attempt finished.
 	ErrorKindCanceled = "canceled"
 
-	// ErrorKindConnect means the connection was refused, reset or
-	// unreachable.
+	// ErrorKindConnect means the connection was refused, reset while
+	// connecting, or unreachable.
 	ErrorKindConnect = "connect"
 
 	// ErrorKindDNS means the host name could not be resolved.
@@ -46,8 +46,9 @@ const (
 	// ErrorKindInvalidURL means the URL is not one ValidateURL accepts.
 	ErrorKindInvalidURL = "invalid_url"
 
-	// ErrorKindNetwork means another transport failure, for example the
-	// receiver closing the connection without answering.
+	// ErrorKindNetwork means another transport failure once connected, for
+	// example the receiver closing or resetting the connection without
+	// answering.
 	ErrorKindNetwork = "network"
 
 	// ErrorKindTLS means the TLS handshake failed (bad certificate, protocol
@@ -508,6 +509,15 @@ func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, s
 		return ErrorKindTLS, "the TLS handshake failed: " + scrub(errorText(err))
 	}
 
+	// A reset or abort once the connection is up (sending the request or
+	// waiting for the answer) is a network failure, not a failure to connect.
+	if phase >= phaseSending {
+		for _, errno := range []syscall.Errno{syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE} {
+			if errors.Is(err, errno) {
+				return ErrorKindNetwork, errno.Error() + " " + phase.String()
+			}
+		}
+	}
 	for _, errno := range []syscall.Errno{
 		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
 		syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EHOSTDOWN, syscall.ENETDOWN,

@@ -524,7 +524,9 @@ func TestClientPostTimeouts(t *testing.T) {
 		result := client.Post(ctx, "http://"+startBlackHole(t)+"/hook", nil, nil)
 		require.Equal(t, ErrorKindCanceled, result.ErrorKind, result.ErrorMessage)
 		require.Equal(t, "the attempt was canceled while waiting for the response", result.ErrorMessage)
-		require.GreaterOrEqual(t, result.Duration, timeout)
+		// The cancel timer starts just before Post does, so the attempt's
+		// own clock can read a hair under timeout.
+		require.GreaterOrEqual(t, result.Duration, timeout-50*time.Millisecond)
 		require.Less(t, result.Duration, timeout+time.Second)
 	})
 
@@ -1036,4 +1038,36 @@ func TestClientRemembersURLVerdicts(t *testing.T) {
 		result := allowed.Post(t.Context(), url, nil, []byte(`{}`))
 		require.True(t, result.Succeeded(), "%+v", result)
 	}
+}
+
+// A receiver that resets the connection after reading the request is a
+// network failure (the connection was up), not a failure to connect.
+func TestClientResetAfterRequestIsNetwork(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 4096)
+				_, _ = c.Read(buf) // the request has arrived
+				_ = c.(*net.TCPConn).SetLinger(0)
+				c.Close() // RST
+			}()
+		}
+	}()
+	client := newTestClient(t, &Policy{AllowPrivate: true}, nil)
+	result := client.Post(t.Context(), "http://"+ln.Addr().String()+"/hook", nil, []byte(`{}`))
+	require.Zero(t, result.StatusCode)
+	require.Equal(t, ErrorKindNetwork, result.ErrorKind, result.ErrorMessage)
+	require.Contains(t, []string{
+		"connection reset by peer while waiting for the response",
+		"connection reset by peer while sending the request",
+		"the receiver closed the connection while waiting for the response",
+	}, result.ErrorMessage)
 }
