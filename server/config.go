@@ -103,6 +103,11 @@ type Config struct {
 	// DeadRetention keeps dead deliveries this long (WEBHOOKD_DEAD_RETENTION).
 	// Defaults to 90 days.
 	DeadRetention time.Duration
+	// ReplaySpacing is the gap a bulk replay leaves between two deliveries
+	// of one webhook (WEBHOOKD_REPLAY_SPACING), scaled like the retry
+	// schedule. Defaults to dispatcher.ReplaySpacingDefault (10 ms: 100 a
+	// second per webhook); at most an hour.
+	ReplaySpacing time.Duration
 	// AutoPauseAfter pauses a webhook with no successful attempt for this
 	// long (WEBHOOKD_AUTO_PAUSE_AFTER); 0, the default, never does.
 	AutoPauseAfter time.Duration
@@ -128,6 +133,7 @@ func (c *Config) WithDefaults() *Config {
 	out.WebhookConcurrency = cmp.Or(out.WebhookConcurrency, dispatcher.WebhookConcurrencyDefault)
 	out.DBMaxConns = cmp.Or(out.DBMaxConns, DBMaxConnsDefault)
 	out.ReconcileInterval = cmp.Or(out.ReconcileInterval, dispatcher.ReconcileIntervalDefault)
+	out.ReplaySpacing = cmp.Or(out.ReplaySpacing, dispatcher.ReplaySpacingDefault)
 	out.ShutdownTimeout = cmp.Or(out.ShutdownTimeout, ShutdownTimeoutDefault)
 	out.DBWait = cmp.Or(out.DBWait, DBWaitDefault)
 	out.Retention = cmp.Or(out.Retention, retention.RetentionDefault)
@@ -166,6 +172,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DBMaxConns < 4 {
 		return fmt.Errorf("WEBHOOKD_DB_MAX_CONNS must be at least 4 (got %d)", c.DBMaxConns)
+	}
+	if c.ReplaySpacing < 0 || c.ReplaySpacing > time.Hour {
+		return fmt.Errorf("WEBHOOKD_REPLAY_SPACING must be more than 0 and at most 1h (got %s)", c.ReplaySpacing)
 	}
 	if c.AutoPauseAfter < 0 || (c.AutoPauseAfter > 0 && c.AutoPauseAfter < time.Hour) {
 		return fmt.Errorf("WEBHOOKD_AUTO_PAUSE_AFTER must be 0 (off) or at least 1h (got %s)", c.AutoPauseAfter)

@@ -126,11 +126,11 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, worker)
 	river.AddWorker(workers, reconciler)
-	// Bulk replays pace each webhook ReplaySpacingDefault apart, scaled like
-	// the retry schedule (WEBHOOKD_RETRY_SCALE) so that tests and `dev` run
+	// Bulk replays pace each webhook ReplaySpacing apart, scaled like the
+	// retry schedule (WEBHOOKD_RETRY_SCALE) so that tests and `dev` run
 	// them fast.
 	river.AddWorker(workers, dispatcher.NewReplayBatchWorker(pool, &dispatcher.ReplayBatchConfig{
-		Spacing: max(time.Duration(float64(dispatcher.ReplaySpacingDefault)*cfg.RetryScale), time.Microsecond),
+		Spacing: max(time.Duration(float64(cfg.ReplaySpacing)*cfg.RetryScale), time.Microsecond),
 		Logger:  logger.Named("replay"),
 	}))
 

@@ -272,6 +272,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.duration("shutdown-timeout", "WEBHOOKD_SHUTDOWN_TIMEOUT", dur(server.ShutdownTimeoutDefault), "how long running attempts may finish on shutdown", &cfg.ShutdownTimeout)
 	s.duration("retention", "WEBHOOKD_RETENTION", "30d", "how long succeeded and cancelled deliveries are kept (at least 1d)", &cfg.Retention)
 	s.duration("dead-retention", "WEBHOOKD_DEAD_RETENTION", "90d", "how long dead deliveries are kept, to be replayed (at least 1d)", &cfg.DeadRetention)
+	s.duration("replay-spacing", "WEBHOOKD_REPLAY_SPACING", dur(dispatcher.ReplaySpacingDefault), "gap between two deliveries of one webhook in a bulk replay (at most 1h)", &cfg.ReplaySpacing)
 	autoPause := s.str("auto-pause-after", "WEBHOOKD_AUTO_PAUSE_AFTER", "0", "pause a webhook with no successful attempt for this long, such as 3d (0: never)")
 	s.parsers = append(s.parsers, func() error {
 		d, err := durations.Parse(*autoPause)
