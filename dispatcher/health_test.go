@@ -11,34 +11,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/testclock"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/store"
 )
 
-// healthClock is a stubbed clock for the tracker.
-type healthClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *healthClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *healthClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 // healthFixture is a migrated database with webhooks and a tracker on a
 // stubbed clock.
 type healthFixture struct {
 	pool    *pgxpool.Pool
-	clock   *healthClock
+	clock   *testclock.Clock
 	tracker *dispatcher.HealthTracker
 	hooks   int
 }
@@ -49,7 +32,7 @@ var healthBase = time.Date(2030, 5, 6, 7, 8, 0, 0, time.UTC)
 func newHealthFixture(t *testing.T) *healthFixture {
 	t.Helper()
 	pool := testdb.New(t)
-	clock := &healthClock{now: healthBase}
+	clock := testclock.New(healthBase)
 	return &healthFixture{pool: pool, clock: clock, tracker: dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Now: clock.Now})}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/testclock"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/keyring"
@@ -122,7 +123,7 @@ func rawJSON(s string) json.RawMessage { return json.RawMessage(s) }
 // account and one enqueued delivery to it.
 type fakeClockRig struct {
 	tx         pgx.Tx
-	clock      *fakeClock
+	clock      *testclock.Clock
 	worker     *rivertest.Worker[dispatcher.DeliveryArgs, pgx.Tx]
 	lookup     *river.Client[pgx.Tx]
 	deliveryID string
@@ -136,7 +137,7 @@ func newFakeClockRig(t *testing.T, url, account string) *fakeClockRig {
 	require.NoError(t, err)
 	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
 	require.NoError(t, err)
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)

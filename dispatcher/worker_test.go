@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,31 +20,6 @@ import (
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
 )
-
-// fakeClock is a River time generator that only moves when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NowOrNil() *time.Time {
-	now := c.Now()
-	return &now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
-var _ rivertype.TimeGenerator = (*fakeClock)(nil)
 
 // The whole 8.44 h schedule on a fake clock: a receiver that always answers
 // 500 gets exactly ten attempts, the gaps are exactly the table's, and the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,30 +13,13 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/testclock"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/retention"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
 )
-
-// clock is a stubbed clock the test moves forward.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
 
 type fixture struct {
 	t    *testing.T
@@ -143,7 +125,7 @@ func TestRetentionDropsDaysAndKeepsWhatIsStillWanted(t *testing.T) {
 	f := newFixture(t)
 	now := time.Now().UTC()
 	today := store.Day(now)
-	clk := &clock{now: now}
+	clk := testclock.New(now)
 	w, err := retention.New(f.pool, &retention.Config{Now: clk.Now})
 	require.NoError(t, err)
 
@@ -259,7 +241,7 @@ func TestRowsWithoutPartitionWaitInDefault(t *testing.T) {
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM deliveries_default`))
 	require.Equal(t, 2, f.count(`SELECT count(*) FROM attempts_default`))
 
-	clk := &clock{now: now.Add(19 * 24 * time.Hour)} // ensures yesterday to 2 days ahead: days 18 to 21
+	clk := testclock.New(now.Add(19 * 24 * time.Hour)) // ensures yesterday to 2 days ahead: days 18 to 21
 	w, err := retention.New(f.pool, &retention.Config{Now: clk.Now})
 	require.NoError(t, err)
 	_, err = w.Run(ctx)
