@@ -52,14 +52,18 @@ type Target struct {
 	Paused bool
 }
 
-const targetGet = `
+// targetSelect is everything a delivery attempt needs, from the delivery,
+// its event and its webhook; targetGet and targetGetMany add the WHERE.
+const targetSelect = `
 SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
        w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
        w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL
 FROM deliveries d
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
-JOIN webhooks w ON w.id = d.webhook_id
+JOIN webhooks w ON w.id = d.webhook_id`
+
+const targetGet = targetSelect + `
 WHERE d.id = $1 AND d.part_day BETWEEN $2 AND $3`
 
 // scanTarget scans one row of targetGet or targetGetMany.
@@ -85,14 +89,7 @@ func GetTarget(ctx context.Context, db DB, id string) (*Target, error) {
 	return t, nil
 }
 
-const targetGetMany = `
-SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
-       d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
-       w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
-       w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL
-FROM deliveries d
-JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
-JOIN webhooks w ON w.id = d.webhook_id
+const targetGetMany = targetSelect + `
 WHERE d.id = ANY($1) AND d.part_day BETWEEN $2 AND $3 AND e.part_day BETWEEN $2 AND $3`
 
 // GetTargets loads many deliveries at once, as GetTarget does one: one
