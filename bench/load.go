@@ -34,6 +34,7 @@ const postTimeout = 10 * time.Second
 // sent is what postEvents did: when each POST began and the event id it got.
 type sent struct {
 	at      []time.Time
+	acked   []time.Time
 	ids     []string
 	elapsed time.Duration
 }
@@ -50,7 +51,7 @@ func (s *stage) postEvents(ctx context.Context, account string, rate int, d time
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: sendersMax}, Timeout: postTimeout}
 	defer client.CloseIdleConnections()
 	api := s.api()
-	out := &sent{at: make([]time.Time, total), ids: make([]string, total)}
+	out := &sent{at: make([]time.Time, total), ids: make([]string, total), acked: make([]time.Time, total)}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -110,6 +111,7 @@ func (s *stage) postEvents(ctx context.Context, account string, rate int, d time
 				return
 			}
 			out.ids[i] = ev.ID
+			out.acked[i] = time.Now()
 		}(i)
 	}
 	wg.Wait()
@@ -148,6 +150,15 @@ func (s *stage) arrivals(ctx context.Context, recv *receiver, sent *sent, status
 	if err != nil {
 		return Latency{}, err
 	}
+	// Where the time went: the API's answer, then the delivery.
+	var answer, deliver []time.Duration
+	for i, id := range sent.ids {
+		at, _ := recv.firstArrival(id)
+		answer = append(answer, sent.acked[i].Sub(sent.at[i]))
+		deliver = append(deliver, at.Sub(sent.acked[i]))
+	}
+	a, d := summarise(answer), summarise(deliver)
+	s.progress("POST→202 p50 %s p99 %s; 202→first attempt p50 %s p99 %s", ms(a.P50), ms(a.P99), ms(d.P50), ms(d.P99))
 	return summarise(latencies), nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/internal/batch"
+	"github.com/mono/webhookd/internal/stacks"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
@@ -84,11 +85,22 @@ type WorkerConfig struct {
 	// webhook; a job over the cap is snoozed without using an attempt.
 	// Defaults to WebhookConcurrencyDefault.
 	WebhookConcurrency int
+	// MaxWorkers is the most jobs River runs on this worker at once (the
+	// queue's MaxWorkers); it bounds the goroutines kept to run them.
+	// Defaults to MaxWorkersDefault.
+	MaxWorkers int
+	// ByKey, when set, runs the batched load and recording instead of
+	// the worker's db (see store.ByKeyPool); it needs 2 × BatchConcurrency
+	// connections. Optional.
+	ByKey *store.ByKeyPool
 	// Metrics records attempts, latencies and outcomes. Optional: nil
 	// records nothing.
 	Metrics *metrics.Metrics
 	Health  *HealthTracker // endpoint health (Observe after each recorded counted attempt); optional: nil records nothing
 }
+
+// MaxWorkersDefault is WorkerConfig.MaxWorkers's default.
+const MaxWorkersDefault = 400
 
 // BookkeepingTimeoutDefault bounds the transaction recording an attempt.
 const BookkeepingTimeoutDefault = 10 * time.Second
@@ -120,6 +132,9 @@ func (c *WorkerConfig) WithDefaults() *WorkerConfig {
 	if out.WebhookConcurrency <= 0 {
 		out.WebhookConcurrency = WebhookConcurrencyDefault
 	}
+	if out.MaxWorkers <= 0 {
+		out.MaxWorkers = MaxWorkersDefault
+	}
 	return &out
 }
 
@@ -139,6 +154,7 @@ type Worker struct {
 	inflight *inflight
 	loads    *batch.Batcher[string, *store.Target]
 	records  *batch.Batcher[store.Recording, bool]
+	stacks   *stacks.Pool
 }
 
 // NewWorker returns a delivery worker. db is normally the pool; tests pass a
@@ -148,17 +164,24 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 		return nil, errors.New("dispatcher.NewWorker: db, keys and client are required")
 	}
 	cfg = cfg.WithDefaults()
-	w := &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency)}
+	w := &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency),
+		// One goroutine per worker slot at most; they outlive a drain's
+		// pauses but not an idle hour.
+		stacks: stacks.New(cfg.MaxWorkers, time.Minute)}
 	// Loading deliveries and recording attempts are batched across the
 	// worker's jobs: one query and one commit for every delivery whose job
-	// is waiting, at most batchConcurrency of each at once. A transaction
+	// is waiting, at most BatchConcurrency of each at once. A transaction
 	// (tests) can serve one statement at a time.
-	concurrency := batchConcurrency
+	concurrency := BatchConcurrency
 	if _, ok := db.(pgx.Tx); ok {
 		concurrency = 1
 	}
+	batchDB := db
+	if cfg.ByKey != nil {
+		batchDB = cfg.ByKey
+	}
 	w.loads = batch.New(func(ctx context.Context, ids []string) ([]*store.Target, error) {
-		targets, err := store.GetTargets(ctx, db, ids)
+		targets, err := store.GetTargets(ctx, batchDB, ids)
 		seen := make(map[*store.Target]bool, len(targets))
 		for i, t := range targets {
 			if t != nil && seen[t] {
@@ -170,15 +193,15 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 		return targets, err
 	}, concurrency, batchMax, cfg.BookkeepingTimeout)
 	w.records = batch.New(func(ctx context.Context, rs []store.Recording) ([]bool, error) {
-		return store.RecordAttempts(ctx, db, rs)
+		return store.RecordAttempts(ctx, batchDB, rs)
 	}, concurrency, batchMax, cfg.BookkeepingTimeout)
 	return w, nil
 }
 
-// Batching of the worker's statements: at most batchConcurrency loads and
+// Batching of the worker's statements: at most BatchConcurrency loads and
 // as many recordings run at once, each for at most batchMax deliveries.
 const (
-	batchConcurrency = 2
+	BatchConcurrency = 2
 	batchMax         = 256
 )
 
@@ -251,6 +274,13 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 
 // Work makes one attempt of the delivery, if it is this job's to make.
 func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
+	// On a goroutine whose stack has grown already (package stacks).
+	var err error
+	w.stacks.Run(func() { err = w.work(ctx, job) })
+	return err
+}
+
+func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	log := w.cfg.Logger.WithLazy(zap.String("delivery_id", job.Args.DeliveryID), zap.Int64("job_id", job.ID))
 
 	target, err := w.loads.Do(ctx, job.Args.DeliveryID)

@@ -22,7 +22,7 @@ const (
 	AddrDefault = ":8080"
 	// MaxWorkersDefault is how many deliveries one process works at once.
 	// The work is I/O (waiting on receivers), so it is high.
-	MaxWorkersDefault = 400
+	MaxWorkersDefault = dispatcher.MaxWorkersDefault
 	// FetchCooldownDefault is the shortest time between two fetches of the
 	// deliveries queue. River's 100 ms default caps a process near
 	// MaxWorkers ÷ 100 ms.

@@ -28,6 +28,7 @@ import (
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/retention"
 	"github.com/mono/webhookd/schedule"
+	"github.com/mono/webhookd/store"
 )
 
 // RiverUIPrefix is where River UI is mounted on the API address.
@@ -38,6 +39,7 @@ type Server struct {
 	cfg        *Config
 	logger     *zap.Logger
 	pool       *pgxpool.Pool
+	byKey      *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
 	river      *river.Client[pgx.Tx]
 	reconciler *dispatcher.Reconciler
 	http       *http.Server
@@ -112,9 +114,21 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if cfg.Worker {
 		health = dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Logger: logger.Named("health")})
 	}
+	var byKey *store.ByKeyPool
+	if cfg.Worker {
+		if byKey, err = store.NewByKeyPool(ctx, poolCfg, 2*dispatcher.BatchConcurrency); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if !ok {
+				byKey.Close()
+			}
+		}()
+	}
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),
-		WebhookConcurrency: cfg.WebhookConcurrency, Metrics: m, Health: health,
+		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
+		ByKey: byKey,
 	})
 	if err != nil {
 		return nil, err
@@ -236,6 +250,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	return &Server{
 		cfg:        cfg,
 		logger:     logger,
+		byKey:      byKey,
 		pool:       pool,
 		river:      riverClient,
 		reconciler: reconciler,
@@ -371,9 +386,16 @@ func (s *Server) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("error writing endpoint health: %w", err))
 		}
 	}
-	s.pool.Close()
+	s.closePools()
 	s.logger.Info("webhookd stopped")
 	return errors.Join(errs...)
+}
+
+func (s *Server) closePools() {
+	if s.byKey != nil {
+		s.byKey.Close()
+	}
+	s.pool.Close()
 }
 
 // Run starts the server and serves until ctx is cancelled, then stops it.
@@ -383,7 +405,7 @@ func Run(ctx context.Context, cfg *Config, logger *zap.Logger) error {
 		return err
 	}
 	if err := srv.Start(ctx); err != nil {
-		srv.pool.Close()
+		srv.closePools()
 		return err
 	}
 	select {

@@ -52,18 +52,20 @@ type Target struct {
 	Paused bool
 }
 
-// targetSelect is everything a delivery attempt needs, from the delivery,
-// its event and its webhook; targetGet and targetGetMany add the WHERE.
-const targetSelect = `
+// targetColumns are everything a delivery attempt needs, from the delivery
+// d, its event e and its webhook w, which targetJoins joins to d.
+const targetColumns = `
 SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
        w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
-       w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL
-FROM deliveries d
+       w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL`
+
+const targetJoins = `
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
 JOIN webhooks w ON w.id = d.webhook_id`
 
-const targetGet = targetSelect + `
+const targetGet = targetColumns + `
+FROM deliveries d` + targetJoins + `
 WHERE d.id = $1 AND d.part_day BETWEEN $2 AND $3`
 
 // scanTarget scans one row of targetGet or targetGetMany.
@@ -89,8 +91,14 @@ func GetTarget(ctx context.Context, db DB, id string) (*Target, error) {
 	return t, nil
 }
 
-const targetGetMany = targetSelect + `
-WHERE d.id = ANY($1) AND d.part_day BETWEEN $2 AND $3 AND e.part_day BETWEEN $2 AND $3`
+// targetGetMany looks each id up on its own, by key (it runs on a
+// ByKeyPool: see there).
+const targetGetMany = targetColumns + `
+FROM unnest($1::text[]) AS i(id)
+CROSS JOIN LATERAL (
+    SELECT * FROM deliveries d WHERE d.id = i.id AND d.part_day BETWEEN $2 AND $3 LIMIT 1
+) d` + targetJoins + `
+WHERE e.part_day BETWEEN $2 AND $3`
 
 // GetTargets loads many deliveries at once, as GetTarget does one: one
 // query over the day partitions their ids name. The result has one entry
@@ -275,13 +283,11 @@ func RecordAttempts(ctx context.Context, db DB, rs []Recording) (recorded []bool
 		}
 		kinds[i], messages[i], excerpts[i], signatureTs[i] = r.Attempt.ErrorKind, r.Attempt.ErrorMessage, r.Attempt.ResponseExcerpt, r.Attempt.SignatureT
 	}
+	args := []any{ord, ids, days, seen, jobs, states, counted, next, now, numbers, generations,
+		scheduled, started, durations, statuses, kinds, messages, excerpts, signatureTs}
 	recorded = make([]bool, n)
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, byKeyOnly); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, attemptRecordMany, ord, ids, days, seen, jobs, states, counted, next, now, numbers, generations,
-			scheduled, started, durations, statuses, kinds, messages, excerpts, signatureTs)
+	record := func(q DB) error {
+		rows, err := q.Query(ctx, attemptRecordMany, args...)
 		if err != nil {
 			return err
 		}
@@ -294,28 +300,24 @@ func RecordAttempts(ctx context.Context, db DB, rs []Recording) (recorded []bool
 			recorded[i] = true
 		}
 		return rows.Err()
-	})
+	}
+	if p, ok := db.(*ByKeyPool); ok {
+		// Its sessions plan by key already: one statement, which is
+		// atomic on its own.
+		err = record(p)
+	} else {
+		err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, byKeyOnly); err != nil {
+				return err
+			}
+			return record(tx)
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
 	return recorded, nil
 }
-
-// byKeyOnly makes the rest of the transaction find rows one key at a time
-// (nested loops over index and row-address lookups). On a day partition
-// whose statistics lag its rows (every new day, until autoanalyze catches
-// up) the planner otherwise joined a batch of attempts against every
-// pending delivery of the day: measured, a batch of 106 hash-joined 19,999
-// rows (20 ms), and with hash joins off a batch of 84 materialised them and
-// filtered 1.6 million pairs (235 ms). These settings leave row-address
-// (TID) scans as the only access path not penalised: each attempt's
-// delivery is found by the lateral lookup (every index path carries the same
-// penalty there, so the cheapest, by key, wins) and updated by its address,
-// whatever the statistics say (TestRecordAttemptsPlanIsByKey).
-const byKeyOnly = `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off; ` +
-	`SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; ` +
-	// Disabled paths cost 1e10 each, which would start JIT compilation.
-	`SET LOCAL jit = off`
 
 const deliveryCancel = `
 UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, finished_at = $3, updated_at = $3

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testdb"
@@ -18,6 +19,87 @@ import (
 // autoanalyze): without byKeyOnly the planner hash-joined (or materialised
 // and filtered) every pending delivery of the day for each batch.
 func TestRecordAttemptsPlanIsByKey(t *testing.T) {
+	pool, args := planFixture(t)
+	ctx := context.Background()
+	var plan []string
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, byKeyOnly); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, "EXPLAIN "+attemptRecordMany, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return err
+			}
+			plan = append(plan, line)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("roll back") // EXPLAIN changes nothing; leave no settings behind
+	})
+	require.EqualError(t, err, "roll back")
+	requireRecordByKey(t, plan)
+}
+
+// On a ByKeyPool the recording runs without a transaction of its own: the
+// sessions' settings make the same plan, and it is generic (prepared once).
+func TestByKeyPoolPlans(t *testing.T) {
+	pool, args := planFixture(t)
+	ctx := context.Background()
+	bk, err := NewByKeyPool(ctx, pool.Config(), 1)
+	require.NoError(t, err)
+	t.Cleanup(bk.Close)
+	conn, err := bk.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	var mode string
+	require.NoError(t, conn.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&mode))
+	require.Equal(t, "force_generic_plan", mode)
+
+	// EXPLAIN EXECUTE takes no parameters: each argument goes in as a
+	// literal, which PostgreSQL itself spells.
+	explain := func(name, query string, types []string, args ...any) string {
+		t.Helper()
+		_, err := conn.Exec(ctx, "PREPARE "+name+" ("+strings.Join(types, ", ")+") AS "+query)
+		require.NoError(t, err)
+		literals := make([]string, len(args))
+		for i, a := range args {
+			require.NoError(t, conn.QueryRow(ctx, "SELECT quote_literal($1::"+types[i]+"::text) || '::"+types[i]+"'", a).Scan(&literals[i]))
+		}
+		rows, err := conn.Query(ctx, "EXPLAIN EXECUTE "+name+"("+strings.Join(literals, ", ")+")")
+		require.NoError(t, err)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		var generic, custom int64
+		require.NoError(t, conn.QueryRow(ctx, "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1", name).
+			Scan(&generic, &custom))
+		require.Equal(t, []int64{1, 0}, []int64{generic, custom}, "%s: generic and custom plans made", name)
+		return strings.Join(lines, "\n")
+	}
+	record := explain("record", attemptRecordMany, strings.Split("int[] text[] date[] int[] bigint[] text[] bool[] timestamptz[] "+
+		"timestamptz[] int[] int[] timestamptz[] timestamptz[] bigint[] int[] text[] text[] bytea[] bigint[]", " "), args...)
+	requireRecordByKey(t, strings.Split(record, "\n"))
+
+	day := Day(time.Now())
+	load := explain("load", targetGetMany, []string{"text[]", "date", "date"}, args[1], day, day)
+	require.Regexp(t, `Index Scan using deliveries_p\d+_pkey .*\n.*Index Cond: \(\(id = i\.id\)`, load)
+	require.Regexp(t, `Index Scan using events_p\d+_pkey .*\n.*Index Cond: \(\(id = d\.event_id\)`, load)
+	require.Contains(t, load, "Index Scan using webhooks_pkey", load)
+	require.NotContains(t, load, "Gather", load)
+	require.NotContains(t, load, "Seq Scan", load)
+	require.NotContains(t, load, "Hash", load)
+	require.NotContains(t, load, "JIT", load)
+}
+
+// planFixture makes a day partition holding 5,000 pending deliveries its
+// statistics don't know about, and the arguments of attemptRecordMany for
+// 80 of them.
+func planFixture(t *testing.T) (*pgxpool.Pool, []any) {
 	ctx := context.Background()
 	pool := testdb.New(t)
 	day := Day(time.Now())
@@ -52,28 +134,11 @@ SELECT 'dlv_' || lpad(g::text, 32, '0'), 'evt_x', 'wh_x', 'acct_x', 'ping', g, $
 	args[9], args[10], args[11], args[12], args[13] = i32, i32, ts, ts, i64
 	args[14], args[15], args[16], args[17], args[18] = make([]*int32, n), make([]*string, n), make([]*string, n), make([][]byte, n), i64
 
-	var plan []string
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, byKeyOnly); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, "EXPLAIN "+attemptRecordMany, args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				return err
-			}
-			plan = append(plan, line)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return fmt.Errorf("roll back") // EXPLAIN changes nothing; leave no settings behind
-	})
-	require.EqualError(t, err, "roll back")
+	return pool, args
+}
+
+func requireRecordByKey(t *testing.T, plan []string) {
+	t.Helper()
 	text := strings.Join(plan, "\n")
 	require.Contains(t, text, "Nested Loop", text)
 	require.NotContains(t, text, "Hash Join", text)

@@ -1,0 +1,126 @@
+package stacks
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// goid identifies the goroutine running it (by its stack trace header).
+func goid() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	for i, b := range buf {
+		if b == '[' {
+			return string(buf[:i])
+		}
+	}
+	return string(buf)
+}
+
+func TestRunReusesGoroutine(t *testing.T) {
+	p := New(4, time.Minute)
+	caller := goid()
+	var first, second string
+	p.Run(func() { first = goid() })
+	p.Run(func() { second = goid() })
+	if first == caller {
+		t.Fatalf("f ran in the caller's goroutine %q", caller)
+	}
+	if second != first {
+		t.Fatalf("second call ran on %q, want the first call's goroutine %q kept", second, first)
+	}
+}
+
+func TestRunWaitsForF(t *testing.T) {
+	p := New(2, time.Minute)
+	done := false
+	p.Run(func() {
+		time.Sleep(20 * time.Millisecond)
+		done = true
+	})
+	if !done {
+		t.Fatal("Run returned before f did")
+	}
+}
+
+func TestRunBoundedThenInline(t *testing.T) {
+	const max = 3
+	p := New(max, time.Minute)
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	var finished sync.WaitGroup
+	started.Add(max)
+	finished.Add(max)
+	for range max {
+		go func() {
+			defer finished.Done()
+			p.Run(func() {
+				started.Done()
+				<-release
+			})
+		}()
+	}
+	started.Wait()
+	// Every pooled goroutine is busy and the pool is full: the next call
+	// runs in its caller's goroutine.
+	caller := goid()
+	var ran string
+	p.Run(func() { ran = goid() })
+	if ran != caller {
+		t.Fatalf("with the pool full, f ran on %q, want the caller's goroutine %q", ran, caller)
+	}
+	p.mu.Lock()
+	running := p.running
+	p.mu.Unlock()
+	if running != max {
+		t.Fatalf("running = %d, want %d", running, max)
+	}
+	close(release)
+	finished.Wait()
+}
+
+func TestRunPanicReachesCaller(t *testing.T) {
+	p := New(2, time.Minute)
+	boom := errors.New("boom")
+	got := func() (v any) {
+		defer func() { v = recover() }()
+		p.Run(func() { panic(boom) })
+		return nil
+	}()
+	if got != boom {
+		t.Fatalf("recovered %v, want the panic value %v", got, boom)
+	}
+	// The pool still works after a panic.
+	ok := false
+	p.Run(func() { ok = true })
+	if !ok {
+		t.Fatal("f did not run after an earlier panic")
+	}
+}
+
+func TestIdleGoroutinesExit(t *testing.T) {
+	p := New(2, 10*time.Millisecond)
+	p.Run(func() {})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		running := p.running
+		p.mu.Unlock()
+		if running == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still running 5 s after a 10 ms idle timeout", running)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A new call starts a new goroutine.
+	ran := false
+	p.Run(func() { ran = true })
+	if !ran {
+		t.Fatal("f did not run after the pool emptied")
+	}
+}
