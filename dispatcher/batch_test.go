@@ -34,11 +34,16 @@ func TestBatchedLoadAndRecord(t *testing.T) {
 		_, err := pool.Exec(ctx, `UPDATE deliveries SET job_id = $2 WHERE id = $1`, id, int64(1000+i))
 		require.NoError(t, err)
 	}
+	// The worker's own pool for these statements (store.ByKeyPool) runs the
+	// load and the first recording; a plain pool the second.
+	byKey, err := store.NewByKeyPool(ctx, pool.Config(), 2)
+	require.NoError(t, err)
+	t.Cleanup(byKey.Close)
 
 	// Load: order kept, a repeated id answered twice, an unknown id nil.
 	unknown := ident.New(ident.Delivery)
 	query := []string{ids[3], ids[0], unknown, ids[1], ids[2], ids[4], ids[0]}
-	targets, err := store.GetTargets(ctx, pool, query)
+	targets, err := store.GetTargets(ctx, byKey, query)
 	require.NoError(t, err)
 	require.Len(t, targets, len(query))
 	for i, id := range query {
@@ -85,7 +90,7 @@ func TestBatchedLoadAndRecord(t *testing.T) {
 		{Target: byID[ids[3]], JobID: 999, Attempt: attempt(&status200), Outcome: succeeded}, // not its job
 		{Target: &stale, JobID: 1004, Attempt: attempt(nil), Outcome: retry},
 	}
-	recorded, err := store.RecordAttempts(ctx, pool, recordings)
+	recorded, err := store.RecordAttempts(ctx, byKey, recordings)
 	require.NoError(t, err)
 	require.Len(t, recorded, len(recordings))
 	require.True(t, recorded[0])
