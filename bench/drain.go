@@ -83,6 +83,9 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	if out.Snoozes, err = s.snoozes(ctx); err != nil {
 		return nil, err
 	}
+	if bad := recv.bad.Load(); bad > 0 {
+		return nil, fmt.Errorf("the receiver could not read %d requests", bad)
+	}
 	if got := recv.requests.Load(); got != int64(total) {
 		return nil, fmt.Errorf("the receiver saw %d requests for %d deliveries (each should be sent once)", got, total)
 	}

@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,24 +17,25 @@ const receiverHost = "127.0.0.2"
 
 // receiver answers 200 (or 500 to each event's first request, when
 // failFirst) and records each event's first arrival.
+//
+// It speaks just enough HTTP/1.1 for webhookd's client (a request line,
+// headers, a Content-Length body, keep-alive) on raw connections: it shares
+// the machine's cores with webhookd and PostgreSQL, and net/http's server
+// took about a tenth of the drain's webhookd-side CPU (see BENCHMARKS.md).
+// Anything else it does not understand (a chunked body, a malformed
+// request) gets 400 and the connection closed, which the scenarios count
+// as a failure.
 type receiver struct {
 	failFirst bool
 	requests  atomic.Int64
 	ok        atomic.Int64
+	bad       atomic.Int64
 	first     sync.Map // event id -> time.Time
-}
 
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	now := time.Now()
-	_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 1<<20))
-	r.requests.Add(1)
-	_, seen := r.first.LoadOrStore(req.Header.Get("Mono-Event-Id"), now)
-	if r.failFirst && !seen {
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	r.ok.Add(1)
-	w.WriteHeader(http.StatusOK)
+	ln    net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
 }
 
 func (r *receiver) firstArrival(eventID string) (time.Time, bool) {
@@ -46,15 +49,134 @@ func (r *receiver) firstArrival(eventID string) (time.Time, bool) {
 // startReceiver serves a new receiver on 127.0.0.2 until the stage closes
 // and returns it with its URL.
 func (s *stage) startReceiver(failFirst bool) (*receiver, string, error) {
-	r := &receiver{failFirst: failFirst}
 	ln, err := net.Listen("tcp", receiverHost+":0")
 	if err != nil {
 		return nil, "", fmt.Errorf("error listening on %s: %w", receiverHost, err)
 	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	go srv.Serve(ln) //nolint:errcheck // closed with the stage
-	s.onClose(func() { srv.Close() })
+	r := &receiver{failFirst: failFirst, ln: ln, conns: map[net.Conn]struct{}{}}
+	r.wg.Add(1)
+	go r.accept()
+	s.onClose(r.close)
 	return r, "http://" + ln.Addr().String() + "/hook", nil
+}
+
+func (r *receiver) accept() {
+	defer r.wg.Done()
+	for {
+		conn, err := r.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		r.mu.Lock()
+		if r.conns == nil {
+			r.mu.Unlock()
+			conn.Close()
+			continue
+		}
+		r.conns[conn] = struct{}{}
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go r.serve(conn)
+	}
+}
+
+func (r *receiver) close() {
+	r.ln.Close()
+	r.mu.Lock()
+	for c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+var (
+	answerOK    = []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	answerError = []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+	answerBad   = []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+)
+
+// serve answers the requests of one connection in turn until it closes.
+func (r *receiver) serve(conn net.Conn) {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, conn)
+		r.mu.Unlock()
+		conn.Close()
+	}()
+	br := bufio.NewReaderSize(conn, 16<<10)
+	for {
+		eventID, length, closing, ok := readRequestHead(br)
+		if !ok {
+			if _, err := br.Peek(1); err == nil {
+				r.bad.Add(1) // bytes we could not read as a request
+				_, _ = conn.Write(answerBad)
+			}
+			return
+		}
+		now := time.Now()
+		if _, err := br.Discard(length); err != nil {
+			return
+		}
+		r.requests.Add(1)
+		_, seen := r.first.LoadOrStore(eventID, now)
+		answer := answerOK
+		if r.failFirst && !seen {
+			answer = answerError
+		} else {
+			r.ok.Add(1)
+		}
+		if _, err := conn.Write(answer); err != nil || closing {
+			return
+		}
+	}
+}
+
+// readRequestHead reads a request line and headers, returning the
+// Mono-Event-Id, the body's Content-Length and whether the client asked to
+// close. ok is false at the end of the connection or on anything but a
+// request with a Content-Length body.
+func readRequestHead(br *bufio.Reader) (eventID string, length int, closing, ok bool) {
+	line, err := br.ReadSlice('\n')
+	if err != nil || !bytes.HasPrefix(line, []byte("POST ")) || !bytes.HasSuffix(line, []byte(" HTTP/1.1\r\n")) {
+		return "", 0, false, false
+	}
+	length = -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return "", 0, false, false
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, found := bytes.Cut(line, []byte(":"))
+		if !found {
+			return "", 0, false, false
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, err := strconv.Atoi(string(value))
+			if err != nil || n < 0 || n > 1<<20 {
+				return "", 0, false, false
+			}
+			length = n
+		case bytes.EqualFold(name, []byte("Mono-Event-Id")):
+			eventID = string(value)
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return "", 0, false, false
+		case bytes.EqualFold(name, []byte("Connection")):
+			closing = bytes.EqualFold(value, []byte("close"))
+		}
+	}
+	if length < 0 {
+		return "", 0, false, false
+	}
+	return eventID, length, closing, true
 }
 
 // blackHole accepts connections and never answers; closing the stage closes
