@@ -198,6 +198,10 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	return w, nil
 }
 
+// Close lets the goroutines kept for jobs exit. Call it once River has
+// stopped working jobs; a job run after it runs on River's goroutine.
+func (w *Worker) Close() { w.stacks.Close() }
+
 // Batching of the worker's statements: at most BatchConcurrency loads and
 // as many recordings run at once, each for at most batchMax deliveries.
 const (

@@ -40,6 +40,7 @@ type Server struct {
 	logger     *zap.Logger
 	pool       *pgxpool.Pool
 	byKey      *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
+	worker     *dispatcher.Worker
 	river      *river.Client[pgx.Tx]
 	reconciler *dispatcher.Reconciler
 	http       *http.Server
@@ -251,6 +252,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		cfg:        cfg,
 		logger:     logger,
 		byKey:      byKey,
+		worker:     worker,
 		pool:       pool,
 		river:      riverClient,
 		reconciler: reconciler,
@@ -377,6 +379,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		if err := s.river.Stop(shutdownCtx); err != nil {
 			errs = append(errs, fmt.Errorf("error stopping River: %w", err))
 		}
+		s.worker.Close()
 	}
 	if s.stopHealth != nil {
 		// The workers have stopped: write what they observed last.

@@ -24,6 +24,8 @@ type Pool struct {
 	mu      sync.Mutex
 	running int
 	max     int
+	closed  bool
+	quit    chan struct{}
 }
 
 type call struct {
@@ -36,7 +38,7 @@ type call struct {
 // New returns a pool of at most max goroutines, each exiting after idle
 // without work.
 func New(max int, idle time.Duration) *Pool {
-	return &Pool{work: make(chan *call), idle: idle, max: max}
+	return &Pool{work: make(chan *call), idle: idle, max: max, quit: make(chan struct{})}
 }
 
 // Run calls f on one of the pool's goroutines and returns when it returns.
@@ -59,11 +61,22 @@ func (p *Pool) Run(f func()) {
 	}
 }
 
-// start starts a goroutine serving c, unless the pool is full.
+// Close makes the pool's idle goroutines exit, and busy ones once their
+// call returns; later calls run in their callers' goroutines.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.quit)
+	}
+}
+
+// start starts a goroutine serving c, unless the pool is full or closed.
 func (p *Pool) start(c *call) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.running >= p.max {
+	if p.closed || p.running >= p.max {
 		return false
 	}
 	p.running++
@@ -84,6 +97,8 @@ func (p *Pool) serve(c *call) {
 		timer.Reset(p.idle)
 		select {
 		case c = <-p.work:
+		case <-p.quit:
+			return
 		case <-timer.C:
 			// Callers never wait to hand work over (they run it
 			// themselves or start a goroutine), so nothing is stranded.

@@ -124,3 +124,32 @@ func TestIdleGoroutinesExit(t *testing.T) {
 		t.Fatal("f did not run after the pool emptied")
 	}
 }
+
+func TestCloseEndsGoroutines(t *testing.T) {
+	p := New(4, time.Hour)
+	for range 3 {
+		p.Run(func() {})
+	}
+	p.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		running := p.running
+		p.mu.Unlock()
+		if running == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still running 5 s after Close", running)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// After Close, calls run in the caller's goroutine.
+	caller := goid()
+	var ran string
+	p.Run(func() { ran = goid() })
+	if ran != caller {
+		t.Fatalf("after Close, f ran on %q, want the caller's goroutine %q", ran, caller)
+	}
+	p.Close() // twice is fine
+}
