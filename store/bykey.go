@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -66,18 +68,36 @@ var byKeyOnly = func() string {
 	return strings.TrimSuffix(b.String(), "; ")
 }()
 
+// byKeySession sets byKeySettings for a ByKeyPool's session.
+var byKeySession = func() string {
+	keys := slices.Sorted(maps.Keys(byKeySettings))
+	stmts := make([]string, len(keys))
+	for i, k := range keys {
+		stmts[i] = fmt.Sprintf("SET %s = %s", k, byKeySettings[k])
+	}
+	return strings.Join(stmts, "; ")
+}()
+
 // NewByKeyPool opens a ByKeyPool of at most maxConns connections to the
-// database base connects to (base is not changed).
+// database base connects to (base is not changed). The settings are made
+// by SET once each connection is open, after base's own AfterConnect, not
+// as startup parameters, which connection poolers may refuse.
 func NewByKeyPool(ctx context.Context, base *pgxpool.Config, maxConns int32) (*ByKeyPool, error) {
 	cfg := base.Copy()
 	cfg.MaxConns = maxConns
 	cfg.MinConns = 0
-	params := maps.Clone(cfg.ConnConfig.RuntimeParams)
-	if params == nil {
-		params = map[string]string{}
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if after != nil {
+			if err := after(ctx, conn); err != nil {
+				return err
+			}
+		}
+		if _, err := conn.Exec(ctx, byKeySession); err != nil {
+			return fmt.Errorf("error setting up a by-key session: %w", err)
+		}
+		return nil
 	}
-	maps.Copy(params, byKeySettings)
-	cfg.ConnConfig.RuntimeParams = params
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("error creating the by-key database pool: %w", err)

@@ -51,15 +51,22 @@ func TestRecordAttemptsPlanIsByKey(t *testing.T) {
 func TestByKeyPoolPlans(t *testing.T) {
 	pool, args := planFixture(t)
 	ctx := context.Background()
-	bk, err := NewByKeyPool(ctx, pool.Config(), 1)
+	base := pool.Config()
+	base.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "SET webhookd.base_after_connect = 'ran'")
+		return err
+	}
+	bk, err := NewByKeyPool(ctx, base, 1)
 	require.NoError(t, err)
 	t.Cleanup(bk.Close)
 	conn, err := bk.Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
-	var mode string
-	require.NoError(t, conn.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&mode))
-	require.Equal(t, "force_generic_plan", mode)
+	var mode, indexScan, baseRan string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT current_setting('plan_cache_mode'), current_setting('enable_indexscan'), "+
+		"current_setting('webhookd.base_after_connect')").Scan(&mode, &indexScan, &baseRan))
+	require.Equal(t, []string{"force_generic_plan", "off", "ran"}, []string{mode, indexScan, baseRan},
+		"the session's settings, and the base config's own AfterConnect kept")
 
 	// EXPLAIN EXECUTE takes no parameters: each argument goes in as a
 	// literal, which PostgreSQL itself spells.
