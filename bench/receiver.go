@@ -31,11 +31,6 @@ type receiver struct {
 	ok        atomic.Int64
 	bad       atomic.Int64
 	first     sync.Map // event id -> time.Time
-
-	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
 }
 
 func (r *receiver) firstArrival(eventID string) (time.Time, bool) {
@@ -49,46 +44,78 @@ func (r *receiver) firstArrival(eventID string) (time.Time, bool) {
 // startReceiver serves a new receiver on 127.0.0.2 until the stage closes
 // and returns it with its URL.
 func (s *stage) startReceiver(failFirst bool) (*receiver, string, error) {
-	ln, err := net.Listen("tcp", receiverHost+":0")
+	r := &receiver{failFirst: failFirst}
+	cs, err := s.startConnServer(r.serve)
 	if err != nil {
-		return nil, "", fmt.Errorf("error listening on %s: %w", receiverHost, err)
+		return nil, "", err
 	}
-	r := &receiver{failFirst: failFirst, ln: ln, conns: map[net.Conn]struct{}{}}
-	r.wg.Add(1)
-	go r.accept()
-	s.onClose(r.close)
-	return r, "http://" + ln.Addr().String() + "/hook", nil
+	return r, "http://" + cs.ln.Addr().String() + "/hook", nil
 }
 
-func (r *receiver) accept() {
-	defer r.wg.Done()
+// connServer accepts connections on 127.0.0.2 and hands each to serve on
+// a goroutine of its own, until close closes the listener and every
+// connection and waits for those goroutines.
+type connServer struct {
+	ln       net.Listener
+	serve    func(net.Conn)
+	accepted atomic.Int64
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{} // nil once closed
+	wg       sync.WaitGroup
+}
+
+// startConnServer starts a connServer that closes with the stage.
+func (s *stage) startConnServer(serve func(net.Conn)) (*connServer, error) {
+	ln, err := net.Listen("tcp", receiverHost+":0")
+	if err != nil {
+		return nil, fmt.Errorf("error listening on %s: %w", receiverHost, err)
+	}
+	cs := &connServer{ln: ln, serve: serve, conns: map[net.Conn]struct{}{}}
+	cs.wg.Add(1)
+	go cs.accept()
+	s.onClose(cs.close)
+	return cs, nil
+}
+
+func (cs *connServer) accept() {
+	defer cs.wg.Done()
 	for {
-		conn, err := r.ln.Accept()
+		conn, err := cs.ln.Accept()
 		if err != nil {
 			return // closed
 		}
-		r.mu.Lock()
-		if r.conns == nil {
-			r.mu.Unlock()
+		cs.accepted.Add(1)
+		cs.mu.Lock()
+		if cs.conns == nil {
+			cs.mu.Unlock()
 			conn.Close()
 			continue
 		}
-		r.conns[conn] = struct{}{}
-		r.mu.Unlock()
-		r.wg.Add(1)
-		go r.serve(conn)
+		cs.conns[conn] = struct{}{}
+		cs.mu.Unlock()
+		cs.wg.Add(1)
+		go func() {
+			defer cs.wg.Done()
+			defer func() {
+				cs.mu.Lock()
+				delete(cs.conns, conn)
+				cs.mu.Unlock()
+				conn.Close()
+			}()
+			cs.serve(conn)
+		}()
 	}
 }
 
-func (r *receiver) close() {
-	r.ln.Close()
-	r.mu.Lock()
-	for c := range r.conns {
+func (cs *connServer) close() {
+	cs.ln.Close()
+	cs.mu.Lock()
+	for c := range cs.conns {
 		c.Close()
 	}
-	r.conns = nil
-	r.mu.Unlock()
-	r.wg.Wait()
+	cs.conns = nil
+	cs.mu.Unlock()
+	cs.wg.Wait()
 }
 
 var (
@@ -99,13 +126,6 @@ var (
 
 // serve answers the requests of one connection in turn until it closes.
 func (r *receiver) serve(conn net.Conn) {
-	defer r.wg.Done()
-	defer func() {
-		r.mu.Lock()
-		delete(r.conns, conn)
-		r.mu.Unlock()
-		conn.Close()
-	}()
 	br := bufio.NewReaderSize(conn, 16<<10)
 	for {
 		eventID, length, closing, ok := readRequestHead(br)
@@ -182,58 +202,16 @@ func readRequestHead(br *bufio.Reader) (eventID string, length int, closing, ok 
 // blackHole accepts connections and never answers; closing the stage closes
 // them.
 type blackHole struct {
-	ln       net.Listener
-	accepted atomic.Int64
-	mu       sync.Mutex
-	closed   bool
-	conns    []net.Conn
-	wg       sync.WaitGroup
+	*connServer
 }
 
 // startBlackHole starts a black hole on 127.0.0.2 and returns its URL.
 func (s *stage) startBlackHole() (*blackHole, string, error) {
-	ln, err := net.Listen("tcp", receiverHost+":0")
+	cs, err := s.startConnServer(func(conn net.Conn) {
+		_, _ = io.Copy(io.Discard, conn) // read the requests, answer nothing
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("error listening on %s: %w", receiverHost, err)
+		return nil, "", err
 	}
-	b := &blackHole{ln: ln}
-	b.wg.Add(1)
-	go b.accept()
-	s.onClose(b.close)
-	return b, "http://" + ln.Addr().String() + "/never", nil
-}
-
-func (b *blackHole) accept() {
-	defer b.wg.Done()
-	for {
-		conn, err := b.ln.Accept()
-		if err != nil {
-			return // closed
-		}
-		b.accepted.Add(1)
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			conn.Close()
-			continue
-		}
-		b.conns = append(b.conns, conn)
-		b.mu.Unlock()
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			_, _ = io.Copy(io.Discard, conn) // read the requests, answer nothing
-		}()
-	}
-}
-
-func (b *blackHole) close() {
-	b.mu.Lock()
-	b.closed = true
-	for _, c := range b.conns {
-		c.Close()
-	}
-	b.mu.Unlock()
-	b.ln.Close()
-	b.wg.Wait()
+	return &blackHole{cs}, "http://" + cs.ln.Addr().String() + "/never", nil
 }

@@ -104,19 +104,7 @@ func TestRunPanicReachesCaller(t *testing.T) {
 func TestIdleGoroutinesExit(t *testing.T) {
 	p := New(2, 10*time.Millisecond)
 	p.Run(func() {})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		running := p.running
-		p.mu.Unlock()
-		if running == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines still running 5 s after a 10 ms idle timeout", running)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitNoneRunning(t, p, "after a 10 ms idle timeout")
 	// A new call starts a new goroutine.
 	ran := false
 	p.Run(func() { ran = true })
@@ -131,19 +119,7 @@ func TestCloseEndsGoroutines(t *testing.T) {
 		p.Run(func() {})
 	}
 	p.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		running := p.running
-		p.mu.Unlock()
-		if running == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines still running 5 s after Close", running)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitNoneRunning(t, p, "after Close")
 	// After Close, calls run in the caller's goroutine.
 	caller := goid()
 	var ran string
@@ -152,4 +128,22 @@ func TestCloseEndsGoroutines(t *testing.T) {
 		t.Fatalf("after Close, f ran on %q, want the caller's goroutine %q", ran, caller)
 	}
 	p.Close() // twice is fine
+}
+
+// waitNoneRunning waits up to 5 s for the pool's goroutines to exit.
+func waitNoneRunning(t *testing.T, p *Pool, after string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		running := p.running
+		p.mu.Unlock()
+		if running == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still running 5 s %s", running, after)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
