@@ -165,8 +165,8 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	}
 	cfg = cfg.WithDefaults()
 	w := &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency),
-		// One goroutine per worker slot at most; they outlive a drain's
-		// pauses but not an idle hour.
+		// One goroutine per worker slot at most; each leaves after a
+		// minute without a job.
 		stacks: stacks.New(cfg.MaxWorkers, time.Minute)}
 	// Loading deliveries and recording attempts are batched across the
 	// worker's jobs: one query and one commit for every delivery whose job

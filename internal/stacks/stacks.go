@@ -10,6 +10,8 @@
 package stacks
 
 import (
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -31,7 +33,7 @@ type Pool struct {
 type call struct {
 	f     func()
 	done  chan struct{}
-	panic any
+	panic *Panic
 	ok    bool // f returned normally
 }
 
@@ -42,9 +44,10 @@ func New(max int, idle time.Duration) *Pool {
 }
 
 // Run calls f on one of the pool's goroutines and returns when it returns.
-// A panic in f is raised again in the caller's goroutine, so the caller's
-// recovery (River's, for a job) sees it. When every goroutine is busy and
-// the pool is full, f runs in the caller's goroutine.
+// A panic in f is raised again in the caller's goroutine as a *Panic, so
+// the caller's recovery (River's, for a job) sees it with the stack where
+// it happened. When every goroutine is busy and the pool is full, or the
+// pool is closed, f runs in the caller's goroutine.
 func (p *Pool) Run(f func()) {
 	c := &call{f: f, done: make(chan struct{})}
 	select {
@@ -59,6 +62,23 @@ func (p *Pool) Run(f func()) {
 	if !c.ok {
 		panic(c.panic)
 	}
+}
+
+// Panic is a panic in a function Run ran on a pool goroutine: the value
+// and that goroutine's stack when it panicked.
+type Panic struct {
+	Value any
+	Stack []byte
+}
+
+func (p *Panic) Error() string {
+	return fmt.Sprintf("%v\n\npanicked on a pooled goroutine:\n%s", p.Value, p.Stack)
+}
+
+// Unwrap returns the panic's value when it is an error.
+func (p *Panic) Unwrap() error {
+	err, _ := p.Value.(error)
+	return err
 }
 
 // Close makes the pool's idle goroutines exit, and busy ones once their
@@ -111,7 +131,7 @@ func (c *call) run() {
 	defer close(c.done)
 	defer func() {
 		if !c.ok {
-			c.panic = recover()
+			c.panic = &Panic{Value: recover(), Stack: debug.Stack()}
 		}
 	}()
 	c.f()

@@ -3,6 +3,7 @@ package stacks
 import (
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,13 +91,21 @@ func TestRunPanicReachesCaller(t *testing.T) {
 		p.Run(func() { panic(boom) })
 		return nil
 	}()
-	if got != boom {
-		t.Fatalf("recovered %v, want the panic value %v", got, boom)
+	p2, ok := got.(*Panic)
+	if !ok {
+		t.Fatalf("recovered %T %v, want a *Panic", got, got)
+	}
+	if p2.Value != boom || !errors.Is(p2, boom) {
+		t.Fatalf("recovered value %v, want %v", p2.Value, boom)
+	}
+	// The stack is the pooled goroutine's, where the panic happened.
+	if !strings.Contains(string(p2.Stack), "TestRunPanicReachesCaller") || !strings.Contains(p2.Error(), "boom") {
+		t.Fatalf("panic's stack and message do not name its origin:\n%s", p2.Error())
 	}
 	// The pool still works after a panic.
-	ok := false
-	p.Run(func() { ok = true })
-	if !ok {
+	ran := false
+	p.Run(func() { ran = true })
+	if !ran {
 		t.Fatal("f did not run after an earlier panic")
 	}
 }
