@@ -8,7 +8,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mono/webhookd/ident"
 )
@@ -204,9 +206,12 @@ SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM moved_attempts), (SEL
 // the idempotency keys of the day's events that stay behind.
 //
 // The second drops the day's partitions. Dropping a partition locks its
-// parent exclusively, so it locks events, deliveries and attempts at once,
-// in that order (the order every other transaction uses, so it can't
-// deadlock), waiting at most p.LockTimeout, and is kept short: it moves
+// parent exclusively, so it locks events, deliveries and attempts at once.
+// Statements on the hot path take those tables in other orders (the batched
+// load reads deliveries, then events), so each try waits for the locks less
+// than PostgreSQL's deadlock_timeout and gives way, rather than let a
+// deadlock abort a delivery or an API request; tries repeat for up to
+// p.LockTimeout. The transaction is kept short: it moves
 // again only what a replay may have made pending (or dead anew) since the
 // first, found through the partial indexes on those states, deletes the
 // replay history of the deliveries that go, and drops the partitions. A day
@@ -267,9 +272,22 @@ WHERE e.idempotency_key IS NOT NULL AND k.account_id = e.account_id AND k.key = 
 		return nil, err
 	}
 
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+	// The drop gives way. Its tries each wait for the locks at most
+	// tryTimeout, under PostgreSQL's deadlock_timeout: a hot-path statement
+	// holding one of the three tables while waiting for another that this
+	// transaction already holds (the batched load reads deliveries, then
+	// events) is then never the one a deadlock aborts. Tries repeat, a
+	// moment apart, for up to lockTimeout.
+	tryTimeout, err := dropTryTimeout(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	drop := func(tx pgx.Tx) error {
 		hasDeliveries, _, err := begin(tx)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", max(tryTimeout.Milliseconds(), 1))); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `LOCK TABLE events, deliveries, attempts IN ACCESS EXCLUSIVE MODE`); err != nil {
@@ -303,9 +321,35 @@ WHERE e.idempotency_key IS NOT NULL AND k.account_id = e.account_id AND k.key = 
 			}
 		}
 		return nil
-	})
+	}
+	deadline := time.Now().Add(lockTimeout)
+	for {
+		err = pgx.BeginFunc(ctx, db, drop)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.LockNotAvailable || time.Now().Add(tryPause).After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(tryPause):
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// tryPause is the pause between two tries to lock the tables for a drop.
+const tryPause = 50 * time.Millisecond
+
+// dropTryTimeout is how long one try of a drop waits for its locks: half
+// the server's deadlock_timeout (1 s by default), at most 200 ms.
+func dropTryTimeout(ctx context.Context, db DB) (time.Duration, error) {
+	var ms float64
+	if err := db.QueryRow(ctx, `SELECT extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000`).Scan(&ms); err != nil {
+		return 0, fmt.Errorf("error reading deadlock_timeout: %w", err)
+	}
+	return max(min(time.Duration(ms/2*float64(time.Millisecond)), 200*time.Millisecond), time.Millisecond), nil
 }
