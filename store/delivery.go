@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mono/webhookd/ident"
 )
@@ -188,7 +190,9 @@ type Outcome struct {
 	Now time.Time
 }
 
-const attemptRecordMany = `
+// attemptRecordSQL is attemptRecordMany with dayMatch, which finds the
+// delivery in its day partition (%[1]s).
+const attemptRecordSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::int[], $2::text[], $3::date[], $4::int[], $5::bigint[], $6::text[], $7::bool[],
                          $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::timestamptz[], $13::timestamptz[],
@@ -198,11 +202,11 @@ WITH input AS (
 ), located AS MATERIALIZED (
     -- Each attempt's delivery, looked up on its own (a lateral subquery
     -- runs once per attempt, by index), then updated by its row address.
-    SELECT i.*, x.tableoid AS part, x.ctid AS tid
+    SELECT i.*, x.tableoid AS part, x.ctid AS tid, x.part_day AS found_day
     FROM input i
     CROSS JOIN LATERAL (
-        SELECT d.tableoid, d.ctid FROM deliveries d
-        WHERE d.id = i.id AND d.part_day = i.part_day AND d.attempts = i.seen_attempts AND d.job_id = i.job_id AND d.state = 'pending'
+        SELECT d.tableoid, d.ctid, d.part_day FROM deliveries d
+        WHERE d.id = i.id AND d.part_day %[1]s AND d.attempts = i.seen_attempts AND d.job_id = i.job_id AND d.state = 'pending'
         LIMIT 1
     ) x
 ), delivery AS (
@@ -218,16 +222,26 @@ WITH input AS (
     -- a replay) is re-checked here and skipped.
     WHERE d.tableoid = l.part AND d.ctid = l.tid
       AND d.attempts = l.seen_attempts AND d.job_id = l.job_id AND d.state = 'pending'
-    RETURNING l.ord
+    RETURNING l.ord, l.found_day
 ), recorded AS (
     INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
                           status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
     SELECT i.id, i.number, i.generation, i.counted, i.scheduled_at, i.started_at, i.duration_us,
-           i.status_code, i.error_kind, i.error_message, i.response_excerpt, i.signature_t, i.part_day
+           i.status_code, i.error_kind, i.error_message, i.response_excerpt, i.signature_t, delivery.found_day
     FROM input i JOIN delivery USING (ord)
     ORDER BY i.ord
 )
 SELECT ord FROM delivery`
+
+// attemptRecordMany records a batch, each delivery looked up in the day
+// partition it was loaded from; attemptRecordMoved looks in that day and
+// every later one, where a delivery may have moved since (see
+// RecordAttempts). Either way the attempt goes into the partition of the
+// day where the delivery is.
+var (
+	attemptRecordMany  = fmt.Sprintf(attemptRecordSQL, "= i.part_day")
+	attemptRecordMoved = fmt.Sprintf(attemptRecordSQL, ">= i.part_day")
+)
 
 // Recording is one attempt to record with RecordAttempts: the delivery as
 // loaded, the running job, the attempt and its outcome.
@@ -245,7 +259,47 @@ type Recording struct {
 // delivery, or it is no longer pending, that one changes nothing and
 // recorded[i] is false. Two recordings for one delivery record at most one.
 // Each attempt goes into its delivery's day partition.
-func RecordAttempts(ctx context.Context, db DB, rs []Recording) (recorded []bool, err error) {
+func RecordAttempts(ctx context.Context, db DB, rs []Recording) ([]bool, error) {
+	recorded, err := recordAttempts(ctx, db, rs, attemptRecordMany)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.SerializationFailure {
+		// A row of the batch moved to another day's partition while the
+		// statement waited for it (retention moving kept rows forward):
+		// nothing was recorded; once more, looking from each day on.
+		recorded, err = recordAttempts(ctx, db, rs, attemptRecordMoved)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A delivery whose row moved while it was being sent (its day's
+	// partition created, taking the day's rows out of the default
+	// partition; retention moving kept rows forward) is skipped by the
+	// update, which saw the old row go. Looked up again, by key from its
+	// day on, it is found where it went, and its guard decides as before;
+	// otherwise the attempt would go unrecorded and the delivery be sent
+	// again. The others fail their guard again (another run recorded).
+	var again []Recording
+	var at []int
+	for i, ok := range recorded {
+		if !ok {
+			again, at = append(again, rs[i]), append(at, i)
+		}
+	}
+	if len(again) == 0 {
+		return recorded, nil
+	}
+	retried, err := recordAttempts(ctx, db, again, attemptRecordMoved)
+	if err != nil {
+		// The first statement committed: report what it recorded.
+		return recorded, nil
+	}
+	for j, ok := range retried {
+		recorded[at[j]] = ok
+	}
+	return recorded, nil
+}
+
+func recordAttempts(ctx context.Context, db DB, rs []Recording, statement string) (recorded []bool, err error) {
 	n := len(rs)
 	if n == 0 {
 		return nil, nil
@@ -287,7 +341,7 @@ func RecordAttempts(ctx context.Context, db DB, rs []Recording) (recorded []bool
 		scheduled, started, durations, statuses, kinds, messages, excerpts, signatureTs}
 	recorded = make([]bool, n)
 	record := func(q DB) error {
-		rows, err := q.Query(ctx, attemptRecordMany, args...)
+		rows, err := q.Query(ctx, statement, args...)
 		if err != nil {
 			return err
 		}

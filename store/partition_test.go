@@ -68,3 +68,75 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, partitionName("deliveries", old)).Scan(&exists))
 	require.False(t, exists, "the old day's partition was dropped")
 }
+
+// A delivery whose row moves while its attempt is being recorded is
+// recorded where it went, not skipped (which would leave it pending, to be
+// sent again): moved within its day (the day's partition created, taking
+// the row out of the default partition) or to a later day (retention).
+func TestRecordAttemptsFollowsAMovedDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		partition bool   // the delivery's day has its partition (else: the default one)
+		move      string // run in a transaction that commits once the recording waits
+		days      int    // the day the delivery ends up on, after its first
+	}{
+		{"into its day's new partition", false, `SELECT webhookd_ensure_partition('deliveries', $2) WHERE $1::text IS NOT NULL`, 0},
+		{"to a later day's partition", true, `UPDATE deliveries SET part_day = $2::date + 1 WHERE id = $1`, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			pool := testdb.New(t)
+			day := Day(time.Now()).AddDate(0, 0, 10) // no partition yet: the default one
+			if tc.partition {
+				_, err := pool.Exec(ctx, `SELECT webhookd_ensure_partition('deliveries', $1)`, day)
+				require.NoError(t, err)
+			}
+			id := "dlv_moved"
+			_, err := pool.Exec(ctx, `INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, part_day)
+VALUES ($1, 'evt_x', 'wh_x', 'acct_x', 'ping', 7, $2)`, id, day)
+			require.NoError(t, err)
+
+			mover, err := pool.Begin(ctx)
+			require.NoError(t, err)
+			defer mover.Rollback(ctx) //nolint:errcheck // no-op after commit
+			_, err = mover.Exec(ctx, tc.move, id, day)
+			require.NoError(t, err)
+
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			status := 200
+			type result struct {
+				recorded []bool
+				err      error
+			}
+			done := make(chan result, 1)
+			go func() {
+				recorded, err := RecordAttempts(ctx, pool, []Recording{{
+					Target: &Target{DeliveryID: id, PartDay: day}, JobID: 7,
+					Attempt: &AttemptRecord{Number: 1, Generation: 1, Counted: true, ScheduledAt: now, StartedAt: now, StatusCode: &status, SignatureT: now.Unix()},
+					Outcome: &Outcome{State: StateSucceeded, Now: now},
+				}})
+				done <- result{recorded, err}
+			}()
+			require.Eventually(t, func() bool {
+				var waiting bool
+				err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting)
+				return err == nil && waiting
+			}, 10*time.Second, 5*time.Millisecond, "the recording never waited for the moving row")
+			require.NoError(t, mover.Commit(ctx))
+
+			res := <-done
+			require.NoError(t, res.err)
+			require.Equal(t, []bool{true}, res.recorded)
+			var state string
+			var attempts int
+			var attemptDay time.Time
+			require.NoError(t, pool.QueryRow(ctx, `SELECT d.state, d.attempts, a.part_day FROM deliveries d JOIN attempts a ON a.delivery_id = d.id WHERE d.id = $1`, id).
+				Scan(&state, &attempts, &attemptDay))
+			require.Equal(t, StateSucceeded, state)
+			require.Equal(t, 1, attempts)
+			require.True(t, attemptDay.Equal(day.AddDate(0, 0, tc.days)), "the attempt is in the delivery's day now, %s; got %s", day.AddDate(0, 0, tc.days), attemptDay)
+		})
+	}
+}
