@@ -131,7 +131,30 @@ func NewURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
+	if err := ensureDays(ctx, dbURL); err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
 	return dbURL
+}
+
+// ensureDays gives a new database the day partitions of yesterday, today
+// and tomorrow (UTC), whatever day its template was built on: otherwise a
+// test run past midnight puts today's rows in the default partitions, and
+// a server starting in the test moves them out while the test works on
+// them. The day after tomorrow is left to the server's retention job, so
+// that tests can still see it create one.
+func ensureDays(ctx context.Context, dbURL string) error {
+	conn, err := connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, `SELECT webhookd_ensure_partition(t, (now() AT TIME ZONE 'UTC')::date + g)
+FROM unnest(ARRAY['events', 'deliveries', 'attempts']) AS t, generate_series(-1, 1) AS g`)
+	if err != nil {
+		return fmt.Errorf("error creating the day partitions: %w", err)
+	}
+	return nil
 }
 
 // BaseURL returns the URL of the server and database tests connect to for
