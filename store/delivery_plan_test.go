@@ -88,9 +88,14 @@ func TestByKeyPoolPlans(t *testing.T) {
 		require.Equal(t, []int64{1, 0}, []int64{generic, custom}, "%s: generic and custom plans made", name)
 		return strings.Join(lines, "\n")
 	}
-	record := explain("record", attemptRecordMany, strings.Split("int[] text[] date[] int[] bigint[] text[] bool[] timestamptz[] "+
-		"timestamptz[] int[] int[] timestamptz[] timestamptz[] bigint[] int[] text[] text[] bytea[] bigint[]", " "), args...)
+	recordTypes := strings.Split("int[] text[] date[] int[] bigint[] text[] bool[] timestamptz[] "+
+		"timestamptz[] int[] int[] timestamptz[] timestamptz[] bigint[] int[] text[] text[] bytea[] bigint[]", " ")
+	record := explain("record", attemptRecordMany, recordTypes, args...)
 	requireRecordByKey(t, strings.Split(record, "\n"))
+	// The second look for rows that moved, from each one's day on.
+	moved := explain("moved", attemptRecordMoved, recordTypes, args...)
+	requireRecordByKey(t, strings.Split(moved, "\n"))
+	require.Contains(t, moved, "part_day >= i_1.part_day", moved)
 
 	day := Day(time.Now())
 	load := explain("load", targetGetMany, []string{"text[]", "date", "date"}, args[1], day, day)
