@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testreceiver"
 )
 
 // hostile is one misbehaving receiver.
@@ -226,30 +227,17 @@ func startHostiles(t *testing.T, ctx context.Context, timeout time.Duration) []h
 
 	// Raw TCP receivers read the request and then misbehave.
 	raw := func(misbehave func(c net.Conn)) string {
-		ln, err := net.Listen("tcp", "127.0.0.2:0")
-		require.NoError(t, err)
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					_ = c.SetDeadline(time.Now().Add(time.Minute))
-					req, err := http.ReadRequest(bufio.NewReader(c))
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if ctx.Err() == nil {
-						misbehave(c)
-					}
-				}()
+		return "http://" + testreceiver.Raw(t, func(c net.Conn) {
+			_ = c.SetDeadline(time.Now().Add(time.Minute))
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err != nil {
+				return
 			}
-		}()
-		return "http://" + ln.Addr().String() + "/hook"
+			_, _ = io.Copy(io.Discard, req.Body)
+			if ctx.Err() == nil {
+				misbehave(c)
+			}
+		}) + "/hook"
 	}
 	slowHeaders := raw(func(c net.Conn) {
 		for _, b := range []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/stretchr/testify/require"
 )
 
@@ -1044,25 +1045,14 @@ func TestClientRemembersURLVerdicts(t *testing.T) {
 // network failure (the connection was up), not a failure to connect.
 func TestClientResetAfterRequestIsNetwork(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 4096)
-				_, _ = c.Read(buf) // the request has arrived
-				_ = c.(*net.TCPConn).SetLinger(0)
-				c.Close() // RST
-			}()
-		}
-	}()
+	addr := testreceiver.Raw(t, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf) // the request has arrived
+		_ = c.(*net.TCPConn).SetLinger(0)
+		// Closed on return, with linger 0: a reset.
+	})
 	client := newTestClient(t, &Policy{AllowPrivate: true}, nil)
-	result := client.Post(t.Context(), "http://"+ln.Addr().String()+"/hook", nil, []byte(`{}`))
+	result := client.Post(t.Context(), "http://"+addr+"/hook", nil, []byte(`{}`))
 	require.Zero(t, result.StatusCode)
 	require.Equal(t, ErrorKindNetwork, result.ErrorKind, result.ErrorMessage)
 	require.Contains(t, []string{
