@@ -113,6 +113,10 @@ type Config struct {
 	WebhookConcurrency int
 	DBMaxConns         int32
 	HTTPTimeout        time.Duration
+	// LatencyLog, when set, receives a CSV line per event of scenarios 2
+	// and 4: scenario, when its POST began (ms after the first), POST→202
+	// and 202→first attempt (ms). The header is written first.
+	LatencyLog io.Writer
 	// Out receives the table. Required.
 	Out io.Writer
 	// Progress receives progress lines. Defaults to Out.
@@ -331,6 +335,9 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Machine: *machine, Errors: map[int]error{}}
+	if cfg.LatencyLog != nil {
+		fmt.Fprintln(cfg.LatencyLog, "scenario,sent_ms,post_to_202_ms,202_to_first_attempt_ms")
+	}
 
 	for _, n := range cfg.Scenarios {
 		if err := ctx.Err(); err != nil {

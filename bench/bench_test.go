@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestRunSmoke(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out bytes.Buffer
+	var out, latencies bytes.Buffer
 	res, err := Run(ctx, &Config{
 		DatabaseURL:  testdb.BaseURL(),
 		Backlog:      200,
@@ -41,6 +42,7 @@ func TestRunSmoke(t *testing.T) {
 		Retries:      20,
 		Timeout:      time.Minute,
 		Out:          &out,
+		LatencyLog:   &latencies,
 		Progress:     logWriter{t},
 	})
 	t.Log("\n" + out.String())
@@ -91,6 +93,27 @@ func TestRunSmoke(t *testing.T) {
 		require.NotNil(t, res.Resources.PostgresCPUPerDelivery, res.Resources.PostgresNote)
 		require.GreaterOrEqual(t, *res.Resources.PostgresCPUPerDelivery, time.Duration(0))
 	}
+
+	// The latency log: a header, then a line per event of scenarios 2
+	// (50 + 100) and 4 (20), each figure a number; the first two are never
+	// negative (the last can be, barely: an attempt can reach the receiver
+	// before the bench's client has read its 202).
+	lines := strings.Split(strings.TrimSpace(latencies.String()), "\n")
+	require.Equal(t, "scenario,sent_ms,post_to_202_ms,202_to_first_attempt_ms", lines[0])
+	perScenario := map[string]int{}
+	for _, line := range lines[1:] {
+		fields := strings.Split(line, ",")
+		require.Len(t, fields, 4, line)
+		perScenario[fields[0]]++
+		for i, f := range fields[1:] {
+			v, err := strconv.ParseFloat(f, 64)
+			require.NoError(t, err, line)
+			if i < 2 {
+				require.GreaterOrEqual(t, v, 0.0, line)
+			}
+		}
+	}
+	require.Equal(t, map[string]int{"2": 150, "4": 20}, perScenario)
 
 	table := out.String()
 	require.Contains(t, table, "| # | scenario | result | target (issue 4) |")

@@ -157,6 +157,11 @@ func (s *stage) arrivals(ctx context.Context, recv *receiver, sent *sent, status
 		answer = append(answer, sent.acked[i].Sub(sent.at[i]))
 		deliver = append(deliver, at.Sub(sent.acked[i]))
 	}
+	if w := s.e.cfg.LatencyLog; w != nil {
+		for i := range sent.ids {
+			fmt.Fprintf(w, "%d,%s,%s,%s\n", s.n, msf(sent.at[i].Sub(sent.at[0])), msf(answer[i]), msf(deliver[i]))
+		}
+	}
 	a, d := summarise(answer), summarise(deliver)
 	s.progress("POST→202 p50 %s p99 %s; 202→first attempt p50 %s p99 %s", ms(a.P50), ms(a.P99), ms(d.P50), ms(d.P99))
 	return summarise(latencies), nil

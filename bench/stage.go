@@ -18,6 +18,7 @@ import (
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/migrations"
+	"github.com/mono/webhookd/retention"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
 )
@@ -260,6 +261,17 @@ func createDatabase(ctx context.Context, baseURL string) (string, string, func()
 	if err := migrations.Migrate(ctx, pool); err != nil {
 		drop()
 		return "", "", nil, err
+	}
+	// The steady state: a deployment that has run for a day has its
+	// partitions from yesterday to the retention job's days ahead, so its
+	// start creates none. Created at the server's start instead, each
+	// ATTACH holds its parent's default partition exclusively and the hot
+	// path queues behind it: measured, B's p99 in scenario 4 went from
+	// 154 - 245 ms to 400 - 544 ms.
+	today := store.Day(time.Now())
+	if _, err := store.EnsurePartitions(ctx, pool, today.AddDate(0, 0, -1), today.AddDate(0, 0, retention.AheadDefault), 0); err != nil {
+		drop()
+		return "", "", nil, fmt.Errorf("error creating the day partitions: %w", err)
 	}
 	return dbURL, name, drop, nil
 }

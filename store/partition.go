@@ -81,20 +81,45 @@ var partitionNameRE = regexp.MustCompile(`^(?:events|deliveries|attempts)_p([0-9
 // Each partition is created in its own short transaction: attaching one
 // locks its parent's default partition exclusively (to check that no row
 // of the day is left in it), and a transaction holding that lock on one
-// table while waiting for another could deadlock with the hot path. The
-// wait for the lock is bounded by lockTimeout (0 means 5 s).
+// table while waiting for another could deadlock with the hot path.
+//
+// That lock is taken first, and it gives way: every statement on the hot
+// path (whose cached plans lock every partition) queues behind a waiting
+// exclusive lock, so one long query holding the default partition would
+// otherwise stall deliveries and the API for as long as the wait. Each try
+// waits at most half of PostgreSQL's deadlock_timeout (at most 200 ms),
+// then lets go; tries repeat 50 ms apart for up to lockTimeout (0 means
+// 5 s). A partition that exists already costs one catalogue lookup and no
+// lock.
 func EnsurePartitions(ctx context.Context, db DB, from, to time.Time, lockTimeout time.Duration) (created int, err error) {
 	if lockTimeout <= 0 {
 		lockTimeout = 5 * time.Second
 	}
+	tryTimeout, err := lockTryTimeout(ctx, db)
+	if err != nil {
+		return 0, err
+	}
 	from, to = Day(from), Day(to)
 	for day := from; !day.After(to); day = day.AddDate(0, 0, 1) {
 		for _, table := range PartitionedTables {
-			err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			name := partitionName(table, day)
+			create := func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(webhookd_partitions_lock())`); err != nil {
 					return err
 				}
-				if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+				var exists bool
+				if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
+					return err
+				}
+				if exists {
+					return nil
+				}
+				if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", max(tryTimeout.Milliseconds(), 1))); err != nil {
+					return err
+				}
+				// Locked before its rows of the day move out, so that no
+				// insert can put one back before the ATTACH checks.
+				if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{table + "_default"}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 					return err
 				}
 				var made bool
@@ -105,9 +130,9 @@ func EnsurePartitions(ctx context.Context, db DB, from, to time.Time, lockTimeou
 					created++
 				}
 				return nil
-			})
-			if err != nil {
-				return created, fmt.Errorf("error creating partition %s: %w", partitionName(table, day), err)
+			}
+			if err := retryLockTimeouts(ctx, db, lockTimeout, create); err != nil {
+				return created, fmt.Errorf("error creating partition %s: %w", name, err)
 			}
 		}
 	}
@@ -278,7 +303,7 @@ WHERE e.idempotency_key IS NOT NULL AND k.account_id = e.account_id AND k.key = 
 	// transaction already holds (the batched load reads deliveries, then
 	// events) is then never the one a deadlock aborts. Tries repeat, a
 	// moment apart, for up to lockTimeout.
-	tryTimeout, err := dropTryTimeout(ctx, db)
+	tryTimeout, err := lockTryTimeout(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -322,31 +347,36 @@ WHERE e.idempotency_key IS NOT NULL AND k.account_id = e.account_id AND k.key = 
 		}
 		return nil
 	}
-	deadline := time.Now().Add(lockTimeout)
-	for {
-		err = pgx.BeginFunc(ctx, db, drop)
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.LockNotAvailable || time.Now().Add(tryPause).After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(tryPause):
-		}
-	}
-	if err != nil {
+	if err := retryLockTimeouts(ctx, db, lockTimeout, drop); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// tryPause is the pause between two tries to lock the tables for a drop.
+// tryPause is the pause between two tries to take locks that give way.
 const tryPause = 50 * time.Millisecond
 
-// dropTryTimeout is how long one try of a drop waits for its locks: half
+// retryLockTimeouts runs f in a transaction, again after tryPause each time
+// it fails for a lock it could not get in time, for up to total.
+func retryLockTimeouts(ctx context.Context, db DB, total time.Duration, f func(pgx.Tx) error) error {
+	deadline := time.Now().Add(total)
+	for {
+		err := pgx.BeginFunc(ctx, db, f)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.LockNotAvailable || time.Now().Add(tryPause).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(tryPause):
+		}
+	}
+}
+
+// lockTryTimeout is how long one try of a lock that gives way waits: half
 // the server's deadlock_timeout (1 s by default), at most 200 ms.
-func dropTryTimeout(ctx context.Context, db DB) (time.Duration, error) {
+func lockTryTimeout(ctx context.Context, db DB) (time.Duration, error) {
 	var ms float64
 	if err := db.QueryRow(ctx, `SELECT extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000`).Scan(&ms); err != nil {
 		return 0, fmt.Errorf("error reading deadlock_timeout: %w", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -67,6 +68,71 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 	var exists bool
 	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, partitionName("deliveries", old)).Scan(&exists))
 	require.False(t, exists, "the old day's partition was dropped")
+}
+
+// Creating a partition waits for its table's default partition only a
+// moment at a time: while a long query holds it, the hot path's statements
+// (which queue behind a waiting exclusive lock) go on, and the partition
+// is made once the query ends.
+func TestEnsurePartitionsGivesWayToTheHotPath(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool := testdb.New(t)
+	day := Day(time.Now()).AddDate(0, 0, 20)
+
+	// A long query holds the default partition of deliveries.
+	long, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer long.Rollback(ctx) //nolint:errcheck // no-op after commit
+	_, err = long.Exec(ctx, `SELECT count(*) FROM deliveries_default`)
+	require.NoError(t, err)
+
+	type result struct {
+		created int
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := EnsurePartitions(ctx, pool, day, day, 20*time.Second)
+		done <- result{n, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'
+  AND (query LIKE 'LOCK TABLE "deliveries_default"%' OR query LIKE '%webhookd_ensure_partition%'))`).Scan(&waiting)
+		return err == nil && waiting
+	}, 10*time.Second, 5*time.Millisecond, "the partition's creation never waited for its lock")
+
+	// The hot path meanwhile: each statement on deliveries gets through in
+	// about one try (200 ms) at worst, not after the long query's 3 s.
+	deadline := time.Now().Add(3 * time.Second)
+	var worst time.Duration
+	for n := 0; time.Now().Before(deadline); n++ {
+		start := time.Now()
+		_, err := pool.Exec(ctx, `SELECT count(*) FROM deliveries WHERE id = $1`, fmt.Sprint("dlv_", n))
+		require.NoError(t, err)
+		worst = max(worst, time.Since(start))
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Less(t, worst, 1500*time.Millisecond, "a hot-path statement queued behind the waiting lock")
+	select {
+	case res := <-done:
+		t.Fatalf("EnsurePartitions returned while the long query held its lock: %+v", res)
+	default:
+	}
+
+	require.NoError(t, long.Commit(ctx))
+	select {
+	case res := <-done:
+		require.NoError(t, res.err, "the partitions, on a later try")
+		require.Equal(t, len(PartitionedTables), res.created)
+	case <-ctx.Done():
+		t.Fatal("EnsurePartitions did not return")
+	}
+	var exists bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, partitionName("deliveries", day)).Scan(&exists))
+	require.True(t, exists)
 }
 
 // A delivery whose row moves while its attempt is being recorded is

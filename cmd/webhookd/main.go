@@ -14,6 +14,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -436,6 +437,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
 	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	latencyLog := s.fs.String("latency-log", "", "scenarios 2 and 4: write each event's latencies to this CSV file")
 	logs := s.logging("warn", "console")
 	if err := s.parse(args); err != nil {
 		return err
@@ -470,6 +472,16 @@ func runBench(ctx context.Context, args []string) error {
 			return fmt.Errorf("-cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *latencyLog != "" {
+		f, err := os.Create(*latencyLog)
+		if err != nil {
+			return fmt.Errorf("-latency-log: %w", err)
+		}
+		defer f.Close()
+		w := bufio.NewWriter(f)
+		defer w.Flush()
+		cfg.LatencyLog = w
 	}
 	_, err = bench.Run(ctx, cfg)
 	return err
