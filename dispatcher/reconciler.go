@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +20,14 @@ import (
 // deliveries that no live job serves.
 const ReconcileIntervalDefault = time.Minute
 
-// reconcileBatch is how many orphans one pass fixes per query.
-const reconcileBatch = 500
+// reconcileSlice is how many pending deliveries one pass checks by default,
+// from where the last pass stopped (the cursor reconcileCursor): about 100 ms of
+// PostgreSQL's time, whatever the backlog. With a bigger backlog a full
+// walk takes backlog / reconcileSlice passes.
+const reconcileSlice = 20_000
+
+// reconcileCursor names the reconciler's cursor (store.Cursor).
+const reconcileCursor = "reconciler"
 
 // ReconcileArgs are the arguments of the periodic reconciler job.
 type ReconcileArgs struct{}
@@ -49,6 +56,7 @@ type Reconciler struct {
 	// that long (0: never); now is the clock.
 	autoPauseAfter time.Duration
 	now            func() time.Time
+	slice          int
 }
 
 // ReconcilerConfig configures a Reconciler.
@@ -63,6 +71,9 @@ type ReconcilerConfig struct {
 	AutoPauseAfter time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Slice is how many pending deliveries a pass checks. Defaults to
+	// 20,000.
+	Slice int
 }
 
 // NewReconciler returns a reconciler on db. logger defaults to zap.NewNop().
@@ -84,7 +95,8 @@ func NewReconcilerWithConfig(db store.DB, cfg *ReconcilerConfig) *Reconciler {
 	if now == nil {
 		now = time.Now
 	}
-	return &Reconciler{db: db, logger: logger, metrics: cfg.Metrics, autoPauseAfter: cfg.AutoPauseAfter, now: now}
+	return &Reconciler{db: db, logger: logger, metrics: cfg.Metrics, autoPauseAfter: cfg.AutoPauseAfter, now: now,
+		slice: cmp.Or(max(cfg.Slice, 0), reconcileSlice)}
 }
 
 // Fixed is how many deliveries the reconciler has re-queued since start.
@@ -162,33 +174,65 @@ func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
 	return paused, nil
 }
 
-// Reconcile re-queues every orphaned pending delivery with client and
-// returns how many it fixed.
+// Reconcile checks one slice of the pending deliveries, re-queues with
+// client those no live job serves, and returns how many it fixed.
+//
+// Checking every pending delivery each minute would cost time in
+// proportion to the backlog (about half a second of PostgreSQL's time per
+// 100,000), just when a backlog has the database busy. So a pass checks
+// the pending deliveries that have no job at all (few: found through an
+// index), then the next slice (20,000 by default) of those with one, in job id order
+// from where the last pass stopped, wrapping round at the end. A backlog no
+// bigger than the slice is thus checked whole every pass.
 func (r *Reconciler) Reconcile(ctx context.Context, client *river.Client[pgx.Tx]) (int, error) {
-	total := 0
+	orphans, err := store.JoblessOrphans(ctx, r.db, r.slice)
+	if err != nil {
+		return 0, fmt.Errorf("error finding orphaned deliveries: %w", err)
+	}
+	start, err := store.Cursor(ctx, r.db, reconcileCursor)
+	if err != nil {
+		return 0, fmt.Errorf("error reading the reconciler's cursor: %w", err)
+	}
+	cursor, budget, wrapped := start, r.slice, false
 	for {
-		orphans, err := store.FindOrphans(ctx, r.db, reconcileBatch)
+		slice, err := store.ScanOrphans(ctx, r.db, cursor, budget)
 		if err != nil {
-			return total, fmt.Errorf("error finding orphaned deliveries: %w", err)
+			return 0, fmt.Errorf("error finding orphaned deliveries: %w", err)
 		}
-		fixedThisRound := 0
-		for _, o := range orphans {
-			ok, err := r.adopt(ctx, client, o)
-			if err != nil {
-				return total, err
-			}
-			if ok {
-				fixedThisRound++
-				r.logger.Warn("reconciler re-queued a pending delivery whose job was gone", zap.String("delivery_id", o.DeliveryID))
-			}
+		orphans = append(orphans, slice.Orphans...)
+		budget -= slice.Checked
+		if slice.Checked > 0 {
+			cursor = slice.Last
 		}
-		total += fixedThisRound
-		r.fixed.Add(int64(fixedThisRound))
-		r.metrics.ReconcilerFixed(fixedThisRound)
-		if len(orphans) < reconcileBatch || fixedThisRound == 0 {
-			return total, nil
+		if budget == 0 {
+			break // the next pass goes on after cursor
+		}
+		// The end of the walk: the next pass starts from the beginning;
+		// this one does too, with what is left of its slice, unless it
+		// began there.
+		cursor = 0
+		if wrapped || start == 0 {
+			break
+		}
+		wrapped = true
+	}
+	if err := store.SetCursor(ctx, r.db, reconcileCursor, cursor); err != nil {
+		return 0, fmt.Errorf("error saving the reconciler's cursor: %w", err)
+	}
+	fixed := 0
+	for _, o := range orphans {
+		ok, err := r.adopt(ctx, client, o)
+		if err != nil {
+			return fixed, err
+		}
+		if ok {
+			fixed++
+			r.fixed.Add(1)
+			r.metrics.ReconcilerFixed(1)
+			r.logger.Warn("reconciler re-queued a pending delivery whose job was gone", zap.String("delivery_id", o.DeliveryID))
 		}
 	}
+	return fixed, nil
 }
 
 func (r *Reconciler) adopt(ctx context.Context, client *river.Client[pgx.Tx], o store.Orphan) (bool, error) {

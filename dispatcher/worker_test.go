@@ -10,10 +10,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/schedule"
@@ -262,4 +264,72 @@ func TestSecretUnavailable(t *testing.T) {
 		require.Nil(t, a.StatusCode)
 	}
 	require.Zero(t, recv.Count())
+}
+
+// The reconciler walks the pending deliveries a slice at a time, in job id
+// order from where its last pass stopped, wrapping round at the end: each
+// pass fixes the orphans of its own slice (and any delivery with no job at
+// all), and the walk reaches every one.
+func TestReconcilerWalksInSlices(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	// Insert-only: no worker sends, so every delivery stays pending.
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	require.NoError(t, err)
+	enqueuer, err := dispatcher.NewEnqueuer(client, nil)
+	require.NoError(t, err)
+	createWebhook(t, pool, keys, "acct_walk", "https://example.com/hook")
+
+	type pending struct {
+		id  string
+		job int64
+	}
+	var ds []pending // in job id order
+	for range 7 {
+		res := enqueue(t, pool, enqueuer, &dispatcher.Event{AccountID: "acct_walk", Type: "ping", Data: rawJSON(`{}`)})
+		target, err := store.GetTarget(ctx, pool, res.Deliveries[0].ID)
+		require.NoError(t, err)
+		ds = append(ds, pending{res.Deliveries[0].ID, *target.JobID})
+	}
+	jobOf := func(id string) *int64 {
+		target, err := store.GetTarget(ctx, pool, id)
+		require.NoError(t, err)
+		return target.JobID
+	}
+	// Orphans: the 2nd's job deleted, the 6th's cancelled, the 4th has none.
+	_, err = pool.Exec(ctx, `DELETE FROM river_job WHERE id = $1`, ds[1].job)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1`, ds[5].job)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE deliveries SET job_id = NULL WHERE id = $1`, ds[3].id)
+	require.NoError(t, err)
+
+	r := dispatcher.NewReconcilerWithConfig(pool, &dispatcher.ReconcilerConfig{Slice: 3})
+	pass := func() int {
+		n, err := r.Reconcile(ctx, client)
+		require.NoError(t, err)
+		return n
+	}
+
+	// Pass 1: the jobless one, and the 1st to 3rd (the 2nd an orphan); the
+	// 6th is not looked at yet.
+	require.Equal(t, 2, pass())
+	require.NotNil(t, jobOf(ds[3].id))
+	require.NotEqual(t, ds[1].job, *jobOf(ds[1].id))
+	require.Equal(t, ds[5].job, *jobOf(ds[5].id), "outside the first slice")
+	// Pass 2: the 5th to 7th (the 4th now has a new, later job).
+	require.Equal(t, 1, pass())
+	require.NotEqual(t, ds[5].job, *jobOf(ds[5].id))
+	// Passes 3 and 4: the re-queued ones, then round again from the start:
+	// nothing left to fix.
+	require.Equal(t, 0, pass())
+	require.Equal(t, 0, pass())
+	var orphans int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM deliveries d LEFT JOIN river_job j ON j.id = d.job_id
+WHERE d.state = 'pending' AND (j.id IS NULL OR j.state = 'cancelled')`).Scan(&orphans))
+	require.Zero(t, orphans)
+	require.Equal(t, int64(3), r.Fixed())
 }

@@ -630,14 +630,30 @@ func WebhookAccount(ctx context.Context, db DB, id string) (accountID string, li
 	return accountID, live, err
 }
 
-const orphansFind = `
-SELECT d.id, d.job_id
-FROM deliveries d
-LEFT JOIN river_job j ON j.id = d.job_id
-WHERE d.state = 'pending'
-  AND (d.job_id IS NULL OR j.id IS NULL OR j.state IN ('completed', 'discarded', 'cancelled'))
-ORDER BY d.id
-LIMIT $1`
+// orphansScan checks one slice of the pending deliveries that have a job:
+// up to $2 of them, in job id order, after job id $1 (through the partial
+// index on pending deliveries' job ids, so a slice costs the same whatever
+// the backlog). It returns how many it checked, the last job id among them
+// and those whose job is finished, discarded or missing.
+const orphansScan = `
+WITH slice AS MATERIALIZED (
+    SELECT id, job_id FROM deliveries
+    WHERE state = 'pending' AND job_id > $1
+    ORDER BY job_id
+    LIMIT $2
+), orphans AS (
+    SELECT s.id, s.job_id
+    FROM slice s
+    LEFT JOIN river_job j ON j.id = s.job_id
+    WHERE j.id IS NULL OR j.state IN ('completed', 'discarded', 'cancelled')
+)
+SELECT (SELECT count(*) FROM slice), coalesce((SELECT max(job_id) FROM slice), 0),
+       coalesce(array_agg(id ORDER BY job_id), '{}'), coalesce(array_agg(job_id ORDER BY job_id), '{}')
+FROM orphans`
+
+// orphansJobless lists pending deliveries that have no job at all.
+const orphansJobless = `
+SELECT id FROM deliveries WHERE state = 'pending' AND job_id IS NULL ORDER BY id LIMIT $1`
 
 // Orphan is a pending delivery whose job is finished, discarded or missing.
 type Orphan struct {
@@ -645,16 +661,64 @@ type Orphan struct {
 	JobID      *int64
 }
 
-// FindOrphans lists up to limit pending deliveries that no live job serves.
-func FindOrphans(ctx context.Context, db DB, limit int) ([]Orphan, error) {
-	rows, err := db.Query(ctx, orphansFind, limit)
+// OrphanSlice is what ScanOrphans found in one slice.
+type OrphanSlice struct {
+	// Orphans are the slice's pending deliveries that no live job serves.
+	Orphans []Orphan
+	// Checked is how many pending deliveries the slice held: fewer than
+	// asked means the walk reached the end.
+	Checked int
+	// Last is the largest job id in the slice (0 if it was empty): the
+	// next slice starts after it.
+	Last int64
+}
+
+// ScanOrphans checks up to limit pending deliveries with a job, in job id
+// order after job id after, for a job that is finished, discarded or
+// missing.
+func ScanOrphans(ctx context.Context, db DB, after int64, limit int) (*OrphanSlice, error) {
+	var (
+		out    OrphanSlice
+		ids    []string
+		jobIDs []int64
+	)
+	if err := db.QueryRow(ctx, orphansScan, after, limit).Scan(&out.Checked, &out.Last, &ids, &jobIDs); err != nil {
+		return nil, err
+	}
+	for i, id := range ids {
+		out.Orphans = append(out.Orphans, Orphan{DeliveryID: id, JobID: &jobIDs[i]})
+	}
+	return &out, nil
+}
+
+// JoblessOrphans lists up to limit pending deliveries that have no job.
+func JoblessOrphans(ctx context.Context, db DB, limit int) ([]Orphan, error) {
+	rows, err := db.Query(ctx, orphansJobless, limit)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Orphan, error) {
 		var o Orphan
-		return o, row.Scan(&o.DeliveryID, &o.JobID)
+		return o, row.Scan(&o.DeliveryID)
 	})
+}
+
+// Cursor reads the position saved under name; 0 if none was.
+func Cursor(ctx context.Context, db DB, name string) (int64, error) {
+	var pos int64
+	err := db.QueryRow(ctx, `SELECT position FROM webhookd_cursors WHERE name = $1`, name).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return pos, err
+}
+
+// SetCursor saves position under name.
+func SetCursor(ctx context.Context, db DB, name string, position int64) error {
+	_, err := db.Exec(ctx, `
+INSERT INTO webhookd_cursors (name, position) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()`, name, position)
+	return err
 }
 
 const deliveryAdopt = `
