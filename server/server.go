@@ -50,6 +50,9 @@ type Server struct {
 	// background services run from Start until Stop.
 	riverUI     *riverui.Handler
 	stopRiverUI context.CancelFunc
+	// stopping is closed when Stop begins: River UI's queries cut short
+	// then log no error.
+	stopping chan struct{}
 	// health folds the workers' attempts into endpoint health (worker role
 	// only; nil otherwise), written by its Run from Start until Stop.
 	health     *dispatcher.HealthTracker
@@ -207,6 +210,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	handler := api.Handler()
 	var riverUI *riverui.Handler
+	stopping := make(chan struct{})
 	if cfg.API {
 		// River UI at /riverui, for looking at the queue itself, behind the
 		// admin key (Bearer or Basic). Its retry and cancel buttons are
@@ -215,8 +219,11 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		// whose job was cancelled. Replays go through our own API.
 		riverUI, err = riverui.NewHandler(&riverui.HandlerOpts{
 			Endpoints: riverui.NewEndpoints(riverClient, nil),
-			Logger:    slog.New(zapslog.NewHandler(logger.Core(), zapslog.WithName("riverui"))),
-			Prefix:    RiverUIPrefix,
+			Logger: slog.New(&stoppingHandler{
+				Handler:  zapslog.NewHandler(logger.Core(), zapslog.WithName("riverui")),
+				stopping: stopping,
+			}),
+			Prefix: RiverUIPrefix,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("error creating River UI handler: %w", err)
@@ -257,6 +264,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		river:      riverClient,
 		reconciler: reconciler,
 		riverUI:    riverUI,
+		stopping:   stopping,
 		health:     health,
 		http: &http.Server{
 			Handler:           handler,
@@ -371,6 +379,11 @@ func (s *Server) Stop(ctx context.Context) error {
 		if err := <-s.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	select {
+	case <-s.stopping:
+	default:
+		close(s.stopping)
 	}
 	if s.stopRiverUI != nil {
 		s.stopRiverUI()
