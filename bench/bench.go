@@ -3,6 +3,8 @@
 // DATABASE_URL's server or on a throwaway cluster), runs the six scenarios of
 // issue 4 and prints one markdown table:
 //
+//  0. reference: River alone, with no webhookd, on this machine (the figure
+//     issue 4 quotes for its own);
 //  1. drain: a backlog of pending deliveries to one healthy receiver;
 //  2. sustained: events POSTed to the API at fixed rates;
 //  3. isolation: scenario 1 beside a black-hole endpoint of another account;
@@ -32,8 +34,10 @@ import (
 	"github.com/mono/webhookd/internal/pgcluster"
 )
 
-// The scenarios, by the number issue 4 gives them.
+// The scenarios, by the number issue 4 gives them; 0 is the reference
+// (River alone) that issue 4 quotes for its machine, measured on this one.
 const (
+	ScenarioReference = 0
 	ScenarioDrain     = 1
 	ScenarioSustained = 2
 	ScenarioIsolation = 3
@@ -43,7 +47,7 @@ const (
 )
 
 // AllScenarios lists every scenario in the order they run.
-var AllScenarios = []int{ScenarioDrain, ScenarioSustained, ScenarioIsolation, ScenarioNoisy, ScenarioPrecision, ScenarioResources}
+var AllScenarios = []int{ScenarioReference, ScenarioDrain, ScenarioSustained, ScenarioIsolation, ScenarioNoisy, ScenarioPrecision, ScenarioResources}
 
 // Defaults of Config.
 const (
@@ -162,8 +166,8 @@ func (c *Config) validate() error {
 		return errors.New("bench: Out is required")
 	}
 	for _, n := range c.Scenarios {
-		if n < ScenarioDrain || n > ScenarioResources {
-			return fmt.Errorf("bench: Scenarios: %d is not a scenario (1 to 6)", n)
+		if n < ScenarioReference || n > ScenarioResources {
+			return fmt.Errorf("bench: Scenarios: %d is not a scenario (0 to 6)", n)
 		}
 	}
 	counts := []struct {
@@ -201,8 +205,8 @@ func ParseScenarios(s string) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || n < ScenarioDrain || n > ScenarioResources {
-			return nil, fmt.Errorf("%q is not a scenario number (1 to 6)", strings.TrimSpace(part))
+		if err != nil || n < ScenarioReference || n > ScenarioResources {
+			return nil, fmt.Errorf("%q is not a scenario number (0 to 6)", strings.TrimSpace(part))
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
@@ -301,7 +305,9 @@ type Resources struct {
 // Result is the outcome of a run; a scenario not run (or failed) is nil and
 // its error is in Errors.
 type Result struct {
-	Machine   Machine
+	Machine Machine
+	// Reference is River alone on this machine (scenario 0).
+	Reference *Throughput
 	Drain     *Throughput
 	Sustained []*Sustained
 	Isolation *Isolation
@@ -348,6 +354,8 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		e.progress(n, "starting")
 		var err error
 		switch n {
+		case ScenarioReference:
+			res.Reference, err = e.reference(ctx)
 		case ScenarioDrain:
 			res.Drain, err = e.drain(ctx, n, 0, nil)
 		case ScenarioSustained:
@@ -380,6 +388,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 }
 
 var scenarioNames = map[int]string{
+	ScenarioReference: "reference",
 	ScenarioDrain:     "drain",
 	ScenarioSustained: "sustained",
 	ScenarioIsolation: "isolation",

@@ -57,6 +57,10 @@ func TestRunSmoke(t *testing.T) {
 		require.Less(t, l.Max, time.Minute)
 	}
 
+	require.NotNil(t, res.Reference)
+	require.Equal(t, 200, res.Reference.Deliveries)
+	require.Greater(t, res.Reference.PerSecond(), 0.0)
+
 	require.NotNil(t, res.Drain)
 	require.Equal(t, 200, res.Drain.Deliveries)
 	require.Greater(t, res.Drain.PerSecond(), 0.0)
@@ -117,7 +121,7 @@ func TestRunSmoke(t *testing.T) {
 
 	table := out.String()
 	require.Contains(t, table, "| # | scenario | result | target (issue 4) |")
-	require.Equal(t, 8, strings.Count(table, "\n| "), "a header and one row per scenario and rate:\n%s", table)
+	require.Equal(t, 9, strings.Count(table, "\n| "), "a header and one row per scenario and rate:\n%s", table)
 	require.NotContains(t, table, "failed")
 }
 
@@ -132,7 +136,9 @@ func TestParseScenarios(t *testing.T) {
 		{in: "", want: AllScenarios},
 		{in: "all", want: AllScenarios},
 		{in: "5,1, 2,1", want: []int{1, 2, 5}},
+		{in: "0,1", want: []int{0, 1}},
 		{in: "7", err: true},
+		{in: "-1", err: true},
 		{in: "1,x", err: true},
 	} {
 		got, err := ParseScenarios(tt.in)

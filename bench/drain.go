@@ -60,11 +60,7 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 		return nil, err
 	}
 	s.progress("workers started: draining %s deliveries", count(total))
-	err = s.waitFor(ctx, "the receiver to answer every delivery", time.Until(deadline), 2*time.Millisecond, func() (bool, string, error) {
-		got := recv.ok.Load()
-		return got >= int64(total), fmt.Sprintf("%s of %s delivered", count(int(got)), count(total)), nil
-	})
-	if err != nil {
+	if err := s.waitAnswered(ctx, recv, total, deadline); err != nil {
 		return nil, err
 	}
 	err = s.waitFor(ctx, "every delivery to be recorded as succeeded", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
@@ -94,6 +90,15 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	}
 	s.progress("%s deliveries in %.2f s: %s/s; %s snoozes", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())), count(int(out.Snoozes)))
 	return out, nil
+}
+
+// waitAnswered waits until recv has answered total requests with 200, or
+// deadline.
+func (s *stage) waitAnswered(ctx context.Context, recv *receiver, total int, deadline time.Time) error {
+	return s.waitFor(ctx, "the receiver to answer every delivery", time.Until(deadline), 2*time.Millisecond, func() (bool, string, error) {
+		got := recv.ok.Load()
+		return got >= int64(total), fmt.Sprintf("%s of %s delivered", count(int(got)), count(total)), nil
+	})
 }
 
 // isolation is scenario 3: scenario 1 beside a black hole. When scenario 1

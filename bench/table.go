@@ -97,6 +97,12 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 	for _, n := range cfg.Scenarios {
 		msg, bad := failed(n)
 		switch n {
+		case ScenarioReference:
+			scenario := fmt.Sprintf("reference, no webhookd: River alone working %s jobs, each signing its ~1 KB body and POSTing it to the same receiver (FetchCooldown %s, MaxWorkers as webhookd's)", count(cfg.Backlog), referenceFetchCooldown)
+			if !bad {
+				msg = fmt.Sprintf("**%s jobs/s** (%.2f s)", count(int(res.Reference.PerSecond())), res.Reference.Elapsed.Seconds())
+			}
+			row(n, scenario, msg, "issue 4 quotes ~14,600/s for its machine")
 		case ScenarioDrain:
 			scenario := fmt.Sprintf("drain: %s pending deliveries to one receiver answering 200", count(cfg.Backlog))
 			if !bad {

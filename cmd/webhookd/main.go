@@ -421,7 +421,7 @@ func runBench(ctx context.Context, args []string) error {
 	s := newSettings("bench")
 	cfg := &bench.Config{Out: os.Stdout}
 	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "server to create the bench databases on; empty starts a throwaway cluster (DATABASE_URL)")
-	scenarios := s.fs.String("scenarios", "all", "scenarios to run, e.g. 1,2,5: 1 drain, 2 sustained, 3 isolation, 4 noisy neighbour, 5 precision, 6 resources")
+	scenarios := s.fs.String("scenarios", "all", "scenarios to run, e.g. 1,2,5: 0 reference (River alone), 1 drain, 2 sustained, 3 isolation, 4 noisy neighbour, 5 precision, 6 resources")
 	s.fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "scenarios 1, 3, 6: pending deliveries to drain")
 	rates := s.fs.String("rates", "500,2000", "scenario 2: events per second, one run each")
 	s.fs.DurationVar(&cfg.Duration, "duration", bench.DurationDefault, "scenarios 2 and 4: how long each sender runs")
