@@ -71,6 +71,8 @@ const (
 	// RetryScaleDefault scales the retry schedule in the precision scenario:
 	// attempt 2 is due 0.3 s after attempt 1.
 	RetryScaleDefault = 0.01
+	// WarmupDefault is how long scenarios 2 and 4 send before they measure.
+	WarmupDefault = 2 * time.Second
 	// TimeoutDefault bounds every wait of a scenario (a drain, the arrivals
 	// of a sender's events).
 	TimeoutDefault = 5 * time.Minute
@@ -109,6 +111,9 @@ type Config struct {
 	// RetryScale scales the retry schedule in the precision scenario.
 	// Defaults to 0.01.
 	RetryScale float64
+	// Warmup is how long scenarios 2 and 4 send, uncounted, before they
+	// measure (see stage.warmUp). Zero means WarmupDefault; negative, none.
+	Warmup time.Duration
 	// Timeout bounds every wait. Defaults to 5 minutes.
 	Timeout time.Duration
 	// MaxWorkers, WebhookConcurrency, DBMaxConns and HTTPTimeout override
@@ -118,8 +123,9 @@ type Config struct {
 	DBMaxConns         int32
 	HTTPTimeout        time.Duration
 	// LatencyLog, when set, receives a CSV line per event of scenarios 2
-	// and 4: scenario, when its POST began (ms after the first), POST→202
-	// and 202→first attempt (ms). The header is written first.
+	// and 4: scenario, phase (warmup or measured), when its POST began (ms
+	// after the phase's first), POST→202 and 202→first attempt (ms). The
+	// header is written first.
 	LatencyLog io.Writer
 	// Out receives the table. Required.
 	Out io.Writer
@@ -146,6 +152,7 @@ func (c *Config) WithDefaults() *Config {
 	out.Retries = cmp.Or(out.Retries, RetriesDefault)
 	out.RetryScale = cmp.Or(out.RetryScale, RetryScaleDefault)
 	out.Timeout = cmp.Or(out.Timeout, TimeoutDefault)
+	out.Warmup = cmp.Or(out.Warmup, WarmupDefault)
 	out.Progress = cmp.Or(out.Progress, out.Out)
 	if out.Logger == nil {
 		out.Logger = zap.NewNop()
@@ -186,6 +193,9 @@ func (c *Config) validate() error {
 	}
 	if c.Duration <= 0 || c.Duration > maxDuration {
 		return fmt.Errorf("bench: Duration must be above 0 and at most %s (got %s)", maxDuration, c.Duration)
+	}
+	if c.Warmup > maxDuration {
+		return fmt.Errorf("bench: Warmup must be at most %s (got %s)", maxDuration, c.Warmup)
 	}
 	if c.Timeout <= 0 || c.Timeout > maxTimeout {
 		return fmt.Errorf("bench: Timeout must be above 0 and at most %s (got %s)", maxTimeout, c.Timeout)
@@ -342,7 +352,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	res := &Result{Machine: *machine, Errors: map[int]error{}}
 	if cfg.LatencyLog != nil {
-		fmt.Fprintln(cfg.LatencyLog, "scenario,sent_ms,post_to_202_ms,202_to_first_attempt_ms")
+		fmt.Fprintln(cfg.LatencyLog, "scenario,phase,sent_ms,post_to_202_ms,202_to_first_attempt_ms")
 	}
 
 	for _, n := range cfg.Scenarios {

@@ -41,6 +41,7 @@ func TestRunSmoke(t *testing.T) {
 		NoisyRate:    20,
 		Retries:      20,
 		Timeout:      time.Minute,
+		Warmup:       200 * time.Millisecond,
 		Out:          &out,
 		LatencyLog:   &latencies,
 		Progress:     logWriter{t},
@@ -99,17 +100,18 @@ func TestRunSmoke(t *testing.T) {
 	}
 
 	// The latency log: a header, then a line per event of scenarios 2
-	// (50 + 100) and 4 (20), each figure a number; the first two are never
-	// negative (the last can be, barely: an attempt can reach the receiver
-	// before the bench's client has read its 202).
+	// (50 + 100 measured, 10 + 20 in the 0.2 s warm-ups) and 4 (20 and 4),
+	// each figure a number; the first two are never negative (the last can
+	// be, barely: an attempt can reach the receiver before the bench's
+	// client has read its 202).
 	lines := strings.Split(strings.TrimSpace(latencies.String()), "\n")
-	require.Equal(t, "scenario,sent_ms,post_to_202_ms,202_to_first_attempt_ms", lines[0])
-	perScenario := map[string]int{}
+	require.Equal(t, "scenario,phase,sent_ms,post_to_202_ms,202_to_first_attempt_ms", lines[0])
+	perPhase := map[string]int{}
 	for _, line := range lines[1:] {
 		fields := strings.Split(line, ",")
-		require.Len(t, fields, 4, line)
-		perScenario[fields[0]]++
-		for i, f := range fields[1:] {
+		require.Len(t, fields, 5, line)
+		perPhase[fields[0]+" "+fields[1]]++
+		for i, f := range fields[2:] {
 			v, err := strconv.ParseFloat(f, 64)
 			require.NoError(t, err, line)
 			if i < 2 {
@@ -117,7 +119,7 @@ func TestRunSmoke(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, map[string]int{"2": 150, "4": 20}, perScenario)
+	require.Equal(t, map[string]int{"2 warmup": 30, "2 measured": 150, "4 warmup": 4, "4 measured": 20}, perPhase)
 
 	table := out.String()
 	require.Contains(t, table, "| # | scenario | result | target (issue 4) |")

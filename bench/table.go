@@ -115,7 +115,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 				continue
 			}
 			for _, s := range res.Sustained {
-				row(n, fmt.Sprintf("sustained: POST /v1/events at %s/s for %s", count(s.Rate), cfg.Duration),
+				row(n, fmt.Sprintf("sustained: POST /v1/events at %s/s for %s%s", count(s.Rate), cfg.Duration, warmupNote(cfg)),
 					fmt.Sprintf("achieved %s/s (%s events); POST→first attempt p50 %s, **p99 %s**, max %s; %s snoozes", count(int(s.Achieved+0.5)), count(s.Sent), ms(s.Latency.P50), ms(s.Latency.P99), ms(s.Latency.Max), count(int(s.Snoozes))),
 					"2,000/s, p99 ≤ 50 ms")
 			}
@@ -127,7 +127,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 			}
 			row(n, scenario, msg, "ratio ≥ 0.9")
 		case ScenarioNoisy:
-			scenario := fmt.Sprintf("noisy neighbour: account A with a %s-delivery backlog; account B POSTs %d events/s for %s, starting once A has 2,000 delivered", count(cfg.NoisyBacklog), cfg.NoisyRate, cfg.Duration)
+			scenario := fmt.Sprintf("noisy neighbour: account A with a %s-delivery backlog; account B POSTs %d events/s for %s%s, starting once A has 2,000 delivered", count(cfg.NoisyBacklog), cfg.NoisyRate, cfg.Duration, warmupNote(cfg))
 			if !bad {
 				nz := res.Noisy
 				msg = fmt.Sprintf("B's POST→first attempt p50 %s, **p99 %s**, max %s (%s events at %.0f/s); A delivered %s meanwhile; %s snoozes",
@@ -164,6 +164,14 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// warmupNote says what was sent, uncounted, before a sender measured.
+func warmupNote(cfg *Config) string {
+	if cfg.Warmup <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (after %s uncounted)", cfg.Warmup)
 }
 
 func mustSchedule(scale float64) *schedule.Schedule {

@@ -431,6 +431,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.IntVar(&cfg.Retries, "retries", bench.RetriesDefault, "scenario 5: deliveries that fail once")
 	s.fs.Float64Var(&cfg.RetryScale, "retry-scale", bench.RetryScaleDefault, "scenario 5: retry schedule scale (attempt 2 is due 30 s × scale after attempt 1)")
 	s.fs.DurationVar(&cfg.Timeout, "timeout", bench.TimeoutDefault, "bound on every wait (a drain, a sender's arrivals)")
+	warmup := s.fs.Duration("warmup", bench.WarmupDefault, "scenarios 2 and 4: how long each sender runs, uncounted, before it measures (0: no warm-up)")
 	s.fs.IntVar(&cfg.MaxWorkers, "max-workers", 0, "override the server's MaxWorkers")
 	s.fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", 0, "override the server's per-webhook concurrency")
 	var maxConns int
@@ -452,6 +453,13 @@ func runBench(ctx context.Context, args []string) error {
 			return fmt.Errorf("-rates: %q is not a rate such as 500 (events per second)", strings.TrimSpace(part))
 		}
 		cfg.Rates = append(cfg.Rates, n)
+	}
+	if *warmup < 0 {
+		return errors.New("-warmup must not be negative")
+	}
+	cfg.Warmup = *warmup
+	if cfg.Warmup == 0 {
+		cfg.Warmup = -1 // none
 	}
 	if maxConns < 0 || maxConns > 10_000 {
 		return errors.New("-db-max-conns must be 0 (the default) to 10000")
