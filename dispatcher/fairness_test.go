@@ -132,3 +132,49 @@ func TestInflight(t *testing.T) {
 	require.LessOrEqual(t, saturatedSnooze([]byte(`{"snoozes":40}`)), SaturatedSnoozeMax*5/4)
 	require.GreaterOrEqual(t, saturatedSnooze([]byte(`{"snoozes":40}`)), SaturatedSnoozeMax*3/4)
 }
+
+// A job turned away by a saturated webhook waits until a slot should free:
+// the oldest attempt's start plus the attempt timeout when none has
+// finished (a black hole), plus the average attempt once some have; never
+// less than its own backoff, never more than the maximum snooze (+25%).
+func TestInflightFreeIn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const timeout = 8 * time.Second
+
+	f := newInflight(2)
+	require.Zero(t, f.freeIn("wh_hole", timeout), "unknown webhook: a slot is free")
+	require.True(t, f.acquire(ctx, "wh_hole"))
+	require.Zero(t, f.freeIn("wh_hole", timeout), "not saturated")
+	require.True(t, f.acquire(ctx, "wh_hole"))
+	hole := f.freeIn("wh_hole", timeout)
+	require.LessOrEqual(t, hole, timeout)
+	require.Greater(t, hole, timeout-time.Second, "nothing finished: the oldest attempt runs to the timeout")
+
+	// The wait covers it: every job behind the black hole looks once per
+	// attempt timeout, from its first snooze on (±25% jitter only upward).
+	for range 20 {
+		d := saturatedWait(nil, hole)
+		require.GreaterOrEqual(t, d, hole)
+		require.LessOrEqual(t, d, hole*5/4)
+	}
+	require.LessOrEqual(t, saturatedWait(nil, time.Hour), SaturatedSnoozeMax*5/4, "capped")
+	// A slot expected soon: the job's own backoff rules.
+	require.InDelta(t, float64(SaturatedSnoozeMin), float64(saturatedWait(nil, time.Millisecond)), float64(SaturatedSnoozeMin)/4)
+
+	// Attempts that finish (2 s on average): the next frees when the
+	// oldest in flight has run that long.
+	g := newInflight(1)
+	require.True(t, g.acquire(ctx, "wh_slow"))
+	g.release("wh_slow", 2*time.Second)
+	require.True(t, g.acquire(ctx, "wh_slow"))
+	slow := g.freeIn("wh_slow", timeout)
+	require.LessOrEqual(t, slow, 2*time.Second)
+	require.Greater(t, slow, time.Second)
+
+	// Each release takes its attempt's start away.
+	f.release("wh_hole", 0)
+	f.release("wh_hole", 0)
+	require.Zero(t, f.freeIn("wh_hole", timeout), "nothing in flight")
+	require.Empty(t, f.hooks["wh_hole"].starts)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -38,10 +39,11 @@ type inflight struct {
 }
 
 type hookSlots struct {
-	n     int
-	used  time.Time
-	avg   time.Duration // moving average of attempt durations
-	freed chan struct{} // closed and replaced whenever a slot is released
+	n      int
+	used   time.Time
+	avg    time.Duration // moving average of attempt durations
+	freed  chan struct{} // closed and replaced whenever a slot is released
+	starts []time.Time   // when each attempt in flight took its slot
 }
 
 func newInflight(limit int) *inflight {
@@ -62,6 +64,7 @@ func (f *inflight) acquire(ctx context.Context, webhookID string) bool {
 		}
 		if h.n < f.limit {
 			h.n++
+			h.starts = append(h.starts, time.Now())
 			f.mu.Unlock()
 			return true
 		}
@@ -98,6 +101,16 @@ func (f *inflight) release(webhookID string, took time.Duration) {
 		return
 	}
 	h.n--
+	// The finished attempt's start: the one nearest to now − took.
+	if len(h.starts) > 0 {
+		started, best := time.Now().Add(-took), 0
+		for i, at := range h.starts {
+			if at.Sub(started).Abs() < h.starts[best].Sub(started).Abs() {
+				best = i
+			}
+		}
+		h.starts = slices.Delete(h.starts, best, best+1)
+	}
 	if h.avg == 0 {
 		h.avg = took
 	} else {
@@ -119,6 +132,25 @@ func (f *inflight) release(webhookID string, took time.Duration) {
 	}
 }
 
+// freeIn estimates how long until one of webhookID's slots frees: when its
+// oldest attempt in flight should end, after the webhook's average attempt,
+// or after timeout (an attempt's bound) when no attempt has finished yet (a
+// black hole finishes none). 0 when a slot is free or should be by now.
+func (f *inflight) freeIn(webhookID string, timeout time.Duration) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hooks[webhookID]
+	if h == nil || h.n < f.limit || len(h.starts) == 0 {
+		return 0
+	}
+	oldest := slices.MinFunc(h.starts, func(a, b time.Time) int { return a.Compare(b) })
+	takes := timeout
+	if h.avg > 0 {
+		takes = min(h.avg, timeout)
+	}
+	return max(time.Until(oldest.Add(takes)), 0)
+}
+
 // saturatedSnooze is how long a job waits when its webhook is saturated:
 // SaturatedSnoozeMin doubled per earlier snooze of the job, capped at
 // SaturatedSnoozeMax, with ±25% jitter so waiting jobs don't return in step.
@@ -133,4 +165,18 @@ func saturatedSnooze(metadata []byte) time.Duration {
 	}
 	d = min(d, SaturatedSnoozeMax)
 	return time.Duration(float64(d) * (0.75 + rand.Float64()/2))
+}
+
+// saturatedWait is how long a job whose webhook is saturated waits: its
+// saturatedSnooze, or longer when no slot is expected to free before then
+// (freeIn, at most SaturatedSnoozeMax, plus up to 25% so the jobs waiting
+// for it don't return in step). Behind a black hole every waiting job then
+// looks once per attempt timeout, from its first snooze on, instead of
+// coming back after 0.2, 0.4, 0.8 … s to find the same attempts in flight.
+func saturatedWait(metadata []byte, freeIn time.Duration) time.Duration {
+	d := saturatedSnooze(metadata)
+	if freeIn = min(freeIn, SaturatedSnoozeMax); freeIn > d {
+		d = time.Duration(float64(freeIn) * (1 + rand.Float64()/4))
+	}
+	return d
 }

@@ -334,7 +334,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	if !w.inflight.acquire(ctx, target.WebhookID) {
 		// Saturated by a slow or black-hole endpoint: wait in the queue
 		// without using an attempt, so one endpoint can't hold every worker.
-		return river.JobSnooze(saturatedSnooze(job.Metadata))
+		return river.JobSnooze(saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout)))
 	}
 	slotAt := time.Now()
 	start := w.cfg.Now()
