@@ -135,7 +135,8 @@ func TestInflight(t *testing.T) {
 
 // A job turned away by a saturated webhook waits until a slot should free:
 // the oldest attempt's start plus the attempt timeout when none has
-// finished (a black hole), plus the average attempt once some have; never
+// finished (a black hole) and the oldest has run a while, plus the average
+// attempt once some have; never
 // less than its own backoff, never more than the maximum snooze (+25%).
 func TestInflightFreeIn(t *testing.T) {
 	t.Parallel()
@@ -147,6 +148,8 @@ func TestInflightFreeIn(t *testing.T) {
 	require.True(t, f.acquire(ctx, "wh_hole"))
 	require.Zero(t, f.freeIn("wh_hole", timeout), "not saturated")
 	require.True(t, f.acquire(ctx, "wh_hole"))
+	require.Zero(t, f.freeIn("wh_hole", timeout), "nothing finished, but only just started: maybe a burst to a healthy endpoint")
+	f.slowAfter = 0 // as if the oldest had run for a second
 	hole := f.freeIn("wh_hole", timeout)
 	require.LessOrEqual(t, hole, timeout)
 	require.Greater(t, hole, timeout-time.Second, "nothing finished: the oldest attempt runs to the timeout")

@@ -30,12 +30,20 @@ const (
 	slotWait    = time.Second
 )
 
+// unknownSlowAfter: while none of a webhook's attempts has finished, its
+// saturation is taken for a slow endpoint's (a slot frees only at the
+// timeout) once its oldest attempt in flight has run this long; before
+// that, it may just be a burst to a healthy endpoint.
+const unknownSlowAfter = time.Second
+
 // inflight caps concurrent attempts per webhook within one process.
 type inflight struct {
 	limit int
-	mu    sync.Mutex
-	hooks map[string]*hookSlots
-	swept time.Time
+	// slowAfter is unknownSlowAfter (tests shorten it).
+	slowAfter time.Duration
+	mu        sync.Mutex
+	hooks     map[string]*hookSlots
+	swept     time.Time
 }
 
 type hookSlots struct {
@@ -47,7 +55,7 @@ type hookSlots struct {
 }
 
 func newInflight(limit int) *inflight {
-	return &inflight{limit: limit, hooks: make(map[string]*hookSlots)}
+	return &inflight{limit: limit, slowAfter: unknownSlowAfter, hooks: make(map[string]*hookSlots)}
 }
 
 // acquire takes a slot for webhookID. When the webhook is saturated it waits
@@ -135,7 +143,8 @@ func (f *inflight) release(webhookID string, took time.Duration) {
 // freeIn estimates how long until one of webhookID's slots frees: when its
 // oldest attempt in flight should end, after the webhook's average attempt,
 // or after timeout (an attempt's bound) when no attempt has finished yet (a
-// black hole finishes none). 0 when a slot is free or should be by now.
+// black hole finishes none) and the oldest has run for slowAfter. 0 when a
+// slot is free, should be by now, or nothing is known yet.
 func (f *inflight) freeIn(webhookID string, timeout time.Duration) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -147,6 +156,8 @@ func (f *inflight) freeIn(webhookID string, timeout time.Duration) time.Duration
 	takes := timeout
 	if h.avg > 0 {
 		takes = min(h.avg, timeout)
+	} else if time.Since(oldest) < f.slowAfter {
+		return 0
 	}
 	return max(time.Until(oldest.Add(takes)), 0)
 }
