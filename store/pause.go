@@ -142,10 +142,23 @@ func ParkDelivery(ctx context.Context, db DB, t *Target, jobID int64, now time.T
 	return tag.RowsAffected() == 1, err
 }
 
+// strandedPaused walks the distinct webhooks of paused deliveries through
+// the partial index on them, one index probe per webhook (a loose index
+// scan), not one row per paused delivery: a webhook paused for a day can
+// hold millions, and the reconciler asks every minute.
 const strandedPaused = `
-SELECT DISTINCT d.webhook_id
-FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-WHERE d.state = 'paused' AND w.paused_at IS NULL
+WITH RECURSIVE hooks AS (
+    (SELECT webhook_id FROM deliveries WHERE state = 'paused' ORDER BY webhook_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.webhook_id FROM deliveries d
+            WHERE d.state = 'paused' AND d.webhook_id > h.webhook_id
+            ORDER BY d.webhook_id LIMIT 1)
+    FROM hooks h
+    WHERE h.webhook_id IS NOT NULL
+)
+SELECT h.webhook_id
+FROM hooks h JOIN webhooks w ON w.id = h.webhook_id
+WHERE w.paused_at IS NULL
 LIMIT $1`
 
 // StrandedPausedWebhooks lists up to limit webhooks that are not paused
