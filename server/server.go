@@ -60,6 +60,10 @@ type Server struct {
 	healthDone chan struct{}
 }
 
+// prewarmConns is how many of the pool's connections New opens ahead: about
+// what the API and River hold at a few thousand events a second.
+const prewarmConns = 10
+
 // New connects to the database, checks that its schema is current and builds
 // the server. Nothing runs until Start.
 func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) {
@@ -107,6 +111,9 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err := checkSchema(ctx, pool); err != nil {
 		return nil, err
 	}
+	if err := store.Prewarm(ctx, pool, prewarmConns); err != nil {
+		return nil, err
+	}
 
 	policy := &outbound.Policy{AllowPrivate: cfg.AllowPrivateNetworks, AllowedCIDRs: cfg.AllowedCIDRs}
 	client, err := outbound.NewClient(policy, &outbound.ClientConfig{Timeout: cfg.HTTPTimeout, UserAgent: cfg.UserAgent})
@@ -128,6 +135,9 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 				byKey.Close()
 			}
 		}()
+		if err := store.Prewarm(ctx, byKey.Pool, 2*dispatcher.BatchConcurrency); err != nil {
+			return nil, err
+		}
 	}
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),

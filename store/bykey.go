@@ -104,3 +104,45 @@ func NewByKeyPool(ctx context.Context, base *pgxpool.Config, maxConns int32) (*B
 	}
 	return &ByKeyPool{Pool: pool}, nil
 }
+
+// Prewarm opens up to n of pool's connections at once (as many as it may
+// open) and leaves them idle in the pool, so that the first requests after
+// a start don't each wait for a new connection (a fork and an
+// authentication on PostgreSQL's side) while the traffic is already there.
+// Idle connections close after the pool's MaxConnIdleTime as usual.
+func Prewarm(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	n = min(n, int(pool.Config().MaxConns))
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	errs := make(chan error, n)
+	got := make(chan *pgxpool.Conn, n)
+	for range n {
+		go func() {
+			c, err := pool.Acquire(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			got <- c
+		}()
+	}
+	var first error
+	for range n {
+		select {
+		case c := <-got:
+			conns = append(conns, c)
+		case err := <-errs:
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("error opening database connections ahead: %w", first)
+	}
+	return nil
+}
