@@ -60,9 +60,10 @@ type Server struct {
 	healthDone chan struct{}
 }
 
-// prewarmConns is how many of the pool's connections New opens ahead: about
-// what the API and River hold at a few thousand events a second.
-const prewarmConns = 10
+// prewarmShare is the share of the pool New opens ahead: a quarter, 10 of
+// the default 40, about what the API and River hold at a few thousand
+// events a second.
+const prewarmShare = 4
 
 // New connects to the database, checks that its schema is current and builds
 // the server. Nothing runs until Start.
@@ -111,7 +112,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err := checkSchema(ctx, pool); err != nil {
 		return nil, err
 	}
-	if err := store.Prewarm(ctx, pool, prewarmConns); err != nil {
+	if err := store.Prewarm(ctx, pool, max(int(cfg.DBMaxConns)/prewarmShare, 1)); err != nil {
 		return nil, err
 	}
 
