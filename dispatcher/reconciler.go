@@ -21,8 +21,8 @@ import (
 const ReconcileIntervalDefault = time.Minute
 
 // reconcileSlice is how many pending deliveries one pass checks by default,
-// from where the last pass stopped (the cursor reconcileCursor): about 100 ms of
-// PostgreSQL's time, whatever the backlog. With a bigger backlog a full
+// from where the last pass stopped (the cursor reconcileCursor): tens of ms
+// of PostgreSQL's time, whatever the backlog. With a bigger backlog a full
 // walk takes backlog / reconcileSlice passes.
 const reconcileSlice = 20_000
 
@@ -181,9 +181,9 @@ func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
 // proportion to the backlog (about half a second of PostgreSQL's time per
 // 100,000), just when a backlog has the database busy. So a pass checks
 // the pending deliveries that have no job at all (few: found through an
-// index), then the next slice (20,000 by default) of those with one, in job id order
-// from where the last pass stopped, wrapping round at the end. A backlog no
-// bigger than the slice is thus checked whole every pass.
+// index), then the next slice (20,000 by default) of those with one, in
+// job id order from where the last pass stopped, wrapping round at the
+// end. A backlog no bigger than the slice is thus checked whole every pass.
 func (r *Reconciler) Reconcile(ctx context.Context, client *river.Client[pgx.Tx]) (int, error) {
 	orphans, err := store.JoblessOrphans(ctx, r.db, r.slice)
 	if err != nil {
