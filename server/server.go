@@ -65,6 +65,9 @@ type Server struct {
 // events a second.
 const prewarmShare = 4
 
+// prewarmTimeout bounds the opening of those connections at start.
+const prewarmTimeout = 10 * time.Second
+
 // New connects to the database, checks that its schema is current and builds
 // the server. Nothing runs until Start.
 func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) {
@@ -112,8 +115,13 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err := checkSchema(ctx, pool); err != nil {
 		return nil, err
 	}
-	if err := store.Prewarm(ctx, pool, max(int(cfg.DBMaxConns)/prewarmShare, 1)); err != nil {
-		return nil, err
+	// Best effort, and bounded: a server that can't open them ahead
+	// (max_connections nearly reached, a pooler's limit) opens them on
+	// demand, as before.
+	prewarmCtx, cancelPrewarm := context.WithTimeout(ctx, prewarmTimeout)
+	defer cancelPrewarm()
+	if err := store.Prewarm(prewarmCtx, pool, max(int(cfg.DBMaxConns)/prewarmShare, 1)); err != nil {
+		logger.Warn("could not open database connections ahead of traffic; they open on demand", zap.Error(err))
 	}
 
 	policy := &outbound.Policy{AllowPrivate: cfg.AllowPrivateNetworks, AllowedCIDRs: cfg.AllowedCIDRs}
@@ -136,8 +144,8 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 				byKey.Close()
 			}
 		}()
-		if err := store.Prewarm(ctx, byKey.Pool, 2*dispatcher.BatchConcurrency); err != nil {
-			return nil, err
+		if err := store.Prewarm(prewarmCtx, byKey.Pool, 2*dispatcher.BatchConcurrency); err != nil {
+			logger.Warn("could not open the workers' database connections ahead of traffic; they open on demand", zap.Error(err))
 		}
 	}
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
