@@ -19,18 +19,11 @@ const (
 // are at the head of the queue. A meter, when given, measures from the start
 // of the workers to the end of the drain.
 func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Throughput, error) {
-	s, err := e.newStage(ctx, n, 1)
+	s, recv, _, err := e.newStageWithReceiver(ctx, n, 1, false, healthyAccount)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	recv, target, err := s.startReceiver(false)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.createWebhook(ctx, healthyAccount, target); err != nil {
-		return nil, err
-	}
 	var hole *blackHole
 	if holeBacklog > 0 {
 		var holeURL string

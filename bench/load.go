@@ -213,18 +213,11 @@ func (e *env) sustained(ctx context.Context) ([]*Sustained, error) {
 }
 
 func (e *env) sustainedAt(ctx context.Context, rate int) (*Sustained, error) {
-	s, err := e.newStage(ctx, ScenarioSustained, 1)
+	s, recv, _, err := e.newStageWithReceiver(ctx, ScenarioSustained, 1, false, sustainedAccount)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	recv, target, err := s.startReceiver(false)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.createWebhook(ctx, sustainedAccount, target); err != nil {
-		return nil, err
-	}
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
@@ -250,20 +243,13 @@ func (e *env) sustainedAt(ctx context.Context, rate int) (*Sustained, error) {
 // noisy is scenario 4: account A has a backlog (inserted before the workers
 // start) while account B POSTs at NoisyRate; B's latency is what counts.
 func (e *env) noisy(ctx context.Context) (*Noisy, error) {
-	s, err := e.newStage(ctx, ScenarioNoisy, 1)
+	s, recvA, _, err := e.newStageWithReceiver(ctx, ScenarioNoisy, 1, false, noisyAccountA)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	recvA, targetA, err := s.startReceiver(false)
-	if err != nil {
-		return nil, err
-	}
 	recvB, targetB, err := s.startReceiver(false)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.createWebhook(ctx, noisyAccountA, targetA); err != nil {
 		return nil, err
 	}
 	if _, err := s.createWebhook(ctx, noisyAccountB, targetB); err != nil {

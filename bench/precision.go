@@ -28,18 +28,11 @@ WHERE d.account_id = $1 AND a.number = 2`
 // each event's first request, at RetryScale; the lateness of attempt 2 is
 // read from the attempts table.
 func (e *env) precision(ctx context.Context) (*Precision, error) {
-	s, err := e.newStage(ctx, ScenarioPrecision, e.cfg.RetryScale)
+	s, _, _, err := e.newStageWithReceiver(ctx, ScenarioPrecision, e.cfg.RetryScale, true, precisionAccount)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	_, target, err := s.startReceiver(true)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.createWebhook(ctx, precisionAccount, target); err != nil {
-		return nil, err
-	}
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}

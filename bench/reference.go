@@ -70,15 +70,11 @@ func (w *referenceWorker) Work(ctx context.Context, job *river.Job[referenceArgs
 // MaxWorkers. It is the figure issue 4 quotes for its own machine, measured
 // here, so that the other rows can be read against what this machine does.
 func (e *env) reference(ctx context.Context) (*Throughput, error) {
-	s, err := e.newStage(ctx, ScenarioReference, 1)
+	s, recv, target, err := e.newStageWithReceiver(ctx, ScenarioReference, 1, false, "")
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	recv, target, err := s.startReceiver(false)
-	if err != nil {
-		return nil, err
-	}
 	maxWorkers := (&server.Config{MaxWorkers: e.cfg.MaxWorkers}).WithDefaults().MaxWorkers
 	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: maxWorkers}
 	defer transport.CloseIdleConnections()

@@ -83,6 +83,25 @@ func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, 
 	return s, nil
 }
 
+// newStageWithReceiver is newStage with a receiver started (failing each
+// event's first attempt when failFirst) and, unless account is empty, a
+// webhook of account to it. The stage closes on any error.
+func (e *env) newStageWithReceiver(ctx context.Context, n int, retryScale float64, failFirst bool, account string) (*stage, *receiver, string, error) {
+	s, err := e.newStage(ctx, n, retryScale)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	recv, target, err := s.startReceiver(failFirst)
+	if err == nil && account != "" {
+		_, err = s.createWebhook(ctx, account, target)
+	}
+	if err != nil {
+		s.close()
+		return nil, nil, "", err
+	}
+	return s, recv, target, nil
+}
+
 // start starts the server's API and workers.
 func (s *stage) start(ctx context.Context) error {
 	if err := s.srv.Start(ctx); err != nil {
