@@ -22,6 +22,14 @@ import (
 // the figure issue 4 quotes for it.
 const referenceFetchCooldown = time.Millisecond
 
+// riverStockIndexes are the indexes on river_job of River's own migration 2
+// that webhookd's migration 10 drops.
+var riverStockIndexes = []string{
+	`CREATE INDEX IF NOT EXISTS river_job_args_index ON river_job USING GIN (args)`,
+	`CREATE INDEX IF NOT EXISTS river_job_metadata_index ON river_job USING GIN (metadata)`,
+	`CREATE INDEX IF NOT EXISTS river_job_kind ON river_job (kind)`,
+}
+
 // referenceArgs is the reference's job: everything the POST needs is in it.
 type referenceArgs struct {
 	URL     string `json:"url"`
@@ -88,6 +96,14 @@ func (e *env) reference(ctx context.Context) (*Throughput, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+
+	// River as it comes: webhookd's migration 10 drops three of River's
+	// indexes on river_job, which River alone would have.
+	for _, stmt := range riverStockIndexes {
+		if _, err := s.pool().Exec(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("error restoring River's own indexes: %w", err)
+		}
 	}
 
 	total := e.cfg.Backlog

@@ -196,6 +196,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		JobTimeout:                  jobTimeout,
 		RescueStuckJobsAfter:        jobTimeout + RescueMargin,
 		CompletedJobRetentionPeriod: CompletedJobRetentionDefault,
+		ReindexerIndexNames:         RiverReindexIndexes(),
 		SoftStopTimeout:             cfg.ShutdownTimeout,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval), func() (river.JobArgs, *river.InsertOpts) {
