@@ -310,6 +310,10 @@ type Resources struct {
 	// run on this machine (PostgresNote says why).
 	PostgresCPUPerDelivery *time.Duration
 	PostgresNote           string
+	// WAL is the server's WAL per delivery over the drain (records, full
+	// page images, bytes); nil when pg_stat_wal is unreadable (WALNote).
+	WAL     *walStat
+	WALNote string
 }
 
 // Result is the outcome of a run; a scenario not run (or failed) is nil and

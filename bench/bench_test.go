@@ -98,6 +98,10 @@ func TestRunSmoke(t *testing.T) {
 		require.NotNil(t, res.Resources.PostgresCPUPerDelivery, res.Resources.PostgresNote)
 		require.GreaterOrEqual(t, *res.Resources.PostgresCPUPerDelivery, time.Duration(0))
 	}
+	// Each delivery writes WAL: at least its attempt row (~300 bytes with
+	// its header) and the updates of its delivery and its job.
+	require.NotNil(t, res.Resources.WAL, res.Resources.WALNote)
+	require.Greater(t, res.Resources.WAL.bytes, 300.0)
 
 	// The latency log: a header, then a line per event of scenarios 2
 	// (50 + 100 measured, 10 + 20 in the 0.2 s warm-ups) and 4 (20 and 4),

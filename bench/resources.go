@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // resources is scenario 6: a drain of Backlog deliveries, measured.
@@ -35,7 +36,27 @@ func (e *env) resources(ctx context.Context) (*Resources, error) {
 type meter struct {
 	cpu0 time.Duration
 	pg   *pgSampler
+	db   *pgxpool.Pool
+	wal0 *walStat
 	res  *Resources
+}
+
+// walStat is the server's WAL written so far: bytes from its insert
+// position (exact), records and full-page images from pg_stat_wal
+// (PostgreSQL 14+; each backend adds to it at most once a second, so over
+// a short drain they are short). The whole server's: the bench should be
+// its only load.
+type walStat struct {
+	bytes, records, fpi float64
+}
+
+func readWAL(ctx context.Context, db *pgxpool.Pool) (*walStat, error) {
+	w := &walStat{}
+	err := db.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::float8, wal_records::float8, wal_fpi::float8 FROM pg_stat_wal`).Scan(&w.bytes, &w.records, &w.fpi)
+	if err != nil {
+		return nil, fmt.Errorf("the server's WAL position or pg_stat_wal unreadable: %w", err)
+	}
+	return w, nil
 }
 
 // begin starts measuring. The process's peak RSS is reset (after returning
@@ -53,6 +74,10 @@ func (m *meter) begin(ctx context.Context, s *stage) error {
 	if err != nil {
 		m.res.PostgresNote = err.Error()
 	}
+	m.db = s.pool()
+	if m.wal0, err = readWAL(ctx, m.db); err != nil {
+		m.res.WALNote = err.Error()
+	}
 	m.cpu0, err = processCPU()
 	return err
 }
@@ -65,6 +90,14 @@ func (m *meter) end(ctx context.Context, deliveries int) error {
 	}
 	m.res.CPUPerDelivery = (cpu1 - m.cpu0) / time.Duration(deliveries)
 	m.res.PeakRSS, _ = peakRSS()
+	if m.wal0 != nil {
+		w, err := readWAL(ctx, m.db)
+		if err != nil {
+			return err
+		}
+		n := float64(deliveries)
+		m.res.WAL = &walStat{records: (w.records - m.wal0.records) / n, fpi: (w.fpi - m.wal0.fpi) / n, bytes: (w.bytes - m.wal0.bytes) / n}
+	}
 	if m.pg != nil {
 		cpu, err := m.pg.stop(ctx)
 		if err != nil {

@@ -158,7 +158,11 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 				if r.PostgresCPUPerDelivery != nil {
 					pg = fmt.Sprintf("%s ms (%s)", msf(*r.PostgresCPUPerDelivery), r.PostgresNote)
 				}
-				msg = fmt.Sprintf("peak RSS %s; CPU per delivery: webhookd + receiver %s ms, PostgreSQL %s; %s deliveries/s", rss, msf(r.CPUPerDelivery), pg, count(int(r.Drain.PerSecond())))
+				wal := "n/a (" + r.WALNote + ")"
+				if r.WAL != nil {
+					wal = fmt.Sprintf("%.0f bytes in about %.1f records (%.2f full-page images)", r.WAL.bytes, r.WAL.records, r.WAL.fpi)
+				}
+				msg = fmt.Sprintf("peak RSS %s; CPU per delivery: webhookd + receiver %s ms, PostgreSQL %s; WAL per delivery (the whole server's): %s; %s deliveries/s", rss, msf(r.CPUPerDelivery), pg, wal, count(int(r.Drain.PerSecond())))
 			}
 			row(n, scenario, msg, "RSS ≤ 150 MB")
 		}
