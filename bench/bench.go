@@ -116,10 +116,11 @@ type Config struct {
 	Warmup time.Duration
 	// Timeout bounds every wait. Defaults to 5 minutes.
 	Timeout time.Duration
-	// MaxWorkers, WebhookConcurrency, DBMaxConns and HTTPTimeout override
-	// the server's defaults when set.
+	// MaxWorkers, WebhookConcurrency, BulkWhileLive, DBMaxConns and
+	// HTTPTimeout override the server's defaults when set.
 	MaxWorkers         int
 	WebhookConcurrency int
+	BulkWhileLive      int
 	DBMaxConns         int32
 	HTTPTimeout        time.Duration
 	// LatencyLog, when set, receives a CSV line per event of scenarios 2

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/schedule"
 	"github.com/mono/webhookd/server"
 )
@@ -65,8 +67,15 @@ func serverSettings(cfg *Config) string {
 	c := (&server.Config{
 		MaxWorkers: cfg.MaxWorkers, WebhookConcurrency: cfg.WebhookConcurrency, DBMaxConns: cfg.DBMaxConns, HTTPTimeout: cfg.HTTPTimeout,
 	}).WithDefaults()
-	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s",
-		c.MaxWorkers, c.WebhookConcurrency, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout)
+	bulk := "no limit"
+	switch {
+	case cfg.BulkWhileLive == 0:
+		bulk = strconv.Itoa(dispatcher.BulkWhileLiveDefault(c.MaxWorkers))
+	case cfg.BulkWhileLive > 0:
+		bulk = strconv.Itoa(cfg.BulkWhileLive)
+	}
+	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while live ones start %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s",
+		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout)
 }
 
 func writeTable(w io.Writer, cfg *Config, res *Result) {

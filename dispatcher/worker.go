@@ -89,6 +89,11 @@ type WorkerConfig struct {
 	// queue's MaxWorkers); it bounds the goroutines kept to run them.
 	// Defaults to MaxWorkersDefault.
 	MaxWorkers int
+	// BulkWhileLive is how many bulk deliveries already behind their time
+	// (a backlog) may be under way in this process while live deliveries
+	// (PriorityNormal) are starting; the others wait (see bulkGate).
+	// Defaults to BulkWhileLiveDefault(MaxWorkers); negative: no limit.
+	BulkWhileLive int
 	// ByKey, when set, runs the batched load and recording instead of
 	// the worker's db (see store.ByKeyPool); it needs 2 × BatchConcurrency
 	// connections. Optional.
@@ -135,6 +140,9 @@ func (c *WorkerConfig) WithDefaults() *WorkerConfig {
 	if out.MaxWorkers <= 0 {
 		out.MaxWorkers = MaxWorkersDefault
 	}
+	if out.BulkWhileLive == 0 {
+		out.BulkWhileLive = BulkWhileLiveDefault(out.MaxWorkers)
+	}
 	return &out
 }
 
@@ -152,6 +160,7 @@ type Worker struct {
 	client   *outbound.Client
 	cfg      *WorkerConfig
 	inflight *inflight
+	bulk     *bulkGate
 	loads    *batch.Batcher[string, *store.Target]
 	records  *batch.Batcher[store.Recording, bool]
 	stacks   *stacks.Pool
@@ -165,6 +174,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	}
 	cfg = cfg.WithDefaults()
 	w := &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency),
+		bulk: newBulkGate(cfg.BulkWhileLive),
 		// One goroutine per worker slot at most; each leaves after a
 		// minute without a job.
 		stacks: stacks.New(cfg.MaxWorkers, time.Minute)}
@@ -331,10 +341,23 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return river.JobSnooze(target.NextAttemptAt.Sub(now))
 	}
 
+	if job.Priority > PriorityNormal {
+		// A backlog gives way to other accounts' live traffic (bulkGate).
+		release, err := w.bulk.enter(ctx, target.AccountID, now.Sub(job.ScheduledAt))
+		if err != nil {
+			return river.JobSnooze(0) // stopping: no attempt used
+		}
+		defer release()
+	}
+
 	if !w.inflight.acquire(ctx, target.WebhookID) {
 		// Saturated by a slow or black-hole endpoint: wait in the queue
 		// without using an attempt, so one endpoint can't hold every worker.
 		return river.JobSnooze(saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout)))
+	}
+	if job.Priority <= PriorityNormal {
+		// Live traffic, being sent (not turned away by its webhook's cap).
+		w.bulk.live(target.AccountID)
 	}
 	slotAt := time.Now()
 	start := w.cfg.Now()

@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
-		ByKey: byKey,
+		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey,
 	})
 	if err != nil {
 		return nil, err

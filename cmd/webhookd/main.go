@@ -267,6 +267,20 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
 	s.integer("webhook-concurrency", "WEBHOOKD_WEBHOOK_CONCURRENCY", strconv.Itoa(dispatcher.WebhookConcurrencyDefault), "concurrent attempts to one webhook per process", &cfg.WebhookConcurrency)
+	bulk := s.str("bulk-while-live", "WEBHOOKD_BULK_WHILE_LIVE", "0", "backlogged bulk deliveries under way per process while other accounts' live ones start (0: max-workers/8; off: no limit)")
+	s.parsers = append(s.parsers, func() error {
+		raw := strings.TrimSpace(*bulk)
+		if raw == "off" {
+			cfg.BulkWhileLive = -1
+			return nil
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s: %q is neither off nor a whole number >= 0", s.where("bulk-while-live"), *bulk)
+		}
+		cfg.BulkWhileLive = n
+		return nil
+	})
 	var maxConns int
 	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)
 	s.duration("reconcile-interval", "WEBHOOKD_RECONCILE_INTERVAL", dur(time.Minute), "how often orphaned pending deliveries are re-queued", &cfg.ReconcileInterval)
@@ -434,6 +448,7 @@ func runBench(ctx context.Context, args []string) error {
 	warmup := s.fs.Duration("warmup", bench.WarmupDefault, "scenarios 2 and 4: how long each sender runs, uncounted, before it measures (0: no warm-up)")
 	s.fs.IntVar(&cfg.MaxWorkers, "max-workers", 0, "override the server's MaxWorkers")
 	s.fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", 0, "override the server's per-webhook concurrency")
+	s.fs.IntVar(&cfg.BulkWhileLive, "bulk-while-live", 0, "override the server's limit on backlogged bulk deliveries while live ones start (-1: no limit)")
 	var maxConns int
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")

@@ -290,6 +290,7 @@ func TestServeBadConfig(t *testing.T) {
 		{"ShortRetention", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETENTION=12h"}, "WEBHOOKD_RETENTION"},
 		{"ShortDeadRetention", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_DEAD_RETENTION=0d"}, "WEBHOOKD_DEAD_RETENTION"},
 		{"LongReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=2h"}, "WEBHOOKD_REPLAY_SPACING must be more than 0 and at most 1h (got 2h0m0s)"},
+		{"BadBulkWhileLive", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_BULK_WHILE_LIVE=-5"}, `WEBHOOKD_BULK_WHILE_LIVE (-bulk-while-live): "-5" is neither off nor a whole number >= 0`},
 		{"ZeroReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=0s"}, "WEBHOOKD_REPLAY_SPACING"},
 	}
 	for _, tt := range tests {
