@@ -63,10 +63,11 @@ Run 'webhookd <command> -h' for its settings.
 
 // GCPercentDefault is the garbage collector's GOGC unless the environment
 // sets GOGC. The live heap is small (tens of MB) and short-lived garbage per
-// delivery is most of what is allocated, so collecting at 5× the live heap
-// instead of 2× saves about a tenth of the sender's CPU at a few tens of MB
-// more memory (measured in BENCHMARKS.md).
-const GCPercentDefault = 400
+// delivery is most of what is allocated, so collecting at 4× the live heap
+// instead of 2× saves CPU for a few tens of MB more memory. 400 measured
+// no faster than 300 and 20 – 25 MB larger: peak RSS 138 – 142 MB against
+// 116 – 119, near the 150 MB target (BENCHMARKS.md).
+const GCPercentDefault = 300
 
 func setGC() {
 	if os.Getenv("GOGC") == "" {
