@@ -14,8 +14,8 @@ import (
 // 100 events/s), B's first attempts waited p50 53 – 55 ms with 400 of A's
 // deliveries under way, p50 21 ms and p99 55 – 57 ms with 50.
 //
-// So while live deliveries (PriorityNormal) of some account are starting,
-// a bulk delivery of another account that is already more than
+// So while live deliveries (PriorityNormal) of some account are being
+// answered, a bulk delivery of another account that is already more than
 // bulkBacklogLag behind its time (a backlog, not a stream the workers keep
 // up with, which goes on unhindered) starts only while fewer than the
 // gate's limit of such deliveries are under way in this process; otherwise
@@ -24,7 +24,11 @@ import (
 // live deliveries never hold back its bulk ones: one account sending above
 // its fair rate is one stream, and gating its excess behind its own first
 // 100/s would only slow it down (measured: 2,000/s from one account fell
-// to 1,639/s with first attempts at p99 748 ms).
+// to 1,639/s with first attempts at p99 748 ms). Live means answered: an
+// HTTP status within bulkLiveAnswer. Live traffic to a black hole or a
+// dead endpoint uses no CPU while it waits, and gating a backlog for it
+// would only slow the backlog (measured: the isolation ratio fell to
+// 0.75 – 0.90 when every live attempt's start counted).
 //
 // The wait ends when a delivery admitted this way finishes, when the other
 // accounts' live traffic has stopped for bulkLiveWindow, or after
@@ -37,6 +41,7 @@ const (
 	bulkBacklogLag = time.Second
 	bulkMaxWait    = 2 * time.Second
 	bulkHoldMax    = 500 * time.Millisecond
+	bulkLiveAnswer = time.Second
 )
 
 // BulkWhileLiveDefault returns the gate's default limit for maxWorkers:
@@ -80,7 +85,7 @@ func newBulkGate(limit int) *bulkGate {
 	return &bulkGate{limit: limit, window: bulkLiveWindow, maxWait: bulkMaxWait, holdMax: bulkHoldMax}
 }
 
-// live notes that a live delivery of accountID is starting.
+// live notes that a live delivery of accountID was answered.
 func (g *bulkGate) live(accountID string) {
 	if g.limit <= 0 {
 		return

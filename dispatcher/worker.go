@@ -355,10 +355,6 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		// without using an attempt, so one endpoint can't hold every worker.
 		return river.JobSnooze(saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout)))
 	}
-	if job.Priority <= PriorityNormal {
-		// Live traffic, being sent (not turned away by its webhook's cap).
-		w.bulk.live(target.AccountID)
-	}
 	slotAt := time.Now()
 	start := w.cfg.Now()
 	if target.Attempts == 0 {
@@ -371,6 +367,10 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	// The cap is on requests in flight: the slot is free once the response
 	// is in, before the (batched) recording.
 	w.inflight.release(target.WebhookID, time.Since(slotAt))
+	if job.Priority <= PriorityNormal && res.StatusCode != 0 && res.Duration < bulkLiveAnswer {
+		// Live traffic that a receiver answers: a backlog gives way to it.
+		w.bulk.live(target.AccountID)
+	}
 
 	// Record what happened even when the job's context is gone (shutdown,
 	// job timeout): the receiver may have seen a success.
