@@ -54,6 +54,8 @@ type bulkGate struct {
 	// window, maxWait and holdMax are bulkLiveWindow, bulkMaxWait and
 	// bulkHoldMax (tests shorten or lengthen them).
 	window, maxWait, holdMax time.Duration
+	// waited, when set, is told how long each delivery that waited did.
+	waited func(time.Duration)
 
 	mu      sync.Mutex
 	running int
@@ -81,8 +83,8 @@ func (g *bulkGate) othersLiveUntil(accountID string) time.Time {
 	return until
 }
 
-func newBulkGate(limit int) *bulkGate {
-	return &bulkGate{limit: limit, window: bulkLiveWindow, maxWait: bulkMaxWait, holdMax: bulkHoldMax}
+func newBulkGate(limit int, waited func(time.Duration)) *bulkGate {
+	return &bulkGate{limit: limit, window: bulkLiveWindow, maxWait: bulkMaxWait, holdMax: bulkHoldMax, waited: waited}
 }
 
 // live notes that a live delivery of accountID was answered.
@@ -109,6 +111,12 @@ func (g *bulkGate) enter(ctx context.Context, accountID string, lag time.Duratio
 		return noop, nil
 	}
 	start := time.Now()
+	waited := false
+	defer func() {
+		if waited && g.waited != nil {
+			g.waited(time.Since(start))
+		}
+	}()
 	g.mu.Lock()
 	for {
 		now := time.Now()
@@ -122,6 +130,7 @@ func (g *bulkGate) enter(ctx context.Context, accountID string, lag time.Duratio
 			g.mu.Unlock()
 			return g.holder(), nil
 		}
+		waited = true
 		ch := make(chan struct{})
 		g.waiters = append(g.waiters, ch)
 		wake := time.NewTimer(min(liveUntil.Sub(now), g.maxWait-now.Sub(start)))

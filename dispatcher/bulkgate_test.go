@@ -14,7 +14,7 @@ const backlogged = 10 * time.Second
 // newTestGate is a gate whose admitted deliveries stay counted until
 // released (an hour's bulkHoldMax), so that timing never admits a waiter.
 func newTestGate(limit int) *bulkGate {
-	g := newBulkGate(limit)
+	g := newBulkGate(limit, nil)
 	g.holdMax = time.Hour
 	g.maxWait = time.Hour
 	return g
@@ -61,7 +61,7 @@ func requireAdmitted(t *testing.T, admitted <-chan func(), start time.Time, afte
 }
 
 func TestBulkGateWithoutLiveTrafficAdmitsAll(t *testing.T) {
-	g := newBulkGate(1)
+	g := newBulkGate(1, nil)
 	for range 10 {
 		release, err := g.enter(context.Background(), "acct_backlog", backlogged)
 		require.NoError(t, err)
@@ -71,7 +71,7 @@ func TestBulkGateWithoutLiveTrafficAdmitsAll(t *testing.T) {
 }
 
 func TestBulkGateLetsStreamsThrough(t *testing.T) {
-	g := newBulkGate(1)
+	g := newBulkGate(1, nil)
 	g.live("acct_live")
 	hold, err := g.enter(context.Background(), "acct_backlog", backlogged)
 	require.NoError(t, err)
@@ -93,7 +93,7 @@ func TestBulkGateLetsStreamsThrough(t *testing.T) {
 }
 
 func TestBulkGateOff(t *testing.T) {
-	g := newBulkGate(-1)
+	g := newBulkGate(-1, nil)
 	g.live("acct_live")
 	for range 10 {
 		release, err := g.enter(context.Background(), "acct_backlog", backlogged)
@@ -149,7 +149,7 @@ func TestBulkGateOpensWhenLiveTrafficStops(t *testing.T) {
 }
 
 func TestBulkGateHoldIsBounded(t *testing.T) {
-	g := newBulkGate(1)
+	g := newBulkGate(1, nil)
 	g.maxWait = time.Hour
 	g.live("acct_live")
 	stop := keepLive(g)

@@ -174,7 +174,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	}
 	cfg = cfg.WithDefaults()
 	w := &Worker{db: db, keys: keys, client: client, cfg: cfg, inflight: newInflight(cfg.WebhookConcurrency),
-		bulk: newBulkGate(cfg.BulkWhileLive),
+		bulk: newBulkGate(cfg.BulkWhileLive, cfg.Metrics.BulkGateWait),
 		// One goroutine per worker slot at most; each leaves after a
 		// minute without a job.
 		stacks: stacks.New(cfg.MaxWorkers, time.Minute)}

@@ -92,6 +92,8 @@ type Metrics struct {
 	retryLateness      prometheus.Histogram
 	reconcilerFixed    prometheus.Counter
 	webhookPauses      *prometheus.CounterVec
+	bulkWaits          prometheus.Counter
+	bulkWaitSeconds    prometheus.Counter
 
 	eventTypes eventTypes
 }
@@ -133,6 +135,14 @@ func New(db store.DB, cfg *Config) *Metrics {
 			Name: "webhookd_webhook_pauses_total",
 			Help: "Webhooks paused and resumed, by action (pause, resume) and reason (manual, auto).",
 		}, []string{"action", "reason"}),
+		bulkWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhookd_bulk_gate_waits_total",
+			Help: "Backlogged bulk deliveries that waited for other accounts' live traffic (WEBHOOKD_BULK_WHILE_LIVE).",
+		}),
+		bulkWaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhookd_bulk_gate_wait_seconds_total",
+			Help: "Time backlogged bulk deliveries spent waiting for other accounts' live traffic.",
+		}),
 	}
 	scaleNotOne := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "webhookd_retry_scale_not_one",
@@ -143,7 +153,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	}
 	m.registry.MustRegister(
 		m.deliveriesFinished, m.attempts, m.attemptDuration, m.firstAttemptDelay,
-		m.retryLateness, m.reconcilerFixed, m.webhookPauses, scaleNotOne,
+		m.retryLateness, m.reconcilerFixed, m.webhookPauses, m.bulkWaits, m.bulkWaitSeconds, scaleNotOne,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -212,6 +222,16 @@ func (m *Metrics) ReconcilerFixed(n int) {
 		return
 	}
 	m.reconcilerFixed.Add(float64(n))
+}
+
+// BulkGateWait counts a backlogged bulk delivery that waited d for other
+// accounts' live traffic.
+func (m *Metrics) BulkGateWait(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.bulkWaits.Inc()
+	m.bulkWaitSeconds.Add(d.Seconds())
 }
 
 // WebhookPause counts a webhook paused or resumed (action "pause" or
