@@ -181,3 +181,22 @@ func TestInflightFreeIn(t *testing.T) {
 	require.Zero(t, f.freeIn("wh_hole", timeout), "nothing in flight")
 	require.Empty(t, f.hooks["wh_hole"].starts)
 }
+
+// wouldTurnAway says what acquire would do at once: turn away a job for a
+// webhook at its cap whose attempts are not fast (so the bulk gate doesn't
+// hold that job in a worker slot first), take one that has room or whose
+// attempts finish fast (acquire waits for their slot).
+func TestInflightWouldTurnAway(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newInflight(1)
+	require.False(t, f.wouldTurnAway("wh_hole"), "unknown webhook: room")
+	require.True(t, f.acquire(ctx, "wh_hole"))
+	require.True(t, f.wouldTurnAway("wh_hole"), "at the cap, nothing finished")
+	require.False(t, f.acquire(ctx, "wh_hole"), "and acquire agrees")
+
+	require.True(t, f.acquire(ctx, "wh_fast"))
+	f.release("wh_fast", time.Millisecond)
+	require.True(t, f.acquire(ctx, "wh_fast"))
+	require.False(t, f.wouldTurnAway("wh_fast"), "at the cap, but its attempts are fast: acquire waits for a slot")
+}

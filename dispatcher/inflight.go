@@ -99,6 +99,15 @@ func (f *inflight) acquire(ctx context.Context, webhookID string) bool {
 	}
 }
 
+// wouldTurnAway reports whether acquire would turn a job for webhookID
+// away at once: the webhook at its cap, its attempts not fast.
+func (f *inflight) wouldTurnAway(webhookID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hooks[webhookID]
+	return h != nil && h.n >= f.limit && (h.avg <= 0 || h.avg >= fastAttempt)
+}
+
 // release frees webhookID's slot and folds the attempt's duration into the
 // webhook's average.
 func (f *inflight) release(webhookID string, took time.Duration) {

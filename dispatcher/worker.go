@@ -341,8 +341,10 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return river.JobSnooze(target.NextAttemptAt.Sub(now))
 	}
 
-	if job.Priority > PriorityNormal {
-		// A backlog gives way to other accounts' live traffic (bulkGate).
+	if job.Priority > PriorityNormal && !w.inflight.wouldTurnAway(target.WebhookID) {
+		// A backlog gives way to other accounts' live traffic (bulkGate);
+		// a job its webhook's cap turns away snoozes at once instead of
+		// waiting here in a worker slot.
 		release, err := w.bulk.enter(ctx, target.AccountID, now.Sub(job.ScheduledAt))
 		if err != nil {
 			return river.JobSnooze(0) // stopping: no attempt used

@@ -81,7 +81,7 @@ type Config struct {
 	WebhookConcurrency int
 	// BulkWhileLive is how many backlogged bulk deliveries may be under way
 	// per process while live ones are starting (WEBHOOKD_BULK_WHILE_LIVE;
-	// see dispatcher.WorkerConfig). 0: an eighth of MaxWorkers; -1: no
+	// see dispatcher.WorkerConfig). 0: a sixteenth of MaxWorkers; -1: no
 	// limit.
 	BulkWhileLive int
 	// DBMaxConns is the pgx pool size. Defaults to 40.
@@ -176,7 +176,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("WEBHOOKD_WEBHOOK_CONCURRENCY must be at least 1 (got %d)", c.WebhookConcurrency)
 	}
 	if c.BulkWhileLive < -1 {
-		return fmt.Errorf("WEBHOOKD_BULK_WHILE_LIVE must be -1 (no limit), 0 (an eighth of the workers) or more (got %d)", c.BulkWhileLive)
+		return fmt.Errorf("WEBHOOKD_BULK_WHILE_LIVE must be -1 (no limit), 0 (a sixteenth of the workers) or more (got %d)", c.BulkWhileLive)
 	}
 	if c.DBMaxConns < 4 {
 		return fmt.Errorf("WEBHOOKD_DB_MAX_CONNS must be at least 4 (got %d)", c.DBMaxConns)
