@@ -151,14 +151,9 @@ func TestBulkGateOpensWhenLiveTrafficStops(t *testing.T) {
 func TestBulkGateHoldIsBounded(t *testing.T) {
 	g := newBulkGate(1, nil)
 	g.maxWait = time.Hour
-	g.live("acct_live")
-	stop := keepLive(g)
-	defer stop()
 	// Never released: a slow endpoint's request outlives bulkHoldMax; a
 	// waiter gets in once that has passed.
-	hold, err := g.enter(context.Background(), "acct_backlog", backlogged)
-	require.NoError(t, err)
-	defer hold()
+	holdFull(t, g)
 	start := time.Now()
 	waiter := enterAsync(t, context.Background(), g)
 	requireAdmitted(t, waiter, start, bulkHoldMax)()
@@ -167,12 +162,7 @@ func TestBulkGateHoldIsBounded(t *testing.T) {
 func TestBulkGateWaitIsBounded(t *testing.T) {
 	g := newTestGate(1)
 	g.maxWait = 300 * time.Millisecond
-	g.live("acct_live")
-	stop := keepLive(g)
-	defer stop()
-	hold, err := g.enter(context.Background(), "acct_backlog", backlogged)
-	require.NoError(t, err)
-	defer hold()
+	holdFull(t, g)
 	start := time.Now()
 	waiter := enterAsync(t, context.Background(), g)
 	// Over the limit, after the longest wait: a backlog slows, never stops.
@@ -181,12 +171,7 @@ func TestBulkGateWaitIsBounded(t *testing.T) {
 
 func TestBulkGateWaitEndsWithItsContext(t *testing.T) {
 	g := newTestGate(1)
-	g.live("acct_live")
-	stop := keepLive(g)
-	defer stop()
-	hold, err := g.enter(context.Background(), "acct_backlog", backlogged)
-	require.NoError(t, err)
-	defer hold()
+	holdFull(t, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	waiter := enterAsync(t, ctx, g)
 	requireWaiting(t, waiter)
@@ -210,6 +195,17 @@ func waitersAre(t *testing.T, g *bulkGate, n int) {
 		defer g.mu.Unlock()
 		return len(g.waiters) == n
 	}, time.Second, time.Millisecond)
+}
+
+// holdFull keeps g live (another account's traffic) until the test ends
+// and takes its only slot (a limit of 1) until then.
+func holdFull(t *testing.T, g *bulkGate) {
+	t.Helper()
+	g.live("acct_live")
+	t.Cleanup(keepLive(g))
+	hold, err := g.enter(context.Background(), "acct_backlog", backlogged)
+	require.NoError(t, err)
+	t.Cleanup(hold)
 }
 
 // keepLive marks live traffic every 20 ms until stopped.
