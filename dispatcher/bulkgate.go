@@ -62,7 +62,7 @@ type bulkGate struct {
 
 	mu      sync.Mutex
 	running int
-	// recent are the two accounts whose live deliveries started last
+	// recent are the two accounts whose live deliveries were answered last
 	// (distinct; recent[0] the latest) and until when each counts as live:
 	// whatever account asks, the latest other live account is one of them.
 	recent  [2]liveAccount

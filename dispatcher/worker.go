@@ -90,8 +90,9 @@ type WorkerConfig struct {
 	// Defaults to MaxWorkersDefault.
 	MaxWorkers int
 	// BulkWhileLive is how many bulk deliveries already behind their time
-	// (a backlog) may be under way in this process while live deliveries
-	// (PriorityNormal) are starting; the others wait (see bulkGate).
+	// (a backlog) may be under way in this process while another
+	// account's live deliveries (PriorityNormal) are being answered; the
+	// others wait (see bulkGate).
 	// Defaults to BulkWhileLiveDefault(MaxWorkers); negative: no limit.
 	BulkWhileLive int
 	// ByKey, when set, runs the batched load and recording instead of
