@@ -74,7 +74,7 @@ func serverSettings(cfg *Config) string {
 	case cfg.BulkWhileLive > 0:
 		bulk = strconv.Itoa(cfg.BulkWhileLive)
 	}
-	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while live ones start %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s",
+	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s",
 		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout)
 }
 

@@ -449,7 +449,7 @@ func runBench(ctx context.Context, args []string) error {
 	warmup := s.fs.Duration("warmup", bench.WarmupDefault, "scenarios 2 and 4: how long each sender runs, uncounted, before it measures (0: no warm-up)")
 	s.fs.IntVar(&cfg.MaxWorkers, "max-workers", 0, "override the server's MaxWorkers")
 	s.fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", 0, "override the server's per-webhook concurrency")
-	s.fs.IntVar(&cfg.BulkWhileLive, "bulk-while-live", 0, "override the server's limit on backlogged bulk deliveries while live ones start (-1: no limit)")
+	s.fs.IntVar(&cfg.BulkWhileLive, "bulk-while-live", 0, "override the server's limit on backlogged bulk deliveries while another account's live ones are answered (-1: no limit)")
 	var maxConns int
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
