@@ -80,9 +80,9 @@ type Config struct {
 	// (WEBHOOKD_WEBHOOK_CONCURRENCY). Defaults to 50.
 	WebhookConcurrency int
 	// BulkWhileLive is how many backlogged bulk deliveries may be under way
-	// per process while live ones are starting (WEBHOOKD_BULK_WHILE_LIVE;
-	// see dispatcher.WorkerConfig). 0: a sixteenth of MaxWorkers; -1: no
-	// limit.
+	// per process while other accounts' live ones are being answered
+	// (WEBHOOKD_BULK_WHILE_LIVE, off for -1; see dispatcher.WorkerConfig).
+	// 0: a sixteenth of MaxWorkers; -1: no limit.
 	BulkWhileLive int
 	// DBMaxConns is the pgx pool size. Defaults to 40.
 	DBMaxConns int32

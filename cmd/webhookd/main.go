@@ -195,6 +195,20 @@ func (s *settings) integer(flagName, env, def, help string, dst *int) {
 	})
 }
 
+// parseBulkWhileLive reads WEBHOOKD_BULK_WHILE_LIVE's value (named where):
+// off is -1 (no limit), otherwise a whole number (0: the default).
+func parseBulkWhileLive(where, raw string) (int, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "off" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: %q is neither off nor a whole number >= 0", where, raw)
+	}
+	return n, nil
+}
+
 func (s *settings) parse(args []string) error {
 	if err := s.fs.Parse(args); err != nil {
 		return err
@@ -269,18 +283,9 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
 	s.integer("webhook-concurrency", "WEBHOOKD_WEBHOOK_CONCURRENCY", strconv.Itoa(dispatcher.WebhookConcurrencyDefault), "concurrent attempts to one webhook per process", &cfg.WebhookConcurrency)
 	bulk := s.str("bulk-while-live", "WEBHOOKD_BULK_WHILE_LIVE", "0", "backlogged bulk deliveries under way per process while other accounts' live ones are answered (0: max-workers/16; off: no limit)")
-	s.parsers = append(s.parsers, func() error {
-		raw := strings.TrimSpace(*bulk)
-		if raw == "off" {
-			cfg.BulkWhileLive = -1
-			return nil
-		}
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%s: %q is neither off nor a whole number >= 0", s.where("bulk-while-live"), *bulk)
-		}
-		cfg.BulkWhileLive = n
-		return nil
+	s.parsers = append(s.parsers, func() (err error) {
+		cfg.BulkWhileLive, err = parseBulkWhileLive(s.where("bulk-while-live"), *bulk)
+		return err
 	})
 	var maxConns int
 	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)
@@ -449,7 +454,7 @@ func runBench(ctx context.Context, args []string) error {
 	warmup := s.fs.Duration("warmup", bench.WarmupDefault, "scenarios 2 and 4: how long each sender runs, uncounted, before it measures (0: no warm-up)")
 	s.fs.IntVar(&cfg.MaxWorkers, "max-workers", 0, "override the server's MaxWorkers")
 	s.fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", 0, "override the server's per-webhook concurrency")
-	s.fs.IntVar(&cfg.BulkWhileLive, "bulk-while-live", 0, "override the server's limit on backlogged bulk deliveries while another account's live ones are answered (-1: no limit)")
+	bulk := s.fs.String("bulk-while-live", "0", "override the server's limit on backlogged bulk deliveries while another account's live ones are answered (0: the server's default; off: no limit)")
 	var maxConns int
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
@@ -460,6 +465,9 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	var err error
+	if cfg.BulkWhileLive, err = parseBulkWhileLive("-bulk-while-live", *bulk); err != nil {
+		return err
+	}
 	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
 	}
