@@ -133,6 +133,93 @@ func TestInflight(t *testing.T) {
 	require.GreaterOrEqual(t, saturatedSnooze([]byte(`{"snoozes":40}`)), SaturatedSnoozeMax*3/4)
 }
 
+// A released slot goes to the first waiter, one waiter per slot, and the
+// count never exceeds the cap; a waiter whose context ends while it is
+// handed a slot gives it to the next.
+func TestInflightHandsSlotsOverInTurn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newInflight(1)
+	require.True(t, f.acquire(ctx, "wh_a"))
+	f.release("wh_a", time.Millisecond) // fast: the saturated wait
+	require.True(t, f.acquire(ctx, "wh_a"))
+
+	// Three waiters, queued in a known order.
+	got := make(chan int, 3)
+	for i := range 3 {
+		go func() {
+			if f.acquire(ctx, "wh_a") {
+				got <- i
+			}
+		}()
+		require.Eventually(t, func() bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return len(f.hooks["wh_a"].waiters) == i+1
+		}, 5*time.Second, time.Millisecond)
+	}
+	for want := range 3 {
+		f.release("wh_a", time.Millisecond)
+		select {
+		case i := <-got:
+			require.Equal(t, want, i, "first come, first served")
+		case <-time.After(5 * time.Second):
+			t.Fatalf("waiter %d was not handed the slot", want)
+		}
+		select {
+		case i := <-got:
+			t.Fatalf("one release woke a second waiter (%d)", i)
+		case <-time.After(20 * time.Millisecond):
+		}
+		f.mu.Lock()
+		require.Equal(t, 1, f.hooks["wh_a"].n, "the handed slot stays counted")
+		require.Len(t, f.hooks["wh_a"].starts, 1)
+		f.mu.Unlock()
+	}
+
+	// A waiter whose context is cancelled leaves the queue.
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan bool)
+	go func() { done <- f.acquire(cctx, "wh_a") }()
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.hooks["wh_a"].waiters) == 1
+	}, 5*time.Second, time.Millisecond)
+	cancel()
+	require.False(t, <-done)
+	f.mu.Lock()
+	require.Empty(t, f.hooks["wh_a"].waiters)
+	f.mu.Unlock()
+
+	// Handed a slot as its context ended: it passes the slot on.
+	w := &slotWaiter{handed: make(chan struct{}, 1)}
+	f.mu.Lock()
+	h := f.hooks["wh_a"]
+	h.waiters = append(h.waiters, w)
+	f.mu.Unlock()
+	f.release("wh_a", time.Millisecond) // hands the slot to w
+	f.mu.Lock()
+	require.Equal(t, 1, h.n)
+	f.mu.Unlock()
+	next := make(chan bool)
+	go func() { next <- f.acquire(ctx, "wh_a") }()
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(h.waiters) == 1
+	}, 5*time.Second, time.Millisecond)
+	// w's acquire, ending on its context with the slot already handed.
+	f.mu.Lock()
+	require.False(t, f.leave(h, w, false))
+	f.mu.Unlock()
+	require.True(t, <-next, "the slot went on to the next waiter")
+	f.mu.Lock()
+	require.Equal(t, 1, h.n)
+	require.Len(t, h.starts, 1)
+	f.mu.Unlock()
+}
+
 // A job turned away by a saturated webhook waits until a slot should free:
 // the oldest attempt's start plus the attempt timeout when none has
 // finished (a black hole) and the oldest has run a while, plus the average

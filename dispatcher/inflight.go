@@ -47,11 +47,19 @@ type inflight struct {
 }
 
 type hookSlots struct {
-	n      int
-	used   time.Time
-	avg    time.Duration // moving average of attempt durations
-	freed  chan struct{} // closed and replaced whenever a slot is released
-	starts []time.Time   // when each attempt in flight took its slot
+	n       int
+	used    time.Time
+	avg     time.Duration // moving average of attempt durations
+	waiters []*slotWaiter // jobs waiting for a slot, first come first served
+	starts  []time.Time   // when each attempt in flight took its slot
+}
+
+// slotWaiter is a job waiting in acquire. A released slot is handed to the
+// first waiter (its count stays taken): one goroutine wakes per slot, not
+// every waiter to race for it.
+type slotWaiter struct {
+	handed chan struct{} // gets a value when the slot is handed over
+	at     time.Time     // when it was, under the lock
 }
 
 func newInflight(limit int) *inflight {
@@ -62,41 +70,72 @@ func newInflight(limit int) *inflight {
 // up to slotWait if the webhook's attempts are fast, and reports false when
 // no slot came (the caller snoozes the job).
 func (f *inflight) acquire(ctx context.Context, webhookID string) bool {
-	var deadline <-chan time.Time
-	for {
-		f.mu.Lock()
-		h := f.hooks[webhookID]
-		if h == nil {
-			h = &hookSlots{freed: make(chan struct{})}
-			f.hooks[webhookID] = h
-		}
-		if h.n < f.limit {
-			h.n++
-			h.starts = append(h.starts, time.Now())
-			f.mu.Unlock()
-			return true
-		}
-		// Unknown (no attempt finished yet) counts as slow: a black hole
-		// finishes nothing.
-		fast := h.avg > 0 && h.avg < fastAttempt
-		freed := h.freed
-		f.mu.Unlock()
-		if !fast {
-			return false
-		}
-		if deadline == nil {
-			timer := time.NewTimer(slotWait)
-			defer timer.Stop()
-			deadline = timer.C
-		}
-		select {
-		case <-freed:
-		case <-deadline:
-			return false
-		case <-ctx.Done():
-			return false
-		}
+	f.mu.Lock()
+	h := f.hooks[webhookID]
+	if h == nil {
+		h = &hookSlots{}
+		f.hooks[webhookID] = h
 	}
+	if h.n < f.limit {
+		h.n++
+		h.starts = append(h.starts, time.Now())
+		f.mu.Unlock()
+		return true
+	}
+	// Unknown (no attempt finished yet) counts as slow: a black hole
+	// finishes nothing.
+	if fast := h.avg > 0 && h.avg < fastAttempt; !fast {
+		f.mu.Unlock()
+		return false
+	}
+	w := &slotWaiter{handed: make(chan struct{}, 1)}
+	h.waiters = append(h.waiters, w)
+	f.mu.Unlock()
+
+	timer := time.NewTimer(slotWait)
+	defer timer.Stop()
+	select {
+	case <-w.handed:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leave(h, w, ctx.Err() == nil)
+}
+
+// leave ends w's wait for one of h's slots, reporting whether it holds one.
+// A waiter still queued leaves the queue. One handed a slot as its wait
+// ended keeps it when keep (its time ran out just as a slot came), and
+// otherwise (its context ended) passes it on. The caller holds f.mu.
+func (f *inflight) leave(h *hookSlots, w *slotWaiter, keep bool) bool {
+	if i := slices.Index(h.waiters, w); i >= 0 {
+		h.waiters = slices.Delete(h.waiters, i, i+1)
+		return false
+	}
+	if keep {
+		return true
+	}
+	if i := slices.Index(h.starts, w.at); i >= 0 {
+		h.starts = slices.Delete(h.starts, i, i+1)
+	}
+	f.free(h)
+	return false
+}
+
+// free gives up one of h's slots: to the first waiter, or back to the count.
+// The caller holds f.mu.
+func (f *inflight) free(h *hookSlots) {
+	if len(h.waiters) == 0 {
+		h.n--
+		return
+	}
+	w := h.waiters[0]
+	h.waiters = slices.Delete(h.waiters, 0, 1)
+	w.at = time.Now()
+	h.starts = append(h.starts, w.at)
+	w.handed <- struct{}{}
 }
 
 // wouldTurnAway reports whether acquire would turn a job for webhookID
@@ -117,7 +156,6 @@ func (f *inflight) release(webhookID string, took time.Duration) {
 	if h == nil {
 		return
 	}
-	h.n--
 	// The finished attempt's start: the one nearest to now − took.
 	if len(h.starts) > 0 {
 		started, best := time.Now().Add(-took), 0
@@ -133,8 +171,7 @@ func (f *inflight) release(webhookID string, took time.Duration) {
 	} else {
 		h.avg += (took - h.avg) / 8
 	}
-	close(h.freed)
-	h.freed = make(chan struct{})
+	f.free(h)
 	now := time.Now()
 	h.used = now
 	// Webhooks idle for a minute are forgotten, so memory follows the
