@@ -11,8 +11,13 @@ import (
 
 // WebhookConcurrencyDefault is how many attempts to one webhook a process
 // makes at once. A slow or black-hole endpoint can hold at most this many of
-// a process's workers; the others keep serving everybody else.
-const WebhookConcurrencyDefault = 50
+// a process's workers (a quarter of MaxWorkersDefault); the others keep
+// serving everybody else. It also bounds one healthy endpoint's rate to
+// about WebhookConcurrencyDefault / its round trip: at 50, one endpoint at
+// 2,000/s on a busy 2-core machine (round trips of 25 ms and more) fell
+// behind and its first attempts waited p99 1.1 – 1.2 s, against 0.3 – 0.4 s
+// at 100 (BENCHMARKS.md).
+const WebhookConcurrencyDefault = 100
 
 // Bounds of the snooze of a job whose webhook is saturated. The delay grows
 // with the job's snooze count, so a backlog behind a black hole settles to
