@@ -129,33 +129,41 @@ func (s *stage) postEvents(ctx context.Context, account string, rate int, d time
 // arrivals waits (bounded by the Timeout) until every sent event has reached
 // recv and summarises POST → first arrival. status adds to the progress line.
 func (s *stage) arrivals(ctx context.Context, recv *receiver, sent *sent, phase string, status func() string) (Latency, error) {
-	var latencies []time.Duration
+	// Each look checks only the events not yet arrived: the scenario's
+	// deliveries are still running, on the same cores.
+	arrived := make([]time.Time, len(sent.ids))
+	missing := make([]int, len(sent.ids))
+	for i := range missing {
+		missing[i] = i
+	}
 	err := s.waitFor(ctx, "every event's first attempt", s.e.cfg.Timeout, 20*time.Millisecond, func() (bool, string, error) {
-		latencies = latencies[:0]
-		missing := 0
-		for i, id := range sent.ids {
-			at, ok := recv.firstArrival(id)
+		still := missing[:0]
+		for _, i := range missing {
+			at, ok := recv.firstArrival(sent.ids[i])
 			if !ok {
-				missing++
+				still = append(still, i)
 				continue
 			}
-			latencies = append(latencies, at.Sub(sent.at[i]))
+			arrived[i] = at
 		}
-		msg := fmt.Sprintf("%s of %s events not yet arrived", count(missing), count(len(sent.ids)))
+		missing = still
+		msg := fmt.Sprintf("%s of %s events not yet arrived", count(len(missing)), count(len(sent.ids)))
 		if status != nil {
 			msg += "; " + status()
 		}
-		return missing == 0, msg, nil
+		return len(missing) == 0, msg, nil
 	})
 	if err != nil {
 		return Latency{}, err
 	}
 	// Where the time went: the API's answer, then the delivery.
-	var answer, deliver []time.Duration
-	for i, id := range sent.ids {
-		at, _ := recv.firstArrival(id)
-		answer = append(answer, sent.acked[i].Sub(sent.at[i]))
-		deliver = append(deliver, at.Sub(sent.acked[i]))
+	latencies := make([]time.Duration, len(sent.ids))
+	answer := make([]time.Duration, len(sent.ids))
+	deliver := make([]time.Duration, len(sent.ids))
+	for i := range sent.ids {
+		latencies[i] = arrived[i].Sub(sent.at[i])
+		answer[i] = sent.acked[i].Sub(sent.at[i])
+		deliver[i] = arrived[i].Sub(sent.acked[i])
 	}
 	if w := s.e.cfg.LatencyLog; w != nil {
 		for i := range sent.ids {
