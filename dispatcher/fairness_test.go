@@ -152,11 +152,7 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 				got <- i
 			}
 		}()
-		require.Eventually(t, func() bool {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			return len(f.hooks["wh_a"].waiters) == i+1
-		}, 5*time.Second, time.Millisecond)
+		waitForWaiters(t, f, "wh_a", i+1)
 	}
 	for want := range 3 {
 		f.release("wh_a", time.Millisecond)
@@ -181,11 +177,7 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan bool)
 	go func() { done <- f.acquire(cctx, "wh_a") }()
-	require.Eventually(t, func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return len(f.hooks["wh_a"].waiters) == 1
-	}, 5*time.Second, time.Millisecond)
+	waitForWaiters(t, f, "wh_a", 1)
 	cancel()
 	require.False(t, <-done)
 	f.mu.Lock()
@@ -204,11 +196,7 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 	f.mu.Unlock()
 	next := make(chan bool)
 	go func() { next <- f.acquire(ctx, "wh_a") }()
-	require.Eventually(t, func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return len(h.waiters) == 1
-	}, 5*time.Second, time.Millisecond)
+	waitForWaiters(t, f, "wh_a", 1)
 	// w's acquire, ending on its context with the slot already handed.
 	f.mu.Lock()
 	require.False(t, f.leave(h, w, false))
@@ -218,6 +206,17 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 	require.Equal(t, 1, h.n)
 	require.Len(t, h.starts, 1)
 	f.mu.Unlock()
+}
+
+// waitForWaiters waits until n jobs wait in acquire for one of webhookID's
+// slots.
+func waitForWaiters(t *testing.T, f *inflight, webhookID string, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.hooks[webhookID].waiters) == n
+	}, 5*time.Second, time.Millisecond)
 }
 
 // A job turned away by a saturated webhook waits until a slot should free:
