@@ -125,8 +125,9 @@ type Config struct {
 	HTTPTimeout        time.Duration
 	// LatencyLog, when set, receives a CSV line per event of scenarios 2
 	// and 4: scenario, phase (warmup or measured), when its POST began (ms
-	// after the phase's first), POST→202 and 202→first attempt (ms). The
-	// header is written first.
+	// after the phase's first), POST→202 and 202→first attempt (ms), and
+	// when its POST began in Unix milliseconds (to match a stall with the
+	// system's or PostgreSQL's logs). The header is written first.
 	LatencyLog io.Writer
 	// Out receives the table. Required.
 	Out io.Writer
@@ -257,6 +258,10 @@ type Sustained struct {
 	Latency Latency
 	// Snoozes is how often River snoozed the delivery jobs.
 	Snoozes int64
+	// Commits is the commit probe's (a durable commit every 25 ms while
+	// the events were sent and delivered): a disk that stalls every
+	// commit shows there.
+	Commits Latency
 }
 
 // Isolation is scenario 3.
@@ -283,6 +288,8 @@ type Noisy struct {
 	BacklogDrained int64
 	// Snoozes is how often River snoozed the delivery jobs (A's and B's).
 	Snoozes int64
+	// Commits is the commit probe's, as in Sustained.
+	Commits Latency
 }
 
 // Precision is scenario 5.
@@ -357,7 +364,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	res := &Result{Machine: *machine, Errors: map[int]error{}}
 	if cfg.LatencyLog != nil {
-		fmt.Fprintln(cfg.LatencyLog, "scenario,phase,sent_ms,post_to_202_ms,202_to_first_attempt_ms")
+		fmt.Fprintln(cfg.LatencyLog, "scenario,phase,sent_ms,post_to_202_ms,202_to_first_attempt_ms,sent_unix_ms")
 	}
 
 	for _, n := range cfg.Scenarios {

@@ -72,6 +72,7 @@ func TestRunSmoke(t *testing.T) {
 		require.Equal(t, s.Rate, s.Sent)
 		require.Greater(t, s.Achieved, 0.0)
 		requireLatency(t, s.Latency, s.Sent)
+		requireCommits(t, s.Commits)
 	}
 
 	require.NotNil(t, res.Isolation)
@@ -85,6 +86,7 @@ func TestRunSmoke(t *testing.T) {
 	require.Equal(t, 20, res.Noisy.Sent)
 	requireLatency(t, res.Noisy.Latency, 20)
 	require.Positive(t, res.Noisy.BacklogDrained)
+	requireCommits(t, res.Noisy.Commits)
 
 	require.NotNil(t, res.Precision)
 	require.Equal(t, 300*time.Millisecond, res.Precision.FirstRetryDelay)
@@ -109,13 +111,16 @@ func TestRunSmoke(t *testing.T) {
 	// be, barely: an attempt can reach the receiver before the bench's
 	// client has read its 202).
 	lines := strings.Split(strings.TrimSpace(latencies.String()), "\n")
-	require.Equal(t, "scenario,phase,sent_ms,post_to_202_ms,202_to_first_attempt_ms", lines[0])
+	require.Equal(t, "scenario,phase,sent_ms,post_to_202_ms,202_to_first_attempt_ms,sent_unix_ms", lines[0])
 	perPhase := map[string]int{}
 	for _, line := range lines[1:] {
 		fields := strings.Split(line, ",")
-		require.Len(t, fields, 5, line)
+		require.Len(t, fields, 6, line)
 		perPhase[fields[0]+" "+fields[1]]++
-		for i, f := range fields[2:] {
+		sentAt, err := strconv.ParseInt(fields[5], 10, 64)
+		require.NoError(t, err, line)
+		require.WithinDuration(t, time.Now(), time.UnixMilli(sentAt), 10*time.Minute, line)
+		for i, f := range fields[2:5] {
 			v, err := strconv.ParseFloat(f, 64)
 			require.NoError(t, err, line)
 			if i < 2 {
@@ -155,4 +160,15 @@ func TestParseScenarios(t *testing.T) {
 		require.NoError(t, err, tt.in)
 		require.Equal(t, tt.want, got, tt.in)
 	}
+}
+
+// requireCommits checks the commit probe's figures: it committed through
+// the measured sending (over a second, at one commit per 25 ms), and each
+// commit, which waits for the disk, took some time.
+func requireCommits(t *testing.T, c Latency) {
+	t.Helper()
+	require.Greater(t, c.N, 10, "the commit probe ran")
+	require.Positive(t, c.P50)
+	require.LessOrEqual(t, c.P50, c.P99)
+	require.LessOrEqual(t, c.P99, c.Max)
 }

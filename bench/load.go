@@ -167,7 +167,7 @@ func (s *stage) arrivals(ctx context.Context, recv *receiver, sent *sent, phase 
 	}
 	if w := s.e.cfg.LatencyLog; w != nil {
 		for i := range sent.ids {
-			fmt.Fprintf(w, "%d,%s,%s,%s,%s\n", s.n, phase, msf(sent.at[i].Sub(sent.at[0])), msf(answer[i]), msf(deliver[i]))
+			fmt.Fprintf(w, "%d,%s,%s,%s,%s,%d\n", s.n, phase, msf(sent.at[i].Sub(sent.at[0])), msf(answer[i]), msf(deliver[i]), sent.at[i].UnixMilli())
 		}
 	}
 	a, d := summarise(answer), summarise(deliver)
@@ -232,20 +232,29 @@ func (e *env) sustainedAt(ctx context.Context, rate int) (*Sustained, error) {
 	if err := s.warmUp(ctx, recv, sustainedAccount, rate); err != nil {
 		return nil, err
 	}
-	sent, err := s.postEvents(ctx, sustainedAccount, rate, e.cfg.Duration)
+	probe, err := s.startCommitProbe(ctx)
 	if err != nil {
 		return nil, err
 	}
+	sent, err := s.postEvents(ctx, sustainedAccount, rate, e.cfg.Duration)
+	if err != nil {
+		probe.stop() //nolint:errcheck // the scenario's error is the one to report
+		return nil, err
+	}
 	lat, err := s.arrivals(ctx, recv, sent, phaseMeasured, nil)
+	commits, perr := probe.stop()
 	if err != nil {
 		return nil, err
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	snoozes, err := s.snoozes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.progress("%s/s: p50 %s, p99 %s, max %s; %s snoozes", count(rate), ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(snoozes)))
-	return &Sustained{Rate: rate, Sent: len(sent.ids), Achieved: sent.achieved(), Latency: lat, Snoozes: snoozes}, nil
+	s.progress("%s/s: p50 %s, p99 %s, max %s; %s snoozes; %s", count(rate), ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(snoozes)), commitNote(commits))
+	return &Sustained{Rate: rate, Sent: len(sent.ids), Achieved: sent.achieved(), Latency: lat, Snoozes: snoozes, Commits: commits}, nil
 }
 
 // noisy is scenario 4: account A has a backlog (inserted before the workers
@@ -283,25 +292,34 @@ func (e *env) noisy(ctx context.Context) (*Noisy, error) {
 	if err := s.warmUp(ctx, recvB, noisyAccountB, e.cfg.NoisyRate); err != nil {
 		return nil, err
 	}
+	probe, err := s.startCommitProbe(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sent, err := s.postEvents(ctx, noisyAccountB, e.cfg.NoisyRate, e.cfg.Duration)
 	if err != nil {
+		probe.stop() //nolint:errcheck // the scenario's error is the one to report
 		return nil, err
 	}
 	drained := recvA.ok.Load()
 	lat, err := s.arrivals(ctx, recvB, sent, phaseMeasured, func() string {
 		return fmt.Sprintf("A has %s of %s delivered", count(int(recvA.ok.Load())), count(e.cfg.NoisyBacklog))
 	})
+	commits, perr := probe.stop()
 	if err != nil {
 		return nil, err
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	snoozes, err := s.snoozes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.progress("B: p50 %s, p99 %s, max %s; A delivered %s while B sent; %s snoozes", ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(drained)), count(int(snoozes)))
+	s.progress("B: p50 %s, p99 %s, max %s; A delivered %s while B sent; %s snoozes; %s", ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(drained)), count(int(snoozes)), commitNote(commits))
 	return &Noisy{
 		Backlog: e.cfg.NoisyBacklog, Rate: e.cfg.NoisyRate, Sent: len(sent.ids), Achieved: sent.achieved(),
-		Latency: lat, BacklogDrained: drained, Snoozes: snoozes,
+		Latency: lat, BacklogDrained: drained, Snoozes: snoozes, Commits: commits,
 	}, nil
 }
 

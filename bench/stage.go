@@ -36,6 +36,7 @@ type stage struct {
 	e       *env
 	n       int
 	dbName  string
+	dbURL   string
 	srv     *server.Server
 	keys    *keyring.Keyring
 	started bool
@@ -50,7 +51,7 @@ func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, 
 	if err != nil {
 		return nil, err
 	}
-	s.dbName = dbName
+	s.dbName, s.dbURL = dbName, dbURL
 	s.closers = append(s.closers, drop)
 	key := keyring.Generate()
 	s.keys, err = keyring.Parse(key)

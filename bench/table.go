@@ -125,7 +125,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 			}
 			for _, s := range res.Sustained {
 				row(n, fmt.Sprintf("sustained: POST /v1/events at %s/s for %s%s", count(s.Rate), cfg.Duration, warmupNote(cfg)),
-					fmt.Sprintf("achieved %s/s (%s events); POST→first attempt p50 %s, **p99 %s**, max %s; %s snoozes", count(int(s.Achieved+0.5)), count(s.Sent), ms(s.Latency.P50), ms(s.Latency.P99), ms(s.Latency.Max), count(int(s.Snoozes))),
+					fmt.Sprintf("achieved %s/s (%s events); POST→first attempt p50 %s, **p99 %s**, max %s; %s snoozes; %s", count(int(s.Achieved+0.5)), count(s.Sent), ms(s.Latency.P50), ms(s.Latency.P99), ms(s.Latency.Max), count(int(s.Snoozes)), commitNote(s.Commits)),
 					"2,000/s, p99 ≤ 50 ms")
 			}
 		case ScenarioIsolation:
@@ -139,8 +139,8 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 			scenario := fmt.Sprintf("noisy neighbour: account A with a %s-delivery backlog; account B POSTs %d events/s for %s%s, starting once A has 2,000 delivered", count(cfg.NoisyBacklog), cfg.NoisyRate, cfg.Duration, warmupNote(cfg))
 			if !bad {
 				nz := res.Noisy
-				msg = fmt.Sprintf("B's POST→first attempt p50 %s, **p99 %s**, max %s (%s events at %.0f/s); A delivered %s meanwhile; %s snoozes",
-					ms(nz.Latency.P50), ms(nz.Latency.P99), ms(nz.Latency.Max), count(nz.Sent), nz.Achieved, count(int(nz.BacklogDrained)), count(int(nz.Snoozes)))
+				msg = fmt.Sprintf("B's POST→first attempt p50 %s, **p99 %s**, max %s (%s events at %.0f/s); A delivered %s meanwhile; %s snoozes; %s",
+					ms(nz.Latency.P50), ms(nz.Latency.P99), ms(nz.Latency.Max), count(nz.Sent), nz.Achieved, count(int(nz.BacklogDrained)), count(int(nz.Snoozes)), commitNote(nz.Commits))
 			}
 			row(n, scenario, msg, "B's p99 ≤ 100 ms")
 		case ScenarioPrecision:

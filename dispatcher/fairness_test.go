@@ -112,18 +112,18 @@ func TestInflight(t *testing.T) {
 	require.True(t, f.acquire(ctx, "wh_b"), "another webhook is unaffected")
 
 	// Fast attempts: a saturated caller waits for the next free slot.
-	f.release("wh_a", 5*time.Millisecond)
+	f.release("wh_a", 5*time.Millisecond, endAnswered)
 	require.True(t, f.acquire(ctx, "wh_a"))
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		f.release("wh_a", 5*time.Millisecond)
+		f.release("wh_a", 5*time.Millisecond, endAnswered)
 	}()
 	require.True(t, f.acquire(ctx, "wh_a"))
 
 	// Slow attempts: no waiting, the caller snoozes.
 	g := newInflight(1)
 	require.True(t, g.acquire(ctx, "wh_slow"))
-	g.release("wh_slow", 5*time.Second)
+	g.release("wh_slow", 5*time.Second, endAnswered)
 	require.True(t, g.acquire(ctx, "wh_slow"))
 	require.False(t, g.acquire(ctx, "wh_slow"))
 
@@ -141,7 +141,7 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 	ctx := context.Background()
 	f := newInflight(1)
 	require.True(t, f.acquire(ctx, "wh_a"))
-	f.release("wh_a", time.Millisecond) // fast: the saturated wait
+	f.release("wh_a", time.Millisecond, endAnswered) // fast: the saturated wait
 	require.True(t, f.acquire(ctx, "wh_a"))
 
 	// Three waiters, queued in a known order.
@@ -155,7 +155,7 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 		waitForWaiters(t, f, "wh_a", i+1)
 	}
 	for want := range 3 {
-		f.release("wh_a", time.Millisecond)
+		f.release("wh_a", time.Millisecond, endAnswered)
 		select {
 		case i := <-got:
 			require.Equal(t, want, i, "first come, first served")
@@ -190,7 +190,7 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 	h := f.hooks["wh_a"]
 	h.waiters = append(h.waiters, w)
 	f.mu.Unlock()
-	f.release("wh_a", time.Millisecond) // hands the slot to w
+	f.release("wh_a", time.Millisecond, endAnswered) // hands the slot to w
 	f.mu.Lock()
 	require.Equal(t, 1, h.n)
 	f.mu.Unlock()
@@ -206,6 +206,98 @@ func TestInflightHandsSlotsOverInTurn(t *testing.T) {
 	require.Equal(t, 1, h.n)
 	require.Len(t, h.starts, 1)
 	f.mu.Unlock()
+}
+
+// A webhook's cap starts at WebhookConcurrencyStart, grows by one per answered attempt
+// (each answer starts two waiting jobs) up to the configured cap, halves
+// per timeout but never below the start, and stays put on other failures.
+// While it grows and nothing has finished, a burst waits in process as
+// long as the jobs in flight and waiting fit in the configured cap; a
+// webhook whose oldest attempt has run a while without an answer turns
+// jobs away at the start.
+func TestInflightCapGrowsWithAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	limitOf := func(f *inflight, id string) int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.hooks[id].limit
+	}
+
+	f := newInflight(40)
+	for range WebhookConcurrencyStart {
+		require.True(t, f.acquire(ctx, "wh_new"))
+	}
+	require.Equal(t, WebhookConcurrencyStart, limitOf(f, "wh_new"))
+	// A burst to a new endpoint: up to 40 in flight and waiting, the
+	// rest turned away at once.
+	got := make(chan bool, 40)
+	for i := range 40 - WebhookConcurrencyStart {
+		go func() { got <- f.acquire(ctx, "wh_new") }()
+		waitForWaiters(t, f, "wh_new", i+1)
+	}
+	start := time.Now()
+	require.False(t, f.acquire(ctx, "wh_new"), "in flight and waiting fill the configured cap")
+	require.Less(t, time.Since(start), 500*time.Millisecond, "turned away without waiting (the margin is for a loaded machine)")
+	require.True(t, f.wouldTurnAway("wh_new"))
+
+	// One answer: the cap grows by one and two waiters start.
+	f.release("wh_new", 5*time.Millisecond, endAnswered)
+	require.True(t, <-got)
+	require.True(t, <-got)
+	require.Equal(t, WebhookConcurrencyStart+1, limitOf(f, "wh_new"))
+	waitForWaiters(t, f, "wh_new", 40-WebhookConcurrencyStart-2)
+	f.mu.Lock()
+	require.Equal(t, WebhookConcurrencyStart+1, f.hooks["wh_new"].n)
+	f.mu.Unlock()
+	// Each answer starts two more until all are in: the cap grows one per
+	// answer, and every slot is taken.
+	for served := 2; served < 40-WebhookConcurrencyStart; served += 2 {
+		f.release("wh_new", 5*time.Millisecond, endAnswered)
+		require.True(t, <-got)
+		require.True(t, <-got)
+	}
+	f.mu.Lock()
+	require.Empty(t, f.hooks["wh_new"].waiters)
+	require.Equal(t, WebhookConcurrencyStart+(40-WebhookConcurrencyStart)/2, f.hooks["wh_new"].limit)
+	require.Equal(t, f.hooks["wh_new"].limit, f.hooks["wh_new"].n)
+	f.mu.Unlock()
+	for range 100 {
+		f.release("wh_new", 5*time.Millisecond, endAnswered)
+		require.True(t, f.acquire(ctx, "wh_new"))
+	}
+	require.Equal(t, 40, limitOf(f, "wh_new"), "grown to the configured cap, no further")
+	for range 40 - (WebhookConcurrencyStart + (40-WebhookConcurrencyStart)/2) {
+		require.True(t, f.acquire(ctx, "wh_new"))
+	}
+	f.mu.Lock()
+	require.Equal(t, 40, f.hooks["wh_new"].n, "room for 40 in flight")
+	f.mu.Unlock()
+
+	// Timeouts halve it, down to the start; other failures leave it.
+	f.release("wh_new", 10*time.Second, endTimedOut)
+	require.Equal(t, 20, limitOf(f, "wh_new"))
+	f.release("wh_new", time.Millisecond, endFailed)
+	require.Equal(t, 20, limitOf(f, "wh_new"))
+	for range 3 {
+		f.release("wh_new", 10*time.Second, endTimedOut)
+	}
+	require.Equal(t, WebhookConcurrencyStart, limitOf(f, "wh_new"))
+
+	// A black hole: nothing answered and the oldest has run a while. Its
+	// start's worth of attempts in flight, every other job turned away.
+	g := newInflight(40)
+	for range WebhookConcurrencyStart {
+		require.True(t, g.acquire(ctx, "wh_hole"))
+	}
+	g.slowAfter = 0 // as if the oldest had run for a second
+	start = time.Now()
+	require.False(t, g.acquire(ctx, "wh_hole"))
+	require.Less(t, time.Since(start), 500*time.Millisecond, "no wait (the margin is for a loaded machine)")
+	require.True(t, g.wouldTurnAway("wh_hole"))
+
+	// A configured cap below the start is the start.
+	require.Equal(t, 4, newInflight(4).start)
 }
 
 // waitForWaiters waits until n jobs wait in acquire for one of webhookID's
@@ -255,15 +347,15 @@ func TestInflightFreeIn(t *testing.T) {
 	// oldest in flight has run that long, well before the timeout.
 	g := newInflight(1)
 	require.True(t, g.acquire(ctx, "wh_slow"))
-	g.release("wh_slow", 4*time.Second)
+	g.release("wh_slow", 4*time.Second, endAnswered)
 	require.True(t, g.acquire(ctx, "wh_slow"))
 	slow := g.freeIn("wh_slow", timeout)
 	require.LessOrEqual(t, slow, 4*time.Second)
 	require.Greater(t, slow, 2*time.Second, "the margin is for a loaded machine")
 
 	// Each release takes its attempt's start away.
-	f.release("wh_hole", 0)
-	f.release("wh_hole", 0)
+	f.release("wh_hole", 0, endAnswered)
+	f.release("wh_hole", 0, endAnswered)
 	require.Zero(t, f.freeIn("wh_hole", timeout), "nothing in flight")
 	require.Empty(t, f.hooks["wh_hole"].starts)
 }
@@ -282,7 +374,7 @@ func TestInflightWouldTurnAway(t *testing.T) {
 	require.False(t, f.acquire(ctx, "wh_hole"), "and acquire agrees")
 
 	require.True(t, f.acquire(ctx, "wh_fast"))
-	f.release("wh_fast", time.Millisecond)
+	f.release("wh_fast", time.Millisecond, endAnswered)
 	require.True(t, f.acquire(ctx, "wh_fast"))
 	require.False(t, f.wouldTurnAway("wh_fast"), "at the cap, but its attempts are fast: acquire waits for a slot")
 }

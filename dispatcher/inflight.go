@@ -7,17 +7,43 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mono/webhookd/outbound"
 )
 
 // WebhookConcurrencyDefault is how many attempts to one webhook a process
-// makes at once. A slow or black-hole endpoint can hold at most this many of
-// a process's workers (a quarter of MaxWorkersDefault); the others keep
-// serving everybody else. It also bounds one healthy endpoint's rate to
-// about WebhookConcurrencyDefault / its round trip: at 50, one endpoint at
-// 2,000/s on a busy 2-core machine (round trips of 25 ms and more) fell
-// behind and its first attempts waited p99 1.1 – 1.2 s, against 0.3 – 0.4 s
-// at 100 (BENCHMARKS.md).
+// makes at once, at most. A slow endpoint that answers can hold at most
+// this many of a process's workers (a quarter of MaxWorkersDefault); the
+// others keep serving everybody else. It also bounds one healthy endpoint's
+// rate to about WebhookConcurrencyDefault / its round trip: at 50, one
+// endpoint at 2,000/s on a busy 2-core machine (round trips of 25 ms and
+// more) fell behind and its first attempts waited p99 1.1 – 1.2 s, against
+// 0.3 – 0.4 s at 100 (BENCHMARKS.md).
 const WebhookConcurrencyDefault = 100
+
+// WebhookConcurrencyStart is where a webhook's cap in a process starts (or
+// the configured cap, when that is lower). It grows by one with each
+// attempt the endpoint answers (any HTTP status), up to the configured cap:
+// each answer starts two waiting jobs, so the cap doubles per round trip
+// and a healthy endpoint reaches 100 within four. Each attempt that times
+// out halves it, never below the start. So an endpoint that has never
+// answered (a black hole, a new endpoint that hangs) holds this many
+// workers through its timeouts, not the whole cap (before, the isolation
+// bench's black hole held 100 of the 400 workers for its 10 s timeout).
+const WebhookConcurrencyStart = 10
+
+// attemptEnd is how an attempt ended, for a webhook's cap.
+type attemptEnd int
+
+const (
+	// endFailed: no answer, but not a hang either (refused, DNS, TLS, a
+	// blocked address, cancelled): the cap stays as it is.
+	endFailed attemptEnd = iota
+	// endAnswered: an HTTP status came back: the cap grows by one.
+	endAnswered
+	// endTimedOut: no answer within the timeout: the cap halves.
+	endTimedOut
+)
 
 // Bounds of the snooze of a job whose webhook is saturated. The delay grows
 // with the job's snooze count, so a backlog behind a black hole settles to
@@ -41,9 +67,24 @@ const (
 // that, it may just be a burst to a healthy endpoint.
 const unknownSlowAfter = time.Second
 
+// forgetAfter: a webhook with nothing in flight for this long is forgotten.
+const forgetAfter = 10 * time.Minute
+
+// attemptEndOf classifies an attempt's result for its webhook's cap.
+func attemptEndOf(res *outbound.Result) attemptEnd {
+	switch {
+	case res.StatusCode != 0:
+		return endAnswered
+	case res.ErrorKind == outbound.ErrorKindTimeout:
+		return endTimedOut
+	}
+	return endFailed
+}
+
 // inflight caps concurrent attempts per webhook within one process.
 type inflight struct {
-	limit int
+	// limit is the configured cap, start where each webhook's begins.
+	limit, start int
 	// slowAfter is unknownSlowAfter (tests shorten it).
 	slowAfter time.Duration
 	mu        sync.Mutex
@@ -53,6 +94,7 @@ type inflight struct {
 
 type hookSlots struct {
 	n       int
+	limit   int // this webhook's cap now: start ≤ limit ≤ inflight.limit
 	used    time.Time
 	avg     time.Duration // moving average of attempt durations
 	waiters []*slotWaiter // jobs waiting for a slot, first come first served
@@ -68,7 +110,36 @@ type slotWaiter struct {
 }
 
 func newInflight(limit int) *inflight {
-	return &inflight{limit: limit, slowAfter: unknownSlowAfter, hooks: make(map[string]*hookSlots)}
+	return &inflight{limit: limit, start: min(WebhookConcurrencyStart, limit), slowAfter: unknownSlowAfter, hooks: make(map[string]*hookSlots)}
+}
+
+// hook returns webhookID's slots, made on first use. The caller holds f.mu.
+func (f *inflight) hook(webhookID string) *hookSlots {
+	h := f.hooks[webhookID]
+	if h == nil {
+		h = &hookSlots{limit: f.start}
+		f.hooks[webhookID] = h
+	}
+	return h
+}
+
+// mayWait reports whether a job that finds h at its cap waits in process
+// for a slot (up to slotWait) rather than snoozing: when h's attempts are
+// fast, or while h's cap is still growing from its start and nothing is
+// known yet (no attempt finished, the oldest in flight younger than
+// slowAfter: a burst to a new endpoint), as long as the jobs in flight and
+// waiting stay within the configured cap. So a new endpoint that hangs
+// holds at most the configured cap's worth of workers for its first
+// slotWait, and its start's worth after that. The caller holds f.mu.
+func (f *inflight) mayWait(h *hookSlots) bool {
+	if h.avg > 0 {
+		return h.avg < fastAttempt
+	}
+	if h.limit >= f.limit || h.n+len(h.waiters) >= f.limit || len(h.starts) == 0 {
+		return false
+	}
+	oldest := slices.MinFunc(h.starts, func(a, b time.Time) int { return a.Compare(b) })
+	return time.Since(oldest) < f.slowAfter
 }
 
 // acquire takes a slot for webhookID. When the webhook is saturated it waits
@@ -76,20 +147,14 @@ func newInflight(limit int) *inflight {
 // no slot came (the caller snoozes the job).
 func (f *inflight) acquire(ctx context.Context, webhookID string) bool {
 	f.mu.Lock()
-	h := f.hooks[webhookID]
-	if h == nil {
-		h = &hookSlots{}
-		f.hooks[webhookID] = h
-	}
-	if h.n < f.limit {
+	h := f.hook(webhookID)
+	if h.n < h.limit {
 		h.n++
 		h.starts = append(h.starts, time.Now())
 		f.mu.Unlock()
 		return true
 	}
-	// Unknown (no attempt finished yet) counts as slow: a black hole
-	// finishes nothing.
-	if fast := h.avg > 0 && h.avg < fastAttempt; !fast {
+	if !f.mayWait(h) {
 		f.mu.Unlock()
 		return false
 	}
@@ -129,32 +194,39 @@ func (f *inflight) leave(h *hookSlots, w *slotWaiter, keep bool) bool {
 	return false
 }
 
-// free gives up one of h's slots: to the first waiter, or back to the count.
-// The caller holds f.mu.
+// free gives up one of h's slots, then hands what room h's cap has to the
+// waiters, first come first served: one goroutine wakes per slot. The
+// caller holds f.mu.
 func (f *inflight) free(h *hookSlots) {
-	if len(h.waiters) == 0 {
-		h.n--
-		return
+	h.n--
+	f.handOver(h)
+}
+
+// handOver hands free slots of h to its first waiters (their count stays
+// taken). The caller holds f.mu.
+func (f *inflight) handOver(h *hookSlots) {
+	for h.n < h.limit && len(h.waiters) > 0 {
+		w := h.waiters[0]
+		h.waiters = slices.Delete(h.waiters, 0, 1)
+		h.n++
+		w.at = time.Now()
+		h.starts = append(h.starts, w.at)
+		w.handed <- struct{}{}
 	}
-	w := h.waiters[0]
-	h.waiters = slices.Delete(h.waiters, 0, 1)
-	w.at = time.Now()
-	h.starts = append(h.starts, w.at)
-	w.handed <- struct{}{}
 }
 
 // wouldTurnAway reports whether acquire would turn a job for webhookID
-// away at once: the webhook at its cap, its attempts not fast.
+// away at once: the webhook at its cap, and no waiting for it (mayWait).
 func (f *inflight) wouldTurnAway(webhookID string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h := f.hooks[webhookID]
-	return h != nil && h.n >= f.limit && (h.avg <= 0 || h.avg >= fastAttempt)
+	return h != nil && h.n >= h.limit && !f.mayWait(h)
 }
 
-// release frees webhookID's slot and folds the attempt's duration into the
-// webhook's average.
-func (f *inflight) release(webhookID string, took time.Duration) {
+// release frees webhookID's slot, folds the attempt's duration into the
+// webhook's average and moves its cap as the attempt ended.
+func (f *inflight) release(webhookID string, took time.Duration, end attemptEnd) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h := f.hooks[webhookID]
@@ -176,15 +248,22 @@ func (f *inflight) release(webhookID string, took time.Duration) {
 	} else {
 		h.avg += (took - h.avg) / 8
 	}
+	switch end {
+	case endAnswered:
+		h.limit = min(h.limit+1, f.limit)
+	case endTimedOut:
+		h.limit = max(h.limit/2, f.start)
+	}
 	f.free(h)
 	now := time.Now()
 	h.used = now
-	// Webhooks idle for a minute are forgotten, so memory follows the
-	// webhooks in use, not every webhook ever attempted.
+	// Webhooks idle for ten minutes are forgotten (their cap starts again),
+	// so memory follows the webhooks in use, not every webhook ever
+	// attempted.
 	if now.Sub(f.swept) > time.Minute {
 		f.swept = now
 		for id, other := range f.hooks {
-			if other.n == 0 && now.Sub(other.used) > time.Minute {
+			if other.n == 0 && now.Sub(other.used) > forgetAfter {
 				delete(f.hooks, id)
 			}
 		}
@@ -200,7 +279,7 @@ func (f *inflight) freeIn(webhookID string, timeout time.Duration) time.Duration
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h := f.hooks[webhookID]
-	if h == nil || h.n < f.limit || len(h.starts) == 0 {
+	if h == nil || h.n < h.limit || len(h.starts) == 0 {
 		return 0
 	}
 	oldest := slices.MinFunc(h.starts, func(a, b time.Time) int { return a.Compare(b) })

@@ -369,7 +369,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	end := w.cfg.Now()
 	// The cap is on requests in flight: the slot is free once the response
 	// is in, before the (batched) recording.
-	w.inflight.release(target.WebhookID, time.Since(slotAt))
+	w.inflight.release(target.WebhookID, time.Since(slotAt), attemptEndOf(res))
 	if job.Priority <= PriorityNormal && res.StatusCode != 0 && res.Duration < bulkLiveAnswer {
 		// Live traffic that a receiver answers: a backlog gives way to it.
 		w.bulk.live(target.AccountID)

@@ -77,7 +77,9 @@ type Config struct {
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
 	// WebhookConcurrency caps concurrent attempts to one webhook per process
-	// (WEBHOOKD_WEBHOOK_CONCURRENCY). Defaults to 100.
+	// (WEBHOOKD_WEBHOOK_CONCURRENCY). Defaults to 100. Each webhook's cap
+	// starts lower (dispatcher.WebhookConcurrencyStart) and grows as its
+	// endpoint answers.
 	WebhookConcurrency int
 	// BulkWhileLive is how many backlogged bulk deliveries may be under way
 	// per process while other accounts' live ones are being answered
