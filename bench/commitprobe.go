@@ -8,12 +8,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// flushProbeEvery is how often the commit probe commits.
-const flushProbeEvery = 25 * time.Millisecond
+// commitProbeEvery is how often the commit probe commits.
+const commitProbeEvery = 25 * time.Millisecond
 
 // commitProbe times a durable commit (a one-row UPDATE, so the commit waits
 // for its WAL to reach the disk) on the stage's database every
-// flushProbeEvery, on a connection of its own, while a scenario measures.
+// commitProbeEvery, on a connection of its own, while a scenario measures.
 // Every commit on the server waits for that same flush: the API's answer
 // and River's fetch, among others. So when the disk stalls (seen on this
 // machine's virtual disk: commits of 150 – 600 ms while it wrote no more
@@ -41,7 +41,7 @@ INSERT INTO bench_commit_probe VALUES (1, 0) ON CONFLICT (id) DO NOTHING`); err 
 	go func() {
 		defer close(p.done)
 		defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
-		tick := time.NewTicker(flushProbeEvery)
+		tick := time.NewTicker(commitProbeEvery)
 		defer tick.Stop()
 		for {
 			select {
@@ -71,5 +71,5 @@ func (p *commitProbe) stop() (Latency, error) {
 
 // commitNote is the probe's figures for a progress line or the table.
 func commitNote(c Latency) string {
-	return fmt.Sprintf("a durable commit every %s took p50 %s, p99 %s, max %s", flushProbeEvery, ms(c.P50), ms(c.P99), ms(c.Max))
+	return fmt.Sprintf("a durable commit every %s took p50 %s, p99 %s, max %s", commitProbeEvery, ms(c.P50), ms(c.P99), ms(c.Max))
 }
