@@ -71,5 +71,5 @@ func (p *commitProbe) stop() (Latency, error) {
 
 // commitNote is the probe's figures for a progress line or the table.
 func commitNote(c Latency) string {
-	return fmt.Sprintf("a durable commit every %s took p50 %s, p99 %s, max %s", commitProbeEvery, ms(c.P50), ms(c.P99), ms(c.Max))
+	return fmt.Sprintf("a durable commit every %d ms took p50 %s, p99 %s, max %s", commitProbeEvery.Milliseconds(), ms(c.P50), ms(c.P99), ms(c.Max))
 }
