@@ -62,6 +62,21 @@ INSERT INTO bench_commit_probe VALUES (1, 0) ON CONFLICT (id) DO NOTHING`); err 
 	return p, nil
 }
 
+// withCommitProbe runs measure with the commit probe beside it and returns
+// the probe's figures; measure's error comes first.
+func (s *stage) withCommitProbe(ctx context.Context, measure func() error) (Latency, error) {
+	p, err := s.startCommitProbe(ctx)
+	if err != nil {
+		return Latency{}, err
+	}
+	err = measure()
+	commits, perr := p.stop()
+	if err != nil {
+		return Latency{}, err
+	}
+	return commits, perr
+}
+
 // stop ends the probe and summarises its commits.
 func (p *commitProbe) stop() (Latency, error) {
 	p.cancel()

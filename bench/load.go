@@ -232,22 +232,17 @@ func (e *env) sustainedAt(ctx context.Context, rate int) (*Sustained, error) {
 	if err := s.warmUp(ctx, recv, sustainedAccount, rate); err != nil {
 		return nil, err
 	}
-	probe, err := s.startCommitProbe(ctx)
+	var sent *sent
+	var lat Latency
+	commits, err := s.withCommitProbe(ctx, func() error {
+		if sent, err = s.postEvents(ctx, sustainedAccount, rate, e.cfg.Duration); err != nil {
+			return err
+		}
+		lat, err = s.arrivals(ctx, recv, sent, phaseMeasured, nil)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	sent, err := s.postEvents(ctx, sustainedAccount, rate, e.cfg.Duration)
-	if err != nil {
-		probe.stop() //nolint:errcheck // the scenario's error is the one to report
-		return nil, err
-	}
-	lat, err := s.arrivals(ctx, recv, sent, phaseMeasured, nil)
-	commits, perr := probe.stop()
-	if err != nil {
-		return nil, err
-	}
-	if perr != nil {
-		return nil, perr
 	}
 	snoozes, err := s.snoozes(ctx)
 	if err != nil {
@@ -292,25 +287,21 @@ func (e *env) noisy(ctx context.Context) (*Noisy, error) {
 	if err := s.warmUp(ctx, recvB, noisyAccountB, e.cfg.NoisyRate); err != nil {
 		return nil, err
 	}
-	probe, err := s.startCommitProbe(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sent, err := s.postEvents(ctx, noisyAccountB, e.cfg.NoisyRate, e.cfg.Duration)
-	if err != nil {
-		probe.stop() //nolint:errcheck // the scenario's error is the one to report
-		return nil, err
-	}
-	drained := recvA.ok.Load()
-	lat, err := s.arrivals(ctx, recvB, sent, phaseMeasured, func() string {
-		return fmt.Sprintf("A has %s of %s delivered", count(int(recvA.ok.Load())), count(e.cfg.NoisyBacklog))
+	var sent *sent
+	var lat Latency
+	var drained int64
+	commits, err := s.withCommitProbe(ctx, func() error {
+		if sent, err = s.postEvents(ctx, noisyAccountB, e.cfg.NoisyRate, e.cfg.Duration); err != nil {
+			return err
+		}
+		drained = recvA.ok.Load()
+		lat, err = s.arrivals(ctx, recvB, sent, phaseMeasured, func() string {
+			return fmt.Sprintf("A has %s of %s delivered", count(int(recvA.ok.Load())), count(e.cfg.NoisyBacklog))
+		})
+		return err
 	})
-	commits, perr := probe.stop()
 	if err != nil {
 		return nil, err
-	}
-	if perr != nil {
-		return nil, perr
 	}
 	snoozes, err := s.snoozes(ctx)
 	if err != nil {

@@ -138,8 +138,13 @@ func (f *inflight) mayWait(h *hookSlots) bool {
 	if h.limit >= f.limit || h.n+len(h.waiters) >= f.limit || len(h.starts) == 0 {
 		return false
 	}
-	oldest := slices.MinFunc(h.starts, func(a, b time.Time) int { return a.Compare(b) })
-	return time.Since(oldest) < f.slowAfter
+	return time.Since(h.oldest()) < f.slowAfter
+}
+
+// oldest is when h's oldest attempt in flight took its slot; h.starts is
+// not empty. The caller holds f.mu.
+func (h *hookSlots) oldest() time.Time {
+	return slices.MinFunc(h.starts, func(a, b time.Time) int { return a.Compare(b) })
 }
 
 // acquire takes a slot for webhookID. When the webhook is saturated it waits
@@ -282,7 +287,7 @@ func (f *inflight) freeIn(webhookID string, timeout time.Duration) time.Duration
 	if h == nil || h.n < h.limit || len(h.starts) == 0 {
 		return 0
 	}
-	oldest := slices.MinFunc(h.starts, func(a, b time.Time) int { return a.Compare(b) })
+	oldest := h.oldest()
 	takes := timeout
 	if h.avg > 0 {
 		takes = min(h.avg, timeout)
