@@ -16,6 +16,10 @@ help: ## List the targets
 test: ## Run every test with -race against PostgreSQL (starts a throwaway one if needed)
 	$(PGTMP) $(GO) test -race -count=1 -timeout 15m ./...
 
+.PHONY: test-devenv
+test-devenv: ## Run the cmd tests with DATABASE_URL exported, as a developer running `webhookd dev` may have it
+	$(PGTMP) sh -c 'DATABASE_URL="$$TEST_DATABASE_URL" $(GO) test -count=1 -timeout 10m ./cmd/...'
+
 .PHONY: vet
 vet: ## Run go vet and fail on files gofmt would change
 	$(GO) vet ./...

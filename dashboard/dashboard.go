@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/internal/forwarded"
 )
 
 // Prefix is where the dashboard is mounted.
@@ -58,6 +59,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// Trust is what WEBHOOKD_PUBLIC_URL and WEBHOOKD_TRUSTED_PROXIES say
+	// about the front door: when cookies are Secure, which Origin is
+	// ours, the client's address in logs. Nil believes no forwarded
+	// header.
+	Trust *forwarded.Trust
 }
 
 // Dashboard serves /dashboard.
@@ -69,6 +75,7 @@ type Dashboard struct {
 	now    func() time.Time
 	logger *zap.Logger
 	pages  *pages
+	trust  *forwarded.Trust
 }
 
 // New returns the dashboard on pool, acting through api.
@@ -94,6 +101,7 @@ func New(pool *pgxpool.Pool, api *admin.API, cfg *Config) (*Dashboard, error) {
 		now:    cfg.Now,
 		logger: cfg.Logger,
 		pages:  pg,
+		trust:  cfg.Trust,
 	}
 	if d.now == nil {
 		d.now = time.Now

@@ -21,7 +21,7 @@ import (
 )
 
 // Cookies. Both are HttpOnly, SameSite=Strict, limited to Prefix, and
-// Secure when the request came over TLS.
+// Secure when the user's connection is https (see Dashboard.setCookie).
 const (
 	// sessionCookie holds the session token (its SHA-256 is the row's key).
 	sessionCookie = "webhookd_session"
@@ -166,15 +166,16 @@ func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session,
 }
 
 // setCookie sets (or with maxAge < 0, clears) one of the dashboard's
-// cookies.
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+// cookies, Secure when the user's connection is https (TLS, an https
+// WEBHOOKD_PUBLIC_URL, or a trusted proxy's X-Forwarded-Proto).
+func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
 		Value:    value,
 		Path:     Prefix,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   d.trust.Secure(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 }
@@ -194,7 +195,7 @@ func (d *Dashboard) auth(next http.HandlerFunc) http.Handler {
 			target := Prefix + "/signin"
 			if _, err := r.Cookie(sessionCookie); err == nil {
 				// There was a session, and it has ended.
-				setCookie(w, r, sessionCookie, "", -1)
+				d.setCookie(w, r, sessionCookie, "", -1)
 				target += "?ended=1"
 			}
 			if r.Method == http.MethodGet {
@@ -210,7 +211,7 @@ func (d *Dashboard) auth(next http.HandlerFunc) http.Handler {
 		ctx := context.WithValue(r.Context(), sessionKey{}, s)
 		r = r.WithContext(ctx)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if !sameOrigin(r) || !d.parseForm(w, r) || !tokensEqual(r.PostFormValue("csrf"), s.CSRF) {
+			if !d.sameOrigin(r) || !d.parseForm(w, r) || !tokensEqual(r.PostFormValue("csrf"), s.CSRF) {
 				d.forbidden(w, r)
 				return
 			}
@@ -230,9 +231,10 @@ func tokensEqual(got, want string) bool {
 }
 
 // sameOrigin refuses a request a browser marks as coming from another
-// site, or whose Origin is not this host: a second line behind the CSRF
-// token and the SameSite=Strict cookie.
-func sameOrigin(r *http.Request) bool {
+// site, or whose Origin is neither this host nor WEBHOOKD_PUBLIC_URL's
+// origin: a second line behind the CSRF token and the SameSite=Strict
+// cookie.
+func (d *Dashboard) sameOrigin(r *http.Request) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
@@ -240,8 +242,7 @@ func sameOrigin(r *http.Request) bool {
 	if origin == "" || origin == "null" {
 		return origin == ""
 	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host == r.Host
+	return d.trust.SameOrigin(origin, r)
 }
 
 // safeNext is where to go after signing in: a dashboard path given by the
@@ -280,13 +281,13 @@ func (d *Dashboard) signInPage(w http.ResponseWriter, r *http.Request) {
 // renderSignIn shows the sign-in form with a fresh double-submit token.
 func (d *Dashboard) renderSignIn(w http.ResponseWriter, r *http.Request, status int, v *view, next, errMsg string) {
 	token := randomToken()
-	setCookie(w, r, signInCookie, token, 3600)
+	d.setCookie(w, r, signInCookie, token, 3600)
 	v.Data = &signInData{Token: token, Next: next, Error: errMsg}
 	d.render(w, r, status, "signin", v)
 }
 
 func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) || !d.parseForm(w, r) {
+	if !d.sameOrigin(r) || !d.parseForm(w, r) {
 		d.forbidden(w, r)
 		return
 	}
@@ -305,6 +306,7 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 	p, err := d.api.Authenticate(r.Context(), raw)
 	switch {
 	case errors.Is(err, admin.ErrInvalidKey):
+		d.logger.Warn("dashboard sign-in refused: unknown or revoked key", zap.Stringer("client_ip", d.trust.ClientIP(r)))
 		d.renderSignIn(w, r, http.StatusUnauthorized, v, next, "This API key is not valid (unknown or revoked).")
 		return
 	case err != nil:
@@ -321,9 +323,10 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 		d.serverError(w, r)
 		return
 	}
-	d.logger.Info("dashboard sign-in", zap.String("key_id", keyName(p)), zap.String("scope", p.Scope), zap.String("account_id", p.AccountID))
-	setCookie(w, r, signInCookie, "", -1)
-	setCookie(w, r, sessionCookie, token, int(d.ttl/time.Second))
+	d.logger.Info("dashboard sign-in", zap.String("key_id", keyName(p)), zap.String("scope", p.Scope), zap.String("account_id", p.AccountID),
+		zap.Stringer("client_ip", d.trust.ClientIP(r)))
+	d.setCookie(w, r, signInCookie, "", -1)
+	d.setCookie(w, r, sessionCookie, token, int(d.ttl/time.Second))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -334,7 +337,7 @@ func (d *Dashboard) signOut(w http.ResponseWriter, r *http.Request) {
 		d.serverError(w, r)
 		return
 	}
-	setCookie(w, r, sessionCookie, "", -1)
+	d.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, Prefix+"/signin?signedout=1", http.StatusSeeOther)
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/retention"
@@ -124,6 +125,16 @@ type Config struct {
 	// DBWait is how long start-up retries an unreachable database before it
 	// fails (WEBHOOKD_DB_WAIT). Defaults to 30s.
 	DBWait time.Duration
+	// PublicURL is the absolute http(s) URL users reach webhookd at
+	// (WEBHOOKD_PUBLIC_URL), such as https://webhooks.example.com. When it
+	// is https the dashboard's cookies are Secure; the dashboard and River
+	// UI accept its origin. Empty by default: cookies are Secure only over
+	// TLS, and only the request's own Host is same-origin.
+	PublicURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (WEBHOOKD_TRUSTED_PROXIES). None by
+	// default.
+	TrustedProxies []netip.Prefix
 }
 
 // WithDefaults returns a copy of c with every zero field defaulted.
@@ -188,6 +199,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AutoPauseAfter < 0 || (c.AutoPauseAfter > 0 && c.AutoPauseAfter < time.Hour) {
 		return fmt.Errorf("WEBHOOKD_AUTO_PAUSE_AFTER must be 0 (off) or at least 1h (got %s)", c.AutoPauseAfter)
+	}
+	if _, err := forwarded.ParsePublicURL(c.PublicURL); err != nil {
+		return fmt.Errorf("WEBHOOKD_PUBLIC_URL: %w", err)
 	}
 	return (&retention.Config{Retention: c.Retention, DeadRetention: c.DeadRetention}).Validate()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/dashboard"
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/migrations"
@@ -90,6 +91,11 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		logger.Warn("retry schedule is scaled: not for production", zap.Float64("retry_scale", cfg.RetryScale),
 			zap.Duration("total_schedule", time.Duration(float64(schedule.Total())*cfg.RetryScale)))
 	}
+	publicURL, err := forwarded.ParsePublicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOKD_PUBLIC_URL: %w", err)
+	}
+	trust := &forwarded.Trust{PublicURL: publicURL, Proxies: cfg.TrustedProxies}
 	if cfg.AllowPrivateNetworks {
 		logger.Warn("private networks are allowed as webhook targets: development and tests only")
 	}
@@ -250,12 +256,16 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		}
 		// The dashboard at /dashboard (sessions signed in with an API key),
 		// and / sends a browser there.
-		dash, err := dashboard.New(pool, api, &dashboard.Config{Logger: logger.Named("dashboard")})
+		dash, err := dashboard.New(pool, api, &dashboard.Config{Logger: logger.Named("dashboard"), Trust: trust})
 		if err != nil {
 			return nil, err
 		}
+		guardedRiverUI, err := guardRiverUI(api.RequireAdmin(riverUI), trust)
+		if err != nil {
+			return nil, fmt.Errorf("WEBHOOKD_PUBLIC_URL: %w", err)
+		}
 		mux := http.NewServeMux()
-		mux.Handle(RiverUIPrefix+"/", api.RequireAdmin(riverUI))
+		mux.Handle(RiverUIPrefix+"/", guardedRiverUI)
 		mux.Handle(dashboard.Prefix+"/", dash.Handler())
 		mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix+"/", http.StatusSeeOther))
 		mux.Handle("/", handler)

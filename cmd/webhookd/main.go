@@ -38,6 +38,7 @@ import (
 	"github.com/mono/webhookd/demo"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/durations"
+	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/migrations"
 	"github.com/mono/webhookd/server"
 )
@@ -304,6 +305,18 @@ func serverSettings(s *settings, cfg *server.Config) {
 		return nil
 	})
 	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
+	publicURL := s.str("public-url", "WEBHOOKD_PUBLIC_URL", "", "the absolute http(s) URL users reach webhookd at, such as https://webhooks.example.com (https: Secure dashboard cookies)")
+	proxies := s.str("trusted-proxies", "WEBHOOKD_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed")
+	s.parsers = append(s.parsers, func() (err error) {
+		if _, err := forwarded.ParsePublicURL(*publicURL); err != nil {
+			return fmt.Errorf("%s: %w", s.where("public-url"), err)
+		}
+		cfg.PublicURL = strings.TrimSpace(*publicURL)
+		if cfg.TrustedProxies, err = forwarded.ParseProxies(*proxies); err != nil {
+			return fmt.Errorf("%s: %w", s.where("trusted-proxies"), err)
+		}
+		return nil
+	})
 	s.roles(cfg)
 	s.parsers = append(s.parsers, func() error {
 		cfg.Addr, cfg.EncryptionKey, cfg.BootstrapAdminKey = *addr, *key, *admin

@@ -291,6 +291,9 @@ func TestServeBadConfig(t *testing.T) {
 		{"ShortDeadRetention", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_DEAD_RETENTION=0d"}, "WEBHOOKD_DEAD_RETENTION"},
 		{"LongReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=2h"}, "WEBHOOKD_REPLAY_SPACING must be more than 0 and at most 1h (got 2h0m0s)"},
 		{"BadBulkWhileLive", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_BULK_WHILE_LIVE=-5"}, `WEBHOOKD_BULK_WHILE_LIVE (-bulk-while-live): "-5" is neither off nor a whole number >= 0`},
+		{"RelativePublicURL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_PUBLIC_URL=webhooks.example.com"}, `WEBHOOKD_PUBLIC_URL (-public-url): "webhooks.example.com" is not an absolute http or https URL`},
+		{"FTPPublicURL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_PUBLIC_URL=ftp://webhooks.example.com"}, `WEBHOOKD_PUBLIC_URL (-public-url): "ftp://webhooks.example.com" is not an absolute http or https URL`},
+		{"BadTrustedProxies", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TRUSTED_PROXIES=10.0.0.0/8,10.1.0.0/99"}, `WEBHOOKD_TRUSTED_PROXIES (-trusted-proxies): "10.1.0.0/99" is not a CIDR`},
 		{"ZeroReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=0s"}, "WEBHOOKD_REPLAY_SPACING"},
 	}
 	for _, tt := range tests {
@@ -317,12 +320,16 @@ func TestMigrateTwice(t *testing.T) {
 		require.NoError(t, err, string(out))
 		require.Contains(t, string(out), "already current", "the test database is migrated from the template already")
 	}
+	// Without DATABASE_URL, even when the developer running the tests has
+	// one exported: the environment is explicit.
 	cmd := exec.Command(binary, "migrate")
+	cmd.Env = testproc.Env()
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "DATABASE_URL")
 
 	cmd = exec.Command(binary, "bogus")
+	cmd.Env = testproc.Env()
 	out, err = cmd.CombinedOutput()
 	require.Error(t, err)
 	require.True(t, strings.Contains(string(out), "unknown command"))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,12 +26,32 @@ func Build() (binary string, cleanup func(), err error) {
 	}
 	binary = filepath.Join(dir, "webhookd")
 	build := exec.Command("go", "build", "-o", binary, "github.com/mono/webhookd/cmd/webhookd")
+	build.Env = Env()
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("error building webhookd: %w", err)
 	}
 	return binary, func() { os.RemoveAll(dir) }, nil
+}
+
+// Env is an explicit environment for a child process of a test: PATH,
+// HOME and TMPDIR, the Go toolchain's own settings (GO*, for `go build`),
+// then extra. Nothing else of the developer's environment gets through —
+// above all no DATABASE_URL, PG* or WEBHOOKD_* variable, which would
+// change what the child does (the README invites developers to export
+// DATABASE_URL for `webhookd dev`).
+func Env(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "PATH", name == "HOME", name == "TMPDIR",
+			strings.HasPrefix(name, "GO"):
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
 }
 
 // FreeAddr returns a loopback address with a port free at the moment.
