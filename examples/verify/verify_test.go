@@ -1,5 +1,6 @@
-// Package verify_test runs the receiver-side verification snippets of the
-// README (one standalone program per language under examples/verify/)
+// Package verify_test runs the receiver-side verification snippets of
+// docs/receivers.md (one standalone program per language under
+// examples/verify/)
 // against a real signed delivery from an in-process webhookd and against the
 // published test vector, so a snippet that drifts from the signer fails the
 // build.
@@ -25,7 +26,7 @@ import (
 	"github.com/mono/webhookd/signer"
 )
 
-// The test vector of DESIGN.md and the README.
+// The test vector of DESIGN.md and docs/receivers.md.
 const (
 	vectorSecret = "whsec_example"
 	vectorT      = 1672774221
@@ -36,7 +37,7 @@ const (
 	seedDigest = "652fdc1742906b4b23ce2a5f4ac417b52c264fea0207920a5e76330a87239924"
 )
 
-// snippet is one language's verifier: the file the README shows, the
+// snippet is one language's verifier: the file docs/receivers.md shows, the
 // command that runs it and the Debian package that provides the command.
 type snippet struct {
 	name    string
@@ -230,18 +231,20 @@ func TestSnippets(t *testing.T) {
 	}
 }
 
-// The README shows every snippet exactly as CI runs it, and the test vector.
-func TestReadmeShowsSnippets(t *testing.T) {
+// docs/receivers.md shows every snippet exactly as CI runs it, and the test
+// vector.
+func TestReceiversGuideShowsSnippets(t *testing.T) {
 	t.Parallel()
 
-	readme, err := os.ReadFile("../../README.md")
+	guide, err := os.ReadFile("../../docs/receivers.md")
 	require.NoError(t, err)
 	for _, s := range snippets() {
 		code, err := os.ReadFile(s.file)
 		require.NoError(t, err)
-		require.True(t, strings.Contains(string(readme), "\n"+string(code)+"```\n"),
-			"README.md must show examples/verify/%s verbatim in a fenced block; copy the file into it again", s.file)
+		require.True(t, strings.Contains(string(guide), "\n"+string(code)+"```\n"),
+			"docs/receivers.md must show examples/verify/%s verbatim in a fenced block; copy the file into it again", s.file)
 		require.Contains(t, string(code), "VERIFY_NOW", "%s: the clock must be injectable for the test vector", s.file)
 	}
-	require.Contains(t, string(readme), "t="+strconv.Itoa(vectorT)+",v1="+vectorDigest)
+	require.Contains(t, string(guide), "t="+strconv.Itoa(vectorT)+",v1="+vectorDigest)
+	require.Contains(t, string(guide), vectorDigest[:8]+"…` is the correct one", "the guide says the seed's digest is wrong")
 }
