@@ -162,14 +162,7 @@ func TestSendTestEvent(t *testing.T) {
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: body}), http.StatusCreated, &hook)
 	b.createWebhook(t, "acct_test", other.URL+"/other")
 
-	type result struct {
-		DeliveryID string          `json:"delivery_id"`
-		EventID    string          `json:"event_id"`
-		Type       string          `json:"type"`
-		Succeeded  bool            `json:"succeeded"`
-		Attempt    json.RawMessage `json:"attempt"`
-	}
-	var res result
+	var res testSendAnswer
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test"}), http.StatusOK, &res)
 	require.True(t, res.Succeeded)
 	require.Equal(t, "webhook.test", res.Type)

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
@@ -131,11 +132,18 @@ type fakeClockRig struct {
 
 func newFakeClockRig(t *testing.T, url, account string) *fakeClockRig {
 	t.Helper()
+	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	return newFakeClockRigWith(t, url, account, client, nil)
+}
+
+// newFakeClockRigWith is newFakeClockRig with the worker's outbound client
+// and logger (nil: none) given.
+func newFakeClockRigWith(t *testing.T, url, account string, client *outbound.Client, logger *zap.Logger) *fakeClockRig {
+	t.Helper()
 	ctx := context.Background()
 	pool := testdb.New(t)
 	keys, err := keyring.Parse(keyring.Generate())
-	require.NoError(t, err)
-	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
 	require.NoError(t, err)
 	clock := testclock.New(time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC))
 
@@ -148,7 +156,7 @@ func newFakeClockRig(t *testing.T, url, account string) *fakeClockRig {
 	require.NoError(t, err)
 	res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: account, Type: "ping", Data: rawJSON(`{}`)})
 	require.NoError(t, err)
-	worker, err := dispatcher.NewWorker(tx, keys, client, &dispatcher.WorkerConfig{Now: clock.Now, HTTPTimeout: 2 * time.Second})
+	worker, err := dispatcher.NewWorker(tx, keys, client, &dispatcher.WorkerConfig{Now: clock.Now, HTTPTimeout: 2 * time.Second, Logger: logger})
 	require.NoError(t, err)
 	lookup, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 	require.NoError(t, err)

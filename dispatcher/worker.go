@@ -242,7 +242,8 @@ func (w *Worker) NextRetry(job *river.Job[DeliveryArgs]) time.Time {
 // headers that can't be decrypted (their key left WEBHOOKD_ENCRYPTION_KEY)
 // make an attempt that fails without sending, kind secret_unavailable, so
 // the delivery follows the schedule and ends dead (replayable) instead of
-// hanging.
+// hanging. An address the outbound policy refuses is logged at warn on log,
+// which should carry the webhook id, with the range it is in.
 func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time, log *zap.Logger) *outbound.Result {
 	secret, err := w.keys.Decrypt(target.SecretCipher, target.SecretKeyID, []byte(target.WebhookID))
 	if err != nil {
@@ -284,7 +285,14 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 			header.Set("Traceparent", tp)
 		}
 	}
-	return w.client.Post(ctx, target.URL, header, target.Body)
+	res := w.client.Post(ctx, target.URL, header, target.Body)
+	if res.ErrorKind == outbound.ErrorKindBlockedAddress {
+		// The attempt says only "the address is not allowed" (the account
+		// reads it); which range, for the operator, goes in the log. log
+		// carries the webhook id; the reason names no part of the URL.
+		log.Warn("webhook address refused by the outbound policy", zap.String("reason", res.BlockedReason()))
+	}
+	return res
 }
 
 // Work makes one attempt of the delivery, if it is this job's to make.

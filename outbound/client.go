@@ -25,7 +25,8 @@ import (
 // The error kinds of a Result, stored with every attempt.
 const (
 	// ErrorKindBlockedAddress means the policy refused the URL's host or
-	// the address it resolved to. Nothing was sent.
+	// the address it resolved to. Nothing was sent. The message is always
+	// BlockedMessage; Result.BlockedReason says why, for the server log.
 	ErrorKindBlockedAddress = "blocked_address"
 
 	// ErrorKindCanceled means the caller's context was canceled (for
@@ -321,7 +322,8 @@ type Result struct {
 
 	// ErrorMessage says what went wrong, "" on success. It never contains
 	// any part of the URL (customers put tokens in query strings), nor the
-	// address dialled.
+	// address dialled. For ErrorKindBlockedAddress it is always
+	// BlockedMessage: see BlockedReason.
 	ErrorMessage string
 
 	// ResponseExcerpt is the first ExcerptSize bytes of the response body,
@@ -336,6 +338,30 @@ type Result struct {
 	// for (delay-seconds, or an HTTP date measured from the answer), 0 when
 	// it gave none, another status, or a value that can't be read.
 	RetryAfter time.Duration
+
+	// blockedReason is what BlockedReason returns.
+	blockedReason string
+}
+
+// BlockedMessage is the ErrorMessage of every attempt of kind
+// ErrorKindBlockedAddress. It says no more, whatever the address: the
+// message is stored with the attempt and shown to the account (the test
+// send's answer, the deliveries API, the dashboard), and naming the range a
+// host name resolved to would let an account map the internal network with
+// test sends.
+const BlockedMessage = "the address is not allowed: " + publicInternet
+
+// BlockedReason says, for an attempt of kind ErrorKindBlockedAddress, why
+// the policy refused it: the address a host name resolved to and its range
+// ("the host resolved to 10.1.2.3, a private network address
+// (10.0.0.0/8)"), or what is wrong with a host given as an address. It is
+// "" for any other attempt. It names no part of the URL but is meant for
+// the server log only, never for the account (see BlockedMessage).
+func (r *Result) BlockedReason() string { return r.blockedReason }
+
+// blockedResult is the Result of an attempt the policy refused.
+func blockedResult(reason string) *Result {
+	return &Result{ErrorKind: ErrorKindBlockedAddress, ErrorMessage: BlockedMessage, blockedReason: reason}
 }
 
 // Succeeded reports whether the receiver answered with a 2xx status line.
@@ -388,6 +414,9 @@ func (c *Client) post(ctx context.Context, rawURL string, header http.Header, bo
 
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
+		if reason, ok := dialBlockedReason(err); ok {
+			return blockedResult(reason)
+		}
 		scrub := func(text string) string { return redact(text, rawURL, normalized) }
 		kind, message := c.classify(ctx, err, trace, scrub)
 		return &Result{ErrorKind: kind, ErrorMessage: message}
@@ -437,7 +466,7 @@ func urlErrorResult(err error) *Result {
 	}
 	switch urlErr.Code {
 	case URLErrorCodeForbiddenHost, URLErrorCodePrivateAddress:
-		return &Result{ErrorKind: ErrorKindBlockedAddress, ErrorMessage: "the webhook URL is not allowed: " + urlErr.detail}
+		return blockedResult(urlErr.detail)
 	}
 	return &Result{ErrorKind: ErrorKindInvalidURL, ErrorMessage: "the webhook URL is not valid: " + urlErr.detail}
 }
@@ -454,19 +483,25 @@ func statusMessage(code int) string {
 	return msg
 }
 
-// classify turns the error of http.Client.Do into an error kind and a
-// message that names no part of the URL and no address. Text taken from an
-// error goes through scrub.
-func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, scrub func(string) string) (string, string) {
-	phase := trace.phase()
-
+// dialBlockedReason reports whether the error of http.Client.Do is the
+// policy refusing a dial (the dialer's control function), and if so says
+// why, for Result.BlockedReason.
+func dialBlockedReason(err error) (string, bool) {
 	var blocked *BlockedAddressError
 	if errors.As(err, &blocked) {
-		return ErrorKindBlockedAddress, "the webhook host resolved to an address that is not allowed: it is " + blocked.Reason
+		return fmt.Sprintf("the host resolved to %s, %s", blocked.Addr, blocked.Reason), true
 	}
 	if errors.Is(err, ErrBlockedAddress) {
-		return ErrorKindBlockedAddress, "the webhook host resolved to an address that is not allowed"
+		return errorText(err), true
 	}
+	return "", false
+}
+
+// classify turns the error of http.Client.Do, other than a dial the policy
+// refused, into an error kind and a message that names no part of the URL
+// and no address. Text taken from an error goes through scrub.
+func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, scrub func(string) string) (string, string) {
+	phase := trace.phase()
 
 	if ctx.Err() != nil {
 		cause := context.Cause(ctx)
@@ -487,7 +522,7 @@ func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, s
 		case dnsErr.IsTimeout:
 			return ErrorKindDNS, "the webhook host name could not be resolved: the DNS lookup timed out"
 		}
-		return ErrorKindDNS, "the webhook host name could not be resolved: " + scrub(dnsErr.Err)
+		return ErrorKindDNS, "the webhook host name could not be resolved: " + scrub(dnsReason(dnsErr.Err))
 	}
 
 	if message, ok := tlsMessage(err, scrub); ok {
@@ -534,6 +569,18 @@ func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, s
 		return ErrorKindNetwork, "the receiver closed the connection " + phase.String()
 	}
 	return ErrorKindNetwork, scrub(errorText(err)) + " " + phase.String()
+}
+
+// dnsReason is the text of a *net.DNSError without the socket addresses a
+// failure to reach the DNS server puts in it ("read udp
+// 10.0.0.2:41000->10.0.0.53:53: read: connection refused" becomes
+// "connection refused"): they are the internal network's, not the
+// account's to know.
+func dnsReason(text string) string {
+	if i := strings.LastIndex(text, ": "); i >= 0 {
+		return text[i+len(": "):]
+	}
+	return text
 }
 
 // tlsMessage describes a certificate or TLS protocol error, if err is one.

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mono/webhookd/internal/testdns"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/stretchr/testify/require"
 )
@@ -453,13 +454,14 @@ func TestClientPost(t *testing.T) {
 		result := strict.Post(t.Context(), bundle.receiver.URL()+"/hook", nil, []byte(`{}`))
 		require.Zero(t, result.StatusCode)
 		require.Equal(t, ErrorKindBlockedAddress, result.ErrorKind)
-		require.Equal(t, "the webhook URL is not allowed: the host is a loopback address (127.0.0.0/8)", result.ErrorMessage)
+		require.Equal(t, BlockedMessage, result.ErrorMessage)
+		require.Equal(t, "the host is a loopback address (127.0.0.0/8)", result.BlockedReason())
 		requireNoConnection(t, bundle.receiver)
 	})
 
 	t.Run("UnresolvableHost", func(t *testing.T) {
 		t.Parallel()
-		resolver := startDNSServer(t, nil)
+		resolver := testdns.Start(t, nil)
 		client := newTestClient(t, &Policy{AllowPrivate: true}, &ClientConfig{Resolver: resolver})
 
 		result := client.Post(t.Context(), "http://missing.example.test/hook", nil, nil)
@@ -557,7 +559,7 @@ func TestClientDialTimeGuard(t *testing.T) {
 		return &testBundle{
 			receiver4: startReceiver(t, testHost4, nil),
 			receiver6: startReceiver(t, testHost6, nil),
-			resolver: startDNSServer(t, map[string][]netip.Addr{
+			resolver: testdns.Start(t, map[string][]netip.Addr{
 				"rebind.example.test": {netip.MustParseAddr("127.0.0.2")},
 				"v6.example.test":     {netip.MustParseAddr("::1")},
 			}),
@@ -572,15 +574,47 @@ func TestClientDialTimeGuard(t *testing.T) {
 		for _, target := range []struct {
 			url      string
 			receiver *receiver
+			reason   string
 		}{
-			{fmt.Sprintf("http://rebind.example.test:%d/hook", bundle.receiver4.Port()), bundle.receiver4},
-			{fmt.Sprintf("http://v6.example.test:%d/hook", bundle.receiver6.Port()), bundle.receiver6},
+			{fmt.Sprintf("http://rebind.example.test:%d/hook", bundle.receiver4.Port()), bundle.receiver4, "the host resolved to 127.0.0.2, a loopback address (127.0.0.0/8)"},
+			{fmt.Sprintf("http://v6.example.test:%d/hook", bundle.receiver6.Port()), bundle.receiver6, "the host resolved to ::1, a loopback address"},
 		} {
 			result := client.Post(t.Context(), target.url, nil, []byte(`{}`))
 			require.Zero(t, result.StatusCode)
 			require.Equal(t, ErrorKindBlockedAddress, result.ErrorKind, result.ErrorMessage)
-			require.Equal(t, "the webhook host resolved to an address that is not allowed: it is a loopback address", result.ErrorMessage[:len("the webhook host resolved to an address that is not allowed: it is a loopback address")])
+			require.Equal(t, BlockedMessage, result.ErrorMessage)
+			require.Equal(t, target.reason, result.BlockedReason())
 			requireNoConnection(t, target.receiver)
+		}
+	})
+
+	// What a host name resolved to is not the account's to know: a test
+	// send would otherwise map the internal DNS. The attempt says "the
+	// address is not allowed"; the range is kept for the server log. The
+	// addresses are refused before connecting, so none is ever contacted.
+	t.Run("ResolvedRangeIsNotNamed", func(t *testing.T) {
+		t.Parallel()
+		ranges := map[string]string{
+			"10.20.30.40":     "a private network address (10.0.0.0/8)",
+			"172.16.5.6":      "a private network address (172.16.0.0/12)",
+			"100.64.1.2":      "a carrier-grade NAT (shared address space) address (100.64.0.0/10)",
+			"169.254.169.254": "a link-local address (169.254.0.0/16)",
+			"127.0.0.3":       "a loopback address (127.0.0.0/8)",
+			"fd00::1":         "a unique local (private) address (fc00::/7)",
+		}
+		records := map[string][]netip.Addr{}
+		for addr := range ranges {
+			records[strings.ReplaceAll(addr, ":", "-")+".internal.example.test"] = []netip.Addr{netip.MustParseAddr(addr)}
+		}
+		client := newTestClient(t, nil, &ClientConfig{Resolver: testdns.Start(t, records)})
+
+		for addr, what := range ranges {
+			result := client.Post(t.Context(), "http://"+strings.ReplaceAll(addr, ":", "-")+".internal.example.test/hook?token=SECRET123", nil, []byte(`{}`))
+			require.Equal(t, ErrorKindBlockedAddress, result.ErrorKind, result.ErrorMessage)
+			require.Equal(t, "the address is not allowed: webhooks must be reachable on the public internet", result.ErrorMessage)
+			require.NotContains(t, result.ErrorMessage, addr)
+			require.NotContains(t, result.ErrorMessage, "/")
+			require.Equal(t, "the host resolved to "+addr+", "+what, result.BlockedReason())
 		}
 	})
 
@@ -625,7 +659,7 @@ func TestClientDialTimeGuard(t *testing.T) {
 		t.Parallel()
 
 		errWouldConnect := errors.New("the guard allowed the address")
-		resolver := startDNSServer(t, map[string][]netip.Addr{
+		resolver := testdns.Start(t, map[string][]netip.Addr{
 			"loopback.example.test": {netip.MustParseAddr("127.0.0.1")},
 			"private.example.test":  {netip.MustParseAddr("10.0.0.1")},
 			"metadata.example.test": {netip.MustParseAddr("169.254.169.254")},
@@ -761,7 +795,7 @@ func TestClientTLS(t *testing.T) {
 	t.Run("TrustedHostName", func(t *testing.T) {
 		t.Parallel()
 		r := startTLSReceiver(t, testHost4, nil)
-		resolver := startDNSServer(t, map[string][]netip.Addr{"example.com": {netip.MustParseAddr("127.0.0.2")}})
+		resolver := testdns.Start(t, map[string][]netip.Addr{"example.com": {netip.MustParseAddr("127.0.0.2")}})
 		client := newTestClient(t, &Policy{AllowPrivate: true}, &ClientConfig{
 			Resolver:  resolver,
 			TLSConfig: &tls.Config{RootCAs: r.RootCAs()},
@@ -796,7 +830,7 @@ func TestClientIgnoresProxyEnvironment(t *testing.T) {
 	secure := startTLSReceiver(t, testHost4, nil)
 	// Proxies are never used for loopback literals, whatever the
 	// environment says, so the receivers are reached through host names.
-	resolver := startDNSServer(t, map[string][]netip.Addr{
+	resolver := testdns.Start(t, map[string][]netip.Addr{
 		"hooks.example.test": {netip.MustParseAddr("127.0.0.2")},
 		"example.com":        {netip.MustParseAddr("127.0.0.2")},
 	})
@@ -828,7 +862,7 @@ func TestClientErrorMessagesNeverContainTheURL(t *testing.T) {
 		suffix      = "/hooks/" + pathSecret + "?token=" + querySecret
 	)
 
-	resolver := startDNSServer(t, map[string][]netip.Addr{
+	resolver := testdns.Start(t, map[string][]netip.Addr{
 		"rebind.example.test": {netip.MustParseAddr("127.0.0.2")},
 		"example.com":         {netip.MustParseAddr("127.0.0.2")},
 	})
@@ -884,6 +918,9 @@ func TestClientErrorMessagesNeverContainTheURL(t *testing.T) {
 			require.NotEmpty(t, result.ErrorMessage)
 			for _, part := range []string{querySecret, pathSecret, "token=", "/hooks", "127.0.0.2", "example", fmt.Sprint(plain.Port())} {
 				require.NotContains(t, result.ErrorMessage, part)
+			}
+			for _, part := range []string{querySecret, pathSecret, "token=", "/hooks", "example"} {
+				require.NotContains(t, result.BlockedReason(), part, "the server log names no part of the URL")
 			}
 		})
 	}
@@ -994,6 +1031,18 @@ func TestRedact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		require.Equal(t, tt.want, redact(tt.text, raw, normalized))
+	}
+}
+
+func TestDNSReason(t *testing.T) {
+	t.Parallel()
+
+	for text, want := range map[string]string{
+		"read udp 10.0.0.2:41000->10.0.0.53:53: read: connection refused": "connection refused",
+		"dial udp [fd00::53]:53: connect: network is unreachable":         "network is unreachable",
+		"server misbehaving": "server misbehaving",
+	} {
+		require.Equal(t, want, dnsReason(text), text)
 	}
 }
 

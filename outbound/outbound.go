@@ -12,7 +12,10 @@
 //     connect time.
 //   - Client.Post sends one attempt with explicit timeouts, no proxy, no
 //     redirects, verified TLS and a bounded response read, and describes the
-//     outcome as a Result whose error message never contains the URL.
+//     outcome as a Result whose error message never contains the URL. An
+//     attempt the policy refused says only BlockedMessage ("the address is
+//     not allowed"), never the address a host name resolved to nor its
+//     range; Result.BlockedReason keeps those for the server log.
 //
 // 127.0.0.1, 0.0.0.0/8, :: and localhost are refused always. Other non-public
 // addresses are refused unless Policy.AllowPrivate is set (development and

@@ -33,7 +33,10 @@ type Policy struct {
 }
 
 // BlockedAddressError is returned by Policy.CheckAddr (and, wrapped, by a
-// dial the policy refused). It wraps ErrBlockedAddress.
+// dial the policy refused). It wraps ErrBlockedAddress. Its text names the
+// address and its range: when the address came from resolving a host name,
+// it is for the server log only (see Result.BlockedReason), never for the
+// account that owns the webhook.
 type BlockedAddressError struct {
 	// Addr is the refused address.
 	Addr netip.Addr

@@ -1,8 +1,11 @@
-package outbound
+// Package testdns is a DNS server for tests: it answers A and AAAA queries
+// from a fixed table, so a test can give host names any address (a private
+// one, to exercise the outbound guard) without touching the machine's
+// resolver.
+package testdns
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -13,11 +16,11 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// startDNSServer starts a DNS server on 127.0.0.2 that answers A and AAAA
-// queries from records (names without the trailing dot) and NXDOMAIN for
-// every other name, and returns a resolver that asks only it. It lets tests
-// give host names any address without touching the machine's resolver.
-func startDNSServer(t *testing.T, records map[string][]netip.Addr) *net.Resolver {
+// Start starts a DNS server on 127.0.0.2 that answers A and AAAA queries
+// from records (names without the trailing dot) and NXDOMAIN for every other
+// name, and returns a resolver that asks only it. The server stops at the
+// test's cleanup.
+func Start(t testing.TB, records map[string][]netip.Addr) *net.Resolver {
 	t.Helper()
 
 	conn, err := net.ListenPacket("udp", "127.0.0.2:0")
@@ -99,21 +102,4 @@ func dnsAnswer(query []byte, records map[string][]netip.Addr) ([]byte, error) {
 		}
 	}
 	return builder.Finish()
-}
-
-func TestDNSServer(t *testing.T) {
-	t.Parallel()
-
-	resolver := startDNSServer(t, map[string][]netip.Addr{
-		"hooks.example.test": {netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("::1")},
-	})
-
-	addrs, err := resolver.LookupNetIP(t.Context(), "ip", "hooks.example.test")
-	require.NoError(t, err)
-	require.ElementsMatch(t, []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("::1")}, addrs)
-
-	_, err = resolver.LookupNetIP(t.Context(), "ip", "missing.example.test")
-	var dnsErr *net.DNSError
-	require.True(t, errors.As(err, &dnsErr))
-	require.True(t, dnsErr.IsNotFound)
 }
