@@ -26,6 +26,6 @@ RUN CGO_ENABLED=0 go build -trimpath \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/webhookd /webhookd
 USER nonroot:nonroot
-EXPOSE 8080
+EXPOSE 8080 9464
 ENTRYPOINT ["/webhookd"]
 CMD ["serve"]

@@ -81,12 +81,7 @@ func RunDev(ctx context.Context, cfg *DevConfig, logger *zap.Logger) error {
 
 	addr := cfg.Addr
 	if addr == "" {
-		addr = "127.0.0.1:8080"
-		if ln, err := net.Listen("tcp", addr); err != nil {
-			addr = "127.0.0.1:0"
-		} else {
-			ln.Close()
-		}
+		addr = portOrAny("127.0.0.1", "8080")
 	}
 	scale := cfg.RetryScale
 	if scale == 0 {
@@ -96,6 +91,7 @@ func RunDev(ctx context.Context, cfg *DevConfig, logger *zap.Logger) error {
 	srv, err := server.New(ctx, &server.Config{
 		DatabaseURL:          databaseURL,
 		Addr:                 addr,
+		MetricsAddr:          metricsAddr(addr),
 		EncryptionKey:        keyring.Generate(),
 		BootstrapAdminKey:    adminKey,
 		RetryScale:           scale,
@@ -169,8 +165,15 @@ Send more events:
     -d '{"account_id":"acct_demo","type":"card_charged","data":{"amount":160}}'
 
 Look at a delivery:  curl -s %[1]s/v1/deliveries/<id> -H 'Authorization: Bearer %[2]s'
+
+Open in a browser:
+  Dashboard:      %[1]s/dashboard/   (sign in with the admin key above)
+  River UI:       %[1]s/riverui/     (any user name; the admin key as the password)
+  API reference:  %[1]s/docs
+  Metrics:        %[3]s/metrics     (Prometheus text format, on a listener of its own)
+Guides: README.md and docs/ (receivers, producers, operators, architecture, dashboard).
 Ctrl-C stops everything.
-`, base, adminKey)
+`, base, adminKey, "http://"+srv.MetricsAddr())
 	if cfg.Ready != nil {
 		cfg.Ready(base, adminKey)
 	}
@@ -272,4 +275,26 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 		return errors.New(resp.Status + ": " + string(b))
 	}
 	return json.Unmarshal(b, out)
+}
+
+// metricsAddr is dev's metrics listener: port 9464 beside the API's host
+// when free, else any free port there.
+func metricsAddr(apiAddr string) string {
+	host, _, err := net.SplitHostPort(apiAddr)
+	if err != nil {
+		host = "127.0.0.1"
+	}
+	return portOrAny(host, "9464")
+}
+
+// portOrAny is host:port when that port is free at the moment, else
+// host:0 (any free port).
+func portOrAny(host, port string) string {
+	addr := net.JoinHostPort(host, port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return net.JoinHostPort(host, "0")
+	}
+	ln.Close()
+	return addr
 }

@@ -87,7 +87,7 @@ WHERE id IN (SELECT job_id FROM deliveries WHERE id = ANY($2))`, dispatcher.Prio
 		require.Equal(t, store.StateSucceeded, waitFinished(t, b.pool, id, 30*time.Second).State)
 	}
 	require.Equal(t, 16, slowA.Count(), "each delivered once")
-	body := scrape(t, "http://"+b.srv.Addr()+"/metrics")
+	body := scrape(t, "http://"+b.srv.MetricsAddr()+"/metrics")
 	require.GreaterOrEqual(t, metricValue(t, body, `webhookd_bulk_gate_waits_total`), 1.0, "A's backlog waited for B")
 	require.Positive(t, metricValue(t, body, `webhookd_bulk_gate_wait_seconds_total`))
 }

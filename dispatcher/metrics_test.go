@@ -32,7 +32,12 @@ func TestMetricsAfterRun(t *testing.T) {
 	d := waitFinished(t, b.pool, res.Deliveries[0].ID, 30*time.Second)
 	require.Equal(t, store.StateSucceeded, d.State)
 
-	body := scrape(t, "http://"+b.srv.Addr()+"/metrics")
+	body := scrape(t, "http://"+b.srv.MetricsAddr()+"/metrics")
+	// Only there: the API's listener doesn't serve it.
+	resp, err := http.Get("http://" + b.srv.Addr() + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "the API listener serves /metrics")
 
 	require.Equal(t, 1.0, metricValue(t, body, `webhookd_deliveries_finished_total{event_type="payment.settled",outcome="succeeded"}`))
 	require.Equal(t, 1.0, metricValue(t, body, `webhookd_attempts_total{error_kind="http_status",status_class="5xx"}`))
@@ -67,7 +72,7 @@ func TestMetricsPendingBacklog(t *testing.T) {
 	_, err := b.pool.Exec(t.Context(), "UPDATE deliveries SET created_at = now() - interval '90 seconds', next_attempt_at = now() - interval '90 seconds' WHERE id = $1", res.Deliveries[0].ID)
 	require.NoError(t, err)
 
-	body := scrape(t, "http://"+b.srv.Addr()+"/metrics")
+	body := scrape(t, "http://"+b.srv.MetricsAddr()+"/metrics")
 	require.Equal(t, 1.0, metricValue(t, body, `webhookd_pending_deliveries`))
 	require.InDelta(t, 90, metricValue(t, body, `webhookd_oldest_due_pending_age_seconds`), 10)
 }

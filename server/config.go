@@ -42,6 +42,11 @@ const (
 	CompletedJobRetentionDefault = 10 * time.Minute
 	// DBWaitDefault is how long start-up waits for the database to answer.
 	DBWaitDefault = 30 * time.Second
+	// MetricsAddrDefault is where `webhookd serve` serves GET /metrics
+	// unless WEBHOOKD_METRICS_ADDR says otherwise: loopback only, port
+	// 9464 (OpenTelemetry's Prometheus exporter port). A container sets
+	// ":9464" for its scraper to reach it.
+	MetricsAddrDefault = "127.0.0.1:9464"
 	// RescueMargin is added to the job timeout to make RescueStuckJobsAfter.
 	RescueMargin = 10 * time.Second
 )
@@ -131,6 +136,10 @@ type Config struct {
 	// UI accept its origin. Empty by default: cookies are Secure only over
 	// TLS, and only the request's own Host is same-origin.
 	PublicURL string
+	// MetricsAddr is where GET /metrics is served, on a listener of its
+	// own (WEBHOOKD_METRICS_ADDR; `webhookd serve` defaults it to
+	// MetricsAddrDefault). Empty: no metrics listener.
+	MetricsAddr string
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed (WEBHOOKD_TRUSTED_PROXIES). None by
 	// default.

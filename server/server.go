@@ -47,6 +47,10 @@ type Server struct {
 	http       *http.Server
 	listener   net.Listener
 	httpDone   chan error
+	// metrics serves GET /metrics on WEBHOOKD_METRICS_ADDR (nil when off).
+	metrics     *http.Server
+	metricsLn   net.Listener
+	metricsDone chan error
 	// riverUI is River UI's handler (API role only; nil otherwise), whose
 	// background services run from Start until Stop.
 	riverUI     *riverui.Handler
@@ -278,12 +282,22 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		mux.Handle("GET /readyz", handler)
 		handler = mux
 	}
-	// GET /metrics sits beside the API in every role, unauthenticated
-	// like /healthz.
-	root := http.NewServeMux()
-	root.Handle("GET /metrics", m.Handler())
-	root.Handle("/", handler)
-	handler = root
+	// GET /metrics has a listener of its own (WEBHOOKD_METRICS_ADDR), so
+	// that a flood on the API can't starve the scraper, and account data
+	// (event types, volumes) isn't served to the world.
+	var metricsHTTP *http.Server
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsHTTP = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+		}
+	}
 	ok = true
 	return &Server{
 		cfg:        cfg,
@@ -296,6 +310,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		riverUI:    riverUI,
 		stopping:   stopping,
 		health:     health,
+		metrics:    metricsHTTP,
 		http: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -351,10 +366,24 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("WEBHOOKD_ADDR: error listening on %s: %w", s.cfg.Addr, err)
 	}
 	s.listener = ln
+	if s.metrics != nil {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("WEBHOOKD_METRICS_ADDR: error listening on %s: %w", s.cfg.MetricsAddr, err)
+		}
+		s.metricsLn = mln
+	}
+	closeListeners := func() {
+		ln.Close()
+		if s.metricsLn != nil {
+			s.metricsLn.Close()
+		}
+	}
 	// River's Start context governs its lifetime; Stop ends it explicitly.
 	if s.cfg.Worker {
 		if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
-			ln.Close()
+			closeListeners()
 			return fmt.Errorf("error starting River: %w", err)
 		}
 	}
@@ -365,7 +394,7 @@ func (s *Server) Start(ctx context.Context) error {
 			if s.cfg.Worker {
 				_ = s.river.Stop(ctx)
 			}
-			ln.Close()
+			closeListeners()
 			return fmt.Errorf("error starting River UI: %w", err)
 		}
 		s.stopRiverUI = cancel
@@ -380,7 +409,13 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.httpDone = make(chan error, 1)
 	go func() { s.httpDone <- s.http.Serve(ln) }()
-	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()),
+	metricsAddr := "off"
+	if s.metricsLn != nil {
+		s.metricsDone = make(chan error, 1)
+		go func() { s.metricsDone <- s.metrics.Serve(s.metricsLn) }()
+		metricsAddr = s.metricsLn.Addr().String()
+	}
+	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()), zap.String("metrics_addr", metricsAddr),
 		zap.Bool("api", s.cfg.API), zap.Bool("worker", s.cfg.Worker), zap.Int("max_workers", s.cfg.MaxWorkers),
 		zap.Int32("db_max_conns", s.cfg.DBMaxConns), zap.Duration("http_timeout", s.cfg.HTTPTimeout))
 	return nil
@@ -388,6 +423,15 @@ func (s *Server) Start(ctx context.Context) error {
 
 // Addr is the address the API listens on (after Start).
 func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// MetricsAddr is the address GET /metrics is served on (after Start), or
+// "" when WEBHOOKD_METRICS_ADDR is off.
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
 
 // Pool is the server's database pool.
 func (s *Server) Pool() *pgxpool.Pool { return s.pool }
@@ -407,6 +451,15 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.httpDone != nil {
 		if err := <-s.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if s.metricsDone != nil {
+		// Scrapes are answered until the API has drained.
+		if err := s.metrics.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("error shutting down the metrics listener: %w", err))
+		}
+		if err := <-s.metricsDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
 	}

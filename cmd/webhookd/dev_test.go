@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -78,6 +80,20 @@ func TestDev(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(body))
 
+	// Every address it points at answers, and the dashboard takes the
+	// printed key.
+	base, key := m[1], m[2]
+	for name, path := range map[string]string{"Dashboard": "/dashboard/", "River UI": "/riverui/", "API reference": "/docs"} {
+		require.Regexp(t, regexp.MustCompile(`(?m)^  `+name+`: +`+regexp.QuoteMeta(base+path)+`( |$)`), text)
+	}
+	requireDevPage(t, base+"/riverui/", key)
+	requireDevPage(t, base+"/docs", "")
+	metrics := regexp.MustCompile(`(?m)^  Metrics: +(http://\S+/metrics) `).FindStringSubmatch(text)
+	require.NotNil(t, metrics, text)
+	require.NotEqual(t, base+"/metrics", metrics[1], "metrics have a listener of their own")
+	requireDevPage(t, metrics[1], "")
+	requireDevSignIn(t, base, key)
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	for line := range lines {
 		out.WriteString(line + "\n")
@@ -95,4 +111,47 @@ func TestDev(t *testing.T) {
 		conn.Close()
 		t.Fatalf("the throwaway PostgreSQL at %s still accepts connections", u.Host)
 	}
+}
+
+// requireDevPage fails unless url answers 200, with key as Basic
+// authentication's password when not empty.
+func requireDevPage(t *testing.T, url, key string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if key != "" {
+		req.SetBasicAuth("admin", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+}
+
+// requireDevSignIn signs in to the dashboard at base with key, as the
+// printed instructions say, and fails unless it lands on a signed-in page.
+func requireDevSignIn(t *testing.T, base, key string) {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := client.Get(base + "/dashboard/")
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	require.NotNil(t, m, "the dashboard did not show its sign-in form:\n%s", page)
+	req, err := http.NewRequest(http.MethodPost, base+"/dashboard/signin", strings.NewReader(url.Values{"csrf": {html.UnescapeString(string(m[1]))}, "key": {key}}.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err = client.Do(req)
+	require.NoError(t, err)
+	page, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "Sign out", "signing in with the printed admin key did not work")
 }

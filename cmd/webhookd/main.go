@@ -305,6 +305,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 		return nil
 	})
 	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
+	metricsAddr := s.str("metrics-addr", "WEBHOOKD_METRICS_ADDR", server.MetricsAddrDefault, "address of the listener serving GET /metrics (empty: none)")
 	publicURL := s.str("public-url", "WEBHOOKD_PUBLIC_URL", "", "the absolute http(s) URL users reach webhookd at, such as https://webhooks.example.com (https: Secure dashboard cookies)")
 	proxies := s.str("trusted-proxies", "WEBHOOKD_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed")
 	s.parsers = append(s.parsers, func() (err error) {
@@ -312,6 +313,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 			return fmt.Errorf("%s: %w", s.where("public-url"), err)
 		}
 		cfg.PublicURL = strings.TrimSpace(*publicURL)
+		cfg.MetricsAddr = strings.TrimSpace(*metricsAddr)
 		if cfg.TrustedProxies, err = forwarded.ParseProxies(*proxies); err != nil {
 			return fmt.Errorf("%s: %w", s.where("trusted-proxies"), err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,10 +45,11 @@ func TestMain(m *testing.M) {
 const adminKey = "e2e-admin-key-0123456789"
 
 type process struct {
-	cmd  *exec.Cmd
-	out  *testproc.Buffer
-	base string
-	done chan struct{}
+	cmd     *exec.Cmd
+	out     *testproc.Buffer
+	base    string
+	metrics string // http://WEBHOOKD_METRICS_ADDR
+	done    chan struct{}
 }
 
 // env is a serve environment on databaseURL with a fast schedule.
@@ -72,7 +74,7 @@ func startServe(t *testing.T, env []string) *process {
 }
 
 func newProcess(p *testproc.Proc) *process {
-	return &process{cmd: p.Cmd, out: p.Out, base: p.Base, done: p.Done}
+	return &process{cmd: p.Cmd, out: p.Out, base: p.Base, metrics: p.Metrics, done: p.Done}
 }
 
 func (p *process) kill(t *testing.T) {
@@ -296,6 +298,22 @@ func TestServeBadConfig(t *testing.T) {
 		{"BadTrustedProxies", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TRUSTED_PROXIES=10.0.0.0/8,10.1.0.0/99"}, `WEBHOOKD_TRUSTED_PROXIES (-trusted-proxies): "10.1.0.0/99" is not a CIDR`},
 		{"ZeroReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=0s"}, "WEBHOOKD_REPLAY_SPACING"},
 	}
+	// A metrics port that is taken.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { taken.Close() })
+	tests = append(tests,
+		struct {
+			name string
+			env  []string
+			want string
+		}{"MetricsPortInUse", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_METRICS_ADDR=" + taken.Addr().String()}, "WEBHOOKD_METRICS_ADDR: error listening on " + taken.Addr().String()},
+		struct {
+			name string
+			env  []string
+			want string
+		}{"BadMetricsAddr", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_METRICS_ADDR=nonsense"}, "WEBHOOKD_METRICS_ADDR"},
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

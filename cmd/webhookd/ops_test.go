@@ -188,7 +188,12 @@ func TestRoles(t *testing.T) {
 		require.Equal(t, http.StatusOK, getStatus(t, w.base+"/healthz"))
 		require.Equal(t, http.StatusOK, getStatus(t, w.base+"/readyz"))
 		require.Equal(t, http.StatusNotFound, getStatus(t, w.base+"/v1/webhooks"), "a worker-only process serves the API")
+		// Metrics on their own listener (WEBHOOKD_METRICS_ADDR) only.
+		require.Equal(t, http.StatusOK, getStatus(t, w.metrics+"/metrics"))
+		require.Equal(t, http.StatusNotFound, getStatus(t, w.base+"/metrics"))
 	}
+	require.Equal(t, http.StatusOK, getStatus(t, api.metrics+"/metrics"))
+	require.Equal(t, http.StatusNotFound, getStatus(t, api.base+"/metrics"), "the API listener serves /metrics")
 
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,9 @@ type Proc struct {
 	Cmd  *exec.Cmd
 	Out  *Buffer
 	Base string // http://ADDR, its WEBHOOKD_ADDR
+	// Metrics is http://ADDR of its WEBHOOKD_METRICS_ADDR: a free port
+	// unless env sets the variable ("" then).
+	Metrics string
 	Done chan struct{}
 }
 
@@ -112,7 +116,8 @@ func Healthy(p *Proc) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Start runs `binary args...` with env plus WEBHOOKD_ADDR on a free port,
+// Start runs `binary args...` with env plus WEBHOOKD_ADDR (and, unless env
+// has it, WEBHOOKD_METRICS_ADDR) on a free port,
 // writing its output to out, and waits until ready(p) (at most timeout);
 // it fails t if the process exits or isn't ready by then. The process is
 // killed at cleanup, and its output logged if t failed.
@@ -122,6 +127,11 @@ func Start(t testing.TB, name, binary string, env []string, out *Buffer, timeout
 	p := &Proc{Out: out, Base: "http://" + addr, Done: make(chan struct{})}
 	p.Cmd = exec.Command(binary, args...)
 	p.Cmd.Env = append(append([]string(nil), env...), "WEBHOOKD_ADDR="+addr)
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "WEBHOOKD_METRICS_ADDR=") }) {
+		metrics := FreeAddr(t)
+		p.Metrics = "http://" + metrics
+		p.Cmd.Env = append(p.Cmd.Env, "WEBHOOKD_METRICS_ADDR="+metrics)
+	}
 	p.Cmd.Stdout, p.Cmd.Stderr = out, out
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("testproc: error starting %s: %v", name, err)

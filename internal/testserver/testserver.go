@@ -24,8 +24,8 @@ type Server struct {
 	BaseURL string
 }
 
-// Start runs webhookd on a fresh database with test defaults: API on
-// 127.0.0.1:0, the AdminKey, a 0.001 retry scale, private networks allowed,
+// Start runs webhookd on a fresh database with test defaults: API and
+// metrics listeners on 127.0.0.1:0, the AdminKey, a 0.001 retry scale, private networks allowed,
 // short timeouts and small pools (many test servers share one PostgreSQL's
 // max_connections). modify may change the config first.
 func Start(t testing.TB, modify func(*server.Config)) *Server {
@@ -34,6 +34,7 @@ func Start(t testing.TB, modify func(*server.Config)) *Server {
 	cfg := &server.Config{
 		DatabaseURL:          testdb.NewURL(t),
 		Addr:                 "127.0.0.1:0",
+		MetricsAddr:          "127.0.0.1:0",
 		EncryptionKey:        keyring.Generate(),
 		BootstrapAdminKey:    AdminKey,
 		RetryScale:           0.001,
