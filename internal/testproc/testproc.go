@@ -102,7 +102,7 @@ type Proc struct {
 	// Metrics is http://ADDR of its WEBHOOKD_METRICS_ADDR: a free port
 	// unless env sets the variable ("" then).
 	Metrics string
-	Done chan struct{}
+	Done    chan struct{}
 }
 
 // Healthy is a Start condition: /healthz answers 200.
