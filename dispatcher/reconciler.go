@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +45,9 @@ func (ReconcileArgs) InsertOpts() river.InsertOpts {
 // Reconciler finds pending deliveries whose job is finished, discarded,
 // cancelled or missing (a crash on River's last allowed run, a job cancelled
 // in River UI, a bug) and gives each a new job. It is the backstop that
-// keeps a delivery from staying pending for ever.
+// keeps a delivery from staying pending for ever. It also cancels the
+// pending and paused deliveries of deleted webhooks that it meets (see
+// store.CancelAbandoned), which would otherwise wait for ever.
 type Reconciler struct {
 	river.WorkerDefaults[ReconcileArgs]
 
@@ -52,6 +55,8 @@ type Reconciler struct {
 	logger  *zap.Logger
 	metrics *metrics.Metrics
 	fixed   atomic.Int64
+	// cancelled counts the abandoned deliveries cancelled.
+	cancelled atomic.Int64
 	// autoPauseAfter pauses a webhook without a successful attempt for
 	// that long (0: never); now is the clock.
 	autoPauseAfter time.Duration
@@ -71,8 +76,9 @@ type ReconcilerConfig struct {
 	AutoPauseAfter time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
-	// Slice is how many pending deliveries a pass checks. Defaults to
-	// 20,000.
+	// Slice is how many pending deliveries a pass checks, and how many
+	// deliveries of deleted webhooks each of its two steps that cancel
+	// them cancels at most. Defaults to 20,000.
 	Slice int
 }
 
@@ -102,6 +108,10 @@ func NewReconcilerWithConfig(db store.DB, cfg *ReconcilerConfig) *Reconciler {
 // Fixed is how many deliveries the reconciler has re-queued since start.
 func (r *Reconciler) Fixed() int64 { return r.fixed.Load() }
 
+// Cancelled is how many deliveries of deleted webhooks the reconciler has
+// cancelled since start.
+func (r *Reconciler) Cancelled() int64 { return r.cancelled.Load() }
+
 // Work runs one reconciliation pass.
 func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
 	client := river.ClientFromContext[pgx.Tx](ctx)
@@ -109,6 +119,9 @@ func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) er
 		return err
 	}
 	if _, err := r.ResumeStranded(ctx, client); err != nil {
+		return err
+	}
+	if _, err := r.CancelAbandonedPaused(ctx); err != nil {
 		return err
 	}
 	_, err := r.AutoPause(ctx)
@@ -145,6 +158,42 @@ func (r *Reconciler) ResumeStranded(ctx context.Context, client *river.Client[pg
 	return total, nil
 }
 
+// CancelAbandonedPaused cancels the paused deliveries of deleted webhooks
+// (left by a delete before schema version 11, or created paused by an
+// enqueue that read the webhook just before the delete committed): up to
+// Slice of them, of up to 100 webhooks. It returns how many it cancelled.
+func (r *Reconciler) CancelAbandonedPaused(ctx context.Context) (int, error) {
+	ids, err := store.AbandonedPausedWebhooks(ctx, r.db, strandedBatch)
+	if err != nil {
+		return 0, fmt.Errorf("error finding paused deliveries of deleted webhooks: %w", err)
+	}
+	return r.cancelAbandoned(ctx, ids)
+}
+
+// cancelAbandoned cancels the pending and paused deliveries of deleted
+// webhooks webhookIDs, up to Slice of them in all, and counts, logs and
+// returns how many it cancelled.
+func (r *Reconciler) cancelAbandoned(ctx context.Context, webhookIDs []string) (int, error) {
+	total := 0
+	for _, id := range webhookIDs {
+		if total >= r.slice {
+			break // the next pass goes on
+		}
+		n, err := store.CancelAbandoned(ctx, r.db, id, r.slice-total, r.now())
+		if err != nil {
+			return total, fmt.Errorf("error cancelling deliveries of deleted webhook %s: %w", id, err)
+		}
+		if n == 0 {
+			continue
+		}
+		total += int(n)
+		r.cancelled.Add(n)
+		r.metrics.DeliveriesFinished(metrics.OutcomeCancelled, "", int(n))
+		r.logger.Warn("reconciler cancelled deliveries of a deleted webhook", zap.String("webhook_id", id), zap.Int64("deliveries", n))
+	}
+	return total, nil
+}
+
 // AutoPause pauses every live webhook whose last attempt failed and that
 // has had no successful attempt for autoPauseAfter (from the endpoint
 // health the workers keep), when that is set. It returns the webhooks it
@@ -175,7 +224,8 @@ func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
 }
 
 // Reconcile checks one slice of the pending deliveries, re-queues with
-// client those no live job serves, and returns how many it fixed.
+// client those no live job serves, cancels those of deleted webhooks (up
+// to Slice), and returns how many it re-queued.
 //
 // Checking every pending delivery each minute would cost time in
 // proportion to the backlog (about half a second of PostgreSQL's time per
@@ -185,10 +235,11 @@ func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
 // job id order from where the last pass stopped, wrapping round at the
 // end. A backlog no bigger than the slice is thus checked whole every pass.
 func (r *Reconciler) Reconcile(ctx context.Context, client *river.Client[pgx.Tx]) (int, error) {
-	orphans, err := store.JoblessOrphans(ctx, r.db, r.slice)
+	jobless, err := store.JoblessOrphans(ctx, r.db, r.slice)
 	if err != nil {
 		return 0, fmt.Errorf("error finding orphaned deliveries: %w", err)
 	}
+	orphans, abandoned := jobless.Orphans, jobless.Abandoned
 	start, err := store.Cursor(ctx, r.db, reconcileCursor)
 	if err != nil {
 		return 0, fmt.Errorf("error reading the reconciler's cursor: %w", err)
@@ -200,6 +251,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, client *river.Client[pgx.Tx]
 			return 0, fmt.Errorf("error finding orphaned deliveries: %w", err)
 		}
 		orphans = append(orphans, slice.Orphans...)
+		abandoned = append(abandoned, slice.Abandoned...)
 		budget -= slice.Checked
 		if slice.Checked > 0 {
 			cursor = slice.Last
@@ -218,6 +270,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, client *river.Client[pgx.Tx]
 	}
 	if err := store.SetCursor(ctx, r.db, reconcileCursor, cursor); err != nil {
 		return 0, fmt.Errorf("error saving the reconciler's cursor: %w", err)
+	}
+	slices.Sort(abandoned)
+	if _, err := r.cancelAbandoned(ctx, slices.Compact(abandoned)); err != nil {
+		return 0, err
 	}
 	fixed := 0
 	for _, o := range orphans {

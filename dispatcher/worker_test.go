@@ -10,12 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/schedule"
@@ -273,15 +271,10 @@ func TestSecretUnavailable(t *testing.T) {
 func TestReconcilerWalksInSlices(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
-	keys, err := keyring.Parse(keyring.Generate())
-	require.NoError(t, err)
 	// Insert-only: no worker sends, so every delivery stays pending.
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
-	require.NoError(t, err)
-	enqueuer, err := dispatcher.NewEnqueuer(client, nil)
-	require.NoError(t, err)
-	createWebhook(t, pool, keys, "acct_walk", "https://example.com/hook")
+	b := setupInsertOnly(t)
+	pool, client, enqueuer := b.pool, b.client, b.enqueuer
+	createWebhook(t, pool, b.keys, "acct_walk", "https://example.com/hook")
 
 	type pending struct {
 		id  string
@@ -300,7 +293,7 @@ func TestReconcilerWalksInSlices(t *testing.T) {
 		return target.JobID
 	}
 	// Orphans: the 2nd's job deleted, the 6th's cancelled, the 4th has none.
-	_, err = pool.Exec(ctx, `DELETE FROM river_job WHERE id = $1`, ds[1].job)
+	_, err := pool.Exec(ctx, `DELETE FROM river_job WHERE id = $1`, ds[1].job)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1`, ds[5].job)
 	require.NoError(t, err)

@@ -6,9 +6,12 @@
 // the two retentions: one day after the day ends (the retry schedule runs
 // about 8.4 h past creation) plus that retention. Before its partitions are
 // dropped, the rows that must stay longer move forward to today's
-// partitions, each delivery with its event and attempts: pending deliveries,
-// succeeded or cancelled ones finished within WEBHOOKD_RETENTION (a replay
-// may finish late), and dead ones that died within WEBHOOKD_DEAD_RETENTION.
+// partitions, each delivery with its event and attempts: pending and paused
+// deliveries of live webhooks, succeeded or cancelled ones finished within
+// WEBHOOKD_RETENTION (a replay may finish late), and dead ones that died
+// within WEBHOOKD_DEAD_RETENTION. A deleted webhook's pending and paused
+// deliveries (which deleting cancels, and the reconciler cancels should an
+// enqueue racing the delete add some) go with the day instead.
 // A dead delivery is thus moved at most about dead/retention times (three by
 // default) and dropped with the first day retired after its dead retention.
 // What goes with a day besides its rows: the idempotency keys of its events

@@ -32,6 +32,16 @@ type fixture struct {
 // fixture's webhook and returns its event and delivery ids.
 func (f *fixture) event(key string) (eventID, deliveryID string) {
 	f.t.Helper()
+	eventID, deliveries := f.fanOut(key)
+	require.Len(f.t, deliveries, 1)
+	return eventID, deliveries[f.hook]
+}
+
+// fanOut enqueues one event (with idempotency key key when not empty) to
+// every live webhook of the fixture's account and returns its id and its
+// deliveries' ids by webhook.
+func (f *fixture) fanOut(key string) (eventID string, deliveries map[string]string) {
+	f.t.Helper()
 	ctx := context.Background()
 	var res *dispatcher.Enqueued
 	require.NoError(f.t, pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
@@ -39,8 +49,11 @@ func (f *fixture) event(key string) (eventID, deliveryID string) {
 		res, err = f.enq.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_ret", Type: "order.created", Data: json.RawMessage(`{"n":1}`), IdempotencyKey: key})
 		return err
 	}))
-	require.Len(f.t, res.Deliveries, 1)
-	return res.EventID, res.Deliveries[0].ID
+	deliveries = map[string]string{}
+	for _, d := range res.Deliveries {
+		deliveries[d.WebhookID] = d.ID
+	}
+	return res.EventID, deliveries
 }
 
 // finish sets delivery id to state, finished at finished, with two attempts.
@@ -92,12 +105,20 @@ func newFixture(t *testing.T) *fixture {
 	pool := testdb.New(t)
 	enq, err := dispatcher.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
-	hook := ident.New(ident.Webhook)
-	_, err = pool.Exec(context.Background(), `
+	f := &fixture{t: t, pool: pool, enq: enq}
+	f.hook = f.webhook("https://example.com/h")
+	return f
+}
+
+// webhook adds a webhook to url to the fixture's account and returns its id.
+func (f *fixture) webhook(url string) string {
+	f.t.Helper()
+	id := ident.New(ident.Webhook)
+	_, err := f.pool.Exec(context.Background(), `
 INSERT INTO webhooks (id, account_id, url, url_normalized, secret_ciphertext, secret_key_id)
-VALUES ($1, 'acct_ret', 'https://example.com/h', 'https://example.com/h', '\x00', 'k')`, hook)
-	require.NoError(t, err)
-	return &fixture{t: t, pool: pool, enq: enq, hook: hook}
+VALUES ($1, 'acct_ret', $2, $2, '\x00', 'k')`, id, url)
+	require.NoError(f.t, err)
+	return id
 }
 
 // retired returns rep's retirement of day, or nil.
@@ -219,6 +240,76 @@ func TestRetentionDropsDaysAndKeepsWhatIsStillWanted(t *testing.T) {
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM deliveries`))
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM events`))
 	require.Equal(t, 2, f.count(`SELECT count(*) FROM attempts`))
+}
+
+// A deleted webhook's pending and paused deliveries that were never
+// cancelled are not carried forward when their day retires: they go with
+// the day's partitions, with their attempts, and their event goes too
+// unless a kept delivery of another webhook still needs it. The deleted
+// webhook's finished deliveries are kept for their retention as any are.
+func TestRetentionDropsDeletedWebhooksUnfinishedDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	gone := f.webhook("https://gone.example/h")
+	now := time.Now().UTC()
+	today := store.Day(now)
+	clk := testclock.New(now)
+	w, err := retention.New(f.pool, &retention.Config{Now: clk.Now})
+	require.NoError(t, err)
+
+	// An event to both webhooks: the live one's delivery is pending, the
+	// deleted one's paused.
+	sharedEvent, shared := f.fanOut("key-shared")
+	require.Len(t, shared, 2)
+	_, err = f.pool.Exec(ctx, `UPDATE deliveries SET state = 'paused', job_id = NULL WHERE id = $1`, shared[gone])
+	require.NoError(t, err)
+	// The next two events reach only the other webhook (the live one set
+	// aside a moment): one stays pending, one dies.
+	_, err = f.pool.Exec(ctx, `UPDATE webhooks SET deleted_at = now() WHERE id = $1`, f.hook)
+	require.NoError(t, err)
+	pendingEvent, pending := f.fanOut("key-pending")
+	_, dead := f.fanOut("")
+	_, err = f.pool.Exec(ctx, `UPDATE webhooks SET deleted_at = NULL WHERE id = $1`, f.hook)
+	require.NoError(t, err)
+	f.finish(dead[gone], store.StateDead, now)
+	for _, id := range []string{shared[gone], shared[f.hook], pending[gone]} {
+		f.attempts(id)
+	}
+	// The webhook is deleted, its pending and paused deliveries left behind
+	// (as a delete before schema version 11 left paused ones, or as an
+	// enqueue racing the delete leaves either).
+	_, err = f.pool.Exec(ctx, `UPDATE webhooks SET deleted_at = now() WHERE id = $1`, gone)
+	require.NoError(t, err)
+
+	later := now.Add(33 * 24 * time.Hour)
+	clk.Set(later)
+	rep, err := w.Run(ctx)
+	require.NoError(t, err)
+	r := retired(rep, today)
+	require.NotNil(t, r)
+	require.EqualValues(t, 2, r.MovedDeliveries, "the live webhook's pending one and the dead one move on")
+	require.EqualValues(t, 2, r.MovedEvents)
+	require.EqualValues(t, 4, r.MovedAttempts, "theirs")
+
+	for _, id := range []string{shared[gone], pending[gone]} {
+		_, err := store.GetDelivery(ctx, f.pool, id)
+		require.ErrorIs(t, err, store.ErrNotFound, "a deleted webhook's unfinished delivery is dropped")
+		require.Zero(t, f.count(`SELECT count(*) FROM attempts WHERE delivery_id = $1`, id))
+	}
+	_, err = store.GetEvent(ctx, f.pool, pendingEvent)
+	require.ErrorIs(t, err, store.ErrNotFound, "an event none of whose deliveries is kept goes")
+	require.Zero(t, f.count(`SELECT count(*) FROM idempotency_keys WHERE key = 'key-pending'`))
+	ev, err := store.GetEvent(ctx, f.pool, sharedEvent)
+	require.NoError(t, err, "the event of a kept delivery stays")
+	require.Len(t, ev.Deliveries, 1)
+	require.Equal(t, shared[f.hook], ev.Deliveries[0].ID)
+	d, err := store.GetDelivery(ctx, f.pool, shared[f.hook])
+	require.NoError(t, err)
+	require.Len(t, d.AttemptList, 2)
+	require.True(t, f.partDay(dead[gone]).Equal(store.Day(later)), "a deleted webhook's dead delivery is kept for the dead retention")
+	require.Equal(t, 2, f.count(`SELECT count(*) FROM deliveries`))
+	require.Equal(t, 2, f.count(`SELECT count(*) FROM events`))
 }
 
 // A row for a day without a partition lands in the default partition

@@ -630,30 +630,48 @@ func WebhookAccount(ctx context.Context, db DB, id string) (accountID string, li
 	return accountID, live, err
 }
 
-// orphansScan checks one slice of the pending deliveries that have a job:
-// up to $2 of them, in job id order, after job id $1 (through the partial
-// index on pending deliveries' job ids, so a slice costs the same whatever
-// the backlog). It returns how many it checked, the last job id among them
-// and those whose job is finished, discarded or missing.
-const orphansScan = `
-WITH slice AS MATERIALIZED (
-    SELECT id, job_id FROM deliveries
-    WHERE state = 'pending' AND job_id > $1
-    ORDER BY job_id
-    LIMIT $2
+// orphansOf completes a query whose CTE slice holds pending deliveries
+// (id, job_id, webhook_id): it returns how many the slice holds, the
+// largest job id among them, those whose webhook is live and whose job is
+// finished, discarded, cancelled or missing (or that have none), and the
+// deleted webhooks of the others, looked up once each.
+const orphansOf = `
+, abandoned AS (
+    SELECT w.id FROM webhooks w
+    WHERE w.id IN (SELECT webhook_id FROM slice) AND w.deleted_at IS NOT NULL
 ), orphans AS (
     SELECT s.id, s.job_id
     FROM slice s
     LEFT JOIN river_job j ON j.id = s.job_id
-    WHERE j.id IS NULL OR j.state IN ('completed', 'discarded', 'cancelled')
+    WHERE (j.id IS NULL OR j.state IN ('completed', 'discarded', 'cancelled'))
+      AND s.webhook_id NOT IN (SELECT id FROM abandoned)
 )
 SELECT (SELECT count(*) FROM slice), coalesce((SELECT max(job_id) FROM slice), 0),
-       coalesce(array_agg(id ORDER BY job_id), '{}'), coalesce(array_agg(job_id ORDER BY job_id), '{}')
+       coalesce(array_agg(id ORDER BY job_id, id), '{}'), coalesce(array_agg(job_id ORDER BY job_id, id), '{}'),
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM abandoned)
 FROM orphans`
 
-// orphansJobless lists pending deliveries that have no job at all.
+// orphansScan checks one slice of the pending deliveries that have a job:
+// up to $2 of them, in job id order, after job id $1 (through the partial
+// index on pending deliveries' job ids, so a slice costs the same whatever
+// the backlog).
+const orphansScan = `
+WITH slice AS MATERIALIZED (
+    SELECT id, job_id, webhook_id FROM deliveries
+    WHERE state = 'pending' AND job_id > $1
+    ORDER BY job_id
+    LIMIT $2
+)` + orphansOf
+
+// orphansJobless checks up to $1 pending deliveries that have no job at
+// all.
 const orphansJobless = `
-SELECT id FROM deliveries WHERE state = 'pending' AND job_id IS NULL ORDER BY id LIMIT $1`
+WITH slice AS MATERIALIZED (
+    SELECT id, job_id, webhook_id FROM deliveries
+    WHERE state = 'pending' AND job_id IS NULL
+    ORDER BY id
+    LIMIT $1
+)` + orphansOf
 
 // Orphan is a pending delivery whose job is finished, discarded or missing.
 type Orphan struct {
@@ -661,10 +679,14 @@ type Orphan struct {
 	JobID      *int64
 }
 
-// OrphanSlice is what ScanOrphans found in one slice.
+// OrphanSlice is what ScanOrphans or JoblessOrphans found in one slice.
 type OrphanSlice struct {
-	// Orphans are the slice's pending deliveries that no live job serves.
+	// Orphans are the slice's pending deliveries of live webhooks that no
+	// live job serves.
 	Orphans []Orphan
+	// Abandoned are the deleted webhooks of the slice's other pending
+	// deliveries (see CancelAbandoned).
+	Abandoned []string
 	// Checked is how many pending deliveries the slice held: fewer than
 	// asked means the walk reached the end.
 	Checked int
@@ -675,32 +697,30 @@ type OrphanSlice struct {
 
 // ScanOrphans checks up to limit pending deliveries with a job, in job id
 // order after job id after, for a job that is finished, discarded or
-// missing.
+// missing, and for a deleted webhook.
 func ScanOrphans(ctx context.Context, db DB, after int64, limit int) (*OrphanSlice, error) {
+	return scanOrphanSlice(db.QueryRow(ctx, orphansScan, after, limit))
+}
+
+// JoblessOrphans checks up to limit pending deliveries that have no job:
+// each is an orphan unless its webhook is deleted.
+func JoblessOrphans(ctx context.Context, db DB, limit int) (*OrphanSlice, error) {
+	return scanOrphanSlice(db.QueryRow(ctx, orphansJobless, limit))
+}
+
+func scanOrphanSlice(row pgx.Row) (*OrphanSlice, error) {
 	var (
 		out    OrphanSlice
 		ids    []string
-		jobIDs []int64
+		jobIDs []*int64
 	)
-	if err := db.QueryRow(ctx, orphansScan, after, limit).Scan(&out.Checked, &out.Last, &ids, &jobIDs); err != nil {
+	if err := row.Scan(&out.Checked, &out.Last, &ids, &jobIDs, &out.Abandoned); err != nil {
 		return nil, err
 	}
 	for i, id := range ids {
-		out.Orphans = append(out.Orphans, Orphan{DeliveryID: id, JobID: &jobIDs[i]})
+		out.Orphans = append(out.Orphans, Orphan{DeliveryID: id, JobID: jobIDs[i]})
 	}
 	return &out, nil
-}
-
-// JoblessOrphans lists up to limit pending deliveries that have no job.
-func JoblessOrphans(ctx context.Context, db DB, limit int) ([]Orphan, error) {
-	rows, err := db.Query(ctx, orphansJobless, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Orphan, error) {
-		var o Orphan
-		return o, row.Scan(&o.DeliveryID)
-	})
 }
 
 // Cursor reads the position saved under name; 0 if none was.

@@ -202,16 +202,24 @@ type RetirePolicy struct {
 }
 
 // retireMove moves, from day $1 to day $2, the deliveries still within
-// their retention (pending ones always; succeeded and cancelled ones
-// finished at or after $3; dead ones at or after $4), with their attempts
-// and events: a delivery, its attempts and its event always share a day.
-// %s narrows which rows are looked at.
+// their retention (pending and paused ones always, unless their webhook is
+// deleted; succeeded and cancelled ones finished at or after $3; dead ones
+// at or after $4), with their attempts and events: a delivery, its
+// attempts and its event always share a day. %s narrows which rows are
+// looked at.
+//
+// A pending or paused delivery of a deleted webhook (abandoned: see
+// CancelAbandoned) stays behind and goes with the day: nothing would ever
+// send it, and moving it would keep it for ever. Only pending and paused
+// rows consult webhooks (the planner reads its deleted rows once).
 const retireMove = `
 WITH moved AS (
     UPDATE deliveries SET part_day = $2
     WHERE part_day = $1 %s
       AND NOT ((state IN ('succeeded', 'cancelled') AND coalesce(finished_at, 'infinity') < $3)
             OR (state = 'dead' AND coalesce(finished_at, 'infinity') < $4))
+      AND (state NOT IN ('pending', 'paused')
+           OR NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id AND w.deleted_at IS NOT NULL))
     RETURNING id, event_id
 ), moved_attempts AS (
     UPDATE attempts SET part_day = $2

@@ -142,11 +142,12 @@ func ParkDelivery(ctx context.Context, db DB, t *Target, jobID int64, now time.T
 	return tag.RowsAffected() == 1, err
 }
 
-// strandedPaused walks the distinct webhooks of paused deliveries through
+// pausedHooks walks the distinct webhooks of paused deliveries through
 // the partial index on them, one index probe per webhook (a loose index
 // scan), not one row per paused delivery: a webhook paused for a day can
-// hold millions, and the reconciler asks every minute.
-const strandedPaused = `
+// hold millions, and the reconciler asks every minute. A query ending in
+// a LIMIT stops the walk once it has its rows.
+const pausedHooks = `
 WITH RECURSIVE hooks AS (
     (SELECT webhook_id FROM deliveries WHERE state = 'paused' ORDER BY webhook_id LIMIT 1)
     UNION ALL
@@ -155,17 +156,26 @@ WITH RECURSIVE hooks AS (
             ORDER BY d.webhook_id LIMIT 1)
     FROM hooks h
     WHERE h.webhook_id IS NOT NULL
-)
+)`
+
+// strandedPaused lists the live, unpaused webhooks among pausedHooks.
+const strandedPaused = pausedHooks + `
 SELECT h.webhook_id
 FROM hooks h JOIN webhooks w ON w.id = h.webhook_id
-WHERE w.paused_at IS NULL
+WHERE w.paused_at IS NULL AND w.deleted_at IS NULL
 LIMIT $1`
 
-// StrandedPausedWebhooks lists up to limit webhooks that are not paused
-// but have paused deliveries (created while a resume committed): the
-// reconciler resumes them.
+// StrandedPausedWebhooks lists up to limit live webhooks that are not
+// paused but have paused deliveries (created while a resume committed):
+// the reconciler resumes them. A deleted webhook's paused deliveries are
+// never resumed (see AbandonedPausedWebhooks).
 func StrandedPausedWebhooks(ctx context.Context, db DB, limit int) ([]string, error) {
-	rows, err := db.Query(ctx, strandedPaused, limit)
+	return webhookIDs(ctx, db, strandedPaused, limit)
+}
+
+// webhookIDs runs query, which selects webhook ids, with args.
+func webhookIDs(ctx context.Context, db DB, query string, args ...any) ([]string, error) {
+	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -185,9 +195,5 @@ LIMIT $2`
 // attempt failed and that have had no successful attempt since before
 // since (nor, never having had one, since they were created).
 func AutoPauseCandidates(ctx context.Context, db DB, since time.Time, limit int) ([]string, error) {
-	rows, err := db.Query(ctx, autoPauseCandidates, since, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return webhookIDs(ctx, db, autoPauseCandidates, since, limit)
 }

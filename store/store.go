@@ -105,13 +105,14 @@ WITH deleted AS (
     RETURNING id
 ), cancelled AS (
     UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, finished_at = $2, updated_at = $2
-    WHERE webhook_id = (SELECT id FROM deleted) AND state = 'pending'
+    WHERE webhook_id = (SELECT id FROM deleted) AND state IN ('pending', 'paused')
     RETURNING id
 )
 SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM cancelled)`
 
 // DeleteWebhook soft-deletes the live webhook id and cancels its pending
-// deliveries (their jobs then finish without sending). A non-empty accountID
+// and paused deliveries, in one statement (a pending one's job then
+// finishes without sending; a paused one has none). A non-empty accountID
 // restricts it to that account's webhooks. ErrNotFound when there is no such
 // live webhook.
 func DeleteWebhook(ctx context.Context, db DB, id, accountID string, now time.Time) (cancelled int64, err error) {
