@@ -133,8 +133,8 @@ func (c *Client) UpdateWebhook(ctx context.Context, id string, p *UpdateWebhookP
 	return &out, nil
 }
 
-// DeleteWebhook deletes a webhook (softly; its pending deliveries are
-// cancelled): DELETE /v1/webhooks/{id}.
+// DeleteWebhook deletes a webhook (softly; its pending and paused
+// deliveries are cancelled): DELETE /v1/webhooks/{id}.
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	seg, err := pathID("webhook", id)
 	if err != nil {

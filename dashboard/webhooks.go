@@ -48,7 +48,7 @@ type apiPage[T any] struct {
 // fixed texts are ever shown from the query string.
 var notices = map[string]string{
 	"created":   "We successfully created your webhook.",
-	"deleted":   "Webhook deleted. Its pending deliveries were cancelled; creating the same URL again gives a new secret.",
+	"deleted":   "Webhook deleted. Its pending and paused deliveries were cancelled; creating the same URL again gives a new secret.",
 	"replayed":  "Delivery replayed: it is back on its schedule with a new generation of ten attempts.",
 	"headers":   "Custom headers saved. They are sent with every attempt from now on.",
 	"noheaders": "Custom headers removed.",

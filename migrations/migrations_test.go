@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/outbound"
 )
 
 // Migration 11 cancels the pending and paused deliveries of deleted
@@ -90,4 +92,57 @@ FROM unnest(ARRAY['wh_deleted_paused', 'wh_deleted', 'wh_live_paused']) AS w,
 	_, err = pool.Exec(ctx, string(sql))
 	require.NoError(t, err, "running it again")
 	require.Equal(t, after, states(), "running it again changes nothing")
+}
+
+// Migration 12 rewrites the message of every stored blocked_address attempt
+// to outbound.BlockedMessage (which names no address or range), in every
+// partition, and touches no other attempt; running it again changes
+// nothing.
+func TestMigration12ScrubsBlockedAddressMessages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	sql, err := os.ReadFile("012_blocked_address_message.sql")
+	require.NoError(t, err)
+	require.Contains(t, string(sql), "'"+outbound.BlockedMessage+"'", "the migration writes outbound.BlockedMessage")
+
+	today := time.Now().UTC()
+	for i, day := range []time.Time{today, today.AddDate(0, 0, -400)} {
+		_, err = pool.Exec(ctx, `
+INSERT INTO attempts (delivery_id, number, generation, scheduled_at, started_at, duration_us, status_code, error_kind, error_message, signature_t, part_day)
+VALUES ($1, 1, 1, now(), now(), 10, NULL, 'blocked_address', 'the host resolved to an address that is not allowed: it is a private network address (10.0.0.0/8)', 1, $2::date),
+       ($1, 2, 1, now(), now(), 10, NULL, 'blocked_address', NULL, 1, $2::date),
+       ($1, 3, 1, now(), now(), 10, NULL, 'dns', 'lookup failed: no such host', 1, $2::date),
+       ($1, 4, 1, now(), now(), 10, 500, 'http_status', 'the endpoint answered 500', 1, $2::date)`,
+			"dlv_m12_"+strconv.Itoa(i), day)
+		require.NoError(t, err)
+	}
+	messages := func() map[string]string {
+		rows, err := pool.Query(ctx, `SELECT delivery_id || '/' || number, coalesce(error_message, '<null>') FROM attempts`)
+		require.NoError(t, err)
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var k, v string
+			require.NoError(t, rows.Scan(&k, &v))
+			out[k] = v
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	before := messages()
+	require.Len(t, before, 8)
+	for range 2 {
+		_, err = pool.Exec(ctx, string(sql))
+		require.NoError(t, err)
+		after := messages()
+		for k, v := range before {
+			switch {
+			case strings.HasSuffix(k, "/1"), strings.HasSuffix(k, "/2"):
+				require.Equal(t, outbound.BlockedMessage, after[k], k)
+			default:
+				require.Equal(t, v, after[k], "%s is left as it was", k)
+			}
+		}
+	}
 }
