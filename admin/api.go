@@ -118,6 +118,7 @@ func (a *API) routes() []route {
 		{"GET", "/healthz", nil, a.healthz},
 		{"GET", "/readyz", nil, a.readyz},
 		{"GET", "/v1/openapi.json", nil, serveOpenAPI},
+		{"GET", "/docs", nil, serveDocs},
 		{"POST", "/v1/webhooks", scopesAccount, a.createWebhook},
 		{"GET", "/v1/webhooks", scopesAccount, a.listWebhooks},
 		{"GET", "/v1/webhooks/{id}", scopesAccount, a.getWebhook},

@@ -93,6 +93,7 @@ func TestAuthMatrix(t *testing.T) {
 		"GET /healthz":         {path: fixed("/healthz"), ok: []int{http.StatusOK}},
 		"GET /readyz":          {path: fixed("/readyz"), ok: []int{http.StatusOK}},
 		"GET /v1/openapi.json": {path: fixed("/v1/openapi.json"), ok: []int{http.StatusOK}},
+		"GET /docs":            {path: fixed("/docs"), ok: []int{http.StatusOK}},
 		"POST /v1/webhooks": {path: fixed("/v1/webhooks"),
 			body: func() string { return `{"account_id":"` + account + `","url":"` + nextURL() + `"}` },
 			ok:   []int{http.StatusCreated}, foreign: http.StatusForbidden, foreignCode: "account_not_allowed"},
