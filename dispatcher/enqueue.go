@@ -28,7 +28,35 @@ var (
 	// ErrBatchTooLarge means EnqueueMany was given more than MaxBatchSize
 	// events.
 	ErrBatchTooLarge = fmt.Errorf("a batch holds at most %d events", MaxBatchSize)
+	// ErrFanoutTooLarge means a call would create more deliveries than the
+	// Enqueuer's MaxFanout (see FanoutError). The API answers 422.
+	ErrFanoutTooLarge = errors.New("too many deliveries for one request")
 )
+
+// FanoutError is ErrFanoutTooLarge with its figures. Nothing was stored,
+// but like after any error the transaction must be rolled back (or back to
+// a savepoint taken before the call): an idempotency key may have been
+// claimed in it.
+type FanoutError struct {
+	// Deliveries is how many deliveries the call would create (from
+	// EnqueueEach: the event at Index alone).
+	Deliveries int
+	// Limit is the Enqueuer's MaxFanout.
+	Limit int
+	// Index is the event over the limit on its own (EnqueueEach), or -1
+	// when it is the call's total (Enqueue, EnqueueMany).
+	Index int
+}
+
+func (e *FanoutError) Error() string {
+	if e.Index >= 0 {
+		return fmt.Sprintf("event %d would create %d deliveries, more than the %d a request may create", e.Index, e.Deliveries, e.Limit)
+	}
+	return fmt.Sprintf("the request would create %d deliveries, more than the %d a request may create", e.Deliveries, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrFanoutTooLarge) true.
+func (e *FanoutError) Unwrap() error { return ErrFanoutTooLarge }
 
 // BatchError lists every invalid event of a batch given to EnqueueMany.
 type BatchError struct {
@@ -105,15 +133,43 @@ type EnqueuedDelivery struct {
 // Enqueuer accepts events into the outbox: Enqueue runs inside the caller's
 // transaction, so an event is sent if and only if that transaction commits.
 type Enqueuer struct {
-	river *river.Client[pgx.Tx]
-	now   func() time.Time
-	fair  *fairness
+	river     *river.Client[pgx.Tx]
+	now       func() time.Time
+	fair      *fairness
+	maxFanout int
+}
+
+// EnqueuerConfig configures an Enqueuer.
+type EnqueuerConfig struct {
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// MaxFanout, above 0, is the most deliveries one call may create
+	// (events × the live webhooks each goes to, event-type filters
+	// applied; repeats of an idempotency key create none): a call over it
+	// fails with a *FanoutError, having inserted no event, delivery or
+	// job. The count is made as the deliveries are planned, with no query
+	// of its own. The server sets WEBHOOKD_MAX_FANOUT_PER_REQUEST here for
+	// the API. Defaults to 0: no limit, which suits the transactional
+	// outbox (trusted code in the producer's transaction).
+	MaxFanout int
 }
 
 // NewEnqueuer returns an Enqueuer that inserts jobs with client. A nil client
 // makes an insert-only River client, for services that share webhookd's
 // database but run no workers. now defaults to time.Now.
 func NewEnqueuer(client *river.Client[pgx.Tx], now func() time.Time) (*Enqueuer, error) {
+	return NewEnqueuerWithConfig(client, &EnqueuerConfig{Now: now})
+}
+
+// NewEnqueuerWithConfig is NewEnqueuer with a config; a nil config means
+// the defaults.
+func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*Enqueuer, error) {
+	if cfg == nil {
+		cfg = &EnqueuerConfig{}
+	}
+	if cfg.MaxFanout < 0 {
+		return nil, fmt.Errorf("dispatcher.EnqueuerConfig: MaxFanout must be 0 (no limit) or more (got %d)", cfg.MaxFanout)
+	}
 	if client == nil {
 		var err error
 		client, err = river.NewClient(riverpgxv5.New(nil), &river.Config{SkipUnknownJobCheck: true})
@@ -121,11 +177,15 @@ func NewEnqueuer(client *river.Client[pgx.Tx], now func() time.Time) (*Enqueuer,
 			return nil, fmt.Errorf("error creating insert-only River client: %w", err)
 		}
 	}
+	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now)}, nil
+	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now), maxFanout: cfg.MaxFanout}, nil
 }
+
+// MaxFanout is the most deliveries one call may create; 0 is no limit.
+func (e *Enqueuer) MaxFanout() int { return e.maxFanout }
 
 // Resume puts every paused delivery of webhook id back on its schedule,
 // with this enqueuer's River client, in tx (see ResumePaused).
@@ -171,14 +231,15 @@ func requestHash(ev *Event, compactData []byte) []byte {
 // With an idempotency key already used for the same account and payload it
 // creates nothing and returns the original with Repeat set; with a different
 // payload it returns an error that is ErrIdempotencyKeyReused. A
-// *ValidationError names the bad field. On any error, roll tx back.
+// *ValidationError names the bad field; a *FanoutError says the event goes
+// to more webhooks than MaxFanout. On any error, roll tx back.
 func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued, error) {
 	now := e.now().UTC()
 	p, err := prepare(ev, now)
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.insert(ctx, tx, []*prepared{p}, now)
+	out, err := e.insert(ctx, tx, []*prepared{p}, now, false)
 	if err != nil {
 		return nil, err
 	}
@@ -195,8 +256,24 @@ func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued
 // Idempotency keys work per event: an event whose key was used before (or
 // earlier in the same batch) with the same payload returns the original with
 // Repeat set; one with a different payload fails the whole batch with an
-// *IdempotencyConflictError naming its index. On any error, roll tx back.
+// *IdempotencyConflictError naming its index. A batch whose deliveries
+// together exceed MaxFanout fails whole with a *FanoutError. On any error,
+// roll tx back.
 func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, error) {
+	return e.enqueueMany(ctx, tx, events, false)
+}
+
+// EnqueueEach is EnqueueMany for events of separate requests stored in one
+// transaction (the API batches concurrent POST /v1/events so): MaxFanout
+// applies to each event alone, and an event over it fails the call with a
+// *FanoutError naming its Index.
+func (e *Enqueuer) EnqueueEach(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, error) {
+	return e.enqueueMany(ctx, tx, events, true)
+}
+
+// enqueueMany is EnqueueMany, with MaxFanout applied to each event alone
+// when perEvent.
+func (e *Enqueuer) enqueueMany(ctx context.Context, tx pgx.Tx, events []*Event, perEvent bool) ([]*Enqueued, error) {
 	if len(events) > MaxBatchSize {
 		return nil, ErrBatchTooLarge
 	}
@@ -223,7 +300,7 @@ func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) 
 	if len(items) == 0 {
 		return []*Enqueued{}, nil
 	}
-	return e.insert(ctx, tx, items, now)
+	return e.insert(ctx, tx, items, now, perEvent)
 }
 
 // prepared is a validated event, ready to insert.
@@ -289,8 +366,10 @@ func linkRepeats(items []*prepared) error {
 	return nil
 }
 
-// insert stores items (validated, with in-batch repeats linked) inside tx.
-func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now time.Time) ([]*Enqueued, error) {
+// insert stores items (validated, with in-batch repeats linked) inside tx,
+// unless their deliveries exceed MaxFanout: all of them together, or when
+// perEvent any one event's.
+func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now time.Time, perEvent bool) ([]*Enqueued, error) {
 	out := make([]*Enqueued, len(items))
 
 	// Claim the idempotency keys; a key already taken makes its event a
@@ -339,18 +418,35 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 			return nil, fmt.Errorf("error listing webhooks: %w", err)
 		}
 	}
+	// Each new event's deliveries: its account's webhooks whose event-type
+	// filter takes it. Counted before anything is inserted.
+	targets := make([][]store.LiveWebhook, len(items))
+	total := 0
+	for i, p := range items {
+		if out[i] != nil || p.sameAs >= 0 {
+			continue
+		}
+		for _, w := range webhooks[p.ev.AccountID] {
+			if MatchEventType(w.EventTypes, p.ev.Type) {
+				targets[i] = append(targets[i], w)
+			}
+		}
+		if e.maxFanout > 0 && perEvent && len(targets[i]) > e.maxFanout {
+			return nil, &FanoutError{Deliveries: len(targets[i]), Limit: e.maxFanout, Index: i}
+		}
+		total += len(targets[i])
+	}
+	if e.maxFanout > 0 && !perEvent && total > e.maxFanout {
+		return nil, &FanoutError{Deliveries: total, Limit: e.maxFanout, Index: -1}
+	}
 	var params []river.InsertManyParams
 	for i, p := range items {
 		if out[i] != nil || p.sameAs >= 0 {
 			continue
 		}
-		// The account's webhooks whose event-type filter takes this event.
-		var ids []string
-		var paused []bool
-		for _, w := range webhooks[p.ev.AccountID] {
-			if MatchEventType(w.EventTypes, p.ev.Type) {
-				ids, paused = append(ids, w.ID), append(paused, w.Paused)
-			}
+		ids := make([]string, len(targets[i]))
+		for j, w := range targets[i] {
+			ids[j] = w.ID
 		}
 		ev := &store.NewEvent{
 			ID: p.id, AccountID: p.ev.AccountID, Type: p.ev.Type, Body: p.body, OccurredAt: p.occurredAt, CreatedAt: now,
@@ -369,7 +465,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		for j, webhookID := range ids {
 			ev.DeliveryIDs[j] = ident.New(ident.Delivery)
 			res.Deliveries[j] = EnqueuedDelivery{ID: ev.DeliveryIDs[j], WebhookID: webhookID}
-			if paused[j] {
+			if targets[i][j].Paused {
 				continue // created paused, with no job (JobIDs[j] stays 0)
 			}
 			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[j]}, InsertOpts: opts})
