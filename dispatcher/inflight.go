@@ -153,9 +153,7 @@ func (h *hookSlots) oldest() time.Time {
 func (f *inflight) acquire(ctx context.Context, webhookID string) bool {
 	f.mu.Lock()
 	h := f.hook(webhookID)
-	if h.n < h.limit {
-		h.n++
-		h.starts = append(h.starts, time.Now())
+	if h.takeFree() {
 		f.mu.Unlock()
 		return true
 	}
@@ -178,6 +176,25 @@ func (f *inflight) acquire(ctx context.Context, webhookID string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.leave(h, w, ctx.Err() == nil)
+}
+
+// tryAcquire takes a slot for webhookID if one is free now, never waiting
+// (a test send, answered at once either way).
+func (f *inflight) tryAcquire(webhookID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hook(webhookID).takeFree()
+}
+
+// takeFree takes one of h's slots if its cap has room. The caller holds
+// f.mu.
+func (h *hookSlots) takeFree() bool {
+	if h.n >= h.limit {
+		return false
+	}
+	h.n++
+	h.starts = append(h.starts, time.Now())
+	return true
 }
 
 // leave ends w's wait for one of h's slots, reporting whether it holds one.

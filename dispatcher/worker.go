@@ -236,6 +236,22 @@ func (w *Worker) NextRetry(job *river.Job[DeliveryArgs]) time.Time {
 	return w.cfg.Now().Add(d)
 }
 
+// TrySlot takes one of this process's slots for webhookID, the ones its
+// deliveries' attempts take (the webhook's cap, WebhookConcurrency at
+// most), if one is free now, for an attempt made outside a job (a test
+// send). release gives it back with the attempt's result, which moves the
+// webhook's cap as a delivery's attempt would. With none free, ok is false
+// and wait estimates when one frees (a second at least).
+func (w *Worker) TrySlot(webhookID string) (release func(*outbound.Result), wait time.Duration, ok bool) {
+	if !w.inflight.tryAcquire(webhookID) {
+		return nil, max(w.inflight.freeIn(webhookID, w.cfg.HTTPTimeout), time.Second), false
+	}
+	at := time.Now()
+	return func(res *outbound.Result) {
+		w.inflight.release(webhookID, time.Since(at), attemptEndOf(res))
+	}, 0, true
+}
+
 // Send makes one HTTP attempt of target, signed at start: the envelope,
 // Content-Type, Mono-Signature, Mono-Event-Id, the webhook's custom headers
 // and, when the producer gave one, a traceparent in its trace. A secret or
