@@ -64,7 +64,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 		if err != nil {
 			if !errors.Is(err, errInvalidKey) {
 				a.logger.Error("error looking up API key", zap.Error(err))
-				writeError(w, errInternal())
+				writeError(w, errInternal(err))
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
@@ -167,7 +167,7 @@ func (a *API) RequireAdmin(next http.Handler) http.Handler {
 		if err != nil {
 			if !errors.Is(err, errInvalidKey) {
 				a.logger.Error("error looking up API key", zap.Error(err))
-				writeError(w, errInternal())
+				writeError(w, errInternal(err))
 				return
 			}
 			w.Header().Set("WWW-Authenticate", challenge)

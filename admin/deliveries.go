@@ -107,7 +107,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 			return
 		case err != nil:
 			a.logger.Error("error looking up webhook", zap.String("webhook_id", f.WebhookID), zap.Error(err))
-			writeError(w, errInternal())
+			writeError(w, errInternal(err))
 			return
 		case f.AccountID != "" && f.AccountID != accountID:
 			writeJSON(w, http.StatusOK, empty)
@@ -119,7 +119,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	rows, err := store.ListDeliveries(ctx, a.pool, f, after, limit+1)
 	if err != nil {
 		a.logger.Error("error listing deliveries", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	out := listResponse[deliverySummary]{Data: make([]deliverySummary, 0, min(len(rows), limit))}

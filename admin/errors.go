@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // apiError is the one error shape every route answers with:
@@ -18,6 +19,8 @@ type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// retryAfter, when set, is sent as the Retry-After header.
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -32,6 +35,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	setRetryAfter(w, e)
 	writeJSON(w, e.Status, map[string]*apiError{"error": e})
 }
 
@@ -41,8 +45,12 @@ func errNotFound(what string) *apiError {
 	return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: what + " not found"}
 }
 
-func errInternal() *apiError {
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error; the details are in the server log"}
+// errInternal answers an unexpected error: give it the error (the
+// callers log it first) and a database that is away (store.Unavailable)
+// is answered 503 database_unavailable with Retry-After instead of 500
+// internal_error (see internalError).
+func errInternal(causes ...error) *apiError {
+	return internalError(causes)
 }
 
 // decodeJSON reads one JSON object from r's body (at most limit bytes) into

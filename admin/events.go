@@ -85,7 +85,7 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &apiError{Status: http.StatusConflict, Code: "idempotency_key_reused", Field: "idempotency_key", Message: "this idempotency key was already used for this account with a different payload"})
 		default:
 			a.logger.Error("error enqueuing event", zap.String("account_id", ev.AccountID), zap.Error(err))
-			writeError(w, errInternal())
+			writeError(w, errInternal(err))
 		}
 		return
 	}
@@ -241,7 +241,7 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 			})
 		default:
 			a.logger.Error("error enqueuing batch", zap.Int("events", len(events)), zap.Error(err))
-			writeError(w, errInternal())
+			writeError(w, errInternal(err))
 		}
 		return
 	}

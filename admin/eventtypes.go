@@ -71,7 +71,7 @@ func (a *API) listEventTypes(w http.ResponseWriter, r *http.Request) {
 	types, err := store.ListEventTypes(r.Context(), a.pool)
 	if err != nil {
 		a.logger.Error("error listing event types", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	out := make([]eventTypeView, len(types))
@@ -108,7 +108,7 @@ func (a *API) getEventType(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.logger.Error("error loading event type", zap.String("event_type", name), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, renderEventType(et))
@@ -150,7 +150,7 @@ func (a *API) createEventType(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.logger.Error("error inserting event type", zap.String("event_type", et.Type), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.catalogue.Invalidate()
@@ -223,7 +223,7 @@ func (a *API) updateEventType(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		a.logger.Error("error updating event type", zap.String("event_type", name), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.catalogue.Invalidate()
@@ -296,5 +296,5 @@ func (a *API) checkEventData(ctx context.Context, ev *dispatcher.Event) *apiErro
 			Message: "data does not match the schema of event type " + ev.Type + " at " + m.Path + ": " + m.Message}
 	}
 	a.logger.Error("error validating event data", zap.String("event_type", ev.Type), zap.Error(err))
-	return errInternal()
+	return errInternal(err)
 }

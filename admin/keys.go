@@ -153,7 +153,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.logger.Error("error creating API key", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("API key created", zap.String("key_id", created.ID), zap.String("scope", created.Scope),
@@ -178,7 +178,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 	keys, err := store.ListAPIKeys(r.Context(), a.pool, accountID, pg.before, pg.limit+1)
 	if err != nil {
 		a.logger.Error("error listing API keys", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	rows := make([]KeyView, len(keys))
@@ -198,7 +198,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 	revoked, err := store.RevokeAPIKey(r.Context(), a.pool, id, a.now().UTC())
 	if err != nil {
 		a.logger.Error("error revoking API key", zap.String("key_id", id), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	if !revoked {
@@ -370,7 +370,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		a.logger.Error("error rotating API key", zap.String("key_id", id), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("API key rotated", zap.String("key_id", id), zap.String("new_key_id", rotated.ID),

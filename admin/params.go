@@ -140,7 +140,7 @@ func (a *API) checkLoaded(r *http.Request, what string, err error, accountID fun
 		return errNotFound(what)
 	case err != nil:
 		a.logger.Error("error loading "+what, zap.String("id", r.PathValue("id")), zap.Error(err))
-		return errInternal()
+		return errInternal(err)
 	}
 	return nil
 }

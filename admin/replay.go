@@ -35,7 +35,7 @@ func (a *API) replayDelivery(w http.ResponseWriter, r *http.Request) {
 	tx, err := a.pool.Begin(ctx)
 	if err != nil {
 		a.logger.Error("error beginning transaction", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
@@ -47,18 +47,18 @@ func (a *API) replayDelivery(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.logger.Error("error replaying delivery", zap.String("delivery_id", id), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	d, err := store.GetDelivery(ctx, tx, id)
 	if err != nil {
 		a.logger.Error("error loading replayed delivery", zap.String("delivery_id", id), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	if err := tx.Commit(ctx); err != nil {
 		a.logger.Error("error committing replay", zap.String("delivery_id", id), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("delivery replayed", zap.String("delivery_id", id), zap.String("from_state", res.FromState),
@@ -151,7 +151,7 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 	tx, err := a.pool.Begin(ctx)
 	if err != nil {
 		a.logger.Error("error beginning transaction", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
@@ -167,12 +167,12 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		a.logger.Error("error starting bulk replay", zap.String("account_id", f.AccountID), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	if err := tx.Commit(ctx); err != nil {
 		a.logger.Error("error committing bulk replay", zap.String("account_id", f.AccountID), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("bulk replay started", zap.String("batch_id", batch.ID), zap.String("account_id", f.AccountID),
@@ -224,7 +224,7 @@ func (a *API) bulkReplayFilter(r *http.Request, req *bulkReplayRequest) (*store.
 		accountID, live, err := store.WebhookAccount(r.Context(), a.pool, f.WebhookID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			a.logger.Error("error looking up webhook", zap.String("webhook_id", f.WebhookID), zap.Error(err))
-			return nil, errInternal()
+			return nil, errInternal(err)
 		}
 		if errors.Is(err, store.ErrNotFound) || (f.AccountID != "" && accountID != f.AccountID) {
 			return nil, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "webhook_id", Message: "webhook not found"}

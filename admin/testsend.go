@@ -76,7 +76,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			a.logger.Error("error loading event type", zap.Error(err))
-			writeError(w, errInternal())
+			writeError(w, errInternal(err))
 			return
 		}
 		eventType, data = et.Type, et.Example
@@ -84,7 +84,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 	body, err := dispatcher.Envelope(eventType, data, now)
 	if err != nil {
 		a.logger.Error("error assembling test envelope", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 
@@ -123,7 +123,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := store.InsertTestDelivery(ctx, a.pool, ev, state, attempt, a.now()); err != nil {
 		a.logger.Error("error recording test send", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	log.Info("test event sent", zap.Int("status", res.StatusCode), zap.String("error_kind", res.ErrorKind), zap.Duration("duration", res.Duration))

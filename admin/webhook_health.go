@@ -43,7 +43,7 @@ func (a *API) getWebhookHealth(w http.ResponseWriter, r *http.Request) {
 	h, err := store.GetWebhookHealth(r.Context(), a.pool, hook.ID, a.now().Add(-webhookHealthWindow))
 	if err != nil {
 		a.logger.Error("error reading webhook health", zap.String("webhook_id", hook.ID), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, webhookHealthResponse{

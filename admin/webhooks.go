@@ -115,7 +115,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
 	if err != nil {
 		a.logger.Error("error encrypting webhook secret", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	hook := &store.Webhook{
@@ -138,7 +138,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.logger.Error("error inserting webhook", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("webhook created", zap.String("webhook_id", id), zap.String("account_id", accountID))
@@ -188,7 +188,7 @@ func (a *API) webhookHeaders(webhookID string, given *map[string]string) (*store
 	ct, keyID, err := dispatcher.EncryptHeaders(a.keys, webhookID, *given)
 	if err != nil {
 		a.logger.Error("error encrypting webhook headers", zap.Error(err))
-		return nil, errInternal()
+		return nil, errInternal(err)
 	}
 	return &store.WebhookHeaders{Names: names, Ciphertext: ct, KeyID: keyID}, nil
 }
@@ -207,7 +207,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	hooks, err := store.ListWebhooks(r.Context(), a.pool, accountID, pg.before, pg.limit+1)
 	if err != nil {
 		a.logger.Error("error listing webhooks", zap.String("account_id", accountID), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	rows := make([]webhookResponse, len(hooks))
@@ -255,7 +255,7 @@ func (a *API) revealSecret(w http.ResponseWriter, r *http.Request) {
 	secret, err := a.keys.Decrypt(hook.SecretCiphertext, hook.SecretKeyID, []byte(hook.ID))
 	if err != nil {
 		a.logger.Error("error decrypting webhook secret", zap.String("webhook_id", hook.ID), zap.String("secret_key_id", hook.SecretKeyID), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	p := principalFrom(r.Context())
@@ -265,7 +265,7 @@ func (a *API) revealSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := store.RecordSecretReveal(r.Context(), a.pool, hook.ID, keyID, a.now().UTC()); err != nil {
 		a.logger.Error("error recording secret reveal", zap.String("webhook_id", hook.ID), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("webhook secret revealed", zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID), zap.String("key_id", keyName(p)))
@@ -326,7 +326,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.logger.Error("error updating webhook", zap.String("webhook_id", id), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("webhook updated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID))
@@ -417,7 +417,7 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
 	if err != nil {
 		a.logger.Error("error encrypting webhook secret", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	var expires *time.Time
@@ -433,7 +433,7 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.logger.Error("error rotating webhook secret", zap.String("webhook_id", id), zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.logger.Info("webhook secret rotated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID), zap.Duration("overlap", overlap), zap.String("key_id", keyName(p)))
@@ -455,7 +455,7 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.logger.Error("error deleting webhook", zap.Error(err))
-		writeError(w, errInternal())
+		writeError(w, errInternal(err))
 		return
 	}
 	a.metrics.DeliveriesFinished(metrics.OutcomeCancelled, "", int(cancelled))

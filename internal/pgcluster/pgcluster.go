@@ -183,6 +183,29 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
+// Halt stops the server (pg_ctl stop -m fast) but keeps its files, so that
+// Resume can start it again on the same port: a database that goes away
+// and comes back, for tests of what clients see meanwhile.
+func (c *Cluster) Halt(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return errors.New("pgcluster: the cluster was stopped")
+	}
+	return c.pgCtlStop(ctx)
+}
+
+// Resume starts a server stopped by Halt again, on the same port, and
+// waits until it accepts connections.
+func (c *Cluster) Resume(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return errors.New("pgcluster: the cluster was stopped")
+	}
+	return c.pgCtlStart(ctx)
+}
+
 // pgCtlStop stops the server, fast (rolling back open transactions) and, if
 // that fails, immediately.
 func (c *Cluster) pgCtlStop(ctx context.Context) error {
