@@ -14,59 +14,10 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/internal/testbrowser"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
 )
-
-// chromiumPath finds Debian's chromium (or WEBHOOKD_CHROMIUM). Missing, it
-// fails the test in CI (CI=true) and skips it elsewhere, saying how to
-// install it.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("WEBHOOKD_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if info, err := os.Stat(p); err == nil && !info.IsDir() {
-			return p
-		}
-	}
-	const how = "install it with `apt-get install -y chromium` (or run .ci/install-chromium.sh), or set WEBHOOKD_CHROMIUM to a Chromium binary"
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("chromium is missing at /usr/bin/chromium and the browser test must run in CI: %s", how)
-	}
-	t.Skipf("chromium not found at /usr/bin/chromium; %s", how)
-	return ""
-}
-
-// newChromium starts a headless chromium with an empty profile; it is
-// closed at cleanup.
-func newChromium(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	return ctx
-}
 
 // screenshots is where the test writes a PNG of each view:
 // WEBHOOKD_SCREENSHOTS if set, else a temporary directory.
@@ -87,7 +38,7 @@ func screenshots(t *testing.T) string {
 // replay.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
-	ctx := newChromium(t)
+	ctx := testbrowser.New(t)
 	b := start(t)
 	dir := screenshots(t)
 
@@ -435,7 +386,7 @@ func TestBrowser(t *testing.T) {
 // dashboard-keys.png.
 func TestBrowserLifecycle(t *testing.T) {
 	t.Parallel()
-	ctx := newChromium(t)
+	ctx := testbrowser.New(t)
 	b := start(t)
 	dir := screenshots(t)
 	do := func(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/testbrowser"
 	"github.com/mono/webhookd/internal/testserver"
 )
 
@@ -35,7 +36,7 @@ const crossOriginPage = `<!doctype html><title>prize</title>
 // there; River UI's own page, in the same browser, still deletes it.
 func TestBrowserRiverUICrossOrigin(t *testing.T) {
 	t.Parallel()
-	ctx := newChromium(t)
+	ctx := testbrowser.New(t)
 	b := start(t)
 
 	job, err := b.srv.River().Insert(context.Background(), dispatcher.ReconcileArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
