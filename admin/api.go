@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"net/http"
@@ -51,6 +52,10 @@ type Config struct {
 	// Metrics counts deliveries cancelled by deleting their webhook.
 	// Optional: nil records nothing.
 	Metrics *metrics.Metrics
+	// MaxWebhooksPerAccount is the most live webhooks an account may have
+	// (WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT): one more is 422
+	// webhook_limit_reached. Defaults to MaxWebhooksPerAccountDefault (20).
+	MaxWebhooksPerAccount int
 }
 
 // API serves the HTTP routes.
@@ -63,6 +68,8 @@ type API struct {
 	logger   *zap.Logger
 	metrics  *metrics.Metrics
 	sender   Sender
+	// maxWebhooks is Config.MaxWebhooksPerAccount, defaulted.
+	maxWebhooks int
 	bodies   *semaphore.Weighted
 	// catalogue validates event data for the types that ask for it.
 	catalogue *catalogue.Catalogue
@@ -83,6 +90,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	}
 	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
 	a.enqueues = a.newEnqueueBatcher()
+	a.maxWebhooks = cmp.Or(max(cfg.MaxWebhooksPerAccount, 0), MaxWebhooksPerAccountDefault)
 	if a.policy == nil {
 		a.policy = &outbound.Policy{}
 	}

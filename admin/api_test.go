@@ -43,11 +43,20 @@ type testBundle struct {
 // at 0.001 scale (30 ms for the first retry).
 func startServer(t *testing.T, allowPrivate bool) *testBundle {
 	t.Helper()
+	return startServerWith(t, allowPrivate, nil)
+}
+
+// startServerWith is startServer with modify applied to the config last.
+func startServerWith(t *testing.T, allowPrivate bool, modify func(*server.Config)) *testBundle {
+	t.Helper()
 	started := testserver.Start(t, func(c *server.Config) {
 		c.BootstrapAdminKey = adminKey
 		c.AllowPrivateNetworks = allowPrivate
 		c.DBMaxConns = 8
 		c.MaxWorkers = 20
+		if modify != nil {
+			modify(c)
+		}
 	})
 	srv, keys := started.Server, started.Keys
 	return &testBundle{

@@ -34,9 +34,10 @@ func (a *API) newEnqueueBatcher() *batch.Batcher[*dispatcher.Event, enqueued] {
 }
 
 // enqueueEach stores events (from different requests) in one transaction.
-// An event that fails on its own, a reused idempotency key or invalid data,
-// gets its own error and the others are stored without it, in a new
-// transaction; any other error fails every event not yet stored. An event
+// An event that fails on its own (a reused idempotency key, invalid data,
+// more deliveries than a request may create) gets its own error and the
+// others are stored without it, in a new transaction; any other error
+// fails every event not yet stored. An event
 // whose idempotency key another event of the batch uses with a different
 // payload waits for a transaction after that one, so it is judged against
 // what that one stored, as it would be alone.
@@ -54,7 +55,7 @@ func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]en
 		}
 		var results []*dispatcher.Enqueued
 		err := a.enqueueTx(ctx, func(tx pgx.Tx) (err error) {
-			results, err = a.enqueuer.EnqueueMany(ctx, tx, batch)
+			results, err = a.enqueuer.EnqueueEach(ctx, tx, batch)
 			return err
 		})
 		if err == nil {
@@ -67,9 +68,13 @@ func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]en
 		var (
 			conflict *dispatcher.IdempotencyConflictError
 			invalid  *dispatcher.BatchError
+			fanout   *dispatcher.FanoutError
 			drop     []int // positions in todo answered or put off
 		)
 		switch {
+		case errors.As(err, &fanout) && fanout.Index >= 0:
+			out[todo[fanout.Index]].err = fanout
+			drop = append(drop, fanout.Index)
 		case errors.As(err, &conflict) && conflict.Earlier >= 0:
 			later = append(later, todo[conflict.Index])
 			drop = append(drop, conflict.Index)

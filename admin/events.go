@@ -83,6 +83,8 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 			writeError(w, validationError(err))
 		case errors.Is(err, dispatcher.ErrIdempotencyKeyReused):
 			writeError(w, &apiError{Status: http.StatusConflict, Code: "idempotency_key_reused", Field: "idempotency_key", Message: "this idempotency key was already used for this account with a different payload"})
+		case errors.Is(err, dispatcher.ErrFanoutTooLarge):
+			writeError(w, fanoutError(err))
 		default:
 			a.logger.Error("error enqueuing event", zap.String("account_id", ev.AccountID), zap.Error(err))
 			writeError(w, errInternal(err))
@@ -112,6 +114,17 @@ func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) error) error {
 		return fmt.Errorf("error committing: %w", err)
 	}
 	return nil
+}
+
+// fanoutError answers a request refused whole for the deliveries it would
+// create (a *dispatcher.FanoutError): 422 fanout_too_large, no field.
+func fanoutError(err error) *apiError {
+	msg := "this request would create more deliveries than a request may; nothing was stored"
+	var f *dispatcher.FanoutError
+	if errors.As(err, &f) {
+		msg = fmt.Sprintf("this request would create %d deliveries (events × the webhooks each goes to), more than the %d a request may create; nothing was stored: send fewer events per request", f.Deliveries, f.Limit)
+	}
+	return &apiError{Status: http.StatusUnprocessableEntity, Code: "fanout_too_large", Message: msg}
 }
 
 func renderEnqueued(res *dispatcher.Enqueued) eventResponse {
@@ -239,6 +252,8 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 				Code: "idempotency_key_reused", Field: "events", Message: conflictErr.Error() + "; nothing was stored",
 				Items: []batchItemFail{{Index: conflictErr.Index, Field: "idempotency_key", Code: "idempotency_key_reused", Message: conflictErr.Error()}},
 			})
+		case errors.Is(err, dispatcher.ErrFanoutTooLarge):
+			writeError(w, fanoutError(err))
 		default:
 			a.logger.Error("error enqueuing batch", zap.Int("events", len(events)), zap.Error(err))
 			writeError(w, errInternal(err))

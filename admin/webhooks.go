@@ -25,6 +25,10 @@ import (
 // DescriptionMaxLen is the longest webhook description, in characters.
 const DescriptionMaxLen = 500
 
+// MaxWebhooksPerAccountDefault is Config.MaxWebhooksPerAccount's default:
+// the most live webhooks one account may have (Stripe allows 16).
+const MaxWebhooksPerAccountDefault = 20
+
 type webhookRequest struct {
 	AccountID   *string            `json:"account_id"`
 	URL         *string            `json:"url"`
@@ -132,9 +136,13 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	if headers != nil {
 		hook.HeaderNames, hook.HeadersCiphertext, hook.HeadersKeyID = headers.Names, headers.Ciphertext, headers.KeyID
 	}
-	if err := store.InsertWebhook(r.Context(), a.pool, hook); err != nil {
+	if err := store.InsertWebhookWithin(r.Context(), a.pool, hook, a.maxWebhooks); err != nil {
 		if errors.Is(err, store.ErrDuplicateURL) {
 			writeError(w, &apiError{Status: http.StatusConflict, Code: "duplicate_url", Field: "url", Message: "this account already has a webhook with this URL; delete it first to create a new one (with a new secret)"})
+			return
+		}
+		if errors.Is(err, store.ErrWebhookLimit) {
+			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "webhook_limit_reached", Message: fmt.Sprintf("an account may have at most %d webhooks and this one has reached the limit; delete a webhook to make room for another", a.maxWebhooks)})
 			return
 		}
 		a.logger.Error("error inserting webhook", zap.Error(err))

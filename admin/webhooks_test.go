@@ -16,6 +16,7 @@ import (
 
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/server"
 )
 
 // webhookView is a webhook as GET /v1/webhooks shows it: no secret.
@@ -68,8 +69,9 @@ func TestWebhookRoutes(t *testing.T) {
 	t.Parallel()
 
 	// One server; subtests that count rows run in turn, each subtest uses
-	// accounts of its own.
-	bundle := startServer(t, false)
+	// accounts of its own. ListPagination's account has 27 webhooks, more
+	// than the default limit.
+	bundle := startServerWith(t, false, func(c *server.Config) { c.MaxWebhooksPerAccount = 30 })
 	setup := func(t *testing.T) *testBundle {
 		t.Helper()
 		return bundle

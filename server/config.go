@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/keyring"
@@ -144,6 +145,16 @@ type Config struct {
 	// X-Forwarded-Proto are believed (WEBHOOKD_TRUSTED_PROXIES). None by
 	// default.
 	TrustedProxies []netip.Prefix
+	// MaxWebhooksPerAccount is the most live webhooks one account may have
+	// (WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT). Defaults to
+	// admin.MaxWebhooksPerAccountDefault (20).
+	MaxWebhooksPerAccount int
+	// MaxFanoutPerRequest is the most deliveries one POST /v1/events or
+	// /v1/events/batch may create, events × matching webhooks
+	// (WEBHOOKD_MAX_FANOUT_PER_REQUEST); more is 422 fanout_too_large.
+	// Defaults to dispatcher.MaxBatchSize × MaxWebhooksPerAccount (20,000),
+	// so every batch within the webhook quota passes.
+	MaxFanoutPerRequest int
 }
 
 // WithDefaults returns a copy of c with every zero field defaulted.
@@ -165,6 +176,8 @@ func (c *Config) WithDefaults() *Config {
 	out.DBWait = cmp.Or(out.DBWait, DBWaitDefault)
 	out.Retention = cmp.Or(out.Retention, retention.RetentionDefault)
 	out.DeadRetention = cmp.Or(out.DeadRetention, retention.DeadRetentionDefault)
+	out.MaxWebhooksPerAccount = cmp.Or(out.MaxWebhooksPerAccount, admin.MaxWebhooksPerAccountDefault)
+	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, dispatcher.MaxBatchSize*out.MaxWebhooksPerAccount)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true
 	}
@@ -211,6 +224,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := forwarded.ParsePublicURL(c.PublicURL); err != nil {
 		return fmt.Errorf("WEBHOOKD_PUBLIC_URL: %w", err)
+	}
+	if c.MaxWebhooksPerAccount < 1 {
+		return fmt.Errorf("WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT must be at least 1 (got %d)", c.MaxWebhooksPerAccount)
+	}
+	if c.MaxFanoutPerRequest < 1 {
+		return fmt.Errorf("WEBHOOKD_MAX_FANOUT_PER_REQUEST must be at least 1, or 0 for the default (got %d)", c.MaxFanoutPerRequest)
 	}
 	return (&retention.Config{Retention: c.Retention, DeadRetention: c.DeadRetention}).Validate()
 }

@@ -227,13 +227,16 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("error creating River client: %w", err)
 	}
-	enqueuer, err := dispatcher.NewEnqueuer(riverClient, nil)
+	// The API's requests are bounded in deliveries (events × webhooks);
+	// the outbox's Enqueue in a producer's own code is not, by default.
+	enqueuer, err := dispatcher.NewEnqueuerWithConfig(riverClient, &dispatcher.EnqueuerConfig{MaxFanout: cfg.MaxFanoutPerRequest})
 	if err != nil {
 		return nil, err
 	}
 	api, err := admin.New(pool, enqueuer, keys, &admin.Config{
 		BootstrapAdminKey: cfg.BootstrapAdminKey, Policy: policy, Logger: logger.Named("api"),
 		Metrics: m, Sender: worker, Now: cfg.Now,
+		MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount,
 	})
 	if err != nil {
 		return nil, err

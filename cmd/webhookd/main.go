@@ -34,6 +34,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	adminapi "github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/bench"
 	"github.com/mono/webhookd/demo"
 	"github.com/mono/webhookd/dispatcher"
@@ -319,6 +320,8 @@ func serverSettings(s *settings, cfg *server.Config) {
 		}
 		return nil
 	})
+	s.integer("max-webhooks-per-account", "WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT", strconv.Itoa(adminapi.MaxWebhooksPerAccountDefault), "live webhooks one account may have", &cfg.MaxWebhooksPerAccount)
+	s.integer("max-fanout-per-request", "WEBHOOKD_MAX_FANOUT_PER_REQUEST", "0", "deliveries (events × webhooks) one POST /v1/events or /v1/events/batch may create (0: 1000 × max-webhooks-per-account)", &cfg.MaxFanoutPerRequest)
 	s.roles(cfg)
 	s.parsers = append(s.parsers, func() error {
 		cfg.Addr, cfg.EncryptionKey, cfg.BootstrapAdminKey = *addr, *key, *admin

@@ -297,6 +297,8 @@ func TestServeBadConfig(t *testing.T) {
 		{"FTPPublicURL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_PUBLIC_URL=ftp://webhooks.example.com"}, `WEBHOOKD_PUBLIC_URL (-public-url): "ftp://webhooks.example.com" is not an absolute http or https URL`},
 		{"BadTrustedProxies", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TRUSTED_PROXIES=10.0.0.0/8,10.1.0.0/99"}, `WEBHOOKD_TRUSTED_PROXIES (-trusted-proxies): "10.1.0.0/99" is not a CIDR`},
 		{"ZeroReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=0s"}, "WEBHOOKD_REPLAY_SPACING"},
+		{"BadMaxWebhooks", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT=twenty"}, `WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT (-max-webhooks-per-account): "twenty" is not a whole number >= 0`},
+		{"NegativeMaxFanout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_FANOUT_PER_REQUEST=-1"}, `WEBHOOKD_MAX_FANOUT_PER_REQUEST (-max-fanout-per-request): "-1" is not a whole number >= 0`},
 	}
 	// A metrics port that is taken.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
