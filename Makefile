@@ -45,6 +45,14 @@ bench-go: ## Run the go test benchmarks (the 1M-delivery listing benchmark among
 compose-check: ## Validate docker-compose.yml
 	@if command -v docker-compose >/dev/null 2>&1; then docker-compose config -q; else docker compose config -q; fi
 
+.PHONY: deploy-tools
+deploy-tools: ## Install what deploy-check needs: helm (pinned, from the Go module proxy), promtool, docker-compose
+	.ci/install-deploy-tools.sh
+
+.PHONY: deploy-check
+deploy-check: ## Lint and render the Helm chart and check it, unit-test the alert rules, check the Grafana dashboard (deploy/)
+	$(GO) test -count=1 -v ./deploy
+
 .PHONY: drill
 drill: ## Run the full reliability drills and print their table (see RELIABILITY.md)
 	$(PGTMP) $(GO) test -count=1 -v -timeout 60m -run '^TestDrill$$' ./drill -args -drill.full

@@ -158,7 +158,8 @@ func New(db store.DB, cfg *Config) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if db != nil {
-		m.registry.MustRegister(newPendingCollector(db, cfg))
+		pending := newPendingCollector(db, cfg)
+		m.registry.MustRegister(pending, newRiverQueueCollector(db, cfg, pending.errors))
 	}
 	return m
 }
