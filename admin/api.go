@@ -17,6 +17,7 @@ import (
 	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/batch"
+	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
@@ -52,6 +53,45 @@ type Config struct {
 	// Metrics counts deliveries cancelled by deleting their webhook.
 	// Optional: nil records nothing.
 	Metrics *metrics.Metrics
+	// ManagementRate is the budget of each account and events:write key on
+	// the management routes (every route but event intake, health and
+	// docs), per process (WEBHOOKD_RATE_LIMIT_MANAGEMENT). Over it: 429
+	// rate_limited with Retry-After. Defaults to ManagementRateDefault (50
+	// requests a second, burst 100); RateOff is no limit.
+	ManagementRate Rate
+	// ManagementRateAdmin is the same budget of each admin key
+	// (WEBHOOKD_RATE_LIMIT_MANAGEMENT_ADMIN). Defaults to
+	// ManagementRateAdminDefault: no limit.
+	ManagementRateAdmin Rate
+	// IntakeRateAccount, IntakeRateAdmin and IntakeRateEventsWrite are the
+	// event-intake budgets (POST /v1/events and /v1/events/batch) of each
+	// key of that scope, per process, counted in events: a batch of 1,000
+	// takes 1,000 (WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT, _ADMIN,
+	// _EVENTS_WRITE). Default to IntakeRateDefault: no limit.
+	IntakeRateAccount     Rate
+	IntakeRateAdmin       Rate
+	IntakeRateEventsWrite Rate
+	// AuthFailureLimit is how many failed API keys one client address (an
+	// IPv6 address by its /64) may present within AuthFailureWindow; its
+	// further requests with a failing key are answered 429 auth_throttled
+	// for AuthFailureBlock, while a valid key still works
+	// (WEBHOOKD_AUTH_FAILURE_LIMIT). Defaults to AuthFailureLimitDefault
+	// (20); negative: no throttling (failures are still counted and logged).
+	AuthFailureLimit int
+	// Trust says which proxies' X-Forwarded-For gives the client address
+	// (WEBHOOKD_TRUSTED_PROXIES). Defaults to none: the peer's address.
+	Trust *forwarded.Trust
+	// BodyBudgetPerKey is the most of BodyBudget one key's bodies may hold
+	// at once (WEBHOOKD_BODY_BUDGET_PER_KEY); past it the key's request
+	// waits BodyBudgetWait, then gets 429 rate_limited. Defaults to a
+	// BodyBudgetKeyShare-th (a quarter) of BodyBudget; never less than
+	// BatchBodyLimit.
+	BodyBudgetPerKey int64
+	// BodyMinRate is the slowest a request body may arrive, in bytes a
+	// second, after BodyMinRateGrace (WEBHOOKD_BODY_MIN_RATE); slower is
+	// cut with 408 body_too_slow. Defaults to BodyMinRateDefault (64 KiB/s);
+	// negative: no minimum.
+	BodyMinRate int64
 	// MaxWebhooksPerAccount is the most live webhooks an account may have
 	// (WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT): one more is 422
 	// webhook_limit_reached. Defaults to MaxWebhooksPerAccountDefault (20).
@@ -70,7 +110,17 @@ type API struct {
 	sender   Sender
 	// maxWebhooks is Config.MaxWebhooksPerAccount, defaulted.
 	maxWebhooks int
-	bodies   *semaphore.Weighted
+	bodies      *semaphore.Weighted
+	// bodyShares bounds each key's share of bodies; bodyMinRate is
+	// Config.BodyMinRate, defaulted (0: none).
+	bodyShares  *bodyShares
+	bodyMinRate int64
+	// limiter holds the token buckets of rates; authFailures throttles
+	// failing keys per client address, found through trust.
+	limiter      *limiter
+	rates        rates
+	authFailures *authFailures
+	trust        *forwarded.Trust
 	// catalogue validates event data for the types that ask for it.
 	catalogue *catalogue.Catalogue
 	adminKey  [32]byte
@@ -90,6 +140,9 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	}
 	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
 	a.enqueues = a.newEnqueueBatcher()
+	a.bodyShares = newBodyShares(cfg.BodyBudget, cfg.BodyBudgetPerKey)
+	a.bodyMinRate = cmp.Or(cfg.BodyMinRate, BodyMinRateDefault)
+	a.rates, a.trust = newRates(cfg), cfg.Trust
 	a.maxWebhooks = cmp.Or(max(cfg.MaxWebhooksPerAccount, 0), MaxWebhooksPerAccountDefault)
 	if a.policy == nil {
 		a.policy = &outbound.Policy{}
@@ -100,6 +153,8 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	if a.logger == nil {
 		a.logger = zap.NewNop()
 	}
+	a.limiter = newLimiter(a.now)
+	a.authFailures = newAuthFailures(cmp.Or(cfg.AuthFailureLimit, AuthFailureLimitDefault), a.now, a.logger.Named("auth"))
 	a.catalogue = catalogue.New(pool, &catalogue.Config{Now: a.now, Logger: a.logger})
 	if cfg.BootstrapAdminKey != "" {
 		a.adminKey = sha256.Sum256([]byte(cfg.BootstrapAdminKey))
@@ -161,12 +216,12 @@ func (a *API) routes() []route {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.routes() {
-		var h http.Handler = rt.handler
+		var h http.Handler = a.withBatchIntake(rt, rt.handler)
 		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
 			h = a.withBodyBudget(bodyLimit(rt), h)
 		}
 		if rt.scopes != nil {
-			h = a.auth(rt.scopes, h.ServeHTTP)
+			h = a.auth(rt.scopes, a.withRateLimit(rt, h).ServeHTTP)
 		}
 		mux.Handle(rt.method+" "+rt.pattern, h)
 	}

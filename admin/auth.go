@@ -56,8 +56,10 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		raw = strings.TrimSpace(raw)
 		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
+			a.refuseKey(w, r, authMissing, func() {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd"`)
+				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
+			})
 			return
 		}
 		p, err := a.authenticate(r.Context(), raw)
@@ -67,8 +69,10 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 				writeError(w, errInternal(err))
 				return
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
+			a.refuseKey(w, r, reasonOf(err), func() {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
+				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
+			})
 			return
 		}
 		allowed := false
@@ -111,17 +115,17 @@ func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) 
 		return &Principal{Scope: store.ScopeAdmin}, nil
 	}
 	if !apikey.LooksLikeKey(raw) {
-		return nil, errInvalidKey
+		return nil, &invalidKeyError{reason: authMalformed}
 	}
 	k, err := store.GetAPIKeyByHash(ctx, a.pool, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errInvalidKey
+		return nil, &invalidKeyError{reason: authUnknown}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if k.RevokedAt != nil {
-		return nil, errInvalidKey
+		return nil, &invalidKeyError{reason: authRevoked}
 	}
 	now := a.now()
 	// A rotated key works until expires_at, and never from then on.
@@ -159,8 +163,10 @@ func (a *API) RequireAdmin(next http.Handler) http.Handler {
 			raw = password
 		}
 		if raw == "" {
-			w.Header().Set("WWW-Authenticate", challenge)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "the admin API key is required: send Authorization: Bearer <key>, or Basic authentication with the key as the password"})
+			a.refuseKey(w, r, authMissing, func() {
+				w.Header().Set("WWW-Authenticate", challenge)
+				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "the admin API key is required: send Authorization: Bearer <key>, or Basic authentication with the key as the password"})
+			})
 			return
 		}
 		p, err := a.authenticate(r.Context(), raw)
@@ -170,8 +176,10 @@ func (a *API) RequireAdmin(next http.Handler) http.Handler {
 				writeError(w, errInternal(err))
 				return
 			}
-			w.Header().Set("WWW-Authenticate", challenge)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
+			a.refuseKey(w, r, reasonOf(err), func() {
+				w.Header().Set("WWW-Authenticate", challenge)
+				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
+			})
 			return
 		}
 		if p.Scope != store.ScopeAdmin {

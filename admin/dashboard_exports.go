@@ -38,14 +38,15 @@ func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 // sessions). It never reads Authorization: each request must carry a
 // Principal set with WithPrincipal, and one without is refused with 401,
 // so the handler is useless if mounted on a listener by mistake. Each
-// route's scopes apply as in Handler. Answers are the API's JSON.
+// route's scopes and rate limits apply as in Handler: the dashboard's
+// calls count against the signed-in key. Answers are the API's JSON.
 func (a *API) InProcessHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.routes() {
 		if rt.scopes == nil {
 			continue
 		}
-		scopes, handler := rt.scopes, rt.handler
+		scopes, handler := rt.scopes, a.withRateLimit(rt, a.withBatchIntake(rt, rt.handler)).ServeHTTP
 		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			p := principalFrom(r.Context())
 			if p == nil {

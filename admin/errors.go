@@ -105,6 +105,8 @@ func jsonError(err error, limit int64) *apiError {
 		typeErr   *json.UnmarshalTypeError
 	)
 	switch {
+	case errors.Is(err, errBodyTooSlow):
+		return &apiError{Status: http.StatusRequestTimeout, Code: "body_too_slow", Message: "the request body arrived too slowly: " + err.Error()}
 	case errors.As(err, &maxErr):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", limit)}
 	case errors.Is(err, io.EOF):

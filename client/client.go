@@ -2,7 +2,9 @@
 // don't share webhookd's database: typed methods for every route, an
 // idempotency key generated for every enqueue unless one is given, and
 // bounded retries (with exponential backoff) of network errors, 429 and 5xx
-// answers, never of other 4xx answers.
+// answers, never of other 4xx answers. A 429 or 503 with Retry-After is
+// retried no sooner than it asks (up to RetryMaxInterval), and not at all
+// when the context would end first: the error's RetryAfter says when.
 //
 //	c, err := client.New("https://webhookd.internal", os.Getenv("WEBHOOKD_API_KEY"), nil)
 //	ev, err := c.SendEvent(ctx, &client.EventParams{AccountID: "acct_1", Type: "payment.succeeded", Data: payment})
@@ -171,8 +173,14 @@ func (c *Client) do(ctx context.Context, req *request, out any) (int, error) {
 		if wait == backoff.Stop {
 			return status, err
 		}
+		// The server's Retry-After (a 429 over a rate limit, a 503 while
+		// busy) wins over a shorter backoff, up to RetryMaxInterval; a
+		// wait the context would not outlast is not waited for.
 		if retryAfter > wait {
 			wait = min(retryAfter, RetryMaxInterval)
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			return status, err
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -226,7 +234,9 @@ func (c *Client) attempt(ctx context.Context, req *request, payload []byte) (sta
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp.StatusCode, body, 0, nil
 	}
-	return resp.StatusCode, body, parseRetryAfter(resp.Header.Get("Retry-After")), newAPIError(resp.StatusCode, body)
+	apiErr := newAPIError(resp.StatusCode, body)
+	apiErr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	return resp.StatusCode, body, apiErr.RetryAfter, apiErr
 }
 
 // networkError is a request that got no complete answer.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // APIError is an answer other than 2xx, as the API describes it:
@@ -22,6 +23,9 @@ type APIError struct {
 	Field string `json:"field,omitempty"`
 	// Items lists the bad events of a refused batch (SendEvents).
 	Items []ItemError `json:"items,omitempty"`
+	// RetryAfter is the answer's Retry-After (a 429 or a 503): how long
+	// the server asks to wait before trying again; 0 when it gave none.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // ItemError is what is wrong with one event of a batch.

@@ -94,6 +94,8 @@ type Metrics struct {
 	webhookPauses      *prometheus.CounterVec
 	bulkWaits          prometheus.Counter
 	bulkWaitSeconds    prometheus.Counter
+	rateLimited        *prometheus.CounterVec
+	authFailures       *prometheus.CounterVec
 
 	eventTypes eventTypes
 }
@@ -143,6 +145,14 @@ func New(db store.DB, cfg *Config) *Metrics {
 			Name: "webhookd_bulk_gate_wait_seconds_total",
 			Help: "Time backlogged bulk deliveries spent waiting for other accounts' live traffic.",
 		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhookd_rate_limited_total",
+			Help: "Requests answered 429 because an API key was over a limit, by the key's scope (admin, account, events:write) and budget (management, intake, body).",
+		}, []string{"scope", "budget"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhookd_auth_failures_total",
+			Help: "Requests refused for their API key, by reason (missing, malformed, unknown, revoked, expired); throttled counts those refused 429 because their client address failed too often.",
+		}, []string{"reason"}),
 	}
 	scaleNotOne := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "webhookd_retry_scale_not_one",
@@ -154,6 +164,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	m.registry.MustRegister(
 		m.deliveriesFinished, m.attempts, m.attemptDuration, m.firstAttemptDelay,
 		m.retryLateness, m.reconcilerFixed, m.webhookPauses, m.bulkWaits, m.bulkWaitSeconds, scaleNotOne,
+		m.rateLimited, m.authFailures,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -242,6 +253,24 @@ func (m *Metrics) WebhookPause(action, reason string) {
 		return
 	}
 	m.webhookPauses.WithLabelValues(action, reason).Inc()
+}
+
+// RateLimited counts a request refused 429 for a key of scope over budget
+// ("management", "intake" or "body").
+func (m *Metrics) RateLimited(scope, budget string) {
+	if m == nil {
+		return
+	}
+	m.rateLimited.WithLabelValues(scope, budget).Inc()
+}
+
+// AuthFailure counts a request refused for its API key, for reason
+// ("missing", "malformed", "unknown", "revoked", "expired" or "throttled").
+func (m *Metrics) AuthFailure(reason string) {
+	if m == nil {
+		return
+	}
+	m.authFailures.WithLabelValues(reason).Inc()
 }
 
 // StatusClass is the status_class label of an HTTP status: "2xx" to "5xx",

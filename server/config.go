@@ -145,6 +145,38 @@ type Config struct {
 	// X-Forwarded-Proto are believed (WEBHOOKD_TRUSTED_PROXIES). None by
 	// default.
 	TrustedProxies []netip.Prefix
+	// RateLimitManagement is each account (and events:write) key's budget
+	// on the management routes, per process
+	// (WEBHOOKD_RATE_LIMIT_MANAGEMENT). Defaults to
+	// admin.ManagementRateDefault (50/s, burst 100); admin.RateOff: none.
+	RateLimitManagement admin.Rate
+	// RateLimitManagementAdmin is each admin key's management budget
+	// (WEBHOOKD_RATE_LIMIT_MANAGEMENT_ADMIN). Defaults to none.
+	RateLimitManagementAdmin admin.Rate
+	// RateLimitIntakeAccount, RateLimitIntakeAdmin and
+	// RateLimitIntakeEventsWrite are each key's event-intake budget by
+	// scope, counted in events, per process
+	// (WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT, _ADMIN, _EVENTS_WRITE).
+	// Default to none.
+	RateLimitIntakeAccount     admin.Rate
+	RateLimitIntakeAdmin       admin.Rate
+	RateLimitIntakeEventsWrite admin.Rate
+	// AuthFailureLimit is how many failed keys a client address may present
+	// in a minute before its failing requests get 429 for a minute
+	// (WEBHOOKD_AUTH_FAILURE_LIMIT). Defaults to
+	// admin.AuthFailureLimitDefault (20); negative: no throttling.
+	AuthFailureLimit int
+	// BodyBudget bounds the bytes of request bodies read at once by the
+	// API (WEBHOOKD_BODY_BUDGET). Defaults to admin.BodyBudgetDefault
+	// (32 MiB); at least admin.BatchBodyLimit.
+	BodyBudget int64
+	// BodyBudgetPerKey is the most of it one key may hold
+	// (WEBHOOKD_BODY_BUDGET_PER_KEY). Defaults to a quarter of BodyBudget.
+	BodyBudgetPerKey int64
+	// BodyMinRate is the slowest a request body may arrive after its first
+	// second, in bytes a second (WEBHOOKD_BODY_MIN_RATE). Defaults to
+	// admin.BodyMinRateDefault (64 KiB/s); negative: no minimum.
+	BodyMinRate int64
 	// MaxWebhooksPerAccount is the most live webhooks one account may have
 	// (WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT). Defaults to
 	// admin.MaxWebhooksPerAccountDefault (20).
@@ -230,6 +262,26 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFanoutPerRequest < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_FANOUT_PER_REQUEST must be at least 1, or 0 for the default (got %d)", c.MaxFanoutPerRequest)
+	}
+	for _, r := range []struct {
+		env  string
+		rate admin.Rate
+	}{
+		{"WEBHOOKD_RATE_LIMIT_MANAGEMENT", c.RateLimitManagement},
+		{"WEBHOOKD_RATE_LIMIT_MANAGEMENT_ADMIN", c.RateLimitManagementAdmin},
+		{"WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT", c.RateLimitIntakeAccount},
+		{"WEBHOOKD_RATE_LIMIT_INTAKE_ADMIN", c.RateLimitIntakeAdmin},
+		{"WEBHOOKD_RATE_LIMIT_INTAKE_EVENTS_WRITE", c.RateLimitIntakeEventsWrite},
+	} {
+		if r.rate.PerSecond > 0 && r.rate.Burst < 1 {
+			return fmt.Errorf("%s: the burst must be at least 1 (got %s)", r.env, r.rate)
+		}
+	}
+	if c.BodyBudget != 0 && c.BodyBudget < admin.BatchBodyLimit {
+		return fmt.Errorf("WEBHOOKD_BODY_BUDGET must be at least %d bytes, one largest batch (got %d)", admin.BatchBodyLimit, c.BodyBudget)
+	}
+	if c.BodyBudgetPerKey < 0 || c.BodyBudgetPerKey > max(c.BodyBudget, admin.BodyBudgetDefault) {
+		return fmt.Errorf("WEBHOOKD_BODY_BUDGET_PER_KEY must be from 0 (a quarter of WEBHOOKD_BODY_BUDGET) to WEBHOOKD_BODY_BUDGET (got %d)", c.BodyBudgetPerKey)
 	}
 	return (&retention.Config{Retention: c.Retention, DeadRetention: c.DeadRetention}).Validate()
 }

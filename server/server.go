@@ -65,6 +65,10 @@ type Server struct {
 	healthDone chan struct{}
 }
 
+// BootstrapAdminKeyMinLen is the shortest bootstrap admin key New accepts
+// without a warning; a later release will refuse shorter ones.
+const BootstrapAdminKeyMinLen = 32
+
 // prewarmShare is the share of the pool New opens ahead: a quarter, 10 of
 // the default 40, about what the API and River hold at a few thousand
 // events a second.
@@ -100,6 +104,11 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		return nil, fmt.Errorf("WEBHOOKD_PUBLIC_URL: %w", err)
 	}
 	trust := &forwarded.Trust{PublicURL: publicURL, Proxies: cfg.TrustedProxies}
+	if n := len(cfg.BootstrapAdminKey); n > 0 && n < BootstrapAdminKeyMinLen {
+		// Accepted for now; a later release refuses it.
+		logger.Warn("WEBHOOKD_BOOTSTRAP_ADMIN_KEY is shorter than 32 characters: a later release will refuse it; generate one with `openssl rand -base64 32`",
+			zap.Int("length", n))
+	}
 	if cfg.AllowPrivateNetworks {
 		logger.Warn("private networks are allowed as webhook targets: development and tests only")
 	}
@@ -236,6 +245,10 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	api, err := admin.New(pool, enqueuer, keys, &admin.Config{
 		BootstrapAdminKey: cfg.BootstrapAdminKey, Policy: policy, Logger: logger.Named("api"),
 		Metrics: m, Sender: worker, Now: cfg.Now,
+		ManagementRate: cfg.RateLimitManagement, ManagementRateAdmin: cfg.RateLimitManagementAdmin,
+		IntakeRateAccount: cfg.RateLimitIntakeAccount, IntakeRateAdmin: cfg.RateLimitIntakeAdmin,
+		IntakeRateEventsWrite: cfg.RateLimitIntakeEventsWrite, AuthFailureLimit: cfg.AuthFailureLimit, Trust: trust,
+		BodyBudget: cfg.BodyBudget, BodyBudgetPerKey: cfg.BodyBudgetPerKey, BodyMinRate: cfg.BodyMinRate,
 		MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount,
 	})
 	if err != nil {

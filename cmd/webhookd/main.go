@@ -322,6 +322,35 @@ func serverSettings(s *settings, cfg *server.Config) {
 	})
 	s.integer("max-webhooks-per-account", "WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT", strconv.Itoa(adminapi.MaxWebhooksPerAccountDefault), "live webhooks one account may have", &cfg.MaxWebhooksPerAccount)
 	s.integer("max-fanout-per-request", "WEBHOOKD_MAX_FANOUT_PER_REQUEST", "0", "deliveries (events × webhooks) one POST /v1/events or /v1/events/batch may create (0: 1000 × max-webhooks-per-account)", &cfg.MaxFanoutPerRequest)
+	s.rate("rate-limit-management", "WEBHOOKD_RATE_LIMIT_MANAGEMENT", adminapi.ManagementRateDefault.String(), "each account key's management requests per process, such as 50/s,burst=100 (off: none)", &cfg.RateLimitManagement)
+	s.rate("rate-limit-management-admin", "WEBHOOKD_RATE_LIMIT_MANAGEMENT_ADMIN", "off", "each admin key's management requests per process (off: none)", &cfg.RateLimitManagementAdmin)
+	s.rate("rate-limit-intake-account", "WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT", "off", "events each account key may post per process, such as 1000/s,burst=2000 (off: none)", &cfg.RateLimitIntakeAccount)
+	s.rate("rate-limit-intake-admin", "WEBHOOKD_RATE_LIMIT_INTAKE_ADMIN", "off", "events each admin key may post per process (off: none)", &cfg.RateLimitIntakeAdmin)
+	s.rate("rate-limit-intake-events-write", "WEBHOOKD_RATE_LIMIT_INTAKE_EVENTS_WRITE", "off", "events each events:write key may post per process (off: none)", &cfg.RateLimitIntakeEventsWrite)
+	authFailures := s.str("auth-failure-limit", "WEBHOOKD_AUTH_FAILURE_LIMIT", strconv.Itoa(adminapi.AuthFailureLimitDefault), "failed API keys a client address may present in a minute before its failing requests get 429 for a minute (off: no throttling)")
+	s.parsers = append(s.parsers, func() error {
+		n, err := parseOffOrCount(*authFailures)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%s: %q is neither off nor a whole number >= 1", s.where("auth-failure-limit"), *authFailures)
+		}
+		cfg.AuthFailureLimit = n
+		return nil
+	})
+	s.size("body-budget", "WEBHOOKD_BODY_BUDGET", "32MiB", "bytes of request bodies read at once per process", &cfg.BodyBudget)
+	s.size("body-budget-per-key", "WEBHOOKD_BODY_BUDGET_PER_KEY", "0", "most of the body budget one API key may hold (0: a quarter of it)", &cfg.BodyBudgetPerKey)
+	minRate := s.str("body-min-rate", "WEBHOOKD_BODY_MIN_RATE", "64KiB", "slowest a request body may arrive after its first second, per second (off: no minimum)")
+	s.parsers = append(s.parsers, func() error {
+		if strings.TrimSpace(*minRate) == "off" {
+			cfg.BodyMinRate = -1
+			return nil
+		}
+		n, err := parseSize(*minRate)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%s: %q is neither off nor a size such as 64KiB", s.where("body-min-rate"), *minRate)
+		}
+		cfg.BodyMinRate = n
+		return nil
+	})
 	s.roles(cfg)
 	s.parsers = append(s.parsers, func() error {
 		cfg.Addr, cfg.EncryptionKey, cfg.BootstrapAdminKey = *addr, *key, *admin
@@ -332,6 +361,61 @@ func serverSettings(s *settings, cfg *server.Config) {
 }
 
 func dur(d time.Duration) string { return d.String() }
+
+// rate binds a rate setting (adminapi.ParseRate: off, or such as
+// 50/s,burst=100) to dst.
+func (s *settings) rate(flagName, env, def, help string, dst *adminapi.Rate) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() (err error) {
+		if *dst, err = adminapi.ParseRate(*raw); err != nil {
+			return fmt.Errorf("%s: %w", s.where(flagName), err)
+		}
+		return nil
+	})
+}
+
+// size binds a size setting in bytes (a whole number, or with a KiB, MiB
+// or GiB suffix) to dst.
+func (s *settings) size(flagName, env, def, help string, dst *int64) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() (err error) {
+		if *dst, err = parseSize(*raw); err != nil {
+			return fmt.Errorf("%s: %q is not a size in bytes such as 65536, 64KiB or 32MiB", s.where(flagName), *raw)
+		}
+		return nil
+	})
+}
+
+// parseSize reads a whole number of bytes, optionally with a KiB, MiB or
+// GiB suffix.
+func parseSize(raw string) (int64, error) {
+	raw = strings.TrimSpace(raw)
+	unit := int64(1)
+	for suffix, u := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(raw, suffix) {
+			raw, unit = strings.TrimSpace(strings.TrimSuffix(raw, suffix)), u
+			break
+		}
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/unit {
+		return 0, fmt.Errorf("%q is not a size", raw)
+	}
+	return n * unit, nil
+}
+
+// parseOffOrCount reads "off" (-1) or a whole number >= 0.
+func parseOffOrCount(raw string) (int, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "off" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is neither off nor a whole number >= 0", raw)
+	}
+	return n, nil
+}
 
 // roles binds WEBHOOKD_ROLES (a comma-separated list of api and worker,
 // default both) and the -api and -worker flags to cfg.API and cfg.Worker.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/server"
@@ -30,6 +32,12 @@ type Server struct {
 // max_connections). modify may change the config first.
 func Start(t testing.TB, modify func(*server.Config)) *Server {
 	t.Helper()
+	return StartWithLogger(t, nil, modify)
+}
+
+// StartWithLogger is Start with the server logging to logger (nil: no log).
+func StartWithLogger(t testing.TB, logger *zap.Logger, modify func(*server.Config)) *Server {
+	t.Helper()
 	ctx := context.Background()
 	cfg := &server.Config{
 		DatabaseURL:          testdb.NewURL(t),
@@ -51,7 +59,7 @@ func Start(t testing.TB, modify func(*server.Config)) *Server {
 	if err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	srv, err := server.New(ctx, cfg, nil)
+	srv, err := server.New(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("testserver: error creating the server: %v", err)
 	}
