@@ -105,6 +105,7 @@ func TestDashboard(t *testing.T) {
 		"Pending deliveries":    "webhookd_pending_deliveries",
 		"Oldest due delivery":   "webhookd_oldest_due_pending_age_seconds",
 		"Webhook pauses":        "webhookd_webhook_pauses_total",
+		"Rate limiting":         "webhookd_rate_limited_total",
 		"River queue by state":  "webhookd_river_jobs",
 	} {
 		p, ok := byTitle[title]
