@@ -204,6 +204,7 @@ func (a *API) routes() []route {
 		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery},
 		{"POST", "/v1/deliveries/replay", scopesAccount, a.replayDeliveries},
 		{"GET", "/v1/replays/{id}", scopesAccount, a.getReplayBatch},
+		{"GET", "/v1/limits", scopesAccount, a.getLimits},
 		{"GET", "/v1/event-types", scopesEvents, a.listEventTypes},
 		{"GET", "/v1/event-types/{type}", scopesEvents, a.getEventType},
 		{"POST", "/v1/event-types", scopesAdmin, a.createEventType},

@@ -137,6 +137,8 @@ func TestAuthMatrix(t *testing.T) {
 		"POST /v1/deliveries/replay": {path: fixed("/v1/deliveries/replay"), body: fixedBody(`{"webhook_id":"` + hook.ID + `"}`),
 			ok: []int{http.StatusAccepted}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"GET /v1/replays/{id}": {path: fixed("/v1/replays/" + batch.ID), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
+		"GET /v1/limits": {path: fixed("/v1/limits?account_id=" + account),
+			ok: []int{http.StatusOK}, foreign: http.StatusForbidden, foreignCode: "account_not_allowed"},
 		// The event catalogue is the same for every account.
 		"GET /v1/event-types":        {path: fixed("/v1/event-types"), ok: []int{http.StatusOK}, foreign: http.StatusOK},
 		"GET /v1/event-types/{type}": {path: fixed("/v1/event-types/bank_transfer_approved"), ok: []int{http.StatusOK}, foreign: http.StatusOK},

@@ -109,8 +109,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			} else {
 				require.Equal(t, []map[string][]string{{"bearerAuth": {}}}, *op.Security)
 				require.Equal(t, rt.Scopes, op.Scopes, "%s: x-scopes", key)
+				// 429: the key's rate limits and the failed-key throttle;
 				// 503: a database that is away (database_unavailable).
-				for _, status := range []string{"401", "403", "503"} {
+				for _, status := range []string{"401", "403", "429", "503"} {
 					require.Contains(t, op.Responses, status, "%s", key)
 				}
 			}

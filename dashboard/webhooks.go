@@ -131,6 +131,8 @@ type webhooksData struct {
 	Webhooks     []webhookRow
 	NextCursor   string
 	Created      string
+	// Limits are the account's and the signed-in key's (GET /v1/limits).
+	Limits *apiLimits
 }
 
 // accountParam is the account a page acts on: an account key's own, or
@@ -193,6 +195,11 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 	}
 	if page.NextCursor != nil {
 		data.NextCursor = *page.NextCursor
+	}
+	data.Limits = &apiLimits{}
+	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/limits?"+url.Values{"account_id": {data.AccountID}}.Encode(), nil, data.Limits); e != nil {
+		d.apiFailed(w, r, e, "")
+		return
 	}
 	d.render(w, r, http.StatusOK, "webhooks", v)
 }

@@ -1,0 +1,55 @@
+package dashboard_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/server"
+)
+
+// The API page's Limits panel shows the account's webhooks used of the
+// limit and the signed-in key's budgets; the dashboard's own calls count
+// against the key like its API calls do, so once the key has spent its
+// budget the page is refused 429 too.
+func TestLimitsPanel(t *testing.T) {
+	t.Parallel()
+
+	srv := testserver.Start(t, func(c *server.Config) {
+		c.DBMaxConns = 8
+		c.MaxWorkers = 10
+		// Two a minute: none comes back while the test runs.
+		c.RateLimitManagement = admin.Rate{PerSecond: 2.0 / 60, Burst: 8}
+	})
+	b := &testBundle{srv: srv, base: srv.BaseURL, pool: srv.Pool(), http: &http.Client{Timeout: 10 * time.Second}}
+	const account = "acct_limits_panel"
+	k := b.createKey(t, "account", account)
+	b.createWebhook(t, account, "https://example.com/limits")
+
+	br := b.browser(t)
+	br.signIn(t, k.Key) // the API page: its webhooks, one's deliveries and health, the limits
+	require.Equal(t, "1 of 20", elementText(br.last, "limit-webhooks"))
+	require.Equal(t, "20000 at most (events × the webhooks each goes to)", elementText(br.last, "limit-fanout"))
+	require.Equal(t, "2 requests a minute, 8 at once (4 left)", elementText(br.last, "limit-management"))
+	require.Equal(t, "No limit", elementText(br.last, "limit-intake"))
+
+	for range 4 {
+		b.api(t, http.MethodGet, "/v1/webhooks", k.Key, "", http.StatusOK, nil)
+	}
+	b.api(t, http.MethodGet, "/v1/webhooks", k.Key, "", http.StatusTooManyRequests, nil)
+	p := br.get(t, "/dashboard/settings/personal/api")
+	require.Equal(t, http.StatusTooManyRequests, p.status)
+	require.Contains(t, text(p.body), "over its management rate limit")
+
+	// The admin key has no limit and sees the account's panel.
+	operator := b.browser(t)
+	operator.signIn(t, testserver.AdminKey)
+	p = operator.get(t, "/dashboard/settings/personal/api?account_id="+account)
+	require.Equal(t, http.StatusOK, p.status)
+	require.Equal(t, "1 of 20", elementText(p.body, "limit-webhooks"))
+	require.Equal(t, "No limit", elementText(p.body, "limit-management"))
+}
