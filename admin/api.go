@@ -96,6 +96,20 @@ type Config struct {
 	// (WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT): one more is 422
 	// webhook_limit_reached. Defaults to MaxWebhooksPerAccountDefault (20).
 	MaxWebhooksPerAccount int
+	// TestSendRate is the test sends one webhook may have in this process
+	// (WEBHOOKD_TEST_SEND_RATE): more are 429 rate_limited. Defaults to
+	// TestSendRateDefault (1/s, burst 5); RateOff is no limit.
+	TestSendRate Rate
+	// TestSendSlots, when set, are the per-webhook slots that test sends
+	// share with deliveries: the server passes its worker on a process
+	// that runs workers, so test sends count against the worker's cap per
+	// webhook. A test send finding none free is 429 test_sends_busy.
+	// Optional: nil gives test sends a cap of their own, TestSendsInFlight.
+	TestSendSlots Slots
+	// TestSendsInFlight caps the test sends in flight per webhook in this
+	// process when TestSendSlots is nil, as on an API-only process
+	// (WEBHOOKD_TEST_SENDS_IN_FLIGHT). Defaults to TestSendsInFlightDefault (2).
+	TestSendsInFlight int
 }
 
 // API serves the HTTP routes.
@@ -110,7 +124,9 @@ type API struct {
 	sender   Sender
 	// maxWebhooks is Config.MaxWebhooksPerAccount, defaulted.
 	maxWebhooks int
-	bodies      *semaphore.Weighted
+	// testSends bounds test sends per webhook: a rate and slots in flight.
+	testSends *testSendLimits
+	bodies    *semaphore.Weighted
 	// bodyShares bounds each key's share of bodies; bodyMinRate is
 	// Config.BodyMinRate, defaulted (0: none).
 	bodyShares  *bodyShares
@@ -144,6 +160,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	a.bodyMinRate = cmp.Or(cfg.BodyMinRate, BodyMinRateDefault)
 	a.rates, a.trust = newRates(cfg), cfg.Trust
 	a.maxWebhooks = cmp.Or(max(cfg.MaxWebhooksPerAccount, 0), MaxWebhooksPerAccountDefault)
+	a.testSends = newTestSendLimits(cfg)
 	if a.policy == nil {
 		a.policy = &outbound.Policy{}
 	}

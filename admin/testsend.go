@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,7 +41,10 @@ type testSendResponse struct {
 // sendTest is POST /v1/webhooks/{id}/test: a real signed envelope (type
 // webhook.test, or a catalogue type with its example data) sent at once
 // through the worker's path (signature, custom headers, the outbound
-// client and its guard), answered with the attempt. It is recorded as an
+// client and its guard), answered with the attempt. Each webhook has a
+// rate of test sends (429 rate_limited beyond it) and slots in flight per
+// process (429 test_sends_busy when they are taken); both answer at once,
+// with Retry-After, and write nothing. It is recorded as an
 // event with one delivery marked test, finished after that one attempt:
 // never retried, never sent to the account's other webhooks.
 func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
@@ -95,9 +99,19 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		PreviousSecretCipher: hook.PreviousSecretCiphertext, PreviousSecretKeyID: hook.PreviousSecretKeyID,
 		PreviousSecretExpiresAt: hook.PreviousSecretExpiresAt,
 	}
+	// Within the webhook's rate, with a slot free (the worker's, shared
+	// with deliveries, on a process with workers), or refused at once,
+	// having written nothing.
+	release, retryAfter, apiErr := a.takeTestSend(hook.ID)
+	if apiErr != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeError(w, apiErr)
+		return
+	}
 	log := a.logger.With(zap.String("delivery_id", deliveryID), zap.String("event_id", eventID), zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID))
 	start := a.now()
 	res := a.sender.Send(r.Context(), target, start, log)
+	release(res)
 
 	attempt := &store.AttemptRecord{
 		Number: 1, Generation: 1, Counted: true, ScheduledAt: start, StartedAt: start,

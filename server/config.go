@@ -187,6 +187,15 @@ type Config struct {
 	// Defaults to dispatcher.MaxBatchSize × MaxWebhooksPerAccount (20,000),
 	// so every batch within the webhook quota passes.
 	MaxFanoutPerRequest int
+	// TestSendRate is the test sends each webhook may have, per process
+	// (WEBHOOKD_TEST_SEND_RATE). Defaults to admin.TestSendRateDefault (1/s,
+	// burst 5); admin.RateOff: none.
+	TestSendRate admin.Rate
+	// TestSendsInFlight caps one webhook's test sends in flight on a
+	// process without workers (WEBHOOKD_TEST_SENDS_IN_FLIGHT); with
+	// workers, test sends share the worker's cap per webhook
+	// (WebhookConcurrency). Defaults to admin.TestSendsInFlightDefault (2).
+	TestSendsInFlight int
 }
 
 // WithDefaults returns a copy of c with every zero field defaulted.
@@ -210,6 +219,7 @@ func (c *Config) WithDefaults() *Config {
 	out.DeadRetention = cmp.Or(out.DeadRetention, retention.DeadRetentionDefault)
 	out.MaxWebhooksPerAccount = cmp.Or(out.MaxWebhooksPerAccount, admin.MaxWebhooksPerAccountDefault)
 	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, dispatcher.MaxBatchSize*out.MaxWebhooksPerAccount)
+	out.TestSendsInFlight = cmp.Or(out.TestSendsInFlight, admin.TestSendsInFlightDefault)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true
 	}
@@ -262,6 +272,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFanoutPerRequest < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_FANOUT_PER_REQUEST must be at least 1, or 0 for the default (got %d)", c.MaxFanoutPerRequest)
+	}
+	if c.TestSendRate.PerSecond > 0 && c.TestSendRate.Burst < 1 {
+		return fmt.Errorf("WEBHOOKD_TEST_SEND_RATE: the burst must be at least 1 (got %s)", c.TestSendRate)
+	}
+	if c.TestSendsInFlight < 1 {
+		return fmt.Errorf("WEBHOOKD_TEST_SENDS_IN_FLIGHT must be at least 1 (got %d)", c.TestSendsInFlight)
 	}
 	for _, r := range []struct {
 		env  string

@@ -242,6 +242,12 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Test sends take the worker's slots per webhook, shared with
+	// deliveries, where it works any; elsewhere a small cap of their own.
+	var testSlots admin.Slots
+	if cfg.Worker {
+		testSlots = worker
+	}
 	api, err := admin.New(pool, enqueuer, keys, &admin.Config{
 		BootstrapAdminKey: cfg.BootstrapAdminKey, Policy: policy, Logger: logger.Named("api"),
 		Metrics: m, Sender: worker, Now: cfg.Now,
@@ -249,7 +255,8 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		IntakeRateAccount: cfg.RateLimitIntakeAccount, IntakeRateAdmin: cfg.RateLimitIntakeAdmin,
 		IntakeRateEventsWrite: cfg.RateLimitIntakeEventsWrite, AuthFailureLimit: cfg.AuthFailureLimit, Trust: trust,
 		BodyBudget: cfg.BodyBudget, BodyBudgetPerKey: cfg.BodyBudgetPerKey, BodyMinRate: cfg.BodyMinRate,
-		MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount,
+		MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount, TestSendRate: cfg.TestSendRate,
+		TestSendSlots: testSlots, TestSendsInFlight: cfg.TestSendsInFlight,
 	})
 	if err != nil {
 		return nil, err

@@ -322,6 +322,8 @@ func serverSettings(s *settings, cfg *server.Config) {
 	})
 	s.integer("max-webhooks-per-account", "WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT", strconv.Itoa(adminapi.MaxWebhooksPerAccountDefault), "live webhooks one account may have", &cfg.MaxWebhooksPerAccount)
 	s.integer("max-fanout-per-request", "WEBHOOKD_MAX_FANOUT_PER_REQUEST", "0", "deliveries (events × webhooks) one POST /v1/events or /v1/events/batch may create (0: 1000 × max-webhooks-per-account)", &cfg.MaxFanoutPerRequest)
+	s.rate("test-send-rate", "WEBHOOKD_TEST_SEND_RATE", adminapi.TestSendRateDefault.String(), "test sends each webhook may have per process, such as 1/s,burst=5 (off: none)", &cfg.TestSendRate)
+	s.integer("test-sends-in-flight", "WEBHOOKD_TEST_SENDS_IN_FLIGHT", strconv.Itoa(adminapi.TestSendsInFlightDefault), "test sends in flight per webhook on a process without workers (with workers: the worker's cap per webhook)", &cfg.TestSendsInFlight)
 	s.rate("rate-limit-management", "WEBHOOKD_RATE_LIMIT_MANAGEMENT", adminapi.ManagementRateDefault.String(), "each account key's management requests per process, such as 50/s,burst=100 (off: none)", &cfg.RateLimitManagement)
 	s.rate("rate-limit-management-admin", "WEBHOOKD_RATE_LIMIT_MANAGEMENT_ADMIN", "off", "each admin key's management requests per process (off: none)", &cfg.RateLimitManagementAdmin)
 	s.rate("rate-limit-intake-account", "WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT", "off", "events each account key may post per process, such as 1000/s,burst=2000 (off: none)", &cfg.RateLimitIntakeAccount)

@@ -310,6 +310,8 @@ func TestServeBadConfig(t *testing.T) {
 		{"ZeroReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=0s"}, "WEBHOOKD_REPLAY_SPACING"},
 		{"BadMaxWebhooks", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT=twenty"}, `WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT (-max-webhooks-per-account): "twenty" is not a whole number >= 0`},
 		{"NegativeMaxFanout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_FANOUT_PER_REQUEST=-1"}, `WEBHOOKD_MAX_FANOUT_PER_REQUEST (-max-fanout-per-request): "-1" is not a whole number >= 0`},
+		{"BadTestSendRate", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TEST_SEND_RATE=fast"}, `WEBHOOKD_TEST_SEND_RATE (-test-send-rate): "fast" is not off or a rate`},
+		{"BadTestSendsInFlight", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TEST_SENDS_IN_FLIGHT=2.5"}, `WEBHOOKD_TEST_SENDS_IN_FLIGHT (-test-sends-in-flight): "2.5" is not a whole number >= 0`},
 	}
 	// A metrics port that is taken.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
