@@ -216,6 +216,8 @@ func (a *API) routes() []route {
 		{"GET", "/v1/keys", scopesAdmin, a.listKeys},
 		{"DELETE", "/v1/keys/{id}", scopesAdmin, a.revokeKey},
 		{"POST", "/v1/keys/{id}/rotate", scopesAdmin, a.rotateKey},
+		{"POST", "/v1/portal-links", scopesPortal, a.createPortalLink},
+		{"DELETE", "/v1/portal-links", scopesPortal, a.revokePortalLinks},
 		{"GET", "/v1/deliveries", scopesAccount, a.listDeliveries},
 		{"GET", "/v1/deliveries/{id}", scopesAccount, a.getDelivery},
 		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery},

@@ -89,6 +89,9 @@ func TestAuthMatrix(t *testing.T) {
 		{name: "EventsWrite", auth: bearer(b.createKey(t, store.ScopeEventsWrite, "").Key), scope: store.ScopeEventsWrite},
 		{name: "EventsWriteBound", auth: bearer(b.createKey(t, store.ScopeEventsWrite, account).Key), scope: store.ScopeEventsWrite, account: account},
 		{name: "EventsWriteOtherAccount", auth: bearer(b.createKey(t, store.ScopeEventsWrite, other).Key), scope: store.ScopeEventsWrite, account: other},
+		{name: "PortalWrite", auth: bearer(b.createKey(t, store.ScopePortalWrite, "").Key), scope: store.ScopePortalWrite},
+		{name: "PortalWriteBound", auth: bearer(b.createKey(t, store.ScopePortalWrite, account).Key), scope: store.ScopePortalWrite, account: account},
+		{name: "PortalWriteOtherAccount", auth: bearer(b.createKey(t, store.ScopePortalWrite, other).Key), scope: store.ScopePortalWrite, account: other},
 	}
 
 	event := `{"account_id":"` + account + `","type":"matrix.test","data":{"n":1},"idempotency_key":"matrix-2"}`
@@ -127,6 +130,10 @@ func TestAuthMatrix(t *testing.T) {
 			return "/v1/keys/" + b.createKey(t, store.ScopeAccount, account).ID + "/rotate"
 		},
 			ok: []int{http.StatusCreated}},
+		"POST /v1/portal-links": {path: fixed("/v1/portal-links"), body: fixedBody(`{"account_id":"` + account + `"}`),
+			ok: []int{http.StatusCreated}, foreign: http.StatusForbidden, foreignCode: "account_not_allowed"},
+		"DELETE /v1/portal-links": {path: fixed("/v1/portal-links?account_id=" + account),
+			ok: []int{http.StatusOK}, foreign: http.StatusForbidden, foreignCode: "account_not_allowed"},
 		"GET /v1/deliveries": {path: fixed("/v1/deliveries?account_id=" + account),
 			ok: []int{http.StatusOK}, foreign: http.StatusForbidden, foreignCode: "account_not_allowed"},
 		"GET /v1/deliveries/{id}": {path: fixed("/v1/deliveries/" + delivery), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},

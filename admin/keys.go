@@ -20,10 +20,12 @@ import (
 
 // KeyParams describes an API key to create.
 type KeyParams struct {
-	// Scope is store.ScopeAdmin, store.ScopeAccount or store.ScopeEventsWrite.
+	// Scope is store.ScopeAdmin, store.ScopeAccount, store.ScopeEventsWrite
+	// or store.ScopePortalWrite.
 	Scope string
 	// AccountID binds the key to one account: required for an account key,
-	// refused for an admin key, optional for an events:write key.
+	// refused for an admin key, optional for an events:write or
+	// portal:write key.
 	AccountID string
 	// Description says what the key is for, at most DescriptionMaxLen
 	// characters. Optional.
@@ -42,7 +44,7 @@ type CreatedKey struct {
 func (p *KeyParams) Check() error {
 	switch p.Scope {
 	case "":
-		return &dispatcher.ValidationError{Field: "scope", Code: "missing_field", Message: "scope is required: admin, account or events:write"}
+		return &dispatcher.ValidationError{Field: "scope", Code: "missing_field", Message: "scope is required: admin, account, events:write or portal:write"}
 	case store.ScopeAdmin:
 		if p.AccountID != "" {
 			return &dispatcher.ValidationError{Field: "account_id", Code: "account_id_not_allowed", Message: "an admin key acts on every account and takes no account_id"}
@@ -51,9 +53,9 @@ func (p *KeyParams) Check() error {
 		if p.AccountID == "" {
 			return &dispatcher.ValidationError{Field: "account_id", Code: "missing_field", Message: "an account key is bound to one account: account_id is required"}
 		}
-	case store.ScopeEventsWrite:
+	case store.ScopeEventsWrite, store.ScopePortalWrite:
 	default:
-		return &dispatcher.ValidationError{Field: "scope", Code: "invalid_scope", Message: fmt.Sprintf("scope must be admin, account or events:write, not %q", p.Scope)}
+		return &dispatcher.ValidationError{Field: "scope", Code: "invalid_scope", Message: fmt.Sprintf("scope must be admin, account, events:write or portal:write, not %q", p.Scope)}
 	}
 	if p.AccountID != "" {
 		if err := dispatcher.ValidateAccountID(p.AccountID); err != nil {

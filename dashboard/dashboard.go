@@ -19,7 +19,9 @@ package dashboard
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,6 +66,12 @@ type Config struct {
 	// ours, the client's address in logs. Nil believes no forwarded
 	// header.
 	Trust *forwarded.Trust
+	// FrameAncestors are the origins whose pages may show the dashboard in
+	// a frame (WEBHOOKD_PORTAL_FRAME_ANCESTORS, see ParseFrameAncestors).
+	// With any, the CSP's frame-ancestors lists them and the cookies are
+	// SameSite=None; Secure, so Trust's public URL must be https. Empty
+	// by default: no framing.
+	FrameAncestors []string
 }
 
 // Dashboard serves /dashboard.
@@ -76,6 +84,8 @@ type Dashboard struct {
 	logger *zap.Logger
 	pages  *pages
 	trust  *forwarded.Trust
+	// frameAncestors is Config.FrameAncestors.
+	frameAncestors []string
 }
 
 // New returns the dashboard on pool, acting through api.
@@ -88,6 +98,14 @@ func New(pool *pgxpool.Pool, api *admin.API, cfg *Config) (*Dashboard, error) {
 	}
 	if cfg.SessionTTL < 0 {
 		return nil, errors.New("dashboard.New: SessionTTL must not be negative")
+	}
+	for _, o := range cfg.FrameAncestors {
+		if checked, err := frameAncestor(o); err != nil || checked != o {
+			return nil, fmt.Errorf("dashboard.New: FrameAncestors: %q is not an origin as ParseFrameAncestors returns it", o)
+		}
+	}
+	if len(cfg.FrameAncestors) > 0 && (cfg.Trust == nil || cfg.Trust.PublicURL == nil || cfg.Trust.PublicURL.Scheme != "https") {
+		return nil, errors.New("dashboard.New: FrameAncestors needs Trust.PublicURL to be https (the framed session cookie is SameSite=None; Secure)")
 	}
 	pg, err := parsePages()
 	if err != nil {
@@ -102,6 +120,8 @@ func New(pool *pgxpool.Pool, api *admin.API, cfg *Config) (*Dashboard, error) {
 		logger: cfg.Logger,
 		pages:  pg,
 		trust:  cfg.Trust,
+		// A copy: the caller's slice is not ours.
+		frameAncestors: append([]string(nil), cfg.FrameAncestors...),
 	}
 	if d.now == nil {
 		d.now = time.Now
@@ -120,6 +140,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("GET /dashboard/static/", staticHandler())
 	mux.HandleFunc("GET /dashboard/signin", d.signInPage)
 	mux.HandleFunc("POST /dashboard/signin", d.signIn)
+	mux.HandleFunc("GET /dashboard/portal/{token}", d.openPortalLink)
 	mux.Handle("POST /dashboard/signout", d.auth(d.signOut))
 
 	mux.Handle("GET /dashboard/{$}", d.auth(d.home))
@@ -151,7 +172,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("POST /dashboard/settings/keys/{id}/rotate", d.auth(d.rotateKey))
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		securityHeaders(w)
+		securityHeaders(w, d.frameAncestors)
 		if _, pattern := mux.Handler(r); pattern == "" {
 			d.auth(d.notFound).ServeHTTP(w, r)
 			return
@@ -160,12 +181,21 @@ func (d *Dashboard) Handler() http.Handler {
 	})
 }
 
-// securityHeaders: nothing from another origin, no framing, no sniffing,
-// and pages are never cached (they show account data).
-func securityHeaders(w http.ResponseWriter) {
+// securityHeaders: nothing from another origin, no framing (but by the
+// frameAncestors origins when there are any), no sniffing, and pages are
+// never cached (they show account data).
+func securityHeaders(w http.ResponseWriter, frameAncestors []string) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	ancestors := "'none'"
+	if len(frameAncestors) > 0 {
+		ancestors = strings.Join(frameAncestors, " ")
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors "+ancestors+"; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
+	if len(frameAncestors) == 0 {
+		// X-Frame-Options can't name an origin; CSP's frame-ancestors
+		// decides when framing is allowed.
+		h.Set("X-Frame-Options", "DENY")
+	}
 	h.Set("Referrer-Policy", "same-origin")
 }

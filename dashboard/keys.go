@@ -33,6 +33,7 @@ var graceChoices = []overlapChoice{
 var keyScopes = []overlapChoice{
 	{"account", "account: one account's webhooks, events and deliveries"},
 	{"events:write", "events:write: send events only"},
+	{"portal:write", "portal:write: mint dashboard portal links only"},
 	{"admin", "admin: every route, every account"},
 }
 

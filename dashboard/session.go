@@ -38,6 +38,9 @@ type session struct {
 	// KeyPrefix is the first characters of the key ("" for the bootstrap
 	// admin key), shown in the header.
 	KeyPrefix string
+	// Portal is a session opened with a portal link: its Principal is the
+	// link's account, with the link's id as KeyID.
+	Portal    bool
 	tokenHash []byte
 }
 
@@ -47,6 +50,8 @@ func (s *session) Admin() bool { return s.Principal.Scope == store.ScopeAdmin }
 // Label names who is signed in, for the header.
 func (s *session) Label() string {
 	switch {
+	case s.Portal:
+		return "Account " + s.Principal.AccountID + " · portal link"
 	case s.Admin() && s.KeyPrefix == "":
 		return "Admin (bootstrap key)"
 	case s.Admin():
@@ -61,11 +66,13 @@ const (
 INSERT INTO dashboard_sessions (token_hash, key_id, key_hash, csrf_token, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6)`
 
-	// The key is read with the session, so a revoked key, or a rotated
-	// one past its grace period, ends the session on its next request.
+	// The key (or portal link, migration 13) is read with the session, so
+	// a revoked key, a rotated one past its grace period, or a revoked
+	// link ends the session on its next request.
 	sessionGet = `
-SELECT s.key_id, s.key_hash, s.csrf_token, s.expires_at, k.scope, k.account_id, k.prefix, k.revoked_at, k.expires_at
-FROM dashboard_sessions s LEFT JOIN api_keys k ON k.id = s.key_id
+SELECT s.key_id, s.key_hash, s.csrf_token, s.expires_at, k.scope, k.account_id, k.prefix, k.revoked_at, k.expires_at,
+       s.portal_link_id, l.account_id, l.revoked_at
+FROM dashboard_sessions s LEFT JOIN api_keys k ON k.id = s.key_id LEFT JOIN portal_links l ON l.id = s.portal_link_id
 WHERE s.token_hash = $1`
 
 	sessionDelete = `DELETE FROM dashboard_sessions WHERE token_hash = $1`
@@ -130,8 +137,11 @@ func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session,
 		csrf                            string
 		expiresAt                       time.Time
 		revokedAt, keyExpiresAt         *time.Time
+		linkID, linkAccountID           *string
+		linkRevokedAt                   *time.Time
 	)
-	err = d.pool.QueryRow(ctx, sessionGet, tokenHash).Scan(&keyID, &keyHash, &csrf, &expiresAt, &scope, &accountID, &prefix, &revokedAt, &keyExpiresAt)
+	err = d.pool.QueryRow(ctx, sessionGet, tokenHash).Scan(&keyID, &keyHash, &csrf, &expiresAt, &scope, &accountID, &prefix, &revokedAt, &keyExpiresAt,
+		&linkID, &linkAccountID, &linkRevokedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errNoSession
 	}
@@ -141,6 +151,13 @@ func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session,
 	s := &session{CSRF: csrf, tokenHash: tokenHash}
 	live := d.now().Before(expiresAt)
 	switch {
+	case linkID != nil:
+		live = live && linkAccountID != nil && linkRevokedAt == nil
+		s.Principal = &admin.Principal{KeyID: *linkID, Scope: store.ScopeAccount}
+		if linkAccountID != nil {
+			s.Principal.AccountID = *linkAccountID
+		}
+		s.Portal = true
 	case keyID == nil:
 		live = live && d.api.IsBootstrapKeyHash(keyHash)
 		s.Principal = &admin.Principal{Scope: store.ScopeAdmin}
@@ -167,9 +184,13 @@ func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session,
 
 // setCookie sets (or with maxAge < 0, clears) one of the dashboard's
 // cookies, Secure when the user's connection is https (TLS, an https
-// WEBHOOKD_PUBLIC_URL, or a trusted proxy's X-Forwarded-Proto).
+// WEBHOOKD_PUBLIC_URL, or a trusted proxy's X-Forwarded-Proto). When the
+// dashboard may be framed (WEBHOOKD_PORTAL_FRAME_ANCESTORS, which needs
+// an https public URL) they are SameSite=None; Secure; Partitioned, so
+// that a browser sends them inside the product's frame (in that frame's
+// own partition); the CSRF token and Origin checks still guard every form.
 func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
+	c := &http.Cookie{
 		Name:     name,
 		Value:    value,
 		Path:     Prefix,
@@ -177,7 +198,11 @@ func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, valu
 		HttpOnly: true,
 		Secure:   d.trust.Secure(r),
 		SameSite: http.SameSiteStrictMode,
-	})
+	}
+	if len(d.frameAncestors) > 0 {
+		c.Secure, c.SameSite, c.Partitioned = true, http.SameSiteNoneMode, true
+	}
+	http.SetCookie(w, c)
 }
 
 // auth requires a live session and, for anything but GET, a same-origin

@@ -96,6 +96,7 @@ type Metrics struct {
 	bulkWaitSeconds    prometheus.Counter
 	rateLimited        *prometheus.CounterVec
 	authFailures       *prometheus.CounterVec
+	portalLinks        *prometheus.CounterVec
 
 	eventTypes eventTypes
 }
@@ -153,6 +154,10 @@ func New(db store.DB, cfg *Config) *Metrics {
 			Name: "webhookd_auth_failures_total",
 			Help: "Requests refused for their API key, by reason (missing, malformed, unknown, revoked, expired); throttled counts those refused 429 because their client address failed too often.",
 		}, []string{"reason"}),
+		portalLinks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhookd_portal_links_total",
+			Help: "Dashboard portal links by event: minted, used (a session opened), refused (unknown, used, expired or revoked) and revoked.",
+		}, []string{"event"}),
 	}
 	scaleNotOne := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "webhookd_retry_scale_not_one",
@@ -164,7 +169,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	m.registry.MustRegister(
 		m.deliveriesFinished, m.attempts, m.attemptDuration, m.firstAttemptDelay,
 		m.retryLateness, m.reconcilerFixed, m.webhookPauses, m.bulkWaits, m.bulkWaitSeconds, scaleNotOne,
-		m.rateLimited, m.authFailures,
+		m.rateLimited, m.authFailures, m.portalLinks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -271,6 +276,15 @@ func (m *Metrics) AuthFailure(reason string) {
 		return
 	}
 	m.authFailures.WithLabelValues(reason).Inc()
+}
+
+// PortalLinks counts n portal links reaching event ("minted", "used",
+// "refused" or "revoked").
+func (m *Metrics) PortalLinks(event string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.portalLinks.WithLabelValues(event).Add(float64(n))
 }
 
 // StatusClass is the status_class label of an HTTP status: "2xx" to "5xx",

@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/dashboard"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/keyring"
@@ -145,6 +149,13 @@ type Config struct {
 	// X-Forwarded-Proto are believed (WEBHOOKD_TRUSTED_PROXIES). None by
 	// default.
 	TrustedProxies []netip.Prefix
+	// PortalFrameAncestors are the origins whose pages may show the
+	// dashboard in a frame (WEBHOOKD_PORTAL_FRAME_ANCESTORS, read with
+	// dashboard.ParseFrameAncestors): the products that embed it after
+	// sending their users through a portal link. With any, PublicURL must
+	// be https (the framed session cookie is SameSite=None; Secure). None
+	// by default: the dashboard can't be framed.
+	PortalFrameAncestors []string
 	// RateLimitManagement is each account (and events:write) key's budget
 	// on the management routes, per process
 	// (WEBHOOKD_RATE_LIMIT_MANAGEMENT). Defaults to
@@ -264,8 +275,12 @@ func (c *Config) Validate() error {
 	if c.AutoPauseAfter < 0 || (c.AutoPauseAfter > 0 && c.AutoPauseAfter < time.Hour) {
 		return fmt.Errorf("WEBHOOKD_AUTO_PAUSE_AFTER must be 0 (off) or at least 1h (got %s)", c.AutoPauseAfter)
 	}
-	if _, err := forwarded.ParsePublicURL(c.PublicURL); err != nil {
+	publicURL, err := forwarded.ParsePublicURL(c.PublicURL)
+	if err != nil {
 		return fmt.Errorf("WEBHOOKD_PUBLIC_URL: %w", err)
+	}
+	if err := validateFrameAncestors(c.PortalFrameAncestors, publicURL); err != nil {
+		return err
 	}
 	if c.MaxWebhooksPerAccount < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT must be at least 1 (got %d)", c.MaxWebhooksPerAccount)
@@ -300,4 +315,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("WEBHOOKD_BODY_BUDGET_PER_KEY must be from 0 (a quarter of WEBHOOKD_BODY_BUDGET) to WEBHOOKD_BODY_BUDGET (got %d)", c.BodyBudgetPerKey)
 	}
 	return (&retention.Config{Retention: c.Retention, DeadRetention: c.DeadRetention}).Validate()
+}
+
+// validateFrameAncestors checks WEBHOOKD_PORTAL_FRAME_ANCESTORS: origins as
+// dashboard.ParseFrameAncestors reads them, and an https public URL when
+// there are any.
+func validateFrameAncestors(origins []string, publicURL *url.URL) error {
+	if len(origins) == 0 {
+		return nil
+	}
+	parsed, err := dashboard.ParseFrameAncestors(strings.Join(origins, ","))
+	if err != nil {
+		return fmt.Errorf("WEBHOOKD_PORTAL_FRAME_ANCESTORS: %w", err)
+	}
+	if !slices.Equal(parsed, origins) {
+		return fmt.Errorf("WEBHOOKD_PORTAL_FRAME_ANCESTORS: write each origin as %s (lower case, no trailing slash)", strings.Join(parsed, ", "))
+	}
+	if publicURL == nil || publicURL.Scheme != "https" {
+		return errors.New("WEBHOOKD_PORTAL_FRAME_ANCESTORS needs an https WEBHOOKD_PUBLIC_URL: a framed dashboard's session cookie is SameSite=None; Secure, which browsers keep only over https")
+	}
+	return nil
 }

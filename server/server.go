@@ -283,7 +283,8 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		}
 		// The dashboard at /dashboard (sessions signed in with an API key),
 		// and / sends a browser there.
-		dash, err := dashboard.New(pool, api, &dashboard.Config{Logger: logger.Named("dashboard"), Trust: trust})
+		dash, err := dashboard.New(pool, api, &dashboard.Config{Logger: logger.Named("dashboard"), Trust: trust, Now: cfg.Now,
+			FrameAncestors: cfg.PortalFrameAncestors})
 		if err != nil {
 			return nil, err
 		}

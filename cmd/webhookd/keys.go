@@ -20,7 +20,7 @@ import (
 )
 
 const keysUsage = `Usage:
-  webhookd keys create -scope admin|account|events:write [-account ID] [-description TEXT] [-json]
+  webhookd keys create -scope admin|account|events:write|portal:write [-account ID] [-description TEXT] [-json]
   webhookd keys list [-account ID] [-json]
   webhookd keys revoke KEY_ID
   webhookd keys rotate -id KEY_ID [-grace 1h] [-json]
@@ -85,7 +85,7 @@ func runKeysCreate(ctx context.Context, args []string, out io.Writer) error {
 	s := newSettings("keys create")
 	databaseURL := s.fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
 	params := &admin.KeyParams{}
-	s.fs.StringVar(&params.Scope, "scope", "", "the key's scope: admin, account or events:write (required)")
+	s.fs.StringVar(&params.Scope, "scope", "", "the key's scope: admin, account, events:write or portal:write (required)")
 	s.fs.StringVar(&params.AccountID, "account", "", "bind the key to this account (required for account, refused for admin)")
 	s.fs.StringVar(&params.Description, "description", "", "what the key is for")
 	asJSON := s.fs.Bool("json", false, "print JSON")

@@ -36,6 +36,7 @@ import (
 
 	adminapi "github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/bench"
+	"github.com/mono/webhookd/dashboard"
 	"github.com/mono/webhookd/demo"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/durations"
@@ -317,6 +318,13 @@ func serverSettings(s *settings, cfg *server.Config) {
 		cfg.MetricsAddr = strings.TrimSpace(*metricsAddr)
 		if cfg.TrustedProxies, err = forwarded.ParseProxies(*proxies); err != nil {
 			return fmt.Errorf("%s: %w", s.where("trusted-proxies"), err)
+		}
+		return nil
+	})
+	frameAncestors := s.str("portal-frame-ancestors", "WEBHOOKD_PORTAL_FRAME_ANCESTORS", "", "comma-separated origins whose pages may frame the dashboard, such as https://app.example.com (needs an https public URL; empty: no framing)")
+	s.parsers = append(s.parsers, func() (err error) {
+		if cfg.PortalFrameAncestors, err = dashboard.ParseFrameAncestors(*frameAncestors); err != nil {
+			return fmt.Errorf("%s: %w", s.where("portal-frame-ancestors"), err)
 		}
 		return nil
 	})
