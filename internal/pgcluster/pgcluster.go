@@ -435,6 +435,19 @@ func isFile(path string) bool {
 	return err == nil && !fi.IsDir()
 }
 
+// RunAs is the credential other tools that run PostgreSQL (Patroni, in
+// internal/hacluster) should use: nil when not running as root, else the
+// "postgres" system user's (or "nobody"'s), as Start does.
+func RunAs() (*syscall.Credential, error) { return credential() }
+
+// TempDir creates a temporary directory that cred's user owns and can
+// reach (cred nil: the caller's), as Start does for its cluster.
+func TempDir(cred *syscall.Credential) (string, error) { return makeTempDir(cred) }
+
+// BinDir returns the directory of the highest installed
+// /usr/lib/postgresql/<version>/bin, or "" if there is none.
+func BinDir() string { return highestVersionBinDir(debianBinRoot) }
+
 // credential returns nil when not running as root, else the credential of
 // the user to run PostgreSQL as: "postgres" if it exists, else "nobody".
 func credential() (*syscall.Credential, error) {
