@@ -7,6 +7,7 @@
 //	webhookd bench      run the benchmark scenarios and print a table
 //	webhookd deliveries list, show and replay deliveries through the API
 //	webhookd events     show an event through the API
+//	webhookd portal-link mint a dashboard sign-in link for an account
 //	webhookd version    print the version
 //
 // Every setting is an environment variable with a flag of the same meaning;
@@ -59,6 +60,7 @@ Usage:
   webhookd keys       create, list and revoke API keys on DATABASE_URL ('webhookd keys help')
   webhookd deliveries list, show and replay deliveries through the API ('webhookd deliveries help')
   webhookd events     show an event and its deliveries through the API ('webhookd events help')
+  webhookd portal-link mint a single-use dashboard sign-in link for an account ('webhookd portal-link -h')
   webhookd version    print the version
 
 Run 'webhookd <command> -h' for its settings.
@@ -105,6 +107,8 @@ func main() {
 		err = runDeliveries(ctx, args, os.Stdin, os.Stdout, os.Stderr)
 	case "events":
 		err = runEvents(ctx, args, os.Stdout)
+	case "portal-link":
+		err = runPortalLink(ctx, args, os.Stdout)
 	case "version", "--version", "-version":
 		fmt.Println("webhookd", version)
 	case "help", "-h", "--help":
