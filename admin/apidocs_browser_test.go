@@ -96,7 +96,7 @@ func TestDocsBrowser(t *testing.T) {
 	// its answers and the example of the first.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.BaseURL+"/docs#/webhooks/createwebhook")))
 	poll(t, `document.body.innerText.includes('"secret": "whsec_')`)
-	for _, want := range []string{"Body application/json", "curl -sS -X POST", "201 400 401 403 409 413 415 422 500"} {
+	for _, want := range []string{"Body application/json", "curl -sS -X POST", "201 400 401 403 408 409 413 415 422 429 500 503"} {
 		require.Contains(t, text(t), want)
 	}
 	shot(t, ctx, "docs-create-webhook")
