@@ -16,9 +16,11 @@ import (
 
 // Principal is who a request acts as: the API key behind it.
 type Principal struct {
-	// KeyID is the key's id; empty for the bootstrap admin key.
+	// KeyID is the key's id; empty for the bootstrap admin key; the
+	// portal link's id (pl_…) for a dashboard session opened with one.
 	KeyID string
-	// Scope is store.ScopeAdmin, store.ScopeAccount or store.ScopeEventsWrite.
+	// Scope is store.ScopeAdmin, store.ScopeAccount, store.ScopeEventsWrite
+	// or store.ScopePortalWrite.
 	Scope string
 	// AccountID binds the key to one account; empty means every account
 	// (admin, or an unbound events:write key).

@@ -58,8 +58,15 @@ var portalBounce = template.Must(template.New("portal").Parse(`<!doctype html>
 </html>
 `))
 
-// openPortalLink is GET /dashboard/portal/{token}.
+// openPortalLink is GET /dashboard/portal/{token}. A HEAD request or a
+// browser's prefetch (Sec-Purpose: prefetch) does not use the link: only
+// the navigation that shows its page does.
 func (d *Dashboard) openPortalLink(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead || strings.Contains(r.Header.Get("Sec-Purpose"), "prefetch") {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	now := d.now().UTC()
 	token := randomToken()
 	use := &admin.PortalLinkUse{UserAgent: r.UserAgent()}
@@ -91,7 +98,6 @@ func (d *Dashboard) openPortalLink(w http.ResponseWriter, r *http.Request) {
 		zap.String("client_ip", use.ClientAddr))
 	d.setCookie(w, r, sessionCookie, token, int(d.ttl/time.Second))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
 	_ = portalBounce.Execute(w, struct{ Next, CSS string }{safeNext(""), Prefix + "/static/dashboard.css?v=" + staticVersion})
 }
 
