@@ -96,6 +96,9 @@ func TestDrill(t *testing.T) {
 		{"DatabaseRestart", drillDatabaseRestart},
 		{"HostileReceivers", drillHostileReceivers},
 		{"HostileCallers", drillHostileCallers},
+		{"Failover", drillFailover},
+		{"PartitionDatabase", drillPartitionDatabase},
+		{"PartitionReceivers", drillPartitionReceivers},
 	}
 	if *fullFlag {
 		for _, d := range drills {

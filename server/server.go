@@ -175,6 +175,11 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	inFlightPools := map[string]*pgxpool.Pool{"main": pool}
+	if byKey != nil {
+		inFlightPools["bykey"] = byKey.Pool
+	}
+	m.RegisterInFlight(worker.InFlight, inFlightPools)
 	reconciler := dispatcher.NewReconcilerWithConfig(pool, &dispatcher.ReconcilerConfig{
 		Logger: logger.Named("reconciler"), Metrics: m, AutoPauseAfter: cfg.AutoPauseAfter, Now: cfg.Now,
 	})
