@@ -237,13 +237,15 @@ func (a *API) charge(w http.ResponseWriter, p *Principal, budget string, cost in
 	}
 	ok, tokens, wait := a.limiter.take(bucketKey(budget, p), rate, float64(cost))
 	h := w.Header()
-	h.Set("RateLimit-Policy", rateLimitPolicy(budget, rate))
+	// The canonical forms of RateLimit-Policy and RateLimit, which
+	// Header.Set would otherwise allocate on every request.
+	h["Ratelimit-Policy"] = []string{rateLimitPolicy(budget, rate)}
 	if ok {
-		h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", budget, max(int(tokens), 0), wholeSeconds(rate.refill(tokens))))
+		h["Ratelimit"] = []string{rateLimitField(budget, tokens, wholeSeconds(rate.refill(tokens)))}
 		return true
 	}
 	secs := wholeSeconds(wait)
-	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", budget, max(int(tokens), 0), secs))
+	h["Ratelimit"] = []string{rateLimitField(budget, tokens, secs)}
 	h.Set("Retry-After", strconv.Itoa(secs))
 	a.metrics.RateLimited(p.Scope, budget)
 	what := "requests"
@@ -259,7 +261,13 @@ func (a *API) charge(w http.ResponseWriter, p *Principal, budget string, cost in
 // ratelimit-headers-09 for rate: the bucket's size as the quota, and the
 // time it takes to refill from empty as the window.
 func rateLimitPolicy(budget string, rate Rate) string {
-	return fmt.Sprintf("%q;q=%d;w=%d", budget, rate.Burst, wholeSeconds(rate.refill(0)))
+	return `"` + budget + `";q=` + strconv.Itoa(rate.Burst) + ";w=" + strconv.Itoa(wholeSeconds(rate.refill(0)))
+}
+
+// rateLimitField is the RateLimit field: the whole tokens left (none when
+// in debt) and the seconds until the bucket is full.
+func rateLimitField(budget string, tokens float64, full int) string {
+	return `"` + budget + `";r=` + strconv.Itoa(max(int(tokens), 0)) + ";t=" + strconv.Itoa(full)
 }
 
 // refill is how long a bucket holding tokens takes to be full.

@@ -31,6 +31,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/internal/pgcluster"
 )
 
@@ -123,6 +124,15 @@ type Config struct {
 	BulkWhileLive      int
 	DBMaxConns         int32
 	HTTPTimeout        time.Duration
+	// AccountKey makes scenarios 2 and 4 POST with an account key of the
+	// sending account (looked up in the database, and rate-limited, like
+	// any account key) instead of the bootstrap admin key.
+	AccountKey bool
+	// ManagementRate and IntakeRate are the servers' rate limits of
+	// account keys (WEBHOOKD_RATE_LIMIT_MANAGEMENT and
+	// WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT); zero: the server's defaults
+	// (management 50/s, burst 100; intake none), admin.RateOff: none.
+	ManagementRate, IntakeRate admin.Rate
 	// LatencyLog, when set, receives a CSV line per event of scenarios 2
 	// and 4: scenario, phase (warmup or measured), when its POST began (ms
 	// after the phase's first), POST→202 and 202→first attempt (ms), and

@@ -47,6 +47,10 @@ func (s *sent) achieved() float64 { return float64(len(s.ids)) / s.elapsed.Secon
 func (s *stage) postEvents(ctx context.Context, account string, rate int, d time.Duration) (*sent, error) {
 	total := max(1, int(float64(rate)*d.Seconds()))
 	bound := d + s.e.cfg.Timeout
+	key, err := s.postKey(ctx, account)
+	if err != nil {
+		return nil, err
+	}
 	s.progress("POSTing %s events of %s at %s/s", count(total), account, count(rate))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: sendersMax}, Timeout: postTimeout}
 	defer client.CloseIdleConnections()
@@ -93,7 +97,7 @@ func (s *stage) postEvents(ctx context.Context, account string, rate int, d time
 				fail(err.Error())
 				return
 			}
-			req.Header.Set("Authorization", "Bearer "+benchAdminKey)
+			req.Header.Set("Authorization", "Bearer "+key)
 			req.Header.Set("Content-Type", "application/json")
 			out.at[i] = time.Now()
 			resp, err := client.Do(req)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ type stage struct {
 	keys    *keyring.Keyring
 	started bool
 	closers []func()
+	// accountKeys are the account keys made for Config.AccountKey.
+	accountKeys map[string]string
 }
 
 // newStage creates a fresh, migrated database and a server on it with
@@ -60,19 +63,21 @@ func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, 
 		return nil, err
 	}
 	s.srv, err = server.New(ctx, &server.Config{
-		DatabaseURL:          dbURL,
-		Addr:                 "127.0.0.1:0",
-		EncryptionKey:        key,
-		BootstrapAdminKey:    benchAdminKey,
-		AllowPrivateNetworks: true,
-		RetryScale:           retryScale,
-		MaxWorkers:           e.cfg.MaxWorkers,
-		WebhookConcurrency:   e.cfg.WebhookConcurrency,
-		BulkWhileLive:        e.cfg.BulkWhileLive,
-		DBMaxConns:           e.cfg.DBMaxConns,
-		HTTPTimeout:          e.cfg.HTTPTimeout,
-		ShutdownTimeout:      stopTimeout,
-		Version:              "bench",
+		DatabaseURL:            dbURL,
+		Addr:                   "127.0.0.1:0",
+		EncryptionKey:          key,
+		BootstrapAdminKey:      benchAdminKey,
+		AllowPrivateNetworks:   true,
+		RetryScale:             retryScale,
+		MaxWorkers:             e.cfg.MaxWorkers,
+		WebhookConcurrency:     e.cfg.WebhookConcurrency,
+		BulkWhileLive:          e.cfg.BulkWhileLive,
+		DBMaxConns:             e.cfg.DBMaxConns,
+		HTTPTimeout:            e.cfg.HTTPTimeout,
+		RateLimitManagement:    e.cfg.ManagementRate,
+		RateLimitIntakeAccount: e.cfg.IntakeRate,
+		ShutdownTimeout:        stopTimeout,
+		Version:                "bench",
 	}, e.cfg.Logger)
 	if err != nil {
 		s.close()
@@ -129,6 +134,41 @@ func (s *stage) pool() *pgxpool.Pool { return s.srv.Pool() }
 
 // api is the URL of the server's event endpoint (after start).
 func (s *stage) api() string { return "http://" + s.srv.Addr() + "/v1/events" }
+
+// postKey is the API key scenarios 2 and 4 POST account's events with:
+// the bootstrap admin key, or with Config.AccountKey one of account's,
+// made through the API once per stage (after start).
+func (s *stage) postKey(ctx context.Context, account string) (string, error) {
+	if !s.e.cfg.AccountKey {
+		return benchAdminKey, nil
+	}
+	if k, ok := s.accountKeys[account]; ok {
+		return k, nil
+	}
+	body := fmt.Sprintf(`{"scope":"account","account_id":%q,"description":"bench"}`, account)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.srv.Addr()+"/v1/keys", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+benchAdminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("error making an account key: %w", err)
+	}
+	defer resp.Body.Close()
+	var k struct {
+		Key string `json:"key"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&k); err != nil || resp.StatusCode != http.StatusCreated || k.Key == "" {
+		return "", fmt.Errorf("error making an account key: status %d", resp.StatusCode)
+	}
+	if s.accountKeys == nil {
+		s.accountKeys = map[string]string{}
+	}
+	s.accountKeys[account] = k.Key
+	return k.Key, nil
+}
 
 // createWebhook adds a webhook of account to target, inserted directly.
 func (s *stage) createWebhook(ctx context.Context, account, target string) (string, error) {

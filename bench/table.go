@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/schedule"
 	"github.com/mono/webhookd/server"
@@ -74,8 +75,19 @@ func serverSettings(cfg *Config) string {
 	case cfg.BulkWhileLive > 0:
 		bulk = strconv.Itoa(cfg.BulkWhileLive)
 	}
-	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s",
-		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout)
+	orDefault := func(r, def admin.Rate) admin.Rate {
+		if r == (admin.Rate{}) {
+			return def
+		}
+		return r
+	}
+	poster := "the bootstrap admin key"
+	if cfg.AccountKey {
+		poster = "an account key"
+	}
+	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s; events POSTed with %s, account keys' rate limits: management %s, intake %s",
+		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout,
+		poster, orDefault(cfg.ManagementRate, admin.ManagementRateDefault), orDefault(cfg.IntakeRate, admin.IntakeRateDefault))
 }
 
 func writeTable(w io.Writer, cfg *Config, res *Result) {

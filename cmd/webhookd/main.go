@@ -574,6 +574,9 @@ func runBench(ctx context.Context, args []string) error {
 	var maxConns int
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
+	s.fs.BoolVar(&cfg.AccountKey, "account-key", false, "scenarios 2 and 4: POST with an account key of the account (looked up and rate-limited like any) instead of the bootstrap admin key")
+	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")
+	intakeRate := s.fs.String("rate-limit-intake-account", "off", "account keys' intake limit of the bench servers, in events, such as 100000/s,burst=100000 (off: none)")
 	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	latencyLog := s.fs.String("latency-log", "", "scenarios 2 and 4: write each event's latencies to this CSV file")
 	logs := s.logging("warn", "console")
@@ -583,6 +586,12 @@ func runBench(ctx context.Context, args []string) error {
 	var err error
 	if cfg.BulkWhileLive, err = parseBulkWhileLive("-bulk-while-live", *bulk); err != nil {
 		return err
+	}
+	if cfg.ManagementRate, err = adminapi.ParseRate(*mgmtRate); err != nil {
+		return fmt.Errorf("-rate-limit-management: %w", err)
+	}
+	if cfg.IntakeRate, err = adminapi.ParseRate(*intakeRate); err != nil {
+		return fmt.Errorf("-rate-limit-intake-account: %w", err)
 	}
 	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
