@@ -3,7 +3,9 @@
 # runs the README's signature-verification snippets with (node, python3,
 # ruby, php), and npm for `make docs-check` (the pinned @redocly/cli, which
 # wants node 20.19 or later), only for the commands that are missing.
-# Idempotent: with all five present it changes nothing and needs no network.
+# Then `npm ci` of examples/verify/node-standard (the pinned standardwebhooks).
+# Idempotent: with all five present and that installed it changes nothing and
+# needs no network.
 set -euo pipefail
 
 log() { echo "==> $*"; }
@@ -15,8 +17,22 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v ruby >/dev/null 2>&1 || missing+=(ruby)
 command -v php >/dev/null 2>&1 || missing+=(php-cli)
 
+# The pinned standardwebhooks npm package that examples/verify's Standard
+# Webhooks snippet for Node runs with (package-lock.json), once npm is there.
+install_node_standard() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/examples/verify/node-standard"
+  if [ -d "$dir/node_modules/standardwebhooks" ]; then
+    log "standardwebhooks present in examples/verify/node-standard"
+    return
+  fi
+  log "installing standardwebhooks (package-lock.json) in examples/verify/node-standard"
+  (cd "$dir" && npm ci --no-audit --no-fund)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   log "runtimes present: node, npm, python3, ruby, php"
+  install_node_standard
   exit 0
 fi
 
@@ -33,3 +49,4 @@ log "installing ${missing[*]} for the verification snippets and make docs-check"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_node_standard

@@ -204,6 +204,8 @@ type webhookCreated struct {
 	PausedAt                *time.Time `json:"paused_at"`
 	PauseReason             *string    `json:"pause_reason"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	SignatureScheme         string     `json:"signature_scheme"`
+	OnGone                  string     `json:"on_gone"`
 	Secret                  string     `json:"secret"`
 	CreatedAt               time.Time  `json:"created_at"`
 }

@@ -97,7 +97,10 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		URL: hook.URLNormalized, SecretCipher: hook.SecretCiphertext, SecretKeyID: hook.SecretKeyID,
 		EventType: eventType, CreatedAt: now, HeadersCipher: hook.HeadersCiphertext, HeadersKeyID: hook.HeadersKeyID,
 		PreviousSecretCipher: hook.PreviousSecretCiphertext, PreviousSecretKeyID: hook.PreviousSecretKeyID,
-		PreviousSecretExpiresAt: hook.PreviousSecretExpiresAt,
+		PreviousSecretExpiresAt: hook.PreviousSecretExpiresAt, SignatureScheme: hook.SignatureScheme,
+		// A test send is one attempt outside the schedule: whatever it is
+		// answered (a 410 too), it never pauses the webhook.
+		OnGone: store.OnGoneRetry,
 	}
 	// Within the webhook's rate, with a slot free (the worker's, shared
 	// with deliveries, on a process with workers), or refused at once,

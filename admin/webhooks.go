@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/mono/webhookd/internal/durations"
 	"github.com/mono/webhookd/metrics"
 	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/signer"
 	"github.com/mono/webhookd/store"
 )
 
@@ -35,6 +35,10 @@ type webhookRequest struct {
 	Description *string            `json:"description"`
 	Headers     *map[string]string `json:"headers"`
 	EventTypes  *[]string          `json:"event_types"`
+	// SignatureScheme is "mono" (the default) or "standard"; OnGone is
+	// "retry" (the default) or "pause".
+	SignatureScheme *string `json:"signature_scheme"`
+	OnGone          *string `json:"on_gone"`
 }
 
 type webhookResponse struct {
@@ -55,18 +59,46 @@ type webhookResponse struct {
 	// PreviousSecretExpiresAt is when the secret rotated out stops signing;
 	// null when only the current secret signs.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	Secret                  string     `json:"secret,omitempty"`
-	CreatedAt               time.Time  `json:"created_at"`
+	// SignatureScheme is mono (Mono-Signature) or standard (the Standard
+	// Webhooks headers too); OnGone is what a 410 does: retry or pause.
+	SignatureScheme string    `json:"signature_scheme"`
+	OnGone          string    `json:"on_gone"`
+	Secret          string    `json:"secret,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
-// newSecret returns a new webhook secret: whsec_ and 32 random bytes.
+// newSecret returns a new webhook secret: whsec_ and the standard (padded)
+// base64 of 32 random bytes, the form the Standard Webhooks libraries take
+// (secrets issued before were base64url without padding; the Mono scheme
+// keys its HMAC with the whole string, so both work with it).
 func newSecret() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
 	}
-	return "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+	return signer.NewSecret(b)
 }
+
+// checkScheme and checkOnGone check a create or update's signature_scheme
+// and on_gone, when given.
+func checkScheme(scheme *string) *apiError {
+	if scheme != nil && *scheme != store.SchemeMono && *scheme != store.SchemeStandard {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_signature_scheme", Field: "signature_scheme", Message: `signature_scheme must be "mono" or "standard"`}
+	}
+	return nil
+}
+
+func checkOnGone(onGone *string) *apiError {
+	if onGone != nil && *onGone != store.OnGoneRetry && *onGone != store.OnGonePause {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_on_gone", Field: "on_gone", Message: `on_gone must be "retry" or "pause"`}
+	}
+	return nil
+}
+
+// errSecretRotationRequired answers a switch to the standard scheme while
+// the webhook's secret is in the form from before it.
+var errSecretRotationRequired = &apiError{Status: http.StatusUnprocessableEntity, Code: "secret_rotation_required", Field: "signature_scheme",
+	Message: "this webhook's secret predates the Standard Webhooks form (whsec_ and standard base64) that the standard scheme needs: rotate the secret (POST /v1/webhooks/{id}/rotate-secret), then switch"}
 
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	var req webhookRequest
@@ -101,6 +133,10 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone)); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 
 	id := ident.New(ident.Webhook)
 	headers, apiErr := a.webhookHeaders(id, req.Headers)
@@ -132,6 +168,14 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		SecretKeyID:      keyID,
 		CreatedAt:        a.now().UTC().Truncate(time.Microsecond),
 		EventTypes:       eventTypes,
+		SignatureScheme:  store.SchemeMono,
+		OnGone:           store.OnGoneRetry,
+	}
+	if req.SignatureScheme != nil {
+		hook.SignatureScheme = *req.SignatureScheme
+	}
+	if req.OnGone != nil {
+		hook.OnGone = *req.OnGone
 	}
 	if headers != nil {
 		hook.HeaderNames, hook.HeadersCiphertext, hook.HeadersKeyID = headers.Names, headers.Ciphertext, headers.KeyID
@@ -170,6 +214,7 @@ func renderWebhook(hook *store.Webhook) webhookResponse {
 		ID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, Description: hook.Description, CreatedAt: hook.CreatedAt,
 		HeaderNames: hook.HeaderNames, EventTypes: hook.EventTypes,
 		Paused: hook.PausedAt != nil, PausedAt: hook.PausedAt, PauseReason: hook.PauseReason,
+		SignatureScheme: hook.SignatureScheme, OnGone: hook.OnGone,
 	}
 	if out.HeaderNames == nil {
 		out.HeaderNames = []string{}
@@ -290,6 +335,10 @@ type webhookPatch struct {
 	EventTypes *[]string `json:"event_types"`
 	// Paused pauses (true) or resumes (false) the webhook.
 	Paused *bool `json:"paused"`
+	// SignatureScheme switches the scheme ("standard" needs a secret in
+	// the standard form); OnGone sets what a 410 does.
+	SignatureScheme *string `json:"signature_scheme"`
+	OnGone          *string `json:"on_gone"`
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
@@ -323,8 +372,19 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		eventTypes = &filter
 	}
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone)); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 	p := principalFrom(r.Context())
-	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, p.AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers, EventTypes: eventTypes})
+	if req.SignatureScheme != nil && *req.SignatureScheme == store.SchemeStandard {
+		if apiErr := a.checkStandardSecret(r.Context(), id, p.AccountID); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+	}
+	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, p.AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers, EventTypes: eventTypes,
+		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone})
 	if err == nil && req.Paused != nil {
 		hook, err = a.setPaused(r.Context(), hook, *req.Paused, p)
 	}
@@ -339,6 +399,42 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("webhook updated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID))
 	writeJSON(w, http.StatusOK, renderWebhook(hook))
+}
+
+// checkStandardSecret refuses a switch to the standard scheme while the
+// webhook's current secret is not in the standard form
+// (secret_rotation_required; 404 when there is no such webhook).
+func (a *API) checkStandardSecret(ctx context.Context, id, accountID string) *apiError {
+	hook, err := store.GetWebhookOf(ctx, a.pool, id, accountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound("webhook")
+	}
+	if err != nil {
+		a.logger.Error("error loading webhook", zap.String("webhook_id", id), zap.Error(err))
+		return errInternal(err)
+	}
+	if hook.SignatureScheme == store.SchemeStandard {
+		return nil
+	}
+	secret, err := a.keys.Decrypt(hook.SecretCiphertext, hook.SecretKeyID, []byte(hook.ID))
+	if err != nil {
+		a.logger.Error("error decrypting webhook secret", zap.String("webhook_id", hook.ID), zap.String("secret_key_id", hook.SecretKeyID), zap.Error(err))
+		return errInternal(err)
+	}
+	if _, ok := signer.StandardKey(string(secret)); !ok {
+		return errSecretRotationRequired
+	}
+	return nil
+}
+
+// firstError is the first of errs that is not nil.
+func firstError(errs ...*apiError) *apiError {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setPaused pauses or resumes hook (nothing when it is so already) and

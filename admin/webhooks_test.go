@@ -31,6 +31,8 @@ type webhookView struct {
 	PausedAt                *time.Time `json:"paused_at"`
 	PauseReason             *string    `json:"pause_reason"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	SignatureScheme         string     `json:"signature_scheme"`
+	OnGone                  string     `json:"on_gone"`
 	CreatedAt               time.Time  `json:"created_at"`
 }
 

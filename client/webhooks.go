@@ -26,9 +26,28 @@ type Webhook struct {
 	PauseReason *string    `json:"pause_reason"`
 	// PreviousSecretExpiresAt is when the secret rotated out stops signing.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	Secret                  string     `json:"secret,omitempty"`
-	CreatedAt               time.Time  `json:"created_at"`
+	// SignatureScheme is SchemeMono or SchemeStandard.
+	SignatureScheme string `json:"signature_scheme"`
+	// OnGone is what a 410 answer does: OnGoneRetry or OnGonePause.
+	OnGone    string    `json:"on_gone"`
+	Secret    string    `json:"secret,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
+
+// Signature schemes: SchemeMono sends Mono-Signature; SchemeStandard sends
+// the Standard Webhooks headers (webhook-id, webhook-timestamp,
+// webhook-signature) too.
+const (
+	SchemeMono     = "mono"
+	SchemeStandard = "standard"
+)
+
+// What a 410 Gone answer does: OnGoneRetry retries it like any failure;
+// OnGonePause pauses the webhook (PauseReason "gone").
+const (
+	OnGoneRetry = "retry"
+	OnGonePause = "pause"
+)
 
 // CreateWebhookParams is a new webhook.
 type CreateWebhookParams struct {
@@ -39,6 +58,9 @@ type CreateWebhookParams struct {
 	// Headers are custom headers sent on every attempt (at most 10; no
 	// hop-by-hop, Host, User-Agent, Mono-* or Content-* names).
 	Headers map[string]string `json:"headers,omitempty"`
+	// SignatureScheme defaults to SchemeMono; OnGone to OnGoneRetry.
+	SignatureScheme string `json:"signature_scheme,omitempty"`
+	OnGone          string `json:"on_gone,omitempty"`
 }
 
 // CreateWebhook registers a webhook: POST /v1/webhooks. The answer holds
@@ -115,6 +137,12 @@ type UpdateWebhookParams struct {
 	// Headers, when not nil, replaces the custom headers; an empty map
 	// removes them.
 	Headers *map[string]string `json:"headers,omitempty"`
+	// SignatureScheme switches the scheme; switching to SchemeStandard
+	// while the secret predates the standard form is a 422
+	// secret_rotation_required (rotate, then switch).
+	SignatureScheme *string `json:"signature_scheme,omitempty"`
+	// OnGone sets what a 410 answer does.
+	OnGone *string `json:"on_gone,omitempty"`
 }
 
 // UpdateWebhook changes a webhook: PATCH /v1/webhooks/{id}.

@@ -40,6 +40,30 @@ func (b *testBundle) secretOf(t *testing.T, id string) string {
 // Rotate secret, event-type filter, Pause/Resume and health panel, and the
 // admin's API keys page.
 func lifecycleSubtests(t *testing.T, setup func(*testing.T) *testBundle) {
+	t.Run("SchemeAndGone", func(t *testing.T) {
+		b := setup(t)
+		k := b.createKey(t, "account", "acct_gone")
+		receiver := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+		plain := b.createWebhookWith(t, k.Key, map[string]any{"url": receiver.URL + "/plain"})
+		hook := b.createWebhookWith(t, k.Key, map[string]any{"url": receiver.URL + "/gone", "signature_scheme": "standard", "on_gone": "pause"})
+		br := b.browser(t)
+		br.signIn(t, k.Key)
+
+		p := br.get(t, "/dashboard/webhooks/"+plain.ID)
+		require.Equal(t, "Mono-Signature", elementText(p.body, "signature-scheme"))
+		require.Contains(t, elementText(p.body, "on-gone"), "Retry")
+		p = br.get(t, "/dashboard/webhooks/"+hook.ID)
+		require.Contains(t, elementText(p.body, "signature-scheme"), "Standard Webhooks")
+		require.Contains(t, elementText(p.body, "on-gone"), "Pause the webhook")
+
+		// A 410 pauses it; the detail view says why.
+		receiver.SetRespond(testreceiver.Status(http.StatusGone))
+		b.sendEvent(t, "acct_gone", "order.created")
+		require.Eventually(t, func() bool { return b.hookState(t, hook.ID).Paused }, 10*time.Second, 20*time.Millisecond)
+		require.Equal(t, "gone", *b.hookState(t, hook.ID).PauseReason)
+		p = br.get(t, "/dashboard/webhooks/"+hook.ID)
+		require.Contains(t, elementText(p.body, "pause-state"), "answered 410 Gone")
+	})
 	t.Run("PauseAndResume", func(t *testing.T) {
 		b := setup(t)
 		k := b.createKey(t, "account", "acct_pause")

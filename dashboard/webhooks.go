@@ -32,7 +32,17 @@ type apiWebhook struct {
 	// PreviousSecretExpiresAt is set while the secret replaced by the last
 	// rotation still signs.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	CreatedAt               time.Time  `json:"created_at"`
+	// SignatureScheme is mono or standard (the Standard Webhooks headers
+	// too); OnGone what a 410 answer does: retry or pause.
+	SignatureScheme string    `json:"signature_scheme"`
+	OnGone          string    `json:"on_gone"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+// GonePaused says the webhook was paused because its endpoint answered
+// 410 Gone (on_gone pause).
+func (h apiWebhook) GonePaused() bool {
+	return h.PauseReason != nil && *h.PauseReason == store.PauseGone
 }
 
 // AutoPaused says the webhook was paused by webhookd (its endpoint kept

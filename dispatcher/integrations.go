@@ -33,7 +33,7 @@ var reservedHeaders = []string{
 
 // ValidateHeaders checks a webhook's custom headers: at most HeadersMax,
 // names that are HTTP tokens and none of the hop-by-hop ones, Host,
-// User-Agent, traceparent/tracestate, Mono-* or Content-*, no name twice
+// User-Agent, traceparent/tracestate, webhook-*, Mono-* or Content-*, no name twice
 // (in any case), and values without control characters. It returns the
 // names, canonicalised and sorted.
 func ValidateHeaders(headers map[string]string) ([]string, error) {
@@ -47,8 +47,8 @@ func ValidateHeaders(headers map[string]string) ([]string, error) {
 		switch {
 		case name == "" || len(name) > HeaderNameMaxLen || !httpguts.ValidHeaderFieldName(name):
 			return nil, &ValidationError{Field: field, Code: "invalid_header_name", Message: fmt.Sprintf("a header name must be an HTTP token of 1 to %d characters", HeaderNameMaxLen)}
-		case slices.Contains(reservedHeaders, canonical), strings.HasPrefix(canonical, "Mono-"), strings.HasPrefix(canonical, "Content-"):
-			return nil, &ValidationError{Field: field, Code: "reserved_header", Message: "hop-by-hop headers, Host, User-Agent, traceparent, tracestate, Mono-* and Content-* are set by webhookd or the connection and can't be custom headers"}
+		case slices.Contains(reservedHeaders, canonical), strings.HasPrefix(canonical, "Mono-"), strings.HasPrefix(canonical, "Content-"), strings.HasPrefix(canonical, "Webhook-"):
+			return nil, &ValidationError{Field: field, Code: "reserved_header", Message: "hop-by-hop headers, Host, User-Agent, traceparent, tracestate, webhook-* (Standard Webhooks), Mono-* and Content-* are set by webhookd or the connection and can't be custom headers"}
 		case slices.Contains(names, canonical):
 			return nil, &ValidationError{Field: field, Code: "duplicate_header", Message: "the same header name is given twice (names are case-insensitive)"}
 		case len(value) > HeaderValueMaxLen || !httpguts.ValidHeaderFieldValue(value):

@@ -296,6 +296,9 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 	header.Set("Content-Type", "application/json")
 	header.Set(signer.Header, signer.Sign(start, target.Body, secrets...))
 	header.Set("Mono-Event-Id", target.EventID)
+	if target.SignatureScheme == store.SchemeStandard {
+		setStandardSignature(header, target.EventID, start, target.Body, secrets)
+	}
 	if target.Traceparent != nil {
 		if tp := AttemptTraceparent(*target.Traceparent); tp != "" {
 			header.Set("Traceparent", tp)
@@ -483,6 +486,9 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	w.cfg.Metrics.Attempt(res.StatusCode, errorKind, res.Duration)
 	if attempt.Counted {
 		w.cfg.Health.Observe(target.WebhookID, end, res.Succeeded(), errorKind)
+	}
+	if res.StatusCode == http.StatusGone && target.OnGone == store.OnGonePause {
+		w.pauseGone(bookCtx, target, end, log)
 	}
 	switch {
 	case !attempt.Counted:

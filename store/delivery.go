@@ -52,6 +52,10 @@ type Target struct {
 	PreviousSecretExpiresAt *time.Time
 	// Paused says the webhook is paused: nothing is sent.
 	Paused bool
+	// SignatureScheme and OnGone are the webhook's (store.SchemeMono...,
+	// store.OnGoneRetry...).
+	SignatureScheme string
+	OnGone          string
 }
 
 // targetColumns are everything a delivery attempt needs, from the delivery
@@ -60,7 +64,8 @@ const targetColumns = `
 SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_at, d.job_id,
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
        w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
-       w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL`
+       w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL,
+       w.signature_scheme, w.on_gone`
 
 const targetJoins = `
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
@@ -76,7 +81,8 @@ func scanTarget(row pgx.Row) (*Target, error) {
 	err := row.Scan(&t.DeliveryID, &t.State, &t.Attempts, &t.Generation, &t.GenAttempts, &t.NextAttemptAt, &t.JobID,
 		&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
 		&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent,
-		&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused)
+		&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused,
+		&t.SignatureScheme, &t.OnGone)
 	return t, err
 }
 

@@ -12,6 +12,9 @@ import (
 const (
 	PauseManual = "manual"
 	PauseAuto   = "auto"
+	// PauseGone: the endpoint answered 410 Gone and the webhook's on_gone
+	// is OnGonePause.
+	PauseGone = "gone"
 )
 
 // ErrAlreadyPaused and ErrNotPaused say a pause or resume changed nothing.

@@ -73,18 +73,39 @@ type Webhook struct {
 	// PausedAt is set while the webhook is paused (PauseReason says why).
 	PausedAt    *time.Time
 	PauseReason *string
+	// SignatureScheme is SchemeMono (Mono-Signature only) or
+	// SchemeStandard (the Standard Webhooks headers too). "" inserts
+	// SchemeMono.
+	SignatureScheme string
+	// OnGone is OnGoneRetry (a 410 is a failure like any other) or
+	// OnGonePause (a 410 pauses the webhook, reason PauseGone). ""
+	// inserts OnGoneRetry.
+	OnGone string
 }
+
+// Signature schemes (webhooks.signature_scheme).
+const (
+	SchemeMono     = "mono"
+	SchemeStandard = "standard"
+)
+
+// What a 410 Gone answer does (webhooks.on_gone).
+const (
+	OnGoneRetry = "retry"
+	OnGonePause = "pause"
+)
 
 const webhookInsert = `
 INSERT INTO webhooks (id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at,
-                      header_names, headers_ciphertext, headers_key_id, event_types)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11, coalesce($12::text[], '{}'))`
+                      header_names, headers_ciphertext, headers_key_id, event_types, signature_scheme, on_gone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11, coalesce($12::text[], '{}'),
+        coalesce(nullif($13, ''), 'mono'), coalesce(nullif($14, ''), 'retry'))`
 
 // InsertWebhook inserts w. A live webhook of the same account and normalised
 // URL gives ErrDuplicateURL.
 func InsertWebhook(ctx context.Context, db DB, w *Webhook) error {
 	_, err := db.Exec(ctx, webhookInsert, w.ID, w.AccountID, w.URL, w.URLNormalized, w.Description, w.SecretCiphertext, w.SecretKeyID, w.CreatedAt,
-		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID, w.EventTypes)
+		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID, w.EventTypes, w.SignatureScheme, w.OnGone)
 	if IsUniqueViolation(err) {
 		return ErrDuplicateURL
 	}
@@ -180,13 +201,15 @@ func RotateSecret(ctx context.Context, db DB, id, accountID string, ciphertext [
 }
 
 const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at, header_names, headers_ciphertext, headers_key_id,
-    previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at, event_types, paused_at, pause_reason`
+    previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at, event_types, paused_at, pause_reason,
+    signature_scheme, on_gone`
 
 func scanWebhook(row pgx.Row) (*Webhook, error) {
 	w := &Webhook{}
 	err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.URLNormalized, &w.Description, &w.SecretCiphertext, &w.SecretKeyID, &w.CreatedAt, &w.DeletedAt,
 		&w.HeaderNames, &w.HeadersCiphertext, &w.HeadersKeyID,
-		&w.PreviousSecretCiphertext, &w.PreviousSecretKeyID, &w.PreviousSecretExpiresAt, &w.EventTypes, &w.PausedAt, &w.PauseReason)
+		&w.PreviousSecretCiphertext, &w.PreviousSecretKeyID, &w.PreviousSecretExpiresAt, &w.EventTypes, &w.PausedAt, &w.PauseReason,
+		&w.SignatureScheme, &w.OnGone)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -226,6 +249,9 @@ type WebhookUpdate struct {
 	Headers *WebhookHeaders
 	// EventTypes, when not nil, replaces the event-type filter.
 	EventTypes *[]string
+	// SignatureScheme and OnGone, when not nil, replace theirs.
+	SignatureScheme *string
+	OnGone          *string
 }
 
 // WebhookHeaders are a webhook's custom headers as stored.
@@ -240,7 +266,8 @@ UPDATE webhooks SET description = coalesce($3, description),
     header_names = CASE WHEN $4 THEN coalesce($5::text[], '{}') ELSE header_names END,
     headers_ciphertext = CASE WHEN $4 THEN $6 ELSE headers_ciphertext END,
     headers_key_id = CASE WHEN $4 THEN $7 ELSE headers_key_id END,
-    event_types = CASE WHEN $8 THEN coalesce($9::text[], '{}') ELSE event_types END
+    event_types = CASE WHEN $8 THEN coalesce($9::text[], '{}') ELSE event_types END,
+    signature_scheme = coalesce($10, signature_scheme), on_gone = coalesce($11, on_gone)
 WHERE id = $1 AND deleted_at IS NULL AND ($2::text = '' OR account_id = $2)
 RETURNING ` + webhookColumns
 
@@ -257,7 +284,7 @@ func UpdateWebhook(ctx context.Context, db DB, id, accountID string, u *WebhookU
 		types = *u.EventTypes
 	}
 	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description, u.Headers != nil, h.Names, h.Ciphertext, h.KeyID,
-		u.EventTypes != nil, types))
+		u.EventTypes != nil, types, u.SignatureScheme, u.OnGone))
 }
 
 const secretRevealInsert = `INSERT INTO secret_reveals (webhook_id, key_id, created_at) VALUES ($1, $2, $3)`
