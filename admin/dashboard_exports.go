@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"slices"
+	"time"
 )
 
 // This file is what the dashboard (package dashboard) needs from the API:
@@ -20,6 +21,15 @@ var ErrInvalidKey = errInvalidKey
 // recorded), or ErrInvalidKey.
 func (a *API) Authenticate(ctx context.Context, raw string) (*Principal, error) {
 	return a.authenticate(ctx, raw)
+}
+
+// SignInFailed records a dashboard sign-in refused for its key (err, an
+// ErrInvalidKey) as the API records a failed key: counted, logged within
+// the log's limits, never the key, and throttled per client address. It
+// reports how long the address is throttled for (0: not), during which
+// the sign-in is to be refused 429.
+func (a *API) SignInFailed(r *http.Request, err error) time.Duration {
+	return a.keyFailed(r, reasonOf(err))
 }
 
 // IsBootstrapKeyHash reports whether hash is the SHA-256 of the configured

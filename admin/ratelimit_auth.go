@@ -187,16 +187,26 @@ func (a *API) refuseKey(w http.ResponseWriter, r *http.Request, reason string, u
 		unauthorized()
 		return
 	}
-	blocked := a.authFailures.fail(a.trust.ClientIP(r), reason)
+	blocked := a.keyFailed(r, reason)
 	if blocked <= 0 {
-		a.metrics.AuthFailure(reason)
 		unauthorized()
 		return
 	}
-	a.metrics.AuthFailure(authThrottled)
 	w.Header().Set("Retry-After", strconv.Itoa(wholeSeconds(blocked)))
 	writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "auth_throttled", Field: "Authorization",
 		Message: "too many requests with an invalid API key from this address; a valid key is still accepted"})
+}
+
+// keyFailed counts and logs a key refused for reason from r's client
+// address, and reports how long the address is throttled for (0: not).
+func (a *API) keyFailed(r *http.Request, reason string) time.Duration {
+	blocked := a.authFailures.fail(a.trust.ClientIP(r), reason)
+	if blocked > 0 {
+		a.metrics.AuthFailure(authThrottled)
+	} else {
+		a.metrics.AuthFailure(reason)
+	}
+	return blocked
 }
 
 // reasonOf is the reason of err, an errInvalidKey.

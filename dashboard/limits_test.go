@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -52,4 +53,36 @@ func TestLimitsPanel(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.status)
 	require.Equal(t, "1 of 20", elementText(p.body, "limit-webhooks"))
 	require.Equal(t, "No limit", elementText(p.body, "limit-management"))
+}
+
+// Sign-in with an invalid key counts as a failed key of the client's
+// address, like the API's: past the limit the form answers 429 with
+// Retry-After, while a valid key from the same address still signs in.
+func TestSignInThrottle(t *testing.T) {
+	t.Parallel()
+
+	srv := testserver.Start(t, func(c *server.Config) {
+		c.DBMaxConns = 8
+		c.MaxWorkers = 10
+		c.AuthFailureLimit = 2
+	})
+	b := &testBundle{srv: srv, base: srv.BaseURL, pool: srv.Pool(), http: &http.Client{Timeout: 10 * time.Second}}
+	k := b.createKey(t, "account", "acct_signin_throttle")
+	br := b.browser(t)
+	br.get(t, "/dashboard/signin")
+	// The form's token is renewed with each page shown.
+	wrong := func() url.Values {
+		return url.Values{"csrf": {br.csrf(t)}, "key": {"whk_not-a-real-key-0000000000000000000000000000"}}
+	}
+	for range 2 {
+		require.Equal(t, http.StatusUnauthorized, br.post(t, "/dashboard/signin", wrong()).status)
+	}
+	p := br.post(t, "/dashboard/signin", wrong())
+	require.Equal(t, http.StatusTooManyRequests, p.status)
+	require.Equal(t, "60", p.header.Get("Retry-After"))
+	require.Contains(t, elementText(p.body, "key-error"), "Too many invalid keys")
+	// The API's failing keys from the address are throttled too.
+	b.api(t, http.MethodGet, "/v1/webhooks", "whk_not-a-real-key-0000000000000000000000000000", "", http.StatusTooManyRequests, nil)
+
+	br.signIn(t, k.Key)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -331,7 +332,13 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 	p, err := d.api.Authenticate(r.Context(), raw)
 	switch {
 	case errors.Is(err, admin.ErrInvalidKey):
-		d.logger.Warn("dashboard sign-in refused: unknown or revoked key", zap.Stringer("client_ip", d.trust.ClientIP(r)))
+		// Counted, logged (within limits) and throttled as the API's
+		// failed keys are.
+		if blocked := d.api.SignInFailed(r, err); blocked > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((blocked+time.Second-1)/time.Second)))
+			d.renderSignIn(w, r, http.StatusTooManyRequests, v, next, "Too many invalid keys from this address: try again in a minute. A valid key still signs in.")
+			return
+		}
 		d.renderSignIn(w, r, http.StatusUnauthorized, v, next, "This API key is not valid (unknown or revoked).")
 		return
 	case err != nil:
