@@ -35,6 +35,10 @@ const (
 	// BodyMinRateGrace is the time a body has before the minimum rate
 	// counts.
 	BodyMinRateGrace = time.Second
+	// BodyReadMax is the longest a body may take however fast it arrives,
+	// the server's ReadTimeout (30 s): the minimum rate's read deadline
+	// never goes past it.
+	BodyReadMax = 30 * time.Second
 )
 
 // bodyLimit is the largest body route may read.
@@ -174,7 +178,7 @@ func (b *minRateBody) Read(p []byte) (int, error) {
 	if b.done {
 		return b.ReadCloser.Read(p)
 	}
-	due := b.start.Add(BodyMinRateGrace + time.Duration(float64(b.read)/float64(b.rate)*float64(time.Second)))
+	due := b.start.Add(min(BodyMinRateGrace+time.Duration(float64(b.read)/float64(b.rate)*float64(time.Second)), BodyReadMax))
 	// Unsupported (an in-process request): nothing to cut.
 	_ = b.rc.SetReadDeadline(due)
 	n, err := b.ReadCloser.Read(p)

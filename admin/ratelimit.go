@@ -241,7 +241,7 @@ func (a *API) charge(w http.ResponseWriter, p *Principal, budget string, cost in
 	// Header.Set would otherwise allocate on every request.
 	h["Ratelimit-Policy"] = []string{rateLimitPolicy(budget, rate)}
 	if ok {
-		h["Ratelimit"] = []string{rateLimitField(budget, tokens, wholeSeconds(rate.refill(tokens)))}
+		h["Ratelimit"] = []string{rateLimitField(budget, tokens, int(math.Ceil(rate.refill(tokens).Seconds())))}
 		return true
 	}
 	secs := wholeSeconds(wait)
@@ -265,7 +265,7 @@ func rateLimitPolicy(budget string, rate Rate) string {
 }
 
 // rateLimitField is the RateLimit field: the whole tokens left (none when
-// in debt) and the seconds until the bucket is full.
+// in debt) and the seconds until the bucket is full (0 when it is).
 func rateLimitField(budget string, tokens float64, full int) string {
 	return `"` + budget + `";r=` + strconv.Itoa(max(int(tokens), 0)) + ";t=" + strconv.Itoa(full)
 }
