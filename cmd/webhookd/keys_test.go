@@ -143,7 +143,7 @@ func TestKeysCommand(t *testing.T) {
 		want string
 	}{
 		{"NoScope", []string{"create"}, "-scope: scope is required"},
-		{"UnknownScope", []string{"create", "-scope", "root"}, `-scope: scope must be admin, account or events:write, not "root"`},
+		{"UnknownScope", []string{"create", "-scope", "root"}, `-scope: scope must be admin, account, events:write or portal:write, not "root"`},
 		{"AccountWithoutAccount", []string{"create", "-scope", "account"}, "-account: an account key is bound to one account"},
 		{"AdminWithAccount", []string{"create", "-scope", "admin", "-account", "acct_cli"}, "-account: an admin key acts on every account"},
 		{"BadAccount", []string{"create", "-scope", "events:write", "-account", "acct cli"}, "-account: account_id must be 1 to 64 characters"},
