@@ -17,6 +17,8 @@ type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field"`
+	// RetryAfter is the answer's Retry-After header (a 429 or 503).
+	RetryAfter string `json:"-"`
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -70,6 +72,7 @@ func (d *Dashboard) call(ctx context.Context, p *admin.Principal, method, path s
 			return internalError(fmt.Errorf("API answered %d with an unexpected body", rec.status))
 		}
 		e.Error.Status = rec.status
+		e.Error.RetryAfter = rec.header.Get("Retry-After")
 		return e.Error
 	}
 	if out != nil {

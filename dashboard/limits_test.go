@@ -45,6 +45,7 @@ func TestLimitsPanel(t *testing.T) {
 	p := br.get(t, "/dashboard/settings/personal/api")
 	require.Equal(t, http.StatusTooManyRequests, p.status)
 	require.Contains(t, text(p.body), "over its management rate limit")
+	require.NotEmpty(t, p.header.Get("Retry-After"), "the API's Retry-After, passed on")
 
 	// The admin key has no limit and sees the account's panel.
 	operator := b.browser(t)

@@ -159,6 +159,10 @@ func (d *Dashboard) apiFailed(w http.ResponseWriter, r *http.Request, e *apiErro
 		d.logger.Error("dashboard API call failed", zap.Int("status", e.Status), zap.String("code", e.Code), zap.String("error", e.Message))
 		d.serverError(w, r)
 	default:
+		if e.RetryAfter != "" {
+			// A 429 (the signed-in key over its rate limit) says when.
+			w.Header().Set("Retry-After", e.RetryAfter)
+		}
 		d.errorPage(w, r, e.Status, "Not done", e.Message, back)
 	}
 }
