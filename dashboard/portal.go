@@ -73,7 +73,8 @@ func (d *Dashboard) openPortalLink(w http.ResponseWriter, r *http.Request) {
 	if addr := d.trust.ClientIP(r); addr.IsValid() {
 		use.ClientAddr = addr.String()
 	}
-	link, err := d.api.OpenPortalLink(r.Context(), r.PathValue("token"), use, func(tx pgx.Tx, link *store.PortalLink) error {
+	// OpenPortalLink logs the use (or the refusal) and counts it.
+	_, err := d.api.OpenPortalLink(r.Context(), r.PathValue("token"), use, func(tx pgx.Tx, link *store.PortalLink) error {
 		_, err := tx.Exec(r.Context(), portalSessionInsert, hashToken(token), link.ID, link.TokenHash, randomToken(), now, now.Add(d.ttl))
 		return err
 	})
@@ -94,8 +95,6 @@ func (d *Dashboard) openPortalLink(w http.ResponseWriter, r *http.Request) {
 			d.logger.Warn("error deleting the session a portal link replaced", zap.Error(err))
 		}
 	}
-	d.logger.Info("dashboard sign-in with a portal link", zap.String("portal_link_id", link.ID), zap.String("account_id", link.AccountID),
-		zap.String("client_ip", use.ClientAddr))
 	d.setCookie(w, r, sessionCookie, token, int(d.ttl/time.Second))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = portalBounce.Execute(w, struct{ Next, CSS string }{safeNext(""), Prefix + "/static/dashboard.css?v=" + staticVersion})
