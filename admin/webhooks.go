@@ -447,7 +447,7 @@ func (a *API) setPaused(ctx context.Context, hook *store.Webhook, paused bool, p
 	}
 	now := a.now()
 	if paused {
-		err := store.PauseWebhook(ctx, a.pool, hook.ID, p.AccountID, store.PauseManual, keyID, now)
+		err := a.enqueuer.Pause(ctx, a.pool, hook.ID, p.AccountID, store.PauseManual, keyID, now)
 		if errors.Is(err, store.ErrAlreadyPaused) {
 			return hook, nil
 		}
@@ -467,7 +467,11 @@ func (a *API) setPaused(ctx context.Context, hook *store.Webhook, paused bool, p
 		if resumed, err = a.enqueuer.Resume(ctx, tx, hook.ID); err != nil {
 			return err
 		}
-		return store.RecordResume(ctx, tx, hook.ID, store.PauseManual, keyID, resumed, now)
+		if err := store.RecordResume(ctx, tx, hook.ID, store.PauseManual, keyID, resumed, now); err != nil {
+			return err
+		}
+		return a.enqueuer.Notify(ctx, tx, &dispatcher.Notification{Type: dispatcher.NotifyWebhookResumed, AccountID: hook.AccountID, WebhookID: hook.ID,
+			Data: &dispatcher.WebhookResumedData{WebhookID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, ResumedAt: now.UTC().Truncate(time.Microsecond), Deliveries: resumed}})
 	})
 	if errors.Is(err, store.ErrNotPaused) {
 		return hook, nil
@@ -595,6 +599,11 @@ func accountFor(r *http.Request, given *string) (string, *apiError) {
 	}
 	if err := dispatcher.ValidateAccountID(accountID); err != nil {
 		return "", validationError(err)
+	}
+	if accountID == dispatcher.NotifyAccount {
+		// webhookd's own notifications: not written or listed through the
+		// account routes (their deliveries are listed by id and replayable).
+		return "", &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_account", Field: "account_id", Message: "account " + dispatcher.NotifyAccount + " is webhookd's own (its notifications)"}
 	}
 	if !p.CanAccess(accountID) {
 		return "", &apiError{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}

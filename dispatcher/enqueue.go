@@ -201,6 +201,9 @@ func Validate(ev *Event) error {
 	if err := ValidateType(ev.Type); err != nil {
 		return err
 	}
+	if err := validateNotReserved(ev); err != nil {
+		return err
+	}
 	if err := ValidateData(ev.Data); err != nil {
 		return err
 	}

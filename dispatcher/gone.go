@@ -18,7 +18,7 @@ import (
 // fail (or the process stop between the recording and here), the next 410
 // pauses it.
 func (w *Worker) pauseGone(ctx context.Context, target *store.Target, now time.Time, log *zap.Logger) {
-	err := store.PauseWebhook(ctx, w.db, target.WebhookID, "", store.PauseGone, nil, now)
+	err := PauseNotifying(ctx, w.db, contextClient(ctx), target.WebhookID, "", store.PauseGone, nil, now)
 	switch {
 	case errors.Is(err, store.ErrAlreadyPaused), errors.Is(err, store.ErrNotFound):
 	case err != nil:

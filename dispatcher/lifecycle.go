@@ -55,6 +55,10 @@ func ValidateEventTypeFilter(filter []string) ([]string, error) {
 			}
 			return nil, &ValidationError{Field: fmt.Sprintf("event_types[%d]", i), Code: "invalid_event_type", Message: "each entry must be " + what + " (lowercase letters, digits, _ and ., starting with a letter)"}
 		}
+		if !wildcard && notificationNamespace(name) && !IsNotificationType(name) {
+			return nil, &ValidationError{Field: fmt.Sprintf("event_types[%d]", i), Code: "unknown_notification_type",
+				Message: "webhook.*, delivery.* and endpoint.* names are webhookd's notification types: " + strings.Join(NotificationTypes, ", ") + " (and webhook.test)"}
+		}
 		out = append(out, f)
 	}
 	slices.Sort(out)

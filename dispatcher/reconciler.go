@@ -209,7 +209,7 @@ func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
 	}
 	var paused []string
 	for _, id := range ids {
-		err := store.PauseWebhook(ctx, r.db, id, "", store.PauseAuto, nil, now)
+		err := PauseNotifying(ctx, r.db, contextClient(ctx), id, "", store.PauseAuto, nil, now)
 		if errors.Is(err, store.ErrAlreadyPaused) || errors.Is(err, store.ErrNotFound) {
 			continue
 		}

@@ -103,6 +103,10 @@ type WorkerConfig struct {
 	// records nothing.
 	Metrics *metrics.Metrics
 	Health  *HealthTracker // endpoint health (Observe after each recorded counted attempt); optional: nil records nothing
+	// NotifyClient sends the operator's notifications (the webhook
+	// store.OperatorWebhookID, WEBHOOKD_NOTIFY_URL), exempt from the
+	// private-network rule. Optional: nil sends them with the client.
+	NotifyClient *outbound.Client
 }
 
 // MaxWorkersDefault is WorkerConfig.MaxWorkers's default.
@@ -304,7 +308,7 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 			header.Set("Traceparent", tp)
 		}
 	}
-	res := w.client.Post(ctx, target.URL, header, target.Body)
+	res := w.clientFor(target).Post(ctx, target.URL, header, target.Body)
 	if res.ErrorKind == outbound.ErrorKindBlockedAddress {
 		// The attempt says only "the address is not allowed" (the account
 		// reads it); which range, for the operator, goes in the log. log

@@ -129,6 +129,13 @@ type Config struct {
 	// AutoPauseAfter pauses a webhook with no successful attempt for this
 	// long (WEBHOOKD_AUTO_PAUSE_AFTER); 0, the default, never does.
 	AutoPauseAfter time.Duration
+	// NotifyURL (WEBHOOKD_NOTIFY_URL) receives webhookd's notifications
+	// (webhook.paused, webhook.resumed) for the operator, signed with
+	// NotifySecret (WEBHOOKD_NOTIFY_SECRET, at least 16 characters) like
+	// any delivery: the one URL exempt from the private-network rule.
+	// Optional: empty (both) sends the operator none.
+	NotifyURL    string
+	NotifySecret string
 	// Now is the clock of the API (key expiry), the retention job and the
 	// reconciler's auto-pause. Defaults to time.Now; tests move it.
 	Now func() time.Time
@@ -274,6 +281,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AutoPauseAfter < 0 || (c.AutoPauseAfter > 0 && c.AutoPauseAfter < time.Hour) {
 		return fmt.Errorf("WEBHOOKD_AUTO_PAUSE_AFTER must be 0 (off) or at least 1h (got %s)", c.AutoPauseAfter)
+	}
+	if err := validateNotify(c.NotifyURL, c.NotifySecret); err != nil {
+		return err
 	}
 	publicURL, err := forwarded.ParsePublicURL(c.PublicURL)
 	if err != nil {

@@ -148,6 +148,10 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("error creating outbound client: %w", err)
 	}
+	notifyClient, err := setupNotify(ctx, pool, keys, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	m := metrics.New(pool, &metrics.Config{RetryScale: cfg.RetryScale, Logger: logger.Named("metrics")})
 	var health *dispatcher.HealthTracker
 	if cfg.Worker {
@@ -168,7 +172,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		}
 	}
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
-		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"),
+		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"), NotifyClient: notifyClient,
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
 		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey,
 	})

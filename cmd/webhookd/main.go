@@ -310,6 +310,12 @@ func serverSettings(s *settings, cfg *server.Config) {
 		cfg.AutoPauseAfter = d
 		return nil
 	})
+	notifyURL := s.str("notify-url", "WEBHOOKD_NOTIFY_URL", "", "where webhookd's notifications for the operator go (webhook.paused, webhook.resumed); may be on a private network (empty: none)")
+	notifySecret := s.str("notify-secret", "WEBHOOKD_NOTIFY_SECRET", "", "the secret the operator's notifications are signed with (at least 16 characters; set it in the environment)")
+	s.parsers = append(s.parsers, func() error {
+		cfg.NotifyURL, cfg.NotifySecret = strings.TrimSpace(*notifyURL), *notifySecret
+		return nil
+	})
 	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
 	metricsAddr := s.str("metrics-addr", "WEBHOOKD_METRICS_ADDR", server.MetricsAddrDefault, "address of the listener serving GET /metrics (empty: none)")
 	publicURL := s.str("public-url", "WEBHOOKD_PUBLIC_URL", "", "the absolute http(s) URL users reach webhookd at, such as https://webhooks.example.com (https: Secure dashboard cookies)")

@@ -281,6 +281,11 @@ func TestServeBadConfig(t *testing.T) {
 		want string
 	}{
 		{"NoEncryptionKey", []string{"DATABASE_URL=" + dbURL}, "WEBHOOKD_ENCRYPTION_KEY"},
+		{"NotifyURLWithoutSecret", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_URL=https://alerts.internal/webhookd"}, "WEBHOOKD_NOTIFY_URL needs WEBHOOKD_NOTIFY_SECRET"},
+		{"NotifySecretWithoutURL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_SECRET=whsec_0123456789abcdef"}, "WEBHOOKD_NOTIFY_SECRET is set without WEBHOOKD_NOTIFY_URL"},
+		{"ShortNotifySecret", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_URL=https://alerts.internal/webhookd", "WEBHOOKD_NOTIFY_SECRET=short"}, "WEBHOOKD_NOTIFY_SECRET must be at least 16 characters"},
+		{"BadNotifyURL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_URL=ftp://alerts.internal/", "WEBHOOKD_NOTIFY_SECRET=whsec_0123456789abcdef"}, "WEBHOOKD_NOTIFY_URL"},
+		{"LocalhostNotifyURL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_URL=http://localhost:9000/", "WEBHOOKD_NOTIFY_SECRET=whsec_0123456789abcdef"}, "WEBHOOKD_NOTIFY_URL"},
 		{"BadEncryptionKey", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=short"}, "WEBHOOKD_ENCRYPTION_KEY"},
 		{"NoDatabase", []string{"WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate()}, "DATABASE_URL"},
 		{"BadScale", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETRY_SCALE=fast"}, "WEBHOOKD_RETRY_SCALE"},
