@@ -9,7 +9,8 @@
 // -args -drill.full) and prints the table that RELIABILITY.md records.
 // Every drill starts its own webhookd processes (the binary built from
 // this tree), its own receivers on 127.0.0.2 and its own database, bounds
-// every loop in count and time, and sends nothing outside 127.0.0.0/8.
+// every loop in count and time, and sends nothing outside 127.0.0.0/8 and
+// the network namespaces it makes (the partition drills, internal/netns).
 //
 // A drill fails only on loss, corruption or a wedged process. Timings,
 // throughput and memory are reported as measurements, never asserted.

@@ -314,12 +314,12 @@ func produce(t *testing.T, base, account, prefix string, rate, max int, stop <-c
 func drillPartitionDatabase(t *testing.T) {
 	e := newPartitionEnv(t)
 	var (
-		rate      = 40
+		rate      = 50
 		cutAfter  = 15 * time.Second
 		cutFor    = 60 * time.Second
 		loadFor   = cutAfter + cutFor + 15*time.Second
 		recovery  = 3 * time.Minute
-		receiverD = 20 * time.Millisecond
+		receiverD = 200 * time.Millisecond // about 10 attempts in flight
 	)
 	apiProc := startProc(t, "api", e.env(e.cluster.URL()), "serve", "--api")
 	hostWorker := startProc(t, "worker-host", e.env(e.cluster.URL()), "serve", "--worker")
@@ -380,6 +380,12 @@ func drillPartitionDatabase(t *testing.T) {
 		}
 	}
 	recv.mu.Unlock()
+	// Jobs run by both workers: the cut worker's, rescued by the other.
+	rescued := queryInt(t, db, `SELECT count(*) FROM river_job WHERE cardinality(ARRAY(SELECT DISTINCT unnest(attempted_by))) > 1`)
+	var lastPreCut time.Time
+	require.NoError(t, db.QueryRow(context.Background(), `
+		SELECT coalesce(max(a.started_at), now()) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+		WHERE d.created_at < $1 AND a.status_code BETWEEN 200 AND 299`, cutAt).Scan(&lastPreCut))
 	twice := queryInt(t, db, `SELECT count(*) FROM (SELECT delivery_id, generation, number FROM attempts WHERE counted GROUP BY 1, 2, 3 HAVING count(*) > 1) x`)
 	succeededTwice := queryInt(t, db, `SELECT count(*) FROM (SELECT delivery_id FROM attempts WHERE status_code BETWEEN 200 AND 299 GROUP BY 1 HAVING count(*) > 1) x`)
 	var attemptsInFlight, conns float64
@@ -403,6 +409,8 @@ func drillPartitionDatabase(t *testing.T) {
 	res.add("cut worker's last attempt started", "%s after the cut", secs(lastNS.Sub(cutAt)))
 	res.add("cut worker's first attempt after the heal", "%s after the heal (same process, pid %d)", secs(rejoin), nsPID)
 	res.add("events the cut worker sent / also sent by the other worker", "%d / %d", fromNS, both)
+	res.add("jobs run by both workers (rescued from the cut worker)", "%d", rescued)
+	res.add("last success of an event accepted before the cut", "%s after the cut", secs(lastPreCut.Sub(cutAt)))
 	res.add("duplicates / bound (jobs running at the cut)", "%d / %d", duplicated, running)
 	res.add("attempts recorded twice (same delivery, generation and number) / deliveries with two 2xx attempts", "%d / %d", twice, succeededTwice)
 	res.add("cut worker's in-flight gauges at the end (attempts, database connections)", "%.0f, %.0f (idle before the load: 0, %.0f)", attemptsInFlight, conns, idleConns)
