@@ -149,3 +149,58 @@ func TestNotificationOfGone(t *testing.T) {
 	require.Equal(t, "gone", n.Event.Data["reason"])
 	require.Equal(t, 1, gone.Count(), "the paused webhook got its one attempt and no notification")
 }
+
+// endpoint.failing: written once a webhook's consecutive failed attempts
+// reach WEBHOOKD_ENDPOINT_FAILING_AFTER (with the health that crosses it),
+// to the account's webhook subscribed to it; not again while the failures
+// go on (hysteresis), again after a success and a new run of failures.
+func TestEndpointFailingNotification(t *testing.T) {
+	t.Parallel()
+	b := startServerWith(t, true, func(c *server.Config) { c.EndpointFailingAfter = 3 })
+	failing := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
+	watcher := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	var hook, sub webhookCreated
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_f","url":"` + failing.URL + `/hook","event_types":["order.created"]}`}), http.StatusCreated, &hook)
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_f","url":"` + watcher.URL + `/ops","event_types":["endpoint.failing"]}`}), http.StatusCreated, &sub)
+	send := func() {
+		t.Helper()
+		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_f","type":"order.created","data":{}}`})
+		require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+	}
+
+	send()
+	got := watcher.Wait(t, 1, 20*time.Second)[0]
+	require.NoError(t, signer.Verify(got.Header.Get(signer.Header), got.Body, sub.Secret, time.Now(), 0))
+	n := decodeNotification(t, got)
+	require.Equal(t, "endpoint.failing", n.Event.Type)
+	require.Equal(t, hook.ID, n.Event.Data["webhook_id"])
+	require.Equal(t, float64(3), n.Event.Data["threshold"])
+	require.GreaterOrEqual(t, n.Event.Data["consecutive_failures"], float64(3))
+	require.Equal(t, "http_status", n.Event.Data["last_failure_kind"])
+
+	// The delivery fails all ten attempts (about 30 s at this scale is
+	// too long to wait for: 6 is enough) and no second notification comes.
+	failing.Wait(t, 6, 20*time.Second)
+	time.Sleep(6 * time.Second) // a health flush (every 5 s) after them
+	require.Equal(t, 1, watcher.Count(), "not again while the failures go on")
+
+	// A success re-arms it; a new run of failures notifies again.
+	failing.SetRespond(testreceiver.Status(http.StatusOK))
+	before := failing.Count()
+	send()
+	require.Eventually(t, func() bool {
+		for _, r := range failing.Requests()[before:] {
+			if r.Path == "/hook" {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond)
+	time.Sleep(6 * time.Second) // the success flushed
+	failing.SetRespond(testreceiver.Status(http.StatusInternalServerError))
+	send()
+	got = watcher.Wait(t, 2, 30*time.Second)[1]
+	n = decodeNotification(t, got)
+	require.Equal(t, "endpoint.failing", n.Event.Type)
+	require.Equal(t, hook.ID, n.Event.Data["webhook_id"])
+}

@@ -18,7 +18,11 @@ import (
 // fail (or the process stop between the recording and here), the next 410
 // pauses it.
 func (w *Worker) pauseGone(ctx context.Context, target *store.Target, now time.Time, log *zap.Logger) {
-	err := PauseNotifying(ctx, w.db, contextClient(ctx), target.WebhookID, "", store.PauseGone, nil, now)
+	client := contextClient(ctx)
+	if target.AccountID == NotifyAccount {
+		client = nil // a notification's own 410 pauses, but notifies no one
+	}
+	err := PauseNotifying(ctx, w.db, client, target.WebhookID, "", store.PauseGone, nil, now)
 	switch {
 	case errors.Is(err, store.ErrAlreadyPaused), errors.Is(err, store.ErrNotFound):
 	case err != nil:

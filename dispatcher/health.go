@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -63,6 +64,11 @@ type HealthConfig struct {
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// FailingThreshold is how many consecutive failed attempts make a
+	// webhook's endpoint.failing notification (written with the health
+	// that crosses it; not again until an attempt has succeeded). 0 sends
+	// none. Notifications need Notifier too (SetNotifier).
+	FailingThreshold int
 }
 
 // WithDefaults returns a copy of c with defaults filled in.
@@ -100,6 +106,16 @@ type HealthTracker struct {
 	// guards prunedAt.
 	flushMu  sync.Mutex
 	prunedAt time.Time
+
+	notifier atomic.Pointer[Enqueuer] // endpoint.failing (SetNotifier)
+}
+
+// SetNotifier makes the tracker write endpoint.failing notifications with
+// e's River client, when FailingThreshold is set. Safe on a nil tracker.
+func (t *HealthTracker) SetNotifier(e *Enqueuer) {
+	if t != nil {
+		t.notifier.Store(e)
+	}
 }
 
 // NewHealthTracker returns a tracker writing to db.
@@ -159,7 +175,7 @@ func (t *HealthTracker) Flush(ctx context.Context) error {
 
 	if len(batch) > 0 {
 		folds, minutes := foldRows(batch, horizon)
-		if err := store.FlushHealth(ctx, t.db, folds, minutes, now); err != nil {
+		if err := t.flush(ctx, folds, minutes, now); err != nil {
 			t.putBack(batch)
 			return err
 		}

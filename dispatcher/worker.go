@@ -488,7 +488,9 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return nil
 	}
 	w.cfg.Metrics.Attempt(res.StatusCode, errorKind, res.Duration)
-	if attempt.Counted {
+	if attempt.Counted && target.AccountID != NotifyAccount {
+		// A notification's attempts stay out of endpoint health, so their
+		// failures never make another notification (endpoint.failing).
 		w.cfg.Health.Observe(target.WebhookID, end, res.Succeeded(), errorKind)
 	}
 	if res.StatusCode == http.StatusGone && target.OnGone == store.OnGonePause {

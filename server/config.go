@@ -136,6 +136,11 @@ type Config struct {
 	// Optional: empty (both) sends the operator none.
 	NotifyURL    string
 	NotifySecret string
+	// EndpointFailingAfter is how many consecutive failed attempts make a
+	// webhook's endpoint.failing notification (not again until one of its
+	// attempts has succeeded) (WEBHOOKD_ENDPOINT_FAILING_AFTER). Defaults
+	// to dispatcher.FailingThresholdDefault (10).
+	EndpointFailingAfter int
 	// Now is the clock of the API (key expiry), the retention job and the
 	// reconciler's auto-pause. Defaults to time.Now; tests move it.
 	Now func() time.Time
@@ -236,6 +241,7 @@ func (c *Config) WithDefaults() *Config {
 	out.Retention = cmp.Or(out.Retention, retention.RetentionDefault)
 	out.DeadRetention = cmp.Or(out.DeadRetention, retention.DeadRetentionDefault)
 	out.MaxWebhooksPerAccount = cmp.Or(out.MaxWebhooksPerAccount, admin.MaxWebhooksPerAccountDefault)
+	out.EndpointFailingAfter = cmp.Or(out.EndpointFailingAfter, dispatcher.FailingThresholdDefault)
 	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, dispatcher.MaxBatchSize*out.MaxWebhooksPerAccount)
 	out.TestSendsInFlight = cmp.Or(out.TestSendsInFlight, admin.TestSendsInFlightDefault)
 	if !out.API && !out.Worker {
@@ -284,6 +290,9 @@ func (c *Config) Validate() error {
 	}
 	if err := validateNotify(c.NotifyURL, c.NotifySecret); err != nil {
 		return err
+	}
+	if c.EndpointFailingAfter < 1 {
+		return fmt.Errorf("WEBHOOKD_ENDPOINT_FAILING_AFTER must be at least 1 (got %d)", c.EndpointFailingAfter)
 	}
 	publicURL, err := forwarded.ParsePublicURL(c.PublicURL)
 	if err != nil {

@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	m := metrics.New(pool, &metrics.Config{RetryScale: cfg.RetryScale, Logger: logger.Named("metrics")})
 	var health *dispatcher.HealthTracker
 	if cfg.Worker {
-		health = dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Logger: logger.Named("health")})
+		health = dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Logger: logger.Named("health"), FailingThreshold: cfg.EndpointFailingAfter})
 	}
 	var byKey *store.ByKeyPool
 	if cfg.Worker {
@@ -251,6 +251,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	health.SetNotifier(enqueuer) // endpoint.failing
 	// Test sends take the worker's slots per webhook, shared with
 	// deliveries, where it works any; elsewhere a small cap of their own.
 	var testSlots admin.Slots

@@ -316,6 +316,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 		cfg.NotifyURL, cfg.NotifySecret = strings.TrimSpace(*notifyURL), *notifySecret
 		return nil
 	})
+	s.integer("endpoint-failing-after", "WEBHOOKD_ENDPOINT_FAILING_AFTER", strconv.Itoa(dispatcher.FailingThresholdDefault), "consecutive failed attempts that make a webhook's endpoint.failing notification", &cfg.EndpointFailingAfter)
 	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
 	metricsAddr := s.str("metrics-addr", "WEBHOOKD_METRICS_ADDR", server.MetricsAddrDefault, "address of the listener serving GET /metrics (empty: none)")
 	publicURL := s.str("public-url", "WEBHOOKD_PUBLIC_URL", "", "the absolute http(s) URL users reach webhookd at, such as https://webhooks.example.com (https: Secure dashboard cookies)")

@@ -281,6 +281,7 @@ func TestServeBadConfig(t *testing.T) {
 		want string
 	}{
 		{"NoEncryptionKey", []string{"DATABASE_URL=" + dbURL}, "WEBHOOKD_ENCRYPTION_KEY"},
+		{"BadEndpointFailingAfter", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ENDPOINT_FAILING_AFTER=-3"}, `WEBHOOKD_ENDPOINT_FAILING_AFTER (-endpoint-failing-after): "-3" is not a whole number`},
 		{"NotifyURLWithoutSecret", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_URL=https://alerts.internal/webhookd"}, "WEBHOOKD_NOTIFY_URL needs WEBHOOKD_NOTIFY_SECRET"},
 		{"NotifySecretWithoutURL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_SECRET=whsec_0123456789abcdef"}, "WEBHOOKD_NOTIFY_SECRET is set without WEBHOOKD_NOTIFY_URL"},
 		{"ShortNotifySecret", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_NOTIFY_URL=https://alerts.internal/webhookd", "WEBHOOKD_NOTIFY_SECRET=short"}, "WEBHOOKD_NOTIFY_SECRET must be at least 16 characters"},
