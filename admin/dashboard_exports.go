@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,30 @@ func (a *API) IsBootstrapKeyHash(hash []byte) bool {
 // WithPrincipal returns ctx carrying p, for InProcessHandler.
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// pageKey is the context key of a *frontPage.
+type pageKey struct{}
+
+// frontPage is one request of a front end (a dashboard page) that makes
+// several in-process API calls: the first call is counted against the
+// key's management budget, the others are not.
+type frontPage struct{ charged atomic.Bool }
+
+// WithPage returns ctx marking the in-process API calls made with it as
+// parts of one page: together they count as one request against the
+// signed-in key's management budget, so a page showing twenty webhooks
+// costs what one API request costs, not forty. The first call is
+// charged (and refused 429 when the budget is spent).
+func WithPage(ctx context.Context) context.Context {
+	return context.WithValue(ctx, pageKey{}, &frontPage{})
+}
+
+// pageCharged reports whether r is an in-process call of a page already
+// charged, and marks the page charged otherwise.
+func pageCharged(r *http.Request) bool {
+	pg, ok := r.Context().Value(pageKey{}).(*frontPage)
+	return ok && pg.charged.Swap(true)
 }
 
 // InProcessHandler returns the API's routes for a caller in the same

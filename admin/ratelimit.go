@@ -176,7 +176,7 @@ func (a *API) withRateLimit(rt route, next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.charge(w, principalFrom(r.Context()), budget, 1) {
+		if (budget == budgetManagement && pageCharged(r)) || a.charge(w, principalFrom(r.Context()), budget, 1) {
 			next.ServeHTTP(w, r)
 		}
 	})

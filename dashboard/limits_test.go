@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -29,20 +30,27 @@ func TestLimitsPanel(t *testing.T) {
 	b := &testBundle{srv: srv, base: srv.BaseURL, pool: srv.Pool(), http: &http.Client{Timeout: 10 * time.Second}}
 	const account = "acct_limits_panel"
 	k := b.createKey(t, "account", account)
-	b.createWebhook(t, account, "https://example.com/limits")
+	for i := range 3 {
+		b.createWebhook(t, account, fmt.Sprintf("https://example.com/limits/%d", i))
+	}
 
+	// The API page makes eight API calls in process (its webhooks, each
+	// one's deliveries and health, the limits): one page, one request.
 	br := b.browser(t)
-	br.signIn(t, k.Key) // the API page: its webhooks, one's deliveries and health, the limits
-	require.Equal(t, "1 of 20", elementText(br.last, "limit-webhooks"))
+	br.signIn(t, k.Key)
+	require.Equal(t, "3 of 20", elementText(br.last, "limit-webhooks"))
 	require.Equal(t, "20000 at most (events × the webhooks each goes to)", elementText(br.last, "limit-fanout"))
-	require.Equal(t, "2 requests a minute, 8 at once (4 left)", elementText(br.last, "limit-management"))
+	require.Equal(t, "2 requests a minute, 8 at once (7 left)", elementText(br.last, "limit-management"))
 	require.Equal(t, "No limit", elementText(br.last, "limit-intake"))
+	p := br.get(t, "/dashboard/settings/personal/api")
+	require.Equal(t, http.StatusOK, p.status)
+	require.Equal(t, "2 requests a minute, 8 at once (6 left)", elementText(p.body, "limit-management"))
 
-	for range 4 {
+	for range 6 {
 		b.api(t, http.MethodGet, "/v1/webhooks", k.Key, "", http.StatusOK, nil)
 	}
 	b.api(t, http.MethodGet, "/v1/webhooks", k.Key, "", http.StatusTooManyRequests, nil)
-	p := br.get(t, "/dashboard/settings/personal/api")
+	p = br.get(t, "/dashboard/settings/personal/api")
 	require.Equal(t, http.StatusTooManyRequests, p.status)
 	require.Contains(t, text(p.body), "over its management rate limit")
 	require.NotEmpty(t, p.header.Get("Retry-After"), "the API's Retry-After, passed on")
@@ -52,7 +60,7 @@ func TestLimitsPanel(t *testing.T) {
 	operator.signIn(t, testserver.AdminKey)
 	p = operator.get(t, "/dashboard/settings/personal/api?account_id="+account)
 	require.Equal(t, http.StatusOK, p.status)
-	require.Equal(t, "1 of 20", elementText(p.body, "limit-webhooks"))
+	require.Equal(t, "3 of 20", elementText(p.body, "limit-webhooks"))
 	require.Equal(t, "No limit", elementText(p.body, "limit-management"))
 }
 

@@ -234,7 +234,9 @@ func (d *Dashboard) auth(next http.HandlerFunc) http.Handler {
 			http.Redirect(w, r, target, http.StatusSeeOther)
 			return
 		}
-		ctx := context.WithValue(r.Context(), sessionKey{}, s)
+		// One page, however many API calls it makes, is one request
+		// against the key's management budget.
+		ctx := admin.WithPage(context.WithValue(r.Context(), sessionKey{}, s))
 		r = r.WithContext(ctx)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !d.sameOrigin(r) || !d.parseForm(w, r) || !tokensEqual(r.PostFormValue("csrf"), s.CSRF) {
