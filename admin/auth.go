@@ -83,7 +83,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 		}
 		if !allowed {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="insufficient_scope"`)
-			writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.Method + " " + r.Pattern})
+			writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -190,4 +190,13 @@ func (a *API) RequireAdmin(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// routeOf names the route r matched, such as "POST /v1/keys" (its
+// pattern, which begins with the method when the route names one).
+func routeOf(r *http.Request) string {
+	if strings.HasPrefix(r.Pattern, r.Method+" ") {
+		return r.Pattern
+	}
+	return r.Method + " " + r.Pattern
 }

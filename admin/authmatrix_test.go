@@ -188,6 +188,7 @@ func TestAuthMatrix(t *testing.T) {
 				case !slices.Contains(rt.Scopes, p.scope):
 					require.Equal(t, http.StatusForbidden, status, "body: %s", resp.body)
 					require.Equal(t, "insufficient_scope", code, "body: %s", resp.body)
+					require.Contains(t, string(resp.body), "does not allow "+rt.Method+" /", "the message names the method once")
 				case p.account != "" && p.account != account:
 					require.NotZero(t, c.foreign, "%s allows a bound key: say what another account's key gets", key)
 					require.Equal(t, c.foreign, status, "body: %s", resp.body)

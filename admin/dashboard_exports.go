@@ -89,7 +89,7 @@ func (a *API) InProcessHandler() http.Handler {
 				return
 			}
 			if !slices.Contains(scopes, p.Scope) {
-				writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.Method + " " + r.Pattern})
+				writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
 				return
 			}
 			handler(w, r)
