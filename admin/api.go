@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
 
@@ -110,6 +111,11 @@ type Config struct {
 	// process when TestSendSlots is nil, as on an API-only process
 	// (WEBHOOKD_TEST_SENDS_IN_FLIGHT). Defaults to TestSendsInFlightDefault (2).
 	TestSendsInFlight int
+	// TracerProvider receives a span per POST /v1/events and
+	// /v1/events/batch request (admin/trace.go), and the events it
+	// accepts are stored with the span's traceparent. Optional: nil or a
+	// no-op provider traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // API serves the HTTP routes.
@@ -143,6 +149,8 @@ type API struct {
 	hasAdmin  bool
 	// enqueues batches the events of concurrent POST /v1/events.
 	enqueues *batch.Batcher[*dispatcher.Event, enqueued]
+	// tracer makes the intake routes' accept spans; nil: tracing off.
+	tracer trace.Tracer
 }
 
 // New returns the API on pool, accepting events with enqueuer and
@@ -156,6 +164,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	}
 	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
 	a.enqueues = a.newEnqueueBatcher()
+	a.tracer = dispatcher.Tracer(cfg.TracerProvider)
 	a.bodyShares = newBodyShares(cfg.BodyBudget, cfg.BodyBudgetPerKey)
 	a.bodyMinRate = cmp.Or(cfg.BodyMinRate, BodyMinRateDefault)
 	a.rates, a.trust = newRates(cfg), cfg.Trust
@@ -243,7 +252,7 @@ func (a *API) Handler() http.Handler {
 		if rt.scopes != nil {
 			h = a.auth(rt.scopes, a.withRateLimit(rt, h).ServeHTTP)
 		}
-		mux.Handle(rt.method+" "+rt.pattern, h)
+		mux.Handle(rt.method+" "+rt.pattern, a.withAcceptSpan(rt, h))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern != "" {

@@ -64,6 +64,7 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, validationError(err))
 		return
 	}
+	ev.Traceparent = acceptTraceparent(r.Context(), ev.Traceparent) // tracing on: the accept span's (admin/trace.go)
 	if apiErr := a.checkEventData(r.Context(), ev); apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -203,6 +204,7 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	acceptEvents(r.Context(), len(*req.Events))
 	events := make([]*dispatcher.Event, len(*req.Events))
 	var fails []batchItemFail
 	for i, raw := range *req.Events {
@@ -296,6 +298,7 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event
 		if err := dispatcher.Validate(ev); err != nil {
 			apiErr = validationError(err)
 		} else if apiErr = a.checkEventData(r.Context(), ev); apiErr == nil {
+			ev.Traceparent = acceptTraceparent(r.Context(), ev.Traceparent) // tracing on: the accept span's (admin/trace.go)
 			return ev, nil
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/admin"
@@ -124,6 +125,10 @@ type Config struct {
 	BulkWhileLive      int
 	DBMaxConns         int32
 	HTTPTimeout        time.Duration
+	// TracerProvider is the bench servers' (server.Config.TracerProvider):
+	// `webhookd bench` builds it from the OTEL_* variables, as serve does,
+	// to measure what tracing costs. Optional: nil traces nothing.
+	TracerProvider trace.TracerProvider
 	// AccountKey makes scenarios 2 and 4 POST with an account key of the
 	// sending account (looked up in the database, and rate-limited, like
 	// any account key) instead of the bootstrap admin key.

@@ -78,6 +78,7 @@ func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, 
 		RateLimitIntakeAccount: e.cfg.IntakeRate,
 		ShutdownTimeout:        stopTimeout,
 		Version:                "bench",
+		TracerProvider:         e.cfg.TracerProvider,
 	}, e.cfg.Logger)
 	if err != nil {
 		s.close()

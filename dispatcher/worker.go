@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/internal/batch"
@@ -107,6 +108,11 @@ type WorkerConfig struct {
 	// store.OperatorWebhookID, WEBHOOKD_NOTIFY_URL), exempt from the
 	// private-network rule. Optional: nil sends them with the client.
 	NotifyClient *outbound.Client
+	// TracerProvider receives a client span per attempt, in the trace of
+	// the event's stored traceparent (dispatcher/trace.go). Optional: nil
+	// or a no-op provider traces nothing and sends the receiver the
+	// producer's trace id with a fresh span id, as without tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // MaxWorkersDefault is WorkerConfig.MaxWorkers's default.
@@ -169,6 +175,7 @@ type Worker struct {
 	loads    *batch.Batcher[string, *store.Target]
 	records  *batch.Batcher[store.Recording, bool]
 	stacks   *stacks.Pool
+	tracer   trace.Tracer // nil: tracing off
 }
 
 // NewWorker returns a delivery worker. db is normally the pool; tests pass a
@@ -182,7 +189,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 		bulk: newBulkGate(cfg.BulkWhileLive, cfg.Metrics.BulkGateWait),
 		// One goroutine per worker slot at most; each leaves after a
 		// minute without a job.
-		stacks: stacks.New(cfg.MaxWorkers, time.Minute)}
+		stacks: stacks.New(cfg.MaxWorkers, time.Minute), tracer: Tracer(cfg.TracerProvider)}
 	// Loading deliveries and recording attempts are batched across the
 	// worker's jobs: one query and one commit for every delivery whose job
 	// is waiting, at most BatchConcurrency of each at once. A transaction
@@ -303,12 +310,9 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 	if target.SignatureScheme == store.SchemeStandard {
 		setStandardSignature(header, target.EventID, start, target.Body, secrets)
 	}
-	if target.Traceparent != nil {
-		if tp := AttemptTraceparent(*target.Traceparent); tp != "" {
-			header.Set("Traceparent", tp)
-		}
-	}
+	ctx, span := w.startAttempt(ctx, target, header) // the receiver's traceparent (dispatcher/trace.go)
 	res := w.clientFor(target).Post(ctx, target.URL, header, target.Body)
+	endAttempt(span, res)
 	if res.ErrorKind == outbound.ErrorKindBlockedAddress {
 		// The attempt says only "the address is not allowed" (the account
 		// reads it); which range, for the operator, goes in the log. log

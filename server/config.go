@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/dashboard"
 	"github.com/mono/webhookd/dispatcher"
@@ -219,6 +221,12 @@ type Config struct {
 	// workers, test sends share the worker's cap per webhook
 	// (WebhookConcurrency). Defaults to admin.TestSendsInFlightDefault (2).
 	TestSendsInFlight int
+	// TracerProvider receives webhookd's spans: one per POST /v1/events
+	// and /v1/events/batch request, one per attempt, in the producer's
+	// trace (cmd/webhookd builds it from the standard OTEL_* variables).
+	// Optional: nil or a no-op provider traces nothing, and receivers get
+	// the producer's traceparent as without tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns a copy of c with every zero field defaulted.

@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"), NotifyClient: notifyClient,
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
-		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey,
+		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey, TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		return nil, err
@@ -260,7 +260,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	api, err := admin.New(pool, enqueuer, keys, &admin.Config{
 		BootstrapAdminKey: cfg.BootstrapAdminKey, Policy: policy, Logger: logger.Named("api"),
-		Metrics: m, Sender: worker, Now: cfg.Now,
+		Metrics: m, Sender: worker, Now: cfg.Now, TracerProvider: cfg.TracerProvider,
 		ManagementRate: cfg.RateLimitManagement, ManagementRateAdmin: cfg.RateLimitManagementAdmin,
 		IntakeRateAccount: cfg.RateLimitIntakeAccount, IntakeRateAdmin: cfg.RateLimitIntakeAdmin,
 		IntakeRateEventsWrite: cfg.RateLimitIntakeEventsWrite, AuthFailureLimit: cfg.AuthFailureLimit, Trust: trust,

@@ -490,6 +490,13 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer logger.Sync() //nolint:errcheck // best effort
+	// Traces, when the OTEL_* variables ask for them (otel.go).
+	traces, err := setupTracing(ctx, os.LookupEnv, version, logger)
+	if err != nil {
+		return err
+	}
+	defer traces.Shutdown(logger)
+	cfg.TracerProvider = traces.Provider
 	return server.Run(ctx, cfg, logger)
 }
 
@@ -626,6 +633,12 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	cfg.Logger = logger
 	cfg.DBMaxConns = int32(maxConns)
+	traces, err := setupTracing(ctx, os.LookupEnv, "bench", logger) // OTEL_*: the bench servers' spans (otel.go)
+	if err != nil {
+		return err
+	}
+	defer traces.Shutdown(logger)
+	cfg.TracerProvider = traces.Provider
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
