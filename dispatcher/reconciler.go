@@ -199,6 +199,13 @@ func (r *Reconciler) cancelAbandoned(ctx context.Context, webhookIDs []string) (
 // health the workers keep), when that is set. It returns the webhooks it
 // paused.
 func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
+	return r.AutoPauseNotifying(ctx, contextClient(ctx))
+}
+
+// AutoPauseNotifying is AutoPause writing each pause's webhook.paused
+// notification (reason auto) with client, in the pause's transaction (nil:
+// none). AutoPause takes the client of the job it runs in.
+func (r *Reconciler) AutoPauseNotifying(ctx context.Context, client *river.Client[pgx.Tx]) ([]string, error) {
 	if r.autoPauseAfter <= 0 {
 		return nil, nil
 	}
@@ -209,7 +216,7 @@ func (r *Reconciler) AutoPause(ctx context.Context) ([]string, error) {
 	}
 	var paused []string
 	for _, id := range ids {
-		err := PauseNotifying(ctx, r.db, contextClient(ctx), id, "", store.PauseAuto, nil, now)
+		err := PauseNotifying(ctx, r.db, client, id, "", store.PauseAuto, nil, now)
 		if errors.Is(err, store.ErrAlreadyPaused) || errors.Is(err, store.ErrNotFound) {
 			continue
 		}
