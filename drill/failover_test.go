@@ -80,10 +80,7 @@ func failoverRun(t *testing.T, route string, order int) {
 	}
 	key := encryptionKey(t)
 	env := serveEnv(dbURL, key, "WEBHOOKD_HTTP_TIMEOUT=2s", "WEBHOOKD_RECONCILE_INTERVAL=10s")
-	migrate := exec.Command(binary, "migrate")
-	migrate.Env = env
-	out, err := migrate.CombinedOutput()
-	require.NoError(t, err, "webhookd migrate: %s", out)
+	migrate(t, env)
 
 	apiProc := startProc(t, "api", env, "serve", "--api")
 	worker := startProc(t, "worker", env, "serve", "--worker")
@@ -340,4 +337,13 @@ func summary(counts map[string]int) string {
 		return "nothing"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// migrate runs `webhookd migrate` with env.
+func migrate(t *testing.T, env []string) {
+	t.Helper()
+	cmd := exec.Command(binary, "migrate")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "webhookd migrate: %s", out)
 }

@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,10 +61,7 @@ func newPartitionEnv(t *testing.T) *partitionEnv {
 	t.Logf("namespace %s: host end %s, namespace end %s; PostgreSQL on 127.0.0.1:%d, forwarded from %s", ns.Name, ns.HostIP, ns.NSIP, cluster.Port(), fwd.Addr)
 
 	e := &partitionEnv{cluster: cluster, ns: ns, fwd: fwd, key: encryptionKey(t)}
-	migrate := exec.Command(binary, "migrate")
-	migrate.Env = e.env(cluster.URL())
-	out, err := migrate.CombinedOutput()
-	require.NoError(t, err, "webhookd migrate: %s", out)
+	migrate(t, e.env(cluster.URL()))
 	return e
 }
 
@@ -155,26 +150,24 @@ func gauges(base string) (attempts, conns float64, err error) {
 	return attempts, conns, sc.Err()
 }
 
-// sourceReceiver is a receiver on addr that counts requests by
-// Mono-Event-Id and remembers which address each came from.
+// sourceReceiver is a receiver (counting by Mono-Event-Id) on addr that
+// also remembers which address each request came from.
 type sourceReceiver struct {
-	URL string
+	*receiver
 
-	mu     sync.Mutex
-	counts map[string]int
-	first  map[string]time.Time
-	froms  map[string]map[string]bool // event id → source addresses
-	last   map[string]time.Time       // source address → last request
-	total  int
-	delay  time.Duration
+	smu   sync.Mutex
+	froms map[string]map[string]bool // event id → source addresses
+	last  map[string]time.Time       // source address → last request
 }
 
 func newSourceReceiver(t *testing.T, addr string, delay time.Duration) *sourceReceiver {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
-	r := &sourceReceiver{URL: "http://" + ln.Addr().String() + "/hook", counts: map[string]int{}, first: map[string]time.Time{},
-		froms: map[string]map[string]bool{}, last: map[string]time.Time{}, delay: delay}
+	r := &sourceReceiver{
+		receiver: &receiver{URL: "http://" + ln.Addr().String() + "/hook", counts: map[string]int{}, first: map[string]time.Time{}, delay: delay},
+		froms:    map[string]map[string]bool{}, last: map[string]time.Time{},
+	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // closed at cleanup
 	t.Cleanup(func() { srv.Close() })
@@ -188,63 +181,23 @@ func (r *sourceReceiver) port() int {
 }
 
 func (r *sourceReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	_, _ = io.Copy(io.Discard, req.Body)
 	id := req.Header.Get("Mono-Event-Id")
 	src, _, _ := net.SplitHostPort(req.RemoteAddr)
-	now := time.Now()
-	r.mu.Lock()
-	r.counts[id]++
-	if _, ok := r.first[id]; !ok {
-		r.first[id] = now
-	}
+	r.smu.Lock()
 	if r.froms[id] == nil {
 		r.froms[id] = map[string]bool{}
 	}
 	r.froms[id][src] = true
-	r.last[src] = now
-	r.total++
-	r.mu.Unlock()
-	if r.delay > 0 {
-		time.Sleep(r.delay)
-	}
-	w.WriteHeader(http.StatusOK)
+	r.last[src] = time.Now()
+	r.smu.Unlock()
+	r.receiver.ServeHTTP(w, req)
 }
 
 // lastFrom is when the last request from src arrived.
 func (r *sourceReceiver) lastFrom(src string) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.smu.Lock()
+	defer r.smu.Unlock()
 	return r.last[src]
-}
-
-// tally is receiver.tally's: delivered, duplicated, missing.
-func (r *sourceReceiver) tally(accepted []string) (delivered, duplicated int, missing []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, id := range accepted {
-		switch n := r.counts[id]; {
-		case n == 0:
-			missing = append(missing, id)
-		default:
-			delivered++
-			duplicated += n - 1
-		}
-	}
-	return delivered, duplicated, missing
-}
-
-// waitAll waits until every accepted id has arrived (false at timeout).
-func (r *sourceReceiver) waitAll(accepted []string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, _, missing := r.tally(accepted); len(missing) == 0 {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // produce enqueues single events of account at rate until stop or max
@@ -369,7 +322,7 @@ func drillPartitionDatabase(t *testing.T) {
 	waitNoPending(t, db, recovery)
 
 	// Every event: sent from the namespace, the host, or both.
-	recv.mu.Lock()
+	recv.smu.Lock()
 	both, fromNS := 0, 0
 	for _, id := range accepted {
 		if recv.froms[id][e.ns.NSIP] {
@@ -379,7 +332,7 @@ func drillPartitionDatabase(t *testing.T) {
 			}
 		}
 	}
-	recv.mu.Unlock()
+	recv.smu.Unlock()
 	// Jobs run by both workers: the cut worker's, rescued by the other.
 	rescued := queryInt(t, db, `SELECT count(*) FROM river_job WHERE cardinality(ARRAY(SELECT DISTINCT unnest(attempted_by))) > 1`)
 	var lastPreCut time.Time

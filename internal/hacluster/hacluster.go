@@ -494,15 +494,9 @@ func (c *Cluster) reaches(ctx context.Context, url string, n *Node) bool {
 // Switchover runs `patronictl switchover --leader from --candidate to
 // --force`, a planned hand-over, and waits until to leads.
 func (c *Cluster) Switchover(ctx context.Context, from, to string) error {
-	cmd := exec.CommandContext(ctx, "patronictl", "-c", c.patronictl, "switchover", c.scope, "--leader", from, "--candidate", to, "--force")
-	cmd.Env = c.env()
-	cmd.Dir = c.dir
-	if c.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := c.patronictlRun(ctx, "switchover", c.scope, "--leader", from, "--candidate", to, "--force")
 	if err != nil {
-		return fmt.Errorf("hacluster: patronictl switchover: %w: %s", err, out)
+		return err
 	}
 	c.cfg.Logf("hacluster: %s", bytes.TrimSpace(out))
 	_, err = c.WaitLeader(ctx, to)
@@ -511,7 +505,17 @@ func (c *Cluster) Switchover(ctx context.Context, from, to string) error {
 
 // List is `patronictl list`, for logs.
 func (c *Cluster) List(ctx context.Context) string {
-	cmd := exec.CommandContext(ctx, "patronictl", "-c", c.patronictl, "list", c.scope)
+	out, err := c.patronictlRun(ctx, "list", c.scope)
+	if err != nil {
+		return err.Error()
+	}
+	return string(out)
+}
+
+// patronictlRun runs patronictl with the cluster's config, as the
+// cluster's user, and returns its output.
+func (c *Cluster) patronictlRun(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "patronictl", append([]string{"-c", c.patronictl}, args...)...)
 	cmd.Env = c.env()
 	cmd.Dir = c.dir
 	if c.cred != nil {
@@ -519,9 +523,9 @@ func (c *Cluster) List(ctx context.Context) string {
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Sprintf("patronictl list: %v: %s", err, out)
+		return out, fmt.Errorf("hacluster: patronictl %s: %w: %s", args[0], err, out)
 	}
-	return string(out)
+	return out, nil
 }
 
 // Logs returns the tail of every process's output, for a failed drill.
