@@ -164,7 +164,8 @@ func TestWebhookRoutes(t *testing.T) {
 		require.NotContains(t, string(resp.body), hook.Secret)
 		var got webhookView
 		jsonBody(t, resp, http.StatusOK, &got)
-		require.Equal(t, webhookView{ID: hook.ID, AccountID: "acct_get", URL: "https://example.com/get", Description: hook.Description, HeaderNames: []string{}, EventTypes: []string{}, CreatedAt: hook.CreatedAt}, got)
+		require.Equal(t, webhookView{ID: hook.ID, AccountID: "acct_get", URL: "https://example.com/get", Description: hook.Description, HeaderNames: []string{}, EventTypes: []string{},
+			SignatureScheme: "mono", OnGone: "retry", CreatedAt: hook.CreatedAt}, got)
 
 		// A deleted webhook is gone for every route.
 		require.Equal(t, http.StatusNoContent, b.do(t, request{method: http.MethodDelete, path: "/v1/webhooks/" + hook.ID}).status)

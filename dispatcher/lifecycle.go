@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -87,17 +86,9 @@ func ResumePaused(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, 
 		for i, d := range batch {
 			params[i] = river.InsertManyParams{Args: DeliveryArgs{DeliveryID: d.ID}, InsertOpts: &river.InsertOpts{ScheduledAt: d.DueAt, Priority: PriorityBulk}}
 		}
-		results, err := client.InsertManyTx(ctx, tx, params)
+		jobOf, err := insertDeliveryJobs(ctx, client, tx, params)
 		if err != nil {
-			return total, fmt.Errorf("error inserting jobs for resumed deliveries: %w", err)
-		}
-		jobOf := make(map[string]int64, len(results))
-		for _, res := range results {
-			var args DeliveryArgs
-			if err := json.Unmarshal(res.Job.EncodedArgs, &args); err != nil {
-				return total, fmt.Errorf("error decoding args of job %d: %w", res.Job.ID, err)
-			}
-			jobOf[args.DeliveryID] = res.Job.ID
+			return total, fmt.Errorf("error resuming paused deliveries: %w", err)
 		}
 		ids, days, jobs := make([]string, len(batch)), make([]time.Time, len(batch)), make([]int64, len(batch))
 		for i, d := range batch {

@@ -139,17 +139,9 @@ func Notify(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], n *Not
 		}
 	}
 	if len(params) > 0 {
-		results, err := client.InsertManyTx(ctx, tx, params)
+		jobOf, err := insertDeliveryJobs(ctx, client, tx, params)
 		if err != nil {
-			return fmt.Errorf("error inserting notification jobs: %w", err)
-		}
-		jobOf := make(map[string]int64, len(results))
-		for _, res := range results {
-			var args DeliveryArgs
-			if err := json.Unmarshal(res.Job.EncodedArgs, &args); err != nil {
-				return fmt.Errorf("error decoding args of job %d: %w", res.Job.ID, err)
-			}
-			jobOf[args.DeliveryID] = res.Job.ID
+			return err
 		}
 		for i, id := range ev.DeliveryIDs {
 			ev.JobIDs[i] = jobOf[id]

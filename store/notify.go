@@ -31,8 +31,12 @@ func EnsureOperatorWebhook(ctx context.Context, db DB, w *Webhook) error {
 }
 
 // RemoveOperatorWebhook deletes the operator webhook, if there is one (no
-// WEBHOOKD_NOTIFY_URL any more), cancelling its pending deliveries.
+// WEBHOOKD_NOTIFY_URL any more), cancelling its pending deliveries. Without
+// one it only reads.
 func RemoveOperatorWebhook(ctx context.Context, db DB, now time.Time) error {
+	if _, err := GetWebhook(ctx, db, OperatorWebhookID); errors.Is(err, ErrNotFound) {
+		return nil
+	}
 	_, err := DeleteWebhook(ctx, db, OperatorWebhookID, "", now)
 	if errors.Is(err, ErrNotFound) {
 		return nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,21 +56,7 @@ func standardDeliveries(t *testing.T) (first, rotated *standardRequest, oldSecre
 	t.Helper()
 	srv := testserver.Start(t, nil)
 	rcv := testreceiver.New(t, testreceiver.Status(http.StatusOK))
-	client := &http.Client{Timeout: 10 * time.Second}
-	call := func(path, body string, status int, dst any) {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, srv.BaseURL+path, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+testserver.AdminKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		require.Equal(t, status, resp.StatusCode, "POST %s: %s", path, raw)
-		require.NoError(t, json.Unmarshal(raw, dst))
-	}
+	call := poster(t, srv.BaseURL)
 	var hook struct {
 		ID              string `json:"id"`
 		Secret          string `json:"secret"`
@@ -128,25 +113,14 @@ func requireNodeStandard(t *testing.T) {
 	}
 }
 
-// runStandard runs a Standard Webhooks verifier; it reports whether it
+// runStandard runs a Standard Webhooks verifier (see result): whether it
 // exited 0 (printing valid) and its output.
 func runStandard(t *testing.T, argv []string, secret string, r *standardRequest) (bool, string) {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = bytes.NewReader(r.body)
 	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+secret, "WEBHOOK_ID="+r.id, "WEBHOOK_TIMESTAMP="+r.timestamp, "WEBHOOK_SIGNATURE="+r.signature, "VERIFY_NOW=")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if err == nil {
-		require.Equal(t, "valid\n", out.String())
-		return true, out.String()
-	}
-	var exitErr *exec.ExitError
-	require.ErrorAs(t, err, &exitErr, "the verifier did not run: %s", out.String())
-	require.Equal(t, 1, exitErr.ExitCode(), "output: %s", out.String())
-	require.True(t, strings.HasPrefix(out.String(), "invalid: "), "a rejection says why: %q", out.String())
-	return false, out.String()
+	return result(t, cmd)
 }
 
 // Real deliveries of a webhook with signature_scheme standard verify with

@@ -87,6 +87,14 @@ func run(t *testing.T, argv []string, secret, header string, body []byte, now in
 	} else {
 		cmd.Env = append(cmd.Env, "VERIFY_NOW=")
 	}
+	return result(t, cmd)
+}
+
+// result runs a verifier's cmd and returns whether it exited 0 printing
+// valid, and its output; any other exit than 1 with "invalid: <why>"
+// fails the test.
+func result(t *testing.T, cmd *exec.Cmd) (bool, string) {
+	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -99,6 +107,26 @@ func run(t *testing.T, argv []string, secret, header string, body []byte, now in
 	require.Equal(t, 1, exitErr.ExitCode(), "output: %s", out.String())
 	require.True(t, strings.HasPrefix(out.String(), "invalid: "), "a rejection says why: %q", out.String())
 	return false, out.String()
+}
+
+// poster returns a function that POSTs a JSON body to the API at baseURL
+// with the admin key, requires status and decodes the answer into dst.
+func poster(t *testing.T, baseURL string) func(path, body string, status int, dst any) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	return func(path, body string, status int, dst any) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, baseURL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+testserver.AdminKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, status, resp.StatusCode, "POST %s: %s", path, raw)
+		require.NoError(t, json.Unmarshal(raw, dst))
+	}
 }
 
 // delivery is one signed request as a receiver got it.
@@ -115,21 +143,7 @@ func realDelivery(t *testing.T) *delivery {
 	t.Helper()
 	srv := testserver.Start(t, nil)
 	rcv := testreceiver.New(t, testreceiver.Status(http.StatusOK))
-	client := &http.Client{Timeout: 10 * time.Second}
-	call := func(path, body string, status int, dst any) {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, srv.BaseURL+path, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+testserver.AdminKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		require.Equal(t, status, resp.StatusCode, "POST %s: %s", path, raw)
-		require.NoError(t, json.Unmarshal(raw, dst))
-	}
+	call := poster(t, srv.BaseURL)
 
 	var hook struct {
 		Secret string `json:"secret"`
