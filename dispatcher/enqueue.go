@@ -480,19 +480,9 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 	// One River insert for every delivery of the batch, then one statement
 	// for the events and deliveries pointing at their jobs.
 	if len(params) > 0 {
-		results, err := e.river.InsertManyTx(ctx, tx, params)
+		jobOf, err := insertDeliveryJobs(ctx, e.river, tx, params)
 		if err != nil {
-			return nil, fmt.Errorf("error inserting delivery jobs: %w", err)
-		}
-		// Matched by the delivery id in the args, not by position: River
-		// does not promise RETURNING's order.
-		jobOf := make(map[string]int64, len(results))
-		for _, res := range results {
-			var args DeliveryArgs
-			if err := json.Unmarshal(res.Job.EncodedArgs, &args); err != nil {
-				return nil, fmt.Errorf("error decoding args of job %d: %w", res.Job.ID, err)
-			}
-			jobOf[args.DeliveryID] = res.Job.ID
+			return nil, err
 		}
 		for _, ev := range fresh {
 			for j, id := range ev.DeliveryIDs {

@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -417,18 +416,9 @@ func (w *ReplayBatchWorker) replayChunk(ctx context.Context, client *river.Clien
 			}
 			params[i] = river.InsertManyParams{Args: DeliveryArgs{DeliveryID: targets[i].ID}, InsertOpts: opts}
 		}
-		results, err := client.InsertManyTx(ctx, tx, params)
+		jobOf, err := insertDeliveryJobs(ctx, client, tx, params)
 		if err != nil {
-			return fmt.Errorf("error inserting delivery jobs: %w", err)
-		}
-		// Matched by the delivery id in the args, not by position.
-		jobOf := make(map[string]int64, len(results))
-		for _, res := range results {
-			var args DeliveryArgs
-			if err := json.Unmarshal(res.Job.EncodedArgs, &args); err != nil {
-				return fmt.Errorf("error decoding args of job %d: %w", res.Job.ID, err)
-			}
-			jobOf[args.DeliveryID] = res.Job.ID
+			return err
 		}
 		for i := range targets {
 			if targets[i].JobID = jobOf[targets[i].ID]; targets[i].JobID == 0 {

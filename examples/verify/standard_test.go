@@ -210,10 +210,7 @@ func TestReceiversGuideShowsStandardSnippets(t *testing.T) {
 	guide, err := os.ReadFile("../../docs/receivers.md")
 	require.NoError(t, err)
 	for _, s := range standardSnippets() {
-		code, err := os.ReadFile(s.file)
-		require.NoError(t, err)
-		require.True(t, strings.Contains(string(guide), "\n"+string(code)+"```\n"),
-			"docs/receivers.md must show examples/verify/%s verbatim in a fenced block; copy the file into it again", s.file)
+		requireShown(t, string(guide), s)
 	}
 	var pkg struct {
 		Dependencies map[string]string `json:"dependencies"`

@@ -245,6 +245,17 @@ func TestSnippets(t *testing.T) {
 	}
 }
 
+// requireShown requires guide to show s's file verbatim in a fenced
+// block, and returns the file.
+func requireShown(t *testing.T, guide string, s snippet) string {
+	t.Helper()
+	code, err := os.ReadFile(s.file)
+	require.NoError(t, err)
+	require.True(t, strings.Contains(guide, "\n"+string(code)+"```\n"),
+		"docs/receivers.md must show examples/verify/%s verbatim in a fenced block; copy the file into it again", s.file)
+	return string(code)
+}
+
 // docs/receivers.md shows every snippet exactly as CI runs it, and the test
 // vector.
 func TestReceiversGuideShowsSnippets(t *testing.T) {
@@ -253,11 +264,8 @@ func TestReceiversGuideShowsSnippets(t *testing.T) {
 	guide, err := os.ReadFile("../../docs/receivers.md")
 	require.NoError(t, err)
 	for _, s := range snippets() {
-		code, err := os.ReadFile(s.file)
-		require.NoError(t, err)
-		require.True(t, strings.Contains(string(guide), "\n"+string(code)+"```\n"),
-			"docs/receivers.md must show examples/verify/%s verbatim in a fenced block; copy the file into it again", s.file)
-		require.Contains(t, string(code), "VERIFY_NOW", "%s: the clock must be injectable for the test vector", s.file)
+		code := requireShown(t, string(guide), s)
+		require.Contains(t, code, "VERIFY_NOW", "%s: the clock must be injectable for the test vector", s.file)
 	}
 	require.Contains(t, string(guide), "t="+strconv.Itoa(vectorT)+",v1="+vectorDigest)
 	require.Contains(t, string(guide), vectorDigest[:8]+"…` is the correct one", "the guide says the seed's digest is wrong")
