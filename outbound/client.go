@@ -143,6 +143,18 @@ type ClientConfig struct {
 	// UserAgentDefault ("Mono-Webhooks/dev"); set it to
 	// "Mono-Webhooks/<version>".
 	UserAgent string
+
+	// EgressProxy, when set, is an HTTP CONNECT proxy (WEBHOOKD_EGRESS_PROXY)
+	// every connection goes through: the client resolves and checks the
+	// destination itself and asks the proxy to CONNECT to the checked IP
+	// (see egress.go). Only the proxy's own address is exempt from the
+	// policy. Defaults to none: connections go straight out.
+	EgressProxy *url.URL
+
+	// MaxTLSTransports bounds how many per-webhook TLS configurations
+	// (client certificate, CA bundle) keep a transport and session cache
+	// of their own. Defaults to MaxTLSTransportsDefault (1024).
+	MaxTLSTransports int
 }
 
 // WithDefaults returns a copy of the configuration with every zero field set
@@ -175,6 +187,9 @@ func (c *ClientConfig) WithDefaults() *ClientConfig {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = UserAgentDefault
 	}
+	if cfg.MaxTLSTransports == 0 {
+		cfg.MaxTLSTransports = MaxTLSTransportsDefault
+	}
 	return &cfg
 }
 
@@ -197,6 +212,12 @@ func (c *ClientConfig) validate() error {
 		return errors.New("ClientConfig.MaxConnsPerHost must not be negative")
 	case c.TLSConfig != nil && c.TLSConfig.InsecureSkipVerify:
 		return errors.New("ClientConfig.TLSConfig.InsecureSkipVerify is not allowed: certificates are always verified")
+	case c.MaxTLSTransports < 0:
+		return errors.New("ClientConfig.MaxTLSTransports must not be negative")
+	case c.EgressProxy != nil:
+		if _, err := ParseEgressProxy(c.EgressProxy.String()); err != nil {
+			return fmt.Errorf("ClientConfig.EgressProxy %w", err)
+		}
 	}
 	return nil
 }
@@ -213,6 +234,7 @@ type Client struct {
 	policy     *Policy
 	transport  *http.Transport
 	urls       urlVerdicts
+	tls        *tlsTransports // per-webhook TLS configurations (mtls.go)
 }
 
 // urlVerdicts remembers ValidateURL's answer per URL: the policy is the
@@ -277,8 +299,15 @@ func NewClient(policy *Policy, cfg *ClientConfig) (*Client, error) {
 		Resolver:       cfg.Resolver,
 		Timeout:        cfg.ConnectTimeout,
 	}
+	dial := dialer.DialContext
+	if cfg.EgressProxy != nil {
+		// Only the proxy is dialled; the destination is checked before
+		// the proxy is asked to CONNECT to it (egress.go).
+		proxyDialer := &net.Dialer{KeepAlive: tcpKeepAlive, Resolver: cfg.Resolver, Timeout: cfg.ConnectTimeout}
+		dial = (&egressDialer{proxy: cfg.EgressProxy, policy: p, resolver: cfg.Resolver, dialer: proxyDialer, timeout: cfg.ConnectTimeout}).dial
+	}
 	c.transport = &http.Transport{
-		DialContext:            dialer.DialContext,
+		DialContext:            dial,
 		DisableCompression:     true,
 		ForceAttemptHTTP2:      true,
 		IdleConnTimeout:        idleConnTimeout,
@@ -292,11 +321,15 @@ func NewClient(policy *Policy, cfg *ClientConfig) (*Client, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     c.transport,
 	}
+	c.tls = newTLSTransports(c.transport, cfg.MaxTLSTransports)
 	return c, nil
 }
 
 // CloseIdleConnections closes the keep-alive connections not in use.
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.transport.CloseIdleConnections()
+	c.tls.closeIdle()
+}
 
 // control runs after a socket is created and before it connects: it refuses
 // the address the policy refuses, whatever host name led to it.
@@ -380,16 +413,35 @@ var errAttemptTimeout = errors.New("attempt timed out")
 // dialled is checked again. The whole attempt is bounded by the configured
 // Timeout and by ctx. Post never returns nil.
 func (c *Client) Post(ctx context.Context, rawURL string, header http.Header, body []byte) *Result {
+	return c.PostWith(ctx, rawURL, header, body, nil)
+}
+
+// PostWith is Post with a webhook's own settings (opts may be nil): its
+// TLS configuration, which takes a transport of its own, and its
+// authorization.
+func (c *Client) PostWith(ctx context.Context, rawURL string, header http.Header, body []byte, opts *PostOptions) *Result {
 	start := time.Now()
-	result := c.post(ctx, rawURL, header, body)
+	result := c.post(ctx, rawURL, header, body, opts)
 	result.Duration = time.Since(start)
 	return result
 }
 
-func (c *Client) post(ctx context.Context, rawURL string, header http.Header, body []byte) *Result {
+func (c *Client) post(ctx context.Context, rawURL string, header http.Header, body []byte, opts *PostOptions) *Result {
 	normalized, err := c.validateURL(rawURL)
 	if err != nil {
 		return urlErrorResult(err)
+	}
+	httpClient := c.httpClient
+	if opts != nil && !opts.TLS.Empty() {
+		t := c.tls.get(opts.TLS)
+		switch {
+		case t.err != nil:
+			return &Result{ErrorKind: ErrorKindTLS, ErrorMessage: t.err.Error()}
+		case !t.notAfter.IsZero() && !time.Now().Before(t.notAfter):
+			return &Result{ErrorKind: ErrorKindClientCertificateExpired,
+				ErrorMessage: "the webhook's client certificate expired at " + t.notAfter.UTC().Format(time.RFC3339) + "; nothing was sent: upload a new one"}
+		}
+		httpClient = t.client
 	}
 
 	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, errAttemptTimeout)
@@ -412,7 +464,24 @@ func (c *Client) post(ctx context.Context, rawURL string, header http.Header, bo
 		req.Header.Set("User-Agent", c.cfg.UserAgent)
 	}
 
-	resp, err := c.httpClient.Do(req)
+	if opts != nil && opts.Authorize != nil {
+		if res := opts.Authorize(req, false); res != nil {
+			return res
+		}
+	}
+	resp, err := httpClient.Do(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && opts != nil && opts.Authorize != nil && req.GetBody != nil {
+		// A token the receiver no longer takes: refresh it once and
+		// retry within the same attempt.
+		retry := req.Clone(ctx)
+		if retry.Body, err = req.GetBody(); err == nil {
+			if res := opts.Authorize(retry, true); res == nil {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxResponseRead))
+				resp.Body.Close()
+				resp, err = httpClient.Do(retry)
+			}
+		}
+	}
 	if err != nil {
 		if reason, ok := dialBlockedReason(err); ok {
 			return blockedResult(reason)
@@ -525,8 +594,15 @@ func (c *Client) classify(ctx context.Context, err error, trace *attemptTrace, s
 		return ErrorKindDNS, "the webhook host name could not be resolved: " + scrub(dnsReason(dnsErr.Err))
 	}
 
+	if kind, message, ok := proxyErrorKind(err); ok {
+		return kind, scrub(message)
+	}
+
 	if message, ok := tlsMessage(err, scrub); ok {
 		return ErrorKindTLS, "the TLS handshake failed: " + message
+	}
+	if message, ok := remoteTLSAlert(err); ok {
+		return ErrorKindTLS, message
 	}
 
 	var netErr net.Error

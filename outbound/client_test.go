@@ -942,6 +942,7 @@ func TestNewClient(t *testing.T) {
 			Timeout:             TimeoutDefault,
 			TLSHandshakeTimeout: TLSHandshakeTimeoutDefault,
 			UserAgent:           UserAgentDefault,
+			MaxTLSTransports:    MaxTLSTransportsDefault,
 		}, client.cfg)
 		require.Equal(t, &Policy{}, client.policy)
 

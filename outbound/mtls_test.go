@@ -1,0 +1,319 @@
+package outbound
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// testCA is a certificate authority a test makes.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+var serial atomic.Int64
+
+func newTestCA(t testing.TB, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(serial.Add(1)),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue makes a certificate for name signed by the CA, valid until
+// notAfter: a server certificate for 127.0.0.2 when server, else a client
+// one. It returns the certificate and key as PEM.
+func (ca *testCA) issue(t testing.TB, name string, server bool, notAfter time.Time) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)),
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"Mono test"}},
+		NotBefore:    time.Now().Add(-48 * time.Hour),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.2")}
+		tmpl.DNSNames = []string{"hooks.example.test"}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
+// mtlsReceiver is an HTTPS receiver on 127.0.0.2 whose certificate is from
+// a private CA and which requires a client certificate from clientCA. It
+// records the client certificate's common name of every request, as the
+// server saw it on that request's connection.
+type mtlsReceiver struct {
+	server *httptest.Server
+	conns  atomic.Int64
+
+	mu  sync.Mutex
+	cns []string
+}
+
+func startMTLSReceiver(t *testing.T, serverCA, clientCA *testCA) *mtlsReceiver {
+	t.Helper()
+	r := &mtlsReceiver{}
+	r.server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		r.mu.Lock()
+		r.cns = append(r.cns, req.TLS.PeerCertificates[0].Subject.CommonName)
+		r.mu.Unlock()
+		_, _ = io.WriteString(w, "ok")
+	}))
+	r.server.Listener.Close()
+	r.server.Listener = listen(t, testHost4)
+	r.server.Config.ErrorLog = log.New(io.Discard, "", 0)
+	r.server.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			r.conns.Add(1)
+		}
+	}
+	certPEM, keyPEM := serverCA.issue(t, "receiver", true, time.Now().Add(24*time.Hour))
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	require.NoError(t, err)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(clientCA.cert)
+	r.server.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+	r.server.EnableHTTP2 = true
+	r.server.StartTLS()
+	t.Cleanup(r.server.Close)
+	return r
+}
+
+func (r *mtlsReceiver) commonNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.cns...)
+}
+
+func TestClientMutualTLS(t *testing.T) {
+	t.Parallel()
+
+	type testBundle struct {
+		serverCA, clientCA *testCA
+		receiver           *mtlsReceiver
+		client             *Client
+		url                string
+	}
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		b := &testBundle{serverCA: newTestCA(t, "receiver private CA"), clientCA: newTestCA(t, "client CA")}
+		b.receiver = startMTLSReceiver(t, b.serverCA, b.clientCA)
+		b.client = newTestClient(t, &Policy{AllowPrivate: true}, nil)
+		b.url = b.receiver.server.URL + "/hook"
+		return b
+	}
+	material := func(b *testBundle, ca *testCA, cn string, notAfter time.Time) *TLSMaterial {
+		certPEM, keyPEM := ca.issue(t, cn, false, notAfter)
+		return &TLSMaterial{CertificatePEM: certPEM, KeyPEM: keyPEM, CABundlePEM: b.serverCA.pem}
+	}
+	tomorrow := time.Now().Add(24 * time.Hour)
+
+	t.Run("GoodCertificate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, b.clientCA, "webhook-a", tomorrow)})
+		require.True(t, res.Succeeded(), "%+v", res)
+		require.Equal(t, []string{"webhook-a"}, b.receiver.commonNames())
+	})
+
+	t.Run("PrivateCAWithoutBundle", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		m := material(b, b.clientCA, "webhook-a", tomorrow)
+		m.CABundlePEM = nil
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: m})
+		require.Equal(t, ErrorKindTLS, res.ErrorKind, res.ErrorMessage)
+		require.Equal(t, "the TLS handshake failed: the certificate is signed by an unknown authority", res.ErrorMessage)
+	})
+
+	t.Run("MissingCertificate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: &TLSMaterial{CABundlePEM: b.serverCA.pem}})
+		// The receiver's alert races our request: usually read as the
+		// TLS alert, sometimes the write hits the closed connection first.
+		require.Contains(t, []string{ErrorKindTLS, ErrorKindNetwork}, res.ErrorKind, res.ErrorMessage)
+		require.Regexp(t, "certificate required|does it require a client certificate|broken pipe|connection reset|closed the connection", res.ErrorMessage)
+		require.Empty(t, b.receiver.commonNames())
+	})
+
+	t.Run("WrongCA", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, newTestCA(t, "another CA"), "webhook-a", tomorrow)})
+		require.Equal(t, ErrorKindTLS, res.ErrorKind, res.ErrorMessage)
+		// The receiver asks for certificates of its CA; Go offers none of
+		// another, and the receiver refuses the handshake.
+		require.Contains(t, res.ErrorMessage, "certificate required")
+		require.Empty(t, b.receiver.commonNames())
+	})
+
+	t.Run("ExpiredCertificate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, b.clientCA, "webhook-a", time.Now().Add(-time.Hour))})
+		require.Equal(t, ErrorKindClientCertificateExpired, res.ErrorKind, res.ErrorMessage)
+		require.Zero(t, b.receiver.conns.Load(), "checked before dialing")
+	})
+
+	t.Run("TwoCertificatesSameHost", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		a, c := material(b, b.clientCA, "webhook-a", tomorrow), material(b, b.clientCA, "webhook-b", tomorrow)
+		var want []string
+		for i := range 10 {
+			m, cn := a, "webhook-a"
+			if i%3 == 1 {
+				m, cn = c, "webhook-b"
+			}
+			res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: m})
+			require.True(t, res.Succeeded(), "%+v", res)
+			want = append(want, cn)
+		}
+		// And concurrently, each on its own connections.
+		var wg sync.WaitGroup
+		for i := range 20 {
+			m := a
+			if i%2 == 1 {
+				m = c
+			}
+			wg.Go(func() {
+				res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: m})
+				require.True(t, res.Succeeded(), "%+v", res)
+			})
+		}
+		wg.Wait()
+		got := b.receiver.commonNames()
+		require.Equal(t, want, got[:10], "each request arrives with its own webhook's certificate")
+		require.Len(t, got, 30)
+		countA := 0
+		for _, cn := range got[10:] {
+			if cn == "webhook-a" {
+				countA++
+			}
+		}
+		require.Equal(t, 10, countA)
+		require.Equal(t, 2, b.client.tls.len())
+		// Keep-alive still works per configuration: far fewer connections
+		// than requests.
+		require.Less(t, b.receiver.conns.Load(), int64(30))
+
+		// The default path (no TLS settings) never borrows them: no client
+		// certificate, refused.
+		res := b.client.Post(t.Context(), b.url, nil, []byte(`{}`))
+		require.Equal(t, ErrorKindTLS, res.ErrorKind, res.ErrorMessage)
+	})
+
+	t.Run("BoundedTransports", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		client := newTestClient(t, &Policy{AllowPrivate: true}, &ClientConfig{MaxTLSTransports: 2})
+		for _, cn := range []string{"a", "b", "c", "a"} {
+			res := client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, b.clientCA, cn, tomorrow)})
+			require.True(t, res.Succeeded(), "%+v", res)
+			require.LessOrEqual(t, client.tls.len(), 2)
+		}
+	})
+
+	t.Run("IdleEvicted", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		client := newTestClient(t, &Policy{AllowPrivate: true}, nil)
+		now := time.Now()
+		client.tls.now = func() time.Time { return now }
+		require.True(t, client.PostWith(t.Context(), b.url, nil, nil, &PostOptions{TLS: material(b, b.clientCA, "a", tomorrow)}).Succeeded())
+		require.Equal(t, 1, client.tls.len())
+		now = now.Add(2 * idleConnTimeout)
+		require.True(t, client.PostWith(t.Context(), b.url, nil, nil, &PostOptions{TLS: material(b, b.clientCA, "b", tomorrow)}).Succeeded())
+		require.Equal(t, 1, client.tls.len(), "the idle one is gone")
+	})
+}
+
+func TestValidateTLSMaterial(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t, "client CA")
+	certPEM, keyPEM := ca.issue(t, "webhook-a", false, time.Now().Add(24*time.Hour))
+	_, otherKey := ca.issue(t, "webhook-b", false, time.Now().Add(24*time.Hour))
+	expiredCert, expiredKey := ca.issue(t, "old", false, time.Now().Add(-time.Hour))
+	block, _ := pem.Decode(keyPEM)
+	//nolint:staticcheck // an encrypted key is what the test needs
+	encrypted, err := x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", block.Bytes, []byte("pw"), x509.PEMCipherAES256)
+	require.NoError(t, err)
+	encryptedPEM := pem.EncodeToMemory(encrypted)
+	pkcs8Encrypted := []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n")
+
+	info, err := ValidateTLSMaterial(&TLSMaterial{CertificatePEM: append(append([]byte{}, certPEM...), ca.pem...), KeyPEM: keyPEM, CABundlePEM: ca.pem}, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, "CN=webhook-a,O=Mono test", info.Subject)
+	require.Equal(t, "CN=client CA", info.Issuer)
+	require.NotEmpty(t, info.Serial)
+	require.Equal(t, []string{"CN=client CA"}, info.CASubjects)
+
+	for _, tt := range []struct {
+		name  string
+		m     TLSMaterial
+		field string
+		code  string
+	}{
+		{"Garbage", TLSMaterial{CertificatePEM: []byte("hello"), KeyPEM: keyPEM}, FieldClientCertificate, "invalid_certificate"},
+		{"KeyAsCertificate", TLSMaterial{CertificatePEM: keyPEM, KeyPEM: keyPEM}, FieldClientCertificate, "invalid_certificate"},
+		{"GarbageKey", TLSMaterial{CertificatePEM: certPEM, KeyPEM: []byte("nope")}, FieldClientKey, "invalid_key"},
+		{"EncryptedKey", TLSMaterial{CertificatePEM: certPEM, KeyPEM: encryptedPEM}, FieldClientKey, "encrypted_key"},
+		{"EncryptedPKCS8Key", TLSMaterial{CertificatePEM: certPEM, KeyPEM: pkcs8Encrypted}, FieldClientKey, "encrypted_key"},
+		{"KeyMismatch", TLSMaterial{CertificatePEM: certPEM, KeyPEM: otherKey}, FieldClientKey, "key_mismatch"},
+		{"MissingKey", TLSMaterial{CertificatePEM: certPEM}, FieldClientKey, "missing_field"},
+		{"MissingCertificate", TLSMaterial{KeyPEM: keyPEM}, FieldClientCertificate, "missing_field"},
+		{"Expired", TLSMaterial{CertificatePEM: expiredCert, KeyPEM: expiredKey}, FieldClientCertificate, "certificate_expired"},
+		{"GarbageCABundle", TLSMaterial{CABundlePEM: []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, FieldCABundle, "invalid_certificate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ValidateTLSMaterial(&tt.m, time.Now())
+			var fieldErr *TLSFieldError
+			require.ErrorAs(t, err, &fieldErr)
+			require.Equal(t, tt.field, fieldErr.Field, fieldErr.Message)
+			require.Equal(t, tt.code, fieldErr.Code, fieldErr.Message)
+		})
+	}
+}
