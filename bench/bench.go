@@ -10,7 +10,12 @@
 //  3. isolation: scenario 1 beside a black-hole endpoint of another account;
 //  4. noisy neighbour: account B's latency while account A has a backlog;
 //  5. precision: how late retries start after they come due;
-//  6. resources: peak RSS and CPU per delivery of webhookd and PostgreSQL.
+//  6. resources: peak RSS and CPU per delivery of webhookd and PostgreSQL;
+//  7. cost (only when asked for: it runs CHECKPOINT): CPU, commits, WAL and
+//     write I/Os per event on the primary, intake and delivery apart.
+//
+// With Config.PgBouncer every webhookd goes through a PgBouncer in
+// transaction mode started for the run.
 //
 // Every request goes to a receiver on 127.0.0.2 (or to webhookd's own API);
 // every loop is bounded in count and in time, and a bound that is hit is an
@@ -33,6 +38,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/internal/pgbouncer"
 	"github.com/mono/webhookd/internal/pgcluster"
 )
 
@@ -46,6 +52,9 @@ const (
 	ScenarioNoisy     = 4
 	ScenarioPrecision = 5
 	ScenarioResources = 6
+	// ScenarioCost (7) is not among AllScenarios: it runs CHECKPOINT, so
+	// it runs only when asked for, on a server of its own.
+	ScenarioCost = 7
 )
 
 // AllScenarios lists every scenario in the order they run.
@@ -125,6 +134,13 @@ type Config struct {
 	BulkWhileLive      int
 	DBMaxConns         int32
 	HTTPTimeout        time.Duration
+	// PgBouncer runs every scenario's webhookd through a PgBouncer in
+	// transaction mode started for the run (internal/pgbouncer): its
+	// DATABASE_URL through the bouncer with WEBHOOKD_DB_POOLER=transaction
+	// (River poll-only, no named prepared statements), the by-key pool on
+	// WEBHOOKD_DIRECT_DATABASE_URL. The reference (River alone) stays
+	// direct. Defaults to false: direct.
+	PgBouncer bool
 	// TracerProvider is the bench servers' (server.Config.TracerProvider):
 	// `webhookd bench` builds it from the OTEL_* variables, as serve does,
 	// to measure what tracing costs. Optional: nil traces nothing.
@@ -190,8 +206,8 @@ func (c *Config) validate() error {
 		return errors.New("bench: Out is required")
 	}
 	for _, n := range c.Scenarios {
-		if n < ScenarioReference || n > ScenarioResources {
-			return fmt.Errorf("bench: Scenarios: %d is not a scenario (0 to 6)", n)
+		if n < ScenarioReference || n > ScenarioCost {
+			return fmt.Errorf("bench: Scenarios: %d is not a scenario (0 to 7)", n)
 		}
 	}
 	counts := []struct {
@@ -232,8 +248,8 @@ func ParseScenarios(s string) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || n < ScenarioReference || n > ScenarioResources {
-			return nil, fmt.Errorf("%q is not a scenario number (0 to 6)", strings.TrimSpace(part))
+		if err != nil || n < ScenarioReference || n > ScenarioCost {
+			return nil, fmt.Errorf("%q is not a scenario number (0 to 7)", strings.TrimSpace(part))
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
@@ -351,6 +367,7 @@ type Result struct {
 	Noisy     *Noisy
 	Precision *Precision
 	Resources *Resources
+	Cost      *Cost
 	Errors    map[int]error
 }
 
@@ -373,6 +390,13 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		baseURL = cluster.URL()
 	}
 	e := &env{cfg: cfg, baseURL: baseURL}
+	if cfg.PgBouncer {
+		stop, err := e.startBouncer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	machine, err := describeMachine(ctx, baseURL)
 	if err != nil {
 		return nil, err
@@ -405,6 +429,8 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 			res.Precision, err = e.precision(ctx)
 		case ScenarioResources:
 			res.Resources, err = e.resources(ctx)
+		case ScenarioCost:
+			res.Cost, err = e.cost(ctx)
 		}
 		if err != nil {
 			res.Errors[n] = err
@@ -432,12 +458,15 @@ var scenarioNames = map[int]string{
 	ScenarioNoisy:     "noisy neighbour",
 	ScenarioPrecision: "precision",
 	ScenarioResources: "resources",
+	ScenarioCost:      "cost",
 }
 
 // env is what every scenario shares.
 type env struct {
 	cfg     *Config
 	baseURL string
+	// bouncer is Config.PgBouncer's (nil: direct).
+	bouncer *pgbouncer.Bouncer
 }
 
 func (e *env) progress(scenario int, format string, args ...any) {

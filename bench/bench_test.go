@@ -148,7 +148,8 @@ func TestParseScenarios(t *testing.T) {
 		{in: "all", want: AllScenarios},
 		{in: "5,1, 2,1", want: []int{1, 2, 5}},
 		{in: "0,1", want: []int{0, 1}},
-		{in: "7", err: true},
+		{in: "6,7", want: []int{6, 7}},
+		{in: "8", err: true},
 		{in: "-1", err: true},
 		{in: "1,x", err: true},
 	} {

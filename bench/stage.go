@@ -62,7 +62,27 @@ func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, 
 		s.close()
 		return nil, err
 	}
-	s.srv, err = server.New(ctx, &server.Config{
+	cfg, err := e.serverConfig(dbURL, key, retryScale)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.srv, err = server.New(ctx, cfg, e.cfg.Logger)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.closers = append(s.closers, func() {
+		// Stop works on a server that never started too (it closes the pool).
+		_ = s.srv.Stop(context.WithoutCancel(ctx))
+	})
+	return s, nil
+}
+
+// serverConfig is the config of a bench server on dbURL: the Config's
+// overrides, through the bench's PgBouncer when there is one.
+func (e *env) serverConfig(dbURL, key string, retryScale float64) (*server.Config, error) {
+	cfg := &server.Config{
 		DatabaseURL:            dbURL,
 		Addr:                   "127.0.0.1:0",
 		EncryptionKey:          key,
@@ -79,16 +99,11 @@ func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, 
 		ShutdownTimeout:        stopTimeout,
 		Version:                "bench",
 		TracerProvider:         e.cfg.TracerProvider,
-	}, e.cfg.Logger)
-	if err != nil {
-		s.close()
+	}
+	if err := e.throughBouncer(cfg); err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func() {
-		// Stop works on a server that never started too (it closes the pool).
-		_ = s.srv.Stop(context.WithoutCancel(ctx))
-	})
-	return s, nil
+	return cfg, nil
 }
 
 // newStageWithReceiver is newStage with a receiver started (failing each

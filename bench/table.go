@@ -101,6 +101,9 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 		where = "on this machine"
 	}
 	fmt.Fprintf(w, " · PostgreSQL %s (%s) · %s\n", m.PostgresVersion, where, m.GoVersion)
+	if cfg.PgBouncer {
+		fmt.Fprintf(w, "**Through PgBouncer** %s in transaction mode (pool %d server connections per database; WEBHOOKD_DB_POOLER=transaction: River poll-only, statements described and cached, never prepared by name; the by-key pool and the reference direct).\n", pgbouncerVersion(), bouncerPoolSize)
+	}
 	fmt.Fprintf(w, "webhookd in process with the bench's receivers and load generator: %s. "+
 		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time).\n\n", serverSettings(cfg))
 
@@ -186,9 +189,17 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 				msg = fmt.Sprintf("peak RSS %s; CPU per delivery: webhookd + receiver %s ms, PostgreSQL %s; WAL per delivery (the whole server's): %s; %s deliveries/s", rss, msf(r.CPUPerDelivery), pg, wal, count(int(r.Drain.PerSecond())))
 			}
 			row(n, scenario, msg, "RSS ≤ 150 MB")
+		case ScenarioCost:
+			if !bad {
+				msg = fmt.Sprintf("intake %s events/s one a request, %s/s in batches; delivery %s/s: the table below", count(int(res.Cost.Intake.PerSecond())), count(int(res.Cost.IntakeBatch.PerSecond())), count(int(res.Cost.Delivery.PerSecond())))
+			}
+			row(n, fmt.Sprintf("cost: %s events POSTed one a request, %s in batches, then their deliveries drained; per event, each phase alone", count(cfg.Backlog), count(cfg.Backlog)), msg, "docs/scaling.md")
 		}
 	}
 	fmt.Fprintln(w)
+	if res.Cost != nil {
+		writeCost(w, res.Cost)
+	}
 }
 
 // warmupNote says what was sent, uncounted, before a sender measured.

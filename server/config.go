@@ -62,6 +62,16 @@ const (
 type Config struct {
 	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL). Required.
 	DatabaseURL string
+	// DirectDatabaseURL reaches PostgreSQL itself, or a session-mode pool,
+	// when DatabaseURL goes through a transaction pooler
+	// (WEBHOOKD_DIRECT_DATABASE_URL): the workers' by-key pool uses it.
+	// Optional unless DBPooler is transaction on a worker; empty: the
+	// by-key pool uses DatabaseURL.
+	DirectDatabaseURL string
+	// DBPooler says what DatabaseURL goes through (WEBHOOKD_DB_POOLER):
+	// PoolerNone (PostgreSQL itself or a session-mode pool, the default)
+	// or PoolerTransaction (see there).
+	DBPooler string
 	// Addr is the HTTP listen address (WEBHOOKD_ADDR). Defaults to ":8080".
 	Addr string
 	// EncryptionKey is one or more base64 32-byte keys, comma-separated, the
@@ -340,6 +350,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyBudgetPerKey < 0 || c.BodyBudgetPerKey > max(c.BodyBudget, admin.BodyBudgetDefault) {
 		return fmt.Errorf("WEBHOOKD_BODY_BUDGET_PER_KEY must be from 0 (a quarter of WEBHOOKD_BODY_BUDGET) to WEBHOOKD_BODY_BUDGET (got %d)", c.BodyBudgetPerKey)
+	}
+	if err := c.validatePooler(); err != nil {
+		return err
 	}
 	return (&retention.Config{Retention: c.Retention, DeadRetention: c.DeadRetention}).Validate()
 }

@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	poolCfg.MaxConns = cfg.DBMaxConns
+	cfg.configurePooler(poolCfg) // WEBHOOKD_DB_POOLER (pooler.go)
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("error creating database pool: %w", err)
@@ -159,7 +160,13 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	var byKey *store.ByKeyPool
 	if cfg.Worker {
-		if byKey, err = store.NewByKeyPool(ctx, poolCfg, 2*dispatcher.BatchConcurrency); err != nil {
+		// WEBHOOKD_DIRECT_DATABASE_URL when set: its sessions can't go
+		// through a transaction pooler.
+		byKeyCfg, err := cfg.byKeyPoolConfig(poolCfg)
+		if err != nil {
+			return nil, err
+		}
+		if byKey, err = store.NewByKeyPool(ctx, byKeyCfg, 2*dispatcher.BatchConcurrency); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -224,6 +231,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		JobTimeout:                  jobTimeout,
 		RescueStuckJobsAfter:        jobTimeout + RescueMargin,
 		CompletedJobRetentionPeriod: CompletedJobRetentionDefault,
+		PollOnly:                    cfg.transactionPooler(), // no LISTEN through a transaction pooler: the queues poll
 		ReindexerIndexNames:         RiverReindexIndexes(),
 		SoftStopTimeout:             cfg.ShutdownTimeout,
 		PeriodicJobs: []*river.PeriodicJob{
@@ -451,7 +459,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.logger.Info("webhookd serving", zap.String("addr", ln.Addr().String()), zap.String("metrics_addr", metricsAddr),
 		zap.Bool("api", s.cfg.API), zap.Bool("worker", s.cfg.Worker), zap.Int("max_workers", s.cfg.MaxWorkers),
-		zap.Int32("db_max_conns", s.cfg.DBMaxConns), zap.Duration("http_timeout", s.cfg.HTTPTimeout))
+		zap.Int32("db_max_conns", s.cfg.DBMaxConns), zap.Duration("http_timeout", s.cfg.HTTPTimeout),
+		zap.Bool("transaction_pooler", s.cfg.transactionPooler()))
 	return nil
 }
 

@@ -53,7 +53,7 @@ const usage = `webhookd: the Mono webhook delivery engine
 
 Usage:
   webhookd dev        run the engine with a demo (starts a throwaway PostgreSQL when DATABASE_URL is unset)
-  webhookd migrate    apply River's and webhookd's migrations to DATABASE_URL (a no-op when current)
+  webhookd migrate    apply River's and webhookd's migrations to DATABASE_URL, or WEBHOOKD_DIRECT_DATABASE_URL when set (a no-op when current)
   webhookd serve      run the HTTP API and the delivery workers
   webhookd receiver   run the demo receiver alone: verifies and prints each delivery
   webhookd bench      run the benchmark scenarios (own receiver on 127.0.0.2; fresh database)
@@ -267,6 +267,15 @@ func (l *logSettings) build() (*zap.Logger, error) {
 
 func serverSettings(s *settings, cfg *server.Config) {
 	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	directURL := s.str("direct-database-url", "WEBHOOKD_DIRECT_DATABASE_URL", "", "PostgreSQL itself or a session-mode pool, for the workers' by-key pool, when DATABASE_URL goes through a transaction pooler (empty: DATABASE_URL)")
+	pooler := s.str("db-pooler", "WEBHOOKD_DB_POOLER", server.PoolerNone, "what DATABASE_URL goes through: none (PostgreSQL or a session-mode pool) or transaction (PgBouncer's pool_mode = transaction: River polls, no named prepared statements; needs WEBHOOKD_DIRECT_DATABASE_URL)")
+	s.parsers = append(s.parsers, func() (err error) {
+		if cfg.DBPooler, err = server.ParsePooler(*pooler); err != nil {
+			return fmt.Errorf("%s: %w", s.where("db-pooler"), err)
+		}
+		cfg.DirectDatabaseURL = strings.TrimSpace(*directURL)
+		return nil
+	})
 	addr := s.str("addr", "WEBHOOKD_ADDR", server.AddrDefault, "HTTP listen address")
 	key := s.str("encryption-key", "WEBHOOKD_ENCRYPTION_KEY", "", "base64 32-byte key(s) encrypting webhook secrets, comma-separated, newest first; required")
 	admin := s.str("bootstrap-admin-key", "WEBHOOKD_BOOTSTRAP_ADMIN_KEY", "", "an admin API key that is always accepted")
@@ -503,15 +512,20 @@ func runServe(ctx context.Context, args []string) error {
 func runMigrate(ctx context.Context, args []string) error {
 	s := newSettings("migrate")
 	databaseURL := s.fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL connection string (DATABASE_URL)")
+	directURL := s.str("direct-database-url", "WEBHOOKD_DIRECT_DATABASE_URL", "", "PostgreSQL itself or a session-mode pool; migrate uses it instead of DATABASE_URL when set (a transaction pooler can't run migrations)")
 	if err := s.parse(args); err != nil {
 		return err
+	}
+	where := "DATABASE_URL"
+	if *directURL != "" {
+		where, *databaseURL = s.where("direct-database-url"), *directURL
 	}
 	if *databaseURL == "" {
 		return errors.New("DATABASE_URL (-database-url) is required")
 	}
 	pool, err := pgxpool.New(ctx, *databaseURL)
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer pool.Close()
 	res, err := migrations.MigrateWithResult(ctx, pool)
@@ -571,7 +585,7 @@ func runBench(ctx context.Context, args []string) error {
 	s := newSettings("bench")
 	cfg := &bench.Config{Out: os.Stdout}
 	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "server to create the bench databases on; empty starts a throwaway cluster (DATABASE_URL)")
-	scenarios := s.fs.String("scenarios", "all", "scenarios to run, e.g. 1,2,5: 0 reference (River alone), 1 drain, 2 sustained, 3 isolation, 4 noisy neighbour, 5 precision, 6 resources")
+	scenarios := s.fs.String("scenarios", "all", "scenarios to run, e.g. 1,2,5: 0 reference (River alone), 1 drain, 2 sustained, 3 isolation, 4 noisy neighbour, 5 precision, 6 resources, 7 cost (intake and delivery per event on the primary; runs CHECKPOINT, so not in all: give it a server of its own)")
 	s.fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "scenarios 1, 3, 6: pending deliveries to drain")
 	rates := s.fs.String("rates", "500,2000", "scenario 2: events per second, one run each")
 	s.fs.DurationVar(&cfg.Duration, "duration", bench.DurationDefault, "scenarios 2 and 4: how long each sender runs")
@@ -588,6 +602,7 @@ func runBench(ctx context.Context, args []string) error {
 	var maxConns int
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
+	s.fs.BoolVar(&cfg.PgBouncer, "pgbouncer", false, "run webhookd through a PgBouncer in transaction mode started for the run (WEBHOOKD_DB_POOLER=transaction; the by-key pool and the reference direct)")
 	s.fs.BoolVar(&cfg.AccountKey, "account-key", false, "scenarios 2 and 4: POST with an account key of the account (looked up and rate-limited like any) instead of the bootstrap admin key")
 	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")
 	intakeRate := s.fs.String("rate-limit-intake-account", "off", "account keys' intake limit of the bench servers, in events, such as 100000/s,burst=100000 (off: none)")
