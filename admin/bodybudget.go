@@ -48,6 +48,10 @@ func bodyLimit(rt route) int64 {
 		return BatchBodyLimit
 	case "/v1/events":
 		return EventBodyLimit
+	case "/v1/webhooks", "/v1/webhooks/{id}":
+		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
+			return WebhookBodyLimit // a certificate chain, key and CA bundle
+		}
 	}
 	return SmallBodyLimit
 }

@@ -98,6 +98,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		EventType: eventType, CreatedAt: now, HeadersCipher: hook.HeadersCiphertext, HeadersKeyID: hook.HeadersKeyID,
 		PreviousSecretCipher: hook.PreviousSecretCiphertext, PreviousSecretKeyID: hook.PreviousSecretKeyID,
 		PreviousSecretExpiresAt: hook.PreviousSecretExpiresAt, SignatureScheme: hook.SignatureScheme,
+		TLSCipher: hook.TLS.Ciphertext, TLSKeyID: hook.TLS.KeyID, TLSCABundle: hook.TLS.CABundle,
 		// A test send is one attempt outside the schedule: whatever it is
 		// answered (a 410 too), it never pauses the webhook.
 		OnGone: store.OnGoneRetry,

@@ -39,6 +39,8 @@ type webhookRequest struct {
 	// "retry" (the default) or "pause".
 	SignatureScheme *string `json:"signature_scheme"`
 	OnGone          *string `json:"on_gone"`
+	// TLS is the client certificate and CA bundle (admin/webhook_auth.go).
+	TLS *webhookTLSRequest `json:"tls"`
 }
 
 type webhookResponse struct {
@@ -61,10 +63,12 @@ type webhookResponse struct {
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 	// SignatureScheme is mono (Mono-Signature) or standard (the Standard
 	// Webhooks headers too); OnGone is what a 410 does: retry or pause.
-	SignatureScheme string    `json:"signature_scheme"`
-	OnGone          string    `json:"on_gone"`
-	Secret          string    `json:"secret,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	SignatureScheme string `json:"signature_scheme"`
+	OnGone          string `json:"on_gone"`
+	// TLS describes the client certificate and CA bundle, null when none.
+	TLS       *webhookTLSResponse `json:"tls,omitempty"`
+	Secret    string              `json:"secret,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
 }
 
 // newSecret returns a new webhook secret: whsec_ and the standard (padded)
@@ -102,7 +106,7 @@ var errSecretRotationRequired = &apiError{Status: http.StatusUnprocessableEntity
 
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	var req webhookRequest
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+	if apiErr := decodeJSON(w, r, WebhookBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
@@ -144,6 +148,11 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
+	tlsSetting, apiErr := a.webhookTLS(id, req.TLS)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 	var eventTypes []string
 	if req.EventTypes != nil {
 		if eventTypes, err = dispatcher.ValidateEventTypeFilter(*req.EventTypes); err != nil {
@@ -180,6 +189,9 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	if headers != nil {
 		hook.HeaderNames, hook.HeadersCiphertext, hook.HeadersKeyID = headers.Names, headers.Ciphertext, headers.KeyID
 	}
+	if tlsSetting != nil {
+		hook.TLS = *tlsSetting
+	}
 	if err := store.InsertWebhookWithin(r.Context(), a.pool, hook, a.maxWebhooks); err != nil {
 		if errors.Is(err, store.ErrDuplicateURL) {
 			writeError(w, &apiError{Status: http.StatusConflict, Code: "duplicate_url", Field: "url", Message: "this account already has a webhook with this URL; delete it first to create a new one (with a new secret)"})
@@ -215,6 +227,7 @@ func renderWebhook(hook *store.Webhook) webhookResponse {
 		HeaderNames: hook.HeaderNames, EventTypes: hook.EventTypes,
 		Paused: hook.PausedAt != nil, PausedAt: hook.PausedAt, PauseReason: hook.PauseReason,
 		SignatureScheme: hook.SignatureScheme, OnGone: hook.OnGone,
+		TLS: renderTLS(&hook.TLS, time.Now()),
 	}
 	if out.HeaderNames == nil {
 		out.HeaderNames = []string{}
@@ -339,6 +352,8 @@ type webhookPatch struct {
 	// the standard form); OnGone sets what a 410 does.
 	SignatureScheme *string `json:"signature_scheme"`
 	OnGone          *string `json:"on_gone"`
+	// TLS replaces the client certificate and CA bundle; {} removes them.
+	TLS *webhookTLSRequest `json:"tls"`
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
@@ -348,7 +363,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req webhookPatch
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+	if apiErr := decodeJSON(w, r, WebhookBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
@@ -359,6 +374,11 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	headers, apiErr := a.webhookHeaders(id, req.Headers)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	tlsSetting, apiErr := a.webhookTLS(id, req.TLS)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -384,7 +404,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, p.AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers, EventTypes: eventTypes,
-		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone})
+		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone, TLS: tlsSetting})
 	if err == nil && req.Paused != nil {
 		hook, err = a.setPaused(r.Context(), hook, *req.Paused, p)
 	}

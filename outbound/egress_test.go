@@ -3,7 +3,6 @@ package outbound
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/internal/testcert"
 	"github.com/mono/webhookd/internal/testdns"
 	"github.com/mono/webhookd/internal/testproxy"
 )
@@ -31,9 +31,9 @@ func TestClientEgressProxy(t *testing.T) {
 	}
 	plain := startReceiver(t, testHost4, recordHost)
 	secure := startTLSReceiver(t, testHost4, recordHost) // valid for example.com
-	serverCA, clientCA := newTestCA(t, "receiver CA"), newTestCA(t, "client CA")
-	mutual := startMTLSReceiver(t, serverCA, clientCA)
-	mutualPortOnly := mutual.server.Listener.Addr().(*net.TCPAddr).Port
+	serverCA, clientCA := testcert.NewCA(t, "receiver CA"), testcert.NewCA(t, "client CA")
+	mutual := testcert.StartReceiver(t, serverCA, clientCA)
+	mutualPortOnly := mutual.Port()
 	closed := startReceiver(t, testHost4, nil) // its port is not allowed by the proxy
 
 	proxy := testproxy.Start(t, plain.Port(), secure.Port(), mutualPortOnly)
@@ -66,11 +66,11 @@ func TestClientEgressProxy(t *testing.T) {
 	})
 
 	t.Run("MutualTLS", func(t *testing.T) {
-		certPEM, keyPEM := clientCA.issue(t, "webhook-a", false, time.Now().Add(time.Hour))
+		certPEM, keyPEM := clientCA.Client(t, "webhook-a", time.Now().Add(time.Hour))
 		res := client.PostWith(t.Context(), fmt.Sprintf("https://hooks.example.test:%d/hook", mutualPortOnly), nil, []byte(`{}`),
-			&PostOptions{TLS: &TLSMaterial{CertificatePEM: certPEM, KeyPEM: keyPEM, CABundlePEM: serverCA.pem}})
+			&PostOptions{TLS: &TLSMaterial{CertificatePEM: certPEM, KeyPEM: keyPEM, CABundlePEM: serverCA.PEM}})
 		require.True(t, res.Succeeded(), "%+v", res)
-		require.Equal(t, []string{"webhook-a"}, mutual.commonNames())
+		require.Equal(t, []string{"webhook-a"}, mutual.CommonNames())
 	})
 
 	t.Run("ProxySawEveryAttemptByIP", func(t *testing.T) {

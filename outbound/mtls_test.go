@@ -1,151 +1,38 @@
 package outbound
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
-	"log"
-	"math/big"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testcert"
 )
-
-// testCA is a certificate authority a test makes.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial atomic.Int64
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue makes a certificate for name signed by the CA, valid until
-// notAfter: a server certificate for 127.0.0.2 when server, else a client
-// one. It returns the certificate and key as PEM.
-func (ca *testCA) issue(t testing.TB, name string, server bool, notAfter time.Time) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: name, Organization: []string{"Mono test"}},
-		NotBefore:    time.Now().Add(-48 * time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.2")}
-		tmpl.DNSNames = []string{"hooks.example.test"}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-}
-
-// mtlsReceiver is an HTTPS receiver on 127.0.0.2 whose certificate is from
-// a private CA and which requires a client certificate from clientCA. It
-// records the client certificate's common name of every request, as the
-// server saw it on that request's connection.
-type mtlsReceiver struct {
-	server *httptest.Server
-	conns  atomic.Int64
-
-	mu  sync.Mutex
-	cns []string
-}
-
-func startMTLSReceiver(t *testing.T, serverCA, clientCA *testCA) *mtlsReceiver {
-	t.Helper()
-	r := &mtlsReceiver{}
-	r.server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		_, _ = io.Copy(io.Discard, req.Body)
-		r.mu.Lock()
-		r.cns = append(r.cns, req.TLS.PeerCertificates[0].Subject.CommonName)
-		r.mu.Unlock()
-		_, _ = io.WriteString(w, "ok")
-	}))
-	r.server.Listener.Close()
-	r.server.Listener = listen(t, testHost4)
-	r.server.Config.ErrorLog = log.New(io.Discard, "", 0)
-	r.server.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			r.conns.Add(1)
-		}
-	}
-	certPEM, keyPEM := serverCA.issue(t, "receiver", true, time.Now().Add(24*time.Hour))
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(clientCA.cert)
-	r.server.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
-	r.server.EnableHTTP2 = true
-	r.server.StartTLS()
-	t.Cleanup(r.server.Close)
-	return r
-}
-
-func (r *mtlsReceiver) commonNames() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.cns...)
-}
 
 func TestClientMutualTLS(t *testing.T) {
 	t.Parallel()
 
 	type testBundle struct {
-		serverCA, clientCA *testCA
-		receiver           *mtlsReceiver
+		serverCA, clientCA *testcert.CA
+		receiver           *testcert.Receiver
 		client             *Client
 		url                string
 	}
 	setup := func(t *testing.T) *testBundle {
 		t.Helper()
-		b := &testBundle{serverCA: newTestCA(t, "receiver private CA"), clientCA: newTestCA(t, "client CA")}
-		b.receiver = startMTLSReceiver(t, b.serverCA, b.clientCA)
+		b := &testBundle{serverCA: testcert.NewCA(t, "receiver private CA"), clientCA: testcert.NewCA(t, "client CA")}
+		b.receiver = testcert.StartReceiver(t, b.serverCA, b.clientCA)
 		b.client = newTestClient(t, &Policy{AllowPrivate: true}, nil)
-		b.url = b.receiver.server.URL + "/hook"
+		b.url = b.receiver.Server.URL + "/hook"
 		return b
 	}
-	material := func(b *testBundle, ca *testCA, cn string, notAfter time.Time) *TLSMaterial {
-		certPEM, keyPEM := ca.issue(t, cn, false, notAfter)
-		return &TLSMaterial{CertificatePEM: certPEM, KeyPEM: keyPEM, CABundlePEM: b.serverCA.pem}
+	material := func(b *testBundle, ca *testcert.CA, cn string, notAfter time.Time) *TLSMaterial {
+		certPEM, keyPEM := ca.Client(t, cn, notAfter)
+		return &TLSMaterial{CertificatePEM: certPEM, KeyPEM: keyPEM, CABundlePEM: b.serverCA.PEM}
 	}
 	tomorrow := time.Now().Add(24 * time.Hour)
 
@@ -154,7 +41,7 @@ func TestClientMutualTLS(t *testing.T) {
 		b := setup(t)
 		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, b.clientCA, "webhook-a", tomorrow)})
 		require.True(t, res.Succeeded(), "%+v", res)
-		require.Equal(t, []string{"webhook-a"}, b.receiver.commonNames())
+		require.Equal(t, []string{"webhook-a"}, b.receiver.CommonNames())
 	})
 
 	t.Run("PrivateCAWithoutBundle", func(t *testing.T) {
@@ -170,23 +57,23 @@ func TestClientMutualTLS(t *testing.T) {
 	t.Run("MissingCertificate", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: &TLSMaterial{CABundlePEM: b.serverCA.pem}})
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: &TLSMaterial{CABundlePEM: b.serverCA.PEM}})
 		// The receiver's alert races our request: usually read as the
 		// TLS alert, sometimes the write hits the closed connection first.
 		require.Contains(t, []string{ErrorKindTLS, ErrorKindNetwork}, res.ErrorKind, res.ErrorMessage)
 		require.Regexp(t, "certificate required|does it require a client certificate|broken pipe|connection reset|closed the connection", res.ErrorMessage)
-		require.Empty(t, b.receiver.commonNames())
+		require.Empty(t, b.receiver.CommonNames())
 	})
 
 	t.Run("WrongCA", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, newTestCA(t, "another CA"), "webhook-a", tomorrow)})
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, testcert.NewCA(t, "another CA"), "webhook-a", tomorrow)})
 		require.Equal(t, ErrorKindTLS, res.ErrorKind, res.ErrorMessage)
 		// The receiver asks for certificates of its CA; Go offers none of
 		// another, and the receiver refuses the handshake.
 		require.Contains(t, res.ErrorMessage, "certificate required")
-		require.Empty(t, b.receiver.commonNames())
+		require.Empty(t, b.receiver.CommonNames())
 	})
 
 	t.Run("ExpiredCertificate", func(t *testing.T) {
@@ -194,7 +81,7 @@ func TestClientMutualTLS(t *testing.T) {
 		b := setup(t)
 		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: material(b, b.clientCA, "webhook-a", time.Now().Add(-time.Hour))})
 		require.Equal(t, ErrorKindClientCertificateExpired, res.ErrorKind, res.ErrorMessage)
-		require.Zero(t, b.receiver.conns.Load(), "checked before dialing")
+		require.Zero(t, b.receiver.Conns.Load(), "checked before dialing")
 	})
 
 	t.Run("TwoCertificatesSameHost", func(t *testing.T) {
@@ -224,7 +111,7 @@ func TestClientMutualTLS(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		got := b.receiver.commonNames()
+		got := b.receiver.CommonNames()
 		require.Equal(t, want, got[:10], "each request arrives with its own webhook's certificate")
 		require.Len(t, got, 30)
 		countA := 0
@@ -237,7 +124,7 @@ func TestClientMutualTLS(t *testing.T) {
 		require.Equal(t, 2, b.client.tls.len())
 		// Keep-alive still works per configuration: far fewer connections
 		// than requests.
-		require.Less(t, b.receiver.conns.Load(), int64(30))
+		require.Less(t, b.receiver.Conns.Load(), int64(30))
 
 		// The default path (no TLS settings) never borrows them: no client
 		// certificate, refused.
@@ -272,10 +159,10 @@ func TestClientMutualTLS(t *testing.T) {
 
 func TestValidateTLSMaterial(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "client CA")
-	certPEM, keyPEM := ca.issue(t, "webhook-a", false, time.Now().Add(24*time.Hour))
-	_, otherKey := ca.issue(t, "webhook-b", false, time.Now().Add(24*time.Hour))
-	expiredCert, expiredKey := ca.issue(t, "old", false, time.Now().Add(-time.Hour))
+	ca := testcert.NewCA(t, "client CA")
+	certPEM, keyPEM := ca.Client(t, "webhook-a", time.Now().Add(24*time.Hour))
+	_, otherKey := ca.Client(t, "webhook-b", time.Now().Add(24*time.Hour))
+	expiredCert, expiredKey := ca.Client(t, "old", time.Now().Add(-time.Hour))
 	block, _ := pem.Decode(keyPEM)
 	//nolint:staticcheck // an encrypted key is what the test needs
 	encrypted, err := x509.EncryptPEMBlock(rand.Reader, "EC PRIVATE KEY", block.Bytes, []byte("pw"), x509.PEMCipherAES256)
@@ -283,7 +170,7 @@ func TestValidateTLSMaterial(t *testing.T) {
 	encryptedPEM := pem.EncodeToMemory(encrypted)
 	pkcs8Encrypted := []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n")
 
-	info, err := ValidateTLSMaterial(&TLSMaterial{CertificatePEM: append(append([]byte{}, certPEM...), ca.pem...), KeyPEM: keyPEM, CABundlePEM: ca.pem}, time.Now())
+	info, err := ValidateTLSMaterial(&TLSMaterial{CertificatePEM: append(append([]byte{}, certPEM...), ca.PEM...), KeyPEM: keyPEM, CABundlePEM: ca.PEM}, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, "CN=webhook-a,O=Mono test", info.Subject)
 	require.Equal(t, "CN=client CA", info.Issuer)

@@ -89,6 +89,11 @@ type Config struct {
 	AllowPrivateNetworks bool
 	// AllowedCIDRs are operator-approved private ranges.
 	AllowedCIDRs []netip.Prefix
+	// EgressProxy is an HTTP CONNECT proxy all webhook traffic leaves
+	// through (WEBHOOKD_EGRESS_PROXY): attempts and test sends, each
+	// tunnelled to an address checked against the policy first. Defaults
+	// to none.
+	EgressProxy *url.URL
 	// HTTPTimeout bounds one delivery attempt (WEBHOOKD_HTTP_TIMEOUT).
 	// Defaults to 10s.
 	HTTPTimeout time.Duration

@@ -56,6 +56,11 @@ type Target struct {
 	// store.OnGoneRetry...).
 	SignatureScheme string
 	OnGone          string
+	// TLSCipher (under TLSKeyID) is the webhook's encrypted client
+	// certificate and key, TLSCABundle its CA bundle; nil when none.
+	TLSCipher   []byte
+	TLSKeyID    *string
+	TLSCABundle *string
 }
 
 // targetColumns are everything a delivery attempt needs, from the delivery
@@ -65,7 +70,7 @@ SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_a
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
        w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
        w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL,
-       w.signature_scheme, w.on_gone`
+       w.signature_scheme, w.on_gone, w.tls_ciphertext, w.tls_key_id, w.tls_ca_bundle`
 
 const targetJoins = `
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
@@ -82,7 +87,7 @@ func scanTarget(row pgx.Row) (*Target, error) {
 		&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
 		&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent,
 		&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused,
-		&t.SignatureScheme, &t.OnGone)
+		&t.SignatureScheme, &t.OnGone, &t.TLSCipher, &t.TLSKeyID, &t.TLSCABundle)
 	return t, err
 }
 

@@ -81,6 +81,8 @@ type Webhook struct {
 	// OnGonePause (a 410 pauses the webhook, reason PauseGone). ""
 	// inserts OnGoneRetry.
 	OnGone string
+	// TLS is the webhook's client certificate and CA bundle (zero: none).
+	TLS WebhookTLS
 }
 
 // Signature schemes (webhooks.signature_scheme).
@@ -97,15 +99,17 @@ const (
 
 const webhookInsert = `
 INSERT INTO webhooks (id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at,
-                      header_names, headers_ciphertext, headers_key_id, event_types, signature_scheme, on_gone)
+                      header_names, headers_ciphertext, headers_key_id, event_types, signature_scheme, on_gone,
+                      tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11, coalesce($12::text[], '{}'),
-        coalesce(nullif($13, ''), 'mono'), coalesce(nullif($14, ''), 'retry'))`
+        coalesce(nullif($13, ''), 'mono'), coalesce(nullif($14, ''), 'retry'), $15, $16, $17, $18, $19, $20, $21)`
 
 // InsertWebhook inserts w. A live webhook of the same account and normalised
 // URL gives ErrDuplicateURL.
 func InsertWebhook(ctx context.Context, db DB, w *Webhook) error {
 	_, err := db.Exec(ctx, webhookInsert, w.ID, w.AccountID, w.URL, w.URLNormalized, w.Description, w.SecretCiphertext, w.SecretKeyID, w.CreatedAt,
-		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID, w.EventTypes, w.SignatureScheme, w.OnGone)
+		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID, w.EventTypes, w.SignatureScheme, w.OnGone,
+		w.TLS.Ciphertext, w.TLS.KeyID, w.TLS.CABundle, w.TLS.CertSubject, w.TLS.CertIssuer, w.TLS.CertSerial, w.TLS.CertNotAfter)
 	if IsUniqueViolation(err) {
 		return ErrDuplicateURL
 	}
@@ -202,14 +206,16 @@ func RotateSecret(ctx context.Context, db DB, id, accountID string, ciphertext [
 
 const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at, header_names, headers_ciphertext, headers_key_id,
     previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at, event_types, paused_at, pause_reason,
-    signature_scheme, on_gone`
+    signature_scheme, on_gone,
+    tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after`
 
 func scanWebhook(row pgx.Row) (*Webhook, error) {
 	w := &Webhook{}
 	err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.URLNormalized, &w.Description, &w.SecretCiphertext, &w.SecretKeyID, &w.CreatedAt, &w.DeletedAt,
 		&w.HeaderNames, &w.HeadersCiphertext, &w.HeadersKeyID,
 		&w.PreviousSecretCiphertext, &w.PreviousSecretKeyID, &w.PreviousSecretExpiresAt, &w.EventTypes, &w.PausedAt, &w.PauseReason,
-		&w.SignatureScheme, &w.OnGone)
+		&w.SignatureScheme, &w.OnGone,
+		&w.TLS.Ciphertext, &w.TLS.KeyID, &w.TLS.CABundle, &w.TLS.CertSubject, &w.TLS.CertIssuer, &w.TLS.CertSerial, &w.TLS.CertNotAfter)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -252,6 +258,9 @@ type WebhookUpdate struct {
 	// SignatureScheme and OnGone, when not nil, replace theirs.
 	SignatureScheme *string
 	OnGone          *string
+	// TLS, when not nil, replaces the TLS setting (an empty one removes
+	// it).
+	TLS *WebhookTLS
 }
 
 // WebhookHeaders are a webhook's custom headers as stored.
@@ -267,7 +276,14 @@ UPDATE webhooks SET description = coalesce($3, description),
     headers_ciphertext = CASE WHEN $4 THEN $6 ELSE headers_ciphertext END,
     headers_key_id = CASE WHEN $4 THEN $7 ELSE headers_key_id END,
     event_types = CASE WHEN $8 THEN coalesce($9::text[], '{}') ELSE event_types END,
-    signature_scheme = coalesce($10, signature_scheme), on_gone = coalesce($11, on_gone)
+    signature_scheme = coalesce($10, signature_scheme), on_gone = coalesce($11, on_gone),
+    tls_ciphertext = CASE WHEN $12 THEN $13 ELSE tls_ciphertext END,
+    tls_key_id = CASE WHEN $12 THEN $14 ELSE tls_key_id END,
+    tls_ca_bundle = CASE WHEN $12 THEN $15 ELSE tls_ca_bundle END,
+    tls_cert_subject = CASE WHEN $12 THEN $16 ELSE tls_cert_subject END,
+    tls_cert_issuer = CASE WHEN $12 THEN $17 ELSE tls_cert_issuer END,
+    tls_cert_serial = CASE WHEN $12 THEN $18 ELSE tls_cert_serial END,
+    tls_cert_not_after = CASE WHEN $12 THEN $19::timestamptz ELSE tls_cert_not_after END
 WHERE id = $1 AND deleted_at IS NULL AND ($2::text = '' OR account_id = $2)
 RETURNING ` + webhookColumns
 
@@ -283,8 +299,13 @@ func UpdateWebhook(ctx context.Context, db DB, id, accountID string, u *WebhookU
 	if u.EventTypes != nil {
 		types = *u.EventTypes
 	}
+	tls := u.TLS
+	if tls == nil {
+		tls = &WebhookTLS{}
+	}
 	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description, u.Headers != nil, h.Names, h.Ciphertext, h.KeyID,
-		u.EventTypes != nil, types, u.SignatureScheme, u.OnGone))
+		u.EventTypes != nil, types, u.SignatureScheme, u.OnGone,
+		u.TLS != nil, tls.Ciphertext, tls.KeyID, tls.CABundle, tls.CertSubject, tls.CertIssuer, tls.CertSerial, tls.CertNotAfter))
 }
 
 const secretRevealInsert = `INSERT INTO secret_reveals (webhook_id, key_id, created_at) VALUES ($1, $2, $3)`

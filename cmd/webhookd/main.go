@@ -43,6 +43,7 @@ import (
 	"github.com/mono/webhookd/internal/durations"
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/migrations"
+	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/server"
 )
 
@@ -291,6 +292,15 @@ func serverSettings(s *settings, cfg *server.Config) {
 				return fmt.Errorf("%s: %q is not a CIDR such as 10.20.0.0/16", s.where("allowed-cidrs"), part)
 			}
 			cfg.AllowedCIDRs = append(cfg.AllowedCIDRs, prefix.Masked())
+		}
+		return nil
+	})
+	egress := s.str("egress-proxy", "WEBHOOKD_EGRESS_PROXY", "", "HTTP CONNECT proxy (http://host:port) all webhook traffic leaves through, so it comes from addresses receivers can allow-list (empty: none)")
+	s.parsers = append(s.parsers, func() (err error) {
+		if *egress = strings.TrimSpace(*egress); *egress != "" {
+			if cfg.EgressProxy, err = outbound.ParseEgressProxy(*egress); err != nil {
+				return fmt.Errorf("%s: %w", s.where("egress-proxy"), err)
+			}
 		}
 		return nil
 	})

@@ -296,6 +296,8 @@ func TestServeBadConfig(t *testing.T) {
 		{"ZeroScale", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETRY_SCALE=-1"}, "WEBHOOKD_RETRY_SCALE"},
 		{"BadTimeout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_HTTP_TIMEOUT=10"}, "WEBHOOKD_HTTP_TIMEOUT"},
 		{"BadBool", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ALLOW_PRIVATE_NETWORKS=maybe"}, "WEBHOOKD_ALLOW_PRIVATE_NETWORKS"},
+		{"HTTPSEgressProxy", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=https://squid.internal:3128"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must be http://host:port"},
+		{"EgressProxyWithoutPort", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=http://squid.internal"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must name a host and a port"},
 		{"BadAddr", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ADDR=nonsense"}, "WEBHOOKD_ADDR"},
 		{"BadRetention", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETENTION=thirty"}, "WEBHOOKD_RETENTION"},
 		{"ShortRetention", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETENTION=12h"}, "WEBHOOKD_RETENTION"},

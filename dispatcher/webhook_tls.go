@@ -1,0 +1,84 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/store"
+)
+
+// tlsAAD binds a webhook's encrypted TLS material to the webhook, so it
+// can't be copied to another row.
+func tlsAAD(webhookID string) []byte { return []byte("tls:" + webhookID) }
+
+// tlsSecret is the encrypted part of a webhook's TLS setting.
+type tlsSecret struct {
+	Certificate string `json:"certificate"`
+	Key         string `json:"key"`
+}
+
+// EncryptTLS encrypts a client certificate chain and its key for
+// storage; nil when m has no certificate.
+func EncryptTLS(keys *keyring.Keyring, webhookID string, m *outbound.TLSMaterial) (ciphertext []byte, keyID *string, err error) {
+	if m == nil || len(m.CertificatePEM) == 0 {
+		return nil, nil, nil
+	}
+	plain, err := json.Marshal(tlsSecret{Certificate: string(m.CertificatePEM), Key: string(m.KeyPEM)})
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, id, err := keys.Encrypt(plain, tlsAAD(webhookID))
+	if err != nil {
+		return nil, nil, err
+	}
+	return ct, &id, nil
+}
+
+// TLSMaterialOf returns the TLS material of a target (nil: none),
+// decrypting its client certificate and key.
+func TLSMaterialOf(keys *keyring.Keyring, target *store.Target) (*outbound.TLSMaterial, error) {
+	if target.TLSCipher == nil && target.TLSCABundle == nil {
+		return nil, nil
+	}
+	m := &outbound.TLSMaterial{}
+	if target.TLSCABundle != nil {
+		m.CABundlePEM = []byte(*target.TLSCABundle)
+	}
+	if target.TLSCipher != nil && target.TLSKeyID != nil {
+		plain, err := keys.Decrypt(target.TLSCipher, *target.TLSKeyID, tlsAAD(target.WebhookID))
+		if err != nil {
+			return nil, err
+		}
+		var s tlsSecret
+		if err := json.Unmarshal(plain, &s); err != nil {
+			return nil, err
+		}
+		m.CertificatePEM, m.KeyPEM = []byte(s.Certificate), []byte(s.Key)
+	}
+	return m, nil
+}
+
+// post sends one attempt of target with the webhook's own settings: its
+// client certificate and CA bundle (a transport of their own in the
+// outbound client). Material that can't be decrypted fails the attempt,
+// kind secret_unavailable, without sending.
+func (w *Worker) post(ctx context.Context, target *store.Target, header http.Header, log *zap.Logger) *outbound.Result {
+	client := w.clientFor(target)
+	material, err := TLSMaterialOf(w.keys, target)
+	if err != nil {
+		log.Error("cannot decrypt the webhook's client certificate; is its key still in WEBHOOKD_ENCRYPTION_KEY?")
+		return &outbound.Result{
+			ErrorKind:    ErrorKindSecretUnavailable,
+			ErrorMessage: "the webhook's client certificate could not be decrypted: its encryption key is not in WEBHOOKD_ENCRYPTION_KEY",
+		}
+	}
+	if material == nil {
+		return client.Post(ctx, target.URL, header, target.Body)
+	}
+	return client.PostWith(ctx, target.URL, header, target.Body, &outbound.PostOptions{TLS: material})
+}
