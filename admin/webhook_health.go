@@ -21,6 +21,14 @@ type webhookHealthResponse struct {
 	LastFailureAt       *time.Time         `json:"last_failure_at"`
 	LastFailureKind     *string            `json:"last_failure_kind"`
 	LastHour            webhookHealthCount `json:"last_hour"`
+	// ClientCertificate is the client certificate's expiry, when the
+	// webhook has one: expires_soon within 14 days of it (and after).
+	ClientCertificate *healthCertificate `json:"client_certificate,omitempty"`
+}
+
+type healthCertificate struct {
+	NotAfter    time.Time `json:"not_after"`
+	ExpiresSoon bool      `json:"expires_soon"`
 }
 
 type webhookHealthCount struct {
@@ -46,8 +54,13 @@ func (a *API) getWebhookHealth(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
+	var cert *healthCertificate
+	if info := renderTLS(&hook.TLS, a.now()); info != nil && info.ClientCertificate != nil {
+		cert = &healthCertificate{NotAfter: info.ClientCertificate.NotAfter, ExpiresSoon: info.ClientCertificate.ExpiresSoon}
+	}
 	writeJSON(w, http.StatusOK, webhookHealthResponse{
 		WebhookID:           hook.ID,
+		ClientCertificate:   cert,
 		ConsecutiveFailures: h.ConsecutiveFailures,
 		LastSuccessAt:       utcPtr(h.LastSuccessAt),
 		LastFailureAt:       utcPtr(h.LastFailureAt),

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,6 +93,22 @@ func TestWebhookMutualTLS(t *testing.T) {
 		require.Contains(t, string(resp.body), `"succeeded":true`)
 		reqs := receiver.Requests()
 		require.Equal(t, testcert.Request{Path: "/b", CommonName: "webhook-b"}, reqs[before])
+	})
+
+	t.Run("ExpiryInHealthAndMetric", func(t *testing.T) {
+		resp := b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hookB.ID + "/health"})
+		require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+		require.Contains(t, string(resp.body), `"client_certificate":{"not_after":"`)
+		require.Contains(t, string(resp.body), `"expires_soon":true`)
+		resp = b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + a.ID + "/health"})
+		require.Contains(t, string(resp.body), `"expires_soon":false`)
+
+		metrics, err := http.Get("http://" + b.srv.MetricsAddr() + "/metrics")
+		require.NoError(t, err)
+		defer metrics.Body.Close()
+		text, err := io.ReadAll(metrics.Body)
+		require.NoError(t, err)
+		require.Contains(t, string(text), "\nwebhookd_webhook_client_certificates_expiring 1\n")
 	})
 
 	t.Run("Get", func(t *testing.T) {

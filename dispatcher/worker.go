@@ -311,7 +311,8 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 		setStandardSignature(header, target.EventID, start, target.Body, secrets)
 	}
 	ctx, span := w.startAttempt(ctx, target, header) // the receiver's traceparent (dispatcher/trace.go)
-	res := w.post(ctx, target, header, log) // with the webhook's TLS setting (dispatcher/webhook_tls.go)
+	// With the webhook's TLS setting (dispatcher/webhook_tls.go).
+	res := w.post(ctx, target, header, log)
 	endAttempt(span, res)
 	if res.ErrorKind == outbound.ErrorKindBlockedAddress {
 		// The attempt says only "the address is not allowed" (the account

@@ -1,0 +1,91 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testcert"
+	"github.com/mono/webhookd/internal/testproxy"
+	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/server"
+)
+
+// With WEBHOOKD_EGRESS_PROXY every attempt and test send, to http and
+// https (mutual TLS) receivers, goes through the proxy (tinyproxy here),
+// which is asked for the checked IP, never the name; the proxy down fails
+// attempts with error_kind proxy.
+func TestEgressProxy(t *testing.T) {
+	t.Parallel()
+	plain := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	plainURL, err := url.Parse(plain.URL)
+	require.NoError(t, err)
+	plainPort, err := strconv.Atoi(plainURL.Port())
+	require.NoError(t, err)
+	serverCA, clientCA := testcert.NewCA(t, "receiver CA"), testcert.NewCA(t, "client CA")
+	secure := testcert.StartReceiver(t, serverCA, clientCA)
+	proxy := testproxy.Start(t, plainPort, secure.Port())
+
+	b := startServerWith(t, true, func(c *server.Config) { c.EgressProxy = proxy.URL })
+	const account = "acct_egress"
+	plainHook := b.createWebhook(t, account, plain.URL+"/hook")
+	certPEM, keyPEM := clientCA.Client(t, "webhook-egress", time.Now().Add(time.Hour))
+	body, err := json.Marshal(map[string]any{"account_id": account, "url": secure.Server.URL + "/hook",
+		"tls": map[string]string{"client_certificate": string(certPEM), "client_key": string(keyPEM), "ca_bundle": string(serverCA.PEM)}})
+	require.NoError(t, err)
+	resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: string(body)})
+	require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
+
+	for i := range 3 {
+		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: fmt.Sprintf(`{"account_id":%q,"type":"egress_test","data":{"n":%d}}`, account, i)})
+		require.Equal(t, http.StatusAccepted, resp.status, "%s", resp.body)
+	}
+	resp = b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + plainHook.ID + "/test", body: `{}`})
+	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+	require.Contains(t, string(resp.body), `"succeeded":true`)
+
+	plain.Wait(t, 4, 15*time.Second)
+	require.Eventually(t, func() bool { return len(secure.Requests()) >= 3 }, 15*time.Second, 20*time.Millisecond)
+	for _, r := range secure.Requests() {
+		require.Equal(t, "webhook-egress", r.CommonName)
+	}
+	// Every connection went through the proxy, to the checked IP. Kept-
+	// alive connections carry several requests, so the proxy was asked
+	// at least once for each receiver and never for anything else.
+	connects := proxy.Connects(t)
+	require.NotEmpty(t, connects)
+	seen := map[string]bool{}
+	for _, c := range connects {
+		seen[c] = true
+	}
+	require.Equal(t, map[string]bool{fmt.Sprintf("127.0.0.2:%d", plainPort): true, fmt.Sprintf("127.0.0.2:%d", secure.Port()): true}, seen)
+	// And no connection went around it: the receiver accepted as many as
+	// the proxy opened for it.
+	tunnels := 0
+	for _, c := range connects {
+		if c == fmt.Sprintf("127.0.0.2:%d", secure.Port()) {
+			tunnels++
+		}
+	}
+	require.Eventually(t, func() bool { return int64(tunnels) == secure.Conns.Load() }, 5*time.Second, 10*time.Millisecond,
+		"%d tunnels, %d connections: %v", tunnels, secure.Conns.Load(), connects)
+}
+
+// With the proxy down, a test send fails with error_kind proxy.
+func TestEgressProxyDown(t *testing.T) {
+	t.Parallel()
+	plain := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	dead := &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", testproxy.FreePort(t))}
+	b := startServerWith(t, true, func(c *server.Config) { c.EgressProxy = dead })
+	hook := b.createWebhook(t, "acct_egress_down", plain.URL+"/hook")
+	resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test", body: `{}`})
+	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+	require.Contains(t, string(resp.body), `"error_kind":"proxy"`)
+	require.Zero(t, plain.Count())
+}
