@@ -155,6 +155,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("POST /dashboard/webhooks/{id}/delete", d.auth(d.deleteWebhook))
 	mux.Handle("POST /dashboard/webhooks/{id}/test", d.auth(d.sendTest))
 	mux.Handle("POST /dashboard/webhooks/{id}/headers", d.auth(d.setHeaders))
+	mux.Handle("POST /dashboard/webhooks/{id}/tls", d.auth(d.setTLS))
 	mux.Handle("POST /dashboard/webhooks/{id}/rotate-secret", d.auth(d.rotateSecret))
 	mux.Handle("POST /dashboard/webhooks/{id}/event-types", d.auth(d.setEventTypes))
 	mux.Handle("GET /dashboard/webhooks/{id}/pause", d.auth(d.confirmPause))

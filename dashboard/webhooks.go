@@ -37,6 +37,9 @@ type apiWebhook struct {
 	SignatureScheme string    `json:"signature_scheme"`
 	OnGone          string    `json:"on_gone"`
 	CreatedAt       time.Time `json:"created_at"`
+	// TLS is the client certificate and CA bundle, nil when none
+	// (dashboard/webhook_tls.go).
+	TLS *apiWebhookTLS `json:"tls"`
 }
 
 // GonePaused says the webhook was paused because its endpoint answered
@@ -62,6 +65,8 @@ var notices = map[string]string{
 	"replayed":  "Delivery replayed: it is back on its schedule with a new generation of ten attempts.",
 	"headers":   "Custom headers saved. They are sent with every attempt from now on.",
 	"noheaders": "Custom headers removed.",
+	"tls":       "TLS setting saved. Attempts present it from now on.",
+	"notls":     "TLS setting removed: no client certificate, public CAs only.",
 	"filter":    "Event-type filter saved. It applies to events accepted from now on.",
 	"nofilter":  "Event-type filter removed: the webhook receives every event type accepted from now on.",
 	"paused":    "Webhook paused. New deliveries wait in state paused; nothing is sent or dropped until you resume it.",
@@ -305,6 +310,8 @@ type webhookData struct {
 	Rotate rotateView
 	// Filter is the event-type filter form.
 	Filter filterForm
+	// TLS is the mutual TLS form.
+	TLS tlsForm
 }
 
 // detail is what a detail view shows beyond the webhook and its
@@ -316,6 +323,7 @@ type detail struct {
 	Headers *headersForm
 	Rotate  *rotateView
 	Filter  *filterForm
+	TLS     *tlsForm
 	Status  int
 	Error   string
 }
@@ -389,6 +397,9 @@ func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *ap
 	data.Filter = filterForm{Text: strings.Join(hook.EventTypes, "\n")}
 	if dt.Filter != nil {
 		data.Filter = *dt.Filter
+	}
+	if dt.TLS != nil {
+		data.TLS = *dt.TLS
 	}
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/health", nil, &data.Health); e != nil {
 		d.apiFailed(w, r, e, "")

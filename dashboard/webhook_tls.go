@@ -1,0 +1,77 @@
+package dashboard
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// apiWebhookTLS is a webhook's tls setting as the API answers it: the
+// client certificate described, never the key nor the PEM.
+type apiWebhookTLS struct {
+	ClientCertificate *struct {
+		Subject     string    `json:"subject"`
+		Issuer      string    `json:"issuer"`
+		Serial      string    `json:"serial"`
+		NotAfter    time.Time `json:"not_after"`
+		ExpiresSoon bool      `json:"expires_soon"`
+	} `json:"client_certificate"`
+	CABundle *struct {
+		Subjects []string `json:"subjects"`
+	} `json:"ca_bundle"`
+}
+
+// tlsForm is the mutual TLS form. What was pasted is never put back into
+// the page (the key is a secret): after an error it must be pasted again.
+type tlsForm struct {
+	// Error is the API's message, FieldID the form field it is about
+	// ("tls-client-certificate", "tls-client-key", "tls-ca-bundle"; ""
+	// for the whole form).
+	Error   string
+	FieldID string
+	// Open says the form is shown unfolded (after an error).
+	Open bool
+}
+
+// tlsFieldIDs maps the API's field names to the form's.
+var tlsFieldIDs = map[string]string{
+	"tls.client_certificate": "tls-client-certificate",
+	"tls.client_key":         "tls-client-key",
+	"tls.ca_bundle":          "tls-ca-bundle",
+}
+
+// setTLS replaces the webhook's tls setting through PATCH /v1/webhooks/{id}
+// {"tls":{…}}; "remove" sends {} (no client certificate, no CA bundle).
+// An error is shown beside the field it names, and nothing is changed.
+func (d *Dashboard) setTLS(w http.ResponseWriter, r *http.Request) {
+	s := sessionFrom(r.Context())
+	hook, ok := d.loadWebhook(w, r)
+	if !ok {
+		return
+	}
+	setting := map[string]string{}
+	if r.PostFormValue("remove") == "" {
+		for form, field := range map[string]string{"client_certificate": "client_certificate", "client_key": "client_key", "ca_bundle": "ca_bundle"} {
+			if v := strings.TrimSpace(r.PostFormValue(form)); v != "" {
+				setting[field] = v + "\n"
+			}
+		}
+	}
+	body := map[string]any{"tls": setting}
+	if e := d.call(r.Context(), s.Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), body, nil); e != nil {
+		if e.Status >= 500 || e.Status == http.StatusNotFound {
+			d.apiFailed(w, r, e, "")
+			return
+		}
+		form := &tlsForm{Error: e.Message, FieldID: tlsFieldIDs[e.Field], Open: true}
+		d.showWebhook(w, r, hook, &detail{TLS: form, Status: e.Status,
+			Error: "The TLS setting was not changed: " + e.Message + ". Nothing you pasted is shown again: paste it again before saving."})
+		return
+	}
+	notice := "tls"
+	if len(setting) == 0 {
+		notice = "notls"
+	}
+	http.Redirect(w, r, Prefix+"/webhooks/"+url.PathEscape(hook.ID)+"?notice="+notice+"#tls-h", http.StatusSeeOther)
+}
