@@ -8,6 +8,10 @@
 // the attempt. During a secret rotation the header carries one v1= per active
 // secret, newest first.
 //
+// A webhook whose signature_scheme is "standard" is also signed the
+// Standard Webhooks way (standard.go: webhook-id, webhook-timestamp,
+// webhook-signature), with the same secret decoded from its whsec_ base64.
+//
 // The package uses the standard library only, so a Go receiver can import it
 // on its own.
 package signer
