@@ -175,7 +175,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	)
 	if db != nil {
 		pending := newPendingCollector(db, cfg)
-		m.registry.MustRegister(pending, newRiverQueueCollector(db, cfg, pending.errors), newCertificateCollector(db, cfg, pending.errors))
+		m.registry.MustRegister(pending, newRiverQueueCollector(db, cfg, pending.errors))
 	}
 	return m
 }
@@ -338,10 +338,13 @@ type pendingCollector struct {
 	pending *prometheus.Desc
 	oldest  *prometheus.Desc
 	errors  prometheus.Counter
+	// certs runs in this collector's Collect, so a failure of its query
+	// is in the errors counter of the same scrape (metrics/certificates.go).
+	certs *certificateCollector
 }
 
 func newPendingCollector(db store.DB, cfg *Config) *pendingCollector {
-	return &pendingCollector{
+	c := &pendingCollector{
 		db:  db,
 		cfg: cfg,
 		pending: prometheus.NewDesc("webhookd_pending_deliveries",
@@ -353,18 +356,22 @@ func newPendingCollector(db store.DB, cfg *Config) *pendingCollector {
 			Help: "Scrape-time queries that failed or timed out (their gauges are then missing from that scrape).",
 		}),
 	}
+	c.certs = newCertificateCollector(db, cfg, c.errors)
+	return c
 }
 
 // Describe implements prometheus.Collector.
 func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pending
 	ch <- c.oldest
+	c.certs.Describe(ch)
 	c.errors.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.errors.Collect(ch)
+	c.certs.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
 	defer cancel()
 	stats, err := store.GetPendingStats(ctx, c.db)

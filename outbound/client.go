@@ -235,6 +235,7 @@ type Client struct {
 	transport  *http.Transport
 	urls       urlVerdicts
 	tls        *tlsTransports // per-webhook TLS configurations (mtls.go)
+	oauth      oauthTokens    // OAuth2 access tokens per webhook (oauth.go)
 }
 
 // urlVerdicts remembers ValidateURL's answer per URL: the policy is the
@@ -322,6 +323,7 @@ func NewClient(policy *Policy, cfg *ClientConfig) (*Client, error) {
 		Transport:     c.transport,
 	}
 	c.tls = newTLSTransports(c.transport, cfg.MaxTLSTransports)
+	c.oauth.now = time.Now
 	return c, nil
 }
 
