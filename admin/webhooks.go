@@ -41,6 +41,8 @@ type webhookRequest struct {
 	OnGone          *string `json:"on_gone"`
 	// TLS is the client certificate and CA bundle (admin/webhook_auth.go).
 	TLS *webhookTLSRequest `json:"tls"`
+	// OAuth is the OAuth2 client credentials setting (admin/webhook_auth.go).
+	OAuth *webhookOAuthRequest `json:"oauth"`
 }
 
 type webhookResponse struct {
@@ -65,6 +67,9 @@ type webhookResponse struct {
 	// Webhooks headers too); OnGone is what a 410 does: retry or pause.
 	SignatureScheme string `json:"signature_scheme"`
 	OnGone          string `json:"on_gone"`
+	// OAuth is the OAuth2 client credentials setting, never its secret;
+	// absent when none.
+	OAuth *webhookOAuthResponse `json:"oauth,omitempty"`
 	// TLS describes the client certificate and CA bundle, null when none.
 	TLS       *webhookTLSResponse `json:"tls,omitempty"`
 	Secret    string              `json:"secret,omitempty"`
@@ -153,6 +158,11 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
+	oauth, oauthSet, apiErr := a.webhookOAuth(id, req.OAuth)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 	var eventTypes []string
 	if req.EventTypes != nil {
 		if eventTypes, err = dispatcher.ValidateEventTypeFilter(*req.EventTypes); err != nil {
@@ -205,9 +215,19 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
+	if oauthSet && oauth != nil {
+		if err := a.saveOAuth(r.Context(), id, oauth); err != nil {
+			a.logger.Error("error saving webhook OAuth2 setting", zap.String("webhook_id", id), zap.Error(err))
+			writeError(w, errInternal(err))
+			return
+		}
+	}
 	a.logger.Info("webhook created", zap.String("webhook_id", id), zap.String("account_id", accountID))
 	out := renderWebhook(hook)
 	out.Secret = secret
+	if oauth != nil {
+		out.OAuth = renderOAuth(oauth)
+	}
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -277,8 +297,14 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := make([]webhookResponse, len(hooks))
+	outs := make([]*webhookResponse, len(hooks))
 	for i, hook := range hooks {
 		rows[i] = renderWebhook(hook)
+		outs[i] = &rows[i]
+	}
+	if err := a.withOAuth(r.Context(), outs...); err != nil {
+		writeError(w, errInternal(err))
+		return
 	}
 	writeJSON(w, http.StatusOK, newPage(rows, pg, func(h webhookResponse) string { return h.ID }))
 }
@@ -303,7 +329,12 @@ func (a *API) getWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	writeJSON(w, http.StatusOK, renderWebhook(hook))
+	out := renderWebhook(hook)
+	if err := a.withOAuth(r.Context(), &out); err != nil {
+		writeError(w, errInternal(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type secretResponse struct {
@@ -354,6 +385,8 @@ type webhookPatch struct {
 	OnGone          *string `json:"on_gone"`
 	// TLS replaces the client certificate and CA bundle; {} removes them.
 	TLS *webhookTLSRequest `json:"tls"`
+	// OAuth replaces the OAuth2 setting; {} removes it.
+	OAuth *webhookOAuthRequest `json:"oauth"`
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
@@ -379,6 +412,11 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tlsSetting, apiErr := a.webhookTLS(id, req.TLS)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	oauth, oauthSet, apiErr := a.webhookOAuth(id, req.OAuth)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -417,8 +455,20 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
+	if oauthSet {
+		if err := a.saveOAuth(r.Context(), id, oauth); err != nil {
+			a.logger.Error("error saving webhook OAuth2 setting", zap.String("webhook_id", id), zap.Error(err))
+			writeError(w, errInternal(err))
+			return
+		}
+	}
 	a.logger.Info("webhook updated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID))
-	writeJSON(w, http.StatusOK, renderWebhook(hook))
+	out := renderWebhook(hook)
+	if err := a.withOAuth(r.Context(), &out); err != nil {
+		writeError(w, errInternal(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // checkStandardSecret refuses a switch to the standard scheme while the

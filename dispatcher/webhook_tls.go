@@ -77,8 +77,20 @@ func (w *Worker) post(ctx context.Context, target *store.Target, header http.Hea
 			ErrorMessage: "the webhook's client certificate could not be decrypted: its encryption key is not in WEBHOOKD_ENCRYPTION_KEY",
 		}
 	}
-	if material == nil {
+	oauth, err := w.oauthFor(ctx, target)
+	if err != nil {
+		log.Error("cannot load the webhook's OAuth2 setting", zap.Error(err))
+		return &outbound.Result{
+			ErrorKind:    outbound.ErrorKindOAuthToken,
+			ErrorMessage: "the webhook's OAuth2 setting could not be loaded (is its encryption key still in WEBHOOKD_ENCRYPTION_KEY?)",
+		}
+	}
+	if material == nil && oauth == nil {
 		return client.Post(ctx, target.URL, header, target.Body)
 	}
-	return client.PostWith(ctx, target.URL, header, target.Body, &outbound.PostOptions{TLS: material})
+	opts := &outbound.PostOptions{TLS: material}
+	if oauth != nil {
+		opts.Authorize = client.Authorizer(target.WebhookID, oauth)
+	}
+	return client.PostWith(ctx, target.URL, header, target.Body, opts)
 }

@@ -175,7 +175,8 @@ type Worker struct {
 	loads    *batch.Batcher[string, *store.Target]
 	records  *batch.Batcher[store.Recording, bool]
 	stacks   *stacks.Pool
-	tracer   trace.Tracer // nil: tracing off
+	tracer   trace.Tracer  // nil: tracing off
+	oauth    oauthSettings // webhooks' OAuth2 settings (dispatcher/webhook_oauth.go)
 }
 
 // NewWorker returns a delivery worker. db is normally the pool; tests pass a

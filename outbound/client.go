@@ -477,11 +477,13 @@ func (c *Client) post(ctx context.Context, rawURL string, header http.Header, bo
 		// retry within the same attempt.
 		retry := req.Clone(ctx)
 		if retry.Body, err = req.GetBody(); err == nil {
-			if res := opts.Authorize(retry, true); res == nil {
-				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxResponseRead))
-				resp.Body.Close()
-				resp, err = httpClient.Do(retry)
+			res := opts.Authorize(retry, true)
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, c.cfg.MaxResponseRead))
+			resp.Body.Close()
+			if res != nil {
+				return res // no new token: the token endpoint's failure
 			}
+			resp, err = httpClient.Do(retry)
 		}
 	}
 	if err != nil {
