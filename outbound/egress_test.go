@@ -84,6 +84,18 @@ func TestClientEgressProxy(t *testing.T) {
 		require.Equal(t, []string{fmt.Sprintf("hooks.example.test:%d", plain.Port()), fmt.Sprintf("example.com:%d", secure.Port())}, hosts)
 	})
 
+	t.Run("TokenFetchThroughTheProxy", func(t *testing.T) {
+		client.CloseIdleConnections() // a new connection for the token request
+		before := len(proxy.Connects(t))
+		auth := client.Authorizer("wh_egress", &OAuthConfig{TokenURL: fmt.Sprintf("http://hooks.example.test:%d/token", plain.Port()),
+			ClientID: "id", ClientSecret: "secret", AuthStyle: OAuthAuthStyleBody})
+		res := client.PostWith(t.Context(), fmt.Sprintf("http://hooks.example.test:%d/hook", plain.Port()), nil, []byte(`{}`), &PostOptions{Authorize: auth})
+		// The plain receiver answers the token request with "ok", no token.
+		require.Equal(t, ErrorKindOAuthToken, res.ErrorKind, res.ErrorMessage)
+		require.Contains(t, res.ErrorMessage, "without an access_token")
+		require.Greater(t, len(proxy.Connects(t)), before, "the token request went through the proxy")
+	})
+
 	t.Run("RebindRefusedBeforeTheProxy", func(t *testing.T) {
 		before := len(proxy.Connects(t))
 		for _, host := range []string{"rebind.example.test", "always.example.test"} {
