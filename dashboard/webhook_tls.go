@@ -22,6 +22,15 @@ type apiWebhookTLS struct {
 	} `json:"ca_bundle"`
 }
 
+// apiWebhookOAuth is a webhook's OAuth2 setting as the API answers it.
+type apiWebhookOAuth struct {
+	TokenURL  string   `json:"token_url"`
+	ClientID  string   `json:"client_id"`
+	Scopes    []string `json:"scopes"`
+	Audience  string   `json:"audience"`
+	AuthStyle string   `json:"auth_style"`
+}
+
 // tlsForm is the mutual TLS form. What was pasted is never put back into
 // the page (the key is a secret): after an error it must be pasted again.
 type tlsForm struct {

@@ -60,6 +60,13 @@ func TestWebhookTLS(t *testing.T) {
 	br.post(t, "/dashboard/webhooks/"+hook.ID+"/test", url.Values{"csrf": {br.csrf(t)}})
 	require.Equal(t, []testcert.Request{{Path: "/h", CommonName: "dashboard-hook"}}, receiver.Requests())
 
+	// An OAuth2 setting is shown, never its secret.
+	b.api(t, http.MethodPatch, "/v1/webhooks/"+hook.ID, k.Key, `{"oauth":{"token_url":"https://auth.example.com/token","client_id":"mono","client_secret":"oauth-secret-never-shown","scopes":["a","b"],"auth_style":"body"}}`, http.StatusOK, nil)
+	p = br.get(t, "/dashboard/webhooks/"+hook.ID)
+	require.Contains(t, elementText(p.body, "oauth-setting"), "https://auth.example.com/token")
+	require.Contains(t, elementText(p.body, "oauth-setting"), "form fields")
+	require.NotContains(t, p.body, "oauth-secret-never-shown")
+
 	// Removed.
 	p = br.get(t, "/dashboard/webhooks/"+hook.ID)
 	p = br.post(t, "/dashboard/webhooks/"+hook.ID+"/tls", url.Values{"csrf": {br.csrf(t)}, "remove": {"1"}})

@@ -40,6 +40,8 @@ type apiWebhook struct {
 	// TLS is the client certificate and CA bundle, nil when none
 	// (dashboard/webhook_tls.go).
 	TLS *apiWebhookTLS `json:"tls"`
+	// OAuth is the OAuth2 client credentials setting, never its secret.
+	OAuth *apiWebhookOAuth `json:"oauth"`
 }
 
 // GonePaused says the webhook was paused because its endpoint answered
