@@ -20,8 +20,8 @@ const (
 	// outlive a transaction there:
 	//
 	//   - River runs poll-only (no LISTEN): a job inserted is fetched at the
-	//     deliveries queue's next poll (WEBHOOKD_FETCH_POLL_INTERVAL, 50 ms
-	//     by default) rather than on its notification;
+	//     deliveries queue's next poll (FetchPollInterval, 50 ms by default)
+	//     rather than on its notification;
 	//   - pgx prepares no named statements (PgBouncer before 1.21 does not
 	//     carry them from one server connection to the next): it describes
 	//     each statement once, unnamed, and caches the description
