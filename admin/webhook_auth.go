@@ -249,3 +249,17 @@ func renderOAuth(o *store.WebhookOAuth) *webhookOAuthResponse {
 	}
 	return &webhookOAuthResponse{TokenURL: o.TokenURL, ClientID: o.ClientID, Scopes: scopes, Audience: o.Audience, AuthStyle: o.AuthStyle}
 }
+
+// webhookAuth validates and encrypts the tls and oauth settings of a
+// create or update request (see webhookTLS and webhookOAuth).
+func (a *API) webhookAuth(webhookID string, tlsGiven *webhookTLSRequest, oauthGiven *webhookOAuthRequest) (*store.WebhookTLS, *store.WebhookOAuth, bool, *apiError) {
+	tlsSetting, apiErr := a.webhookTLS(webhookID, tlsGiven)
+	if apiErr != nil {
+		return nil, nil, false, apiErr
+	}
+	oauth, oauthSet, apiErr := a.webhookOAuth(webhookID, oauthGiven)
+	if apiErr != nil {
+		return nil, nil, false, apiErr
+	}
+	return tlsSetting, oauth, oauthSet, nil
+}

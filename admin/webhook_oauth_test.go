@@ -3,81 +3,15 @@ package admin_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testoauth"
 )
-
-// oauthServers are a real OAuth2 token endpoint (client credentials) and a
-// receiver that takes only the tokens it issued, both on 127.0.0.2.
-type oauthServers struct {
-	token, receiver *httptest.Server
-	fetches         atomic.Int64
-	received        atomic.Int64
-	down            atomic.Bool
-
-	mu    sync.Mutex
-	valid map[string]bool
-}
-
-func startOAuthServers(t *testing.T) *oauthServers {
-	t.Helper()
-	s := &oauthServers{valid: map[string]bool{}}
-	serve := func(h http.HandlerFunc) *httptest.Server {
-		srv := httptest.NewUnstartedServer(h)
-		srv.Listener.Close()
-		ln, err := net.Listen("tcp", "127.0.0.2:0")
-		require.NoError(t, err)
-		srv.Listener = ln
-		srv.Start()
-		t.Cleanup(srv.Close)
-		return srv
-	}
-	s.token = serve(func(w http.ResponseWriter, r *http.Request) {
-		n := s.fetches.Add(1)
-		if s.down.Load() {
-			http.Error(w, "token service down for maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		_ = r.ParseForm()
-		if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("client_id") != "mono" || r.PostForm.Get("client_secret") != "oauth-secret-never-shown" ||
-			r.PostForm.Get("scope") != "webhooks:write" {
-			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
-			return
-		}
-		token := fmt.Sprintf("token-%d", n)
-		s.mu.Lock()
-		s.valid[token] = true
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, token)
-	})
-	s.receiver = serve(func(w http.ResponseWriter, r *http.Request) {
-		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		s.mu.Lock()
-		ok := s.valid[token]
-		s.mu.Unlock()
-		if !ok {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		s.received.Add(1)
-	})
-	return s
-}
-
-func (s *oauthServers) revoke() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.valid)
-}
 
 // A webhook with OAuth2 client credentials: one token fetch for 1,000
 // deliveries in one process; a token the receiver refuses is refreshed
@@ -88,11 +22,11 @@ func (s *oauthServers) revoke() {
 func TestWebhookOAuth(t *testing.T) {
 	t.Parallel()
 	b := startServer(t, true)
-	s := startOAuthServers(t)
+	s := testoauth.Start(t, "mono", "oauth-secret-never-shown")
 	const account = "acct_oauth"
-	oauth := map[string]any{"token_url": s.token.URL + "/oauth/token", "client_id": "mono", "client_secret": "oauth-secret-never-shown",
+	oauth := map[string]any{"token_url": s.Token.URL + "/oauth/token", "client_id": "mono", "client_secret": "oauth-secret-never-shown",
 		"scopes": []string{"webhooks:write"}, "auth_style": "body"}
-	body, err := json.Marshal(map[string]any{"account_id": account, "url": s.receiver.URL + "/hook", "oauth": oauth})
+	body, err := json.Marshal(map[string]any{"account_id": account, "url": s.Receiver.URL + "/hook", "oauth": oauth})
 	require.NoError(t, err)
 	resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: string(body)})
 	require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
@@ -139,21 +73,23 @@ func TestWebhookOAuth(t *testing.T) {
 
 	t.Run("OneFetchFor1000Deliveries", func(t *testing.T) {
 		send(t, 1000)
-		require.Eventually(t, func() bool { return s.received.Load() >= 1000 }, 30*time.Second, 20*time.Millisecond)
-		require.Equal(t, int64(1), s.fetches.Load())
+		require.Eventually(t, func() bool { return s.Received.Load() >= 1000 }, 30*time.Second, 20*time.Millisecond)
+		require.Equal(t, int64(1), s.Fetches.Load())
+		require.Equal(t, "webhooks:write", s.Forms()[0].Get("scope"))
+		require.Equal(t, "mono", s.Forms()[0].Get("client_id"), "auth_style body")
 	})
 
 	t.Run("RefreshAfter401", func(t *testing.T) {
-		s.revoke()
+		s.Revoke()
 		id := send(t, 1)[0]
 		d := b.waitDeliveryState(t, id, "succeeded")
 		require.Len(t, d.Attempts, 1, "refreshed and retried within the attempt")
-		require.Equal(t, int64(2), s.fetches.Load())
+		require.Equal(t, int64(2), s.Fetches.Load())
 	})
 
 	t.Run("TokenEndpointDown", func(t *testing.T) {
-		s.revoke()
-		s.down.Store(true)
+		s.Revoke()
+		s.Down.Store(true)
 		id := send(t, 1)[0]
 		require.Eventually(t, func() bool {
 			d := b.getDelivery(t, id)
@@ -162,7 +98,7 @@ func TestWebhookOAuth(t *testing.T) {
 		d := b.getDelivery(t, id)
 		require.Equal(t, "oauth_token", *d.Attempts[0].ErrorKind)
 		require.Contains(t, *d.Attempts[0].ErrorMessage, "503 Service Unavailable: token service down for maintenance")
-		s.down.Store(false)
+		s.Down.Store(false)
 		// Retried on the schedule; a failed fetch is remembered 10 s, so
 		// the first attempt after that (the ninth at this scale) succeeds.
 		require.Eventually(t, func() bool { return b.getDelivery(t, id).State == "succeeded" }, 40*time.Second, 50*time.Millisecond)

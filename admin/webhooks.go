@@ -153,12 +153,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	tlsSetting, apiErr := a.webhookTLS(id, req.TLS)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
-	}
-	oauth, oauthSet, apiErr := a.webhookOAuth(id, req.OAuth)
+	tlsSetting, oauth, oauthSet, apiErr := a.webhookAuth(id, req.TLS, req.OAuth)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -411,12 +406,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	tlsSetting, apiErr := a.webhookTLS(id, req.TLS)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
-	}
-	oauth, oauthSet, apiErr := a.webhookOAuth(id, req.OAuth)
+	tlsSetting, oauth, oauthSet, apiErr := a.webhookAuth(id, req.TLS, req.OAuth)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return

@@ -1,0 +1,69 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testcert"
+	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/outbound"
+)
+
+// TestDrainMTLS drains a fan-out backlog (one account, many webhooks on one
+// receiver) twice: plain HTTP on the shared transport, and mutual TLS with
+// a client certificate per webhook (so a transport and TLS session cache
+// per webhook); River's reference from the same run comes first. Tiny by
+// default (a smoke test); WEBHOOKD_BENCH_MTLS_HOOKS and
+// WEBHOOKD_BENCH_MTLS_EVENTS size a measurement (BENCHMARKS.md).
+func TestDrainMTLS(t *testing.T) {
+	hooks, events := 20, 10
+	if v := os.Getenv("WEBHOOKD_BENCH_MTLS_HOOKS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err)
+		hooks = n
+	}
+	if v := os.Getenv("WEBHOOKD_BENCH_MTLS_EVENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err)
+		events = n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cfg := (&Config{DatabaseURL: testdb.BaseURL(), Backlog: hooks * events, Timeout: 10 * time.Minute, Progress: logWriter{t}}).WithDefaults()
+	e := &env{cfg: cfg, baseURL: testdb.BaseURL()}
+
+	serverCA, clientCA := testcert.NewCA(t, "receiver CA"), testcert.NewCA(t, "client CA")
+	certPEM, keyPEM := serverCA.Server(t)
+	serverCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	require.NoError(t, err)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(clientCA.Cert)
+	setup := &MTLSSetup{Server: &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}}
+	for i := range hooks {
+		c, k := clientCA.Client(t, fmt.Sprintf("webhook-%d", i), time.Now().Add(24*time.Hour))
+		setup.Hooks = append(setup.Hooks, outbound.TLSMaterial{CertificatePEM: c, KeyPEM: k, CABundlePEM: serverCA.PEM})
+	}
+
+	ref, err := e.reference(ctx)
+	require.NoError(t, err)
+	plain, err := e.drainFanout(ctx, hooks, events, nil)
+	require.NoError(t, err)
+	// HTTPS without client certificates: every webhook has the same CA
+	// bundle, so they share one transport.
+	tlsOnly := &MTLSSetup{Server: &tls.Config{Certificates: []tls.Certificate{serverCert}}, Hooks: []outbound.TLSMaterial{{CABundlePEM: serverCA.PEM}}}
+	https, err := e.drainFanout(ctx, hooks, events, tlsOnly)
+	require.NoError(t, err)
+	mtls, err := e.drainFanout(ctx, hooks, events, setup)
+	require.NoError(t, err)
+	t.Logf("%d webhooks × %d events: River reference %.0f/s; plain HTTP %.0f/s (%s); HTTPS, one shared transport %.0f/s (%s); mutual TLS, a transport per webhook %.0f/s (%s): %.0f%% of HTTPS, %.0f%% of plain",
+		hooks, events, ref.PerSecond(), plain.PerSecond(), plain.Elapsed.Round(time.Millisecond), https.PerSecond(), https.Elapsed.Round(time.Millisecond),
+		mtls.PerSecond(), mtls.Elapsed.Round(time.Millisecond), 100*mtls.PerSecond()/https.PerSecond(), 100*mtls.PerSecond()/plain.PerSecond())
+}
