@@ -596,7 +596,7 @@ func TestBadInput(t *testing.T) {
 		{name: "WebhookURLBool", req: webhook(`{"account_id":"acct_1","url":true}`), status: 400, code: "invalid_type", field: "url"},
 		{name: "WebhookURLObject", req: webhook(`{"account_id":"acct_1","url":{"href":"https://example.com/"}}`), status: 400, code: "invalid_type", field: "url"},
 		{name: "WebhookTextPlain", req: request{method: http.MethodPost, path: "/v1/webhooks", body: goodWebhook, header: map[string]string{"Content-Type": "text/plain"}}, status: 415, code: "unsupported_media_type"},
-		{name: "WebhookBodyTooLarge", req: webhook(`{"account_id":"acct_1","url":"https://example.com/hook","description":"` + long(70<<10) + `"}`), status: 413, code: "body_too_large"},
+		{name: "WebhookBodyTooLarge", req: webhook(`{"account_id":"acct_1","url":"https://example.com/hook","description":"` + long(260<<10) + `"}`), status: 413, code: "body_too_large"}, // admin.WebhookBodyLimit
 		{name: "EventInvalidJSON", req: event(`{"account_id":"acct_1",`), status: 400, code: "invalid_json"},
 		{name: "EventEmptyBody", req: request{method: http.MethodPost, path: "/v1/events"}, status: 400, code: "invalid_json"},
 		{name: "EventTrailingGarbage", req: event(goodEvent + `]`), status: 400, code: "invalid_json"},

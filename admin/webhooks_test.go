@@ -262,7 +262,8 @@ func TestWebhookRoutes(t *testing.T) {
 			{"PatchSecretField", patch(`{"description":"x","secret":"whsec_mine"}`), 400, "unknown_field", "secret"},
 			{"PatchDescriptionNumber", patch(`{"description":5}`), 400, "invalid_type", "description"},
 			{"PatchDescriptionTooLong", patch(`{"description":"` + strings.Repeat("a", 501) + `"}`), 422, "too_long", "description"},
-			{"PatchBodyTooLarge", patch(`{"description":"` + strings.Repeat("a", 70<<10) + `"}`), 413, "body_too_large", ""},
+			// Webhook bodies may be 256 KiB (a certificate chain, key and CA bundle).
+			{"PatchBodyTooLarge", patch(`{"description":"` + strings.Repeat("a", 260<<10) + `"}`), 413, "body_too_large", ""},
 			{"PatchTextPlain", request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"description":"x"}`, header: map[string]string{"Content-Type": "text/plain"}}, 415, "unsupported_media_type", ""},
 			{"PatchMalformedID", request{method: http.MethodPatch, path: "/v1/webhooks/wh_1", body: `{"description":"x"}`}, 404, "not_found", "id"},
 			{"PatchUnknownID", request{method: http.MethodPatch, path: "/v1/webhooks/" + ident.New(ident.Webhook), body: `{"description":"x"}`}, 404, "not_found", "id"},
