@@ -206,6 +206,7 @@ type webhookCreated struct {
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 	SignatureScheme         string     `json:"signature_scheme"`
 	OnGone                  string     `json:"on_gone"`
+	RateLimitPerSecond      *int       `json:"rate_limit_per_second"`
 	Secret                  string     `json:"secret"`
 	CreatedAt               time.Time  `json:"created_at"`
 }

@@ -112,8 +112,16 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
+	// Within the webhook's rate limit, if it has one: its next start
+	// slot, if that comes within a second (admin/throttle.go).
+	start, retryAfter, apiErr := a.throttleTestSend(r.Context(), hook)
+	if apiErr != nil {
+		release(&outbound.Result{})
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeError(w, apiErr)
+		return
+	}
 	log := a.logger.With(zap.String("delivery_id", deliveryID), zap.String("event_id", eventID), zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID))
-	start := a.now()
 	res := a.sender.Send(r.Context(), target, start, log)
 	release(res)
 

@@ -43,6 +43,9 @@ type webhookRequest struct {
 	TLS *webhookTLSRequest `json:"tls"`
 	// OAuth is the OAuth2 client credentials setting (admin/webhook_auth.go).
 	OAuth *webhookOAuthRequest `json:"oauth"`
+	// RateLimitPerSecond caps attempts started per second (1–100); null
+	// or absent: no limit (admin/throttle.go).
+	RateLimitPerSecond webhookRateField `json:"rate_limit_per_second"`
 }
 
 type webhookResponse struct {
@@ -71,9 +74,12 @@ type webhookResponse struct {
 	// absent when none.
 	OAuth *webhookOAuthResponse `json:"oauth,omitempty"`
 	// TLS describes the client certificate and CA bundle, null when none.
-	TLS       *webhookTLSResponse `json:"tls,omitempty"`
-	Secret    string              `json:"secret,omitempty"`
-	CreatedAt time.Time           `json:"created_at"`
+	TLS *webhookTLSResponse `json:"tls,omitempty"`
+	// RateLimitPerSecond is the most attempts started per second, null
+	// when there is no limit.
+	RateLimitPerSecond *int      `json:"rate_limit_per_second"`
+	Secret             string    `json:"secret,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
 }
 
 // newSecret returns a new webhook secret: whsec_ and the standard (padded)
@@ -142,7 +148,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone)); apiErr != nil {
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check()); apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
@@ -173,17 +179,18 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hook := &store.Webhook{
-		ID:               id,
-		AccountID:        accountID,
-		URL:              *req.URL,
-		URLNormalized:    normalized,
-		Description:      description,
-		SecretCiphertext: ciphertext,
-		SecretKeyID:      keyID,
-		CreatedAt:        a.now().UTC().Truncate(time.Microsecond),
-		EventTypes:       eventTypes,
-		SignatureScheme:  store.SchemeMono,
-		OnGone:           store.OnGoneRetry,
+		ID:                 id,
+		AccountID:          accountID,
+		URL:                *req.URL,
+		URLNormalized:      normalized,
+		Description:        description,
+		SecretCiphertext:   ciphertext,
+		SecretKeyID:        keyID,
+		CreatedAt:          a.now().UTC().Truncate(time.Microsecond),
+		EventTypes:         eventTypes,
+		SignatureScheme:    store.SchemeMono,
+		OnGone:             store.OnGoneRetry,
+		RateLimitPerSecond: req.RateLimitPerSecond.Value,
 	}
 	if req.SignatureScheme != nil {
 		hook.SignatureScheme = *req.SignatureScheme
@@ -242,7 +249,8 @@ func renderWebhook(hook *store.Webhook) webhookResponse {
 		HeaderNames: hook.HeaderNames, EventTypes: hook.EventTypes,
 		Paused: hook.PausedAt != nil, PausedAt: hook.PausedAt, PauseReason: hook.PauseReason,
 		SignatureScheme: hook.SignatureScheme, OnGone: hook.OnGone,
-		TLS: renderTLS(&hook.TLS, time.Now()),
+		TLS:                renderTLS(&hook.TLS, time.Now()),
+		RateLimitPerSecond: hook.RateLimitPerSecond,
 	}
 	if out.HeaderNames == nil {
 		out.HeaderNames = []string{}
@@ -382,6 +390,8 @@ type webhookPatch struct {
 	TLS *webhookTLSRequest `json:"tls"`
 	// OAuth replaces the OAuth2 setting; {} removes it.
 	OAuth *webhookOAuthRequest `json:"oauth"`
+	// RateLimitPerSecond sets the rate limit (1–100); null removes it.
+	RateLimitPerSecond webhookRateField `json:"rate_limit_per_second"`
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
@@ -420,7 +430,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		eventTypes = &filter
 	}
-	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone)); apiErr != nil {
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check()); apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
@@ -432,7 +442,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, p.AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers, EventTypes: eventTypes,
-		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone, TLS: tlsSetting})
+		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone, TLS: tlsSetting, RateLimitPerSecond: req.RateLimitPerSecond.update()})
 	if err == nil && req.Paused != nil {
 		hook, err = a.setPaused(r.Context(), hook, *req.Paused, p)
 	}

@@ -42,6 +42,9 @@ type apiWebhook struct {
 	TLS *apiWebhookTLS `json:"tls"`
 	// OAuth is the OAuth2 client credentials setting, never its secret.
 	OAuth *apiWebhookOAuth `json:"oauth"`
+	// RateLimitPerSecond is the most attempts started a second, nil when
+	// there is no limit.
+	RateLimitPerSecond *int `json:"rate_limit_per_second"`
 }
 
 // GonePaused says the webhook was paused because its endpoint answered

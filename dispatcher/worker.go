@@ -172,6 +172,7 @@ type Worker struct {
 	cfg      *WorkerConfig
 	inflight *inflight
 	bulk     *bulkGate
+	throttle *throttle // rate-limited webhooks' start slots (dispatcher/throttle.go)
 	loads    *batch.Batcher[string, *store.Target]
 	records  *batch.Batcher[store.Recording, bool]
 	stacks   *stacks.Pool
@@ -199,6 +200,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	if _, ok := db.(pgx.Tx); ok {
 		concurrency = 1
 	}
+	w.throttle = newThrottle(db, cfg.Now, cfg.BookkeepingTimeout)
 	batchDB := db
 	if cfg.ByKey != nil {
 		batchDB = cfg.ByKey
@@ -378,6 +380,15 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	if target.NextAttemptAt != nil && target.NextAttemptAt.After(now) {
 		return river.JobSnooze(target.NextAttemptAt.Sub(now))
 	}
+	// A rate-limited webhook: wait for a start slot, snoozed, holding no
+	// worker (dispatcher/throttle.go).
+	limited, snooze, err := w.throttle.reserve(ctx, target, job.ID, now)
+	if err != nil {
+		return fmt.Errorf("error reserving a start slot for delivery %s: %w", target.DeliveryID, err)
+	}
+	if snooze > 0 {
+		return river.JobSnooze(snooze)
+	}
 
 	if job.Priority > PriorityNormal && !w.inflight.wouldTurnAway(target.WebhookID) {
 		// A backlog gives way to other accounts' live traffic (bulkGate);
@@ -397,8 +408,20 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	}
 	slotAt := time.Now()
 	start := w.cfg.Now()
+	if limited {
+		// The start itself, at least 1/N s after the webhook's last.
+		claimed, ok, err := w.throttle.claim(ctx, target.WebhookID, *target.RateLimit)
+		if err != nil || !ok {
+			w.inflight.giveBack(target.WebhookID)
+			if err != nil {
+				return fmt.Errorf("error claiming a start for delivery %s: %w", target.DeliveryID, err)
+			}
+			return river.JobSnooze(claimSnooze(*target.RateLimit))
+		}
+		start = claimed
+	}
 	if target.Attempts == 0 {
-		w.cfg.Metrics.FirstAttemptLatency(start.Sub(target.CreatedAt))
+		w.cfg.Metrics.FirstAttemptLatency(start.Sub(firstDue(target)))
 	} else if target.NextAttemptAt != nil {
 		w.cfg.Metrics.RetryLateness(start.Sub(*target.NextAttemptAt))
 	}

@@ -175,7 +175,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	)
 	if db != nil {
 		pending := newPendingCollector(db, cfg)
-		m.registry.MustRegister(pending, newRiverQueueCollector(db, cfg, pending.errors))
+		m.registry.MustRegister(pending, newRiverQueueCollector(db, cfg, pending.errors), newThrottleCollector(db, cfg, pending.errors))
 	}
 	return m
 }

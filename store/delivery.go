@@ -61,6 +61,11 @@ type Target struct {
 	TLSCipher   []byte
 	TLSKeyID    *string
 	TLSCABundle *string
+	// RateLimit is the webhook's rate_limit_per_second (nil: none), and
+	// ThrottleSlot the start slot the delivery was given under it, if any
+	// (dispatcher/throttle.go); it holds only while it equals NextAttemptAt.
+	RateLimit    *int
+	ThrottleSlot *time.Time
 }
 
 // targetColumns are everything a delivery attempt needs, from the delivery
@@ -70,7 +75,8 @@ SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_a
        d.event_id, d.account_id, d.webhook_id, e.body, w.url_normalized, w.secret_ciphertext, w.secret_key_id,
        w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
        w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL,
-       w.signature_scheme, w.on_gone, w.tls_ciphertext, w.tls_key_id, w.tls_ca_bundle`
+       w.signature_scheme, w.on_gone, w.tls_ciphertext, w.tls_key_id, w.tls_ca_bundle,
+       w.rate_limit_per_second, d.throttle_slot`
 
 const targetJoins = `
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
@@ -87,7 +93,8 @@ func scanTarget(row pgx.Row) (*Target, error) {
 		&t.EventID, &t.AccountID, &t.WebhookID, &t.Body, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.WebhookGone,
 		&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent,
 		&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused,
-		&t.SignatureScheme, &t.OnGone, &t.TLSCipher, &t.TLSKeyID, &t.TLSCABundle)
+		&t.SignatureScheme, &t.OnGone, &t.TLSCipher, &t.TLSKeyID, &t.TLSCABundle,
+		&t.RateLimit, &t.ThrottleSlot)
 	return t, err
 }
 

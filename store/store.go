@@ -83,6 +83,9 @@ type Webhook struct {
 	OnGone string
 	// TLS is the webhook's client certificate and CA bundle (zero: none).
 	TLS WebhookTLS
+	// RateLimitPerSecond is the most attempts started per second across
+	// all processes (RateLimitMin to RateLimitMax); nil: no limit.
+	RateLimitPerSecond *int
 }
 
 // Signature schemes (webhooks.signature_scheme).
@@ -100,16 +103,18 @@ const (
 const webhookInsert = `
 INSERT INTO webhooks (id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at,
                       header_names, headers_ciphertext, headers_key_id, event_types, signature_scheme, on_gone,
-                      tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after)
+                      tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after,
+                      rate_limit_per_second)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11, coalesce($12::text[], '{}'),
-        coalesce(nullif($13, ''), 'mono'), coalesce(nullif($14, ''), 'retry'), $15, $16, $17, $18, $19, $20, $21)`
+        coalesce(nullif($13, ''), 'mono'), coalesce(nullif($14, ''), 'retry'), $15, $16, $17, $18, $19, $20, $21, $22)`
 
 // InsertWebhook inserts w. A live webhook of the same account and normalised
 // URL gives ErrDuplicateURL.
 func InsertWebhook(ctx context.Context, db DB, w *Webhook) error {
 	_, err := db.Exec(ctx, webhookInsert, w.ID, w.AccountID, w.URL, w.URLNormalized, w.Description, w.SecretCiphertext, w.SecretKeyID, w.CreatedAt,
 		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID, w.EventTypes, w.SignatureScheme, w.OnGone,
-		w.TLS.Ciphertext, w.TLS.KeyID, w.TLS.CABundle, w.TLS.CertSubject, w.TLS.CertIssuer, w.TLS.CertSerial, w.TLS.CertNotAfter)
+		w.TLS.Ciphertext, w.TLS.KeyID, w.TLS.CABundle, w.TLS.CertSubject, w.TLS.CertIssuer, w.TLS.CertSerial, w.TLS.CertNotAfter,
+		w.RateLimitPerSecond)
 	if IsUniqueViolation(err) {
 		return ErrDuplicateURL
 	}
@@ -207,7 +212,8 @@ func RotateSecret(ctx context.Context, db DB, id, accountID string, ciphertext [
 const webhookColumns = `id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at, deleted_at, header_names, headers_ciphertext, headers_key_id,
     previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at, event_types, paused_at, pause_reason,
     signature_scheme, on_gone,
-    tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after`
+    tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after,
+    rate_limit_per_second`
 
 func scanWebhook(row pgx.Row) (*Webhook, error) {
 	w := &Webhook{}
@@ -215,7 +221,8 @@ func scanWebhook(row pgx.Row) (*Webhook, error) {
 		&w.HeaderNames, &w.HeadersCiphertext, &w.HeadersKeyID,
 		&w.PreviousSecretCiphertext, &w.PreviousSecretKeyID, &w.PreviousSecretExpiresAt, &w.EventTypes, &w.PausedAt, &w.PauseReason,
 		&w.SignatureScheme, &w.OnGone,
-		&w.TLS.Ciphertext, &w.TLS.KeyID, &w.TLS.CABundle, &w.TLS.CertSubject, &w.TLS.CertIssuer, &w.TLS.CertSerial, &w.TLS.CertNotAfter)
+		&w.TLS.Ciphertext, &w.TLS.KeyID, &w.TLS.CABundle, &w.TLS.CertSubject, &w.TLS.CertIssuer, &w.TLS.CertSerial, &w.TLS.CertNotAfter,
+		&w.RateLimitPerSecond)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -261,6 +268,9 @@ type WebhookUpdate struct {
 	// TLS, when not nil, replaces the TLS setting (an empty one removes
 	// it).
 	TLS *WebhookTLS
+	// RateLimitPerSecond, when not nil, replaces the rate limit (a nil
+	// inside removes it).
+	RateLimitPerSecond **int
 }
 
 // WebhookHeaders are a webhook's custom headers as stored.
@@ -283,7 +293,8 @@ UPDATE webhooks SET description = coalesce($3, description),
     tls_cert_subject = CASE WHEN $12 THEN $16 ELSE tls_cert_subject END,
     tls_cert_issuer = CASE WHEN $12 THEN $17 ELSE tls_cert_issuer END,
     tls_cert_serial = CASE WHEN $12 THEN $18 ELSE tls_cert_serial END,
-    tls_cert_not_after = CASE WHEN $12 THEN $19::timestamptz ELSE tls_cert_not_after END
+    tls_cert_not_after = CASE WHEN $12 THEN $19::timestamptz ELSE tls_cert_not_after END,
+    rate_limit_per_second = CASE WHEN $20 THEN $21::integer ELSE rate_limit_per_second END
 WHERE id = $1 AND deleted_at IS NULL AND ($2::text = '' OR account_id = $2)
 RETURNING ` + webhookColumns
 
@@ -303,9 +314,14 @@ func UpdateWebhook(ctx context.Context, db DB, id, accountID string, u *WebhookU
 	if tls == nil {
 		tls = &WebhookTLS{}
 	}
+	var rate *int
+	if u.RateLimitPerSecond != nil {
+		rate = *u.RateLimitPerSecond
+	}
 	return scanWebhook(db.QueryRow(ctx, webhookUpdate, id, accountID, u.Description, u.Headers != nil, h.Names, h.Ciphertext, h.KeyID,
 		u.EventTypes != nil, types, u.SignatureScheme, u.OnGone,
-		u.TLS != nil, tls.Ciphertext, tls.KeyID, tls.CABundle, tls.CertSubject, tls.CertIssuer, tls.CertSerial, tls.CertNotAfter))
+		u.TLS != nil, tls.Ciphertext, tls.KeyID, tls.CABundle, tls.CertSubject, tls.CertIssuer, tls.CertSerial, tls.CertNotAfter,
+		u.RateLimitPerSecond != nil, rate))
 }
 
 const secretRevealInsert = `INSERT INTO secret_reveals (webhook_id, key_id, created_at) VALUES ($1, $2, $3)`

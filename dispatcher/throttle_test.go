@@ -1,0 +1,235 @@
+package dispatcher_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/schedule"
+	"github.com/mono/webhookd/server"
+	"github.com/mono/webhookd/store"
+)
+
+// A webhook limited to 5 attempts a second, served by two webhookd
+// processes (two in-process servers on one database) with a backlog and
+// failures to retry: no second of recorded start times holds more than
+// 5, no retry starts before its schedule allows, nothing is lost, the
+// waiting deliveries are not due (the oldest-due gauge stays low) and are
+// counted as throttled, and a healthy endpoint beside it is served at
+// once.
+func TestRateLimitTwoServers(t *testing.T) {
+	t.Parallel()
+
+	const (
+		perSecond = 5
+		limitedN  = 60
+		healthyN  = 300
+	)
+	dbURL, key := testdb.NewURL(t), keyring.Generate()
+	var servers []*testserver.Server
+	for range 2 {
+		servers = append(servers, testserver.Start(t, func(c *server.Config) {
+			c.DatabaseURL, c.EncryptionKey = dbURL, key
+			c.HTTPTimeout = 2 * time.Second
+			c.DBMaxConns = 8
+			c.MaxWorkers = 40
+		}))
+	}
+	pool := servers[0].Pool()
+	enqueuer, err := dispatcher.NewEnqueuer(servers[0].River(), nil)
+	require.NoError(t, err)
+
+	// The limited endpoint fails about one attempt in five (retried on
+	// the schedule, scaled by 0.001, under the same limit).
+	var mu sync.Mutex
+	limited := testreceiver.New(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		fail := rand.IntN(5) == 0
+		mu.Unlock()
+		if fail {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	healthy := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	limitedID := createLimitedWebhook(t, pool, servers[0], "acct_limited", limited.URL+"/", perSecond)
+	createWebhook(t, pool, servers[0].Keys, "acct_healthy", healthy.URL+"/")
+
+	var limitedIDs, healthyIDs []string
+	for range limitedN {
+		res := enqueue(t, pool, enqueuer, &dispatcher.Event{AccountID: "acct_limited", Type: "ping", Data: rawJSON(`{}`)})
+		limitedIDs = append(limitedIDs, res.Deliveries[0].ID)
+	}
+	healthyStart := time.Now()
+	for range healthyN {
+		res := enqueue(t, pool, enqueuer, &dispatcher.Event{AccountID: "acct_healthy", Type: "ping", Data: rawJSON(`{}`)})
+		healthyIDs = append(healthyIDs, res.Deliveries[0].ID)
+	}
+
+	// While the backlog drains: the oldest due delivery stays young and
+	// the throttled gauge counts the waiting ones.
+	ctx := context.Background()
+	var maxDueAge time.Duration
+	var maxThrottled int64
+	healthyDone := time.Duration(0)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		stats, err := store.GetPendingStats(ctx, pool)
+		require.NoError(t, err)
+		if stats.EarliestDue != nil {
+			maxDueAge = max(maxDueAge, time.Since(*stats.EarliestDue))
+		}
+		n, err := store.CountThrottled(ctx, pool, time.Now())
+		require.NoError(t, err)
+		maxThrottled = max(maxThrottled, n)
+		if healthyDone == 0 && finished(t, pool, healthyIDs) {
+			healthyDone = time.Since(healthyStart)
+		}
+		if stats.Count == 0 {
+			break
+		}
+		if !time.Now().Before(deadline) {
+			var errs string
+			_ = pool.QueryRow(ctx, `SELECT coalesce(string_agg(DISTINCT state::text || ' ' || coalesce(errors::text, ''), E'\n'), '') FROM river_job`).Scan(&errs)
+			t.Fatalf("deliveries still pending after 60 s: %d\n%s", stats.Count, errs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("healthy: %d deliveries in %v; oldest due pending at most %v old; throttled gauge at most %d", healthyN, healthyDone, maxDueAge, maxThrottled)
+	require.Less(t, maxDueAge, 6*time.Second, "throttled deliveries are not due before their slot")
+	require.Greater(t, maxThrottled, int64(limitedN/2), "the waiting deliveries are counted as throttled")
+
+	// Nothing lost.
+	for _, id := range append(slices.Clone(limitedIDs), healthyIDs...) {
+		d, err := store.GetDelivery(ctx, pool, id)
+		require.NoError(t, err)
+		require.Equal(t, store.StateSucceeded, d.State, "delivery %s", id)
+	}
+
+	// Recorded starts: at most perSecond in any second; retries never
+	// before the end of the previous attempt plus the schedule's delay.
+	rows, err := pool.Query(ctx, `
+SELECT a.delivery_id, a.number, a.started_at, a.duration_us FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.webhook_id = $1 ORDER BY a.delivery_id, a.number`, limitedID)
+	require.NoError(t, err)
+	type attempt struct {
+		delivery string
+		number   int
+		started  time.Time
+		duration time.Duration
+	}
+	var attempts []attempt
+	for rows.Next() {
+		var a attempt
+		var us int64
+		require.NoError(t, rows.Scan(&a.delivery, &a.number, &a.started, &us))
+		a.duration = time.Duration(us) * time.Microsecond
+		attempts = append(attempts, a)
+	}
+	require.NoError(t, rows.Err())
+	kinds, err := pool.Query(ctx, `SELECT coalesce(a.status_code, 0), coalesce(a.error_kind, ''), count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 GROUP BY 1, 2`, limitedID)
+	require.NoError(t, err)
+	for kinds.Next() {
+		var code, n int
+		var kind string
+		require.NoError(t, kinds.Scan(&code, &kind, &n))
+		t.Logf("limited attempts: status %d %q: %d", code, kind, n)
+	}
+	sched, err := schedule.New(0.001)
+	require.NoError(t, err)
+	starts := make([]time.Time, len(attempts))
+	retries := 0
+	for i, a := range attempts {
+		starts[i] = a.started
+		if i > 0 && attempts[i-1].delivery == a.delivery {
+			retries++
+			delay, _ := sched.Delay(a.number)
+			prev := attempts[i-1]
+			require.False(t, a.started.Before(prev.started.Add(prev.duration).Add(delay)),
+				"attempt %d of %s started before its schedule allows", a.number, a.delivery)
+		}
+	}
+	most, at := mostInWindow(starts, time.Second)
+	slices.SortFunc(starts, time.Time.Compare)
+	t.Logf("limited: achieved %.2f starts/s", float64(len(starts)-1)/starts[len(starts)-1].Sub(starts[0]).Seconds())
+	t.Logf("limited: %d attempts (%d retries) from two processes; most starts in any 1 s: %d (from %v)", len(attempts), retries, most, at.Format(time.StampMicro))
+	require.LessOrEqual(t, most, perSecond, "never more than %d starts in a second", perSecond)
+	require.GreaterOrEqual(t, len(attempts), limitedN)
+
+	// 60 deliveries at 5/s take 12 s and more; the healthy endpoint's 300
+	// are not held behind them (the margin is for a loaded machine).
+	require.Less(t, healthyDone, 8*time.Second, "the healthy endpoint is not held up by the throttled backlog")
+
+	// At most two fetches for a delivery attempted once: its job snoozed
+	// once at most (for its slot). River keeps completed jobs 10 minutes.
+	var once, twice, more int
+	require.NoError(t, pool.QueryRow(ctx, `
+SELECT count(*) FILTER (WHERE s = 0), count(*) FILTER (WHERE s = 1), count(*) FILTER (WHERE s > 1)
+FROM (SELECT coalesce((j.metadata->>'snoozes')::int, 0) AS s FROM river_job j JOIN deliveries d ON d.job_id = j.id
+      WHERE d.webhook_id = $1 AND d.attempts = 1) x`, limitedID).Scan(&once, &twice, &more))
+	t.Logf("limited deliveries attempted once: %d fetched once, %d twice, %d more", once, twice, more)
+	require.Greater(t, once+twice, 0)
+	require.LessOrEqual(t, more, (once+twice)/20, "at most two fetches per delivery, but for a rare claim that ran out of time")
+
+	// Every event arrived (at least once).
+	seen := map[string]bool{}
+	for _, r := range limited.Requests() {
+		seen[r.Header.Get("Mono-Event-Id")] = true
+	}
+	for _, id := range limitedIDs {
+		d, err := store.GetDelivery(ctx, pool, id)
+		require.NoError(t, err)
+		require.True(t, seen[d.EventID], "event %s never arrived", d.EventID)
+	}
+}
+
+// createLimitedWebhook stores a live webhook limited to perSecond attempt
+// starts a second and returns its id.
+func createLimitedWebhook(t *testing.T, db store.DB, srv *testserver.Server, accountID, url string, perSecond int) string {
+	t.Helper()
+	id := ident.New(ident.Webhook)
+	ct, keyID, err := srv.Keys.Encrypt([]byte("whsec_test_"+ident.New(ident.Key)[4:]), []byte(id))
+	require.NoError(t, err)
+	require.NoError(t, store.InsertWebhook(context.Background(), db, &store.Webhook{
+		ID: id, AccountID: accountID, URL: url, URLNormalized: url,
+		SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now(), RateLimitPerSecond: &perSecond,
+	}))
+	return id
+}
+
+// finished reports whether every delivery of ids has left pending.
+func finished(t *testing.T, db store.DB, ids []string) bool {
+	t.Helper()
+	var n int
+	require.NoError(t, db.QueryRow(context.Background(), `SELECT count(*) FROM deliveries WHERE id = ANY($1) AND state = 'pending'`, ids).Scan(&n))
+	return n == 0
+}
+
+// mostInWindow is the most of times (in any order) within one half-open
+// window [t, t+window), and where that window starts.
+func mostInWindow(times []time.Time, window time.Duration) (int, time.Time) {
+	sorted := slices.SortedFunc(slices.Values(times), time.Time.Compare)
+	most, at, j := 0, time.Time{}, 0
+	for i := range sorted {
+		for !sorted[j].Add(window).After(sorted[i]) {
+			j++
+		}
+		if n := i - j + 1; n > most {
+			most, at = n, sorted[j]
+		}
+	}
+	return most, at
+}

@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A webhook's rate limit (webhooks.rate_limit_per_second) is kept in
+// webhook_throttle, one row per limited webhook, never on webhooks (enqueue
+// reads those rows without locks): next_at is the first start time not
+// reserved yet, last_start the last start claimed. Reserving a slot and
+// claiming a start are one short statement each on that row (HOT updates:
+// no indexed column changes), so a limited webhook costs two of them per
+// attempt and every other webhook none.
+
+// Rate limit bounds (webhooks.rate_limit_per_second).
+const (
+	RateLimitMin = 1
+	RateLimitMax = 100
+)
+
+// RateInterval is the spacing of a limit of perSecond attempt starts per
+// second (burst 1): 1 s / perSecond, in whole microseconds (PostgreSQL's
+// precision), rounded up so N of them never fall within one second.
+func RateInterval(perSecond int) time.Duration {
+	us := (1_000_000 + perSecond - 1) / perSecond
+	return time.Duration(us) * time.Microsecond
+}
+
+// throttleReserve takes webhook $1's next slot at or after $2 (a new row's
+// first slot is $2) when it is no later than $4 (NULL: whenever it is),
+// and moves next_at on by the interval $3 (µs). No row comes back when
+// the next slot is later than $4.
+const throttleReserve = `
+INSERT INTO webhook_throttle AS t (webhook_id, interval_us, next_at, last_start)
+VALUES ($1, $3::bigint, $2::timestamptz + $3::bigint * interval '1 microsecond', '-infinity')
+ON CONFLICT (webhook_id) DO UPDATE SET
+    interval_us = $3::bigint,
+    next_at = greatest(t.next_at, $2::timestamptz) + $3::bigint * interval '1 microsecond'
+WHERE $4::timestamptz IS NULL OR t.next_at <= $4::timestamptz
+RETURNING next_at - $3::bigint * interval '1 microsecond'`
+
+const throttleNext = `SELECT next_at FROM webhook_throttle WHERE webhook_id = $1`
+
+// ErrNoSlotSoon means ReserveSlot found no slot free by its latest time.
+var ErrNoSlotSoon = errors.New("no slot free soon enough")
+
+// ReserveSlot reserves webhookID's next start slot at or after now, for a
+// limit spaced interval apart, and returns it. With latest not zero it
+// reserves only a slot no later than latest, and otherwise reserves
+// nothing and returns ErrNoSlotSoon with the next slot's time.
+func ReserveSlot(ctx context.Context, db DB, webhookID string, interval time.Duration, now, latest time.Time) (time.Time, error) {
+	var bound *time.Time
+	if !latest.IsZero() {
+		bound = &latest
+	}
+	var slot time.Time
+	err := db.QueryRow(ctx, throttleReserve, webhookID, now, interval.Microseconds(), bound).Scan(&slot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if err := db.QueryRow(ctx, throttleNext, webhookID).Scan(&slot); err != nil {
+			return time.Time{}, err
+		}
+		return slot, ErrNoSlotSoon
+	}
+	return slot, err
+}
+
+// throttleClaim claims an attempt start at $2 for webhook $1 when the last
+// one claimed is at least the interval $3 (µs) before it, and returns the
+// last start claimed either way ($2 when this claim won).
+const throttleClaim = `
+INSERT INTO webhook_throttle AS t (webhook_id, interval_us, next_at, last_start)
+VALUES ($1, $3::bigint, $2::timestamptz, $2::timestamptz)
+ON CONFLICT (webhook_id) DO UPDATE SET
+    last_start = CASE WHEN t.last_start <= $2::timestamptz - $3::bigint * interval '1 microsecond' THEN $2::timestamptz ELSE t.last_start END
+RETURNING last_start`
+
+// ClaimStart claims an attempt start of webhookID at now (microseconds):
+// granted when the last start claimed is at least interval earlier. Starts
+// claimed so are at least interval apart, whatever process claims them, so
+// no second holds more than 1 s / interval of them. When it is refused,
+// next is the earliest time a claim can succeed.
+func ClaimStart(ctx context.Context, db DB, webhookID string, interval time.Duration, now time.Time) (ok bool, next time.Time, err error) {
+	now = now.Truncate(time.Microsecond)
+	var last time.Time
+	if err := db.QueryRow(ctx, throttleClaim, webhookID, now, interval.Microseconds()).Scan(&last); err != nil {
+		return false, time.Time{}, err
+	}
+	if last.Equal(now) {
+		return true, now, nil
+	}
+	return false, last.Add(interval), nil
+}
+
+// throttleReserveMany reserves $4[i] consecutive slots of webhook $1[i]
+// (interval $3[i] µs) at or after $2, rows locked in webhook order (so two
+// processes' batches can't deadlock), and returns next_at after it.
+const throttleReserveMany = `
+INSERT INTO webhook_throttle AS t (webhook_id, interval_us, next_at, last_start)
+SELECT r.webhook_id, r.interval_us, $2::timestamptz + r.n * r.interval_us * interval '1 microsecond', '-infinity'
+FROM unnest($1::text[], $3::bigint[], $4::integer[]) AS r(webhook_id, interval_us, n)
+ORDER BY r.webhook_id
+ON CONFLICT (webhook_id) DO UPDATE SET
+    interval_us = excluded.interval_us,
+    next_at = greatest(t.next_at, $2::timestamptz) + (excluded.next_at - $2::timestamptz)
+RETURNING webhook_id, next_at`
+
+// SlotRequest asks for one start slot of a webhook whose limit spaces
+// starts Interval apart.
+type SlotRequest struct {
+	WebhookID string
+	Interval  time.Duration
+}
+
+// ReserveSlots reserves one slot for each request, at or after now, in one
+// statement: the requests for one webhook get consecutive slots, in order.
+func ReserveSlots(ctx context.Context, db DB, reqs []SlotRequest, now time.Time) ([]time.Time, error) {
+	now = now.Truncate(time.Microsecond)
+	type group struct {
+		interval time.Duration
+		n        int
+		idx      []int
+	}
+	groups := make(map[string]*group)
+	var ids []string
+	for i, r := range reqs {
+		g := groups[r.WebhookID]
+		if g == nil {
+			g = &group{interval: r.Interval}
+			groups[r.WebhookID] = g
+			ids = append(ids, r.WebhookID)
+		}
+		g.n++
+		g.idx = append(g.idx, i)
+	}
+	intervals, counts := make([]int64, len(ids)), make([]int32, len(ids))
+	for i, id := range ids {
+		intervals[i], counts[i] = groups[id].interval.Microseconds(), int32(groups[id].n)
+	}
+	rows, err := db.Query(ctx, throttleReserveMany, ids, now, intervals, counts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]time.Time, len(reqs))
+	for rows.Next() {
+		var (
+			id   string
+			next time.Time
+		)
+		if err := rows.Scan(&id, &next); err != nil {
+			return nil, err
+		}
+		g := groups[id]
+		first := next.Add(-time.Duration(g.n) * g.interval)
+		for k, i := range g.idx {
+			out[i] = first.Add(time.Duration(k) * g.interval)
+		}
+	}
+	return out, rows.Err()
+}
+
+// deliveryHoldSlots moves pending deliveries' due times to their reserved
+// slots (throttle_slot records that each was given one), each guarded by
+// the job serving it.
+const deliveryHoldSlots = `
+UPDATE deliveries d SET next_attempt_at = h.slot, throttle_slot = h.slot, updated_at = $5
+FROM unnest($1::text[], $2::date[], $3::bigint[], $4::timestamptz[]) AS h(id, part_day, job_id, slot)
+WHERE d.id = h.id AND d.part_day = h.part_day AND d.job_id = h.job_id AND d.state = 'pending'
+RETURNING d.id`
+
+// SlotHold is a delivery given a later slot, with the job serving it.
+type SlotHold struct {
+	Target *Target
+	JobID  int64
+	Slot   time.Time
+}
+
+// HoldSlots makes each slot its pending delivery's due time, recording
+// that it was given that slot, if the job given still serves it, in one
+// statement; it returns the ids of those it moved. A throttled delivery is
+// thus not due (for the oldest-due gauge and the retry lateness) before
+// its slot.
+func HoldSlots(ctx context.Context, db DB, holds []SlotHold, now time.Time) (map[string]bool, error) {
+	ids, days, jobs, slots := make([]string, len(holds)), make([]time.Time, len(holds)), make([]int64, len(holds)), make([]time.Time, len(holds))
+	for i, h := range holds {
+		ids[i], days[i], jobs[i], slots[i] = h.Target.DeliveryID, h.Target.PartDay, h.JobID, h.Slot
+	}
+	rows, err := db.Query(ctx, deliveryHoldSlots, ids, days, jobs, slots, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	held := make(map[string]bool, len(holds))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		held[id] = true
+	}
+	return held, rows.Err()
+}
+
+// throttledBacklog counts the slots reserved after $1 across webhooks: the
+// deliveries waiting for their slot (a slot reserved by a job that was
+// then lost counts too, until its time passes).
+const throttledBacklog = `
+SELECT coalesce(sum(ceil(extract(epoch FROM next_at - $1::timestamptz) * 1000000 / interval_us) - 1), 0)::bigint
+FROM webhook_throttle WHERE next_at > $1::timestamptz`
+
+// CountThrottled is how many deliveries wait for a rate-limited slot after
+// now, read from webhook_throttle (one row per limited webhook).
+func CountThrottled(ctx context.Context, db DB, now time.Time) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, throttledBacklog, now).Scan(&n)
+	return n, err
+}
