@@ -11,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/testcert"
+	"github.com/mono/webhookd/outbound"
 )
 
 // webhookTLSView is a webhook as the API shows it, with its tls setting.
@@ -109,6 +111,32 @@ func TestWebhookMutualTLS(t *testing.T) {
 		text, err := io.ReadAll(metrics.Body)
 		require.NoError(t, err)
 		require.Contains(t, string(text), "\nwebhookd_webhook_client_certificates_expiring 1\n")
+	})
+
+	t.Run("ExpiredCertificate", func(t *testing.T) {
+		// The API refuses an expired certificate; one that expired since
+		// (written here straight to the table) fails attempts before
+		// anything is dialled.
+		resp := create(t, "/expired", map[string]string{"client_certificate": string(certA), "client_key": string(keyA), "ca_bundle": string(serverCA.PEM)})
+		require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
+		var hook webhookTLSView
+		require.NoError(t, json.Unmarshal(resp.body, &hook))
+		oldCert, oldKey := clientCA.Client(t, "webhook-expired", time.Now().Add(-time.Hour))
+		ct, keyID, err := dispatcher.EncryptTLS(b.keys, hook.ID, &outbound.TLSMaterial{CertificatePEM: oldCert, KeyPEM: oldKey})
+		require.NoError(t, err)
+		_, err = b.pool.Exec(t.Context(), "UPDATE webhooks SET tls_ciphertext = $2, tls_key_id = $3, tls_cert_not_after = $4 WHERE id = $1",
+			hook.ID, ct, keyID, time.Now().Add(-time.Hour))
+		require.NoError(t, err)
+
+		conns := receiver.Conns.Load()
+		resp = b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test", body: `{}`})
+		require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+		require.Contains(t, string(resp.body), `"error_kind":"client_certificate_expired"`)
+		require.Equal(t, conns, receiver.Conns.Load(), "nothing dialled")
+		resp = b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID + "/health"})
+		require.Contains(t, string(resp.body), `"expires_soon":true`)
+		resp = b.do(t, request{method: http.MethodDelete, path: "/v1/webhooks/" + hook.ID})
+		require.Equal(t, http.StatusNoContent, resp.status)
 	})
 
 	t.Run("Get", func(t *testing.T) {
