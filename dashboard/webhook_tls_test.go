@@ -60,9 +60,22 @@ func TestWebhookTLS(t *testing.T) {
 	br.post(t, "/dashboard/webhooks/"+hook.ID+"/test", url.Values{"csrf": {br.csrf(t)}})
 	require.Equal(t, []testcert.Request{{Path: "/h", CommonName: "dashboard-hook"}}, receiver.Requests())
 
-	// An OAuth2 setting is shown, never its secret.
-	b.api(t, http.MethodPatch, "/v1/webhooks/"+hook.ID, k.Key, `{"oauth":{"token_url":"https://auth.example.com/token","client_id":"mono","client_secret":"oauth-secret-never-shown","scopes":["a","b"],"auth_style":"body"}}`, http.StatusOK, nil)
+	// The OAuth2 form: a token URL the rules refuse, beside its field,
+	// the secret not shown again; then saved and shown, never its secret.
+	oauthForm := func(tokenURL string) url.Values {
+		return url.Values{"csrf": {br.csrf(t)}, "token_url": {tokenURL}, "client_id": {"mono"}, "client_secret": {"oauth-secret-never-shown"},
+			"scopes": {"a b"}, "audience": {""}, "auth_style": {"body"}}
+	}
 	p = br.get(t, "/dashboard/webhooks/"+hook.ID)
+	p = br.post(t, "/dashboard/webhooks/"+hook.ID+"/oauth", oauthForm("http://localhost:9000/token"))
+	require.Equal(t, http.StatusUnprocessableEntity, p.status)
+	require.Contains(t, elementText(p.body, "oauth-error"), "localhost")
+	require.Contains(t, p.body, `id="oauth-token-url" name="token_url" type="url" value="http://localhost:9000/token" autocomplete="off" spellcheck="false" aria-invalid="true"`)
+	require.NotContains(t, p.body, "oauth-secret-never-shown")
+	p = br.post(t, "/dashboard/webhooks/"+hook.ID+"/oauth", oauthForm("https://auth.example.com/token"))
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	p = br.get(t, p.location)
+	require.Contains(t, text(p.body), "OAuth2 setting saved.")
 	require.Contains(t, elementText(p.body, "oauth-setting"), "https://auth.example.com/token")
 	require.Contains(t, elementText(p.body, "oauth-setting"), "form fields")
 	require.NotContains(t, p.body, "oauth-secret-never-shown")

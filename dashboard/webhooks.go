@@ -72,6 +72,8 @@ var notices = map[string]string{
 	"noheaders": "Custom headers removed.",
 	"tls":       "TLS setting saved. Attempts present it from now on.",
 	"notls":     "TLS setting removed: no client certificate, public CAs only.",
+	"oauth":     "OAuth2 setting saved. Attempts send a token from it from now on.",
+	"nooauth":   "OAuth2 setting removed.",
 	"filter":    "Event-type filter saved. It applies to events accepted from now on.",
 	"nofilter":  "Event-type filter removed: the webhook receives every event type accepted from now on.",
 	"paused":    "Webhook paused. New deliveries wait in state paused; nothing is sent or dropped until you resume it.",
@@ -315,8 +317,9 @@ type webhookData struct {
 	Rotate rotateView
 	// Filter is the event-type filter form.
 	Filter filterForm
-	// TLS is the mutual TLS form.
-	TLS tlsForm
+	// TLS is the mutual TLS form; OAuth the OAuth2 one.
+	TLS   tlsForm
+	OAuth oauthForm
 }
 
 // detail is what a detail view shows beyond the webhook and its
@@ -329,6 +332,7 @@ type detail struct {
 	Rotate  *rotateView
 	Filter  *filterForm
 	TLS     *tlsForm
+	OAuth   *oauthForm
 	Status  int
 	Error   string
 }
@@ -405,6 +409,13 @@ func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *ap
 	}
 	if dt.TLS != nil {
 		data.TLS = *dt.TLS
+	}
+	data.OAuth = oauthForm{AuthStyle: "header"}
+	if o := hook.OAuth; o != nil {
+		data.OAuth = oauthForm{TokenURL: o.TokenURL, ClientID: o.ClientID, Scopes: strings.Join(o.Scopes, " "), Audience: o.Audience, AuthStyle: o.AuthStyle}
+	}
+	if dt.OAuth != nil {
+		data.OAuth = *dt.OAuth
 	}
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/health", nil, &data.Health); e != nil {
 		d.apiFailed(w, r, e, "")
