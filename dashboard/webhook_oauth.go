@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -31,7 +30,6 @@ var oauthFieldIDs = map[string]string{
 // /v1/webhooks/{id} {"oauth":{…}}; "remove" sends {}. An error is shown
 // beside the field it names, and nothing is changed.
 func (d *Dashboard) setOAuth(w http.ResponseWriter, r *http.Request) {
-	s := sessionFrom(r.Context())
 	hook, ok := d.loadWebhook(w, r)
 	if !ok {
 		return
@@ -47,22 +45,15 @@ func (d *Dashboard) setOAuth(w http.ResponseWriter, r *http.Request) {
 			setting["auth_style"] = form.AuthStyle
 		}
 	}
-	if e := d.call(r.Context(), s.Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), map[string]any{"oauth": setting}, nil); e != nil {
-		if e.Status >= 500 || e.Status == http.StatusNotFound {
-			d.apiFailed(w, r, e, "")
-			return
-		}
-		form.Error, form.FieldID, form.Open = e.Message, oauthFieldIDs[e.Field], true
-		if strings.HasPrefix(e.Field, "oauth.scopes") {
-			form.FieldID = "oauth-scopes"
-		}
-		d.showWebhook(w, r, hook, &detail{OAuth: form, Status: e.Status,
-			Error: "The OAuth2 setting was not changed: " + e.Message + ". Type the client secret again before saving."})
-		return
-	}
 	notice := "oauth"
 	if len(setting) == 0 {
 		notice = "nooauth"
 	}
-	http.Redirect(w, r, Prefix+"/webhooks/"+url.PathEscape(hook.ID)+"?notice="+notice+"#tls-h", http.StatusSeeOther)
+	d.patchCredentials(w, r, hook, map[string]any{"oauth": setting}, notice, func(e *apiError) *detail {
+		form.Error, form.FieldID, form.Open = e.Message, oauthFieldIDs[e.Field], true
+		if strings.HasPrefix(e.Field, "oauth.scopes") {
+			form.FieldID = "oauth-scopes"
+		}
+		return &detail{OAuth: form, Error: "The OAuth2 setting was not changed: " + e.Message + ". Type the client secret again before saving."}
+	})
 }

@@ -54,7 +54,6 @@ var tlsFieldIDs = map[string]string{
 // {"tls":{…}}; "remove" sends {} (no client certificate, no CA bundle).
 // An error is shown beside the field it names, and nothing is changed.
 func (d *Dashboard) setTLS(w http.ResponseWriter, r *http.Request) {
-	s := sessionFrom(r.Context())
 	hook, ok := d.loadWebhook(w, r)
 	if !ok {
 		return
@@ -67,20 +66,29 @@ func (d *Dashboard) setTLS(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	body := map[string]any{"tls": setting}
-	if e := d.call(r.Context(), s.Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), body, nil); e != nil {
+	notice := "tls"
+	if len(setting) == 0 {
+		notice = "notls"
+	}
+	d.patchCredentials(w, r, hook, map[string]any{"tls": setting}, notice, func(e *apiError) *detail {
+		return &detail{TLS: &tlsForm{Error: e.Message, FieldID: tlsFieldIDs[e.Field], Open: true},
+			Error: "The TLS setting was not changed: " + e.Message + ". Nothing you pasted is shown again: paste it again before saving."}
+	})
+}
+
+// patchCredentials sends PATCH /v1/webhooks/{id} with body and, done,
+// goes back to the Gateway credentials card with notice; a refusal shows
+// the detail view refused makes of the API's error (its status kept).
+func (d *Dashboard) patchCredentials(w http.ResponseWriter, r *http.Request, hook *apiWebhook, body map[string]any, notice string, refused func(*apiError) *detail) {
+	if e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), body, nil); e != nil {
 		if e.Status >= 500 || e.Status == http.StatusNotFound {
 			d.apiFailed(w, r, e, "")
 			return
 		}
-		form := &tlsForm{Error: e.Message, FieldID: tlsFieldIDs[e.Field], Open: true}
-		d.showWebhook(w, r, hook, &detail{TLS: form, Status: e.Status,
-			Error: "The TLS setting was not changed: " + e.Message + ". Nothing you pasted is shown again: paste it again before saving."})
+		dt := refused(e)
+		dt.Status = e.Status
+		d.showWebhook(w, r, hook, dt)
 		return
-	}
-	notice := "tls"
-	if len(setting) == 0 {
-		notice = "notls"
 	}
 	http.Redirect(w, r, Prefix+"/webhooks/"+url.PathEscape(hook.ID)+"?notice="+notice+"#tls-h", http.StatusSeeOther)
 }
