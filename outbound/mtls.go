@@ -279,7 +279,11 @@ func (p *tlsTransports) closeIdle() {
 // limits, m's certificate, the base roots plus m's CA bundle, and a session
 // cache of its own.
 func (p *tlsTransports) build(m *TLSMaterial) *tlsTransport {
-	cfg := p.base.TLSClientConfig.Clone()
+	// Transport.Clone first settles the base's HTTP/2 defaults (which
+	// write its TLSClientConfig on first use) and clones its TLS config:
+	// reading base.TLSClientConfig directly would race a first request.
+	tr := p.base.Clone()
+	cfg := tr.TLSClientConfig
 	if len(m.CertificatePEM) > 0 {
 		cert, err := tls.X509KeyPair(m.CertificatePEM, m.KeyPEM)
 		if err != nil {
@@ -304,7 +308,6 @@ func (p *tlsTransports) build(m *TLSMaterial) *tlsTransport {
 		cfg.RootCAs = roots
 	}
 	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(0)
-	tr := p.base.Clone()
 	if len(cfg.Certificates) > 0 {
 		// HTTP/1.1 only with a client certificate: under TLS 1.3 the
 		// receiver checks it after our side of the handshake is done, and

@@ -4,6 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +38,37 @@ func TestClientMutualTLS(t *testing.T) {
 		return &TLSMaterial{CertificatePEM: certPEM, KeyPEM: keyPEM, CABundlePEM: b.serverCA.PEM}
 	}
 	tomorrow := time.Now().Add(24 * time.Hour)
+
+	// A fresh client's first requests on its shared transport and on a
+	// webhook's own transport may start at once: building the webhook's
+	// transport must not read the shared one's TLS config while its first
+	// request writes it (go test -race found this).
+	t.Run("FirstRequestsAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		plain := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		ln, err := net.Listen("tcp", "127.0.0.2:0")
+		require.NoError(t, err)
+		plain.Listener = ln
+		plain.Start()
+		t.Cleanup(plain.Close)
+		m := material(b, b.clientCA, "webhook-a", tomorrow)
+		var wg sync.WaitGroup
+		results := make([]*Result, 2)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			results[0] = b.client.PostWith(t.Context(), plain.URL+"/", nil, []byte(`{}`), nil)
+		}()
+		go func() {
+			defer wg.Done()
+			results[1] = b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLS: m})
+		}()
+		wg.Wait()
+		for _, res := range results {
+			require.True(t, res.Succeeded(), "%+v", res)
+		}
+	})
 
 	t.Run("GoodCertificate", func(t *testing.T) {
 		t.Parallel()
