@@ -105,3 +105,51 @@ func TestSendTestEventRateLimited(t *testing.T) {
 	gap := reqs[1].At.Sub(reqs[0].At).Abs()
 	require.Greater(t, gap, 900*time.Millisecond, "test sends a second apart (arrivals: %v)", gap)
 }
+
+// A bulk replay of a rate-limited webhook's deliveries goes through the
+// same slots: recorded starts, the first round and the replay's, never
+// more than the limit in any second, every delivery sent again.
+func TestBulkReplayRateLimited(t *testing.T) {
+	t.Parallel()
+	const perSecond, events = 5, 15
+	b := startServer(t, true)
+	receiver := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	var hook webhookCreated
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks",
+		body: `{"account_id":"acct_replay","url":"` + receiver.URL + `/","rate_limit_per_second":` + strconv.Itoa(perSecond) + `}`}), http.StatusCreated, &hook)
+	for range events {
+		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_replay","type":"order.created","data":{}}`})
+		require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+	}
+	receiver.Wait(t, events, 30*time.Second)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND state = 'succeeded'`, hook.ID).Scan(&n))
+		return n == events
+	}, 10*time.Second, 20*time.Millisecond)
+
+	resp := b.do(t, request{method: http.MethodPost, path: "/v1/deliveries/replay",
+		body: `{"account_id":"acct_replay","webhook_id":"` + hook.ID + `","state":"succeeded"}`})
+	require.Less(t, resp.status, 300, "body: %s", resp.body)
+	receiver.Wait(t, 2*events, 30*time.Second)
+
+	rows, err := b.pool.Query(t.Context(), `SELECT a.started_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 ORDER BY 1`, hook.ID)
+	require.NoError(t, err)
+	var starts []time.Time
+	for rows.Next() {
+		var at time.Time
+		require.NoError(t, rows.Scan(&at))
+		starts = append(starts, at)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, starts, 2*events)
+	most, j := 0, 0
+	for i := range starts {
+		for !starts[j].Add(time.Second).After(starts[i]) {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	t.Logf("%d starts, the replay's included; at most %d in any second", len(starts), most)
+	require.LessOrEqual(t, most, perSecond)
+}

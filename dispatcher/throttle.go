@@ -18,7 +18,9 @@ import (
 // two steps:
 //
 //   - Reserve. A delivery's job, once its delivery is due, reserves the
-//     webhook's next start slot (next_at moves on by 1/N s). A slot in the
+//     webhook's next start slot (next_at moves on by 1.05/N s: slots are
+//     5% wider apart than starts, store.SlotInterval, so the claims catch
+//     up after a late job). A slot in the
 //     future is written as the delivery's due time (next_attempt_at =
 //     throttle_slot = the slot) and the job snoozes until it: no attempt
 //     used, no worker held, and the delivery is not due before its slot, so
@@ -43,7 +45,7 @@ import (
 // throttleStaleAfter: a slot held by a delivery whose job runs this long
 // after it (a paused webhook resumed, a job re-queued by the reconciler)
 // no longer counts; the job reserves again.
-const throttleStaleAfter = 2 * time.Second
+const throttleStaleAfter = 5 * time.Second
 
 // throttleClaimWait bounds how long a job waits in process for its start
 // claim; past it the job gives its worker back and snoozes briefly.
@@ -107,7 +109,7 @@ func (t *throttle) reserve(ctx context.Context, target *store.Target, jobID int6
 	if heldSlot(target, now) != nil {
 		return true, 0, nil
 	}
-	slot, err := t.reserves.Do(ctx, store.SlotRequest{WebhookID: target.WebhookID, Interval: store.RateInterval(*target.RateLimit)})
+	slot, err := t.reserves.Do(ctx, store.SlotRequest{WebhookID: target.WebhookID, Interval: store.SlotInterval(*target.RateLimit)})
 	if err != nil {
 		return true, 0, err
 	}
@@ -186,7 +188,12 @@ func (f *inflight) giveBack(webhookID string) {
 func ThrottleStart(ctx context.Context, db store.DB, webhookID string, perSecond int, soon time.Duration) (start time.Time, wait time.Duration, ok bool, err error) {
 	interval := store.RateInterval(perSecond)
 	now := time.Now().Truncate(time.Microsecond)
-	slot, err := store.ReserveSlot(ctx, db, webhookID, interval, now, now.Add(soon))
+	// soon is measured on the limit's own spacing: the slots' 5% slack
+	// doesn't count against it (at 1/s, the next slot is 1.05 s away), nor
+	// do the microseconds between concurrent test sends reading the clock
+	// (a tenth of an interval).
+	slack := store.SlotInterval(perSecond) - interval + interval/10
+	slot, err := store.ReserveSlot(ctx, db, webhookID, store.SlotInterval(perSecond), now, now.Add(soon+slack))
 	if errors.Is(err, store.ErrNoSlotSoon) {
 		return time.Time{}, max(time.Until(slot), interval), false, nil
 	}

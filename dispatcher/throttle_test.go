@@ -166,6 +166,14 @@ WHERE d.webhook_id = $1 ORDER BY a.delivery_id, a.number`, limitedID)
 	slices.SortFunc(starts, time.Time.Compare)
 	t.Logf("limited: achieved %.2f starts/s", float64(len(starts)-1)/starts[len(starts)-1].Sub(starts[0]).Seconds())
 	t.Logf("limited: %d attempts (%d retries) from two processes; most starts in any 1 s: %d (from %v)", len(attempts), retries, most, at.Format(time.StampMicro))
+	if most > perSecond {
+		sorted := slices.SortedFunc(slices.Values(attempts), func(a, b attempt) int { return a.started.Compare(b.started) })
+		for i := 1; i < len(sorted); i++ {
+			if gap := sorted[i].started.Sub(sorted[i-1].started); gap < store.RateInterval(perSecond) {
+				t.Logf("gap %v between %s #%d at %s and %s #%d", gap, sorted[i-1].delivery, sorted[i-1].number, sorted[i-1].started.Format(time.StampMicro), sorted[i].delivery, sorted[i].number)
+			}
+		}
+	}
 	require.LessOrEqual(t, most, perSecond, "never more than %d starts in a second", perSecond)
 	require.GreaterOrEqual(t, len(attempts), limitedN)
 

@@ -54,4 +54,14 @@ func TestThrottleSlots(t *testing.T) {
 	ok, _, err = store.ClaimStart(ctx, pool, "wh_a", interval, now.Add(interval))
 	require.NoError(t, err)
 	require.True(t, ok)
+	ok, _, err = store.ClaimStart(ctx, pool, "wh_a", interval, now.Add(interval))
+	require.NoError(t, err)
+	require.False(t, ok, "a second claim of the same microsecond is refused, not taken for the first")
+
+	ok, _, err = store.ClaimStart(ctx, pool, "wh_new", interval, now)
+	require.NoError(t, err)
+	require.True(t, ok, "a webhook without a row yet: the claim makes it")
+	ok, _, err = store.ClaimStart(ctx, pool, "wh_new", interval, now)
+	require.NoError(t, err)
+	require.False(t, ok)
 }
