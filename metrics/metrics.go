@@ -175,7 +175,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	)
 	if db != nil {
 		pending := newPendingCollector(db, cfg)
-		m.registry.MustRegister(pending, newRiverQueueCollector(db, cfg, pending.errors), newThrottleCollector(db, cfg, pending.errors))
+		m.registry.MustRegister(pending)
 	}
 	return m
 }
@@ -341,6 +341,11 @@ type pendingCollector struct {
 	// certs runs in this collector's Collect, so a failure of its query
 	// is in the errors counter of the same scrape (metrics/certificates.go).
 	certs *certificateCollector
+	// river and throttled run here too, for the same reason
+	// (metrics/riverqueue.go, metrics/throttle.go): registered apart, their
+	// increments raced the counter's collection.
+	river     *riverQueueCollector
+	throttled *throttleCollector
 }
 
 func newPendingCollector(db store.DB, cfg *Config) *pendingCollector {
@@ -357,6 +362,8 @@ func newPendingCollector(db store.DB, cfg *Config) *pendingCollector {
 		}),
 	}
 	c.certs = newCertificateCollector(db, cfg, c.errors)
+	c.river = newRiverQueueCollector(db, cfg, c.errors)
+	c.throttled = newThrottleCollector(db, cfg, c.errors)
 	return c
 }
 
@@ -365,6 +372,8 @@ func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pending
 	ch <- c.oldest
 	c.certs.Describe(ch)
+	c.river.Describe(ch)
+	c.throttled.Describe(ch)
 	c.errors.Describe(ch)
 }
 
@@ -372,6 +381,8 @@ func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.errors.Collect(ch)
 	c.certs.Collect(ch)
+	c.river.Collect(ch)
+	c.throttled.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
 	defer cancel()
 	stats, err := store.GetPendingStats(ctx, c.db)
