@@ -19,20 +19,8 @@ if have_all; then
 fi
 
 echo "==> HA tools missing: apt-get install -y etcd-server patroni python3-etcd haproxy"
-export DEBIAN_FRONTEND=noninteractive
-apt_opts=(-o DPkg::Lock::Timeout=300)
-# Keep the packages' services from starting (a system etcd on 2379, a
-# haproxy with the default config): the drill starts its own.
-policy=/usr/sbin/policy-rc.d
-added_policy=
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  added_policy=1
-fi
-cleanup() { if [ -n "$added_policy" ]; then rm -f "$policy"; fi; }
-trap cleanup EXIT
-apt-get "${apt_opts[@]}" update
-apt-get "${apt_opts[@]}" install -y --no-install-recommends etcd-server patroni python3-etcd haproxy
+# shellcheck source=apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+apt_install_no_services etcd-server patroni python3-etcd haproxy
 have_all || { echo "error: etcd, patroni, patronictl, haproxy or python3-etcd still missing after the install" >&2; exit 1; }
 echo "==> HA tools: etcd $(etcd --version 2>/dev/null | head -n1 | awk '{print $3}'), $(patroni --version 2>/dev/null), $(haproxy -v 2>/dev/null | head -n1 | awk '{print $1, $3}')"

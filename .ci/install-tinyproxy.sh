@@ -15,18 +15,8 @@ if have; then
 fi
 
 echo "==> tinyproxy missing: apt-get install -y tinyproxy"
-export DEBIAN_FRONTEND=noninteractive
-apt_opts=(-o DPkg::Lock::Timeout=300)
-policy=/usr/sbin/policy-rc.d
-added_policy=
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  added_policy=1
-fi
-cleanup() { if [ -n "$added_policy" ]; then rm -f "$policy"; fi; }
-trap cleanup EXIT
-apt-get "${apt_opts[@]}" update
-apt-get "${apt_opts[@]}" install -y --no-install-recommends tinyproxy
+# shellcheck source=apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+apt_install_no_services tinyproxy
 have || { echo "error: tinyproxy still missing after the install" >&2; exit 1; }
 echo "==> $(version)"

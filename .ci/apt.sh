@@ -1,0 +1,22 @@
+# Sourced by the .ci/install-*.sh scripts: one way to install Debian
+# packages for the tests.
+
+# apt_install_no_services PKG...: apt-get update, then install PKG...
+# without their recommends and without starting their services (a
+# policy-rc.d that refuses, removed afterwards): the tests run their own
+# instances on 127.0.0.x ports. Waits up to five minutes for another
+# apt/dpkg run to release its lock rather than failing.
+apt_install_no_services() {
+  export DEBIAN_FRONTEND=noninteractive
+  local apt_opts=(-o DPkg::Lock::Timeout=300)
+  local policy=/usr/sbin/policy-rc.d added=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    added=1
+  fi
+  local rc=0
+  { apt-get "${apt_opts[@]}" update && apt-get "${apt_opts[@]}" install -y --no-install-recommends "$@"; } || rc=$?
+  if [ -n "$added" ]; then rm -f "$policy"; fi
+  return "$rc"
+}
