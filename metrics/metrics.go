@@ -338,14 +338,12 @@ type pendingCollector struct {
 	pending *prometheus.Desc
 	oldest  *prometheus.Desc
 	errors  prometheus.Counter
-	// certs runs in this collector's Collect, so a failure of its query
-	// is in the errors counter of the same scrape (metrics/certificates.go).
-	certs *certificateCollector
-	// river and throttled run here too, for the same reason
-	// (metrics/riverqueue.go, metrics/throttle.go): registered apart, their
-	// increments raced the counter's collection.
-	river     *riverQueueCollector
-	throttled *throttleCollector
+	// counts and river run in this collector's Collect, so a failure of
+	// their queries is in the errors counter of the same scrape
+	// (metrics/countgauge.go, metrics/riverqueue.go): registered apart,
+	// their increments raced the counter's collection.
+	counts []*countGauge
+	river  *riverQueueCollector
 }
 
 func newPendingCollector(db store.DB, cfg *Config) *pendingCollector {
@@ -361,9 +359,8 @@ func newPendingCollector(db store.DB, cfg *Config) *pendingCollector {
 			Help: "Scrape-time queries that failed or timed out (their gauges are then missing from that scrape).",
 		}),
 	}
-	c.certs = newCertificateCollector(db, cfg, c.errors)
+	c.counts = scrapeCounts(db)
 	c.river = newRiverQueueCollector(db, cfg, c.errors)
-	c.throttled = newThrottleCollector(db, cfg, c.errors)
 	return c
 }
 
@@ -371,18 +368,20 @@ func newPendingCollector(db store.DB, cfg *Config) *pendingCollector {
 func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pending
 	ch <- c.oldest
-	c.certs.Describe(ch)
+	for _, g := range c.counts {
+		ch <- g.desc
+	}
 	c.river.Describe(ch)
-	c.throttled.Describe(ch)
 	c.errors.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.errors.Collect(ch)
-	c.certs.Collect(ch)
+	for _, g := range c.counts {
+		g.collect(ch, c.cfg, c.errors)
+	}
 	c.river.Collect(ch)
-	c.throttled.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.QueryTimeout)
 	defer cancel()
 	stats, err := store.GetPendingStats(ctx, c.db)
