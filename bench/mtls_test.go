@@ -24,17 +24,7 @@ import (
 // default (a smoke test); WEBHOOKD_BENCH_MTLS_HOOKS and
 // WEBHOOKD_BENCH_MTLS_EVENTS size a measurement (BENCHMARKS.md).
 func TestDrainMTLS(t *testing.T) {
-	hooks, events := 20, 10
-	if v := os.Getenv("WEBHOOKD_BENCH_MTLS_HOOKS"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(t, err)
-		hooks = n
-	}
-	if v := os.Getenv("WEBHOOKD_BENCH_MTLS_EVENTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(t, err)
-		events = n
-	}
+	hooks, events := envSize(t, "WEBHOOKD_BENCH_MTLS_HOOKS", 20), envSize(t, "WEBHOOKD_BENCH_MTLS_EVENTS", 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	cfg := (&Config{DatabaseURL: testdb.BaseURL(), Backlog: hooks * events, Timeout: 10 * time.Minute, Progress: logWriter{t}}).WithDefaults()
@@ -66,4 +56,17 @@ func TestDrainMTLS(t *testing.T) {
 	t.Logf("%d webhooks × %d events: River reference %.0f/s; plain HTTP %.0f/s (%s); HTTPS, one shared transport %.0f/s (%s); mutual TLS, a transport per webhook %.0f/s (%s): %.0f%% of HTTPS, %.0f%% of plain",
 		hooks, events, ref.PerSecond(), plain.PerSecond(), plain.Elapsed.Round(time.Millisecond), https.PerSecond(), https.Elapsed.Round(time.Millisecond),
 		mtls.PerSecond(), mtls.Elapsed.Round(time.Millisecond), 100*mtls.PerSecond()/https.PerSecond(), 100*mtls.PerSecond()/plain.PerSecond())
+}
+
+// envSize is the whole number in the environment variable name, or def
+// when it is unset: how a bench test is sized for a measurement.
+func envSize(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err, name)
+	return n
 }

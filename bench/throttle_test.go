@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,17 +17,7 @@ import (
 // WEBHOOKD_BENCH_THROTTLE_HEALTHY size a measurement (BENCHMARKS.md: 2,000
 // and 20,000).
 func TestThrottled(t *testing.T) {
-	limited, healthy := 50, 2000
-	if v := os.Getenv("WEBHOOKD_BENCH_THROTTLE_LIMITED"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(t, err)
-		limited = n
-	}
-	if v := os.Getenv("WEBHOOKD_BENCH_THROTTLE_HEALTHY"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(t, err)
-		healthy = n
-	}
+	limited, healthy := envSize(t, "WEBHOOKD_BENCH_THROTTLE_LIMITED", 50), envSize(t, "WEBHOOKD_BENCH_THROTTLE_HEALTHY", 2000)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	cfg := (&Config{DatabaseURL: testdb.BaseURL(), Backlog: healthy, Timeout: 20 * time.Minute, Progress: logWriter{t}, DBMaxConns: 10}).WithDefaults()
