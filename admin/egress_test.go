@@ -65,16 +65,19 @@ func TestEgressProxy(t *testing.T) {
 		seen[c] = true
 	}
 	require.Equal(t, map[string]bool{fmt.Sprintf("127.0.0.2:%d", plainPort): true, fmt.Sprintf("127.0.0.2:%d", secure.Port()): true}, seen)
-	// And no connection went around it: the receiver accepted as many as
-	// the proxy opened for it.
+	// And no connection went around it: the receiver accepted no more
+	// than the proxy was asked to open for it. (Fewer is possible: when
+	// two attempts dial at once and one finishes on the first connection,
+	// the transport may give up the second tunnel before tinyproxy has
+	// connected it upstream.)
 	tunnels := 0
 	for _, c := range connects {
 		if c == fmt.Sprintf("127.0.0.2:%d", secure.Port()) {
 			tunnels++
 		}
 	}
-	require.Eventually(t, func() bool { return int64(tunnels) == secure.Conns.Load() }, 5*time.Second, 10*time.Millisecond,
-		"%d tunnels, %d connections: %v", tunnels, secure.Conns.Load(), connects)
+	require.Positive(t, secure.Conns.Load())
+	require.LessOrEqual(t, secure.Conns.Load(), int64(tunnels), "%d tunnels, %d connections: %v", tunnels, secure.Conns.Load(), connects)
 }
 
 // With the proxy down, a test send fails with error_kind proxy.

@@ -132,6 +132,13 @@ func TestBulkReplayRateLimited(t *testing.T) {
 		body: `{"account_id":"acct_replay","webhook_id":"` + hook.ID + `","state":"succeeded"}`})
 	require.Less(t, resp.status, 300, "body: %s", resp.body)
 	receiver.Wait(t, 2*events, 30*time.Second)
+	// Attempts are recorded in batches after the answer arrives: wait for
+	// the last of them rather than read a moment too early.
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, hook.ID).Scan(&n))
+		return n >= 2*events
+	}, 10*time.Second, 20*time.Millisecond)
 
 	rows, err := b.pool.Query(t.Context(), `SELECT a.started_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 ORDER BY 1`, hook.ID)
 	require.NoError(t, err)
