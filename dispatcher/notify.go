@@ -97,12 +97,25 @@ type WebhookResumedData struct {
 // failure never produces another. The deliveries are exempt from the
 // fan-out limit; a paused subscriber's wait like any other.
 func Notify(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], n *Notification, now time.Time) error {
-	if n.AccountID == NotifyAccount || client == nil {
+	if client == nil {
 		return nil
+	}
+	targets, err := notificationTargets(ctx, tx, n)
+	if err != nil || len(targets) == 0 {
+		return err
+	}
+	return writeNotification(ctx, tx, client, n, targets, ident.New(ident.Event), now, now)
+}
+
+// notificationTargets are the webhooks notification n goes to (see
+// Notify): none for one about NotifyAccount's own webhook.
+func notificationTargets(ctx context.Context, tx pgx.Tx, n *Notification) ([]store.LiveWebhook, error) {
+	if n.AccountID == NotifyAccount {
+		return nil, nil
 	}
 	hooks, err := store.LiveWebhooks(ctx, tx, []string{NotifyAccount, n.AccountID})
 	if err != nil {
-		return fmt.Errorf("error listing notification webhooks: %w", err)
+		return nil, fmt.Errorf("error listing notification webhooks: %w", err)
 	}
 	var targets []store.LiveWebhook
 	for _, w := range hooks[NotifyAccount] {
@@ -115,9 +128,13 @@ func Notify(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], n *Not
 			targets = append(targets, w)
 		}
 	}
-	if len(targets) == 0 {
-		return nil
-	}
+	return targets, nil
+}
+
+// writeNotification writes n in tx as event eventID of NotifyAccount, made
+// at now, with one delivery (and its River job) to each of targets, first
+// due at sendAt (now or later).
+func writeNotification(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], n *Notification, targets []store.LiveWebhook, eventID string, now, sendAt time.Time) error {
 	data, err := json.Marshal(n.Data)
 	if err != nil {
 		return fmt.Errorf("error encoding %s data: %w", n.Type, err)
@@ -128,14 +145,19 @@ func Notify(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], n *Not
 		return err
 	}
 	ev := &store.NewEvent{
-		ID: ident.New(ident.Event), AccountID: NotifyAccount, Type: n.Type, Body: body, OccurredAt: now, CreatedAt: now,
+		ID: eventID, AccountID: NotifyAccount, Type: n.Type, Body: body, OccurredAt: now, CreatedAt: now,
 		DeliveryIDs: make([]string, len(targets)), WebhookIDs: make([]string, len(targets)), JobIDs: make([]int64, len(targets)),
+	}
+	later := sendAt.After(now)
+	opts := &river.InsertOpts{Priority: PriorityNormal}
+	if later {
+		opts.ScheduledAt = sendAt
 	}
 	var params []river.InsertManyParams
 	for i, w := range targets {
 		ev.DeliveryIDs[i], ev.WebhookIDs[i] = ident.New(ident.Delivery), w.ID
 		if !w.Paused {
-			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[i]}, InsertOpts: &river.InsertOpts{Priority: PriorityNormal}})
+			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[i]}, InsertOpts: opts})
 		}
 	}
 	if len(params) > 0 {
@@ -149,6 +171,11 @@ func Notify(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], n *Not
 	}
 	if err := store.InsertEvents(ctx, tx, []*store.NewEvent{ev}); err != nil {
 		return fmt.Errorf("error inserting %s notification: %w", n.Type, err)
+	}
+	if later {
+		if err := store.DelayEventDeliveries(ctx, tx, ev.ID, sendAt); err != nil {
+			return fmt.Errorf("error scheduling %s notification: %w", n.Type, err)
+		}
 	}
 	return nil
 }

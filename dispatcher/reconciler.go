@@ -62,8 +62,6 @@ type Reconciler struct {
 	autoPauseAfter time.Duration
 	now            func() time.Time
 	slice          int
-	deadWindow     time.Duration // delivery.dead (NotifyDead)
-	deadLag        time.Duration
 }
 
 // ReconcilerConfig configures a Reconciler.
@@ -82,13 +80,6 @@ type ReconcilerConfig struct {
 	// deliveries of deleted webhooks each of its two steps that cancel
 	// them cancels at most. Defaults to 20,000.
 	Slice int
-	// DeadNoticeWindow is the least time a delivery.dead notification
-	// covers (NotifyDead): at most one per webhook per window. Defaults
-	// to DeadNoticeWindowDefault.
-	DeadNoticeWindow time.Duration
-	// DeadNoticeLag is how far behind the clock a delivery.dead window
-	// ends. Defaults to DeadNoticeLagDefault.
-	DeadNoticeLag time.Duration
 }
 
 // NewReconciler returns a reconciler on db. logger defaults to zap.NewNop().
@@ -111,8 +102,7 @@ func NewReconcilerWithConfig(db store.DB, cfg *ReconcilerConfig) *Reconciler {
 		now = time.Now
 	}
 	return &Reconciler{db: db, logger: logger, metrics: cfg.Metrics, autoPauseAfter: cfg.AutoPauseAfter, now: now,
-		slice: cmp.Or(max(cfg.Slice, 0), reconcileSlice), deadWindow: cmp.Or(max(cfg.DeadNoticeWindow, 0), DeadNoticeWindowDefault),
-		deadLag: cmp.Or(max(cfg.DeadNoticeLag, 0), DeadNoticeLagDefault)}
+		slice: cmp.Or(max(cfg.Slice, 0), reconcileSlice)}
 }
 
 // Fixed is how many deliveries the reconciler has re-queued since start.
@@ -134,10 +124,7 @@ func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) er
 	if _, err := r.CancelAbandonedPaused(ctx); err != nil {
 		return err
 	}
-	if _, err := r.AutoPause(ctx); err != nil {
-		return err
-	}
-	_, err := r.NotifyDead(ctx, client)
+	_, err := r.AutoPause(ctx)
 	return err
 }
 

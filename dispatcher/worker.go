@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,6 +105,10 @@ type WorkerConfig struct {
 	// records nothing.
 	Metrics *metrics.Metrics
 	Health  *HealthTracker // endpoint health (Observe after each recorded counted attempt); optional: nil records nothing
+	// DeadNoticeWindow is the least time between two delivery.dead
+	// notifications of one webhook (see Worker.SetNotifier). Defaults to
+	// DeadNoticeWindowDefault.
+	DeadNoticeWindow time.Duration
 	// NotifyClient sends the operator's notifications (the webhook
 	// store.OperatorWebhookID, WEBHOOKD_NOTIFY_URL), exempt from the
 	// private-network rule. Optional: nil sends them with the client.
@@ -176,8 +181,9 @@ type Worker struct {
 	loads    *batch.Batcher[string, *store.Target]
 	records  *batch.Batcher[store.Recording, bool]
 	stacks   *stacks.Pool
-	tracer   trace.Tracer  // nil: tracing off
-	oauth    oauthSettings // webhooks' OAuth2 settings (dispatcher/webhook_oauth.go)
+	tracer   trace.Tracer             // nil: tracing off
+	oauth    oauthSettings            // webhooks' OAuth2 settings (dispatcher/webhook_oauth.go)
+	notifier atomic.Pointer[Enqueuer] // delivery.dead (SetNotifier, dispatcher/deadnotice.go)
 }
 
 // NewWorker returns a delivery worker. db is normally the pool; tests pass a
@@ -218,7 +224,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 		return targets, err
 	}, concurrency, batchMax, cfg.BookkeepingTimeout)
 	w.records = batch.New(func(ctx context.Context, rs []store.Recording) ([]bool, error) {
-		return store.RecordAttempts(ctx, batchDB, rs)
+		return w.recordAttempts(ctx, batchDB, rs) // with delivery.dead (dispatcher/deadnotice.go)
 	}, concurrency, batchMax, cfg.BookkeepingTimeout)
 	return w, nil
 }

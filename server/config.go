@@ -119,6 +119,11 @@ type Config struct {
 	// ReconcileInterval is how often orphaned pending deliveries are looked
 	// for. Defaults to 1 minute.
 	ReconcileInterval time.Duration
+	// DeadNoticeWindow is the least time between two delivery.dead
+	// notifications of one webhook: tests shorten it (no environment
+	// variable: the minute is the notification's contract). Defaults to
+	// dispatcher.DeadNoticeWindowDefault.
+	DeadNoticeWindow time.Duration
 	// ShutdownTimeout is how long running attempts may finish on shutdown.
 	// Defaults to 30s.
 	ShutdownTimeout time.Duration

@@ -182,6 +182,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"), NotifyClient: notifyClient,
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
 		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey, TracerProvider: cfg.TracerProvider,
+		DeadNoticeWindow: cfg.DeadNoticeWindow,
 	})
 	if err != nil {
 		return nil, err
@@ -260,6 +261,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		return nil, err
 	}
 	health.SetNotifier(enqueuer) // endpoint.failing
+	worker.SetNotifier(enqueuer) // delivery.dead, with the deaths
 	// Test sends take the worker's slots per webhook, shared with
 	// deliveries, where it works any; elsewhere a small cap of their own.
 	var testSlots admin.Slots
