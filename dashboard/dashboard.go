@@ -157,6 +157,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("POST /dashboard/webhooks/{id}/headers", d.auth(d.setHeaders))
 	mux.Handle("POST /dashboard/webhooks/{id}/tls", d.auth(d.setTLS))
 	mux.Handle("POST /dashboard/webhooks/{id}/oauth", d.auth(d.setOAuth))
+	mux.Handle("POST /dashboard/webhooks/{id}/delivery", d.auth(d.setDelivery))
 	mux.Handle("POST /dashboard/webhooks/{id}/rotate-secret", d.auth(d.rotateSecret))
 	mux.Handle("POST /dashboard/webhooks/{id}/event-types", d.auth(d.setEventTypes))
 	mux.Handle("GET /dashboard/webhooks/{id}/pause", d.auth(d.confirmPause))

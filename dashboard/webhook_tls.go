@@ -76,10 +76,15 @@ func (d *Dashboard) setTLS(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// patchCredentials sends PATCH /v1/webhooks/{id} with body and, done,
-// goes back to the Gateway credentials card with notice; a refusal shows
-// the detail view refused makes of the API's error (its status kept).
+// patchCredentials is patchWebhook back to the Gateway credentials card.
 func (d *Dashboard) patchCredentials(w http.ResponseWriter, r *http.Request, hook *apiWebhook, body map[string]any, notice string, refused func(*apiError) *detail) {
+	d.patchWebhook(w, r, hook, body, notice, "tls-h", refused)
+}
+
+// patchWebhook sends PATCH /v1/webhooks/{id} with body and, done, goes
+// back to the card whose heading is anchor with notice; a refusal shows
+// the detail view refused makes of the API's error (its status kept).
+func (d *Dashboard) patchWebhook(w http.ResponseWriter, r *http.Request, hook *apiWebhook, body map[string]any, notice, anchor string, refused func(*apiError) *detail) {
 	if e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), body, nil); e != nil {
 		if e.Status >= 500 || e.Status == http.StatusNotFound {
 			d.apiFailed(w, r, e, "")
@@ -90,5 +95,5 @@ func (d *Dashboard) patchCredentials(w http.ResponseWriter, r *http.Request, hoo
 		d.showWebhook(w, r, hook, dt)
 		return
 	}
-	http.Redirect(w, r, Prefix+"/webhooks/"+url.PathEscape(hook.ID)+"?notice="+notice+"#tls-h", http.StatusSeeOther)
+	http.Redirect(w, r, Prefix+"/webhooks/"+url.PathEscape(hook.ID)+"?notice="+notice+"#"+anchor, http.StatusSeeOther)
 }

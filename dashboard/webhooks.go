@@ -74,6 +74,7 @@ var notices = map[string]string{
 	"notls":     "TLS setting removed: no client certificate, public CAs only.",
 	"oauth":     "OAuth2 setting saved. Attempts send a token from it from now on.",
 	"nooauth":   "OAuth2 setting removed.",
+	"delivery":  "Signature and 410 settings saved. They apply to attempts from now on.",
 	"filter":    "Event-type filter saved. It applies to events accepted from now on.",
 	"nofilter":  "Event-type filter removed: the webhook receives every event type accepted from now on.",
 	"paused":    "Webhook paused. New deliveries wait in state paused; nothing is sent or dropped until you resume it.",
@@ -320,6 +321,8 @@ type webhookData struct {
 	// TLS is the mutual TLS form; OAuth the OAuth2 one.
 	TLS   tlsForm
 	OAuth oauthForm
+	// Delivery is the Signatures and 410 form.
+	Delivery deliveryForm
 }
 
 // detail is what a detail view shows beyond the webhook and its
@@ -333,8 +336,10 @@ type detail struct {
 	Filter  *filterForm
 	TLS     *tlsForm
 	OAuth   *oauthForm
-	Status  int
-	Error   string
+	// Delivery is the Signatures and 410 form sent back with an error.
+	Delivery *deliveryForm
+	Status   int
+	Error    string
 }
 
 func webhookCrumbs(hook *apiWebhook, s *session, more ...crumb) []crumb {
@@ -416,6 +421,10 @@ func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *ap
 	}
 	if dt.OAuth != nil {
 		data.OAuth = *dt.OAuth
+	}
+	data.Delivery = deliveryForm{Scheme: hook.SignatureScheme, OnGone: hook.OnGone}
+	if dt.Delivery != nil {
+		data.Delivery = *dt.Delivery
 	}
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/health", nil, &data.Health); e != nil {
 		d.apiFailed(w, r, e, "")
