@@ -116,6 +116,13 @@ type Config struct {
 	// accepts are stored with the span's traceparent. Optional: nil or a
 	// no-op provider traces nothing.
 	TracerProvider trace.TracerProvider
+	// APIKeyCacheTTL is how long a verified API key is taken as read
+	// without a query (WEBHOOKD_API_KEY_CACHE_TTL): a key revoked or
+	// rotated on another process or on the database works here for at
+	// most this long more (through this process: not at all). Defaults to
+	// APIKeyCacheTTLDefault (1s), at most APIKeyCacheTTLMax (2s);
+	// negative: no cache.
+	APIKeyCacheTTL time.Duration
 }
 
 // API serves the HTTP routes.
@@ -147,6 +154,8 @@ type API struct {
 	catalogue *catalogue.Catalogue
 	adminKey  [32]byte
 	hasAdmin  bool
+	// keyCache remembers verified API keys (nil: off).
+	keyCache *keyCache
 	// enqueues batches the events of concurrent POST /v1/events.
 	enqueues *batch.Batcher[*dispatcher.Event, enqueued]
 	// tracer makes the intake routes' accept spans; nil: tracing off.
@@ -179,6 +188,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	if a.logger == nil {
 		a.logger = zap.NewNop()
 	}
+	a.keyCache = newKeyCache(cmp.Or(cfg.APIKeyCacheTTL, APIKeyCacheTTLDefault))
 	a.limiter = newLimiter(a.now)
 	a.authFailures = newAuthFailures(cmp.Or(cfg.AuthFailureLimit, AuthFailureLimitDefault), a.now, a.logger.Named("auth"))
 	a.catalogue = catalogue.New(pool, &catalogue.Config{Now: a.now, Logger: a.logger})

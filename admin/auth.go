@@ -119,12 +119,23 @@ func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) 
 	if !apikey.LooksLikeKey(raw) {
 		return nil, &invalidKeyError{reason: authMalformed}
 	}
-	k, err := store.GetAPIKeyByHash(ctx, a.pool, hash)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &invalidKeyError{reason: authUnknown}
-	}
-	if err != nil {
-		return nil, err
+	// A key verified less than the cache's TTL ago is taken as read then
+	// (keycache.go): revoked elsewhere, it works here at most that long.
+	k, cached := a.keyCache.get(hash), true
+	if k == nil {
+		cached = false
+		read := time.Now()
+		var err error
+		k, err = store.GetAPIKeyByHash(ctx, a.pool, hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &invalidKeyError{reason: authUnknown}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if k.RevokedAt == nil {
+			a.keyCache.put(k, read)
+		}
 	}
 	if k.RevokedAt != nil {
 		return nil, &invalidKeyError{reason: authRevoked}
@@ -134,7 +145,7 @@ func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) 
 	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
 		return nil, &expiredKeyError{at: *k.ExpiresAt}
 	}
-	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedResolution {
+	if !cached && (k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedResolution) {
 		if err := store.TouchAPIKey(ctx, a.pool, k.ID, now); err != nil {
 			a.logger.Warn("error recording API key use", zap.String("key_id", k.ID), zap.Error(err))
 		}

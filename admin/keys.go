@@ -198,6 +198,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	revoked, err := store.RevokeAPIKey(r.Context(), a.pool, id, a.now().UTC())
+	a.keyCache.forget(id)
 	if err != nil {
 		a.logger.Error("error revoking API key", zap.String("key_id", id), zap.Error(err))
 		writeError(w, errInternal(err))
@@ -362,6 +363,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rotated, err := RotateKey(r.Context(), a.pool, id, grace, a.now())
+	a.keyCache.forget(id)
 	var conflict *KeyConflictError
 	switch {
 	case errors.Is(err, store.ErrNotFound):

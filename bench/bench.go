@@ -12,7 +12,11 @@
 //  5. precision: how late retries start after they come due;
 //  6. resources: peak RSS and CPU per delivery of webhookd and PostgreSQL;
 //  7. cost (only when asked for: it runs CHECKPOINT): CPU, commits, WAL and
-//     write I/Os per event on the primary, intake and delivery apart.
+//     write I/Os per event on the primary, intake and delivery apart;
+//  8. intake (only when asked for): single-event POSTs by 32 producers with
+//     an events:write key, delivered end to end, beside River's figure;
+//  9. quiet (only when asked for): CPU per event at steady low rates, and
+//     idle.
 //
 // With Config.PgBouncer every webhookd goes through a PgBouncer in
 // transaction mode started for the run.
@@ -55,6 +59,12 @@ const (
 	// ScenarioCost (7) is not among AllScenarios: it runs CHECKPOINT, so
 	// it runs only when asked for, on a server of its own.
 	ScenarioCost = 7
+	// ScenarioIntake (8) and ScenarioQuiet (9) run only when asked for
+	// (issue 30): single-event intake beside River's figure, and CPU per
+	// event at low rates.
+	ScenarioIntake = 8
+	ScenarioQuiet  = 9
+	scenarioMax    = ScenarioQuiet
 )
 
 // AllScenarios lists every scenario in the order they run.
@@ -160,6 +170,11 @@ type Config struct {
 	// when its POST began in Unix milliseconds (to match a stall with the
 	// system's or PostgreSQL's logs). The header is written first.
 	LatencyLog io.Writer
+	// IntakeEvents is scenario 8's events. Defaults to 20,000.
+	IntakeEvents int
+	// QuietRates are scenario 9's steady rates, events per second.
+	// Defaults to 100 and 200.
+	QuietRates []int
 	// Out receives the table. Required.
 	Out io.Writer
 	// Progress receives progress lines. Defaults to Out.
@@ -177,6 +192,10 @@ func (c *Config) WithDefaults() *Config {
 	if len(out.Rates) == 0 {
 		out.Rates = RatesDefault
 	}
+	if len(out.QuietRates) == 0 {
+		out.QuietRates = QuietRatesDefault
+	}
+	out.IntakeEvents = cmp.Or(out.IntakeEvents, IntakeEventsDefault)
 	out.Backlog = cmp.Or(out.Backlog, BacklogDefault)
 	out.Duration = cmp.Or(out.Duration, DurationDefault)
 	out.BlackHole = cmp.Or(out.BlackHole, BlackHoleDefault)
@@ -206,22 +225,22 @@ func (c *Config) validate() error {
 		return errors.New("bench: Out is required")
 	}
 	for _, n := range c.Scenarios {
-		if n < ScenarioReference || n > ScenarioCost {
-			return fmt.Errorf("bench: Scenarios: %d is not a scenario (0 to 7)", n)
+		if n < ScenarioReference || n > scenarioMax {
+			return fmt.Errorf("bench: Scenarios: %d is not a scenario (0 to %d)", n, scenarioMax)
 		}
 	}
 	counts := []struct {
 		name string
 		n    int
-	}{{"Backlog", c.Backlog}, {"BlackHole", c.BlackHole}, {"NoisyBacklog", c.NoisyBacklog}, {"Retries", c.Retries}}
+	}{{"Backlog", c.Backlog}, {"BlackHole", c.BlackHole}, {"NoisyBacklog", c.NoisyBacklog}, {"Retries", c.Retries}, {"IntakeEvents", c.IntakeEvents}}
 	for _, f := range counts {
 		if f.n < 1 || f.n > maxDeliveries {
 			return fmt.Errorf("bench: %s must be 1 to %d (got %d)", f.name, maxDeliveries, f.n)
 		}
 	}
-	for _, r := range append(slices.Clone(c.Rates), c.NoisyRate) {
+	for _, r := range append(append(slices.Clone(c.Rates), c.QuietRates...), c.NoisyRate) {
 		if r < 1 || r > maxRate {
-			return fmt.Errorf("bench: Rates and NoisyRate must be 1 to %d events/s (got %d)", maxRate, r)
+			return fmt.Errorf("bench: Rates, QuietRates and NoisyRate must be 1 to %d events/s (got %d)", maxRate, r)
 		}
 	}
 	if c.Duration <= 0 || c.Duration > maxDuration {
@@ -248,8 +267,8 @@ func ParseScenarios(s string) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || n < ScenarioReference || n > ScenarioCost {
-			return nil, fmt.Errorf("%q is not a scenario number (0 to 7)", strings.TrimSpace(part))
+		if err != nil || n < ScenarioReference || n > scenarioMax {
+			return nil, fmt.Errorf("%q is not a scenario number (0 to %d)", strings.TrimSpace(part), scenarioMax)
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
@@ -368,6 +387,8 @@ type Result struct {
 	Precision *Precision
 	Resources *Resources
 	Cost      *Cost
+	Intake    *Intake
+	Quiet     *Quiet
 	Errors    map[int]error
 }
 
@@ -431,6 +452,10 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 			res.Resources, err = e.resources(ctx)
 		case ScenarioCost:
 			res.Cost, err = e.cost(ctx)
+		case ScenarioIntake:
+			res.Intake, err = e.intake(ctx, res.Reference)
+		case ScenarioQuiet:
+			res.Quiet, err = e.quiet(ctx)
 		}
 		if err != nil {
 			res.Errors[n] = err
@@ -459,6 +484,8 @@ var scenarioNames = map[int]string{
 	ScenarioPrecision: "precision",
 	ScenarioResources: "resources",
 	ScenarioCost:      "cost",
+	ScenarioIntake:    "intake",
+	ScenarioQuiet:     "quiet",
 }
 
 // env is what every scenario shares.

@@ -330,22 +330,32 @@ func postAll(ctx context.Context, base string, total, batch int) error {
 }
 
 func postOne(ctx context.Context, client *http.Client, url, body string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+benchAdminKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	status, raw, err := postJSON(ctx, client, url, benchAdminKey, body)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", url, err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: status %d: %s", url, resp.StatusCode, raw)
+	if status/100 != 2 {
+		return fmt.Errorf("POST %s: status %d: %.4096s", url, status, raw)
 	}
 	return nil
+}
+
+// postJSON POSTs body to url with API key key and returns the answer's
+// status and body (its first 64 KiB).
+func postJSON(ctx context.Context, client *http.Client, url, key, body string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, raw, nil
 }
 
 // writeCost prints scenario 7's table: per event, intake and delivery.

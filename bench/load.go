@@ -92,6 +92,9 @@ func (s *stage) postEvents(ctx context.Context, account string, rate int, d time
 			defer wg.Done()
 			defer func() { <-sem }()
 			body := fmt.Sprintf(`{"account_id":%q,"type":"bench.event","data":{"i":%d}}`, account, i)
+			if s.pad != "" {
+				body = fmt.Sprintf(`{"account_id":%q,"type":"bench.event","data":{"i":%d,"pad":%q}}`, account, i, s.pad)
+			}
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, api, strings.NewReader(body))
 			if err != nil {
 				fail(err.Error())

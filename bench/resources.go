@@ -216,10 +216,12 @@ const pgSamplePeriod = 100 * time.Millisecond
 // shared server — are left out. A process that lives less than one period
 // is missed.
 type pgSampler struct {
-	conn       *pgx.Conn // on the base database, so it is not counted
-	dbName     string
-	postmaster int
-	since      uint64 // window start, ticks after boot
+	conn   *pgx.Conn // on the base database, so it is not counted
+	dbName string
+	// backendsOnly leaves out the background processes and the postmaster.
+	backendsOnly bool
+	postmaster   int
+	since        uint64 // window start, ticks after boot
 
 	mu    sync.Mutex
 	procs map[int]*procCPU
@@ -232,6 +234,17 @@ type pgSampler struct {
 type procCPU struct{ base, last uint64 }
 
 func startPGSampler(ctx context.Context, baseURL, dbName string) (*pgSampler, error) {
+	return startSampler(ctx, baseURL, dbName, false)
+}
+
+// startBackendSampler is a pgSampler of the bench database's backends
+// alone: no background process, no postmaster (shared with every other
+// database of the server).
+func startBackendSampler(ctx context.Context, baseURL, dbName string) (*pgSampler, error) {
+	return startSampler(ctx, baseURL, dbName, true)
+}
+
+func startSampler(ctx context.Context, baseURL, dbName string, backendsOnly bool) (*pgSampler, error) {
 	conn, err := pgx.Connect(ctx, baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("error connecting to %s: %w", redact(baseURL), err)
@@ -251,7 +264,7 @@ func startPGSampler(ctx context.Context, baseURL, dbName string) (*pgSampler, er
 		conn.Close(ctx)
 		return nil, err
 	}
-	p := &pgSampler{conn: conn, dbName: dbName, postmaster: st.ppid, since: since, procs: map[int]*procCPU{},
+	p := &pgSampler{conn: conn, dbName: dbName, backendsOnly: backendsOnly, postmaster: st.ppid, since: since, procs: map[int]*procCPU{},
 		stopped: make(chan struct{}), done: make(chan struct{})}
 	if err := p.sample(ctx); err != nil {
 		conn.Close(ctx)
@@ -281,7 +294,7 @@ func (p *pgSampler) loop(ctx context.Context) {
 }
 
 func (p *pgSampler) sample(ctx context.Context) error {
-	rows, err := p.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = $1 OR datname IS NULL", p.dbName)
+	rows, err := p.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = $1 OR (datname IS NULL AND NOT $2)", p.dbName, p.backendsOnly)
 	if err != nil {
 		return fmt.Errorf("error reading pg_stat_activity: %w", err)
 	}
@@ -291,7 +304,10 @@ func (p *pgSampler) sample(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, pid := range append(pids, int32(p.postmaster)) {
+	if !p.backendsOnly {
+		pids = append(pids, int32(p.postmaster))
+	}
+	for _, pid := range pids {
 		st, err := readProcStat(int(pid))
 		if err != nil || (int(pid) != p.postmaster && st.ppid != p.postmaster) {
 			continue // gone, or not of this server

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -44,6 +43,9 @@ type stage struct {
 	closers []func()
 	// accountKeys are the account keys made for Config.AccountKey.
 	accountKeys map[string]string
+	// key, when set, is the key every POST of postEvents sends (scenarios 8
+	// and 9: an events:write key); pad, when set, goes in each event's data.
+	key, pad string
 }
 
 // newStage creates a fresh, migrated database and a server on it with
@@ -155,35 +157,24 @@ func (s *stage) api() string { return "http://" + s.srv.Addr() + "/v1/events" }
 // the bootstrap admin key, or with Config.AccountKey one of account's,
 // made through the API once per stage (after start).
 func (s *stage) postKey(ctx context.Context, account string) (string, error) {
+	if s.key != "" {
+		return s.key, nil
+	}
 	if !s.e.cfg.AccountKey {
 		return benchAdminKey, nil
 	}
 	if k, ok := s.accountKeys[account]; ok {
 		return k, nil
 	}
-	body := fmt.Sprintf(`{"scope":"account","account_id":%q,"description":"bench"}`, account)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.srv.Addr()+"/v1/keys", strings.NewReader(body))
+	k, err := s.newKey(ctx, "account", account)
 	if err != nil {
 		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+benchAdminKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("error making an account key: %w", err)
-	}
-	defer resp.Body.Close()
-	var k struct {
-		Key string `json:"key"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&k); err != nil || resp.StatusCode != http.StatusCreated || k.Key == "" {
-		return "", fmt.Errorf("error making an account key: status %d", resp.StatusCode)
 	}
 	if s.accountKeys == nil {
 		s.accountKeys = map[string]string{}
 	}
-	s.accountKeys[account] = k.Key
-	return k.Key, nil
+	s.accountKeys[account] = k
+	return k, nil
 }
 
 // createWebhook adds a webhook of account to target, inserted directly.

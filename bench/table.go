@@ -194,6 +194,8 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 				msg = fmt.Sprintf("intake %s events/s one a request, %s/s in batches; delivery %s/s: the table below", count(int(res.Cost.Intake.PerSecond())), count(int(res.Cost.IntakeBatch.PerSecond())), count(int(res.Cost.Delivery.PerSecond())))
 			}
 			row(n, fmt.Sprintf("cost: %s events POSTed one a request, %s in batches, then their deliveries drained; per event, each phase alone", count(cfg.Backlog), count(cfg.Backlog)), msg, "docs/scaling.md")
+		case ScenarioIntake, ScenarioQuiet:
+			writeIntakeRows(row, cfg, res, n, msg, bad)
 		}
 	}
 	fmt.Fprintln(w)

@@ -241,6 +241,12 @@ type Config struct {
 	// workers, test sends share the worker's cap per webhook
 	// (WebhookConcurrency). Defaults to admin.TestSendsInFlightDefault (2).
 	TestSendsInFlight int
+	// APIKeyCacheTTL is how long a verified API key is used without a
+	// query (WEBHOOKD_API_KEY_CACHE_TTL): a key revoked elsewhere (another
+	// process, the CLI) works on this process for at most this long more.
+	// Defaults to admin.APIKeyCacheTTLDefault (1s); at most
+	// admin.APIKeyCacheTTLMax (2s); negative: no cache.
+	APIKeyCacheTTL time.Duration
 	// TracerProvider receives webhookd's spans: one per POST /v1/events
 	// and /v1/events/batch request, one per attempt, in the producer's
 	// trace (cmd/webhookd builds it from the standard OTEL_* variables).
@@ -340,6 +346,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TestSendsInFlight < 1 {
 		return fmt.Errorf("WEBHOOKD_TEST_SENDS_IN_FLIGHT must be at least 1 (got %d)", c.TestSendsInFlight)
+	}
+	if c.APIKeyCacheTTL > admin.APIKeyCacheTTLMax {
+		return fmt.Errorf("WEBHOOKD_API_KEY_CACHE_TTL must be at most %s, or 0 for none (got %s)", admin.APIKeyCacheTTLMax, c.APIKeyCacheTTL)
 	}
 	for _, r := range []struct {
 		env  string

@@ -276,7 +276,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		IntakeRateEventsWrite: cfg.RateLimitIntakeEventsWrite, AuthFailureLimit: cfg.AuthFailureLimit, Trust: trust,
 		BodyBudget: cfg.BodyBudget, BodyBudgetPerKey: cfg.BodyBudgetPerKey, BodyMinRate: cfg.BodyMinRate,
 		MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount, TestSendRate: cfg.TestSendRate,
-		TestSendSlots: testSlots, TestSendsInFlight: cfg.TestSendsInFlight,
+		TestSendSlots: testSlots, TestSendsInFlight: cfg.TestSendsInFlight, APIKeyCacheTTL: cfg.APIKeyCacheTTL,
 	})
 	if err != nil {
 		return nil, err

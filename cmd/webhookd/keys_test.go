@@ -104,7 +104,8 @@ func TestKeysCommand(t *testing.T) {
 	require.NotContains(t, listed[0], "key")
 	require.NotContains(t, listed[0], "hash")
 
-	// The keys work on a server; revoked on the database, one gets 401.
+	// The keys work on a server; revoked on the database (by another
+	// process), one gets 401 from at most the server's key cache TTL later.
 	srv, err := server.New(context.Background(), &server.Config{
 		DatabaseURL: dbURL, Addr: "127.0.0.1:0", EncryptionKey: keyring.Generate(), ShutdownTimeout: time.Second,
 		DBMaxConns: 6, MaxWorkers: 10,
@@ -127,6 +128,7 @@ func TestKeysCommand(t *testing.T) {
 	out, err = keys(t, dbURL, "revoke", account.ID)
 	require.NoError(t, err)
 	require.Contains(t, out, "Revoked API key "+account.ID)
+	time.Sleep(admin.APIKeyCacheTTLDefault)
 	require.Equal(t, http.StatusUnauthorized, get("/v1/webhooks", account.Key))
 	require.Equal(t, http.StatusOK, get("/v1/keys", adminRaw))
 	out, err = keys(t, dbURL, "list", "-account", "acct_cli", "-json")
@@ -277,7 +279,8 @@ func TestKeysRotateCommand(t *testing.T) {
 	require.WithinDuration(t, time.Now().Add(48*time.Hour), rotated.OldKeyExpiresAt, 10*time.Second)
 
 	// On a server: both keys of the first rotation work; after a rotation
-	// with -grace 0 the old key gets 401 at once.
+	// with -grace 0 (by another process) the old key gets 401 from at most
+	// the server's key cache TTL later.
 	srv, err := server.New(ctx, &server.Config{
 		DatabaseURL: dbURL, Addr: "127.0.0.1:0", EncryptionKey: keyring.Generate(), ShutdownTimeout: time.Second,
 		DBMaxConns: 6, MaxWorkers: 10,
@@ -299,6 +302,7 @@ func TestKeysRotateCommand(t *testing.T) {
 	out, err = keys(t, dbURL, "rotate", "-id", newID, "-grace", "0")
 	require.NoError(t, err)
 	newestRaw, _, _ := strings.Cut(out, "\n")
+	time.Sleep(admin.APIKeyCacheTTLDefault)
 	require.Equal(t, http.StatusUnauthorized, get(newRaw))
 	require.Equal(t, http.StatusOK, get(newestRaw))
 	require.Equal(t, http.StatusOK, get(old.Key), "the first rotation's grace still runs")

@@ -362,6 +362,21 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.integer("max-fanout-per-request", "WEBHOOKD_MAX_FANOUT_PER_REQUEST", "0", "deliveries (events × webhooks) one POST /v1/events or /v1/events/batch may create (0: 1000 × max-webhooks-per-account)", &cfg.MaxFanoutPerRequest)
 	s.rate("test-send-rate", "WEBHOOKD_TEST_SEND_RATE", adminapi.TestSendRateDefault.String(), "test sends each webhook may have per process, such as 1/s,burst=5 (off: none)", &cfg.TestSendRate)
 	s.integer("test-sends-in-flight", "WEBHOOKD_TEST_SENDS_IN_FLIGHT", strconv.Itoa(adminapi.TestSendsInFlightDefault), "test sends in flight per webhook on a process without workers (with workers: the worker's cap per webhook)", &cfg.TestSendsInFlight)
+	keyCache := s.str("api-key-cache-ttl", "WEBHOOKD_API_KEY_CACHE_TTL", adminapi.APIKeyCacheTTLDefault.String(), "how long a verified API key is used without a query, at most 2s: a key revoked on another process works here that much longer (0: no cache)")
+	s.parsers = append(s.parsers, func() error {
+		d, err := time.ParseDuration(strings.TrimSpace(*keyCache))
+		if *keyCache == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 || d > adminapi.APIKeyCacheTTLMax {
+			return fmt.Errorf("%s: %q is not 0 or a duration of at most %s, such as 1s", s.where("api-key-cache-ttl"), *keyCache, adminapi.APIKeyCacheTTLMax)
+		}
+		cfg.APIKeyCacheTTL = d
+		if d == 0 {
+			cfg.APIKeyCacheTTL = -1 // none
+		}
+		return nil
+	})
 	s.rate("rate-limit-management", "WEBHOOKD_RATE_LIMIT_MANAGEMENT", adminapi.ManagementRateDefault.String(), "each account key's management requests per process, such as 50/s,burst=100 (off: none)", &cfg.RateLimitManagement)
 	s.rate("rate-limit-management-admin", "WEBHOOKD_RATE_LIMIT_MANAGEMENT_ADMIN", "off", "each admin key's management requests per process (off: none)", &cfg.RateLimitManagementAdmin)
 	s.rate("rate-limit-intake-account", "WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT", "off", "events each account key may post per process, such as 1000/s,burst=2000 (off: none)", &cfg.RateLimitIntakeAccount)
@@ -591,11 +606,25 @@ func runReceiver(ctx context.Context, args []string) error {
 	return nil
 }
 
+// parseRates reads flag's comma-separated events per second, such as
+// "500,2000".
+func parseRates(flag, list string, example int) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a rate such as %d (events per second)", flag, strings.TrimSpace(part), example)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 func runBench(ctx context.Context, args []string) error {
 	s := newSettings("bench")
 	cfg := &bench.Config{Out: os.Stdout}
 	s.fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "server to create the bench databases on; empty starts a throwaway cluster (DATABASE_URL)")
-	scenarios := s.fs.String("scenarios", "all", "scenarios to run, e.g. 1,2,5: 0 reference (River alone), 1 drain, 2 sustained, 3 isolation, 4 noisy neighbour, 5 precision, 6 resources, 7 cost (intake and delivery per event on the primary; runs CHECKPOINT, so not in all: give it a server of its own)")
+	scenarios := s.fs.String("scenarios", "all", "scenarios to run, e.g. 1,2,5: 0 reference (River alone), 1 drain, 2 sustained, 3 isolation, 4 noisy neighbour, 5 precision, 6 resources, 7 cost (intake and delivery per event on the primary; runs CHECKPOINT, so not in all: give it a server of its own), 8 intake (single-event POSTs by 32 producers, delivered, beside River's figure; not in all), 9 quiet (CPU per event at low rates; not in all)")
 	s.fs.IntVar(&cfg.Backlog, "backlog", bench.BacklogDefault, "scenarios 1, 3, 6: pending deliveries to drain")
 	rates := s.fs.String("rates", "500,2000", "scenario 2: events per second, one run each")
 	s.fs.DurationVar(&cfg.Duration, "duration", bench.DurationDefault, "scenarios 2 and 4: how long each sender runs")
@@ -604,6 +633,8 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.IntVar(&cfg.NoisyRate, "noisy-rate", bench.NoisyRateDefault, "scenario 4: account B's events per second")
 	s.fs.IntVar(&cfg.Retries, "retries", bench.RetriesDefault, "scenario 5: deliveries that fail once")
 	s.fs.Float64Var(&cfg.RetryScale, "retry-scale", bench.RetryScaleDefault, "scenario 5: retry schedule scale (attempt 2 is due 30 s × scale after attempt 1)")
+	s.fs.IntVar(&cfg.IntakeEvents, "intake-events", bench.IntakeEventsDefault, "scenario 8: events POSTed one per request")
+	quietRates := s.fs.String("quiet-rates", "100,200", "scenario 9: steady events per second, one measurement each")
 	s.fs.DurationVar(&cfg.Timeout, "timeout", bench.TimeoutDefault, "bound on every wait (a drain, a sender's arrivals)")
 	warmup := s.fs.Duration("warmup", bench.WarmupDefault, "scenarios 2 and 4: how long each sender runs, uncounted, before it measures (0: no warm-up)")
 	s.fs.IntVar(&cfg.MaxWorkers, "max-workers", 0, "override the server's MaxWorkers")
@@ -635,12 +666,11 @@ func runBench(ctx context.Context, args []string) error {
 	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
 	}
-	for _, part := range strings.Split(*rates, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || n < 1 {
-			return fmt.Errorf("-rates: %q is not a rate such as 500 (events per second)", strings.TrimSpace(part))
-		}
-		cfg.Rates = append(cfg.Rates, n)
+	if cfg.Rates, err = parseRates("-rates", *rates, 500); err != nil {
+		return err
+	}
+	if cfg.QuietRates, err = parseRates("-quiet-rates", *quietRates, 100); err != nil {
+		return err
 	}
 	if *warmup < 0 {
 		return errors.New("-warmup must not be negative")

@@ -326,6 +326,8 @@ func TestServeBadConfig(t *testing.T) {
 		{"ZeroReplaySpacing", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_REPLAY_SPACING=0s"}, "WEBHOOKD_REPLAY_SPACING"},
 		{"BadMaxWebhooks", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT=twenty"}, `WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT (-max-webhooks-per-account): "twenty" is not a whole number >= 0`},
 		{"NegativeMaxFanout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_FANOUT_PER_REQUEST=-1"}, `WEBHOOKD_MAX_FANOUT_PER_REQUEST (-max-fanout-per-request): "-1" is not a whole number >= 0`},
+		{"LongAPIKeyCacheTTL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_API_KEY_CACHE_TTL=3s"}, `WEBHOOKD_API_KEY_CACHE_TTL (-api-key-cache-ttl): "3s" is not 0 or a duration of at most 2s`},
+		{"BadAPIKeyCacheTTL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_API_KEY_CACHE_TTL=soon"}, `WEBHOOKD_API_KEY_CACHE_TTL (-api-key-cache-ttl): "soon" is not 0 or a duration`},
 		{"BadTestSendRate", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TEST_SEND_RATE=fast"}, `WEBHOOKD_TEST_SEND_RATE (-test-send-rate): "fast" is not off or a rate`},
 		{"BadTestSendsInFlight", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TEST_SENDS_IN_FLIGHT=2.5"}, `WEBHOOKD_TEST_SENDS_IN_FLIGHT (-test-sends-in-flight): "2.5" is not a whole number >= 0`},
 	}

@@ -1,0 +1,65 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testdb"
+)
+
+// TestIntakeQuietSmoke runs scenarios 8 and 9 with tiny sizes: every event
+// is accepted and delivered, River's figure is measured beside the intake,
+// and CPU is counted. The figures mean nothing at this size.
+func TestIntakeQuietSmoke(t *testing.T) {
+	t.Parallel()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, &Config{
+		DatabaseURL:  testdb.BaseURL(),
+		Scenarios:    []int{ScenarioIntake, ScenarioQuiet},
+		Backlog:      200,
+		IntakeEvents: 300,
+		QuietRates:   []int{20},
+		Duration:     time.Second,
+		Timeout:      time.Minute,
+		Warmup:       200 * time.Millisecond,
+		Out:          &out,
+		Progress:     logWriter{t},
+	})
+	t.Log("\n" + out.String())
+	require.NoError(t, err)
+
+	in := res.Intake
+	require.NotNil(t, in)
+	require.Equal(t, 300, in.Events)
+	require.Equal(t, 300, in.Latency.N)
+	require.Equal(t, 300, in.Answer.N)
+	require.Positive(t, in.RiverBefore, "River's figure is measured in the same run")
+	require.Positive(t, in.RiverAfter)
+	require.InDelta(t, (in.RiverBefore+in.RiverAfter)/2, in.Reference, 1e-9)
+	require.Positive(t, in.Delivered)
+	require.LessOrEqual(t, in.Delivered, in.Accepted*1.0001, "nothing is delivered before it is accepted")
+	require.InDelta(t, in.Delivered/in.Reference, in.Ratio(), 1e-9)
+	require.Equal(t, max(1, int(in.Delivered*intakePacedShare)), in.PacedRate)
+	require.Positive(t, in.Paced.N)
+	require.Contains(t, out.String(), "| 8 | intake:")
+
+	q := res.Quiet
+	require.NotNil(t, q)
+	require.NotNil(t, q.IdleCPU)
+	require.Len(t, q.Rates, 1)
+	r := q.Rates[0]
+	require.Equal(t, 20, r.Rate)
+	require.Equal(t, 20, r.Sent)
+	require.Equal(t, 20, r.Latency.N)
+	require.Positive(t, r.CPU)
+	require.NotNil(t, r.PostgresCPU, "PostgreSQL runs on this machine in the tests: %s", q.PostgresNote)
+	require.Equal(t, r.CPU+*r.PostgresCPU, r.Total())
+	require.Contains(t, out.String(), "| 9 | quiet:")
+}
