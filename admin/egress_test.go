@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testcert"
+	"github.com/mono/webhookd/internal/testoauth"
 	"github.com/mono/webhookd/internal/testproxy"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/server"
@@ -24,10 +25,7 @@ import (
 func TestEgressProxy(t *testing.T) {
 	t.Parallel()
 	plain := testreceiver.New(t, testreceiver.Status(http.StatusOK))
-	plainURL, err := url.Parse(plain.URL)
-	require.NoError(t, err)
-	plainPort, err := strconv.Atoi(plainURL.Port())
-	require.NoError(t, err)
+	plainPort := portOf(t, plain.URL)
 	serverCA, clientCA := testcert.NewCA(t, "receiver CA"), testcert.NewCA(t, "client CA")
 	secure := testcert.StartReceiver(t, serverCA, clientCA)
 	proxy := testproxy.Start(t, plainPort, secure.Port())
@@ -91,4 +89,75 @@ func TestEgressProxyDown(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
 	require.Contains(t, string(resp.body), `"error_kind":"proxy"`)
 	require.Zero(t, plain.Count())
+}
+
+// With WEBHOOKD_EGRESS_PROXY the operator's notifications
+// (WEBHOOKD_NOTIFY_URL) and a webhook's OAuth2 token fetches go through
+// the proxy too, to the checked IP: every request webhookd makes to an
+// endpoint leaves from the proxy's addresses.
+func TestEgressProxyNotificationsAndTokens(t *testing.T) {
+	t.Parallel()
+	ops := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	oauth := testoauth.Start(t, "mono", "oauth-egress-secret")
+	opsPort, tokenPort, receiverPort := portOf(t, ops.URL), portOf(t, oauth.Token.URL), portOf(t, oauth.Receiver.URL)
+	proxy := testproxy.Start(t, opsPort, tokenPort, receiverPort)
+	b := startServerWith(t, true, func(c *server.Config) {
+		c.EgressProxy = proxy.URL
+		c.NotifyURL, c.NotifySecret = ops.URL+"/ops", "whsec_operator-egress-secret"
+	})
+	const account = "acct_egress_more"
+	tunnelsTo := func(port int) int {
+		n := 0
+		for _, c := range proxy.Connects(t) {
+			if c == fmt.Sprintf("127.0.0.2:%d", port) {
+				n++
+			}
+		}
+		return n
+	}
+
+	create := func(t *testing.T, fields map[string]any) string {
+		t.Helper()
+		fields["account_id"] = account
+		body, err := json.Marshal(fields)
+		require.NoError(t, err)
+		resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: string(body)})
+		require.Equal(t, http.StatusCreated, resp.status, "%s", resp.body)
+		var hook struct {
+			ID string `json:"id"`
+		}
+		require.NoError(t, json.Unmarshal(resp.body, &hook))
+		return hook.ID
+	}
+
+	t.Run("Notification", func(t *testing.T) {
+		id := create(t, map[string]any{"url": "https://hooks.example.com/paused"})
+		resp := b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + id, body: `{"paused":true}`})
+		require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+		got := ops.Wait(t, 1, 15*time.Second)
+		require.Equal(t, "webhook.paused", decodeNotification(t, got[0]).Event.Type)
+		require.Positive(t, tunnelsTo(opsPort), "the notification went through the proxy: %v", proxy.Connects(t))
+	})
+
+	t.Run("TokenFetch", func(t *testing.T) {
+		id := create(t, map[string]any{"url": oauth.Receiver.URL + "/hook", "oauth": map[string]any{
+			"token_url": oauth.Token.URL + "/token", "client_id": "mono", "client_secret": "oauth-egress-secret", "auth_style": "header"}})
+		resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + id + "/test", body: `{}`})
+		require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+		require.Contains(t, string(resp.body), `"succeeded":true`)
+		require.Equal(t, int64(1), oauth.Fetches.Load())
+		require.Equal(t, int64(1), oauth.Received.Load())
+		require.Equal(t, 1, tunnelsTo(tokenPort), "the token fetch went through the proxy: %v", proxy.Connects(t))
+		require.Equal(t, 1, tunnelsTo(receiverPort), "the test send went through the proxy: %v", proxy.Connects(t))
+	})
+}
+
+// portOf is the port of a receiver's URL.
+func portOf(t *testing.T, rawURL string) int {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	port, err := strconv.Atoi(u.Port())
+	require.NoError(t, err)
+	return port
 }

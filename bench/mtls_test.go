@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"strconv"
@@ -31,12 +30,7 @@ func TestDrainMTLS(t *testing.T) {
 	e := &env{cfg: cfg, baseURL: testdb.BaseURL()}
 
 	serverCA, clientCA := testcert.NewCA(t, "receiver CA"), testcert.NewCA(t, "client CA")
-	certPEM, keyPEM := serverCA.Server(t)
-	serverCert, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(clientCA.Cert)
-	setup := &MTLSSetup{Server: &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}}
+	setup := &MTLSSetup{Server: testcert.ServerConfig(t, serverCA, clientCA)}
 	for i := range hooks {
 		c, k := clientCA.Client(t, fmt.Sprintf("webhook-%d", i), time.Now().Add(24*time.Hour))
 		setup.Hooks = append(setup.Hooks, outbound.TLSMaterial{CertificatePEM: c, KeyPEM: k, CABundlePEM: serverCA.PEM})
@@ -48,7 +42,7 @@ func TestDrainMTLS(t *testing.T) {
 	require.NoError(t, err)
 	// HTTPS without client certificates: every webhook has the same CA
 	// bundle, so they share one transport.
-	tlsOnly := &MTLSSetup{Server: &tls.Config{Certificates: []tls.Certificate{serverCert}}, Hooks: []outbound.TLSMaterial{{CABundlePEM: serverCA.PEM}}}
+	tlsOnly := &MTLSSetup{Server: &tls.Config{Certificates: setup.Server.Certificates}, Hooks: []outbound.TLSMaterial{{CABundlePEM: serverCA.PEM}}}
 	https, err := e.drainFanout(ctx, hooks, events, tlsOnly)
 	require.NoError(t, err)
 	mtls, err := e.drainFanout(ctx, hooks, events, setup)

@@ -16,7 +16,8 @@ import (
 // In a real browser: the TLS form refuses a key that is not the
 // certificate's beside the key field (aria-invalid, described by the
 // error), keeps nothing pasted, then saves the setting, which the detail
-// view describes without side scroll on a phone.
+// view describes without side scroll on a phone; the OAuth2 form refuses
+// a token URL beside its field, never shows the secret back, and saves.
 func TestBrowserWebhookTLS(t *testing.T) {
 	t.Parallel()
 	ctx := testbrowser.New(t)
@@ -36,6 +37,16 @@ func TestBrowserWebhookTLS(t *testing.T) {
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
 		require.NoError(t, err, expr)
 		return v
+	}
+	// requireFieldError checks that field is marked invalid and described
+	// by the error errorID, that the form (in details) stays open, and
+	// that nothing in the page holds secret.
+	requireFieldError := func(t *testing.T, field, errorID, details, secret string) {
+		t.Helper()
+		require.True(t, eval(t, `document.querySelector("`+field+`").getAttribute("aria-invalid") === "true"`))
+		require.True(t, eval(t, `document.querySelector("`+field+`").getAttribute("aria-describedby") === "`+errorID+`"`))
+		require.True(t, eval(t, `document.querySelector("`+details+`").open`), "the form stays open after an error")
+		require.False(t, eval(t, `document.documentElement.outerHTML.includes("`+secret+`")`))
 	}
 
 	key := b.createKey(t, "account", "acct_tls_browser")
@@ -68,10 +79,7 @@ func TestBrowserWebhookTLS(t *testing.T) {
 	fill(t, string(certPEM), string(otherKey), string(serverCA.PEM))
 	do(t, chromedp.WaitVisible(chromedp.CSS("#tls-error")))
 	require.Contains(t, textOf(t, "#tls-error"), "client_key is not the private key of client_certificate")
-	require.True(t, eval(t, `document.querySelector("#tls-client-key").getAttribute("aria-invalid") === "true"`))
-	require.True(t, eval(t, `document.querySelector("#tls-client-key").getAttribute("aria-describedby") === "tls-error"`))
-	require.True(t, eval(t, `document.querySelector(".tls-edit").open`), "the form stays open after an error")
-	require.False(t, eval(t, `document.documentElement.outerHTML.includes("PRIVATE KEY-----")`))
+	requireFieldError(t, "#tls-client-key", "tls-error", ".tls-edit", "PRIVATE KEY-----")
 
 	// The form is open already after the error: fill it again.
 	do(t,
@@ -96,4 +104,42 @@ func TestBrowserWebhookTLS(t *testing.T) {
 	}
 	b.api(t, http.MethodGet, "/v1/webhooks/"+hook.ID, key.Key, "", http.StatusOK, &got)
 	require.Equal(t, "CN=browser-hook,O=Mono test", got.TLS.ClientCertificate.Subject)
+
+	// The OAuth2 form: a token URL the rules refuse, its error beside the
+	// field, the secret typed not shown again; then saved and described.
+	const secret = "oauth-secret-never-shown"
+	do(t,
+		chromedp.Click(chromedp.CSS(".oauth-edit summary")),
+		chromedp.WaitVisible(chromedp.CSS("#oauth-token-url")),
+		chromedp.SendKeys(chromedp.CSS("#oauth-token-url"), "http://localhost:9000/token"),
+		chromedp.SendKeys(chromedp.CSS("#oauth-client-id"), "mono"),
+		chromedp.SendKeys(chromedp.CSS("#oauth-client-secret"), secret),
+		chromedp.SendKeys(chromedp.CSS("#oauth-scopes"), "webhooks:write"),
+		chromedp.SetValue(chromedp.CSS("#oauth-auth-style"), "body"),
+		chromedp.Submit(chromedp.CSS("#oauth-token-url")),
+		chromedp.WaitVisible(chromedp.CSS("#oauth-error")),
+	)
+	require.Contains(t, textOf(t, "#oauth-error"), "localhost")
+	requireFieldError(t, "#oauth-token-url", "oauth-error", ".oauth-edit", secret)
+	do(t,
+		chromedp.Clear(chromedp.CSS("#oauth-token-url")),
+		chromedp.SendKeys(chromedp.CSS("#oauth-token-url"), "https://auth.example.com/token"),
+		chromedp.SendKeys(chromedp.CSS("#oauth-client-secret"), secret),
+		chromedp.Submit(chromedp.CSS("#oauth-token-url")),
+		chromedp.WaitVisible(chromedp.CSS("#oauth-setting")),
+	)
+	require.Contains(t, textOf(t, "body"), "OAuth2 setting saved.")
+	require.Contains(t, textOf(t, "#oauth-setting"), "https://auth.example.com/token")
+	require.Contains(t, textOf(t, "#oauth-setting"), "webhooks:write")
+	require.Contains(t, textOf(t, "#oauth-setting"), "form fields")
+	require.False(t, eval(t, `document.documentElement.outerHTML.includes("`+secret+`")`))
+	var saved struct {
+		OAuth struct {
+			TokenURL  string `json:"token_url"`
+			AuthStyle string `json:"auth_style"`
+		} `json:"oauth"`
+	}
+	b.api(t, http.MethodGet, "/v1/webhooks/"+hook.ID, key.Key, "", http.StatusOK, &saved)
+	require.Equal(t, "https://auth.example.com/token", saved.OAuth.TokenURL)
+	require.Equal(t, "body", saved.OAuth.AuthStyle)
 }

@@ -60,9 +60,6 @@ func ValidateEventTypeFilter(filter []string) ([]string, error) {
 		}
 		out = append(out, f)
 	}
-	if err := checkNotificationsOnly(out); err != nil {
-		return nil, err
-	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
 }

@@ -69,8 +69,10 @@ const (
 	// ExcerptSizeDefault is the default ClientConfig.ExcerptSize: 4 KiB.
 	ExcerptSizeDefault = 4 << 10
 
-	// MaxConnsPerHostDefault is the default ClientConfig.MaxConnsPerHost.
-	MaxConnsPerHostDefault = 100
+	// MaxIdleConnsPerHostDefault is the default
+	// ClientConfig.MaxIdleConnsPerHost: 400, webhookd's default number of
+	// workers (the server sets it to WEBHOOKD_MAX_WORKERS).
+	MaxIdleConnsPerHostDefault = 400
 
 	// MaxResponseReadDefault is the default ClientConfig.MaxResponseRead:
 	// 64 KiB.
@@ -91,6 +93,12 @@ const (
 	// idleConnTimeout is how long an idle keep-alive connection is kept.
 	idleConnTimeout = 90 * time.Second
 
+	// sessionCacheSize is how many TLS sessions (one per receiver host)
+	// the shared transport keeps to resume: a connection opened again to
+	// a receiver seen recently skips the certificate exchange. A
+	// webhook's own TLS transport has a cache of its own (mtls.go).
+	sessionCacheSize = 1024
+
 	// maxResponseHeaderBytes bounds the response headers a receiver may
 	// send (net/http allows 10 MB by default).
 	maxResponseHeaderBytes = 64 << 10
@@ -110,10 +118,16 @@ type ClientConfig struct {
 	// At most MaxResponseRead. Defaults to ExcerptSizeDefault (4 KiB).
 	ExcerptSize int
 
-	// MaxConnsPerHost is how many idle keep-alive connections are kept per
-	// receiver (host and port), so a busy webhook doesn't reconnect for
-	// every delivery. Defaults to MaxConnsPerHostDefault (100).
-	MaxConnsPerHost int
+	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
+	// per receiver (host and port), in the shared transport and in each
+	// webhook's own TLS transport. Set it to at least the number of
+	// attempts that may be under way at once to one host (the process's
+	// workers): a connection finishing beyond it is closed, so every
+	// attempt over the limit opens a new connection (and, for HTTPS, a new
+	// TLS handshake). It bounds idle connections only, never those in
+	// use, and a host keeps only as many as it had in use at once.
+	// Defaults to MaxIdleConnsPerHostDefault (400).
+	MaxIdleConnsPerHost int
 
 	// MaxResponseRead is how many bytes of the response body are read at
 	// most; the connection is closed if there are more. Defaults to
@@ -181,8 +195,8 @@ func (c *ClientConfig) WithDefaults() *ClientConfig {
 	if cfg.ExcerptSize == 0 {
 		cfg.ExcerptSize = min(ExcerptSizeDefault, int(max(cfg.MaxResponseRead, 0)))
 	}
-	if cfg.MaxConnsPerHost == 0 {
-		cfg.MaxConnsPerHost = MaxConnsPerHostDefault
+	if cfg.MaxIdleConnsPerHost == 0 {
+		cfg.MaxIdleConnsPerHost = MaxIdleConnsPerHostDefault
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = UserAgentDefault
@@ -208,8 +222,8 @@ func (c *ClientConfig) validate() error {
 		return errors.New("ClientConfig.ExcerptSize must not be negative")
 	case int64(c.ExcerptSize) > c.MaxResponseRead:
 		return fmt.Errorf("ClientConfig.ExcerptSize (%d) must not exceed ClientConfig.MaxResponseRead (%d)", c.ExcerptSize, c.MaxResponseRead)
-	case c.MaxConnsPerHost < 0:
-		return errors.New("ClientConfig.MaxConnsPerHost must not be negative")
+	case c.MaxIdleConnsPerHost < 0:
+		return errors.New("ClientConfig.MaxIdleConnsPerHost must not be negative")
 	case c.TLSConfig != nil && c.TLSConfig.InsecureSkipVerify:
 		return errors.New("ClientConfig.TLSConfig.InsecureSkipVerify is not allowed: certificates are always verified")
 	case c.MaxTLSTransports < 0:
@@ -292,6 +306,11 @@ func NewClient(policy *Policy, cfg *ClientConfig) (*Client, error) {
 		tlsConfig = cfg.TLSConfig.Clone()
 	}
 	tlsConfig.MinVersion = max(tlsConfig.MinVersion, tls.VersionTLS12)
+	if tlsConfig.ClientSessionCache == nil {
+		// No client certificate here, so a session is the receiver's
+		// alone to share between webhooks.
+		tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
+	}
 
 	c := &Client{cfg: cfg, policy: p}
 	dialer := &net.Dialer{
@@ -312,7 +331,7 @@ func NewClient(policy *Policy, cfg *ClientConfig) (*Client, error) {
 		DisableCompression:     true,
 		ForceAttemptHTTP2:      true,
 		IdleConnTimeout:        idleConnTimeout,
-		MaxIdleConnsPerHost:    cfg.MaxConnsPerHost,
+		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		Proxy:                  nil,
 		TLSClientConfig:        tlsConfig,

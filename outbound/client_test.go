@@ -937,7 +937,7 @@ func TestNewClient(t *testing.T) {
 		require.Equal(t, &ClientConfig{
 			ConnectTimeout:      ConnectTimeoutDefault,
 			ExcerptSize:         ExcerptSizeDefault,
-			MaxConnsPerHost:     MaxConnsPerHostDefault,
+			MaxIdleConnsPerHost: MaxIdleConnsPerHostDefault,
 			MaxResponseRead:     MaxResponseReadDefault,
 			Timeout:             TimeoutDefault,
 			TLSHandshakeTimeout: TLSHandshakeTimeoutDefault,
@@ -949,7 +949,8 @@ func TestNewClient(t *testing.T) {
 		transport := client.transport
 		require.Nil(t, transport.Proxy)
 		require.True(t, transport.ForceAttemptHTTP2)
-		require.Equal(t, MaxConnsPerHostDefault, transport.MaxIdleConnsPerHost)
+		require.Equal(t, MaxIdleConnsPerHostDefault, transport.MaxIdleConnsPerHost)
+		require.NotNil(t, transport.TLSClientConfig.ClientSessionCache)
 		require.Equal(t, TLSHandshakeTimeoutDefault, transport.TLSHandshakeTimeout)
 		require.Equal(t, uint16(tls.VersionTLS12), transport.TLSClientConfig.MinVersion)
 		require.ErrorIs(t, client.httpClient.CheckRedirect(nil, nil), http.ErrUseLastResponse)
@@ -978,7 +979,7 @@ func TestNewClient(t *testing.T) {
 			{&ClientConfig{MaxResponseRead: -1}, "ClientConfig.MaxResponseRead"},
 			{&ClientConfig{ExcerptSize: -1}, "ClientConfig.ExcerptSize"},
 			{&ClientConfig{MaxResponseRead: 10, ExcerptSize: 11}, "ClientConfig.ExcerptSize"},
-			{&ClientConfig{MaxConnsPerHost: -1}, "ClientConfig.MaxConnsPerHost"},
+			{&ClientConfig{MaxIdleConnsPerHost: -1}, "ClientConfig.MaxIdleConnsPerHost"},
 			{&ClientConfig{TLSConfig: &tls.Config{InsecureSkipVerify: true}}, "InsecureSkipVerify"}, //nolint:gosec // Refused.
 		} {
 			_, err := NewClient(nil, tt.cfg)

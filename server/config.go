@@ -109,6 +109,13 @@ type Config struct {
 	// starts lower (dispatcher.WebhookConcurrencyStart) and grows as its
 	// endpoint answers.
 	WebhookConcurrency int
+	// MaxIdleConnsPerHost is how many idle keep-alive connections to one
+	// receiver host the outbound client keeps, in its shared transport
+	// and in each webhook's own TLS transport
+	// (WEBHOOKD_MAX_IDLE_CONNS_PER_HOST). Fewer than the attempts under
+	// way at once to a host makes every attempt beyond it open a new
+	// connection (and TLS handshake). Defaults to MaxWorkers.
+	MaxIdleConnsPerHost int
 	// BulkWhileLive is how many backlogged bulk deliveries may be under way
 	// per process while other accounts' live ones are being answered
 	// (WEBHOOKD_BULK_WHILE_LIVE, off for -1; see dispatcher.WorkerConfig).
@@ -264,6 +271,7 @@ func (c *Config) WithDefaults() *Config {
 	out.Version = cmp.Or(out.Version, "dev")
 	out.UserAgent = cmp.Or(out.UserAgent, "Mono-Webhooks/"+out.Version)
 	out.MaxWorkers = cmp.Or(out.MaxWorkers, MaxWorkersDefault)
+	out.MaxIdleConnsPerHost = cmp.Or(out.MaxIdleConnsPerHost, out.MaxWorkers)
 	out.FetchCooldown = cmp.Or(out.FetchCooldown, FetchCooldownDefault)
 	out.FetchPollInterval = cmp.Or(out.FetchPollInterval, FetchPollIntervalDefault)
 	out.WebhookConcurrency = cmp.Or(out.WebhookConcurrency, dispatcher.WebhookConcurrencyDefault)
@@ -306,6 +314,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxWorkers < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_WORKERS must be at least 1 (got %d)", c.MaxWorkers)
+	}
+	if c.MaxIdleConnsPerHost < 1 {
+		return fmt.Errorf("WEBHOOKD_MAX_IDLE_CONNS_PER_HOST must be at least 1 (got %d)", c.MaxIdleConnsPerHost)
 	}
 	if c.WebhookConcurrency < 1 {
 		return fmt.Errorf("WEBHOOKD_WEBHOOK_CONCURRENCY must be at least 1 (got %d)", c.WebhookConcurrency)

@@ -74,7 +74,9 @@ func setupNotify(ctx context.Context, pool *pgxpool.Pool, keys *keyring.Keyring,
 	if err != nil {
 		return nil, fmt.Errorf("error saving the operator's notification webhook: %w", err)
 	}
-	client, err := outbound.NewClient(notifyPolicy, &outbound.ClientConfig{Timeout: cfg.HTTPTimeout, UserAgent: cfg.UserAgent})
+	// Through the egress proxy too, when set: every request webhookd makes
+	// to an endpoint leaves from the allow-listed addresses.
+	client, err := outbound.NewClient(notifyPolicy, &outbound.ClientConfig{Timeout: cfg.HTTPTimeout, UserAgent: cfg.UserAgent, EgressProxy: cfg.EgressProxy})
 	if err != nil {
 		return nil, fmt.Errorf("error creating the notification client: %w", err)
 	}

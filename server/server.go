@@ -145,7 +145,9 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 
 	policy := &outbound.Policy{AllowPrivate: cfg.AllowPrivateNetworks, AllowedCIDRs: cfg.AllowedCIDRs}
-	client, err := outbound.NewClient(policy, &outbound.ClientConfig{Timeout: cfg.HTTPTimeout, UserAgent: cfg.UserAgent, EgressProxy: cfg.EgressProxy})
+	client, err := outbound.NewClient(policy, &outbound.ClientConfig{
+		Timeout: cfg.HTTPTimeout, UserAgent: cfg.UserAgent, EgressProxy: cfg.EgressProxy, MaxIdleConnsPerHost: cfg.MaxIdleConnsPerHost,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("error creating outbound client: %w", err)
 	}

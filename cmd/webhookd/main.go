@@ -308,6 +308,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
 	s.integer("webhook-concurrency", "WEBHOOKD_WEBHOOK_CONCURRENCY", strconv.Itoa(dispatcher.WebhookConcurrencyDefault), "concurrent attempts to one webhook per process", &cfg.WebhookConcurrency)
+	s.integer("max-idle-conns-per-host", "WEBHOOKD_MAX_IDLE_CONNS_PER_HOST", "0", "idle keep-alive connections kept per receiver host (0: as many as max-workers)", &cfg.MaxIdleConnsPerHost)
 	bulk := s.str("bulk-while-live", "WEBHOOKD_BULK_WHILE_LIVE", "0", "backlogged bulk deliveries under way per process while other accounts' live ones are answered (0: max-workers/16; off: no limit)")
 	s.parsers = append(s.parsers, func() (err error) {
 		cfg.BulkWhileLive, err = parseBulkWhileLive(s.where("bulk-while-live"), *bulk)

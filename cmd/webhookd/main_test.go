@@ -298,6 +298,7 @@ func TestServeBadConfig(t *testing.T) {
 		{"BadBool", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ALLOW_PRIVATE_NETWORKS=maybe"}, "WEBHOOKD_ALLOW_PRIVATE_NETWORKS"},
 		{"HTTPSEgressProxy", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=https://squid.internal:3128"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must be http://host:port"},
 		{"EgressProxyWithoutPort", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=http://squid.internal"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must name a host and a port"},
+		{"BadMaxIdleConnsPerHost", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_IDLE_CONNS_PER_HOST=many"}, `WEBHOOKD_MAX_IDLE_CONNS_PER_HOST (-max-idle-conns-per-host): "many" is not a whole number >= 0`},
 		{"BadAddr", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ADDR=nonsense"}, "WEBHOOKD_ADDR"},
 		{"BadRetention", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETENTION=thirty"}, "WEBHOOKD_RETENTION"},
 		{"ShortRetention", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETENTION=12h"}, "WEBHOOKD_RETENTION"},

@@ -139,16 +139,24 @@ func StartReceiver(t testing.TB, serverCA, clientCA *CA) *Receiver {
 			r.Conns.Add(1)
 		}
 	}
+	r.Server.TLS = ServerConfig(t, serverCA, clientCA)
+	r.Server.EnableHTTP2 = true
+	r.Server.StartTLS()
+	t.Cleanup(r.Server.Close)
+	return r
+}
+
+// ServerConfig is the TLS configuration of a receiver whose certificate
+// serverCA signs (valid for 127.0.0.2 and hooks.example.test) and which
+// requires and verifies client certificates clientCA signs.
+func ServerConfig(t testing.TB, serverCA, clientCA *CA) *tls.Config {
+	t.Helper()
 	certPEM, keyPEM := serverCA.Server(t)
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	require.NoError(t, err)
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(clientCA.Cert)
-	r.Server.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
-	r.Server.EnableHTTP2 = true
-	r.Server.StartTLS()
-	t.Cleanup(r.Server.Close)
-	return r
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
 }
 
 // Port is the receiver's port.
