@@ -205,6 +205,11 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 	if f.AccountID == "" && f.WebhookID == "" && f.State != store.StateDead {
 		return nil, nil, 0, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_filter", Field: "account_id", Message: "account_id or webhook_id is required (only state=dead may list every account)"}
 	}
+	if f.AccountID == "" && f.WebhookID == "" {
+		// Every account's: webhookd's own notifications are listed only
+		// when their account (or webhook) is named.
+		f.ExceptAccount = dispatcher.NotifyAccount
+	}
 	return f, after, pg.limit, nil
 }
 

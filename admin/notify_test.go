@@ -109,7 +109,38 @@ func TestNotifications(t *testing.T) {
 		http.StatusUnprocessableEntity, "unknown_notification_type", "event_types[1]")
 	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_n","type":"webhook.paused","data":{}}`}),
 		http.StatusUnprocessableEntity, "reserved_event_type", "type")
+	// A webhook that receives events subscribing to notifications (about
+	// itself, among others): a second webhook must take them.
+	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_n","url":"https://hooks.example.com/w4","event_types":["bank_transfer_*","delivery.dead"]}`}),
+		http.StatusUnprocessableEntity, "notification_self_subscription", "event_types")
+	requireError(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w2.ID, body: `{"event_types":["webhook.paused","order.created"]}`}),
+		http.StatusUnprocessableEntity, "notification_self_subscription", "event_types")
 	require.Equal(t, before, countRows(t, b.pool))
+
+	// The notifications' deliveries are hidden from the listing of every
+	// account's dead deliveries, and listed when their account is named.
+	_, err := b.pool.Exec(ctx, `UPDATE deliveries SET state = 'dead', finished_at = now() WHERE account_id = '_webhookd'`)
+	require.NoError(t, err)
+	listed := func(query string) (ids []string) {
+		t.Helper()
+		var page struct {
+			Data []struct {
+				AccountID string `json:"account_id"`
+			} `json:"data"`
+		}
+		resp := b.do(t, request{method: http.MethodGet, path: "/v1/deliveries?" + query})
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		require.NoError(t, json.Unmarshal(resp.body, &page))
+		for _, d := range page.Data {
+			ids = append(ids, d.AccountID)
+		}
+		return ids
+	}
+	require.NotContains(t, listed("state=dead"), "_webhookd")
+	require.Contains(t, listed("state=dead&account_id=_webhookd"), "_webhookd")
+	var kept webhookCreated
+	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + w2.ID}), http.StatusOK, &kept)
+	require.Equal(t, []string{"webhook.paused", "webhook.resumed"}, kept.EventTypes)
 
 	// The catalogue lists the four types with their schemas.
 	for _, typ := range []string{"webhook.paused", "webhook.resumed", "delivery.dead", "endpoint.failing"} {

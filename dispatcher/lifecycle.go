@@ -60,6 +60,9 @@ func ValidateEventTypeFilter(filter []string) ([]string, error) {
 		}
 		out = append(out, f)
 	}
+	if err := checkNotificationsOnly(out); err != nil {
+		return nil, err
+	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
 }

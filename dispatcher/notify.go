@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,6 +56,31 @@ func notificationNamespace(name string) bool {
 		}
 	}
 	return false
+}
+
+// checkNotificationsOnly refuses a filter that names notification types
+// beside other event types: a webhook that takes webhookd's notifications
+// takes only them (and webhook.test), so that it is never the subject of
+// the notifications it subscribes to: its deliveries are all
+// notifications, whose failures never make one (Notify). A webhook that
+// also received events would be subscribing to notifications about its
+// own trouble, which would have to go to the endpoint in trouble.
+func checkNotificationsOnly(filter []string) error {
+	var notification, other string
+	for _, f := range filter {
+		switch {
+		case IsNotificationType(f):
+			notification = cmp.Or(notification, f)
+		case f != "webhook.test":
+			other = cmp.Or(other, f)
+		}
+	}
+	if notification == "" || other == "" {
+		return nil
+	}
+	return &ValidationError{Field: "event_types", Code: "notification_self_subscription",
+		Message: "event_types names the notification type " + notification + " beside the event type " + other +
+			": a webhook that receives events would be subscribing to notifications about itself; subscribe a second webhook that names only notification types"}
 }
 
 // Notification is one of webhookd's own events about a webhook of an

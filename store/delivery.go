@@ -498,6 +498,9 @@ type DeliveryFilter struct {
 	// CreatedBefore.
 	CreatedAfter  *time.Time
 	CreatedBefore *time.Time
+	// ExceptAccount leaves that account's deliveries out (the internal
+	// notification account's, from a listing of every account).
+	ExceptAccount string
 }
 
 // DeliveryCursor is a position in a listing: the listing continues with
@@ -567,6 +570,9 @@ func DeliveryListQuery(f *DeliveryFilter, after *DeliveryCursor, limit int) (str
 	}
 	if f.AccountID != "" {
 		conds = append(conds, "d.account_id = "+param(f.AccountID))
+	}
+	if f.ExceptAccount != "" {
+		conds = append(conds, "d.account_id <> "+param(f.ExceptAccount))
 	}
 	if f.WebhookID != "" {
 		conds = append(conds, "d.webhook_id = "+param(f.WebhookID))
