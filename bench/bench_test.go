@@ -149,7 +149,8 @@ func TestParseScenarios(t *testing.T) {
 		{in: "5,1, 2,1", want: []int{1, 2, 5}},
 		{in: "0,1", want: []int{0, 1}},
 		{in: "6,7", want: []int{6, 7}},
-		{in: "8", err: true},
+		{in: "9,8", want: []int{8, 9}},
+		{in: "10", err: true},
 		{in: "-1", err: true},
 		{in: "1,x", err: true},
 	} {
