@@ -38,6 +38,13 @@ const (
 	// FetchPollIntervalDefault bounds how late a due retry is picked up
 	// (River sends no notification for a retry coming due).
 	FetchPollIntervalDefault = 50 * time.Millisecond
+	// DefaultQueuePollInterval is how often River's default queue (the
+	// reconciler, retention, bulk replays, operator notifications) polls.
+	// Its new jobs are announced by LISTEN/NOTIFY, so only a snoozed or
+	// scheduled one (or any, through a transaction pooler) waits for the
+	// poll; polling it every FetchPollInterval was half of an idle
+	// process's queries (issue 30).
+	DefaultQueuePollInterval = 250 * time.Millisecond
 	// DBMaxConnsDefault is the pgx pool size of one process. A worker holds
 	// a connection only for its two short queries, never across the POST.
 	DBMaxConnsDefault = 40

@@ -226,7 +226,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 				FetchCooldown:     cfg.FetchCooldown,
 				FetchPollInterval: cfg.FetchPollInterval,
 			},
-			river.QueueDefault: {MaxWorkers: 2},
+			river.QueueDefault: {MaxWorkers: 2, FetchPollInterval: max(cfg.FetchPollInterval, DefaultQueuePollInterval)},
 		},
 		Workers:                     workers,
 		FetchCooldown:               cfg.FetchCooldown,
