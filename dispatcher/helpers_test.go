@@ -50,7 +50,7 @@ func setupServer(t *testing.T, modify func(*server.Config)) *testBundle {
 }
 
 // createWebhook stores a live webhook and returns its id and secret.
-func createWebhook(t *testing.T, db store.DB, keys *keyring.Keyring, accountID, url string) (string, string) {
+func createWebhook(t testing.TB, db store.DB, keys *keyring.Keyring, accountID, url string) (string, string) {
 	t.Helper()
 	id := ident.New(ident.Webhook)
 	secret := "whsec_test_" + ident.New(ident.Key)[4:]
