@@ -40,14 +40,10 @@ func BenchmarkRecordDeaths(b *testing.B) {
 	recordings := func(deaths int) []store.Recording {
 		ids := make([]string, batch)
 		for i := range ids {
-			tx, err := pool.Begin(ctx)
-			require.NoError(b, err)
-			res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_bench_dead", Type: "ping", Data: rawJSON(`{}`)})
-			require.NoError(b, err)
-			require.NoError(b, tx.Commit(ctx))
+			res := enqueue(b, pool, enqueuer, &dispatcher.Event{AccountID: "acct_bench_dead", Type: "ping", Data: rawJSON(`{}`)})
 			job++
 			ids[i] = res.Deliveries[0].ID
-			_, err = pool.Exec(ctx, `UPDATE deliveries SET job_id = $2 WHERE id = $1`, ids[i], job)
+			_, err := pool.Exec(ctx, `UPDATE deliveries SET job_id = $2 WHERE id = $1`, ids[i], job)
 			require.NoError(b, err)
 		}
 		targets, err := store.GetTargets(ctx, byKey, ids)

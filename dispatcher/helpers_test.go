@@ -64,7 +64,7 @@ func createWebhook(t testing.TB, db store.DB, keys *keyring.Keyring, accountID, 
 }
 
 // enqueue enqueues ev in its own committed transaction.
-func enqueue(t *testing.T, pool *pgxpool.Pool, e *dispatcher.Enqueuer, ev *dispatcher.Event) *dispatcher.Enqueued {
+func enqueue(t testing.TB, pool *pgxpool.Pool, e *dispatcher.Enqueuer, ev *dispatcher.Event) *dispatcher.Enqueued {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
