@@ -227,6 +227,7 @@ func (a *API) routes() []route {
 		{"DELETE", "/v1/webhooks/{id}", scopesAccount, a.deleteWebhook},
 		{"POST", "/v1/webhooks/{id}/test", scopesAccount, a.sendTest},
 		{"POST", "/v1/webhooks/{id}/rotate-secret", scopesAccount, a.rotateSecret},
+		{"POST", "/v1/webhooks/{id}/fifo/skip", scopesAccount, a.skipFIFOHead},
 		{"POST", "/v1/events", scopesEvents, a.createEvent},
 		{"POST", "/v1/events/batch", scopesEvents, a.createEventBatch},
 		{"GET", "/v1/events", scopesAccount, a.findEvent},

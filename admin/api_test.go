@@ -207,6 +207,8 @@ type webhookCreated struct {
 	SignatureScheme         string     `json:"signature_scheme"`
 	OnGone                  string     `json:"on_gone"`
 	RateLimitPerSecond      *int       `json:"rate_limit_per_second"`
+	Ordering                string     `json:"ordering"`
+	FIFO                    *fifoLine  `json:"fifo"`
 	Secret                  string     `json:"secret"`
 	CreatedAt               time.Time  `json:"created_at"`
 }

@@ -110,6 +110,7 @@ func TestAuthMatrix(t *testing.T) {
 		"GET /v1/webhooks/{id}/health":         {path: fixed("/v1/webhooks/" + hook.ID + "/health"), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"POST /v1/webhooks/{id}/test":          {path: fixed("/v1/webhooks/" + hook.ID + "/test"), body: fixedBody(`{}`), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"POST /v1/webhooks/{id}/rotate-secret": {path: fixed("/v1/webhooks/" + hook.ID + "/rotate-secret"), body: fixedBody(`{"expires_in":"1h"}`), ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
+		"POST /v1/webhooks/{id}/fifo/skip":     {path: fixed("/v1/webhooks/" + hook.ID + "/fifo/skip"), body: fixedBody(`{"delivery_id":"dlv_01a2463c9d2f7c4e92cefd79df658ddf"}`), ok: []int{http.StatusConflict}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"PATCH /v1/webhooks/{id}": {path: fixed("/v1/webhooks/" + hook.ID), body: fixedBody(`{"description":"matrix"}`),
 			ok: []int{http.StatusOK}, foreign: http.StatusNotFound, foreignCode: "not_found"},
 		"DELETE /v1/webhooks/{id}": {path: func(t *testing.T) string { return "/v1/webhooks/" + b.createWebhook(t, account, nextURL()).ID },

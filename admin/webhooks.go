@@ -46,6 +46,8 @@ type webhookRequest struct {
 	// RateLimitPerSecond caps attempts started per second (1–100); null
 	// or absent: no limit (admin/throttle.go).
 	RateLimitPerSecond webhookRateField `json:"rate_limit_per_second"`
+	// Ordering is "none" (the default) or "fifo" (admin/fifo.go).
+	Ordering *string `json:"ordering"`
 }
 
 type webhookResponse struct {
@@ -77,9 +79,13 @@ type webhookResponse struct {
 	TLS *webhookTLSResponse `json:"tls,omitempty"`
 	// RateLimitPerSecond is the most attempts started per second, null
 	// when there is no limit.
-	RateLimitPerSecond *int      `json:"rate_limit_per_second"`
-	Secret             string    `json:"secret,omitempty"`
-	CreatedAt          time.Time `json:"created_at"`
+	RateLimitPerSecond *int `json:"rate_limit_per_second"`
+	// Ordering is "none" or "fifo"; FIFO, for a FIFO webhook only, its
+	// line (admin/fifo.go).
+	Ordering  string               `json:"ordering"`
+	FIFO      *webhookFIFOResponse `json:"fifo,omitempty"`
+	Secret    string               `json:"secret,omitempty"`
+	CreatedAt time.Time            `json:"created_at"`
 }
 
 // newSecret returns a new webhook secret: whsec_ and the standard (padded)
@@ -148,7 +154,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check()); apiErr != nil {
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check(), checkOrdering(req.Ordering)); apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
@@ -191,6 +197,10 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		SignatureScheme:    store.SchemeMono,
 		OnGone:             store.OnGoneRetry,
 		RateLimitPerSecond: req.RateLimitPerSecond.Value,
+		Ordering:           store.OrderingNone,
+	}
+	if req.Ordering != nil {
+		hook.Ordering = *req.Ordering
 	}
 	if req.SignatureScheme != nil {
 		hook.SignatureScheme = *req.SignatureScheme
@@ -251,6 +261,10 @@ func renderWebhook(hook *store.Webhook) webhookResponse {
 		SignatureScheme: hook.SignatureScheme, OnGone: hook.OnGone,
 		TLS:                renderTLS(&hook.TLS, time.Now()),
 		RateLimitPerSecond: hook.RateLimitPerSecond,
+		Ordering:           hook.Ordering,
+	}
+	if out.Ordering == store.OrderingFIFO {
+		out.FIFO = &webhookFIFOResponse{} // withFIFO fills it in
 	}
 	if out.HeaderNames == nil {
 		out.HeaderNames = []string{}
@@ -309,6 +323,10 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
+	if err := a.withFIFO(r.Context(), outs...); err != nil {
+		writeError(w, errInternal(err))
+		return
+	}
 	writeJSON(w, http.StatusOK, newPage(rows, pg, func(h webhookResponse) string { return h.ID }))
 }
 
@@ -334,6 +352,10 @@ func (a *API) getWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	out := renderWebhook(hook)
 	if err := a.withOAuth(r.Context(), &out); err != nil {
+		writeError(w, errInternal(err))
+		return
+	}
+	if err := a.withFIFO(r.Context(), &out); err != nil {
 		writeError(w, errInternal(err))
 		return
 	}
@@ -392,6 +414,8 @@ type webhookPatch struct {
 	OAuth *webhookOAuthRequest `json:"oauth"`
 	// RateLimitPerSecond sets the rate limit (1–100); null removes it.
 	RateLimitPerSecond webhookRateField `json:"rate_limit_per_second"`
+	// Ordering switches the ordering ("none" or "fifo", admin/fifo.go).
+	Ordering *string `json:"ordering"`
 }
 
 func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
@@ -430,7 +454,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		eventTypes = &filter
 	}
-	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check()); apiErr != nil {
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check(), checkOrdering(req.Ordering)); apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
@@ -445,6 +469,9 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone, TLS: tlsSetting, RateLimitPerSecond: req.RateLimitPerSecond.update()})
 	if err == nil && req.Paused != nil {
 		hook, err = a.setPaused(r.Context(), hook, *req.Paused, p)
+	}
+	if err == nil && req.Ordering != nil {
+		hook, err = a.setOrdering(r.Context(), hook, *req.Ordering)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, errNotFound("webhook"))
@@ -465,6 +492,10 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	a.logger.Info("webhook updated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID))
 	out := renderWebhook(hook)
 	if err := a.withOAuth(r.Context(), &out); err != nil {
+		writeError(w, errInternal(err))
+		return
+	}
+	if err := a.withFIFO(r.Context(), &out); err != nil {
 		writeError(w, errInternal(err))
 		return
 	}

@@ -34,6 +34,8 @@ type webhookView struct {
 	SignatureScheme         string     `json:"signature_scheme"`
 	OnGone                  string     `json:"on_gone"`
 	RateLimitPerSecond      *int       `json:"rate_limit_per_second"`
+	Ordering                string     `json:"ordering"`
+	FIFO                    *fifoLine  `json:"fifo"`
 	CreatedAt               time.Time  `json:"created_at"`
 }
 

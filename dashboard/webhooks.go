@@ -45,6 +45,10 @@ type apiWebhook struct {
 	// RateLimitPerSecond is the most attempts started a second, nil when
 	// there is no limit.
 	RateLimitPerSecond *int `json:"rate_limit_per_second"`
+	// Ordering is none or fifo, and FIFO a FIFO webhook's line
+	// (dashboard/fifo.go).
+	Ordering string       `json:"ordering"`
+	FIFO     *apiFIFOLine `json:"fifo"`
 }
 
 // GonePaused says the webhook was paused because its endpoint answered

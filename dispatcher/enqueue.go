@@ -442,7 +442,10 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 	if e.maxFanout > 0 && !perEvent && total > e.maxFanout {
 		return nil, &FanoutError{Deliveries: total, Limit: e.maxFanout, Index: -1}
 	}
-	var params []river.InsertManyParams
+	var (
+		params       []river.InsertManyParams
+		freshTargets [][]store.LiveWebhook
+	)
 	for i, p := range items {
 		if out[i] != nil || p.sameAs >= 0 {
 			continue
@@ -475,6 +478,12 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		}
 		out[i] = res
 		fresh = append(fresh, ev)
+		freshTargets = append(freshTargets, targets[i])
+	}
+	// FIFO webhooks' deliveries take their places in line, holding each
+	// webhook's lock until tx ends (dispatcher/fifo.go).
+	if err := takeFIFOSeqs(ctx, tx, fresh, freshTargets); err != nil {
+		return nil, err
 	}
 
 	// One River insert for every delivery of the batch, then one statement

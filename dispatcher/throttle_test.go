@@ -208,13 +208,19 @@ FROM (SELECT coalesce((j.metadata->>'snoozes')::int, 0) AS s FROM river_job j JO
 // starts a second and returns its id.
 func createLimitedWebhook(t *testing.T, db store.DB, srv *testserver.Server, accountID, url string, perSecond int) string {
 	t.Helper()
+	return createWebhookWith(t, db, srv, accountID, url, func(w *store.Webhook) { w.RateLimitPerSecond = &perSecond })
+}
+
+// createWebhookWith creates a webhook of accountID to url with a fresh
+// secret, set as set says.
+func createWebhookWith(t *testing.T, db store.DB, srv *testserver.Server, accountID, url string, set func(*store.Webhook)) string {
+	t.Helper()
 	id := ident.New(ident.Webhook)
 	ct, keyID, err := srv.Keys.Encrypt([]byte("whsec_test_"+ident.New(ident.Key)[4:]), []byte(id))
 	require.NoError(t, err)
-	require.NoError(t, store.InsertWebhook(context.Background(), db, &store.Webhook{
-		ID: id, AccountID: accountID, URL: url, URLNormalized: url,
-		SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now(), RateLimitPerSecond: &perSecond,
-	}))
+	w := &store.Webhook{ID: id, AccountID: accountID, URL: url, URLNormalized: url, SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now()}
+	set(w)
+	require.NoError(t, store.InsertWebhook(context.Background(), db, w))
 	return id
 }
 

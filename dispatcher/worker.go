@@ -386,6 +386,13 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	if target.NextAttemptAt != nil && target.NextAttemptAt.After(now) {
 		return river.JobSnooze(target.NextAttemptAt.Sub(now))
 	}
+	// A FIFO webhook's delivery goes only as the head of its line
+	// (dispatcher/fifo.go).
+	if wait, err := w.fifoWait(ctx, target); err != nil {
+		return fmt.Errorf("error reading the FIFO line of delivery %s: %w", target.DeliveryID, err)
+	} else if wait > 0 {
+		return river.JobSnooze(wait)
+	}
 	// A rate-limited webhook: wait for a start slot, snoozed, holding no
 	// worker (dispatcher/throttle.go).
 	limited, snooze, err := w.throttle.reserve(ctx, target, job.ID, now)
@@ -544,6 +551,9 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	default:
 		w.cfg.Metrics.DeliveriesFinished(metrics.OutcomeSucceeded, target.EventType, 1)
 		log.Debug("delivered", fields...)
+		if err := w.fifoAdvance(bookCtx, target); err != nil {
+			log.Warn("could not wake the next delivery of the FIFO line; it goes at its own next look", zap.Error(err))
+		}
 	}
 	return nil
 }

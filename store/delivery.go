@@ -66,6 +66,9 @@ type Target struct {
 	// (dispatcher/throttle.go); it holds only while it equals NextAttemptAt.
 	RateLimit    *int
 	ThrottleSlot *time.Time
+	// FIFOSeq is the delivery's place in its FIFO webhook's line, nil
+	// when it is unordered (store/fifo.go).
+	FIFOSeq *int64
 }
 
 // targetColumns are everything a delivery attempt needs, from the delivery
@@ -76,7 +79,7 @@ SELECT d.id, d.state, d.attempts, d.generation, d.gen_attempts, d.next_attempt_a
        w.deleted_at IS NOT NULL, d.event_type, d.created_at, d.part_day, w.headers_ciphertext, w.headers_key_id, e.traceparent,
        w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at, w.paused_at IS NOT NULL,
        w.signature_scheme, w.on_gone, w.tls_ciphertext, w.tls_key_id, w.tls_ca_bundle,
-       w.rate_limit_per_second, d.throttle_slot`
+       w.rate_limit_per_second, d.throttle_slot, d.fifo_seq`
 
 const targetJoins = `
 JOIN events e ON e.id = d.event_id AND e.part_day = d.part_day
@@ -94,7 +97,7 @@ func scanTarget(row pgx.Row) (*Target, error) {
 		&t.EventType, &t.CreatedAt, &t.PartDay, &t.HeadersCipher, &t.HeadersKeyID, &t.Traceparent,
 		&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt, &t.Paused,
 		&t.SignatureScheme, &t.OnGone, &t.TLSCipher, &t.TLSKeyID, &t.TLSCABundle,
-		&t.RateLimit, &t.ThrottleSlot)
+		&t.RateLimit, &t.ThrottleSlot, &t.FIFOSeq)
 	return t, err
 }
 

@@ -29,6 +29,9 @@ type NewEvent struct {
 	DeliveryIDs []string
 	WebhookIDs  []string
 	JobIDs      []int64
+	// FIFOSeqs, parallel to them when not nil, are the deliveries' places
+	// in their FIFO webhooks' lines (0: unordered; store/fifo.go).
+	FIFOSeqs []int64
 }
 
 const eventsInsert = `
@@ -38,11 +41,11 @@ WITH event AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[], $15::date[], $17::text[])
         AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)
 )
-INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day, state)
+INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day, state, fifo_seq)
 SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, nullif(d.job_id, 0), d.created_at, d.created_at, d.created_at, d.part_day,
-       CASE WHEN d.job_id = 0 THEN 'paused' ELSE 'pending' END
-FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $16::date[])
-    AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at, part_day)`
+       CASE WHEN d.job_id = 0 THEN 'paused' ELSE 'pending' END, nullif(d.fifo_seq, 0)
+FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $16::date[], $18::bigint[])
+    AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at, part_day, fifo_seq)`
 
 // InsertEvents inserts the events and all their deliveries in one
 // statement, however many there are. An event and its deliveries go into
@@ -57,7 +60,7 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 		keys, traces         = make([]*string, n), make([]*string, n)
 
 		dIDs, dEvents, dWebhooks, dAccounts, dTypes []string
-		dJobs                                       []int64
+		dJobs, dSeqs                                []int64
 		dCreated, days, dDays                       []time.Time
 	)
 	for i, ev := range events {
@@ -69,10 +72,15 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 			dIDs, dEvents, dWebhooks = append(dIDs, id), append(dEvents, ev.ID), append(dWebhooks, ev.WebhookIDs[j])
 			dAccounts, dTypes = append(dAccounts, ev.AccountID), append(dTypes, ev.Type)
 			dJobs, dCreated, dDays = append(dJobs, ev.JobIDs[j]), append(dCreated, ev.CreatedAt), append(dDays, day)
+			var seq int64
+			if ev.FIFOSeqs != nil {
+				seq = ev.FIFOSeqs[j]
+			}
+			dSeqs = append(dSeqs, seq)
 		}
 	}
 	_, err := db.Exec(ctx, eventsInsert, ids, accounts, types, bodies, occurred, keys, created,
-		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces)
+		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces, dSeqs)
 	return err
 }
 

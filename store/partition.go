@@ -217,7 +217,9 @@ WITH moved AS (
     UPDATE deliveries SET part_day = $2
     WHERE part_day = $1 %s
       AND NOT ((state IN ('succeeded', 'cancelled') AND coalesce(finished_at, 'infinity') < $3)
-            OR (state = 'dead' AND coalesce(finished_at, 'infinity') < $4))
+            OR (state = 'dead' AND coalesce(finished_at, 'infinity') < $4
+                -- a dead head blocking a live FIFO webhook's line is kept
+                AND (fifo_seq IS NULL OR EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id AND w.deleted_at IS NOT NULL))))
       AND (state NOT IN ('pending', 'paused')
            OR NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id AND w.deleted_at IS NOT NULL))
     RETURNING id, event_id

@@ -100,7 +100,11 @@ WITH replayed AS (
         next_attempt_at = t.next_attempt_at,
         job_id = t.job_id,
         finished_at = NULL,
-        updated_at = $6
+        updated_at = $6,
+        -- A succeeded delivery of a FIFO webhook is history, not the line:
+        -- replayed, it goes out outside the order (store/fifo.go). A dead
+        -- one keeps its place (it is the blocking head).
+        fifo_seq = CASE WHEN d.state = 'succeeded' THEN NULL ELSE d.fifo_seq END
     FROM unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::timestamptz[])
          AS t (id, from_state, generation, job_id, next_attempt_at)
     WHERE d.id = t.id

@@ -86,6 +86,8 @@ type Webhook struct {
 	// RateLimitPerSecond is the most attempts started per second across
 	// all processes (RateLimitMin to RateLimitMax); nil: no limit.
 	RateLimitPerSecond *int
+	// Ordering is OrderingNone or OrderingFIFO (store/fifo.go).
+	Ordering string
 }
 
 // Signature schemes (webhooks.signature_scheme).
@@ -101,12 +103,15 @@ const (
 )
 
 const webhookInsert = `
+WITH fifo AS ( -- a FIFO webhook's line row (store/fifo.go)
+    INSERT INTO webhook_fifo (webhook_id) SELECT $1 WHERE $23 = 'fifo'
+)
 INSERT INTO webhooks (id, account_id, url, url_normalized, description, secret_ciphertext, secret_key_id, created_at,
                       header_names, headers_ciphertext, headers_key_id, event_types, signature_scheme, on_gone,
                       tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after,
-                      rate_limit_per_second)
+                      rate_limit_per_second, ordering)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::text[], '{}'), $10, $11, coalesce($12::text[], '{}'),
-        coalesce(nullif($13, ''), 'mono'), coalesce(nullif($14, ''), 'retry'), $15, $16, $17, $18, $19, $20, $21, $22)`
+        coalesce(nullif($13, ''), 'mono'), coalesce(nullif($14, ''), 'retry'), $15, $16, $17, $18, $19, $20, $21, $22, coalesce(nullif($23, ''), 'none'))`
 
 // InsertWebhook inserts w. A live webhook of the same account and normalised
 // URL gives ErrDuplicateURL.
@@ -114,7 +119,7 @@ func InsertWebhook(ctx context.Context, db DB, w *Webhook) error {
 	_, err := db.Exec(ctx, webhookInsert, w.ID, w.AccountID, w.URL, w.URLNormalized, w.Description, w.SecretCiphertext, w.SecretKeyID, w.CreatedAt,
 		w.HeaderNames, w.HeadersCiphertext, w.HeadersKeyID, w.EventTypes, w.SignatureScheme, w.OnGone,
 		w.TLS.Ciphertext, w.TLS.KeyID, w.TLS.CABundle, w.TLS.CertSubject, w.TLS.CertIssuer, w.TLS.CertSerial, w.TLS.CertNotAfter,
-		w.RateLimitPerSecond)
+		w.RateLimitPerSecond, w.Ordering)
 	if IsUniqueViolation(err) {
 		return ErrDuplicateURL
 	}
@@ -157,7 +162,7 @@ func DeleteWebhook(ctx context.Context, db DB, id, accountID string, now time.Ti
 }
 
 const webhooksLive = `
-SELECT account_id, id, event_types, paused_at IS NOT NULL FROM webhooks
+SELECT account_id, id, event_types, paused_at IS NOT NULL, ordering = 'fifo' FROM webhooks
 WHERE account_id = ANY($1) AND deleted_at IS NULL
 ORDER BY account_id, id`
 
@@ -166,6 +171,7 @@ type LiveWebhook struct {
 	ID         string
 	EventTypes []string
 	Paused     bool
+	FIFO       bool // ordering fifo: its deliveries take sequence numbers
 }
 
 // LiveWebhooks lists the live webhooks of each of accountIDs, oldest first,
@@ -182,7 +188,7 @@ func LiveWebhooks(ctx context.Context, db DB, accountIDs []string) (map[string][
 			accountID string
 			w         LiveWebhook
 		)
-		if err := rows.Scan(&accountID, &w.ID, &w.EventTypes, &w.Paused); err != nil {
+		if err := rows.Scan(&accountID, &w.ID, &w.EventTypes, &w.Paused, &w.FIFO); err != nil {
 			return nil, err
 		}
 		out[accountID] = append(out[accountID], w)
@@ -213,7 +219,7 @@ const webhookColumns = `id, account_id, url, url_normalized, description, secret
     previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at, event_types, paused_at, pause_reason,
     signature_scheme, on_gone,
     tls_ciphertext, tls_key_id, tls_ca_bundle, tls_cert_subject, tls_cert_issuer, tls_cert_serial, tls_cert_not_after,
-    rate_limit_per_second`
+    rate_limit_per_second, ordering`
 
 func scanWebhook(row pgx.Row) (*Webhook, error) {
 	w := &Webhook{}
@@ -222,7 +228,7 @@ func scanWebhook(row pgx.Row) (*Webhook, error) {
 		&w.PreviousSecretCiphertext, &w.PreviousSecretKeyID, &w.PreviousSecretExpiresAt, &w.EventTypes, &w.PausedAt, &w.PauseReason,
 		&w.SignatureScheme, &w.OnGone,
 		&w.TLS.Ciphertext, &w.TLS.KeyID, &w.TLS.CABundle, &w.TLS.CertSubject, &w.TLS.CertIssuer, &w.TLS.CertSerial, &w.TLS.CertNotAfter,
-		&w.RateLimitPerSecond)
+		&w.RateLimitPerSecond, &w.Ordering)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

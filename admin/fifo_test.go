@@ -1,0 +1,92 @@
+package admin_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testreceiver"
+)
+
+// fifoLine is a FIFO webhook's line in its answer.
+type fifoLine struct {
+	BlockedBy *string `json:"blocked_by"`
+	Waiting   int64   `json:"waiting"`
+}
+
+// ordering through POST, PATCH and GET ("none" by default, "fifo"),
+// anything else refused naming the field; a dead head shows as
+// fifo.blocked_by with the count waiting behind it, and POST
+// /v1/webhooks/{id}/fifo/skip takes only that head out of the line (which
+// then moves on), refusing anything else with nothing skipped.
+func TestWebhookFIFOSetting(t *testing.T) {
+	t.Parallel()
+	b := startServer(t, true)
+	recv := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
+
+	var hook webhookCreated
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks",
+		body: `{"account_id":"acct_fifo","url":"` + recv.URL + `/hook","ordering":"fifo"}`}), http.StatusCreated, &hook)
+	require.Equal(t, "fifo", hook.Ordering)
+	require.NotNil(t, hook.FIFO)
+	require.Nil(t, hook.FIFO.BlockedBy)
+	get := func(id string) webhookView {
+		var v webhookView
+		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + id}), http.StatusOK, &v)
+		return v
+	}
+	require.Equal(t, "fifo", get(hook.ID).Ordering)
+
+	// Bad input changes nothing.
+	other := b.createWebhook(t, "acct_fifo_other", "https://fifo.example.com/hook")
+	plain := get(other.ID)
+	require.Equal(t, "none", plain.Ordering, "no order by default")
+	require.Nil(t, plain.FIFO)
+	patch := func(id, body string) *response {
+		return b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + id, body: body})
+	}
+	requireError(t, patch(other.ID, `{"ordering":"lifo"}`), http.StatusUnprocessableEntity, "invalid_ordering", "ordering")
+	requireError(t, patch(other.ID, `{"ordering":1}`), http.StatusBadRequest, "invalid_type", "ordering")
+	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks",
+		body: `{"account_id":"acct_fifo","url":"https://fifo2.example.com/hook","ordering":"FIFO"}`}), http.StatusUnprocessableEntity, "invalid_ordering", "ordering")
+	require.Equal(t, "none", get(other.ID).Ordering)
+	skip := func(id, body string) *response {
+		return b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + id + "/fifo/skip", body: body})
+	}
+	requireError(t, skip(other.ID, `{"delivery_id":"dlv_01a2463c9d2f7c4e92cefd79df658ddf"}`), http.StatusConflict, "not_fifo", "id")
+	requireError(t, skip(hook.ID, `{}`), http.StatusUnprocessableEntity, "missing_field", "delivery_id")
+	requireError(t, skip(hook.ID, `{"delivery_id":"wh_1"}`), http.StatusUnprocessableEntity, "invalid_delivery_id", "delivery_id")
+
+	// Two events; the first dies (ten failures) and blocks the second.
+	var ids []string
+	for range 2 {
+		var ev eventAccepted
+		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_fifo","type":"ping","data":{}}`}), http.StatusAccepted, &ev)
+		ids = append(ids, ev.Deliveries[0].ID)
+	}
+	require.Eventually(t, func() bool {
+		v := get(hook.ID)
+		return v.FIFO != nil && v.FIFO.BlockedBy != nil
+	}, 2*time.Minute, 100*time.Millisecond, "the dead head blocks the line")
+	v := get(hook.ID)
+	require.Equal(t, ids[0], *v.FIFO.BlockedBy)
+	require.EqualValues(t, 1, v.FIFO.Waiting)
+	require.Equal(t, "pending", b.getDelivery(t, ids[1]).State)
+	require.Empty(t, b.getDelivery(t, ids[1]).Attempts, "nothing behind a dead head is attempted")
+
+	requireError(t, skip(hook.ID, `{"delivery_id":"`+ids[1]+`"}`), http.StatusConflict, "not_blocking", "delivery_id")
+	recv.SetRespond(testreceiver.Status(http.StatusOK))
+	jsonBody(t, skip(hook.ID, `{"delivery_id":"`+ids[0]+`"}`), http.StatusOK, &v)
+	require.Nil(t, v.FIFO.BlockedBy)
+	b.waitDeliveryState(t, ids[1], "succeeded")
+	require.Equal(t, "dead", b.getDelivery(t, ids[0]).State, "a skipped head stays dead")
+
+	// Switching back: no line any more.
+	var switched webhookView
+	jsonBody(t, patch(hook.ID, `{"ordering":"none"}`), http.StatusOK, &switched)
+	require.Equal(t, "none", switched.Ordering)
+	require.Nil(t, switched.FIFO)
+	require.Equal(t, "none", get(hook.ID).Ordering)
+}

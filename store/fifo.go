@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Ordered (FIFO) delivery per webhook (webhooks.ordering = 'fifo'): the
+// order is the sequence enqueue gives each delivery under the webhook's
+// webhook_fifo row lock (deliveries.fifo_seq), so commit order per webhook.
+// A FIFO webhook's line is its deliveries with a fifo_seq in state pending,
+// paused or dead, and its head the lowest of them: only the head is sent
+// (dispatcher/fifo.go), and a dead head blocks the line until it is
+// replayed or skipped. See docs/architecture.md, "FIFO webhooks".
+
+// Webhook orderings (webhooks.ordering).
+const (
+	OrderingNone = "none"
+	OrderingFIFO = "fifo"
+)
+
+// fifoTake takes $2[i] sequence numbers of FIFO webhook $1[i], locking the
+// webhook_fifo rows in webhook id order (two enqueues fanning out to
+// several FIFO webhooks can't deadlock) until the transaction ends, and
+// returns the first number taken of each. A webhook with no row (not FIFO,
+// or switched off meanwhile: the DELETE waited for our lock or we for its)
+// takes none.
+const fifoTake = `
+WITH want AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[]) AS w(webhook_id, n)
+), locked AS (
+    SELECT f.webhook_id FROM webhook_fifo f JOIN want w USING (webhook_id)
+    ORDER BY f.webhook_id FOR UPDATE OF f
+)
+UPDATE webhook_fifo f SET next_seq = f.next_seq + w.n
+FROM want w JOIN locked l USING (webhook_id)
+WHERE f.webhook_id = w.webhook_id
+RETURNING f.webhook_id, f.next_seq - w.n + 1`
+
+// TakeFIFOSeqs takes counts[id] consecutive sequence numbers of each FIFO
+// webhook id, in db (the producer's transaction, which holds each webhook's
+// lock until it ends: enqueues to one FIFO webhook are serialised), and
+// returns the first of each. A webhook that is not FIFO is missing from the
+// result.
+func TakeFIFOSeqs(ctx context.Context, db DB, counts map[string]int) (map[string]int64, error) {
+	ids, ns := make([]string, 0, len(counts)), make([]int64, 0, len(counts))
+	for id, n := range counts {
+		ids, ns = append(ids, id), append(ns, int64(n))
+	}
+	rows, err := db.Query(ctx, fifoTake, ids, ns)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	first := make(map[string]int64, len(ids))
+	for rows.Next() {
+		var (
+			id  string
+			seq int64
+		)
+		if err := rows.Scan(&id, &seq); err != nil {
+			return nil, err
+		}
+		first[id] = seq
+	}
+	return first, rows.Err()
+}
+
+// fifoLine is webhook $1's line (uses deliveries_fifo_line_idx).
+const fifoLine = `
+SELECT id, part_day, state, fifo_seq, job_id FROM deliveries
+WHERE webhook_id = $1 AND fifo_seq IS NOT NULL AND state IN ('pending', 'paused', 'dead')`
+
+const fifoHead = fifoLine + `
+ORDER BY fifo_seq LIMIT 1`
+
+// FIFOHead is the head of a FIFO webhook's line: the delivery with the
+// lowest fifo_seq in state pending, paused or dead.
+type FIFOHead struct {
+	DeliveryID string
+	State      string
+	Seq        int64
+}
+
+// GetFIFOHead returns webhookID's head, or nil when its line is empty.
+func GetFIFOHead(ctx context.Context, db DB, webhookID string) (*FIFOHead, error) {
+	var (
+		h     FIFOHead
+		day   time.Time
+		jobID *int64
+	)
+	err := db.QueryRow(ctx, fifoHead, webhookID).Scan(&h.DeliveryID, &day, &h.State, &h.Seq, &jobID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// fifoWake makes the job of webhook $1's head available at once (as River's
+// JobRetry does), when the head is pending and its job waits snoozed: the
+// delivery its predecessor's success (or a skip) made the head goes out on
+// the queue's next fetch instead of at its job's next check.
+const fifoWake = `
+WITH head AS (` + fifoHead + `)
+UPDATE river_job j SET state = 'available', scheduled_at = $2
+FROM head
+WHERE head.state = 'pending' AND j.id = head.job_id AND j.state IN ('scheduled', 'retryable')`
+
+// WakeFIFOHead wakes the job of webhookID's head (see fifoWake); it reports
+// whether there was one to wake.
+func WakeFIFOHead(ctx context.Context, db DB, webhookID string, now time.Time) (bool, error) {
+	tag, err := db.Exec(ctx, fifoWake, webhookID, now)
+	return tag.RowsAffected() > 0, err
+}
+
+// fifoStatus is webhook $1's head and how many deliveries wait behind it.
+const fifoStatus = `
+WITH line AS (` + fifoLine + `)
+SELECT h.id, h.state, (SELECT count(*) FROM line) - 1
+FROM (SELECT id, state FROM line ORDER BY fifo_seq LIMIT 1) h`
+
+// FIFOStatus is a FIFO webhook's line as the API shows it.
+type FIFOStatus struct {
+	// BlockedBy is the dead head that blocks the line, nil when none.
+	BlockedBy *string
+	// Waiting is how many deliveries of the line wait behind its head.
+	Waiting int64
+}
+
+// GetFIFOStatus returns webhookID's line status (zero when its line is
+// empty).
+func GetFIFOStatus(ctx context.Context, db DB, webhookID string) (*FIFOStatus, error) {
+	var (
+		id, state string
+		s         FIFOStatus
+	)
+	err := db.QueryRow(ctx, fifoStatus, webhookID).Scan(&id, &state, &s.Waiting)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if state == StateDead {
+		s.BlockedBy = &id
+	}
+	return &s, nil
+}
+
+// fifoSkip takes webhook $1's head out of its line when it is delivery $2
+// and dead: it stays dead (replayable, then outside the order) and the next
+// delivery becomes the head. The head's row is locked, so a replay racing
+// the skip either flips it first (the skip matches nothing) or waits.
+const fifoSkip = `
+WITH head AS (` + fifoHead + ` FOR UPDATE)
+UPDATE deliveries d SET fifo_seq = NULL, updated_at = $3
+FROM head
+WHERE d.id = head.id AND d.part_day = head.part_day AND d.id = $2 AND d.state = 'dead'
+RETURNING d.id`
+
+// ErrNotBlocking means a skip named a delivery that is not the dead head
+// blocking its webhook's line (the API answers 409).
+var ErrNotBlocking = errors.New("the delivery is not the dead head blocking the webhook's line")
+
+// SkipFIFOHead takes the dead head deliveryID out of webhookID's line and
+// wakes the next head's job, in db (a transaction, so both or neither).
+// ErrNotBlocking when deliveryID is not the dead head.
+func SkipFIFOHead(ctx context.Context, db DB, webhookID, deliveryID string, now time.Time) error {
+	var id string
+	err := db.QueryRow(ctx, fifoSkip, webhookID, deliveryID, now).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotBlocking
+	}
+	if err != nil {
+		return err
+	}
+	_, err = WakeFIFOHead(ctx, db, webhookID, now)
+	return err
+}
+
+const (
+	webhookSetOrdering = `
+UPDATE webhooks SET ordering = $2 WHERE id = $1 AND ordering <> $2 AND deleted_at IS NULL RETURNING id`
+	fifoStart = `INSERT INTO webhook_fifo (webhook_id) VALUES ($1) ON CONFLICT (webhook_id) DO NOTHING`
+	// fifoStop deletes the row (waiting for enqueues holding it), then
+	// takes every delivery out of the line and wakes the pending ones' jobs.
+	fifoStop = `DELETE FROM webhook_fifo WHERE webhook_id = $1`
+	fifoFree = `
+WITH freed AS (
+    UPDATE deliveries SET fifo_seq = NULL, updated_at = $2
+    WHERE webhook_id = $1 AND fifo_seq IS NOT NULL AND state IN ('pending', 'paused', 'dead')
+    RETURNING state, job_id
+)
+UPDATE river_job j SET state = 'available', scheduled_at = $2
+FROM freed
+WHERE freed.state = 'pending' AND j.id = freed.job_id AND j.state IN ('scheduled', 'retryable')`
+)
+
+// SetOrdering switches live webhook id to ordering (OrderingNone or
+// OrderingFIFO), in db, which must be a transaction. To fifo: deliveries
+// enqueued from then on are ordered; those already pending keep no place
+// in the line and go out as they come. To none: every delivery leaves the
+// line and the pending ones' jobs are woken, so they go out at once,
+// unordered; a dead head stays dead (replayable). Setting the ordering a
+// webhook has already changes nothing.
+func SetOrdering(ctx context.Context, db DB, id, ordering string, now time.Time) error {
+	var got string
+	err := db.QueryRow(ctx, webhookSetOrdering, id, ordering).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ordering == OrderingFIFO {
+		_, err = db.Exec(ctx, fifoStart, id)
+		return err
+	}
+	if _, err := db.Exec(ctx, fifoStop, id); err != nil {
+		return err
+	}
+	_, err = db.Exec(ctx, fifoFree, id, now)
+	return err
+}
