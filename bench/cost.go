@@ -272,8 +272,8 @@ func (e *env) cost(ctx context.Context) (*Cost, error) {
 	if err != nil {
 		return nil, err
 	}
-	if got := recv.requests.Load(); got != int64(deliveries) {
-		return nil, fmt.Errorf("the receiver saw %d requests for %d deliveries (each should be sent once)", got, deliveries)
+	if err := s.checkSentOnce(ctx, costAccount, recv.requests.Load(), deliveries); err != nil {
+		return nil, err
 	}
 	out.Delivery = *ph
 	s.progress("delivery: %s deliveries/s", count(int(ph.PerSecond())))
