@@ -170,6 +170,12 @@ type Config struct {
 	// when its POST began in Unix milliseconds (to match a stall with the
 	// system's or PostgreSQL's logs). The header is written first.
 	LatencyLog io.Writer
+	// ExternalReceiver makes scenarios 0 (River alone) and 1 (drain) post
+	// to the bench's receiver running in a process of its own (the running
+	// binary started again, see ServeExternalReceiverIfAsked), so that its
+	// CPU is not the bench process's. Defaults to false: in process, like
+	// every other scenario's.
+	ExternalReceiver bool
 	// IntakeEvents is scenario 8's events. Defaults to 20,000.
 	IntakeEvents int
 	// QuietRates are scenario 9's steady rates, events per second.
@@ -433,6 +439,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 			continue
 		}
 		start := time.Now()
+		e.current = n
 		e.progress(n, "starting")
 		var err error
 		switch n {
@@ -494,6 +501,8 @@ type env struct {
 	baseURL string
 	// bouncer is Config.PgBouncer's (nil: direct).
 	bouncer *pgbouncer.Bouncer
+	// current is the scenario Run is running.
+	current int
 }
 
 func (e *env) progress(scenario int, format string, args ...any) {

@@ -27,10 +27,13 @@ const receiverHost = "127.0.0.2"
 // as a failure.
 type receiver struct {
 	failFirst bool
-	requests  atomic.Int64
-	ok        atomic.Int64
-	bad       atomic.Int64
-	first     sync.Map // event id -> time.Time
+	// ext, when set, is the process this receiver runs in (see
+	// startExternalReceiver): refresh copies its counts into these.
+	ext      *externalReceiver
+	requests atomic.Int64
+	ok       atomic.Int64
+	bad      atomic.Int64
+	first    sync.Map // event id -> time.Time
 }
 
 func (r *receiver) firstArrival(eventID string) (time.Time, bool) {
@@ -66,6 +69,16 @@ type connServer struct {
 
 // startConnServer starts a connServer that closes with the stage.
 func (s *stage) startConnServer(serve func(net.Conn)) (*connServer, error) {
+	cs, err := listenConnServer(serve)
+	if err != nil {
+		return nil, err
+	}
+	s.onClose(cs.close)
+	return cs, nil
+}
+
+// listenConnServer starts a connServer on 127.0.0.2; the caller closes it.
+func listenConnServer(serve func(net.Conn)) (*connServer, error) {
 	ln, err := net.Listen("tcp", receiverHost+":0")
 	if err != nil {
 		return nil, fmt.Errorf("error listening on %s: %w", receiverHost, err)
@@ -73,7 +86,6 @@ func (s *stage) startConnServer(serve func(net.Conn)) (*connServer, error) {
 	cs := &connServer{ln: ln, serve: serve, conns: map[net.Conn]struct{}{}}
 	cs.wg.Add(1)
 	go cs.accept()
-	s.onClose(cs.close)
 	return cs, nil
 }
 

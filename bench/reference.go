@@ -148,6 +148,9 @@ func (e *env) reference(ctx context.Context) (*Throughput, error) {
 		return nil, err
 	}
 	out := &Throughput{Deliveries: total, Elapsed: time.Since(start)}
+	if err := recv.refresh(); err != nil {
+		return nil, err
+	}
 	if got := recv.requests.Load(); got != int64(total) {
 		return nil, fmt.Errorf("the receiver saw %d requests for %d jobs", got, total)
 	}

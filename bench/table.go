@@ -104,6 +104,9 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 	if cfg.PgBouncer {
 		fmt.Fprintf(w, "**Through PgBouncer** %s in transaction mode (pool %d server connections per database; WEBHOOKD_DB_POOLER=transaction: River poll-only, statements described and cached, never prepared by name; the by-key pool and the reference direct).\n", pgbouncerVersion(), bouncerPoolSize)
 	}
+	if cfg.ExternalReceiver {
+		fmt.Fprintln(w, "**External receiver**: scenarios 0 (River alone) and 1 (drain) post to the bench's receiver in a process of its own (the same code, started for each), the others to one in the bench process.")
+	}
 	fmt.Fprintf(w, "webhookd in process with the bench's receivers and load generator: %s. "+
 		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time).\n\n", serverSettings(cfg))
 

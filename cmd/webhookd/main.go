@@ -82,6 +82,7 @@ func setGC() {
 }
 
 func main() {
+	bench.ServeExternalReceiverIfAsked() // `webhookd bench -receiver external` started this process to be its receiver
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -648,6 +649,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.BoolVar(&cfg.AccountKey, "account-key", false, "scenarios 2 and 4: POST with an account key of the account (looked up and rate-limited like any) instead of the bootstrap admin key")
 	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")
 	intakeRate := s.fs.String("rate-limit-intake-account", "off", "account keys' intake limit of the bench servers, in events, such as 100000/s,burst=100000 (off: none)")
+	receiver := s.str("receiver", "WEBHOOKD_BENCH_RECEIVER", "in-process", "scenarios 0 and 1: in-process, or external: River alone and the drain post to the bench's receiver in a process of its own (started for each), so its CPU is not the bench's")
 	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	latencyLog := s.fs.String("latency-log", "", "scenarios 2 and 4: write each event's latencies to this CSV file")
 	logs := s.logging("warn", "console")
@@ -663,6 +665,13 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if cfg.IntakeRate, err = adminapi.ParseRate(*intakeRate); err != nil {
 		return fmt.Errorf("-rate-limit-intake-account: %w", err)
+	}
+	switch *receiver {
+	case "in-process":
+	case "external":
+		cfg.ExternalReceiver = true
+	default:
+		return fmt.Errorf("%s: %q is not in-process or external", s.where("receiver"), *receiver)
 	}
 	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)

@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// externalReceiverEnv, set to "1" in a process's environment, makes it the
+// bench's external receiver (Config.ExternalReceiver) instead of whatever
+// it would have been: startExternalReceiver re-executes the running binary
+// (webhookd, or this package's test binary) with it, and
+// ServeExternalReceiverIfAsked, called first thing in main and TestMain,
+// serves.
+const externalReceiverEnv = "WEBHOOKD_BENCH_RECEIVER_PROCESS"
+
+// externalReceiverStart bounds how long the receiver process may take to
+// say where it listens.
+const externalReceiverStart = 30 * time.Second
+
+// ServeExternalReceiverIfAsked returns at once, unless this process was
+// started by the bench as its external receiver: then it serves the
+// bench's receiver (the same code as the in-process one) on 127.0.0.2 and
+// exits when its standard input closes. It prints "listening ADDR", then
+// answers each "count" line on its standard input with "REQUESTS OK BAD".
+func ServeExternalReceiverIfAsked() {
+	if os.Getenv(externalReceiverEnv) != "1" {
+		return
+	}
+	if err := serveExternalReceiver(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench receiver:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func serveExternalReceiver(in io.Reader, out io.Writer) error {
+	r := &receiver{}
+	cs, err := listenConnServer(r.serve)
+	if err != nil {
+		return err
+	}
+	defer cs.close()
+	w := bufio.NewWriter(out)
+	fmt.Fprintf(w, "listening %s\n", cs.ln.Addr())
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		if sc.Text() != "count" {
+			return fmt.Errorf("unknown command %q", sc.Text())
+		}
+		fmt.Fprintf(w, "%d %d %d\n", r.requests.Load(), r.ok.Load(), r.bad.Load())
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// externalReceiver is the bench's receiver running in a process of its own.
+type externalReceiver struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex // one count at a time
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+// startExternalReceiver starts the bench's receiver (answering 200) in a
+// process of its own, stopped when the stage closes, and returns it with
+// its URL. Its counts are read with refresh.
+func (s *stage) startExternalReceiver() (*receiver, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", fmt.Errorf("external receiver: %w", err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), externalReceiverEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("error starting the external receiver: %w", err)
+	}
+	x := &externalReceiver{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	// Kill it if it says nothing in time, so the read below ends.
+	timer := time.AfterFunc(externalReceiverStart, func() { _ = cmd.Process.Kill() })
+	line, err := x.out.ReadString('\n')
+	stopped := !timer.Stop()
+	addr, found := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !found || stopped {
+		x.stop()
+		return nil, "", fmt.Errorf("the external receiver did not say where it listens within %s (said %q): %v", externalReceiverStart, line, err)
+	}
+	s.onClose(x.stop)
+	if s.e != nil {
+		s.progress("external receiver: process %d on %s", cmd.Process.Pid, addr)
+	}
+	return &receiver{ext: x}, "http://" + addr + "/hook", nil
+}
+
+// counts asks the process for its counts.
+func (x *externalReceiver) counts() (requests, ok, bad int64, err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, err := io.WriteString(x.in, "count\n"); err != nil {
+		return 0, 0, 0, fmt.Errorf("external receiver: %w", err)
+	}
+	line, err := x.out.ReadString('\n')
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("external receiver: %w", err)
+	}
+	fields := strings.Fields(line)
+	if len(fields) != 3 {
+		return 0, 0, 0, fmt.Errorf("external receiver: unexpected answer %q", line)
+	}
+	var n [3]int64
+	for i, f := range fields {
+		if n[i], err = strconv.ParseInt(f, 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("external receiver: unexpected answer %q", line)
+		}
+	}
+	return n[0], n[1], n[2], nil
+}
+
+// stop closes the process's standard input, which ends it, and waits for
+// it (killing it after stopTimeout).
+func (x *externalReceiver) stop() {
+	_ = x.in.Close()
+	done := make(chan error, 1)
+	go func() { done <- x.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		_ = x.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// refresh copies the counts of r's process into r; a receiver in this
+// process needs none.
+func (r *receiver) refresh() error {
+	if r.ext == nil {
+		return nil
+	}
+	requests, ok, bad, err := r.ext.counts()
+	if err != nil {
+		return err
+	}
+	r.requests.Store(requests)
+	r.ok.Store(ok)
+	r.bad.Store(bad)
+	return nil
+}
