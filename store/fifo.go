@@ -103,14 +103,17 @@ func GetFIFOHead(ctx context.Context, db DB, webhookID string) (*FIFOHead, error
 }
 
 // fifoWake makes the job of webhook $1's head available at once (as River's
-// JobRetry does), when the head is pending and its job waits snoozed: the
-// delivery its predecessor's success (or a skip) made the head goes out on
-// the queue's next fetch instead of at its job's next check.
+// JobRetry does), when the head is pending and its job waits snoozed —
+// scheduled, or available with a scheduled_at ahead (River's snoozes
+// within its scheduler interval, 5 s, are so): the delivery its
+// predecessor's success (or a skip) made the head goes out on the queue's
+// next fetch instead of at its job's next check.
 const fifoWake = `
 WITH head AS (` + fifoHead + `)
 UPDATE river_job j SET state = 'available', scheduled_at = $2
 FROM head
-WHERE head.state = 'pending' AND j.id = head.job_id AND j.state IN ('scheduled', 'retryable')`
+WHERE head.state = 'pending' AND j.id = head.job_id
+  AND j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at > $2`
 
 // WakeFIFOHead wakes the job of webhookID's head (see fifoWake); it reports
 // whether there was one to wake.
@@ -199,7 +202,8 @@ WITH freed AS (
 )
 UPDATE river_job j SET state = 'available', scheduled_at = $2
 FROM freed
-WHERE freed.state = 'pending' AND j.id = freed.job_id AND j.state IN ('scheduled', 'retryable')`
+WHERE freed.state = 'pending' AND j.id = freed.job_id
+  AND j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at > $2`
 )
 
 // SetOrdering switches live webhook id to ordering (OrderingNone or

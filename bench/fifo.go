@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/server"
+	"github.com/mono/webhookd/store"
+)
+
+// fifoAccount is the account of the FIFO endpoint.
+const fifoAccount = "acct_fifo"
+
+// FIFO is the ordered-delivery scenario (issue 25, part 2): a backlog of
+// Events to one webhook with "ordering": "fifo", a receiver answering at
+// once, on two worker processes sharing one database. Its throughput is one
+// delivery at a time: 1 / (round trip + recording + waking the next + the
+// next fetch).
+type FIFO struct {
+	Events int
+	Run    *Throughput
+	// PerDelivery is the mean time from one delivery's start to the next's.
+	PerDelivery time.Duration
+}
+
+// fifoDrain runs the FIFO scenario.
+func (e *env) fifoDrain(ctx context.Context, events int) (*FIFO, error) {
+	s := &stage{e: e, n: ScenarioDrain}
+	defer s.close()
+	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL)
+	if err != nil {
+		return nil, err
+	}
+	s.dbName, s.dbURL = dbName, dbURL
+	s.onClose(drop)
+	key := keyring.Generate()
+	if s.keys, err = keyring.Parse(key); err != nil {
+		return nil, err
+	}
+	var servers []*server.Server
+	for range 2 {
+		cfg, err := e.serverConfig(dbURL, key, 1)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := server.New(ctx, cfg, e.cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.onClose(func() { _ = srv.Stop(context.WithoutCancel(ctx)) })
+		servers = append(servers, srv)
+	}
+	s.srv = servers[0]
+	recv, target, err := s.startReceiver(false)
+	if err != nil {
+		return nil, err
+	}
+	id := ident.New(ident.Webhook)
+	ct, keyID, err := s.keys.Encrypt([]byte("whsec_bench"), []byte(id))
+	if err != nil {
+		return nil, err
+	}
+	if err := store.InsertWebhook(ctx, s.pool(), &store.Webhook{ID: id, AccountID: fifoAccount, URL: target, URLNormalized: target,
+		SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now(), Ordering: store.OrderingFIFO}); err != nil {
+		return nil, err
+	}
+	if err := s.insertBacklog(ctx, fifoAccount, events); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	deadline := start.Add(e.cfg.Timeout)
+	for _, srv := range servers {
+		if err := srv.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.progress("two workers started: draining %s deliveries to one FIFO webhook", count(events))
+	if err := s.waitAnswered(ctx, recv, events, deadline); err != nil {
+		return nil, err
+	}
+	err = s.waitFor(ctx, "every FIFO delivery to be recorded as succeeded", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
+		pending, err := s.pendingOf(ctx, fifoAccount)
+		return pending == 0, fmt.Sprintf("%s still pending", count(pending)), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &FIFO{Events: events, Run: &Throughput{Deliveries: events, Elapsed: time.Since(start)}}
+	var first, last time.Time
+	if err := s.pool().QueryRow(ctx, `SELECT min(started_at), max(started_at) FROM attempts`).Scan(&first, &last); err != nil {
+		return nil, err
+	}
+	if events > 1 {
+		out.PerDelivery = last.Sub(first) / time.Duration(events-1)
+	}
+	s.progress("%s FIFO deliveries in %.2f s: %.1f/s, %v from one start to the next", count(events), out.Run.Elapsed.Seconds(), out.Run.PerSecond(), out.PerDelivery.Round(time.Microsecond))
+	return out, nil
+}
