@@ -1,0 +1,22 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A bench receiver that is neither in-process nor external stops the bench
+// before it starts anything, naming the setting.
+func TestBenchBadReceiver(t *testing.T) {
+	err := runBench(context.Background(), []string{"-receiver", "sideways"})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "WEBHOOKD_BENCH_RECEIVER (-receiver)")
+	require.Contains(t, err.Error(), `"sideways"`)
+
+	t.Setenv("WEBHOOKD_BENCH_RECEIVER", "outside")
+	err = runBench(context.Background(), nil)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "WEBHOOKD_BENCH_RECEIVER (-receiver)")
+}
