@@ -168,7 +168,7 @@ func TestWebhookRoutes(t *testing.T) {
 		var got webhookView
 		jsonBody(t, resp, http.StatusOK, &got)
 		require.Equal(t, webhookView{ID: hook.ID, AccountID: "acct_get", URL: "https://example.com/get", Description: hook.Description, HeaderNames: []string{}, EventTypes: []string{},
-			SignatureScheme: "mono", OnGone: "retry", CreatedAt: hook.CreatedAt}, got)
+			SignatureScheme: "mono", OnGone: "retry", Ordering: "none", CreatedAt: hook.CreatedAt}, got)
 
 		// A deleted webhook is gone for every route.
 		require.Equal(t, http.StatusNoContent, b.do(t, request{method: http.MethodDelete, path: "/v1/webhooks/" + hook.ID}).status)
