@@ -84,7 +84,9 @@ func TestWebhookCapStartsLow(t *testing.T) {
 	})
 	slow := testreceiver.New(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		defer busy.enter()()
-		time.Sleep(50 * time.Millisecond)
+		// Long enough that requests overlap even when a loaded machine
+		// hands them out slowly (50 ms saw only 8 at once at load 20).
+		time.Sleep(200 * time.Millisecond)
 		w.WriteHeader(http.StatusOK)
 	})
 	createWebhook(t, b.pool, b.keys, "acct_blackhole", blackHole.URL+"/")
