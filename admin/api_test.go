@@ -64,7 +64,9 @@ func startServerWith(t *testing.T, allowPrivate bool, modify func(*server.Config
 		pool:    srv.Pool(),
 		keys:    keys,
 		baseURL: "http://" + srv.Addr(),
-		client:  &http.Client{Timeout: 10 * time.Second},
+		// Generous: a 20,000-delivery batch takes over 10 s on a loaded
+		// machine; a hung request still fails the test.
+		client: &http.Client{Timeout: time.Minute},
 	}
 }
 
