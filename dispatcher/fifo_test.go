@@ -94,6 +94,12 @@ func TestFIFODeadHeadBlocks(t *testing.T) {
 		require.Equal(t, store.StatePending, d.State)
 		require.Empty(t, d.AttemptList, "nothing behind a dead head is attempted")
 	}
+	// The line waiting behind it is pending but not due: the oldest-due
+	// gauge doesn't see it.
+	stats, err := store.GetPendingStats(ctx, pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, stats.Count)
+	require.Nil(t, stats.EarliestDue, "deliveries waiting behind a dead head are not due")
 
 	// A replay that succeeds unblocks the line, which goes out in order.
 	failing.Store(`"n":5}`)
