@@ -109,8 +109,15 @@ func TestRateLimitTwoServers(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("healthy: %d deliveries in %v; oldest due pending at most %v old; throttled gauge at most %d", healthyN, healthyDone, maxDueAge, maxThrottled)
-	require.Less(t, maxDueAge, 6*time.Second, "throttled deliveries are not due before their slot")
-	require.Greater(t, maxThrottled, int64(limitedN/2), "the waiting deliveries are counted as throttled")
+	// Due until its first run reserves a slot: that wait, not the slot's,
+	// is what the gauge sees (6.9 s seen at load average 30-40). Deliveries
+	// due while they wait for their slots would show the whole 12 s the 60
+	// slots take, and more.
+	require.Less(t, maxDueAge, 10*time.Second, "throttled deliveries are not due before their slot")
+	// How many wait at once depends on how fast their first runs (which
+	// reserve the slots) come: over half on a quiet machine, 17 of 60 seen
+	// at load average 30-40. Several at once shows they are counted.
+	require.Greater(t, maxThrottled, int64(limitedN/10), "the waiting deliveries are counted as throttled")
 
 	// Nothing lost.
 	for _, id := range append(slices.Clone(limitedIDs), healthyIDs...) {
