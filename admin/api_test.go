@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/testreceiver"
@@ -194,43 +195,13 @@ func waitSettled(t *testing.T, pool *pgxpool.Pool) {
 	}
 }
 
-// webhookCreated is the 201 answer of POST /v1/webhooks.
-type webhookCreated struct {
-	ID                      string     `json:"id"`
-	AccountID               string     `json:"account_id"`
-	URL                     string     `json:"url"`
-	Description             string     `json:"description"`
-	HeaderNames             []string   `json:"header_names"`
-	EventTypes              []string   `json:"event_types"`
-	Paused                  bool       `json:"paused"`
-	PausedAt                *time.Time `json:"paused_at"`
-	PauseReason             *string    `json:"pause_reason"`
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	SignatureScheme         string     `json:"signature_scheme"`
-	OnGone                  string     `json:"on_gone"`
-	RateLimitPerSecond      *int       `json:"rate_limit_per_second"`
-	Ordering                string     `json:"ordering"`
-	FIFO                    *fifoLine  `json:"fifo"`
-	Secret                  string     `json:"secret"`
-	CreatedAt               time.Time  `json:"created_at"`
-}
-
-func (b *testBundle) createWebhook(t *testing.T, accountID, url string) *webhookCreated {
+func (b *testBundle) createWebhook(t *testing.T, accountID, url string) *apitype.Webhook {
 	t.Helper()
 	body, err := json.Marshal(map[string]string{"account_id": accountID, "url": url})
 	require.NoError(t, err)
-	var out webhookCreated
+	var out apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: string(body)}), http.StatusCreated, &out)
 	return &out
-}
-
-// eventAccepted is the answer of POST /v1/events.
-type eventAccepted struct {
-	ID         string `json:"id"`
-	Deliveries []struct {
-		ID        string `json:"id"`
-		WebhookID string `json:"webhook_id"`
-	} `json:"deliveries"`
 }
 
 func TestWebhooks(t *testing.T) {
@@ -255,7 +226,7 @@ func TestWebhooks(t *testing.T) {
 		for _, k := range []string{"id", "account_id", "url", "secret", "created_at"} {
 			require.Contains(t, raw, k)
 		}
-		var hook webhookCreated
+		var hook apitype.Webhook
 		jsonBody(t, resp, http.StatusCreated, &hook)
 		require.True(t, ident.Valid(ident.Webhook, hook.ID), hook.ID)
 		require.Equal(t, "acct_create", hook.AccountID)
@@ -361,7 +332,7 @@ func TestEvents(t *testing.T) {
 		hook := b.createWebhook(t, "acct_deliver", rcv.URL+"/hook?token=s3cret")
 
 		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_deliver","type":"bank_transfer_approved","data":{"amount":100,"note":"<&>"}}`})
-		var ev eventAccepted
+		var ev apitype.Enqueued
 		jsonBody(t, resp, http.StatusAccepted, &ev)
 		require.True(t, ident.Valid(ident.Event, ev.ID), ev.ID)
 		require.Len(t, ev.Deliveries, 1)
@@ -474,7 +445,7 @@ func TestEvents(t *testing.T) {
 
 		body := `{"account_id":"acct_idem","type":"payment.created","data":{"n":1},"idempotency_key":"key-1"}`
 		first := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: body})
-		var ev eventAccepted
+		var ev apitype.Enqueued
 		jsonBody(t, first, http.StatusAccepted, &ev)
 		require.Len(t, ev.Deliveries, 2)
 		rcv.Wait(t, 2, 10*time.Second)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
 )
@@ -67,7 +68,7 @@ func TestAuthMatrix(t *testing.T) {
 	var urls atomic.Int64
 	nextURL := func() string { return fmt.Sprintf("http://127.0.0.2:9/matrix/%d", urls.Add(1)) }
 	hook := b.createWebhook(t, account, nextURL())
-	var ev eventAccepted
+	var ev apitype.Enqueued
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events",
 		body: `{"account_id":"` + account + `","type":"matrix.test","data":{},"idempotency_key":"matrix-1"}`}), http.StatusAccepted, &ev)
 	require.Len(t, ev.Deliveries, 1)

@@ -10,61 +10,11 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
-
-// deliverySummary is a delivery as listed: everything but its attempts and
-// replays.
-type deliverySummary struct {
-	ID            string     `json:"id"`
-	EventID       string     `json:"event_id"`
-	WebhookID     string     `json:"webhook_id"`
-	AccountID     string     `json:"account_id"`
-	EventType     string     `json:"event_type"`
-	State         string     `json:"state"`
-	AttemptCount  int        `json:"attempt_count"`
-	Generation    int        `json:"generation"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
-	FinishedAt    *time.Time `json:"finished_at"`
-	// Test marks a test send (POST /v1/webhooks/{id}/test).
-	Test bool `json:"test"`
-}
-
-// deliveryResponse is one delivery with every attempt (of every
-// generation) and every replay.
-type deliveryResponse struct {
-	deliverySummary
-	Attempts []attemptResponse `json:"attempts"`
-	Replays  []replayResponse  `json:"replays"`
-}
-
-type attemptResponse struct {
-	Number          int       `json:"number"`
-	Generation      int       `json:"generation"`
-	Counted         bool      `json:"counted"`
-	ScheduledAt     time.Time `json:"scheduled_at"`
-	StartedAt       time.Time `json:"started_at"`
-	DurationMS      float64   `json:"duration_ms"`
-	StatusCode      *int      `json:"status_code"`
-	ErrorKind       *string   `json:"error_kind"`
-	ErrorMessage    *string   `json:"error_message"`
-	ResponseExcerpt *string   `json:"response_excerpt"`
-	SignatureT      int64     `json:"signature_t"`
-}
-
-// replayResponse is one replay of a delivery. key_id is null when the
-// bootstrap admin key asked; batch_id names the bulk replay, if any.
-type replayResponse struct {
-	Generation int       `json:"generation"`
-	FromState  string    `json:"from_state"`
-	KeyID      *string   `json:"key_id"`
-	BatchID    *string   `json:"batch_id"`
-	CreatedAt  time.Time `json:"created_at"`
-}
 
 func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
 	id, apiErr := pathID(r, ident.Delivery, "delivery")
@@ -95,7 +45,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	empty := listResponse[deliverySummary]{Data: []deliverySummary{}}
+	empty := apitype.Page[apitype.Delivery]{Data: []apitype.Delivery{}}
 
 	// A webhook belongs to one account: naming it lets the query use the
 	// account's indexes too (an event type is indexed per account).
@@ -122,12 +72,11 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
-	out := listResponse[deliverySummary]{Data: make([]deliverySummary, 0, min(len(rows), limit))}
+	out := apitype.Page[apitype.Delivery]{Data: make([]apitype.Delivery, 0, min(len(rows), limit))}
 	for i, d := range rows {
 		if i == limit {
 			// The extra row only says that there is a next page.
-			cursor := store.DeliveryCursor{CreatedAt: rows[i-1].CreatedAt, ID: rows[i-1].ID}.String()
-			out.NextCursor = &cursor
+			out.NextCursor = store.DeliveryCursor{CreatedAt: rows[i-1].CreatedAt, ID: rows[i-1].ID}.String()
 			break
 		}
 		out.Data = append(out.Data, summarize(d))
@@ -250,22 +199,22 @@ func checkRange(after, before *time.Time) *apiError {
 	return nil
 }
 
-func summarize(d *store.Delivery) deliverySummary {
-	return deliverySummary{
+func summarize(d *store.Delivery) apitype.Delivery {
+	return apitype.Delivery{
 		ID: d.ID, EventID: d.EventID, WebhookID: d.WebhookID, AccountID: d.AccountID, EventType: d.EventType,
 		State: d.State, AttemptCount: d.Attempts, Generation: d.Generation, NextAttemptAt: d.NextAttemptAt,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, FinishedAt: d.FinishedAt, Test: d.Test,
 	}
 }
 
-func renderDelivery(d *store.Delivery) *deliveryResponse {
-	out := &deliveryResponse{
-		deliverySummary: summarize(d),
-		Attempts:        make([]attemptResponse, len(d.AttemptList)),
-		Replays:         make([]replayResponse, len(d.Replays)),
-	}
+// renderDelivery is d with every attempt (of every generation) and every
+// replay.
+func renderDelivery(d *store.Delivery) *apitype.Delivery {
+	out := summarize(d)
+	out.Attempts = make([]apitype.Attempt, len(d.AttemptList))
+	out.Replays = make([]apitype.Replay, len(d.Replays))
 	for i, at := range d.AttemptList {
-		out.Attempts[i] = attemptResponse{
+		out.Attempts[i] = apitype.Attempt{
 			Number: at.Number, Generation: at.Generation, Counted: at.Counted,
 			ScheduledAt: at.ScheduledAt, StartedAt: at.StartedAt,
 			DurationMS: float64(at.Duration.Microseconds()) / 1000,
@@ -274,9 +223,9 @@ func renderDelivery(d *store.Delivery) *deliveryResponse {
 		}
 	}
 	for i, rp := range d.Replays {
-		out.Replays[i] = replayResponse{Generation: rp.Generation, FromState: rp.FromState, KeyID: rp.KeyID, BatchID: rp.BatchID, CreatedAt: rp.CreatedAt}
+		out.Replays[i] = apitype.Replay{Generation: rp.Generation, FromState: rp.FromState, KeyID: rp.KeyID, BatchID: rp.BatchID, CreatedAt: rp.CreatedAt}
 	}
-	return out
+	return &out
 }
 
 // excerpt makes a stored response excerpt safe to show: valid UTF-8 with no

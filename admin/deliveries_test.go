@@ -16,42 +16,20 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/store"
 )
 
-// deliveryItem is a delivery as GET /v1/deliveries lists it: every field,
-// and no attempts.
-type deliveryItem struct {
-	ID            string     `json:"id"`
-	EventID       string     `json:"event_id"`
-	WebhookID     string     `json:"webhook_id"`
-	AccountID     string     `json:"account_id"`
-	EventType     string     `json:"event_type"`
-	State         string     `json:"state"`
-	AttemptCount  int        `json:"attempt_count"`
-	Generation    int        `json:"generation"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
-	FinishedAt    *time.Time `json:"finished_at"`
-	Test          bool       `json:"test"`
-}
-
-type deliveryPage struct {
-	Data       []deliveryItem `json:"data"`
-	NextCursor *string        `json:"next_cursor"`
-}
-
 // listAllDeliveries pages through GET /v1/deliveries?query with limit
 // until next_cursor is null, calling between after each page, and returns
 // every delivery in the order listed. It checks that no page is longer than
 // limit and that only the last is short.
-func (b *testBundle) listAllDeliveries(t *testing.T, query url.Values, limit int, auth string, between func(page int)) []deliveryItem {
+func (b *testBundle) listAllDeliveries(t *testing.T, query url.Values, limit int, auth string, between func(page int)) []apitype.Delivery {
 	t.Helper()
-	var all []deliveryItem
+	var all []apitype.Delivery
 	q := url.Values{}
 	for k, v := range query {
 		q[k] = v
@@ -59,7 +37,7 @@ func (b *testBundle) listAllDeliveries(t *testing.T, query url.Values, limit int
 	q.Set("limit", strconv.Itoa(limit))
 	for page := 0; ; page++ {
 		require.Less(t, page, 200, "too many pages")
-		var out deliveryPage
+		var out apitype.Page[apitype.Delivery]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries?" + q.Encode(), auth: auth}), http.StatusOK, &out)
 		require.NotNil(t, out.Data, "data is [] when empty, never null")
 		require.LessOrEqual(t, len(out.Data), limit)
@@ -67,11 +45,11 @@ func (b *testBundle) listAllDeliveries(t *testing.T, query url.Values, limit int
 		if between != nil {
 			between(page)
 		}
-		if out.NextCursor == nil {
+		if out.NextCursor == "" {
 			return all
 		}
 		require.Len(t, out.Data, limit, "only the last page is short")
-		q.Set("cursor", *out.NextCursor)
+		q.Set("cursor", out.NextCursor)
 	}
 }
 
@@ -149,7 +127,7 @@ func expectDeliveries(rows []seedRow, keep func(seedRow) bool) []string {
 	return ids
 }
 
-func ids(items []deliveryItem) []string {
+func ids(items []apitype.Delivery) []string {
 	out := make([]string, len(items))
 	for i, it := range items {
 		out[i] = it.ID
@@ -177,10 +155,10 @@ func TestListDeliveries(t *testing.T) {
 		eventID := ident.New(ident.Event)
 		createdAt := base.Add(time.Duration(i) * 2 * time.Hour).Add(time.Duration(i%3) * time.Microsecond)
 		eventType := types[i%len(types)]
-		hooks := []*webhookCreated{hookA1, hookA2}
+		hooks := []*apitype.Webhook{hookA1, hookA2}
 		account := "acct_list_a"
 		if i%4 == 3 {
-			hooks, account = []*webhookCreated{hookB1}, "acct_list_b"
+			hooks, account = []*apitype.Webhook{hookB1}, "acct_list_b"
 		}
 		for j, h := range hooks {
 			rows = append(rows, seedRow{
@@ -280,7 +258,7 @@ func TestListDeliveries(t *testing.T) {
 		}
 
 		// The listed fields are the stored ones.
-		var page deliveryPage
+		var page apitype.Page[apitype.Delivery]
 		jsonBody(t, resp, http.StatusOK, &page)
 		byID := map[string]seedRow{}
 		for _, r := range rows {
@@ -300,16 +278,18 @@ func TestListDeliveries(t *testing.T) {
 
 	t.Run("DefaultLimit", func(t *testing.T) {
 		t.Parallel()
-		var page deliveryPage
+		var page apitype.Page[apitype.Delivery]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries?account_id=acct_list_a"}), http.StatusOK, &page)
 		require.Len(t, page.Data, 100)
-		require.NotNil(t, page.NextCursor)
+		require.NotEmpty(t, page.NextCursor)
 
 		// The last page says so with a null cursor.
 		all := expectDeliveries(rows, func(r seedRow) bool { return r.accountID == "acct_list_a" })
-		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries?account_id=acct_list_a&cursor=" + url.QueryEscape(*page.NextCursor)}), http.StatusOK, &page)
-		require.Equal(t, all[100:], ids(page.Data))
-		require.Nil(t, page.NextCursor)
+		// (Into a new page: null leaves a string as it was.)
+		var last apitype.Page[apitype.Delivery]
+		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries?account_id=acct_list_a&cursor=" + url.QueryEscape(page.NextCursor)}), http.StatusOK, &last)
+		require.Equal(t, all[100:], ids(last.Data))
+		require.Empty(t, last.NextCursor)
 	})
 
 	// Deliveries created while a client pages through a listing appear
@@ -351,9 +331,9 @@ func TestListDeliveries(t *testing.T) {
 		t.Parallel()
 		// A cursor is a position (created_at, id), not a page number.
 		all := expectDeliveries(rows, func(r seedRow) bool { return r.accountID == "acct_list_a" })
-		var page deliveryPage
+		var page apitype.Page[apitype.Delivery]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries?limit=10&account_id=acct_list_a"}), http.StatusOK, &page)
-		cursor, err := base64.RawURLEncoding.DecodeString(*page.NextCursor)
+		cursor, err := base64.RawURLEncoding.DecodeString(page.NextCursor)
 		require.NoError(t, err)
 		require.True(t, strings.HasSuffix(string(cursor), "."+all[9]), "cursor %q", cursor)
 	})

@@ -8,36 +8,18 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
 
-type eventRequest struct {
-	AccountID      string          `json:"account_id"`
-	Type           string          `json:"type"`
-	Data           json.RawMessage `json:"data"`
-	IdempotencyKey string          `json:"idempotency_key"`
-	Traceparent    string          `json:"traceparent"`
-}
-
-type eventResponse struct {
-	ID         string                  `json:"id"`
-	Deliveries []eventDeliveryResponse `json:"deliveries"`
-}
-
-type eventDeliveryResponse struct {
-	ID        string `json:"id"`
-	WebhookID string `json:"webhook_id"`
-}
-
 func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
-	var req eventRequest
+	var req apitype.EventCreate
 	if apiErr := decodeJSON(w, r, EventBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -128,32 +110,16 @@ func fanoutError(err error) *apiError {
 	return &apiError{Status: http.StatusUnprocessableEntity, Code: "fanout_too_large", Message: msg}
 }
 
-func renderEnqueued(res *dispatcher.Enqueued) eventResponse {
-	out := eventResponse{ID: res.EventID, Deliveries: make([]eventDeliveryResponse, len(res.Deliveries))}
+func renderEnqueued(res *dispatcher.Enqueued) apitype.Enqueued {
+	out := apitype.Enqueued{ID: res.EventID, Deliveries: make([]apitype.EnqueuedDelivery, len(res.Deliveries))}
 	for i, d := range res.Deliveries {
-		out.Deliveries[i] = eventDeliveryResponse{ID: d.ID, WebhookID: d.WebhookID}
+		out.Deliveries[i] = apitype.EnqueuedDelivery{ID: d.ID, WebhookID: d.WebhookID}
 	}
 	return out
 }
 
 // BatchBodyLimit is the largest POST /v1/events/batch body: 4 MiB.
 const BatchBodyLimit = 4 << 20
-
-type batchRequest struct {
-	Events *[]json.RawMessage `json:"events"`
-}
-
-// batchResponse answers a batch: one item per event, in order.
-type batchResponse struct {
-	Data []batchItemResponse `json:"data"`
-}
-
-type batchItemResponse struct {
-	eventResponse
-	// Repeat is true when the item's idempotency key matched an earlier
-	// event (before or in this batch): nothing new was created for it.
-	Repeat bool `json:"repeat"`
-}
 
 // batchError is the error shape with the per-item list:
 //
@@ -183,7 +149,7 @@ func writeBatchError(w http.ResponseWriter, status int, e *batchError) {
 // transaction, all or nothing. Every item is checked before anything is
 // stored; the answer lists each bad one by index.
 func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
-	var req batchRequest
+	var req apitype.EventBatch
 	if apiErr := decodeJSON(w, r, BatchBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -263,10 +229,10 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	out := make([]batchItemResponse, len(results))
+	out := make([]apitype.EventBatchItem, len(results))
 	created := 0
 	for i, res := range results {
-		out[i] = batchItemResponse{eventResponse: renderEnqueued(res), Repeat: res.Repeat}
+		out[i] = apitype.EventBatchItem{Enqueued: renderEnqueued(res), Repeat: res.Repeat}
 		if !res.Repeat {
 			created++
 		}
@@ -276,7 +242,7 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 	if created == 0 {
 		status = http.StatusOK // the whole batch was a repeat
 	}
-	writeJSON(w, status, batchResponse{Data: out})
+	writeJSON(w, status, apitype.List[apitype.EventBatchItem]{Data: out})
 }
 
 // batchItem decodes and checks one event of a batch like POST /v1/events
@@ -285,7 +251,7 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event
 	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, &batchItemFail{status: http.StatusBadRequest, Code: "invalid_type", Message: "each event must be a JSON object"}
 	}
-	var item eventRequest
+	var item apitype.EventCreate
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&item); err != nil {
@@ -303,25 +269,6 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event
 		}
 	}
 	return nil, &batchItemFail{status: apiErr.Status, Field: apiErr.Field, Code: apiErr.Code, Message: apiErr.Message}
-}
-
-// eventView is an event as GET /v1/events shows it: body is the exact
-// envelope sent to every webhook.
-type eventView struct {
-	ID             string              `json:"id"`
-	AccountID      string              `json:"account_id"`
-	Type           string              `json:"type"`
-	IdempotencyKey *string             `json:"idempotency_key"`
-	OccurredAt     time.Time           `json:"occurred_at"`
-	CreatedAt      time.Time           `json:"created_at"`
-	Body           json.RawMessage     `json:"body"`
-	Deliveries     []eventDeliveryView `json:"deliveries"`
-}
-
-type eventDeliveryView struct {
-	ID        string `json:"id"`
-	WebhookID string `json:"webhook_id"`
-	State     string `json:"state"`
 }
 
 func (a *API) getEvent(w http.ResponseWriter, r *http.Request) {
@@ -367,13 +314,13 @@ func (a *API) writeEvent(w http.ResponseWriter, r *http.Request, ev *store.Event
 		writeError(w, apiErr)
 		return
 	}
-	out := eventView{
+	out := apitype.Event{
 		ID: ev.ID, AccountID: ev.AccountID, Type: ev.Type, IdempotencyKey: ev.IdempotencyKey,
 		OccurredAt: ev.OccurredAt, CreatedAt: ev.CreatedAt, Body: ev.Body,
-		Deliveries: make([]eventDeliveryView, len(ev.Deliveries)),
+		Deliveries: make([]apitype.EventDelivery, len(ev.Deliveries)),
 	}
 	for i, d := range ev.Deliveries {
-		out.Deliveries[i] = eventDeliveryView{ID: d.ID, WebhookID: d.WebhookID, State: d.State}
+		out.Deliveries[i] = apitype.EventDelivery{ID: d.ID, WebhookID: d.WebhookID, State: d.State}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/store"
@@ -99,7 +100,7 @@ func FuzzEventRequest(f *testing.F) {
 // decodeEvent is createEvent up to the point where it touches the
 // database: decode, the account, validation, the catalogue's check.
 func (a *API) decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.Event, *apiError) {
-	var req eventRequest
+	var req apitype.EventCreate
 	if apiErr := decodeJSON(w, r, EventBodyLimit, &req); apiErr != nil {
 		return nil, apiErr
 	}

@@ -11,37 +11,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/testreceiver"
 )
-
-// batchAccepted is the answer of POST /v1/events/batch.
-type batchAccepted struct {
-	Data []struct {
-		ID         string `json:"id"`
-		Deliveries []struct {
-			ID        string `json:"id"`
-			WebhookID string `json:"webhook_id"`
-		} `json:"deliveries"`
-		Repeat bool `json:"repeat"`
-	} `json:"data"`
-}
-
-// eventView is the answer of GET /v1/events/{id}.
-type eventView struct {
-	ID             string          `json:"id"`
-	AccountID      string          `json:"account_id"`
-	Type           string          `json:"type"`
-	IdempotencyKey *string         `json:"idempotency_key"`
-	OccurredAt     time.Time       `json:"occurred_at"`
-	CreatedAt      time.Time       `json:"created_at"`
-	Body           json.RawMessage `json:"body"`
-	Deliveries     []struct {
-		ID        string `json:"id"`
-		WebhookID string `json:"webhook_id"`
-		State     string `json:"state"`
-	} `json:"deliveries"`
-}
 
 // itemError is one entry of a batch error's items.
 type itemError struct {
@@ -114,7 +87,7 @@ func TestEventBatch(t *testing.T) {
 			`{"account_id":"acct_batch_nobody","type":"payment.created","data":{"n":2}}`,
 			`{"account_id":"acct_batch_a","type":"payment.updated","data":{"n":3},"idempotency_key":"batch-accepted-1"}`,
 		)})
-		var out batchAccepted
+		var out apitype.List[apitype.EventBatchItem]
 		jsonBody(t, resp, http.StatusAccepted, &out)
 		require.Len(t, out.Data, 4)
 		wantHooks := [][]string{{hookA1.ID, hookA2.ID}, {hookB.ID}, {}, {hookA1.ID, hookA2.ID}}
@@ -146,7 +119,7 @@ func TestEventBatch(t *testing.T) {
 
 		// GET /v1/events/{id}: the stored body as JSON, and the deliveries.
 		waitSettled(t, b.pool)
-		var ev eventView
+		var ev apitype.Event
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/events/" + out.Data[0].ID}), http.StatusOK, &ev)
 		require.Equal(t, out.Data[0].ID, ev.ID)
 		require.Equal(t, "acct_batch_a", ev.AccountID)
@@ -177,13 +150,13 @@ func TestEventBatch(t *testing.T) {
 			`{"account_id":"acct_batch_a","type":"invoice.paid","data":{"n":1},"idempotency_key":"k1"}`,
 			`{"account_id":"acct_batch_a","type":"invoice.paid","data":{"n":2},"idempotency_key":"k2"}`,
 		)})
-		var one batchAccepted
+		var one apitype.List[apitype.EventBatchItem]
 		jsonBody(t, first, http.StatusAccepted, &one)
 		waitSettled(t, b.pool)
 
 		// A repeated item returns its original; a new one is created.
 		before := countRows(t, b.pool)
-		var two batchAccepted
+		var two apitype.List[apitype.EventBatchItem]
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events/batch", body: batch(
 			`{"account_id":"acct_batch_a","type":"invoice.paid","data":{ "n" : 1 },"idempotency_key":"k1"}`,
 			`{"account_id":"acct_batch_a","type":"invoice.paid","data":{"n":3},"idempotency_key":"k3"}`,
@@ -198,7 +171,7 @@ func TestEventBatch(t *testing.T) {
 		waitSettled(t, b.pool)
 
 		// The same key twice in one batch: the second is the first.
-		var three batchAccepted
+		var three apitype.List[apitype.EventBatchItem]
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events/batch", body: batch(
 			`{"account_id":"acct_batch_b","type":"invoice.paid","data":{"n":4},"idempotency_key":"k4"}`,
 			`{"account_id":"acct_batch_b","type":"invoice.paid","data":{"n":4},"idempotency_key":"k4"}`,
@@ -218,7 +191,7 @@ func TestEventBatch(t *testing.T) {
 			`{"account_id":"acct_batch_a","type":"invoice.paid","data":{"n":1},"idempotency_key":"k1"}`,
 			`{"account_id":"acct_batch_a","type":"invoice.paid","data":{"n":2},"idempotency_key":"k2"}`,
 		)})
-		var four batchAccepted
+		var four apitype.List[apitype.EventBatchItem]
 		jsonBody(t, again, http.StatusOK, &four)
 		for i := range four.Data {
 			require.True(t, four.Data[i].Repeat)
@@ -228,7 +201,7 @@ func TestEventBatch(t *testing.T) {
 		require.Equal(t, before, countRows(t, b.pool))
 
 		// POST /v1/events and the batch share keys.
-		var single eventAccepted
+		var single apitype.Enqueued
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_batch_a","type":"invoice.paid","data":{"n":2},"idempotency_key":"k2"}`}), http.StatusOK, &single)
 		require.Equal(t, one.Data[1].ID, single.ID)
 		require.Equal(t, before, countRows(t, b.pool))
@@ -280,9 +253,9 @@ func TestEventBatch(t *testing.T) {
 		require.Equal(t, before, countRows(t, b.pool))
 
 		// Items without account_id take the key's.
-		var out batchAccepted
+		var out apitype.List[apitype.EventBatchItem]
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events/batch", auth: bearer(key.Key), body: batch(`{"type":"a","data":{}}`, `{"account_id":"acct_batch_c","type":"b","data":{}}`)}), http.StatusAccepted, &out)
-		var ev eventView
+		var ev apitype.Event
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/events/" + out.Data[0].ID}), http.StatusOK, &ev)
 		require.Equal(t, "acct_batch_c", ev.AccountID)
 
@@ -394,7 +367,7 @@ func TestEventBatch(t *testing.T) {
 
 		// 1000 events are fine: one answer, all stored.
 		before := countRows(t, b.pool)
-		var out batchAccepted
+		var out apitype.List[apitype.EventBatchItem]
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events/batch", body: many(1000)}), http.StatusAccepted, &out)
 		require.Len(t, out.Data, 1000)
 		require.Equal(t, before.Events+1000, countRows(t, b.pool).Events)

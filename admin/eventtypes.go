@@ -13,52 +13,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/store"
 )
 
-// eventTypeView is an entry of the event catalogue as the API shows it.
-type eventTypeView struct {
-	Type        string `json:"type"`
-	Description string `json:"description"`
-	// Schema is the JSON Schema of the event's data.
-	Schema json.RawMessage `json:"schema"`
-	// Example is an example of the event's data; it matches Schema.
-	Example json.RawMessage `json:"example"`
-	// Validate is whether enqueue refuses data that does not match Schema.
-	Validate     bool       `json:"validate"`
-	Deprecated   bool       `json:"deprecated"`
-	DeprecatedAt *time.Time `json:"deprecated_at"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
-}
-
-func renderEventType(et *store.EventType) eventTypeView {
-	return eventTypeView{
+func renderEventType(et *store.EventType) apitype.EventType {
+	return apitype.EventType{
 		Type: et.Type, Description: et.Description, Schema: et.Schema, Example: et.Example,
 		Validate: et.Validate, Deprecated: et.DeprecatedAt != nil, DeprecatedAt: et.DeprecatedAt,
 		CreatedAt: et.CreatedAt, UpdatedAt: et.UpdatedAt,
 	}
-}
-
-// eventTypeCreate is the body of POST /v1/event-types.
-type eventTypeCreate struct {
-	Type        string          `json:"type"`
-	Description string          `json:"description"`
-	Schema      json.RawMessage `json:"schema"`
-	Example     json.RawMessage `json:"example"`
-	Validate    bool            `json:"validate"`
-}
-
-// eventTypePatch is the body of PATCH /v1/event-types/{type}: the fields to
-// change; absent (or null) ones stay as they are.
-type eventTypePatch struct {
-	Description *string         `json:"description"`
-	Schema      json.RawMessage `json:"schema"`
-	Example     json.RawMessage `json:"example"`
-	Validate    *bool           `json:"validate"`
-	Deprecated  *bool           `json:"deprecated"`
 }
 
 // listEventTypes is GET /v1/event-types: the whole catalogue, deprecated
@@ -74,11 +40,11 @@ func (a *API) listEventTypes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
-	out := make([]eventTypeView, len(types))
+	out := make([]apitype.EventType, len(types))
 	for i, et := range types {
 		out[i] = renderEventType(et)
 	}
-	writeJSON(w, http.StatusOK, map[string][]eventTypeView{"data": out})
+	writeJSON(w, http.StatusOK, map[string][]apitype.EventType{"data": out})
 }
 
 // pathEventType returns the request's {type}, or a 404 when it can't be an
@@ -117,7 +83,7 @@ func (a *API) getEventType(w http.ResponseWriter, r *http.Request) {
 // createEventType registers an event type (admin only). The schema must
 // compile and the example must match it.
 func (a *API) createEventType(w http.ResponseWriter, r *http.Request) {
-	var req eventTypeCreate
+	var req apitype.EventTypeCreate
 	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -167,7 +133,7 @@ func (a *API) updateEventType(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	var req eventTypePatch
+	var req apitype.EventTypePatch
 	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return

@@ -10,23 +10,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/catalogue"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/store"
 )
-
-// eventTypeBody is an event type as the API answers it.
-type eventTypeBody struct {
-	Type         string          `json:"type"`
-	Description  string          `json:"description"`
-	Schema       json.RawMessage `json:"schema"`
-	Example      json.RawMessage `json:"example"`
-	Validate     bool            `json:"validate"`
-	Deprecated   bool            `json:"deprecated"`
-	DeprecatedAt *time.Time      `json:"deprecated_at"`
-	CreatedAt    time.Time       `json:"created_at"`
-	UpdatedAt    time.Time       `json:"updated_at"`
-}
 
 // transferSchema follows the seed's money rule: integer amounts in the
 // smallest currency unit, fx_rates a decimal string.
@@ -43,21 +31,21 @@ const transferSchema = `{
 
 const transferExample = `{"amount":240000,"currency":"COP","fx_rates":"4002.24","items":[{"sku":"a"}]}`
 
-func (b *testBundle) registerEventType(t *testing.T, name string, validate bool) *eventTypeBody {
+func (b *testBundle) registerEventType(t *testing.T, name string, validate bool) *apitype.EventType {
 	t.Helper()
 	body, err := json.Marshal(map[string]any{
 		"type": name, "description": "a transfer", "schema": json.RawMessage(transferSchema),
 		"example": json.RawMessage(transferExample), "validate": validate,
 	})
 	require.NoError(t, err)
-	var out eventTypeBody
+	var out apitype.EventType
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/event-types", body: string(body)}), http.StatusCreated, &out)
 	return &out
 }
 
-func (b *testBundle) getEventType(t *testing.T, name string) *eventTypeBody {
+func (b *testBundle) getEventType(t *testing.T, name string) *apitype.EventType {
 	t.Helper()
-	var out eventTypeBody
+	var out apitype.EventType
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/event-types/" + name}), http.StatusOK, &out)
 	return &out
 }
@@ -81,10 +69,10 @@ func TestEventTypes(t *testing.T) {
 	t.Run("SeededCatalogue", func(t *testing.T) {
 		b := setup(t)
 		var list struct {
-			Data []eventTypeBody `json:"data"`
+			Data []apitype.EventType `json:"data"`
 		}
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/event-types"}), http.StatusOK, &list)
-		var seeded *eventTypeBody
+		var seeded *apitype.EventType
 		for i := range list.Data {
 			if list.Data[i].Type == "bank_transfer_approved" {
 				seeded = &list.Data[i]
@@ -209,14 +197,14 @@ func TestEventTypes(t *testing.T) {
 		requireBatchError(t, resp, http.StatusUnprocessableEntity, "invalid_batch", []itemError{{Index: 1, Field: "data.amount", Code: "data_schema_mismatch"}})
 		require.Equal(t, before, countRows(t, b.pool), "a refused event stores nothing")
 
-		var ev eventAccepted
+		var ev apitype.Enqueued
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: event(transferExample)}), http.StatusAccepted, &ev)
 		require.Len(t, ev.Deliveries, 1)
 		got := rcv.Wait(t, 1, 10*time.Second)[0]
 		require.Contains(t, string(got.Body), `"data":`+transferExample)
 
 		// Turned off, the same bad data is accepted; on again, refused.
-		var patched eventTypeBody
+		var patched apitype.EventType
 		jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/event-types/transfer.validated", body: `{"validate":false}`}), http.StatusOK, &patched)
 		require.False(t, patched.Validate)
 		require.Equal(t, http.StatusAccepted, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: event(`{"amount":"2400.00"}`)}).status)
@@ -241,7 +229,7 @@ func TestEventTypes(t *testing.T) {
 	t.Run("Deprecate", func(t *testing.T) {
 		b := setup(t)
 		created := b.registerEventType(t, "transfer.old", false)
-		var patched eventTypeBody
+		var patched apitype.EventType
 		jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/event-types/transfer.old", body: `{"deprecated":true,"description":"use transfer.new"}`}), http.StatusOK, &patched)
 		require.True(t, patched.Deprecated)
 		require.NotNil(t, patched.DeprecatedAt)

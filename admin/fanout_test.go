@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/server"
@@ -69,7 +70,7 @@ func TestFanoutLimit(t *testing.T) {
 		})
 		// Its idempotency keys were not used up: fan-1 alone is new.
 		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: item("acct_fan", "order.created", "fan-1")})
-		var accepted eventAccepted
+		var accepted apitype.Enqueued
 		jsonBody(t, resp, http.StatusAccepted, &accepted)
 		require.Len(t, accepted.Deliveries, 4)
 	})
@@ -136,7 +137,7 @@ func TestFanoutDefaultAdmitsAFullBatch(t *testing.T) {
 	rcv := testreceiver.New(t, testreceiver.Status(http.StatusOK))
 	for i := range admin.MaxWebhooksPerAccountDefault {
 		resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: fmt.Sprintf(`{"account_id":"acct_full","url":%q}`, rcv.URL+fmt.Sprintf("/full/%d", i))})
-		var created webhookCreated
+		var created apitype.Webhook
 		jsonBody(t, resp, http.StatusCreated, &created)
 		require.Equal(t, http.StatusOK, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: `{"paused":true}`}).status)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
@@ -15,13 +16,6 @@ import (
 // Ordered delivery ("ordering": "fifo", dispatcher/fifo.go): the setting
 // through create and update, the line's state in the webhook's answer, and
 // POST /v1/webhooks/{id}/fifo/skip.
-
-// webhookFIFOResponse is a FIFO webhook's line: the dead head blocking it
-// (null when none) and how many deliveries wait behind the head.
-type webhookFIFOResponse struct {
-	BlockedBy *string `json:"blocked_by"`
-	Waiting   int64   `json:"waiting"`
-}
 
 // checkOrdering refuses an ordering other than none or fifo (422
 // invalid_ordering).
@@ -53,7 +47,7 @@ func (a *API) setOrdering(ctx context.Context, hook *store.Webhook, ordering str
 
 // withFIFO adds each FIFO webhook's line state to its answer (one query per
 // FIFO webhook; none for the others).
-func (a *API) withFIFO(ctx context.Context, outs ...*webhookResponse) error {
+func (a *API) withFIFO(ctx context.Context, outs ...*apitype.Webhook) error {
 	for _, out := range outs {
 		if out.Ordering != store.OrderingFIFO {
 			continue
@@ -62,7 +56,7 @@ func (a *API) withFIFO(ctx context.Context, outs ...*webhookResponse) error {
 		if err != nil {
 			return err
 		}
-		out.FIFO = &webhookFIFOResponse{BlockedBy: s.BlockedBy, Waiting: s.Waiting}
+		out.FIFO = &apitype.WebhookFIFO{BlockedBy: s.BlockedBy, Waiting: s.Waiting}
 	}
 	return nil
 }

@@ -7,14 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
 )
-
-// fifoLine is a FIFO webhook's line in its answer.
-type fifoLine struct {
-	BlockedBy *string `json:"blocked_by"`
-	Waiting   int64   `json:"waiting"`
-}
 
 // ordering through POST, PATCH and GET ("none" by default, "fifo"),
 // anything else refused naming the field; a dead head shows as
@@ -26,14 +21,14 @@ func TestWebhookFIFOSetting(t *testing.T) {
 	b := startServer(t, true)
 	recv := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
 
-	var hook webhookCreated
+	var hook apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks",
 		body: `{"account_id":"acct_fifo","url":"` + recv.URL + `/hook","ordering":"fifo"}`}), http.StatusCreated, &hook)
 	require.Equal(t, "fifo", hook.Ordering)
 	require.NotNil(t, hook.FIFO)
 	require.Nil(t, hook.FIFO.BlockedBy)
-	get := func(id string) webhookView {
-		var v webhookView
+	get := func(id string) apitype.Webhook {
+		var v apitype.Webhook
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + id}), http.StatusOK, &v)
 		return v
 	}
@@ -62,7 +57,7 @@ func TestWebhookFIFOSetting(t *testing.T) {
 	// Two events; the first dies (ten failures) and blocks the second.
 	var ids []string
 	for range 2 {
-		var ev eventAccepted
+		var ev apitype.Enqueued
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_fifo","type":"ping","data":{}}`}), http.StatusAccepted, &ev)
 		ids = append(ids, ev.Deliveries[0].ID)
 	}
@@ -84,7 +79,7 @@ func TestWebhookFIFOSetting(t *testing.T) {
 	require.Equal(t, "dead", b.getDelivery(t, ids[0]).State, "a skipped head stays dead")
 
 	// Switching back: no line any more.
-	var switched webhookView
+	var switched apitype.Webhook
 	jsonBody(t, patch(hook.ID, `{"ordering":"none"}`), http.StatusOK, &switched)
 	require.Equal(t, "none", switched.Ordering)
 	require.Nil(t, switched.FIFO)

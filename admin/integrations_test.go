@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/signer"
 )
@@ -24,7 +25,7 @@ func TestCustomHeaders(t *testing.T) {
 	recv := testreceiver.New(t, testreceiver.Status(200))
 
 	body := fmt.Sprintf(`{"account_id":"acct_hdr","url":%q,"headers":{"x-gateway-key":"gw-secret-value-123","X-Team":"payments"}}`, recv.URL+"/hook")
-	var created webhookCreated
+	var created apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: body}), http.StatusCreated, &created)
 	require.Equal(t, []string{"X-Gateway-Key", "X-Team"}, created.HeaderNames)
 
@@ -80,7 +81,7 @@ func TestCustomHeaders(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM webhooks WHERE account_id = 'acct_hdr2'`).Scan(&n))
 	require.Zero(t, n)
 
-	var view webhookView
+	var view apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + created.ID}), http.StatusOK, &view)
 	require.Equal(t, []string{"X-Gateway-Key", "X-Team"}, view.HeaderNames, "refused updates changed nothing")
 
@@ -158,7 +159,7 @@ func TestSendTestEvent(t *testing.T) {
 	recv := testreceiver.New(t, testreceiver.Status(200))
 	other := testreceiver.New(t, testreceiver.Status(200))
 	body := fmt.Sprintf(`{"account_id":"acct_test","url":%q,"headers":{"X-Gateway-Key":"gw-1"}}`, recv.URL+"/hook")
-	var hook webhookCreated
+	var hook apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: body}), http.StatusCreated, &hook)
 	b.createWebhook(t, "acct_test", other.URL+"/other")
 

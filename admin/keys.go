@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apikey"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
@@ -101,33 +102,9 @@ func keyName(p *Principal) string {
 	return p.KeyID
 }
 
-type keyRequest struct {
-	Scope       string `json:"scope"`
-	AccountID   string `json:"account_id"`
-	Description string `json:"description"`
-}
-
-// KeyView is an API key as the API and `webhookd keys` show it: never its
-// hash, and the key itself only in the answer that created it.
-type KeyView struct {
-	Key         string     `json:"key,omitempty"`
-	ID          string     `json:"id"`
-	Prefix      string     `json:"prefix"`
-	Scope       string     `json:"scope"`
-	AccountID   *string    `json:"account_id"`
-	Description string     `json:"description"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
-	RevokedAt   *time.Time `json:"revoked_at"`
-	// ExpiresAt is when a rotated key stops working; ReplacedBy the key it
-	// was rotated to. Both null until the key is rotated.
-	ExpiresAt  *time.Time `json:"expires_at"`
-	ReplacedBy *string    `json:"replaced_by"`
-}
-
 // NewKeyView is k as shown, without the key.
-func NewKeyView(k *store.APIKey) KeyView {
-	return KeyView{
+func NewKeyView(k *store.APIKey) apitype.Key {
+	return apitype.Key{
 		ID: k.ID, Prefix: k.Prefix, Scope: k.Scope, AccountID: k.AccountID, Description: k.Description,
 		CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt,
 		ExpiresAt: k.ExpiresAt, ReplacedBy: k.ReplacedBy,
@@ -135,14 +112,14 @@ func NewKeyView(k *store.APIKey) KeyView {
 }
 
 // View is the new key as shown, the one time with the key.
-func (c *CreatedKey) View() KeyView {
+func (c *CreatedKey) View() apitype.Key {
 	v := NewKeyView(c.APIKey)
 	v.Key = c.Key
 	return v
 }
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
-	var req keyRequest
+	var req apitype.KeyCreate
 	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -183,11 +160,11 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
-	rows := make([]KeyView, len(keys))
+	rows := make([]apitype.Key, len(keys))
 	for i, k := range keys {
 		rows[i] = NewKeyView(k)
 	}
-	writeJSON(w, http.StatusOK, newPage(rows, pg, func(k KeyView) string { return k.ID }))
+	writeJSON(w, http.StatusOK, newPage(rows, pg, func(k apitype.Key) string { return k.ID }))
 }
 
 // revokeKey revokes a key for good: from then on it gets 401.
@@ -266,15 +243,8 @@ type RotatedKey struct {
 
 // View is the new key as shown, the one time with the key, and when the old
 // one stops working.
-func (r *RotatedKey) View() RotatedKeyView {
-	return RotatedKeyView{KeyView: r.CreatedKey.View(), OldKeyID: r.Old.ID, OldKeyExpiresAt: *r.Old.ExpiresAt}
-}
-
-// RotatedKeyView is the answer of POST /v1/keys/{id}/rotate.
-type RotatedKeyView struct {
-	KeyView
-	OldKeyID        string    `json:"old_key_id"`
-	OldKeyExpiresAt time.Time `json:"old_key_expires_at"`
+func (r *RotatedKey) View() apitype.KeyRotated {
+	return apitype.KeyRotated{Key: r.CreatedKey.View(), OldKeyID: r.Old.ID, OldKeyExpiresAt: *r.Old.ExpiresAt}
 }
 
 // RotateKey replaces key id, in one transaction on db: a new key with the
@@ -333,11 +303,6 @@ func RotateKey(ctx context.Context, db store.DB, id string, grace time.Duration,
 	return out, nil
 }
 
-type keyRotateRequest struct {
-	// Grace is how long the old key keeps working; absent or null: 1h.
-	Grace *string `json:"grace"`
-}
-
 // rotateKey is POST /v1/keys/{id}/rotate: a new key with the old one's
 // scope and account (shown once), the old one working for the grace period
 // and refused after.
@@ -347,7 +312,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	var req keyRotateRequest
+	var req apitype.KeyRotate
 	if r.ContentLength != 0 {
 		if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
 			writeError(w, apiErr)

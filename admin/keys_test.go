@@ -17,40 +17,16 @@ import (
 
 	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/apikey"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/server"
 )
 
-// keyListed is one key of GET /v1/keys: no key, no hash.
-type keyListed struct {
-	ID          string     `json:"id"`
-	Prefix      string     `json:"prefix"`
-	Scope       string     `json:"scope"`
-	AccountID   *string    `json:"account_id"`
-	Description string     `json:"description"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
-	RevokedAt   *time.Time `json:"revoked_at"`
-	ExpiresAt   *time.Time `json:"expires_at"`
-	ReplacedBy  *string    `json:"replaced_by"`
-}
-
-// keyCreated is the 201 answer of POST /v1/keys: the same and the key.
-type keyCreated struct {
-	Key string `json:"key"`
-	keyListed
-}
-
-type keyPage struct {
-	Data       []keyListed `json:"data"`
-	NextCursor *string     `json:"next_cursor"`
-}
-
 // createKey makes a key through the API with the bootstrap admin key and
 // returns it.
-func (b *testBundle) createKey(t *testing.T, scope, accountID string) *keyCreated {
+func (b *testBundle) createKey(t *testing.T, scope, accountID string) *apitype.Key {
 	t.Helper()
 	req := map[string]string{"scope": scope}
 	if accountID != "" {
@@ -58,7 +34,7 @@ func (b *testBundle) createKey(t *testing.T, scope, accountID string) *keyCreate
 	}
 	body, err := json.Marshal(req)
 	require.NoError(t, err)
-	var out keyCreated
+	var out apitype.Key
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/keys", body: string(body)}), http.StatusCreated, &out)
 	return &out
 }
@@ -92,7 +68,7 @@ func TestKeys(t *testing.T) {
 
 		before := time.Now().Add(-time.Second)
 		resp := b.do(t, request{method: http.MethodPost, path: "/v1/keys", body: `{"scope":"account","account_id":"acct_keys_life","description":"dashboard"}`})
-		var created keyCreated
+		var created apitype.Key
 		jsonBody(t, resp, http.StatusCreated, &created)
 		require.True(t, ident.Valid(ident.Key, created.ID), created.ID)
 		require.True(t, apikey.LooksLikeKey(created.Key), created.Key)
@@ -114,7 +90,7 @@ func TestKeys(t *testing.T) {
 
 		// The key works, for its account, and its use is recorded.
 		hook := b.createWebhook(t, "acct_keys_life", "https://example.com/keys-life")
-		var list webhookPage
+		var list apitype.Page[apitype.Webhook]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks", auth: bearer(created.Key)}), http.StatusOK, &list)
 		require.Len(t, list.Data, 1)
 		require.Equal(t, hook.ID, list.Data[0].ID)
@@ -172,7 +148,7 @@ func TestKeys(t *testing.T) {
 			if cursor != "" {
 				path += "&cursor=" + cursor
 			}
-			var page keyPage
+			var page apitype.Page[apitype.Key]
 			jsonBody(t, b.do(t, request{method: http.MethodGet, path: path}), http.StatusOK, &page)
 			require.LessOrEqual(t, len(page.Data), 5)
 			for _, k := range page.Data {
@@ -183,18 +159,18 @@ func TestKeys(t *testing.T) {
 				b.createKey(t, "account", "acct_keys_page")
 				b.createKey(t, "account", "acct_keys_page")
 			}
-			if page.NextCursor == nil {
+			if page.NextCursor == "" {
 				break
 			}
-			cursor = *page.NextCursor
+			cursor = page.NextCursor
 		}
 		require.Equal(t, reversed(want), got)
 
 		// Another account's filter sees none of them.
-		var other keyPage
+		var other apitype.Page[apitype.Key]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/keys?account_id=acct_keys_none"}), http.StatusOK, &other)
 		require.Empty(t, other.Data)
-		require.Nil(t, other.NextCursor)
+		require.Empty(t, other.NextCursor)
 	})
 
 	t.Run("Scopes", func(t *testing.T) {
@@ -208,7 +184,7 @@ func TestKeys(t *testing.T) {
 		mine := b.createWebhook(t, "acct_scope_a", "https://example.com/scope-a")
 
 		// Key management is admin only; a created admin key may use it.
-		for _, k := range []*keyCreated{account, events, boundEvents} {
+		for _, k := range []*apitype.Key{account, events, boundEvents} {
 			requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/keys", auth: bearer(k.Key), body: `{"scope":"admin"}`}), http.StatusForbidden, "insufficient_scope", "Authorization")
 			requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/keys", auth: bearer(k.Key)}), http.StatusForbidden, "insufficient_scope", "Authorization")
 			requireError(t, b.do(t, request{method: http.MethodDelete, path: "/v1/keys/" + admin.ID, auth: bearer(k.Key)}), http.StatusForbidden, "insufficient_scope", "Authorization")
@@ -221,12 +197,12 @@ func TestKeys(t *testing.T) {
 		requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + other.ID + "/secret", auth: bearer(account.Key)}), http.StatusNotFound, "not_found", "id")
 		requireError(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + other.ID, auth: bearer(account.Key), body: `{"description":"mine now"}`}), http.StatusNotFound, "not_found", "id")
 		requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_scope_b", auth: bearer(account.Key)}), http.StatusForbidden, "account_not_allowed", "account_id")
-		var got webhookView
+		var got apitype.Webhook
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + mine.ID, auth: bearer(account.Key)}), http.StatusOK, &got)
 		require.Equal(t, mine.ID, got.ID)
 
 		// events:write enqueues and does nothing else.
-		for _, k := range []*keyCreated{events, boundEvents} {
+		for _, k := range []*apitype.Key{events, boundEvents} {
 			requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_scope_a", auth: bearer(k.Key)}), http.StatusForbidden, "insufficient_scope", "Authorization")
 			requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + mine.ID, auth: bearer(k.Key)}), http.StatusForbidden, "insufficient_scope", "Authorization")
 			requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", auth: bearer(k.Key), body: `{"account_id":"acct_scope_a","url":"https://example.com/x"}`}), http.StatusForbidden, "insufficient_scope", "Authorization")
@@ -290,9 +266,9 @@ func TestKeys(t *testing.T) {
 }
 
 // findKey returns key id as GET /v1/keys lists it.
-func (b *testBundle) findKey(t *testing.T, id string) *keyListed {
+func (b *testBundle) findKey(t *testing.T, id string) *apitype.Key {
 	t.Helper()
-	var page keyPage
+	var page apitype.Page[apitype.Key]
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/keys?limit=1000"}), http.StatusOK, &page)
 	for _, k := range page.Data {
 		if k.ID == id {
@@ -307,14 +283,6 @@ func reversed(ids []string) []string {
 	out := slices.Clone(ids)
 	slices.Reverse(out)
 	return out
-}
-
-// keyRotated is the 201 answer of POST /v1/keys/{id}/rotate: the new key
-// as POST /v1/keys answers it, and when the old one stops working.
-type keyRotated struct {
-	keyCreated
-	OldKeyID        string    `json:"old_key_id"`
-	OldKeyExpiresAt time.Time `json:"old_key_expires_at"`
 }
 
 // rotationClock is a clock the test moves forward; it starts at the real
@@ -337,9 +305,9 @@ func (c *rotationClock) Advance(d time.Duration) {
 }
 
 // rotateKey rotates key id through the API with the bootstrap admin key.
-func (b *testBundle) rotateKey(t *testing.T, id, body string) *keyRotated {
+func (b *testBundle) rotateKey(t *testing.T, id, body string) *apitype.KeyRotated {
 	t.Helper()
-	var out keyRotated
+	var out apitype.KeyRotated
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/keys/" + id + "/rotate", body: body}), http.StatusCreated, &out)
 	return &out
 }
@@ -388,14 +356,14 @@ func TestKeyRotation(t *testing.T) {
 		// No body: the default grace, one hour.
 		before := clock.Now()
 		resp := b.do(t, request{method: http.MethodPost, path: "/v1/keys/" + old.ID + "/rotate"})
-		var rotated keyRotated
+		var rotated apitype.KeyRotated
 		jsonBody(t, resp, http.StatusCreated, &rotated)
 		after := clock.Now()
 		require.True(t, ident.Valid(ident.Key, rotated.ID), rotated.ID)
 		require.NotEqual(t, old.ID, rotated.ID)
-		require.True(t, apikey.LooksLikeKey(rotated.Key), rotated.Key)
-		require.NotEqual(t, old.Key, rotated.Key)
-		require.Equal(t, rotated.Key[:apikey.DisplayLen], rotated.Prefix)
+		require.True(t, apikey.LooksLikeKey(rotated.Key.Key), rotated.Key.Key)
+		require.NotEqual(t, old.Key, rotated.Key.Key)
+		require.Equal(t, rotated.Key.Key[:apikey.DisplayLen], rotated.Prefix)
 		require.Equal(t, "account", rotated.Scope)
 		require.Equal(t, acct, *rotated.AccountID)
 		require.Equal(t, old.Description, rotated.Description)
@@ -415,7 +383,7 @@ func TestKeyRotation(t *testing.T) {
 			replacedBy string
 		)
 		require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT hash FROM api_keys WHERE id = $1", rotated.ID).Scan(&hash))
-		sum := sha256.Sum256([]byte(rotated.Key))
+		sum := sha256.Sum256([]byte(rotated.Key.Key))
 		require.Equal(t, sum[:], hash)
 		require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT expires_at, replaced_by FROM api_keys WHERE id = $1", old.ID).Scan(&expiresAt, &replacedBy))
 		require.True(t, rotated.OldKeyExpiresAt.Equal(expiresAt))
@@ -423,7 +391,7 @@ func TestKeyRotation(t *testing.T) {
 
 		// The new key works at once, with the same scope and account: its
 		// account's webhooks, another account's refused, no key management.
-		resp = b.do(t, request{method: http.MethodGet, path: webhooks, auth: bearer(rotated.Key)})
+		resp = b.do(t, request{method: http.MethodGet, path: webhooks, auth: bearer(rotated.Key.Key)})
 		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
 		var list struct {
 			Data []struct {
@@ -433,8 +401,8 @@ func TestKeyRotation(t *testing.T) {
 		require.NoError(t, json.Unmarshal(resp.body, &list))
 		require.Len(t, list.Data, 1)
 		require.Equal(t, hook, list.Data[0].ID)
-		requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_rot_other", auth: bearer(rotated.Key)}), http.StatusForbidden, "account_not_allowed", "account_id")
-		requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/keys", auth: bearer(rotated.Key)}), http.StatusForbidden, "insufficient_scope", "Authorization")
+		requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_rot_other", auth: bearer(rotated.Key.Key)}), http.StatusForbidden, "account_not_allowed", "account_id")
+		requireError(t, b.do(t, request{method: http.MethodGet, path: "/v1/keys", auth: bearer(rotated.Key.Key)}), http.StatusForbidden, "insufficient_scope", "Authorization")
 
 		// GET /v1/keys shows the rotation.
 		listedOld, listedNew := b.findKey(t, old.ID), b.findKey(t, rotated.ID)
@@ -456,7 +424,7 @@ func TestKeyRotation(t *testing.T) {
 		clock.Advance(time.Minute + time.Second)
 		requireExpired(t, b, webhooks, old.Key)
 		requireExpired(t, b, "/v1/webhooks/"+hook, old.Key)
-		require.Equal(t, http.StatusOK, status(webhooks, rotated.Key))
+		require.Equal(t, http.StatusOK, status(webhooks, rotated.Key.Key))
 
 		// It can't be rotated again (the new one can); nothing changes.
 		keys := countTable(t, b.pool, "api_keys")
@@ -473,10 +441,10 @@ func TestKeyRotation(t *testing.T) {
 		require.Equal(t, acct, *again.AccountID)
 		require.WithinRange(t, again.OldKeyExpiresAt, before.Add(48*time.Hour-time.Millisecond), clock.Now().Add(48*time.Hour))
 		clock.Advance(47 * time.Hour)
-		require.Equal(t, http.StatusOK, status(webhooks, rotated.Key))
+		require.Equal(t, http.StatusOK, status(webhooks, rotated.Key.Key))
 		clock.Advance(time.Hour + time.Second)
-		requireExpired(t, b, webhooks, rotated.Key)
-		require.Equal(t, http.StatusOK, status(webhooks, again.Key))
+		requireExpired(t, b, webhooks, rotated.Key.Key)
+		require.Equal(t, http.StatusOK, status(webhooks, again.Key.Key))
 
 		// The bootstrap key never expires.
 		require.Equal(t, http.StatusOK, status(webhooks, adminKey))
@@ -495,7 +463,7 @@ func TestKeyRotation(t *testing.T) {
 		resp = b.do(t, request{method: http.MethodPost, path: "/v1/events", auth: bearer(old.Key), body: event})
 		requireError(t, resp, http.StatusUnauthorized, "invalid_api_key", "Authorization")
 		require.Contains(t, string(resp.body), "expired")
-		resp = b.do(t, request{method: http.MethodPost, path: "/v1/events", auth: bearer(rotated.Key), body: event})
+		resp = b.do(t, request{method: http.MethodPost, path: "/v1/events", auth: bearer(rotated.Key.Key), body: event})
 		require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
 	})
 
@@ -503,19 +471,19 @@ func TestKeyRotation(t *testing.T) {
 		// An admin key may rotate itself; its replacement is an admin key,
 		// for the API and River UI.
 		old := b.createKey(t, "admin", "")
-		var rotated keyRotated
+		var rotated apitype.KeyRotated
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/keys/" + old.ID + "/rotate", auth: bearer(old.Key), body: `{"grace":"10m"}`}), http.StatusCreated, &rotated)
 		require.Equal(t, "admin", rotated.Scope)
 		require.Nil(t, rotated.AccountID)
 		require.Equal(t, http.StatusOK, status("/v1/keys", old.Key))
-		require.Equal(t, http.StatusOK, status("/v1/keys", rotated.Key))
+		require.Equal(t, http.StatusOK, status("/v1/keys", rotated.Key.Key))
 		require.Equal(t, http.StatusOK, status("/riverui/", old.Key))
 
 		clock.Advance(10 * time.Minute)
 		requireExpired(t, b, "/v1/keys", old.Key)
 		requireExpired(t, b, "/riverui/", old.Key)
-		require.Equal(t, http.StatusOK, status("/v1/keys", rotated.Key))
-		require.Equal(t, http.StatusOK, status("/riverui/", rotated.Key))
+		require.Equal(t, http.StatusOK, status("/v1/keys", rotated.Key.Key))
+		require.Equal(t, http.StatusOK, status("/riverui/", rotated.Key.Key))
 	})
 
 	t.Run("Dashboard", func(t *testing.T) {
@@ -535,7 +503,7 @@ func TestKeyRotation(t *testing.T) {
 		clock.Advance(90 * time.Second)
 		_, err = api.Authenticate(ctx, old.Key)
 		require.ErrorIs(t, err, admin.ErrInvalidKey)
-		p, err = api.Authenticate(ctx, rotated.Key)
+		p, err = api.Authenticate(ctx, rotated.Key.Key)
 		require.NoError(t, err)
 		require.Equal(t, rotated.ID, p.KeyID)
 		require.Equal(t, "acct_rot_dash", p.AccountID)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/signer"
 	"github.com/mono/webhookd/store"
@@ -42,7 +43,7 @@ func TestRotateSecretWithOverlap(t *testing.T) {
 	require.Equal(t, 1, strings.Count(got.Header.Get("Mono-Signature"), "v1="), "refused rotations changed nothing")
 	require.NoError(t, signer.Verify(got.Header.Get("Mono-Signature"), got.Body, oldSecret, time.Now(), 0))
 
-	var rotated webhookCreated
+	var rotated apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/rotate-secret", body: `{"expires_in":"3s"}`}), http.StatusOK, &rotated)
 	newSecret := rotated.Secret
 	require.True(t, strings.HasPrefix(newSecret, "whsec_"))
@@ -72,7 +73,7 @@ func TestRotateSecretWithOverlap(t *testing.T) {
 	require.Equal(t, 1, strings.Count(header, "v1="))
 	require.NoError(t, signer.Verify(header, got.Body, newSecret, time.Now(), 0))
 	require.ErrorIs(t, signer.Verify(header, got.Body, oldSecret, time.Now(), 0), signer.ErrNoValidSignature)
-	var view webhookView
+	var view apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &view)
 	require.Nil(t, view.PreviousSecretExpiresAt, "an expired previous secret is not shown as signing")
 
@@ -99,7 +100,7 @@ func TestEventTypeFilters(t *testing.T) {
 		t.Helper()
 		body, err := json.Marshal(map[string]any{"account_id": "acct_filter", "url": recv.URL + path, "event_types": filter})
 		require.NoError(t, err)
-		var out webhookCreated
+		var out apitype.Webhook
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: string(body)}), http.StatusCreated, &out)
 		require.Equal(t, filter, out.EventTypes)
 		return out.ID
@@ -111,7 +112,7 @@ func TestEventTypeFilters(t *testing.T) {
 
 	send := func(eventType string) []string {
 		t.Helper()
-		var ev eventAccepted
+		var ev apitype.Enqueued
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_filter","type":"` + eventType + `","data":{}}`}), http.StatusAccepted, &ev)
 		var hooks []string
 		for _, d := range ev.Deliveries {
@@ -128,7 +129,7 @@ func TestEventTypeFilters(t *testing.T) {
 	require.Equal(t, sorted(all), send("refund.issued_late"), "an entry without * is exact")
 
 	// Changed between two events: only the later one follows the new filter.
-	var view webhookView
+	var view apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + exact, body: `{"event_types":["order.refunded","order.refunded"]}`}), http.StatusOK, &view)
 	require.Equal(t, []string{"order.refunded"}, view.EventTypes, "sorted, without repeats")
 	require.Equal(t, sorted(exact, wild, all), send("order.refunded"))
@@ -163,7 +164,7 @@ func TestPauseWithoutLoss(t *testing.T) {
 	recv := testreceiver.New(t, testreceiver.Status(200))
 	hook := b.createWebhook(t, "acct_pause", recv.URL+"/hook")
 
-	var view webhookView
+	var view apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"paused":true}`}), http.StatusOK, &view)
 	require.True(t, view.Paused)
 	require.Equal(t, "manual", *view.PauseReason)
@@ -242,7 +243,7 @@ func TestRetryDueWhilePaused(t *testing.T) {
 	})
 	hook := b.createWebhook(t, "acct_retry_pause", recv.URL+"/hook")
 	hookID = hook.ID
-	var ev eventAccepted
+	var ev apitype.Enqueued
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_retry_pause","type":"order.created","data":{}}`}), http.StatusAccepted, &ev)
 	recv.Wait(t, 1, 10*time.Second)
 
@@ -262,7 +263,7 @@ func TestRetryDueWhilePaused(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the retry was due 30 ms after the failure at this scale
 	require.Equal(t, 1, recv.Count(), "not sent while paused")
 
-	var view webhookView
+	var view apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"paused":false}`}), http.StatusOK, &view)
 	recv.Wait(t, 2, 10*time.Second)
 	waitSettled(t, b.pool)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/signer"
@@ -49,12 +50,12 @@ func TestNotifications(t *testing.T) {
 	requireError(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_n","url":"` + ops.URL + `/x"}`}),
 		http.StatusUnprocessableEntity, "private_address", "url")
 	w1 := b.createWebhook(t, "acct_n", "https://hooks.example.com/w1")
-	var w2 webhookCreated
+	var w2 apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_n","url":"https://hooks.example.com/w2","event_types":["webhook.paused","webhook.resumed"]}`}), http.StatusCreated, &w2)
 	other := b.createWebhook(t, "acct_other", "https://hooks.example.com/other")
 
 	// ...but the operator's notifications get there.
-	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w1.ID, body: `{"paused":true}`}), http.StatusOK, &webhookCreated{})
+	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w1.ID, body: `{"paused":true}`}), http.StatusOK, &apitype.Webhook{})
 	got := ops.Wait(t, 1, 10*time.Second)[0]
 	require.NoError(t, signer.Verify(got.Header.Get(signer.Header), got.Body, operatorSecret, time.Now(), 0))
 	n := decodeNotification(t, got)
@@ -63,7 +64,7 @@ func TestNotifications(t *testing.T) {
 	require.Equal(t, "acct_n", n.Event.Data["account_id"])
 	require.Equal(t, "manual", n.Event.Data["reason"])
 
-	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w1.ID, body: `{"paused":false}`}), http.StatusOK, &webhookCreated{})
+	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w1.ID, body: `{"paused":false}`}), http.StatusOK, &apitype.Webhook{})
 	got = ops.Wait(t, 2, 10*time.Second)[1]
 	n = decodeNotification(t, got)
 	require.Equal(t, "webhook.resumed", n.Event.Type)
@@ -82,11 +83,11 @@ func TestNotifications(t *testing.T) {
 	require.Zero(t, count(w1.ID, "webhook.paused"))
 	require.Zero(t, count(other.ID, "webhook.paused"))
 	// Pausing the subscriber notifies the operator, not the subscriber.
-	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w2.ID, body: `{"paused":true}`}), http.StatusOK, &webhookCreated{})
+	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w2.ID, body: `{"paused":true}`}), http.StatusOK, &apitype.Webhook{})
 	ops.Wait(t, 3, 10*time.Second)
 	require.Equal(t, 1, count(w2.ID, "webhook.paused"))
 	// Pausing a paused webhook changes nothing and notifies no one.
-	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w2.ID, body: `{"paused":true}`}), http.StatusOK, &webhookCreated{})
+	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + w2.ID, body: `{"paused":true}`}), http.StatusOK, &apitype.Webhook{})
 
 	// An admin lists the internal account's deliveries (replayable like
 	// any); it is not an account to write to or list webhooks of.
@@ -138,7 +139,7 @@ func TestNotifications(t *testing.T) {
 	}
 	require.NotContains(t, listed("state=dead"), "_webhookd")
 	require.Contains(t, listed("state=dead&account_id=_webhookd"), "_webhookd")
-	var kept webhookCreated
+	var kept apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + w2.ID}), http.StatusOK, &kept)
 	require.Equal(t, []string{"webhook.paused", "webhook.resumed"}, kept.EventTypes)
 
@@ -166,7 +167,7 @@ func TestNotificationOfGone(t *testing.T) {
 	gone := testreceiver.New(t, testreceiver.Status(http.StatusGone))
 	watcher := testreceiver.New(t, testreceiver.Status(http.StatusOK))
 
-	var hook, sub webhookCreated
+	var hook, sub apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_ng","url":"` + gone.URL + `/hook","on_gone":"pause","event_types":["order.created"]}`}), http.StatusCreated, &hook)
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_ng","url":"` + watcher.URL + `/ops","event_types":["webhook.paused"]}`}), http.StatusCreated, &sub)
 	resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_ng","type":"order.created","data":{}}`})
@@ -190,7 +191,7 @@ func TestEndpointFailingNotification(t *testing.T) {
 	b := startServerWith(t, true, func(c *server.Config) { c.EndpointFailingAfter = 3 })
 	failing := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
 	watcher := testreceiver.New(t, testreceiver.Status(http.StatusOK))
-	var hook, sub webhookCreated
+	var hook, sub apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_f","url":"` + failing.URL + `/hook","event_types":["order.created"]}`}), http.StatusCreated, &hook)
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_f","url":"` + watcher.URL + `/ops","event_types":["endpoint.failing"]}`}), http.StatusCreated, &sub)
 	send := func() {

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
@@ -21,13 +22,6 @@ const (
 	// LimitMax is the largest page size a request may ask for.
 	LimitMax = 1000
 )
-
-// listResponse is one page of a list route: {"data":[...],"next_cursor":...}
-// with next_cursor null on the last page.
-type listResponse[T any] struct {
-	Data       []T     `json:"data"`
-	NextCursor *string `json:"next_cursor"`
-}
 
 // page is where a list request starts and how much it wants.
 type page struct {
@@ -104,15 +98,11 @@ func parsePage(q url.Values, p ident.Prefix) (page, *apiError) {
 
 // newPage makes the answer from rows fetched with limit pg.limit+1: the
 // extra row, if any, only says that there is a next page.
-func newPage[T any](rows []T, pg page, id func(T) string) listResponse[T] {
-	out := listResponse[T]{Data: rows}
+func newPage[T any](rows []T, pg page, id func(T) string) apitype.Page[T] {
+	out := apitype.Page[T]{Data: rows}
 	if len(rows) > pg.limit {
 		out.Data = rows[:pg.limit]
-		cursor := base64.RawURLEncoding.EncodeToString([]byte(id(out.Data[pg.limit-1])))
-		out.NextCursor = &cursor
-	}
-	if out.Data == nil {
-		out.Data = []T{}
+		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(id(out.Data[pg.limit-1])))
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apikey"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
@@ -81,28 +82,6 @@ type PortalLinkError struct {
 
 func (e *PortalLinkError) Error() string { return "portal link refused: " + e.Reason }
 
-type portalLinkRequest struct {
-	AccountID string `json:"account_id"`
-	// ExpiresIn is the link's lifetime in seconds; absent or null: 600.
-	ExpiresIn *int64 `json:"expires_in"`
-}
-
-// PortalLinkView is the answer of POST /v1/portal-links: the link to send
-// the user's browser to (shown once) and when it stops working.
-type PortalLinkView struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	AccountID string    `json:"account_id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// PortalLinksRevokedView is the answer of DELETE /v1/portal-links.
-type PortalLinksRevokedView struct {
-	AccountID     string `json:"account_id"`
-	RevokedLinks  int64  `json:"revoked_links"`
-	EndedSessions int64  `json:"ended_sessions"`
-}
-
 // newPortalToken is PortalTokenPrefix and 32 random bytes in base64url.
 func newPortalToken() string {
 	b := make([]byte, 32)
@@ -160,7 +139,7 @@ func (a *API) clientAddr(r *http.Request) string {
 // createPortalLink is POST /v1/portal-links: a single-use link that signs a
 // browser in to the dashboard for one account.
 func (a *API) createPortalLink(w http.ResponseWriter, r *http.Request) {
-	var req portalLinkRequest
+	var req apitype.PortalLinkCreate
 	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -193,7 +172,7 @@ func (a *API) createPortalLink(w http.ResponseWriter, r *http.Request) {
 	a.metrics.PortalLinks(portalMinted, 1)
 	a.logger.Info("portal link minted", zap.String("portal_link_id", link.ID), zap.String("account_id", accountID),
 		zap.Time("expires_at", link.ExpiresAt), zap.String("by_key_id", link.CreatedByKeyID), zap.String("client_ip", link.CreatedFrom))
-	writeJSON(w, http.StatusCreated, PortalLinkView{ID: link.ID, URL: a.portalBase(r) + PortalLinkPath + token, AccountID: accountID, ExpiresAt: link.ExpiresAt})
+	writeJSON(w, http.StatusCreated, apitype.PortalLink{ID: link.ID, URL: a.portalBase(r) + PortalLinkPath + token, AccountID: accountID, ExpiresAt: link.ExpiresAt})
 }
 
 // revokePortalLinks is DELETE /v1/portal-links?account_id=: every link of
@@ -219,7 +198,7 @@ func (a *API) revokePortalLinks(w http.ResponseWriter, r *http.Request) {
 	a.metrics.PortalLinks(portalRevoked, int(links))
 	a.logger.Info("portal links revoked", zap.String("account_id", accountID), zap.Int64("links", links),
 		zap.Int64("sessions_ended", sessions), zap.String("by_key_id", by))
-	writeJSON(w, http.StatusOK, PortalLinksRevokedView{AccountID: accountID, RevokedLinks: links, EndedSessions: sessions})
+	writeJSON(w, http.StatusOK, apitype.PortalLinksRevoked{AccountID: accountID, RevokedLinks: links, EndedSessions: sessions})
 }
 
 // PortalLinkUse is who uses a link: the browser's address and user agent,

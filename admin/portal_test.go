@@ -11,22 +11,10 @@ import (
 
 	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/apikey"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
 )
-
-type portalLinkCreated struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	AccountID string    `json:"account_id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-type portalLinksRevoked struct {
-	AccountID     string `json:"account_id"`
-	RevokedLinks  int64  `json:"revoked_links"`
-	EndedSessions int64  `json:"ended_sessions"`
-}
 
 // POST /v1/portal-links mints a single-use link whose token is stored only
 // as its hash, recording who minted it and from where; DELETE revokes an
@@ -37,9 +25,9 @@ func TestPortalLinks(t *testing.T) {
 	b := startServer(t, false)
 	ctx := context.Background()
 
-	mint := func(t *testing.T, auth, body string) *portalLinkCreated {
+	mint := func(t *testing.T, auth, body string) *apitype.PortalLink {
 		t.Helper()
-		var out portalLinkCreated
+		var out apitype.PortalLink
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/portal-links", auth: auth, body: body}), http.StatusCreated, &out)
 		return &out
 	}
@@ -113,9 +101,9 @@ func TestPortalLinks(t *testing.T) {
 			mint(t, "", `{"account_id":"acct_revoke"}`)
 		}
 		other := mint(t, "", `{"account_id":"acct_revoke_other"}`)
-		var out portalLinksRevoked
+		var out apitype.PortalLinksRevoked
 		jsonBody(t, b.do(t, request{method: http.MethodDelete, path: "/v1/portal-links?account_id=acct_revoke"}), http.StatusOK, &out)
-		require.Equal(t, portalLinksRevoked{AccountID: "acct_revoke", RevokedLinks: 3}, out)
+		require.Equal(t, apitype.PortalLinksRevoked{AccountID: "acct_revoke", RevokedLinks: 3}, out)
 		jsonBody(t, b.do(t, request{method: http.MethodDelete, path: "/v1/portal-links?account_id=acct_revoke"}), http.StatusOK, &out)
 		require.Zero(t, out.RevokedLinks, "revoking again revokes nothing")
 
@@ -142,7 +130,7 @@ func TestPortalLinks(t *testing.T) {
 func TestPortalLinkPublicURL(t *testing.T) {
 	t.Parallel()
 	b := startServerWith(t, false, func(c *server.Config) { c.PublicURL = "https://webhooks.example.com/" })
-	var link portalLinkCreated
+	var link apitype.PortalLink
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/portal-links", body: `{"account_id":"acct_public"}`}), http.StatusCreated, &link)
 	require.True(t, strings.HasPrefix(link.URL, "https://webhooks.example.com/dashboard/portal/whpl_"), link.URL)
 }

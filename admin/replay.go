@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
@@ -86,37 +87,8 @@ func replayError(err error) *apiError {
 	return nil
 }
 
-// bulkReplayRequest is the body of POST /v1/deliveries/replay. Times are
-// strings so that a bad one is named.
-type bulkReplayRequest struct {
-	AccountID     *string `json:"account_id"`
-	WebhookID     *string `json:"webhook_id"`
-	State         *string `json:"state"`
-	CreatedAfter  *string `json:"created_after"`
-	CreatedBefore *string `json:"created_before"`
-}
-
-// replayBatchResponse is a bulk replay and its progress.
-type replayBatchResponse struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Total    int    `json:"total"`
-	Replayed int    `json:"replayed"`
-	Skipped  int    `json:"skipped"`
-	Filter   struct {
-		AccountID     string     `json:"account_id"`
-		WebhookID     *string    `json:"webhook_id"`
-		State         string     `json:"state"`
-		CreatedAfter  *time.Time `json:"created_after"`
-		CreatedBefore *time.Time `json:"created_before"`
-	} `json:"filter"`
-	KeyID      *string    `json:"key_id"`
-	CreatedAt  time.Time  `json:"created_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-}
-
-func renderReplayBatch(b *store.ReplayBatch) *replayBatchResponse {
-	out := &replayBatchResponse{
+func renderReplayBatch(b *store.ReplayBatch) *apitype.ReplayBatch {
+	out := &apitype.ReplayBatch{
 		ID: b.ID, State: b.State, Total: b.Total, Replayed: b.Replayed, Skipped: b.Skipped,
 		KeyID: b.KeyID, CreatedAt: b.CreatedAt, FinishedAt: b.FinishedAt,
 	}
@@ -136,7 +108,7 @@ func renderReplayBatch(b *store.ReplayBatch) *replayBatchResponse {
 // background, paced per webhook. 202 with the batch, whose id GET
 // /v1/replays/{id} follows.
 func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
-	var req bulkReplayRequest
+	var req apitype.BulkReplay
 	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
 		writeError(w, apiErr)
 		return
@@ -182,7 +154,7 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 
 // bulkReplayFilter validates a bulk replay request into a filter bound to
 // one account, naming the field at fault.
-func (a *API) bulkReplayFilter(r *http.Request, req *bulkReplayRequest) (*store.ReplayFilter, *apiError) {
+func (a *API) bulkReplayFilter(r *http.Request, req *apitype.BulkReplay) (*store.ReplayFilter, *apiError) {
 	f := &store.ReplayFilter{State: store.StateDead}
 	if req.State != nil {
 		f.State = *req.State

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/testreceiver"
@@ -40,7 +41,7 @@ type replayBatchView struct {
 // deliveryView is GET /v1/deliveries/{id}: the listed fields, every
 // attempt and every replay.
 type deliveryView struct {
-	deliveryItem
+	apitype.Delivery
 	Attempts []struct {
 		Number          int       `json:"number"`
 		Generation      int       `json:"generation"`
@@ -145,7 +146,7 @@ func TestReplayEndToEnd(t *testing.T) {
 	hook := b.createWebhook(t, "acct_replay", rcv.URL+"/hook")
 	key := b.createKey(t, "account", "acct_replay")
 
-	var ev eventAccepted
+	var ev apitype.Enqueued
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_replay","type":"payment.failed","data":{"amount":"12.50","note":"<&>"}}`}),
 		http.StatusAccepted, &ev)
 	require.Len(t, ev.Deliveries, 1)
@@ -323,7 +324,7 @@ func TestBulkReplay(t *testing.T) {
 	for i := 0; i < events; i++ {
 		eventID := ident.New(ident.Event)
 		eventIDs[eventID] = true
-		for _, h := range []*webhookCreated{hookA, hookB} {
+		for _, h := range []*apitype.Webhook{hookA, hookB} {
 			rows = append(rows, seedRow{id: ident.New(ident.Delivery), eventID: eventID, webhookID: h.ID, accountID: "acct_bulk",
 				eventType: "order.created", state: store.StateDead, createdAt: time.Now().Add(-time.Hour).Truncate(time.Microsecond)})
 		}

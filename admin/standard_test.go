@@ -11,6 +11,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/signer"
 )
@@ -46,7 +47,7 @@ func TestSignatureScheme(t *testing.T) {
 			http.StatusUnprocessableEntity, bad.code, bad.field)
 	}
 	require.Equal(t, before, countRows(t, b.pool), "refused creates made nothing")
-	var got webhookCreated
+	var got apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
 	require.Equal(t, "", got.Description, "refused updates changed nothing")
 	require.Equal(t, "mono", got.SignatureScheme)
@@ -77,7 +78,7 @@ func TestSignatureScheme(t *testing.T) {
 	require.Equal(t, "", got.Description)
 
 	// Rotate (an hour's overlap), then switch.
-	var rotated webhookCreated
+	var rotated apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/rotate-secret", body: `{"expires_in":"1h"}`}), http.StatusOK, &rotated)
 	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"signature_scheme":"standard","on_gone":"pause"}`}), http.StatusOK, &got)
 	require.Equal(t, "standard", got.SignatureScheme)
@@ -98,7 +99,7 @@ func TestSignatureScheme(t *testing.T) {
 	require.NoError(t, signer.Verify(mono, req.Body, rotated.Secret, time.Now(), 0))
 
 	// Creating with both set.
-	var created webhookCreated
+	var created apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_scheme","url":"` + recv.URL + `/std","signature_scheme":"standard","on_gone":"pause"}`}), http.StatusCreated, &created)
 	require.Equal(t, "standard", created.SignatureScheme)
 	require.Equal(t, "pause", created.OnGone)
@@ -114,7 +115,7 @@ func TestOnGone(t *testing.T) {
 	b := startServer(t, true)
 	gone := testreceiver.New(t, testreceiver.Status(http.StatusGone))
 
-	var hook webhookCreated
+	var hook apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_gone","url":"` + gone.URL + `/hook","on_gone":"pause"}`}), http.StatusCreated, &hook)
 	require.Equal(t, "pause", hook.OnGone)
 
@@ -122,7 +123,7 @@ func TestOnGone(t *testing.T) {
 	resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/test"})
 	require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
 	require.Contains(t, string(resp.body), `"status_code":410`)
-	var got webhookCreated
+	var got apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
 	require.False(t, got.Paused, "a test send never pauses")
 

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/outbound"
@@ -23,19 +24,6 @@ const TestEventType = "webhook.test"
 // (dispatcher.Worker.Send), shared by test sends.
 type Sender interface {
 	Send(ctx context.Context, target *store.Target, start time.Time, log *zap.Logger) *outbound.Result
-}
-
-type testSendRequest struct {
-	Type *string `json:"type"`
-}
-
-// testSendResponse is the one attempt of a test send.
-type testSendResponse struct {
-	DeliveryID string          `json:"delivery_id"`
-	EventID    string          `json:"event_id"`
-	Type       string          `json:"type"`
-	Succeeded  bool            `json:"succeeded"`
-	Attempt    attemptResponse `json:"attempt"`
 }
 
 // sendTest is POST /v1/webhooks/{id}/test: a real signed envelope (type
@@ -53,7 +41,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	var req testSendRequest
+	var req apitype.TestSendRequest
 	if r.ContentLength != 0 {
 		if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
 			writeError(w, apiErr)
@@ -153,9 +141,9 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Info("test event sent", zap.Int("status", res.StatusCode), zap.String("error_kind", res.ErrorKind), zap.Duration("duration", res.Duration))
-	writeJSON(w, http.StatusOK, testSendResponse{
+	writeJSON(w, http.StatusOK, apitype.TestSend{
 		DeliveryID: deliveryID, EventID: eventID, Type: eventType, Succeeded: res.Succeeded(),
-		Attempt: attemptResponse{
+		Attempt: apitype.Attempt{
 			Number: 1, Generation: 1, Counted: true, ScheduledAt: start.UTC(), StartedAt: start.UTC(),
 			DurationMS: float64(res.Duration.Microseconds()) / 1000,
 			StatusCode: attempt.StatusCode, ErrorKind: attempt.ErrorKind, ErrorMessage: attempt.ErrorMessage,

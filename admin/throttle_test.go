@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
 )
 
@@ -19,14 +20,14 @@ func TestWebhookRateLimitSetting(t *testing.T) {
 	t.Parallel()
 	b := startServer(t, true)
 
-	var created webhookCreated
+	var created apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks",
 		body: `{"account_id":"acct_rate","url":"https://rate.example.com/hook","rate_limit_per_second":5}`}), http.StatusCreated, &created)
 	require.NotNil(t, created.RateLimitPerSecond)
 	require.Equal(t, 5, *created.RateLimitPerSecond)
 
-	get := func() webhookView {
-		var v webhookView
+	get := func() apitype.Webhook {
+		var v apitype.Webhook
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + created.ID}), http.StatusOK, &v)
 		return v
 	}
@@ -35,7 +36,7 @@ func TestWebhookRateLimitSetting(t *testing.T) {
 	patch := func(body string) *response {
 		return b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: body})
 	}
-	var v webhookView
+	var v apitype.Webhook
 	jsonBody(t, patch(`{"description":"absent leaves it"}`), http.StatusOK, &v)
 	require.Equal(t, 5, *v.RateLimitPerSecond)
 	jsonBody(t, patch(`{"rate_limit_per_second":100}`), http.StatusOK, &v)
@@ -68,7 +69,7 @@ func TestSendTestEventRateLimited(t *testing.T) {
 	b := startServer(t, true)
 	receiver := testreceiver.New(t, testreceiver.Status(http.StatusOK))
 	hook := b.createWebhook(t, "acct_rate", receiver.URL+"/")
-	var v webhookView
+	var v apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"rate_limit_per_second":1}`}), http.StatusOK, &v)
 
 	// Three at once: the first goes now, the second waits for the slot a
@@ -114,7 +115,7 @@ func TestBulkReplayRateLimited(t *testing.T) {
 	const perSecond, events = 5, 15
 	b := startServer(t, true)
 	receiver := testreceiver.New(t, testreceiver.Status(http.StatusOK))
-	var hook webhookCreated
+	var hook apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks",
 		body: `{"account_id":"acct_replay","url":"` + receiver.URL + `/","rate_limit_per_second":` + strconv.Itoa(perSecond) + `}`}), http.StatusCreated, &hook)
 	for range events {

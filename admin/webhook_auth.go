@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/store"
@@ -31,27 +32,6 @@ type webhookTLSRequest struct {
 	// CABundle is CA certificates trusted for this webhook besides the
 	// system roots (a receiver with a certificate from a private CA).
 	CABundle *string `json:"ca_bundle"`
-}
-
-// webhookTLSResponse is a webhook's tls setting as the API shows it:
-// never the key, nor the certificate itself.
-type webhookTLSResponse struct {
-	ClientCertificate *certificateInfo `json:"client_certificate"`
-	CABundle          *caBundleInfo    `json:"ca_bundle"`
-}
-
-type certificateInfo struct {
-	Subject  string    `json:"subject"`
-	Issuer   string    `json:"issuer"`
-	Serial   string    `json:"serial"`
-	NotAfter time.Time `json:"not_after"`
-	// ExpiresSoon is true within outbound.CertificateExpiryWarning (14
-	// days) of NotAfter, and once it has passed.
-	ExpiresSoon bool `json:"expires_soon"`
-}
-
-type caBundleInfo struct {
-	Subjects []string `json:"subjects"`
 }
 
 // webhookTLS validates and encrypts the tls setting of a create or update
@@ -99,13 +79,13 @@ func (a *API) webhookTLS(webhookID string, given *webhookTLSRequest) (*store.Web
 
 // renderTLS is a webhook's tls setting as the API shows it, nil when it
 // has none.
-func renderTLS(t *store.WebhookTLS, now time.Time) *webhookTLSResponse {
+func renderTLS(t *store.WebhookTLS, now time.Time) *apitype.WebhookTLS {
 	if t.Empty() {
 		return nil
 	}
-	out := &webhookTLSResponse{}
+	out := &apitype.WebhookTLS{}
 	if t.CertNotAfter != nil {
-		info := &certificateInfo{NotAfter: t.CertNotAfter.UTC(), ExpiresSoon: t.CertNotAfter.Sub(now) < outbound.CertificateExpiryWarning}
+		info := &apitype.Certificate{NotAfter: t.CertNotAfter.UTC(), ExpiresSoon: t.CertNotAfter.Sub(now) < outbound.CertificateExpiryWarning}
 		for dst, src := range map[*string]*string{&info.Subject: t.CertSubject, &info.Issuer: t.CertIssuer, &info.Serial: t.CertSerial} {
 			if src != nil {
 				*dst = *src
@@ -115,7 +95,7 @@ func renderTLS(t *store.WebhookTLS, now time.Time) *webhookTLSResponse {
 	}
 	if t.CABundle != nil {
 		info, err := outbound.ValidateTLSMaterial(&outbound.TLSMaterial{CABundlePEM: []byte(*t.CABundle)}, now)
-		out.CABundle = &caBundleInfo{Subjects: []string{}}
+		out.CABundle = &apitype.CABundle{Subjects: []string{}}
 		if err == nil {
 			out.CABundle.Subjects = append(out.CABundle.Subjects, info.CASubjects...)
 		}
@@ -134,15 +114,6 @@ type webhookOAuthRequest struct {
 	Audience     *string  `json:"audience"`
 	// AuthStyle is header (HTTP Basic) or body, set explicitly.
 	AuthStyle *string `json:"auth_style"`
-}
-
-// webhookOAuthResponse shows the setting, never the client secret.
-type webhookOAuthResponse struct {
-	TokenURL  string   `json:"token_url"`
-	ClientID  string   `json:"client_id"`
-	Scopes    []string `json:"scopes"`
-	Audience  string   `json:"audience"`
-	AuthStyle string   `json:"auth_style"`
 }
 
 // OAuth2 setting limits.
@@ -224,7 +195,7 @@ func (a *API) saveOAuth(ctx context.Context, webhookID string, o *store.WebhookO
 }
 
 // withOAuth adds each webhook's OAuth2 setting to its answer (one query).
-func (a *API) withOAuth(ctx context.Context, outs ...*webhookResponse) error {
+func (a *API) withOAuth(ctx context.Context, outs ...*apitype.Webhook) error {
 	ids := make([]string, len(outs))
 	for i, out := range outs {
 		ids[i] = out.ID
@@ -242,12 +213,12 @@ func (a *API) withOAuth(ctx context.Context, outs ...*webhookResponse) error {
 }
 
 // renderOAuth is the API's view of a setting.
-func renderOAuth(o *store.WebhookOAuth) *webhookOAuthResponse {
+func renderOAuth(o *store.WebhookOAuth) *apitype.WebhookOAuth {
 	scopes := o.Scopes
 	if scopes == nil {
 		scopes = []string{}
 	}
-	return &webhookOAuthResponse{TokenURL: o.TokenURL, ClientID: o.ClientID, Scopes: scopes, Audience: o.Audience, AuthStyle: o.AuthStyle}
+	return &apitype.WebhookOAuth{TokenURL: o.TokenURL, ClientID: o.ClientID, Scopes: scopes, Audience: o.Audience, AuthStyle: o.AuthStyle}
 }
 
 // webhookAuth validates and encrypts the tls and oauth settings of a

@@ -6,37 +6,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/store"
 )
 
 // webhookHealthWindow is the span of GET /v1/webhooks/{id}/health's
 // last_hour.
 const webhookHealthWindow = time.Hour
-
-// webhookHealthResponse is the answer of GET /v1/webhooks/{id}/health.
-type webhookHealthResponse struct {
-	WebhookID           string             `json:"webhook_id"`
-	ConsecutiveFailures int                `json:"consecutive_failures"`
-	LastSuccessAt       *time.Time         `json:"last_success_at"`
-	LastFailureAt       *time.Time         `json:"last_failure_at"`
-	LastFailureKind     *string            `json:"last_failure_kind"`
-	LastHour            webhookHealthCount `json:"last_hour"`
-	// ClientCertificate is the client certificate's expiry, when the
-	// webhook has one: expires_soon within 14 days of it (and after).
-	ClientCertificate *healthCertificate `json:"client_certificate,omitempty"`
-}
-
-type healthCertificate struct {
-	NotAfter    time.Time `json:"not_after"`
-	ExpiresSoon bool      `json:"expires_soon"`
-}
-
-type webhookHealthCount struct {
-	Attempts    int      `json:"attempts"`
-	Successes   int      `json:"successes"`
-	Failures    int      `json:"failures"`
-	SuccessRate *float64 `json:"success_rate"`
-}
 
 // getWebhookHealth answers a webhook's endpoint health: consecutive failed
 // attempts, the last success and failure, and the attempts of the last
@@ -54,18 +30,18 @@ func (a *API) getWebhookHealth(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
-	var cert *healthCertificate
+	var cert *apitype.CertificateExpiry
 	if info := renderTLS(&hook.TLS, a.now()); info != nil && info.ClientCertificate != nil {
-		cert = &healthCertificate{NotAfter: info.ClientCertificate.NotAfter, ExpiresSoon: info.ClientCertificate.ExpiresSoon}
+		cert = &apitype.CertificateExpiry{NotAfter: info.ClientCertificate.NotAfter, ExpiresSoon: info.ClientCertificate.ExpiresSoon}
 	}
-	writeJSON(w, http.StatusOK, webhookHealthResponse{
+	writeJSON(w, http.StatusOK, apitype.WebhookHealth{
 		WebhookID:           hook.ID,
 		ClientCertificate:   cert,
 		ConsecutiveFailures: h.ConsecutiveFailures,
 		LastSuccessAt:       utcPtr(h.LastSuccessAt),
 		LastFailureAt:       utcPtr(h.LastFailureAt),
 		LastFailureKind:     h.LastFailureKind,
-		LastHour: webhookHealthCount{
+		LastHour: apitype.WebhookHealthCount{
 			Attempts: h.Attempts, Successes: h.Successes, Failures: h.Failures, SuccessRate: h.SuccessRate,
 		},
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/client"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/store"
@@ -67,7 +68,7 @@ func TestWebhookHealth(t *testing.T) {
 	idleHook := b.createWebhook(t, "acct_health_idle", failing.URL+"/idle")
 
 	started := time.Now()
-	var flakyEv, deadEv eventAccepted
+	var flakyEv, deadEv apitype.Enqueued
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events",
 		body: `{"account_id":"acct_health_flaky","type":"health.test","data":{}}`}), http.StatusAccepted, &flakyEv)
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events",

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
@@ -75,7 +76,7 @@ func TestWebhookLimit(t *testing.T) {
 		require.Equal(t, admin.MaxWebhooksPerAccountDefault, live(t, b, account))
 
 		// Deleting one makes room for exactly one.
-		var page webhookPage
+		var page apitype.Page[apitype.Webhook]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=" + account + "&limit=1"}), http.StatusOK, &page)
 		require.Equal(t, http.StatusNoContent, b.do(t, request{method: http.MethodDelete, path: "/v1/webhooks/" + page.Data[0].ID}).status)
 		require.Equal(t, http.StatusCreated, create(t, b, account, "https://example.com/race/after-delete").status)
@@ -99,7 +100,7 @@ func TestWebhookLimit(t *testing.T) {
 			}))
 		}
 		requireLimit(t, create(t, b, account, "https://example.com/above/new"))
-		var page webhookPage
+		var page apitype.Page[apitype.Webhook]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=" + account}), http.StatusOK, &page)
 		require.Len(t, page.Data, 25, "the account keeps its webhooks")
 

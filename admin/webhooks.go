@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/durations"
@@ -48,44 +49,6 @@ type webhookRequest struct {
 	RateLimitPerSecond webhookRateField `json:"rate_limit_per_second"`
 	// Ordering is "none" (the default) or "fifo" (admin/fifo.go).
 	Ordering *string `json:"ordering"`
-}
-
-type webhookResponse struct {
-	ID          string `json:"id"`
-	AccountID   string `json:"account_id"`
-	URL         string `json:"url"`
-	Description string `json:"description"`
-	// HeaderNames are the custom headers' names; their values, stored
-	// encrypted, are never shown.
-	HeaderNames []string `json:"header_names"`
-	// EventTypes filters the events it receives; empty means all.
-	EventTypes []string `json:"event_types"`
-	// Paused is true while nothing is sent (PausedAt, PauseReason say
-	// since when and why: manual or auto).
-	Paused      bool       `json:"paused"`
-	PausedAt    *time.Time `json:"paused_at"`
-	PauseReason *string    `json:"pause_reason"`
-	// PreviousSecretExpiresAt is when the secret rotated out stops signing;
-	// null when only the current secret signs.
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	// SignatureScheme is mono (Mono-Signature) or standard (the Standard
-	// Webhooks headers too); OnGone is what a 410 does: retry or pause.
-	SignatureScheme string `json:"signature_scheme"`
-	OnGone          string `json:"on_gone"`
-	// OAuth is the OAuth2 client credentials setting, never its secret;
-	// absent when none.
-	OAuth *webhookOAuthResponse `json:"oauth,omitempty"`
-	// TLS describes the client certificate and CA bundle, null when none.
-	TLS *webhookTLSResponse `json:"tls,omitempty"`
-	// RateLimitPerSecond is the most attempts started per second, null
-	// when there is no limit.
-	RateLimitPerSecond *int `json:"rate_limit_per_second"`
-	// Ordering is "none" or "fifo"; FIFO, for a FIFO webhook only, its
-	// line (admin/fifo.go).
-	Ordering  string               `json:"ordering"`
-	FIFO      *webhookFIFOResponse `json:"fifo,omitempty"`
-	Secret    string               `json:"secret,omitempty"`
-	CreatedAt time.Time            `json:"created_at"`
 }
 
 // newSecret returns a new webhook secret: whsec_ and the standard (padded)
@@ -253,8 +216,8 @@ func checkDescription(description string) *apiError {
 
 // renderWebhook is a webhook as the API shows it: the normalised URL, never
 // the secret.
-func renderWebhook(hook *store.Webhook) webhookResponse {
-	out := webhookResponse{
+func renderWebhook(hook *store.Webhook) apitype.Webhook {
+	out := apitype.Webhook{
 		ID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, Description: hook.Description, CreatedAt: hook.CreatedAt,
 		HeaderNames: hook.HeaderNames, EventTypes: hook.EventTypes,
 		Paused: hook.PausedAt != nil, PausedAt: hook.PausedAt, PauseReason: hook.PauseReason,
@@ -264,7 +227,7 @@ func renderWebhook(hook *store.Webhook) webhookResponse {
 		Ordering:           hook.Ordering,
 	}
 	if out.Ordering == store.OrderingFIFO {
-		out.FIFO = &webhookFIFOResponse{} // withFIFO fills it in
+		out.FIFO = &apitype.WebhookFIFO{} // withFIFO fills it in
 	}
 	if out.HeaderNames == nil {
 		out.HeaderNames = []string{}
@@ -313,8 +276,8 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
-	rows := make([]webhookResponse, len(hooks))
-	outs := make([]*webhookResponse, len(hooks))
+	rows := make([]apitype.Webhook, len(hooks))
+	outs := make([]*apitype.Webhook, len(hooks))
 	for i, hook := range hooks {
 		rows[i] = renderWebhook(hook)
 		outs[i] = &rows[i]
@@ -327,7 +290,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, newPage(rows, pg, func(h webhookResponse) string { return h.ID }))
+	writeJSON(w, http.StatusOK, newPage(rows, pg, func(h apitype.Webhook) string { return h.ID }))
 }
 
 // loadWebhook returns the live webhook named by the path, or the error to
@@ -362,10 +325,6 @@ func (a *API) getWebhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-type secretResponse struct {
-	Secret string `json:"secret"`
-}
-
 // revealSecret answers the webhook's signing secret (the dashboard's eye),
 // recording which key saw it; the value itself is neither stored nor logged.
 func (a *API) revealSecret(w http.ResponseWriter, r *http.Request) {
@@ -391,7 +350,7 @@ func (a *API) revealSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.logger.Info("webhook secret revealed", zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID), zap.String("key_id", keyName(p)))
-	writeJSON(w, http.StatusOK, secretResponse{Secret: string(secret)})
+	writeJSON(w, http.StatusOK, apitype.WebhookSecret{Secret: string(secret)})
 }
 
 // webhookPatch is the body of PATCH /v1/webhooks/{id}: the fields to

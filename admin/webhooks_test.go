@@ -14,41 +14,17 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/server"
 )
 
-// webhookView is a webhook as GET /v1/webhooks shows it: no secret.
-type webhookView struct {
-	ID                      string     `json:"id"`
-	AccountID               string     `json:"account_id"`
-	URL                     string     `json:"url"`
-	Description             string     `json:"description"`
-	HeaderNames             []string   `json:"header_names"`
-	EventTypes              []string   `json:"event_types"`
-	Paused                  bool       `json:"paused"`
-	PausedAt                *time.Time `json:"paused_at"`
-	PauseReason             *string    `json:"pause_reason"`
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	SignatureScheme         string     `json:"signature_scheme"`
-	OnGone                  string     `json:"on_gone"`
-	RateLimitPerSecond      *int       `json:"rate_limit_per_second"`
-	Ordering                string     `json:"ordering"`
-	FIFO                    *fifoLine  `json:"fifo"`
-	CreatedAt               time.Time  `json:"created_at"`
-}
-
-type webhookPage struct {
-	Data       []webhookView `json:"data"`
-	NextCursor *string       `json:"next_cursor"`
-}
-
 // listAllWebhooks pages through GET path (which has a query string) until
 // next_cursor is null, calling between after each page.
-func (b *testBundle) listAllWebhooks(t *testing.T, path, auth string, between func(page int)) []webhookView {
+func (b *testBundle) listAllWebhooks(t *testing.T, path, auth string, between func(page int)) []apitype.Webhook {
 	t.Helper()
-	var all []webhookView
+	var all []apitype.Webhook
 	cursor := ""
 	for page := 0; ; page++ {
 		require.Less(t, page, 100, "too many pages")
@@ -56,17 +32,17 @@ func (b *testBundle) listAllWebhooks(t *testing.T, path, auth string, between fu
 		if cursor != "" {
 			p += "&cursor=" + cursor
 		}
-		var out webhookPage
+		var out apitype.Page[apitype.Webhook]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: p, auth: auth}), http.StatusOK, &out)
 		all = append(all, out.Data...)
 		if between != nil {
 			between(page)
 		}
-		if out.NextCursor == nil {
+		if out.NextCursor == "" {
 			return all
 		}
 		require.NotEmpty(t, out.Data)
-		cursor = *out.NextCursor
+		cursor = out.NextCursor
 	}
 }
 
@@ -119,17 +95,17 @@ func TestWebhookRoutes(t *testing.T) {
 		require.Equal(t, reversed(want), ids)
 
 		// A fresh listing has the new ones first; the default limit is 100.
-		var first webhookPage
+		var first apitype.Page[apitype.Webhook]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_list"}), http.StatusOK, &first)
 		require.Len(t, first.Data, 27)
-		require.Nil(t, first.NextCursor)
+		require.Empty(t, first.NextCursor)
 		require.Equal(t, reversed(added), []string{first.Data[0].ID, first.Data[1].ID})
 
 		// A page that ends exactly at the last row says so.
-		var exact webhookPage
+		var exact apitype.Page[apitype.Webhook]
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_list&limit=27"}), http.StatusOK, &exact)
 		require.Len(t, exact.Data, 27)
-		require.Nil(t, exact.NextCursor)
+		require.Empty(t, exact.NextCursor)
 
 		// An account without webhooks: an empty array, not null.
 		resp := b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_list_none"})
@@ -156,7 +132,7 @@ func TestWebhookRoutes(t *testing.T) {
 		b := setup(t)
 
 		resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"acct_get","url":"https://Example.com/get","description":"Payments <prod> & co"}`})
-		var hook webhookCreated
+		var hook apitype.Webhook
 		jsonBody(t, resp, http.StatusCreated, &hook)
 		require.Equal(t, "Payments <prod> & co", hook.Description)
 
@@ -165,9 +141,9 @@ func TestWebhookRoutes(t *testing.T) {
 		require.NoError(t, json.Unmarshal(resp.body, &raw))
 		require.NotContains(t, raw, "secret")
 		require.NotContains(t, string(resp.body), hook.Secret)
-		var got webhookView
+		var got apitype.Webhook
 		jsonBody(t, resp, http.StatusOK, &got)
-		require.Equal(t, webhookView{ID: hook.ID, AccountID: "acct_get", URL: "https://example.com/get", Description: hook.Description, HeaderNames: []string{}, EventTypes: []string{},
+		require.Equal(t, apitype.Webhook{ID: hook.ID, AccountID: "acct_get", URL: "https://example.com/get", Description: hook.Description, HeaderNames: []string{}, EventTypes: []string{},
 			SignatureScheme: "mono", OnGone: "retry", Ordering: "none", CreatedAt: hook.CreatedAt}, got)
 
 		// A deleted webhook is gone for every route.
@@ -220,7 +196,7 @@ func TestWebhookRoutes(t *testing.T) {
 		b := setup(t)
 
 		hook := b.createWebhook(t, "acct_patch", "https://example.com/patch")
-		var got webhookView
+		var got apitype.Webhook
 		jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"description":"Ledger sync"}`}), http.StatusOK, &got)
 		require.Equal(t, "Ledger sync", got.Description)
 		require.Equal(t, hook.URL, got.URL)
@@ -310,7 +286,7 @@ func TestWebhookRoutes(t *testing.T) {
 			})
 		}
 		// The webhook is as it was.
-		var got webhookView
+		var got apitype.Webhook
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
 		require.Equal(t, "", got.Description)
 	})

@@ -5,65 +5,29 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // Delivery states.
 const (
-	StatePending   = "pending"
-	StateSucceeded = "succeeded"
-	StateDead      = "dead"
-	StateCancelled = "cancelled"
-	StatePaused    = "paused"
+	StatePending   = apitype.StatePending
+	StateSucceeded = apitype.StateSucceeded
+	StateDead      = apitype.StateDead
+	StateCancelled = apitype.StateCancelled
+	StatePaused    = apitype.StatePaused
 )
 
 // Delivery is one event's delivery to one webhook. Attempts and Replays
 // are filled by GetDelivery and ReplayDelivery, not by ListDeliveries.
-type Delivery struct {
-	ID        string `json:"id"`
-	EventID   string `json:"event_id"`
-	WebhookID string `json:"webhook_id"`
-	AccountID string `json:"account_id"`
-	EventType string `json:"event_type"`
-	State     string `json:"state"`
-	// AttemptCount counts the attempts of every generation.
-	AttemptCount int `json:"attempt_count"`
-	// Generation is 1, plus one per replay.
-	Generation    int        `json:"generation"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
-	FinishedAt    *time.Time `json:"finished_at"`
-	// Test marks a test send (SendTest).
-	Test     bool      `json:"test"`
-	Attempts []Attempt `json:"attempts,omitempty"`
-	Replays  []Replay  `json:"replays,omitempty"`
-}
+type Delivery = apitype.Delivery
 
 // Attempt is one try at sending a delivery.
-type Attempt struct {
-	Number      int       `json:"number"`
-	Generation  int       `json:"generation"`
-	Counted     bool      `json:"counted"`
-	ScheduledAt time.Time `json:"scheduled_at"`
-	StartedAt   time.Time `json:"started_at"`
-	DurationMS  float64   `json:"duration_ms"`
-	// StatusCode is the receiver's answer; nil when there was none.
-	StatusCode      *int    `json:"status_code"`
-	ErrorKind       *string `json:"error_kind"`
-	ErrorMessage    *string `json:"error_message"`
-	ResponseExcerpt *string `json:"response_excerpt"`
-	SignatureT      int64   `json:"signature_t"`
-}
+type Attempt = apitype.Attempt
 
 // Replay is one replay of a delivery. KeyID is nil when the bootstrap
 // admin key asked; BatchID names the bulk replay, if any.
-type Replay struct {
-	Generation int       `json:"generation"`
-	FromState  string    `json:"from_state"`
-	KeyID      *string   `json:"key_id"`
-	BatchID    *string   `json:"batch_id"`
-	CreatedAt  time.Time `json:"created_at"`
-}
+type Replay = apitype.Replay
 
 // DeliveryFilter filters and pages ListDeliveries. Empty fields don't
 // filter. WebhookID or AccountID is required, except with State dead.

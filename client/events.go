@@ -2,13 +2,13 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // EventParams is an event to send to every webhook of an account.
@@ -27,9 +27,8 @@ type EventParams struct {
 
 // Enqueued is an accepted event and the deliveries made for it.
 type Enqueued struct {
-	// ID is the event's id.
-	ID         string             `json:"id"`
-	Deliveries []EnqueuedDelivery `json:"deliveries"`
+	// Enqueued is the answer: the event's id and its deliveries.
+	apitype.Enqueued
 	// IdempotencyKey is the key the event was sent with (generated or
 	// given).
 	IdempotencyKey string `json:"idempotency_key"`
@@ -39,10 +38,7 @@ type Enqueued struct {
 }
 
 // EnqueuedDelivery is one delivery made for an event.
-type EnqueuedDelivery struct {
-	ID        string `json:"id"`
-	WebhookID string `json:"webhook_id"`
-}
+type EnqueuedDelivery = apitype.EnqueuedDelivery
 
 // newIdempotencyKey is the key of an event sent without one.
 func newIdempotencyKey() string { return "wkc_" + uuid.NewString() }
@@ -101,24 +97,10 @@ func (c *Client) SendEvents(ctx context.Context, events []*EventParams) ([]*Enqu
 }
 
 // Event is a stored event with its deliveries.
-type Event struct {
-	ID             string    `json:"id"`
-	AccountID      string    `json:"account_id"`
-	Type           string    `json:"type"`
-	IdempotencyKey *string   `json:"idempotency_key"`
-	OccurredAt     time.Time `json:"occurred_at"`
-	CreatedAt      time.Time `json:"created_at"`
-	// Body is the exact envelope sent to every webhook.
-	Body       json.RawMessage `json:"body"`
-	Deliveries []EventDelivery `json:"deliveries"`
-}
+type Event = apitype.Event
 
 // EventDelivery is one delivery of an event and its state.
-type EventDelivery struct {
-	ID        string `json:"id"`
-	WebhookID string `json:"webhook_id"`
-	State     string `json:"state"`
-}
+type EventDelivery = apitype.EventDelivery
 
 // GetEvent returns an event and its deliveries: GET /v1/events/{id}.
 func (c *Client) GetEvent(ctx context.Context, id string) (*Event, error) {

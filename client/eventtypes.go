@@ -2,45 +2,20 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // EventType is an entry of the event catalogue.
-type EventType struct {
-	Type        string `json:"type"`
-	Description string `json:"description"`
-	// Schema is the JSON Schema of the event's data.
-	Schema json.RawMessage `json:"schema"`
-	// Example is example data; it matches Schema.
-	Example json.RawMessage `json:"example"`
-	// Validate is whether enqueue refuses data that does not match Schema.
-	Validate     bool       `json:"validate"`
-	Deprecated   bool       `json:"deprecated"`
-	DeprecatedAt *time.Time `json:"deprecated_at"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
-}
+type EventType = apitype.EventType
 
 // CreateEventTypeParams is a new event type (admin keys only).
-type CreateEventTypeParams struct {
-	Type        string          `json:"type"`
-	Description string          `json:"description,omitempty"`
-	Schema      json.RawMessage `json:"schema"`
-	Example     json.RawMessage `json:"example"`
-	Validate    bool            `json:"validate,omitempty"`
-}
+type CreateEventTypeParams = apitype.EventTypeCreate
 
 // UpdateEventTypeParams are the fields to change; nil ones stay as they
 // are.
-type UpdateEventTypeParams struct {
-	Description *string         `json:"description,omitempty"`
-	Schema      json.RawMessage `json:"schema,omitempty"`
-	Example     json.RawMessage `json:"example,omitempty"`
-	Validate    *bool           `json:"validate,omitempty"`
-	Deprecated  *bool           `json:"deprecated,omitempty"`
-}
+type UpdateEventTypeParams = apitype.EventTypePatch
 
 // ListEventTypes returns the whole catalogue, by name: GET
 // /v1/event-types.

@@ -5,42 +5,23 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // API key scopes.
 const (
-	ScopeAdmin       = "admin"
-	ScopeAccount     = "account"
-	ScopeEventsWrite = "events:write"
+	ScopeAdmin       = apitype.ScopeAdmin
+	ScopeAccount     = apitype.ScopeAccount
+	ScopeEventsWrite = apitype.ScopeEventsWrite
 )
 
 // Key is an API key as listed. Key, the key itself, is set only in
 // CreateKey's and RotateKey's answers.
-type Key struct {
-	Key         string     `json:"key,omitempty"`
-	ID          string     `json:"id"`
-	Prefix      string     `json:"prefix"`
-	Scope       string     `json:"scope"`
-	AccountID   *string    `json:"account_id"`
-	Description string     `json:"description"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
-	RevokedAt   *time.Time `json:"revoked_at"`
-	// ExpiresAt is when a rotated key stops working; ReplacedBy the key it
-	// was rotated to. Both nil until the key is rotated.
-	ExpiresAt  *time.Time `json:"expires_at"`
-	ReplacedBy *string    `json:"replaced_by"`
-}
+type Key = apitype.Key
 
 // CreateKeyParams is a new API key.
-type CreateKeyParams struct {
-	// Scope is ScopeAdmin, ScopeAccount or ScopeEventsWrite.
-	Scope string `json:"scope"`
-	// AccountID binds the key to one account: required for ScopeAccount,
-	// refused for ScopeAdmin.
-	AccountID   string `json:"account_id,omitempty"`
-	Description string `json:"description,omitempty"`
-}
+type CreateKeyParams = apitype.KeyCreate
 
 // CreateKey makes an API key (admin keys only): POST /v1/keys. The answer
 // is the only time the key is shown. It is sent once, never retried: a retry
@@ -91,19 +72,11 @@ func (c *Client) RevokeKey(ctx context.Context, id string) error {
 
 // RotatedKey is RotateKey's answer: the new key, with Key set (the only
 // time it is shown), and when the old key stops working.
-type RotatedKey struct {
-	Key
-	OldKeyID        string    `json:"old_key_id"`
-	OldKeyExpiresAt time.Time `json:"old_key_expires_at"`
-}
+type RotatedKey = apitype.KeyRotated
 
 // KeyGraceDefault, as RotateKey's grace, asks for the server's default
 // grace period (1h).
 const KeyGraceDefault time.Duration = -1
-
-type rotateKeyRequest struct {
-	Grace string `json:"grace"`
-}
 
 // RotateKey replaces API key id (admin keys only): POST
 // /v1/keys/{id}/rotate. The new key has the old one's scope and account;
@@ -118,7 +91,8 @@ func (c *Client) RotateKey(ctx context.Context, id string, grace time.Duration) 
 	}
 	var body any
 	if grace >= 0 {
-		body = &rotateKeyRequest{Grace: grace.String()}
+		g := grace.String()
+		body = &apitype.KeyRotate{Grace: &g}
 	}
 	var out RotatedKey
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: "/v1/keys/" + seg + "/rotate", body: body, noRetry: true}, &out); err != nil {

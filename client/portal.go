@@ -5,21 +5,18 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // ScopePortalWrite may only mint and revoke portal links: the key a
 // product's backend holds.
-const ScopePortalWrite = "portal:write"
+const ScopePortalWrite = apitype.ScopePortalWrite
 
 // PortalLink is a link that signs a browser in to the dashboard for one
 // account, once: send the user's browser to URL (a redirect, or a frame's
 // src) before ExpiresAt. URL is shown only in CreatePortalLink's answer.
-type PortalLink struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	AccountID string    `json:"account_id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+type PortalLink = apitype.PortalLink
 
 // CreatePortalLinkParams is a portal link to mint.
 type CreatePortalLinkParams struct {
@@ -31,16 +28,11 @@ type CreatePortalLinkParams struct {
 	ExpiresIn time.Duration
 }
 
-type createPortalLinkRequest struct {
-	AccountID string `json:"account_id,omitempty"`
-	ExpiresIn *int64 `json:"expires_in,omitempty"`
-}
-
 // CreatePortalLink mints a single-use dashboard link for an account
 // (admin and portal:write keys): POST /v1/portal-links. A retry after a
 // lost answer mints a second link; the first expires unused.
 func (c *Client) CreatePortalLink(ctx context.Context, p *CreatePortalLinkParams) (*PortalLink, error) {
-	req := createPortalLinkRequest{AccountID: p.AccountID}
+	req := apitype.PortalLinkCreate{AccountID: p.AccountID}
 	if p.ExpiresIn != 0 {
 		s := int64(p.ExpiresIn / time.Second)
 		req.ExpiresIn = &s
@@ -53,13 +45,7 @@ func (c *Client) CreatePortalLink(ctx context.Context, p *CreatePortalLinkParams
 }
 
 // PortalLinksRevoked is RevokePortalLinks's answer.
-type PortalLinksRevoked struct {
-	AccountID string `json:"account_id"`
-	// RevokedLinks is how many links were revoked, used or not;
-	// EndedSessions how many dashboard sessions they had opened.
-	RevokedLinks  int64 `json:"revoked_links"`
-	EndedSessions int64 `json:"ended_sessions"`
-}
+type PortalLinksRevoked = apitype.PortalLinksRevoked
 
 // RevokePortalLinks revokes every portal link of accountID and ends the
 // dashboard sessions they opened: DELETE /v1/portal-links. A key bound to

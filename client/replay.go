@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // ReplayDelivery sends a dead or succeeded delivery again on a fresh
@@ -35,25 +37,7 @@ type ReplayFilter struct {
 }
 
 // ReplayBatch is a bulk replay and its progress.
-type ReplayBatch struct {
-	ID string `json:"id"`
-	// State is "running" or "done".
-	State string `json:"state"`
-	// Total is how many deliveries matched when the replay was asked for.
-	Total    int `json:"total"`
-	Replayed int `json:"replayed"`
-	Skipped  int `json:"skipped"`
-	Filter   struct {
-		AccountID     string     `json:"account_id"`
-		WebhookID     *string    `json:"webhook_id"`
-		State         string     `json:"state"`
-		CreatedAfter  *time.Time `json:"created_after"`
-		CreatedBefore *time.Time `json:"created_before"`
-	} `json:"filter"`
-	KeyID      *string    `json:"key_id"`
-	CreatedAt  time.Time  `json:"created_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-}
+type ReplayBatch = apitype.ReplayBatch
 
 // ReplayDeliveries replays every delivery matching f in the background:
 // POST /v1/deliveries/replay. The matching deliveries are fixed when the

@@ -4,49 +4,27 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // Webhook is a registered endpoint. Secret is set only in CreateWebhook's
 // answer; RevealSecret reads it later.
-type Webhook struct {
-	ID        string `json:"id"`
-	AccountID string `json:"account_id"`
-	// URL is the normalised URL deliveries go to.
-	URL         string `json:"url"`
-	Description string `json:"description"`
-	// HeaderNames are the custom headers sent on every attempt; their
-	// values are never shown.
-	HeaderNames []string `json:"header_names"`
-	// EventTypes filters the events it receives (empty: all).
-	EventTypes []string `json:"event_types"`
-	// Paused is true while nothing is sent to it.
-	Paused      bool       `json:"paused"`
-	PausedAt    *time.Time `json:"paused_at"`
-	PauseReason *string    `json:"pause_reason"`
-	// PreviousSecretExpiresAt is when the secret rotated out stops signing.
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	// SignatureScheme is SchemeMono or SchemeStandard.
-	SignatureScheme string `json:"signature_scheme"`
-	// OnGone is what a 410 answer does: OnGoneRetry or OnGonePause.
-	OnGone    string    `json:"on_gone"`
-	Secret    string    `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
+type Webhook = apitype.Webhook
 
 // Signature schemes: SchemeMono sends Mono-Signature; SchemeStandard sends
 // the Standard Webhooks headers (webhook-id, webhook-timestamp,
 // webhook-signature) too.
 const (
-	SchemeMono     = "mono"
-	SchemeStandard = "standard"
+	SchemeMono     = apitype.SchemeMono
+	SchemeStandard = apitype.SchemeStandard
 )
 
 // What a 410 Gone answer does: OnGoneRetry retries it like any failure;
 // OnGonePause pauses the webhook (PauseReason "gone").
 const (
-	OnGoneRetry = "retry"
-	OnGonePause = "pause"
+	OnGoneRetry = apitype.OnGoneRetry
+	OnGonePause = apitype.OnGonePause
 )
 
 // CreateWebhookParams is a new webhook.
@@ -122,9 +100,7 @@ func (c *Client) RevealSecret(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var out struct {
-		Secret string `json:"secret"`
-	}
+	var out apitype.WebhookSecret
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: "/v1/webhooks/" + seg + "/secret"}, &out); err != nil {
 		return "", err
 	}
@@ -173,13 +149,7 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 }
 
 // TestSend is the answer of SendTest: the one attempt of a test event.
-type TestSend struct {
-	DeliveryID string  `json:"delivery_id"`
-	EventID    string  `json:"event_id"`
-	Type       string  `json:"type"`
-	Succeeded  bool    `json:"succeeded"`
-	Attempt    Attempt `json:"attempt"`
-}
+type TestSend = apitype.TestSend
 
 // SendTest sends a signed test event to webhook id at once and returns
 // the attempt: POST /v1/webhooks/{id}/test. eventType "" sends

@@ -10,29 +10,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/store"
 )
 
-// apiDelivery is a delivery as GET /v1/deliveries lists it.
-type apiDelivery struct {
-	ID            string     `json:"id"`
-	EventID       string     `json:"event_id"`
-	WebhookID     string     `json:"webhook_id"`
-	AccountID     string     `json:"account_id"`
-	EventType     string     `json:"event_type"`
-	State         string     `json:"state"`
-	AttemptCount  int        `json:"attempt_count"`
-	Generation    int        `json:"generation"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	CreatedAt     time.Time  `json:"created_at"`
-	// Test marks a test send (POST /v1/webhooks/{id}/test).
-	Test bool `json:"test"`
-}
-
 // deliveryRow is one delivery as listed, with its attempts.
 type deliveryRow struct {
-	apiDelivery
+	apitype.Delivery
 	// LastStatus is the last attempt's status code or error kind.
 	LastStatus string
 	Attempts   []attemptRow
@@ -76,7 +61,7 @@ func (d *Dashboard) listDeliveries(r *http.Request, filter url.Values, cursor st
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
-	var page apiPage[apiDelivery]
+	var page apitype.Page[apitype.Delivery]
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/deliveries?"+q.Encode(), nil, &page); e != nil {
 		return deliveryList{}, "", e
 	}
@@ -96,7 +81,7 @@ func (d *Dashboard) listDeliveries(r *http.Request, filter url.Values, cursor st
 	}
 	list := deliveryList{Rows: make([]deliveryRow, len(page.Data))}
 	for i, dl := range page.Data {
-		row := deliveryRow{apiDelivery: dl, LastStatus: "—", Replayable: dl.State == store.StateDead}
+		row := deliveryRow{Delivery: dl, LastStatus: "—", Replayable: dl.State == store.StateDead}
 		for _, a := range attempts[dl.ID] {
 			row.Attempts = append(row.Attempts, newAttemptRow(a))
 		}
@@ -106,8 +91,8 @@ func (d *Dashboard) listDeliveries(r *http.Request, filter url.Values, cursor st
 		list.Rows[i] = row
 	}
 	next := ""
-	if page.NextCursor != nil {
-		next = *page.NextCursor
+	if page.NextCursor != "" {
+		next = page.NextCursor
 	}
 	return list, next, nil
 }
@@ -142,7 +127,7 @@ func newAttemptRow(a store.AttemptRecord) attemptRow {
 // /v1/deliveries/{id}/replay and returns to the page the button was on.
 func (d *Dashboard) replayDelivery(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
-	var out apiDelivery
+	var out apitype.Delivery
 	back := Prefix + "/settings/personal/api"
 	if r.PostFormValue("from") == "dead" && s.Admin() {
 		back = Prefix + "/dead"
@@ -370,7 +355,7 @@ func (d *Dashboard) bulkReplay(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, r, http.StatusUnprocessableEntity, "Not replayed", blocked, Prefix+"/dead?"+filterValues(f).Encode())
 		return
 	}
-	var batch apiBatch
+	var batch apitype.ReplayBatch
 	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/deliveries/replay", body, &batch); e != nil {
 		d.apiFailed(w, r, e, Prefix+"/dead?"+filterValues(f).Encode())
 		return
@@ -378,27 +363,12 @@ func (d *Dashboard) bulkReplay(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, Prefix+"/replays/"+url.PathEscape(batch.ID), http.StatusSeeOther)
 }
 
-// apiBatch is a bulk replay as the API answers it.
-type apiBatch struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Total    int    `json:"total"`
-	Replayed int    `json:"replayed"`
-	Skipped  int    `json:"skipped"`
-	Filter   struct {
-		AccountID string  `json:"account_id"`
-		WebhookID *string `json:"webhook_id"`
-	} `json:"filter"`
-	CreatedAt  time.Time  `json:"created_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-}
-
 func (d *Dashboard) replayBatch(w http.ResponseWriter, r *http.Request) {
 	if !d.requireAdmin(w, r) {
 		return
 	}
 	s := sessionFrom(r.Context())
-	var batch apiBatch
+	var batch apitype.ReplayBatch
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/replays/"+url.PathEscape(r.PathValue("id")), nil, &batch); e != nil {
 		d.apiFailed(w, r, e, Prefix+"/dead")
 		return

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // TestEventType is the type of a test send that names no catalogue type
@@ -18,22 +20,10 @@ const TestEventType = "webhook.test"
 // API's limit (dispatcher.HeadersMax).
 const HeaderRows = 10
 
-// apiEventType is an entry of the event catalogue as GET /v1/event-types
-// answers it.
-type apiEventType struct {
-	Type         string          `json:"type"`
-	Description  string          `json:"description"`
-	Schema       json.RawMessage `json:"schema"`
-	Example      json.RawMessage `json:"example"`
-	Validate     bool            `json:"validate"`
-	Deprecated   bool            `json:"deprecated"`
-	DeprecatedAt *time.Time      `json:"deprecated_at"`
-}
-
 // eventTypes is the catalogue through GET /v1/event-types (by name).
-func (d *Dashboard) eventTypes(r *http.Request) ([]apiEventType, *apiError) {
+func (d *Dashboard) eventTypes(r *http.Request) ([]apitype.EventType, *apiError) {
 	var out struct {
-		Data []apiEventType `json:"data"`
+		Data []apitype.EventType `json:"data"`
 	}
 	if e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodGet, "/v1/event-types", nil, &out); e != nil {
 		return nil, e
@@ -48,7 +38,7 @@ func (d *Dashboard) eventTypes(r *http.Request) ([]apiEventType, *apiError) {
 type testSendView struct {
 	Type   string
 	Error  string
-	Types  []apiEventType
+	Types  []apitype.EventType
 	Result *testResult
 }
 
@@ -69,24 +59,6 @@ type testResult struct {
 	// Href is the delivery in the detail view's deliveries, searched by
 	// its event id.
 	Href string
-}
-
-// apiDeliveryDetail is GET /v1/deliveries/{id}: the delivery with its
-// attempts.
-type apiDeliveryDetail struct {
-	apiDelivery
-	Attempts []apiAttempt `json:"attempts"`
-}
-
-type apiAttempt struct {
-	Number          int       `json:"number"`
-	Generation      int       `json:"generation"`
-	StartedAt       time.Time `json:"started_at"`
-	DurationMS      float64   `json:"duration_ms"`
-	StatusCode      *int      `json:"status_code"`
-	ErrorKind       *string   `json:"error_kind"`
-	ErrorMessage    *string   `json:"error_message"`
-	ResponseExcerpt *string   `json:"response_excerpt"`
 }
 
 // sendTest sends a test event through POST /v1/webhooks/{id}/test and
@@ -126,7 +98,7 @@ func (d *Dashboard) sendTest(w http.ResponseWriter, r *http.Request) {
 // loadTestResult is the result of the test delivery id of hook, or nil
 // when id is no test delivery of it (a link edited by hand shows nothing).
 func (d *Dashboard) loadTestResult(r *http.Request, hook *apiWebhook, id string) (*testResult, *apiError) {
-	var dl apiDeliveryDetail
+	var dl apitype.Delivery
 	e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodGet, "/v1/deliveries/"+url.PathEscape(id), nil, &dl)
 	switch {
 	case e != nil && e.Status < 500:
@@ -287,7 +259,7 @@ func (d *Dashboard) setHeaders(w http.ResponseWriter, r *http.Request) {
 // eventTypeRow is a catalogue entry as the Event types page shows it:
 // schema and example indented.
 type eventTypeRow struct {
-	apiEventType
+	apitype.EventType
 	SchemaText  string
 	ExampleText string
 }
@@ -312,7 +284,7 @@ func (d *Dashboard) eventTypesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]eventTypeRow, len(types))
 	for i, et := range types {
-		rows[i] = eventTypeRow{apiEventType: et, SchemaText: indentJSON(et.Schema), ExampleText: indentJSON(et.Example)}
+		rows[i] = eventTypeRow{EventType: et, SchemaText: indentJSON(et.Schema), ExampleText: indentJSON(et.Example)}
 	}
 	d.render(w, r, http.StatusOK, "eventtypes", &view{Title: "Event types", Nav: "event-types", Data: rows,
 		Crumbs: []crumb{{Label: "Event types"}}})

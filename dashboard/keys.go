@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // Settings › API keys, for admin sessions: the keys of every account
@@ -37,23 +39,9 @@ var keyScopes = []overlapChoice{
 	{"admin", "admin: every route, every account"},
 }
 
-// apiKey is an API key as GET /v1/keys lists it (never the key itself).
-type apiKey struct {
-	ID          string     `json:"id"`
-	Prefix      string     `json:"prefix"`
-	Scope       string     `json:"scope"`
-	AccountID   *string    `json:"account_id"`
-	Description string     `json:"description"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
-	RevokedAt   *time.Time `json:"revoked_at"`
-	ExpiresAt   *time.Time `json:"expires_at"`
-	ReplacedBy  *string    `json:"replaced_by"`
-}
-
 // keyRow is a key as listed.
 type keyRow struct {
-	apiKey
+	apitype.Key
 	// State is live, rotated (working until ExpiresAt), expired or revoked.
 	State string
 	// Current marks the key this session signed in with.
@@ -141,7 +129,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, data *keysD
 	if cursor != "" {
 		list.Set("cursor", cursor)
 	}
-	var page apiPage[apiKey]
+	var page apitype.Page[apitype.Key]
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/keys?"+list.Encode(), nil, &page); e != nil {
 		if e.Status >= 500 {
 			d.apiFailed(w, r, e, "")
@@ -157,7 +145,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, data *keysD
 	}
 	now := d.now()
 	for _, k := range page.Data {
-		row := keyRow{apiKey: k, State: "live", Current: k.ID == s.Principal.KeyID}
+		row := keyRow{Key: k, State: "live", Current: k.ID == s.Principal.KeyID}
 		switch {
 		case k.RevokedAt != nil:
 			row.State = "revoked"
@@ -174,8 +162,8 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, data *keysD
 		}
 		data.Keys = append(data.Keys, row)
 	}
-	if page.NextCursor != nil {
-		data.NextCursor = *page.NextCursor
+	if page.NextCursor != "" {
+		data.NextCursor = page.NextCursor
 	}
 	d.render(w, r, status, "keys", v)
 }
@@ -192,10 +180,7 @@ func (d *Dashboard) createKey(w http.ResponseWriter, r *http.Request) {
 	if f.AccountID != "" {
 		body["account_id"] = f.AccountID
 	}
-	var out struct {
-		apiKey
-		Key string `json:"key"`
-	}
+	var out apitype.Key
 	data := &keysData{Grace: KeyGraceDefault}
 	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/keys", body, &out); e != nil {
 		if e.Status >= 500 {
@@ -248,12 +233,7 @@ func (d *Dashboard) rotateKey(w http.ResponseWriter, r *http.Request) {
 	if grace == "" {
 		grace = KeyGraceDefault
 	}
-	var out struct {
-		apiKey
-		Key             string    `json:"key"`
-		OldKeyID        string    `json:"old_key_id"`
-		OldKeyExpiresAt time.Time `json:"old_key_expires_at"`
-	}
+	var out apitype.KeyRotated
 	data := &keysData{Form: keyForm{Scope: "account"}, Grace: KeyGraceDefault}
 	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/keys/"+url.PathEscape(id)+"/rotate", map[string]string{"grace": grace}, &out); e != nil {
 		if e.Status >= 500 {
@@ -264,7 +244,7 @@ func (d *Dashboard) rotateKey(w http.ResponseWriter, r *http.Request) {
 		d.showKeys(w, r, data, e.Status, "", "The key was not rotated: "+e.Message, id, "")
 		return
 	}
-	data.New = &newKey{Key: out.Key, ID: out.ID, Prefix: out.Prefix, Scope: out.Scope, AccountID: out.AccountID,
+	data.New = &newKey{Key: out.Key.Key, ID: out.ID, Prefix: out.Prefix, Scope: out.Scope, AccountID: out.AccountID,
 		OldKeyID: out.OldKeyID, OldExpires: out.OldKeyExpiresAt, OldExpiring: true}
 	d.showKeys(w, r, data, http.StatusOK, "", "", "", "")
 }

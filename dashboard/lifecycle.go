@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // The detail view's endpoint lifecycle: rotate the secret with an overlap,
@@ -14,18 +16,10 @@ import (
 // goes through the API's route (POST /v1/webhooks/{id}/rotate-secret,
 // PATCH /v1/webhooks/{id}, GET /v1/webhooks/{id}/health).
 
-// apiHealth is GET /v1/webhooks/{id}/health.
+// apiHealth is GET /v1/webhooks/{id}/health, with what the templates ask
+// of it.
 type apiHealth struct {
-	ConsecutiveFailures int        `json:"consecutive_failures"`
-	LastSuccessAt       *time.Time `json:"last_success_at"`
-	LastFailureAt       *time.Time `json:"last_failure_at"`
-	LastFailureKind     *string    `json:"last_failure_kind"`
-	LastHour            struct {
-		Attempts    int      `json:"attempts"`
-		Successes   int      `json:"successes"`
-		Failures    int      `json:"failures"`
-		SuccessRate *float64 `json:"success_rate"`
-	} `json:"last_hour"`
+	apitype.WebhookHealth
 }
 
 // Rate is the last hour's success rate as shown ("92.5 %"), or "—"

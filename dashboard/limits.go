@@ -3,34 +3,13 @@ package dashboard
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/mono/webhookd/apitype"
 )
 
-// apiLimits is GET /v1/limits: the signed-in key's limits and its
-// account's, shown in the API page's Limits panel.
-type apiLimits struct {
-	Webhooks struct {
-		Used  int `json:"used"`
-		Limit int `json:"limit"`
-	} `json:"webhooks"`
-	FanoutPerRequest int `json:"fanout_per_request"`
-	RateLimits       struct {
-		Management apiRate `json:"management"`
-		Intake     apiRate `json:"intake"`
-	} `json:"rate_limits"`
-}
-
-// apiRate is one of the key's budgets (per server process).
-type apiRate struct {
-	Limited   bool    `json:"limited"`
-	Unit      string  `json:"unit"`
-	PerSecond float64 `json:"per_second"`
-	Burst     int     `json:"burst"`
-	Remaining *int    `json:"remaining"`
-}
-
-// Text says the budget in words: "50 requests a second, 100 at once (97
+// rateText says the budget in words: "50 requests a second, 100 at once (97
 // left)" or "No limit".
-func (r apiRate) Text() string {
+func rateText(r apitype.RateLimit) string {
 	if !r.Limited {
 		return "No limit"
 	}

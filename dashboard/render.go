@@ -72,6 +72,8 @@ var funcs = template.FuncMap{
 	// iso is a time for <time datetime>.
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"field": newFilterField,
+	// rateText is a key's rate limit in words (dashboard/limits.go).
+	"rateText": rateText,
 	// nav is the Settings side navigation: the entry current, and whether
 	// the admin-only entries are shown.
 	"nav": func(current string, s *session) settingsNav {

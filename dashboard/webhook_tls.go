@@ -4,32 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
-
-// apiWebhookTLS is a webhook's tls setting as the API answers it: the
-// client certificate described, never the key nor the PEM.
-type apiWebhookTLS struct {
-	ClientCertificate *struct {
-		Subject     string    `json:"subject"`
-		Issuer      string    `json:"issuer"`
-		Serial      string    `json:"serial"`
-		NotAfter    time.Time `json:"not_after"`
-		ExpiresSoon bool      `json:"expires_soon"`
-	} `json:"client_certificate"`
-	CABundle *struct {
-		Subjects []string `json:"subjects"`
-	} `json:"ca_bundle"`
-}
-
-// apiWebhookOAuth is a webhook's OAuth2 setting as the API answers it.
-type apiWebhookOAuth struct {
-	TokenURL  string   `json:"token_url"`
-	ClientID  string   `json:"client_id"`
-	Scopes    []string `json:"scopes"`
-	Audience  string   `json:"audience"`
-	AuthStyle string   `json:"auth_style"`
-}
 
 // tlsForm is the mutual TLS form. What was pasted is never put back into
 // the page (the key is a secret): after an error it must be pasted again.

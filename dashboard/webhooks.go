@@ -7,48 +7,16 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/store"
 )
 
-// apiWebhook is a webhook as the API answers it.
+// apiWebhook is a webhook as the API answers it, with what the templates
+// ask of it.
 type apiWebhook struct {
-	ID          string `json:"id"`
-	AccountID   string `json:"account_id"`
-	URL         string `json:"url"`
-	Description string `json:"description"`
-	// HeaderNames are the custom headers' names; the API never answers
-	// their values.
-	HeaderNames []string `json:"header_names"`
-	// EventTypes is the event-type filter; empty receives every type.
-	EventTypes []string `json:"event_types"`
-	// Paused, PausedAt and PauseReason (manual or auto): a paused webhook
-	// keeps its new deliveries in state paused until it is resumed.
-	Paused      bool       `json:"paused"`
-	PausedAt    *time.Time `json:"paused_at"`
-	PauseReason *string    `json:"pause_reason"`
-	// PreviousSecretExpiresAt is set while the secret replaced by the last
-	// rotation still signs.
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	// SignatureScheme is mono or standard (the Standard Webhooks headers
-	// too); OnGone what a 410 answer does: retry or pause.
-	SignatureScheme string    `json:"signature_scheme"`
-	OnGone          string    `json:"on_gone"`
-	CreatedAt       time.Time `json:"created_at"`
-	// TLS is the client certificate and CA bundle, nil when none
-	// (dashboard/webhook_tls.go).
-	TLS *apiWebhookTLS `json:"tls"`
-	// OAuth is the OAuth2 client credentials setting, never its secret.
-	OAuth *apiWebhookOAuth `json:"oauth"`
-	// RateLimitPerSecond is the most attempts started a second, nil when
-	// there is no limit.
-	RateLimitPerSecond *int `json:"rate_limit_per_second"`
-	// Ordering is none or fifo, and FIFO a FIFO webhook's line
-	// (dashboard/fifo.go).
-	Ordering string       `json:"ordering"`
-	FIFO     *apiFIFOLine `json:"fifo"`
+	apitype.Webhook
 }
 
 // GonePaused says the webhook was paused because its endpoint answered
@@ -60,11 +28,6 @@ func (h apiWebhook) GonePaused() bool {
 // AutoPaused says the webhook was paused by webhookd (its endpoint kept
 // failing), not by hand.
 func (h apiWebhook) AutoPaused() bool { return h.PauseReason != nil && *h.PauseReason == "auto" }
-
-type apiPage[T any] struct {
-	Data       []T     `json:"data"`
-	NextCursor *string `json:"next_cursor"`
-}
 
 // Notices shown after a redirect, by the code in ?notice=. Only these
 // fixed texts are ever shown from the query string.
@@ -111,7 +74,7 @@ type health struct {
 	Detail string
 }
 
-func judgeHealth(rows []apiDelivery) health {
+func judgeHealth(rows []apitype.Delivery) health {
 	if len(rows) == 0 {
 		return health{Class: "none", Label: "No deliveries yet"}
 	}
@@ -159,7 +122,7 @@ type webhooksData struct {
 	NextCursor   string
 	Created      string
 	// Limits are the account's and the signed-in key's (GET /v1/limits).
-	Limits *apiLimits
+	Limits *apitype.Limits
 }
 
 // accountParam is the account a page acts on: an account key's own, or
@@ -195,7 +158,7 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 	if c := q.Get("cursor"); c != "" {
 		list.Set("cursor", c)
 	}
-	var page apiPage[apiWebhook]
+	var page apitype.Page[apiWebhook]
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks?"+list.Encode(), nil, &page); e != nil {
 		if e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity {
 			v.Error = e.Message
@@ -207,7 +170,7 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, hook := range page.Data {
 		row := webhookRow{apiWebhook: hook}
-		var recent apiPage[apiDelivery]
+		var recent apitype.Page[apitype.Delivery]
 		path := "/v1/deliveries?" + url.Values{"webhook_id": {hook.ID}, "limit": {strconv.Itoa(HealthWindow)}}.Encode()
 		if e := d.call(r.Context(), s.Principal, http.MethodGet, path, nil, &recent); e != nil {
 			d.apiFailed(w, r, e, "")
@@ -220,10 +183,10 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Webhooks = append(data.Webhooks, row)
 	}
-	if page.NextCursor != nil {
-		data.NextCursor = *page.NextCursor
+	if page.NextCursor != "" {
+		data.NextCursor = page.NextCursor
 	}
-	data.Limits = &apiLimits{}
+	data.Limits = &apitype.Limits{}
 	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/limits?"+url.Values{"account_id": {data.AccountID}}.Encode(), nil, data.Limits); e != nil {
 		d.apiFailed(w, r, e, "")
 		return

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 )
 
@@ -407,7 +408,7 @@ func CancelDelivery(ctx context.Context, db DB, id string, jobID int64, now time
 
 // DeliveryStates are the states a delivery can be in, in the order the
 // listing's per-state branches are written (see DeliveryListQuery).
-var DeliveryStates = []string{StatePending, StateSucceeded, StateDead, StateCancelled, StatePaused}
+var DeliveryStates = apitype.DeliveryStates
 
 // stateLiterals are the states as SQL literals. The listing names the state
 // as a constant, never a parameter, so that the planner can match the

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/mono/webhookd/apitype"
+
 	"context"
 	"errors"
 	"time"
@@ -18,8 +20,8 @@ import (
 
 // Webhook orderings (webhooks.ordering).
 const (
-	OrderingNone = "none"
-	OrderingFIFO = "fifo"
+	OrderingNone = apitype.OrderingNone
+	OrderingFIFO = apitype.OrderingFIFO
 )
 
 // fifoTake takes $2[i] sequence numbers of FIFO webhook $1[i], locking the

@@ -6,18 +6,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // API key scopes.
 const (
 	// ScopeAdmin may do everything, for every account.
-	ScopeAdmin = "admin"
+	ScopeAdmin = apitype.ScopeAdmin
 	// ScopeAccount is bound to one account: its webhooks, deliveries and
 	// events. It can't manage keys.
-	ScopeAccount = "account"
+	ScopeAccount = apitype.ScopeAccount
 	// ScopeEventsWrite may only enqueue events, for any account or bound to
 	// one.
-	ScopeEventsWrite = "events:write"
+	ScopeEventsWrite = apitype.ScopeEventsWrite
 )
 
 // APIKey is an api_keys row. The key itself is never stored, only its hash.

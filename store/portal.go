@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // ScopePortalWrite may only mint and revoke portal links, for any account
 // or bound to one: the key a product's backend holds.
-const ScopePortalWrite = "portal:write"
+const ScopePortalWrite = apitype.ScopePortalWrite
 
 // PortalLink is a portal_links row: the record of one sign-in link. The
 // token itself is never stored, only its hash.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // DB is what every store function runs on: *pgxpool.Pool, *pgx.Conn or
@@ -30,13 +32,13 @@ var (
 
 // Delivery states.
 const (
-	StatePending   = "pending"
-	StateSucceeded = "succeeded"
-	StateDead      = "dead"
-	StateCancelled = "cancelled"
+	StatePending   = apitype.StatePending
+	StateSucceeded = apitype.StateSucceeded
+	StateDead      = apitype.StateDead
+	StateCancelled = apitype.StateCancelled
 	// StatePaused: its webhook is paused; it waits, schedule kept, for
 	// the webhook to resume.
-	StatePaused = "paused"
+	StatePaused = apitype.StatePaused
 )
 
 // IsUniqueViolation reports whether err is PostgreSQL's 23505.
@@ -92,14 +94,14 @@ type Webhook struct {
 
 // Signature schemes (webhooks.signature_scheme).
 const (
-	SchemeMono     = "mono"
-	SchemeStandard = "standard"
+	SchemeMono     = apitype.SchemeMono
+	SchemeStandard = apitype.SchemeStandard
 )
 
 // What a 410 Gone answer does (webhooks.on_gone).
 const (
-	OnGoneRetry = "retry"
-	OnGonePause = "pause"
+	OnGoneRetry = apitype.OnGoneRetry
+	OnGonePause = apitype.OnGonePause
 )
 
 const webhookInsert = `

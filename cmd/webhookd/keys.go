@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
@@ -154,7 +155,7 @@ func runKeysList(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	if *asJSON {
-		rows := make([]admin.KeyView, len(keys))
+		rows := make([]apitype.Key, len(keys))
 		for i, k := range keys {
 			rows[i] = admin.NewKeyView(k)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/apikey"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/keyring"
@@ -66,7 +67,7 @@ func TestKeysCommand(t *testing.T) {
 	// --json (double dashes work too), an account key.
 	out, err = keys(t, dbURL, "create", "--scope", "account", "--account", "acct_cli", "--json")
 	require.NoError(t, err)
-	var account admin.KeyView
+	var account apitype.Key
 	dec := json.NewDecoder(strings.NewReader(out))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&account), out)
@@ -210,11 +211,11 @@ func TestKeysRotateCommand(t *testing.T) {
 			Scan(&r.scope, &r.prefix, &r.account, &r.description, &r.hash, &r.expiresAt, &r.replacedBy))
 		return r
 	}
-	created := func(t *testing.T, args ...string) admin.KeyView {
+	created := func(t *testing.T, args ...string) apitype.Key {
 		t.Helper()
 		out, err := keys(t, dbURL, append([]string{"create", "-json"}, args...)...)
 		require.NoError(t, err)
-		var v admin.KeyView
+		var v apitype.Key
 		require.NoError(t, json.Unmarshal([]byte(out), &v), out)
 		return v
 	}
@@ -258,7 +259,7 @@ func TestKeysRotateCommand(t *testing.T) {
 	require.NotContains(t, out, newRaw)
 	out, err = keys(t, dbURL, "list", "-account", "acct_cli_rot", "-json")
 	require.NoError(t, err)
-	var listed []admin.KeyView
+	var listed []apitype.Key
 	require.NoError(t, json.Unmarshal([]byte(out), &listed), out)
 	require.Len(t, listed, 2)
 	require.Equal(t, newID, listed[0].ID)
@@ -268,11 +269,11 @@ func TestKeysRotateCommand(t *testing.T) {
 	events := created(t, "-scope", "events:write")
 	out, err = keys(t, dbURL, "rotate", "-grace", "2d", "-id", events.ID, "-json")
 	require.NoError(t, err)
-	var rotated admin.RotatedKeyView
+	var rotated apitype.KeyRotated
 	dec := json.NewDecoder(strings.NewReader(out))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&rotated), out)
-	require.True(t, apikey.LooksLikeKey(rotated.Key))
+	require.True(t, apikey.LooksLikeKey(rotated.Key.Key))
 	require.Equal(t, "events:write", rotated.Scope)
 	require.Nil(t, rotated.AccountID)
 	require.Equal(t, events.ID, rotated.OldKeyID)

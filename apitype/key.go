@@ -1,0 +1,84 @@
+package apitype
+
+import "time"
+
+// API key scopes.
+const (
+	ScopeAdmin       = "admin"
+	ScopeAccount     = "account"
+	ScopeEventsWrite = "events:write"
+	// ScopePortalWrite may only mint and revoke portal links: the key a
+	// product's backend holds.
+	ScopePortalWrite = "portal:write"
+)
+
+// Key is an API key as shown: never its hash, and Key, the key itself, only
+// in the answer that created it (POST /v1/keys, POST /v1/keys/{id}/rotate).
+type Key struct {
+	Key         string     `json:"key,omitempty"`
+	ID          string     `json:"id"`
+	Prefix      string     `json:"prefix"`
+	Scope       string     `json:"scope"`
+	AccountID   *string    `json:"account_id"`
+	Description string     `json:"description"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LastUsedAt  *time.Time `json:"last_used_at"`
+	RevokedAt   *time.Time `json:"revoked_at"`
+	// ExpiresAt is when a rotated key stops working; ReplacedBy the key it
+	// was rotated to. Both nil until the key is rotated.
+	ExpiresAt  *time.Time `json:"expires_at"`
+	ReplacedBy *string    `json:"replaced_by"`
+}
+
+// KeyCreate is the body of POST /v1/keys.
+type KeyCreate struct {
+	// Scope is ScopeAdmin, ScopeAccount, ScopeEventsWrite or
+	// ScopePortalWrite.
+	Scope string `json:"scope"`
+	// AccountID binds the key to one account: required for ScopeAccount,
+	// refused for ScopeAdmin.
+	AccountID   string `json:"account_id,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// KeyRotate is the body of POST /v1/keys/{id}/rotate: how long the old
+// key keeps working: a Go duration ("90m") or whole days ("2d"), 0 to 7
+// days. Absent or null: 1h.
+type KeyRotate struct {
+	Grace *string `json:"grace,omitempty"`
+}
+
+// KeyRotated is the answer of POST /v1/keys/{id}/rotate: the new key, with
+// Key set (the only time it is shown), and when the old key stops working.
+type KeyRotated struct {
+	Key
+	OldKeyID        string    `json:"old_key_id"`
+	OldKeyExpiresAt time.Time `json:"old_key_expires_at"`
+}
+
+// PortalLinkCreate is the body of POST /v1/portal-links. AccountID may be
+// empty for a key bound to an account; ExpiresIn is the link's lifetime in
+// seconds (60 to 3600), absent or null: 600.
+type PortalLinkCreate struct {
+	AccountID string `json:"account_id,omitempty"`
+	ExpiresIn *int64 `json:"expires_in,omitempty"`
+}
+
+// PortalLink is a link that signs a browser in to the dashboard for one
+// account, once: the answer of POST /v1/portal-links, the only time URL is
+// shown.
+type PortalLink struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	AccountID string    `json:"account_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PortalLinksRevoked is the answer of DELETE /v1/portal-links.
+type PortalLinksRevoked struct {
+	AccountID string `json:"account_id"`
+	// RevokedLinks is how many links were revoked, used or not;
+	// EndedSessions how many dashboard sessions they had opened.
+	RevokedLinks  int64 `json:"revoked_links"`
+	EndedSessions int64 `json:"ended_sessions"`
+}
