@@ -137,12 +137,12 @@ func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) 
 			a.keyCache.put(k, read)
 		}
 	}
-	if k.RevokedAt != nil {
-		return nil, &invalidKeyError{reason: authRevoked}
-	}
 	now := a.now()
-	// A rotated key works until expires_at, and never from then on.
-	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+	switch {
+	case k.Live(now):
+	case k.RevokedAt != nil:
+		return nil, &invalidKeyError{reason: authRevoked}
+	default: // a rotated key past its expires_at
 		return nil, &expiredKeyError{at: *k.ExpiresAt}
 	}
 	if !cached && (k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedResolution) {

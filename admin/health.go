@@ -32,43 +32,33 @@ var riverLatest = func() int {
 	return all[len(all)-1].Version
 }()
 
-const (
-	schemaVersionQuery = `SELECT version FROM ` + migrations.VersionTable
-	riverVersionQuery  = `SELECT coalesce(max(version), 0) FROM river_migration WHERE line = 'main'`
-)
-
 // Readiness says what keeps db from serving this webhookd: nothing when the
-// database answers and both webhookd's and River's migrations are current.
-// Each reason is a sentence for an operator; connection details are left
-// out (GET /readyz needs no key), and err holds them.
+// database answers and both webhookd's and River's migrations are current
+// (store.CheckSchema, store.CheckRiverSchema). Each reason is a sentence
+// for an operator; connection details are left out (GET /readyz needs no
+// key), and err holds them.
 func Readiness(ctx context.Context, db store.DB) (reasons []string, err error) {
-	var version int32
-	err = db.QueryRow(ctx, schemaVersionQuery).Scan(&version)
+	var behind *store.SchemaBehindError
+	err = store.CheckSchema(ctx, db)
 	switch {
-	case isUndefinedTable(err):
+	case errors.Is(err, store.ErrNotMigrated):
 		reasons = append(reasons, "the webhookd schema is not migrated (no "+migrations.VersionTable+" table): run `webhookd migrate`")
+	case errors.As(err, &behind):
+		reasons = append(reasons, behind.Error())
 	case err != nil:
 		return []string{dbReason(err)}, err
-	case version < migrations.Latest():
-		reasons = append(reasons, fmt.Sprintf("the webhookd schema is at version %d, this webhookd needs %d: run `webhookd migrate`", version, migrations.Latest()))
 	}
 
-	var riverVersion int
-	err = db.QueryRow(ctx, riverVersionQuery).Scan(&riverVersion)
+	err = store.CheckRiverSchema(ctx, db, riverLatest)
 	switch {
-	case isUndefinedTable(err):
+	case errors.Is(err, store.ErrNotMigrated):
 		reasons = append(reasons, "River's schema is not migrated (no river_migration table): run `webhookd migrate`")
+	case errors.As(err, &behind):
+		reasons = append(reasons, behind.Error())
 	case err != nil:
 		return append(reasons, dbReason(err)), err
-	case riverVersion < riverLatest:
-		reasons = append(reasons, fmt.Sprintf("River's schema is at version %d, this webhookd needs %d: run `webhookd migrate`", riverVersion, riverLatest))
 	}
 	return reasons, nil
-}
-
-func isUndefinedTable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
 }
 
 // dbReason describes a database error without the connection details

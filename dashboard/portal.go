@@ -23,13 +23,6 @@ import (
 // once; a used, expired, revoked or unknown one shows the sign-in page
 // with the reason, and nothing else happens.
 
-// portalSessionInsert stores a session opened with a portal link: it acts
-// as the link's account and ends when the link is revoked. key_hash holds
-// the link's token hash (the credential it signed in with).
-const portalSessionInsert = `
-INSERT INTO dashboard_sessions (token_hash, portal_link_id, key_hash, csrf_token, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)`
-
 // portalRefusals is what the sign-in page says for each refused link.
 var portalRefusals = map[string]string{
 	admin.PortalLinkUnknown: "This sign-in link is not valid. Open Webhooks again from your product to get a new one, or sign in with an API key.",
@@ -75,8 +68,8 @@ func (d *Dashboard) openPortalLink(w http.ResponseWriter, r *http.Request) {
 	}
 	// OpenPortalLink logs the use (or the refusal) and counts it.
 	_, err := d.api.OpenPortalLink(r.Context(), r.PathValue("token"), use, func(tx pgx.Tx, link *store.PortalLink) error {
-		_, err := tx.Exec(r.Context(), portalSessionInsert, hashToken(token), link.ID, link.TokenHash, randomToken(), now, now.Add(d.ttl))
-		return err
+		return store.InsertDashboardSession(r.Context(), tx, &store.DashboardSession{TokenHash: hashToken(token), PortalLinkID: &link.ID,
+			KeyHash: link.TokenHash, CSRFToken: randomToken(), CreatedAt: now, ExpiresAt: now.Add(d.ttl)})
 	})
 	var refused *admin.PortalLinkError
 	switch {
@@ -91,7 +84,7 @@ func (d *Dashboard) openPortalLink(w http.ResponseWriter, r *http.Request) {
 	}
 	// The browser's previous session, if any, is replaced.
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if _, err := d.pool.Exec(r.Context(), sessionDelete, hashToken(c.Value)); err != nil {
+		if err := store.DeleteDashboardSession(r.Context(), d.pool, hashToken(c.Value)); err != nil {
 			d.logger.Warn("error deleting the session a portal link replaced", zap.Error(err))
 		}
 	}

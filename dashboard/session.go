@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/admin"
@@ -61,24 +60,6 @@ func (s *session) Label() string {
 	return "Account " + s.Principal.AccountID + " · " + s.KeyPrefix + "…"
 }
 
-// The SQL of dashboard_sessions (migration 4).
-const (
-	sessionInsert = `
-INSERT INTO dashboard_sessions (token_hash, key_id, key_hash, csrf_token, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)`
-
-	// The key (or portal link, migration 13) is read with the session, so
-	// a revoked key, a rotated one past its grace period, or a revoked
-	// link ends the session on its next request.
-	sessionGet = `
-SELECT s.key_id, s.key_hash, s.csrf_token, s.expires_at, k.scope, k.account_id, k.prefix, k.revoked_at, k.expires_at,
-       s.portal_link_id, l.account_id, l.revoked_at
-FROM dashboard_sessions s LEFT JOIN api_keys k ON k.id = s.key_id LEFT JOIN portal_links l ON l.id = s.portal_link_id
-WHERE s.token_hash = $1`
-
-	sessionDelete = `DELETE FROM dashboard_sessions WHERE token_hash = $1`
-)
-
 // errNoSession means the request has no live session: no cookie, an
 // unknown token, an expired session, or a revoked key.
 var errNoSession = errors.New("no session")
@@ -114,7 +95,8 @@ func (d *Dashboard) startSession(ctx context.Context, p *admin.Principal, raw st
 	if !p.Bootstrap() {
 		keyID = &p.KeyID
 	}
-	if _, err := d.pool.Exec(ctx, sessionInsert, hashToken(token), keyID, apikey.Hash(raw), randomToken(), now, now.Add(d.ttl)); err != nil {
+	row := &store.DashboardSession{TokenHash: hashToken(token), KeyID: keyID, KeyHash: apikey.Hash(raw), CSRFToken: randomToken(), CreatedAt: now, ExpiresAt: now.Add(d.ttl)}
+	if err := store.InsertDashboardSession(ctx, d.pool, row); err != nil {
 		return "", err
 	}
 	if _, err := store.DeleteExpiredSessions(ctx, d.pool, now); err != nil {
@@ -132,50 +114,39 @@ func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session,
 		return nil, errNoSession
 	}
 	tokenHash := hashToken(c.Value)
-	var (
-		keyID, scope, accountID, prefix *string
-		keyHash                         []byte
-		csrf                            string
-		expiresAt                       time.Time
-		revokedAt, keyExpiresAt         *time.Time
-		linkID, linkAccountID           *string
-		linkRevokedAt                   *time.Time
-	)
-	err = d.pool.QueryRow(ctx, sessionGet, tokenHash).Scan(&keyID, &keyHash, &csrf, &expiresAt, &scope, &accountID, &prefix, &revokedAt, &keyExpiresAt,
-		&linkID, &linkAccountID, &linkRevokedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
+	row, err := store.GetDashboardSession(ctx, d.pool, tokenHash)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errNoSession
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &session{CSRF: csrf, tokenHash: tokenHash}
-	live := d.now().Before(expiresAt)
-	switch {
-	case linkID != nil:
-		live = live && linkAccountID != nil && linkRevokedAt == nil
-		s.Principal = &admin.Principal{KeyID: *linkID, Scope: store.ScopeAccount}
-		if linkAccountID != nil {
-			s.Principal.AccountID = *linkAccountID
+	now := d.now()
+	s := &session{CSRF: row.CSRFToken, tokenHash: tokenHash}
+	live := now.Before(row.ExpiresAt)
+	switch k := row.Key; {
+	case row.PortalLinkID != nil:
+		live = live && row.LinkAccountID != nil && row.LinkRevokedAt == nil
+		s.Principal = &admin.Principal{KeyID: *row.PortalLinkID, Scope: store.ScopeAccount}
+		if row.LinkAccountID != nil {
+			s.Principal.AccountID = *row.LinkAccountID
 		}
 		s.Portal = true
-	case keyID == nil:
-		live = live && d.api.IsBootstrapKeyHash(keyHash)
+	case row.KeyID == nil:
+		live = live && d.api.IsBootstrapKeyHash(row.KeyHash)
 		s.Principal = &admin.Principal{Scope: store.ScopeAdmin}
-	case scope == nil:
+	case k == nil:
 		live = false // the key row is gone
 	default:
-		live = live && revokedAt == nil && (keyExpiresAt == nil || d.now().Before(*keyExpiresAt)) && (*scope == store.ScopeAdmin || *scope == store.ScopeAccount)
-		s.Principal = &admin.Principal{KeyID: *keyID, Scope: *scope}
-		if accountID != nil {
-			s.Principal.AccountID = *accountID
+		live = live && k.Live(now) && (k.Scope == store.ScopeAdmin || k.Scope == store.ScopeAccount)
+		s.Principal = &admin.Principal{KeyID: k.ID, Scope: k.Scope}
+		if k.AccountID != nil {
+			s.Principal.AccountID = *k.AccountID
 		}
-		if prefix != nil {
-			s.KeyPrefix = *prefix
-		}
+		s.KeyPrefix = k.Prefix
 	}
 	if !live {
-		if _, err := d.pool.Exec(ctx, sessionDelete, tokenHash); err != nil {
+		if err := store.DeleteDashboardSession(ctx, d.pool, tokenHash); err != nil {
 			d.logger.Warn("error deleting ended dashboard session", zap.Error(err))
 		}
 		return nil, errNoSession
@@ -366,7 +337,7 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 
 func (d *Dashboard) signOut(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
-	if _, err := d.pool.Exec(r.Context(), sessionDelete, s.tokenHash); err != nil {
+	if err := store.DeleteDashboardSession(r.Context(), d.pool, s.tokenHash); err != nil {
 		d.logger.Error("error deleting dashboard session", zap.Error(err))
 		d.serverError(w, r)
 		return

@@ -25,7 +25,6 @@ import (
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/metrics"
-	"github.com/mono/webhookd/migrations"
 	"github.com/mono/webhookd/outbound"
 	"github.com/mono/webhookd/retention"
 	"github.com/mono/webhookd/schedule"
@@ -370,13 +369,13 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 
 // checkSchema fails unless our migrations are all applied.
 func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	var version int32
-	err := pool.QueryRow(ctx, "SELECT version FROM "+migrations.VersionTable).Scan(&version)
-	if err != nil {
+	var behind *store.SchemaBehindError
+	err := store.CheckSchema(ctx, pool)
+	switch {
+	case errors.As(err, &behind):
+		return fmt.Errorf("database schema is at version %d, this webhookd needs %d: run `webhookd migrate`", behind.Have, behind.Want)
+	case err != nil:
 		return fmt.Errorf("error reading the schema version (has `webhookd migrate` been run on this database?): %w", err)
-	}
-	if version < migrations.Latest() {
-		return fmt.Errorf("database schema is at version %d, this webhookd needs %d: run `webhookd migrate`", version, migrations.Latest())
 	}
 	return nil
 }

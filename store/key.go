@@ -39,6 +39,14 @@ type APIKey struct {
 	ReplacedBy *string
 }
 
+// Live reports whether k can be used at now: it is not revoked, and, if it
+// was rotated, now is before its ExpiresAt (it never works from then on).
+// The API's Bearer authentication and the dashboard's sessions both ask
+// it.
+func (k *APIKey) Live(now time.Time) bool {
+	return k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+}
+
 const keyInsert = `
 INSERT INTO api_keys (id, prefix, hash, scope, account_id, description, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)`
