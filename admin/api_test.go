@@ -369,19 +369,7 @@ func TestEvents(t *testing.T) {
 			}
 		}
 
-		var attempts []struct {
-			Number          int       `json:"number"`
-			Generation      int       `json:"generation"`
-			Counted         bool      `json:"counted"`
-			ScheduledAt     time.Time `json:"scheduled_at"`
-			StartedAt       time.Time `json:"started_at"`
-			DurationMS      float64   `json:"duration_ms"`
-			StatusCode      *int      `json:"status_code"`
-			ErrorKind       *string   `json:"error_kind"`
-			ErrorMessage    *string   `json:"error_message"`
-			ResponseExcerpt *string   `json:"response_excerpt"`
-			SignatureT      int64     `json:"signature_t"`
-		}
+		var attempts []apitype.Attempt
 		require.NoError(t, json.Unmarshal(raw["attempts"], &attempts))
 
 		reqs := rcv.Requests()

@@ -190,7 +190,7 @@ func TestSendTestEvent(t *testing.T) {
 	require.Equal(t, "webhook.test", envelope.Event.Type)
 	require.Equal(t, hook.ID, envelope.Event.Data["webhook_id"])
 
-	var d deliveryView
+	var d apitype.Delivery
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + res.DeliveryID}), http.StatusOK, &d)
 	require.True(t, d.Test, "marked as a test in the history")
 	require.Equal(t, "succeeded", d.State)

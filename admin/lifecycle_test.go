@@ -247,7 +247,7 @@ func TestRetryDueWhilePaused(t *testing.T) {
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_retry_pause","type":"order.created","data":{}}`}), http.StatusAccepted, &ev)
 	recv.Wait(t, 1, 10*time.Second)
 
-	var d deliveryView
+	var d apitype.Delivery
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + ev.Deliveries[0].ID}), http.StatusOK, &d)

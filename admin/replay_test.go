@@ -38,32 +38,6 @@ type replayBatchView struct {
 	FinishedAt *time.Time `json:"finished_at"`
 }
 
-// deliveryView is GET /v1/deliveries/{id}: the listed fields, every
-// attempt and every replay.
-type deliveryView struct {
-	apitype.Delivery
-	Attempts []struct {
-		Number          int       `json:"number"`
-		Generation      int       `json:"generation"`
-		Counted         bool      `json:"counted"`
-		ScheduledAt     time.Time `json:"scheduled_at"`
-		StartedAt       time.Time `json:"started_at"`
-		DurationMS      float64   `json:"duration_ms"`
-		StatusCode      *int      `json:"status_code"`
-		ErrorKind       *string   `json:"error_kind"`
-		ErrorMessage    *string   `json:"error_message"`
-		ResponseExcerpt *string   `json:"response_excerpt"`
-		SignatureT      int64     `json:"signature_t"`
-	} `json:"attempts"`
-	Replays []struct {
-		Generation int       `json:"generation"`
-		FromState  string    `json:"from_state"`
-		KeyID      *string   `json:"key_id"`
-		BatchID    *string   `json:"batch_id"`
-		CreatedAt  time.Time `json:"created_at"`
-	} `json:"replays"`
-}
-
 // startFastServer is startServer with private networks allowed and the
 // retry schedule at 0.0001 scale: ten failed attempts take about 3 s.
 func startFastServer(t *testing.T, modify func(*server.Config)) *testBundle {
@@ -79,15 +53,15 @@ func startFastServer(t *testing.T, modify func(*server.Config)) *testBundle {
 	return &testBundle{srv: srv.Server, pool: srv.Pool(), keys: srv.Keys, baseURL: srv.BaseURL, client: &http.Client{Timeout: 10 * time.Second}}
 }
 
-func (b *testBundle) getDelivery(t *testing.T, id string) *deliveryView {
+func (b *testBundle) getDelivery(t *testing.T, id string) *apitype.Delivery {
 	t.Helper()
-	var d deliveryView
+	var d apitype.Delivery
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + id}), http.StatusOK, &d)
 	return &d
 }
 
 // waitDeliveryState polls until delivery id is in state.
-func (b *testBundle) waitDeliveryState(t *testing.T, id, state string) *deliveryView {
+func (b *testBundle) waitDeliveryState(t *testing.T, id, state string) *apitype.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -161,7 +135,7 @@ func TestReplayEndToEnd(t *testing.T) {
 
 	rcv.SetRespond(testreceiver.Status(http.StatusOK))
 	replayedAt := time.Now()
-	var accepted deliveryView
+	var accepted apitype.Delivery
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/deliveries/" + id + "/replay", auth: bearer(key.Key)}), http.StatusAccepted, &accepted)
 	require.Equal(t, store.StatePending, accepted.State)
 	require.Equal(t, 2, accepted.Generation)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mono/webhookd/admin"
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testdns"
@@ -105,7 +106,7 @@ func TestSendTestEventBlockedAddress(t *testing.T) {
 
 	// The deliveries API, as the account reads it, and the stored row the
 	// dashboard shows.
-	var d deliveryView
+	var d apitype.Delivery
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + res.DeliveryID, auth: account}), http.StatusOK, &d)
 	require.Len(t, d.Attempts, 1)
 	requireGeneric(t, d.Attempts[0].ErrorKind, d.Attempts[0].ErrorMessage)

@@ -15,24 +15,9 @@ import (
 	"github.com/mono/webhookd/store"
 )
 
-// webhookHealthView is the answer of GET /v1/webhooks/{id}/health.
-type webhookHealthView struct {
-	WebhookID           string     `json:"webhook_id"`
-	ConsecutiveFailures int        `json:"consecutive_failures"`
-	LastSuccessAt       *time.Time `json:"last_success_at"`
-	LastFailureAt       *time.Time `json:"last_failure_at"`
-	LastFailureKind     *string    `json:"last_failure_kind"`
-	LastHour            struct {
-		Attempts    int      `json:"attempts"`
-		Successes   int      `json:"successes"`
-		Failures    int      `json:"failures"`
-		SuccessRate *float64 `json:"success_rate"`
-	} `json:"last_hour"`
-}
-
-func (b *testBundle) webhookHealth(t *testing.T, id, auth string) *webhookHealthView {
+func (b *testBundle) webhookHealth(t *testing.T, id, auth string) *apitype.WebhookHealth {
 	t.Helper()
-	var out webhookHealthView
+	var out apitype.WebhookHealth
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + id + "/health", auth: auth}), http.StatusOK, &out)
 	return &out
 }
@@ -40,7 +25,7 @@ func (b *testBundle) webhookHealth(t *testing.T, id, auth string) *webhookHealth
 // waitHealthAttempts polls the health of webhook id until it counts
 // attempts attempts in the last hour (the workers write it every few
 // seconds).
-func (b *testBundle) waitHealthAttempts(t *testing.T, id string, attempts int) *webhookHealthView {
+func (b *testBundle) waitHealthAttempts(t *testing.T, id string, attempts int) *apitype.WebhookHealth {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
 	for {
