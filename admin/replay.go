@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -114,12 +116,12 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	f, apiErr := a.bulkReplayFilter(r, &req)
+	p := principalFrom(ctx)
+	f, apiErr := a.bulkReplayFilter(ctx, p, &req)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
-	p := principalFrom(ctx)
 	tx, err := a.pool.Begin(ctx)
 	if err != nil {
 		a.logger.Error("error beginning transaction", zap.Error(err))
@@ -152,9 +154,30 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, renderReplayBatch(batch))
 }
 
-// bulkReplayFilter validates a bulk replay request into a filter bound to
-// one account, naming the field at fault.
-func (a *API) bulkReplayFilter(r *http.Request, req *apitype.BulkReplay) (*store.ReplayFilter, *apiError) {
+// CountBulkReplay counts, up to limit, the deliveries POST
+// /v1/deliveries/replay would replay for req asked by p: the filter is
+// resolved by the route's own code (validation, the key's account, the
+// webhook's), so the dashboard's confirmation counts what the API will
+// replay. A request the route would refuse is refused with the route's
+// message (refused, err nil); err is an error of the database.
+func (a *API) CountBulkReplay(ctx context.Context, p *Principal, req *apitype.BulkReplay, limit int) (n int, refused string, err error) {
+	f, apiErr := a.bulkReplayFilter(ctx, p, req)
+	switch {
+	case apiErr != nil && apiErr.Status >= 500:
+		return 0, "", apiErr
+	case apiErr != nil:
+		return 0, apiErr.Message, nil
+	}
+	n, err = store.CountReplayable(ctx, a.pool, f, limit)
+	if err != nil {
+		return 0, "", fmt.Errorf("error counting deliveries to replay: %w", err)
+	}
+	return n, "", nil
+}
+
+// bulkReplayFilter validates a bulk replay request of p into a filter
+// bound to one account, naming the field at fault.
+func (a *API) bulkReplayFilter(ctx context.Context, p *Principal, req *apitype.BulkReplay) (*store.ReplayFilter, *apiError) {
 	f := &store.ReplayFilter{State: store.StateDead}
 	if req.State != nil {
 		f.State = *req.State
@@ -185,7 +208,6 @@ func (a *API) bulkReplayFilter(r *http.Request, req *apitype.BulkReplay) (*store
 		return nil, apiErr
 	}
 
-	p := principalFrom(r.Context())
 	if p.AccountID != "" {
 		if f.AccountID != "" && f.AccountID != p.AccountID {
 			return nil, &apiError{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
@@ -193,7 +215,7 @@ func (a *API) bulkReplayFilter(r *http.Request, req *apitype.BulkReplay) (*store
 		f.AccountID = p.AccountID
 	}
 	if f.WebhookID != "" {
-		accountID, live, err := store.WebhookAccount(r.Context(), a.pool, f.WebhookID)
+		accountID, live, err := store.WebhookAccount(ctx, a.pool, f.WebhookID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			a.logger.Error("error looking up webhook", zap.String("webhook_id", f.WebhookID), zap.Error(err))
 			return nil, errInternal(err)

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -253,45 +252,24 @@ type bulkData struct {
 	Blocked string
 }
 
-// bulkFilter is the bulk replay the dead view's filter f asks for: the
-// API's POST /v1/deliveries/replay body, and the store filter it will
-// select with, or why there is none.
-func (d *Dashboard) bulkFilter(r *http.Request, f map[string]string) (map[string]string, *store.ReplayFilter, string, error) {
+// bulkFilter is the bulk replay the dead view's filter f asks for (the
+// API's POST /v1/deliveries/replay body), or why the dead view's filter
+// can't be one. Everything else about the filter (the webhook, the
+// account, the times) is the API's to resolve and refuse.
+func bulkFilter(f map[string]string) (*apitype.BulkReplay, string) {
 	if f["event_type"] != "" || f["event_id"] != "" {
-		return nil, nil, "A bulk replay selects by account, webhook and creation time; remove the event type and event id filters to replay in bulk.", nil
+		return nil, "A bulk replay selects by account, webhook and creation time; remove the event type and event id filters to replay in bulk."
 	}
 	if f["account_id"] == "" && f["webhook_id"] == "" {
-		return nil, nil, "A bulk replay never crosses accounts: filter by account or webhook first.", nil
+		return nil, "A bulk replay never crosses accounts: filter by account or webhook first."
 	}
-	body := map[string]string{}
-	rf := &store.ReplayFilter{State: store.StateDead, AccountID: f["account_id"], WebhookID: f["webhook_id"]}
-	for _, k := range []string{"account_id", "webhook_id", "created_after", "created_before"} {
-		if f[k] != "" {
-			body[k] = f[k]
+	body := &apitype.BulkReplay{}
+	for k, dst := range map[string]**string{"account_id": &body.AccountID, "webhook_id": &body.WebhookID, "created_after": &body.CreatedAfter, "created_before": &body.CreatedBefore} {
+		if v := f[k]; v != "" {
+			*dst = &v
 		}
 	}
-	for k, dst := range map[string]**time.Time{"created_after": &rf.CreatedAfter, "created_before": &rf.CreatedBefore} {
-		if f[k] != "" {
-			t, err := time.Parse(time.RFC3339Nano, f[k])
-			if err != nil {
-				return nil, nil, "", err // the listing has validated it already
-			}
-			*dst = &t
-		}
-	}
-	if rf.WebhookID != "" {
-		accountID, live, err := store.WebhookAccount(r.Context(), d.pool, rf.WebhookID)
-		switch {
-		case errors.Is(err, store.ErrNotFound) || (err == nil && rf.AccountID != "" && accountID != rf.AccountID):
-			return nil, nil, "There is no such webhook in this account.", nil
-		case err != nil:
-			return nil, nil, "", err
-		case !live:
-			return nil, nil, "The webhook has been deleted; there is nowhere to send its deliveries.", nil
-		}
-		rf.AccountID = accountID
-	}
-	return body, rf, "", nil
+	return body, ""
 }
 
 // confirmBulkReplay shows how many dead deliveries the filter's bulk replay
@@ -318,22 +296,20 @@ func (d *Dashboard) confirmBulkReplay(w http.ResponseWriter, r *http.Request) {
 	data := &bulkData{Filter: f, BackHref: Prefix + "/dead?" + q.Encode(), Max: dispatcher.ReplayBatchMax}
 	v := &view{Title: "Replay dead deliveries", Nav: "dead", Data: data,
 		Crumbs: []crumb{{Label: "Dead deliveries", Href: Prefix + "/dead?" + q.Encode()}, {Label: "Bulk replay"}}}
-	_, rf, blocked, err := d.bulkFilter(r, f)
-	if err != nil {
-		d.logger.Error("error preparing bulk replay", zap.Error(err))
-		d.serverError(w, r)
-		return
-	}
-	data.Blocked = blocked
-	if rf != nil {
-		n, err := store.CountReplayable(r.Context(), d.pool, rf, dispatcher.ReplayBatchMax+1)
+	body, blocked := bulkFilter(f)
+	if body != nil {
+		// Counted by the API's own resolution of the filter: what POST
+		// /v1/deliveries/replay will replay.
+		n, refused, err := d.api.CountBulkReplay(r.Context(), s.Principal, body, dispatcher.ReplayBatchMax+1)
 		if err != nil {
 			d.logger.Error("error counting deliveries to replay", zap.Error(err))
 			d.serverError(w, r)
 			return
 		}
+		blocked = refused
 		data.Count, data.TooMany = n, n > dispatcher.ReplayBatchMax
 	}
+	data.Blocked = blocked
 	d.render(w, r, http.StatusOK, "bulk", v)
 }
 
@@ -345,13 +321,8 @@ func (d *Dashboard) bulkReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	s := sessionFrom(r.Context())
 	f := readFilter(r.PostForm)
-	body, _, blocked, err := d.bulkFilter(r, f)
-	switch {
-	case err != nil:
-		d.logger.Error("error preparing bulk replay", zap.Error(err))
-		d.serverError(w, r)
-		return
-	case blocked != "":
+	body, blocked := bulkFilter(f)
+	if blocked != "" {
 		d.errorPage(w, r, http.StatusUnprocessableEntity, "Not replayed", blocked, Prefix+"/dead?"+filterValues(f).Encode())
 		return
 	}
