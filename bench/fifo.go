@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/store"
 )
 
@@ -28,32 +26,11 @@ type FIFO struct {
 
 // fifoDrain runs the FIFO scenario.
 func (e *env) fifoDrain(ctx context.Context, events int) (*FIFO, error) {
-	s := &stage{e: e, n: ScenarioDrain}
-	defer s.close()
-	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL)
+	s, servers, err := e.twoServerStage(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.dbName, s.dbURL = dbName, dbURL
-	s.onClose(drop)
-	key := keyring.Generate()
-	if s.keys, err = keyring.Parse(key); err != nil {
-		return nil, err
-	}
-	var servers []*server.Server
-	for range 2 {
-		cfg, err := e.serverConfig(dbURL, key, 1)
-		if err != nil {
-			return nil, err
-		}
-		srv, err := server.New(ctx, cfg, e.cfg.Logger)
-		if err != nil {
-			return nil, err
-		}
-		s.onClose(func() { _ = srv.Stop(context.WithoutCancel(ctx)) })
-		servers = append(servers, srv)
-	}
-	s.srv = servers[0]
+	defer s.close()
 	recv, target, err := s.startReceiver(false)
 	if err != nil {
 		return nil, err

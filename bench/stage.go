@@ -391,3 +391,39 @@ func (s *stage) checkSentOnce(ctx context.Context, account string, got int64, to
 	s.progress("the receiver saw %d requests for %d deliveries: %d sent again after an attempt that failed (timed out under load)", got, total, got-int64(total))
 	return nil
 }
+
+// twoServerStage is a drain stage (scenario 1's number) on a fresh
+// database with two servers on it, not started, the first as s.srv: the
+// throttle and FIFO scenarios' set-up. The caller closes the stage.
+func (e *env) twoServerStage(ctx context.Context) (s *stage, servers []*server.Server, err error) {
+	s = &stage{e: e, n: ScenarioDrain}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.dbName, s.dbURL = dbName, dbURL
+	s.onClose(drop)
+	key := keyring.Generate()
+	if s.keys, err = keyring.Parse(key); err != nil {
+		return nil, nil, err
+	}
+	for range 2 {
+		cfg, err := e.serverConfig(dbURL, key, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		srv, err := server.New(ctx, cfg, e.cfg.Logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.onClose(func() { _ = srv.Stop(context.WithoutCancel(ctx)) })
+		servers = append(servers, srv)
+	}
+	s.srv = servers[0]
+	return s, servers, nil
+}
