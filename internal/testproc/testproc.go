@@ -88,6 +88,13 @@ func (b *Buffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Reset empties the buffer.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = nil
+}
+
 func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -123,6 +130,24 @@ func Healthy(p *Proc) bool {
 // killed at cleanup, and its output logged if t failed.
 func Start(t testing.TB, name, binary string, env []string, out *Buffer, timeout time.Duration, ready func(*Proc) bool, args ...string) *Proc {
 	t.Helper()
+	// A free port can be taken by another test between FreeAddr and the
+	// child's bind: a start that fails only for that is tried again on new
+	// ports.
+	const tries = 3
+	for try := 1; ; try++ {
+		p, inUse := start(t, name, binary, env, out, timeout, ready, try == tries, args...)
+		if !inUse {
+			return p
+		}
+		t.Logf("testproc: %s found a port taken (try %d of %d); starting it again on new ports", name, try, tries)
+		out.Reset()
+	}
+}
+
+// start is one try of Start. It reports inUse, with a nil Proc, when the
+// process exited early because an address was in use and last is false.
+func start(t testing.TB, name, binary string, env []string, out *Buffer, timeout time.Duration, ready func(*Proc) bool, last bool, args ...string) (_ *Proc, inUse bool) {
+	t.Helper()
 	addr := FreeAddr(t)
 	p := &Proc{Out: out, Base: "http://" + addr, Done: make(chan struct{})}
 	p.Cmd = exec.Command(binary, args...)
@@ -148,6 +173,9 @@ func Start(t testing.TB, name, binary string, env []string, out *Buffer, timeout
 	for !ready(p) {
 		select {
 		case <-p.Done:
+			if !last && strings.Contains(out.String(), "address already in use") {
+				return nil, true
+			}
 			t.Fatalf("%s exited early:\n%s", name, out.String())
 		default:
 		}
@@ -156,7 +184,7 @@ func Start(t testing.TB, name, binary string, env []string, out *Buffer, timeout
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return p
+	return p, false
 }
 
 func tail(s string, n int) string {
