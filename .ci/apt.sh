@@ -20,3 +20,18 @@ apt_install_no_services() {
   if [ -n "$added" ]; then rm -f "$policy"; fi
   return "$rc"
 }
+
+# ensure_installed WHAT HAVE VERSION PKG...: when the command HAVE fails,
+# install PKG... with apt_install_no_services and fail unless HAVE then
+# succeeds; either way print "==> " and VERSION's output. WHAT names the
+# tools in messages.
+ensure_installed() {
+  local what=$1 have=$2 version=$3
+  shift 3
+  if ! "$have"; then
+    echo "==> $what missing: apt-get install -y $*"
+    apt_install_no_services "$@"
+    "$have" || { echo "error: $what still missing after the install" >&2; return 1; }
+  fi
+  echo "==> $("$version")"
+}

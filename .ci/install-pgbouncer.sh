@@ -6,18 +6,9 @@
 # own instance, with a generated ini, on a free 127.0.0.1 port.
 # Waits for another apt/dpkg run to release its lock rather than failing.
 set -euo pipefail
+# shellcheck source=apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 have() { command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; }
 version() { "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" --version 2>/dev/null | head -n1; }
-
-if have; then
-  echo "==> $(version)"
-  exit 0
-fi
-
-echo "==> pgbouncer missing: apt-get install -y pgbouncer"
-# shellcheck source=apt.sh
-. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
-apt_install_no_services pgbouncer
-have || { echo "error: pgbouncer still missing after the install" >&2; exit 1; }
-echo "==> $(version)"
+ensure_installed pgbouncer have version pgbouncer

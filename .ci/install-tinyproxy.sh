@@ -5,18 +5,9 @@
 # package's own service is not started: the tests run their own instance,
 # with a generated configuration, on a free 127.0.0.1 port.
 set -euo pipefail
+# shellcheck source=apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 have() { command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ]; }
 version() { "$(command -v tinyproxy || echo /usr/bin/tinyproxy)" -v 2>/dev/null | head -n1; }
-
-if have; then
-  echo "==> $(version)"
-  exit 0
-fi
-
-echo "==> tinyproxy missing: apt-get install -y tinyproxy"
-# shellcheck source=apt.sh
-. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
-apt_install_no_services tinyproxy
-have || { echo "error: tinyproxy still missing after the install" >&2; exit 1; }
-echo "==> $(version)"
+ensure_installed tinyproxy have version tinyproxy
