@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
 
@@ -35,13 +34,7 @@ func (e *env) fifoDrain(ctx context.Context, events int) (*FIFO, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := ident.New(ident.Webhook)
-	ct, keyID, err := s.keys.Encrypt([]byte("whsec_bench"), []byte(id))
-	if err != nil {
-		return nil, err
-	}
-	if err := store.InsertWebhook(ctx, s.pool(), &store.Webhook{ID: id, AccountID: fifoAccount, URL: target, URLNormalized: target,
-		SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now(), Ordering: store.OrderingFIFO}); err != nil {
+	if _, err := s.createWebhook(ctx, fifoAccount, target, func(w *store.Webhook) { w.Ordering = store.OrderingFIFO }); err != nil {
 		return nil, err
 	}
 	if err := s.insertBacklog(ctx, fifoAccount, events); err != nil {

@@ -186,14 +186,17 @@ func (s *stage) postKey(ctx context.Context, account string) (string, error) {
 }
 
 // createWebhook adds a webhook of account to target, inserted directly.
-func (s *stage) createWebhook(ctx context.Context, account, target string) (string, error) {
+func (s *stage) createWebhook(ctx context.Context, account, target string, with ...func(*store.Webhook)) (string, error) {
 	id := ident.New(ident.Webhook)
 	ct, keyID, err := s.keys.Encrypt([]byte("whsec_bench"), []byte(id))
 	if err != nil {
 		return "", err
 	}
-	err = store.InsertWebhook(ctx, s.pool(), &store.Webhook{ID: id, AccountID: account, URL: target, URLNormalized: target, SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now()})
-	if err != nil {
+	hook := &store.Webhook{ID: id, AccountID: account, URL: target, URLNormalized: target, SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now()}
+	for _, f := range with {
+		f(hook)
+	}
+	if err = store.InsertWebhook(ctx, s.pool(), hook); err != nil {
 		return "", fmt.Errorf("error creating webhook of %s: %w", account, err)
 	}
 	return id, nil

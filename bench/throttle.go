@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/mono/webhookd/ident"
 	"github.com/mono/webhookd/store"
 )
 
@@ -80,13 +79,7 @@ func (e *env) throttledDrain(ctx context.Context, perSecond, limited, healthy in
 		if limitedRecv, limitedTarget, err = s.startReceiver(false); err != nil {
 			return nil, err
 		}
-		limitedID = ident.New(ident.Webhook)
-		ct, keyID, err := s.keys.Encrypt([]byte("whsec_bench"), []byte(limitedID))
-		if err != nil {
-			return nil, err
-		}
-		if err := store.InsertWebhook(ctx, s.pool(), &store.Webhook{ID: limitedID, AccountID: limitedAccount, URL: limitedTarget, URLNormalized: limitedTarget,
-			SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now(), RateLimitPerSecond: &perSecond}); err != nil {
+		if limitedID, err = s.createWebhook(ctx, limitedAccount, limitedTarget, func(w *store.Webhook) { w.RateLimitPerSecond = &perSecond }); err != nil {
 			return nil, err
 		}
 		if err := s.insertBacklog(ctx, limitedAccount, limited); err != nil {
