@@ -57,17 +57,17 @@ deploy-check: ## Lint and render the Helm chart and check it, unit-test the aler
 drill: ## Run the full reliability drills and print their table (see RELIABILITY.md)
 	$(PGTMP) $(GO) test -count=1 -v -timeout 60m -run '^TestDrill$$' ./drill -args -drill.full
 
-# The API reference, admin/apidocs/index.html (served at /docs), is rendered
-# from admin/openapi.json by @redocly/cli, pinned with its integrity hash in
-# admin/apidocs/package-lock.json and installed there by `npm ci`.
-APIDOCS := admin/apidocs
+# The API reference, internal/admin/apidocs/index.html (served at /docs), is rendered
+# from internal/admin/openapi.json by @redocly/cli, pinned with its integrity hash in
+# internal/admin/apidocs/package-lock.json and installed there by `npm ci`.
+APIDOCS := internal/admin/apidocs
 REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(APIDOCS)/node_modules/.bin/redocly
 
 # apidocs-render writes the page to $(1): one self-contained file, scripts
 # and styles inline. The sed drops the one thing it would load from
 # elsewhere, Redocly's logo from cdn.redoc.ly (its <img> hides itself when
 # it fails to load).
-apidocs-render = $(REDOCLY) build-docs admin/openapi.json --config $(APIDOCS)/redocly.yaml \
+apidocs-render = $(REDOCLY) build-docs internal/admin/openapi.json --config $(APIDOCS)/redocly.yaml \
 	--template $(APIDOCS)/template.hbs --inlineBundle --title 'webhookd API reference' -o $(1).raw && \
 	sed -e 's\#https://cdn\.redoc\.ly/redoc/logo-mini[a-z-]*\.svg\#data:,\#g' $(1).raw > $(1) && rm -f $(1).raw
 
@@ -75,15 +75,15 @@ $(APIDOCS)/node_modules/.package-lock.json: $(APIDOCS)/package.json $(APIDOCS)/p
 	cd $(APIDOCS) && npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: docs
-docs: $(APIDOCS)/node_modules/.package-lock.json ## Render the API reference admin/apidocs/index.html (served at /docs) from admin/openapi.json
+docs: $(APIDOCS)/node_modules/.package-lock.json ## Render the API reference internal/admin/apidocs/index.html (served at /docs) from internal/admin/openapi.json
 	$(call apidocs-render,$(APIDOCS)/index.html)
 
 .PHONY: docs-check
-docs-check: $(APIDOCS)/node_modules/.package-lock.json ## Lint admin/openapi.json and fail if admin/apidocs/index.html is stale
-	$(REDOCLY) lint --config $(APIDOCS)/redocly.yaml --format=stylish admin/openapi.json
+docs-check: $(APIDOCS)/node_modules/.package-lock.json ## Lint internal/admin/openapi.json and fail if internal/admin/apidocs/index.html is stale
+	$(REDOCLY) lint --config $(APIDOCS)/redocly.yaml --format=stylish internal/admin/openapi.json
 	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
 	{ $(call apidocs-render,$$tmp/index.html); } >/dev/null 2>&1 || { echo "error: rendering the API reference failed: run \`make docs\` to see why"; exit 1; }; \
 	if ! cmp -s "$$tmp/index.html" $(APIDOCS)/index.html; then \
-	  echo "error: $(APIDOCS)/index.html is stale against admin/openapi.json: run \`make docs\` and commit it"; exit 1; \
+	  echo "error: $(APIDOCS)/index.html is stale against internal/admin/openapi.json: run \`make docs\` and commit it"; exit 1; \
 	fi; \
 	echo "$(APIDOCS)/index.html is up to date"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium for the dashboard's browser test
-# (dashboard/browser_test.go) when it is missing. Idempotent: does nothing
+# (internal/dashboard/browser_test.go) when it is missing. Idempotent: does nothing
 # when /usr/bin/chromium is already there. Waits for another apt/dpkg run
 # to release its lock rather than failing.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's pgbouncer for the pooler test (server/pgbouncer_test.go,
+# Installs Debian's pgbouncer for the pooler test (internal/server/pgbouncer_test.go,
 # internal/pgbouncer) and `webhookd bench -pgbouncer` when it is missing.
 # Idempotent: does nothing when pgbouncer is on PATH or in /usr/sbin. The
 # package's own service is not started: the test and the bench run their

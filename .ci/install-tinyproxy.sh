@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's tinyproxy for the egress proxy tests
-# (outbound/egress_test.go, internal/testproxy) when it is missing.
+# (internal/outbound/egress_test.go, internal/testproxy) when it is missing.
 # Idempotent: does nothing when tinyproxy is on PATH or in /usr/bin. The
 # package's own service is not started: the tests run their own instance,
 # with a generated configuration, on a free 127.0.0.1 port.

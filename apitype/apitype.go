@@ -4,7 +4,7 @@
 // package client re-exports them under its own names through type aliases.
 //
 // It imports nothing of webhookd's, nor pgx or River, so that a producer
-// importing client pulls in neither. admin/openapi.json describes the same
+// importing client pulls in neither. internal/admin/openapi.json describes the same
 // shapes; TestOpenAPISchemasMatchTypes (admin) holds the two together field
 // by field.
 package apitype

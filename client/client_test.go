@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/client"
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
-	"github.com/mono/webhookd/server"
 )
 
 const adminKey = "client-test-admin-key-0123456789"

@@ -9,10 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/client"
+	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testserver"
-	"github.com/mono/webhookd/server"
 )
 
 // Over its key's rate limit, the client waits as long as the server's

@@ -20,7 +20,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/metrics"
+	"github.com/mono/webhookd/internal/metrics"
 )
 
 // repoRoot is the repository, seen from this package's directory.

@@ -8,10 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/store"
 )
 
 // The worker's batched statements: many deliveries loaded by one query and

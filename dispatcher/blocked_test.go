@@ -12,9 +12,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdns"
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/store"
 )
 
 // A delivery whose host name resolves to a link-local address (the cloud

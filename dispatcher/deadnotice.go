@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // DeadNoticeWindowDefault is WorkerConfig.DeadNoticeWindow's default: at

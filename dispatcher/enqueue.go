@@ -14,8 +14,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // MaxBatchSize is the most events EnqueueMany accepts at once.

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // FailingThresholdDefault is the endpoint.failing threshold the server

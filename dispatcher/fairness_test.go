@@ -9,10 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/store"
 )
 
 func TestFairness(t *testing.T) {

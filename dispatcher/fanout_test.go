@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/keyring"
 )
 
 // MaxFanout bounds the deliveries one call creates, counted as they are

@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
-	"github.com/mono/webhookd/server"
-	"github.com/mono/webhookd/store"
 )
 
 // fifoRequest is one request a FIFO test's receiver saw.

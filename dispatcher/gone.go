@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // pauseGone pauses target's webhook, reason gone, after an attempt it

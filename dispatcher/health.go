@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // Endpoint health (GET /v1/webhooks/{id}/health) costs the delivery hot path

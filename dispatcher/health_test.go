@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testclock"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/store"
 )
 
 // healthFixture is a migrated database with webhooks and a tracker on a

@@ -15,14 +15,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testclock"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testserver"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/server"
-	"github.com/mono/webhookd/store"
 )
 
 // testBundle is an in-process webhookd (API and workers) on its own database.

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/internal/outbound"
 )
 
 // WebhookConcurrencyDefault is how many attempts to one webhook a process

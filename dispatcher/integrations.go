@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/mono/webhookd/keyring"
+	"github.com/mono/webhookd/internal/keyring"
 )
 
 // Custom header limits.

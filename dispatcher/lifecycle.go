@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // EventTypesMax is how many entries a webhook's event-type filter may have.

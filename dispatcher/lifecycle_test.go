@@ -10,10 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/store"
 )
 
 // 429 and 503 with Retry-After, on a fake clock: the next attempt waits

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/store"
 )
 
 // After a small real run (500 then 200), GET /metrics over HTTP shows the

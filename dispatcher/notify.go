@@ -12,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
-	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // NotifyAccount is the internal account that owns webhookd's own

@@ -12,12 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/server"
 	"github.com/mono/webhookd/signer"
-	"github.com/mono/webhookd/store"
 )
 
 // An auto-pause writes webhook.paused (reason auto) with the pause: the

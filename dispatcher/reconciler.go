@@ -13,8 +13,8 @@ import (
 	"github.com/riverqueue/river"
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/metrics"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/metrics"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // ReconcileIntervalDefault is how often the reconciler looks for pending

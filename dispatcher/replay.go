@@ -10,8 +10,8 @@ import (
 	"github.com/riverqueue/river"
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // Replays put a dead or succeeded delivery back on the schedule: a new

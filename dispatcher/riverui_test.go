@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/server"
-	"github.com/mono/webhookd/store"
 )
 
 // River UI is served at /riverui to admin keys only, sent as a Bearer token

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mono/webhookd/internal/batch"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // Rate limits per webhook (rate_limit_per_second, 1–100): at most N

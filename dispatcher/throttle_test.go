@@ -12,14 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
-	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/schedule"
-	"github.com/mono/webhookd/server"
-	"github.com/mono/webhookd/store"
 )
 
 // A webhook limited to 5 attempts a second, served by two webhookd

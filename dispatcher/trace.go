@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // TracerName is the instrumentation scope of webhookd's spans.

@@ -9,8 +9,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // discard is a span exporter that drops what it gets.

@@ -7,9 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/outbound"
 )
 
 // TrySlot takes the slots a webhook's deliveries take, never waiting: up

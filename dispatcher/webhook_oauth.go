@@ -5,9 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // OAuthIndexTTL is how often a worker process re-reads which webhooks have

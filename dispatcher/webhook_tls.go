@@ -7,9 +7,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // tlsAAD binds a webhook's encrypted TLS material to the webhook, so it

@@ -27,13 +27,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/internal/batch"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/metrics"
+	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/stacks"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/metrics"
-	"github.com/mono/webhookd/outbound"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/schedule"
 	"github.com/mono/webhookd/signer"
-	"github.com/mono/webhookd/store"
 )
 
 // QueueDeliveries is the River queue that delivery jobs run on.

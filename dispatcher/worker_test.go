@@ -14,11 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/keyring"
 	"github.com/mono/webhookd/schedule"
-	"github.com/mono/webhookd/server"
-	"github.com/mono/webhookd/store"
 )
 
 // The whole 8.44 h schedule on a fake clock: a receiver that always answers

@@ -17,10 +17,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
-	"github.com/mono/webhookd/server"
 )
 
 // notRun is the allow-list: the shell blocks of docs/*.md that the test

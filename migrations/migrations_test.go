@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/outbound"
 )
 
 // Migration 11 cancels the pending and paused deliveries of deleted

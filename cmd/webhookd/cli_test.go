@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/client"
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
-	"github.com/mono/webhookd/server"
 )
 
 // cliBundle is an in-process webhookd (the retry schedule at 0.0001 scale:

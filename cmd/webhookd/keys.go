@@ -13,11 +13,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mono/webhookd/admin"
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/ident"
-	"github.com/mono/webhookd/store"
+	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/store"
 )
 
 const keysUsage = `Usage:

@@ -16,13 +16,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/admin"
-	"github.com/mono/webhookd/apikey"
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/ident"
+	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/apikey"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/server"
 )
 
 // keys runs `webhookd keys args...` in process on databaseURL and returns

@@ -35,16 +35,16 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	adminapi "github.com/mono/webhookd/admin"
-	"github.com/mono/webhookd/bench"
-	"github.com/mono/webhookd/dashboard"
-	"github.com/mono/webhookd/demo"
 	"github.com/mono/webhookd/dispatcher"
+	adminapi "github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/bench"
+	"github.com/mono/webhookd/internal/dashboard"
+	"github.com/mono/webhookd/internal/demo"
 	"github.com/mono/webhookd/internal/durations"
 	"github.com/mono/webhookd/internal/forwarded"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/migrations"
-	"github.com/mono/webhookd/outbound"
-	"github.com/mono/webhookd/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

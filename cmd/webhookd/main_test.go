@@ -20,10 +20,10 @@ import (
 
 	"github.com/mono/webhookd/dispatcher"
 
+	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/keyring"
 )
 
 // binary is the webhookd built once for these tests.

@@ -14,10 +14,10 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testtrace"
-	"github.com/mono/webhookd/keyring"
 )
 
 func TestTracingWanted(t *testing.T) {

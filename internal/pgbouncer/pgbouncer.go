@@ -1,5 +1,5 @@
 // Package pgbouncer starts a throwaway PgBouncer in front of a PostgreSQL
-// server, for the pooler test (server/pgbouncer_test.go) and `webhookd
+// server, for the pooler test (internal/server/pgbouncer_test.go) and `webhookd
 // bench -pgbouncer`: its own ini in a temporary directory, listening on a
 // free 127.0.0.1 port, trusting every client (as the test servers trust
 // local connections), every database of the upstream server reachable by

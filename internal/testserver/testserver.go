@@ -9,9 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testdb"
-	"github.com/mono/webhookd/keyring"
-	"github.com/mono/webhookd/server"
 )
 
 // AdminKey is the bootstrap admin key of every test server.

@@ -1,0 +1,298 @@
+// Package admin is webhookd's HTTP API: JSON under /v1 behind
+// `Authorization: Bearer <key>`, plus unauthenticated health checks. Every
+// error has one shape, {"error":{"code","message","field"}}.
+package admin
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/batch"
+	"github.com/mono/webhookd/internal/catalogue"
+	"github.com/mono/webhookd/internal/forwarded"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/metrics"
+	"github.com/mono/webhookd/internal/outbound"
+)
+
+// Body size limits.
+const (
+	// EventBodyLimit is the largest POST /v1/events body: 256 KiB.
+	EventBodyLimit = 256 << 10
+	// SmallBodyLimit is the largest body of the other routes: 64 KiB.
+	SmallBodyLimit = 64 << 10
+)
+
+// Config configures the API.
+type Config struct {
+	// BootstrapAdminKey is an admin API key accepted as is
+	// (WEBHOOKD_BOOTSTRAP_ADMIN_KEY). Empty accepts none.
+	BootstrapAdminKey string
+	// Policy decides which webhook URLs are accepted. Defaults to the strict
+	// policy (no private networks).
+	Policy *outbound.Policy
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+	// BodyBudget bounds the bytes of request bodies read at once
+	// (BodyBudgetDefault when 0); a request that finds no room within
+	// BodyBudgetWait is answered 503.
+	BodyBudget int64
+	// Sender makes test sends (POST /v1/webhooks/{id}/test); the server
+	// passes its delivery worker. Without one, test sends answer 503.
+	Sender Sender
+	// Metrics counts deliveries cancelled by deleting their webhook.
+	// Optional: nil records nothing.
+	Metrics *metrics.Metrics
+	// ManagementRate is the budget of each account and events:write key on
+	// the management routes (every route but event intake, health and
+	// docs), per process (WEBHOOKD_RATE_LIMIT_MANAGEMENT). Over it: 429
+	// rate_limited with Retry-After. Defaults to ManagementRateDefault (50
+	// requests a second, burst 100); RateOff is no limit.
+	ManagementRate Rate
+	// ManagementRateAdmin is the same budget of each admin key
+	// (WEBHOOKD_RATE_LIMIT_MANAGEMENT_ADMIN). Defaults to
+	// ManagementRateAdminDefault: no limit.
+	ManagementRateAdmin Rate
+	// IntakeRateAccount, IntakeRateAdmin and IntakeRateEventsWrite are the
+	// event-intake budgets (POST /v1/events and /v1/events/batch) of each
+	// key of that scope, per process, counted in events: a batch of 1,000
+	// takes 1,000 (WEBHOOKD_RATE_LIMIT_INTAKE_ACCOUNT, _ADMIN,
+	// _EVENTS_WRITE). Default to IntakeRateDefault: no limit.
+	IntakeRateAccount     Rate
+	IntakeRateAdmin       Rate
+	IntakeRateEventsWrite Rate
+	// AuthFailureLimit is how many failed API keys one client address (an
+	// IPv6 address by its /64) may present within AuthFailureWindow; its
+	// further requests with a failing key are answered 429 auth_throttled
+	// for AuthFailureBlock, while a valid key still works
+	// (WEBHOOKD_AUTH_FAILURE_LIMIT). Defaults to AuthFailureLimitDefault
+	// (20); negative: no throttling (failures are still counted and logged).
+	AuthFailureLimit int
+	// Trust says which proxies' X-Forwarded-For gives the client address
+	// (WEBHOOKD_TRUSTED_PROXIES). Defaults to none: the peer's address.
+	Trust *forwarded.Trust
+	// BodyBudgetPerKey is the most of BodyBudget one key's bodies may hold
+	// at once (WEBHOOKD_BODY_BUDGET_PER_KEY); past it the key's request
+	// waits BodyBudgetWait, then gets 429 rate_limited. Defaults to a
+	// BodyBudgetKeyShare-th (a quarter) of BodyBudget; never less than
+	// BatchBodyLimit.
+	BodyBudgetPerKey int64
+	// BodyMinRate is the slowest a request body may arrive, in bytes a
+	// second, after BodyMinRateGrace (WEBHOOKD_BODY_MIN_RATE); slower is
+	// cut with 408 body_too_slow. Defaults to BodyMinRateDefault (64 KiB/s);
+	// negative: no minimum.
+	BodyMinRate int64
+	// MaxWebhooksPerAccount is the most live webhooks an account may have
+	// (WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT): one more is 422
+	// webhook_limit_reached. Defaults to MaxWebhooksPerAccountDefault (20).
+	MaxWebhooksPerAccount int
+	// TestSendRate is the test sends one webhook may have in this process
+	// (WEBHOOKD_TEST_SEND_RATE): more are 429 rate_limited. Defaults to
+	// TestSendRateDefault (1/s, burst 5); RateOff is no limit.
+	TestSendRate Rate
+	// TestSendSlots, when set, are the per-webhook slots that test sends
+	// share with deliveries: the server passes its worker on a process
+	// that runs workers, so test sends count against the worker's cap per
+	// webhook. A test send finding none free is 429 test_sends_busy.
+	// Optional: nil gives test sends a cap of their own, TestSendsInFlight.
+	TestSendSlots Slots
+	// TestSendsInFlight caps the test sends in flight per webhook in this
+	// process when TestSendSlots is nil, as on an API-only process
+	// (WEBHOOKD_TEST_SENDS_IN_FLIGHT). Defaults to TestSendsInFlightDefault (2).
+	TestSendsInFlight int
+	// TracerProvider receives a span per POST /v1/events and
+	// /v1/events/batch request (internal/admin/trace.go), and the events it
+	// accepts are stored with the span's traceparent. Optional: nil or a
+	// no-op provider traces nothing.
+	TracerProvider trace.TracerProvider
+	// APIKeyCacheTTL is how long a verified API key is taken as read
+	// without a query (WEBHOOKD_API_KEY_CACHE_TTL): a key revoked or
+	// rotated on another process or on the database works here for at
+	// most this long more (through this process: not at all). Defaults to
+	// APIKeyCacheTTLDefault (1s), at most APIKeyCacheTTLMax (2s);
+	// negative: no cache.
+	APIKeyCacheTTL time.Duration
+}
+
+// API serves the HTTP routes.
+type API struct {
+	pool     *pgxpool.Pool
+	enqueuer *dispatcher.Enqueuer
+	keys     *keyring.Keyring
+	policy   *outbound.Policy
+	now      func() time.Time
+	logger   *zap.Logger
+	metrics  *metrics.Metrics
+	sender   Sender
+	// maxWebhooks is Config.MaxWebhooksPerAccount, defaulted.
+	maxWebhooks int
+	// testSends bounds test sends per webhook: a rate and slots in flight.
+	testSends *testSendLimits
+	bodies    *semaphore.Weighted
+	// bodyShares bounds each key's share of bodies; bodyMinRate is
+	// Config.BodyMinRate, defaulted (0: none).
+	bodyShares  *bodyShares
+	bodyMinRate int64
+	// limiter holds the token buckets of rates; authFailures throttles
+	// failing keys per client address, found through trust.
+	limiter      *limiter
+	rates        rates
+	authFailures *authFailures
+	trust        *forwarded.Trust
+	// catalogue validates event data for the types that ask for it.
+	catalogue *catalogue.Catalogue
+	adminKey  [32]byte
+	hasAdmin  bool
+	// keyCache remembers verified API keys (nil: off).
+	keyCache *keyCache
+	// enqueues batches the events of concurrent POST /v1/events.
+	enqueues *batch.Batcher[*dispatcher.Event, enqueued]
+	// tracer makes the intake routes' accept spans; nil: tracing off.
+	tracer trace.Tracer
+}
+
+// New returns the API on pool, accepting events with enqueuer and
+// encrypting webhook secrets with keys.
+func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyring, cfg *Config) (*API, error) {
+	if pool == nil || enqueuer == nil || keys == nil {
+		return nil, errors.New("admin.New: pool, enqueuer and keys are required")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
+	a.enqueues = a.newEnqueueBatcher()
+	a.tracer = dispatcher.Tracer(cfg.TracerProvider)
+	a.bodyShares = newBodyShares(cfg.BodyBudget, cfg.BodyBudgetPerKey)
+	a.bodyMinRate = cmp.Or(cfg.BodyMinRate, BodyMinRateDefault)
+	a.rates, a.trust = newRates(cfg), cfg.Trust
+	a.maxWebhooks = cmp.Or(max(cfg.MaxWebhooksPerAccount, 0), MaxWebhooksPerAccountDefault)
+	a.testSends = newTestSendLimits(cfg)
+	if a.policy == nil {
+		a.policy = &outbound.Policy{}
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.logger == nil {
+		a.logger = zap.NewNop()
+	}
+	a.keyCache = newKeyCache(cmp.Or(cfg.APIKeyCacheTTL, APIKeyCacheTTLDefault))
+	a.limiter = newLimiter(a.now)
+	a.authFailures = newAuthFailures(cmp.Or(cfg.AuthFailureLimit, AuthFailureLimitDefault), a.now, a.logger.Named("auth"))
+	a.catalogue = catalogue.New(pool, &catalogue.Config{Now: a.now, Logger: a.logger})
+	if cfg.BootstrapAdminKey != "" {
+		a.adminKey = sha256.Sum256([]byte(cfg.BootstrapAdminKey))
+		a.hasAdmin = true
+	}
+	return a, nil
+}
+
+// route is one entry of the API's route list: a method and a path pattern
+// of http.ServeMux, the scopes whose keys may call it (nil: no key needed)
+// and its handler.
+type route struct {
+	method  string
+	pattern string
+	scopes  []string
+	handler http.HandlerFunc
+}
+
+// routes is every route the API serves, in one list that Handler registers
+// and the tests read (the OpenAPI document and the auth matrix must cover
+// each).
+func (a *API) routes() []route {
+	return []route{
+		{"GET", "/healthz", nil, a.healthz},
+		{"GET", "/readyz", nil, a.readyz},
+		{"GET", "/v1/openapi.json", nil, serveOpenAPI},
+		{"GET", "/docs", nil, serveDocs},
+		{"POST", "/v1/webhooks", scopesAccount, a.createWebhook},
+		{"GET", "/v1/webhooks", scopesAccount, a.listWebhooks},
+		{"GET", "/v1/webhooks/{id}", scopesAccount, a.getWebhook},
+		{"GET", "/v1/webhooks/{id}/secret", scopesAccount, a.revealSecret},
+		{"GET", "/v1/webhooks/{id}/health", scopesAccount, a.getWebhookHealth},
+		{"PATCH", "/v1/webhooks/{id}", scopesAccount, a.updateWebhook},
+		{"DELETE", "/v1/webhooks/{id}", scopesAccount, a.deleteWebhook},
+		{"POST", "/v1/webhooks/{id}/test", scopesAccount, a.sendTest},
+		{"POST", "/v1/webhooks/{id}/rotate-secret", scopesAccount, a.rotateSecret},
+		{"POST", "/v1/webhooks/{id}/fifo/skip", scopesAccount, a.skipFIFOHead},
+		{"POST", "/v1/events", scopesEvents, a.createEvent},
+		{"POST", "/v1/events/batch", scopesEvents, a.createEventBatch},
+		{"GET", "/v1/events", scopesAccount, a.findEvent},
+		{"GET", "/v1/events/{id}", scopesAccount, a.getEvent},
+		{"POST", "/v1/keys", scopesAdmin, a.createKey},
+		{"GET", "/v1/keys", scopesAdmin, a.listKeys},
+		{"DELETE", "/v1/keys/{id}", scopesAdmin, a.revokeKey},
+		{"POST", "/v1/keys/{id}/rotate", scopesAdmin, a.rotateKey},
+		{"POST", "/v1/portal-links", scopesPortal, a.createPortalLink},
+		{"DELETE", "/v1/portal-links", scopesPortal, a.revokePortalLinks},
+		{"GET", "/v1/deliveries", scopesAccount, a.listDeliveries},
+		{"GET", "/v1/deliveries/{id}", scopesAccount, a.getDelivery},
+		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery},
+		{"POST", "/v1/deliveries/replay", scopesAccount, a.replayDeliveries},
+		{"GET", "/v1/replays/{id}", scopesAccount, a.getReplayBatch},
+		{"GET", "/v1/limits", scopesAccount, a.getLimits},
+		{"GET", "/v1/event-types", scopesEvents, a.listEventTypes},
+		{"GET", "/v1/event-types/{type}", scopesEvents, a.getEventType},
+		{"POST", "/v1/event-types", scopesAdmin, a.createEventType},
+		{"PATCH", "/v1/event-types/{type}", scopesAdmin, a.updateEventType},
+	}
+}
+
+// Handler returns every route of routes, each behind auth unless it needs
+// no key, and a JSON 404 for anything else.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range a.routes() {
+		var h http.Handler = a.withBatchIntake(rt, rt.handler)
+		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
+			h = a.withBodyBudget(bodyLimit(rt), h)
+		}
+		if rt.scopes != nil {
+			h = a.auth(rt.scopes, a.withRateLimit(rt, h).ServeHTTP)
+		}
+		mux.Handle(rt.method+" "+rt.pattern, a.withAcceptSpan(rt, h))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No route: let the mux say whether the path exists under another
+		// method (405 with Allow) or not at all (404), and answer in JSON.
+		probe := &statusProbe{header: http.Header{}}
+		mux.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + probe.header.Get("Allow")})
+			return
+		}
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "route_not_found", Message: "no route " + r.Method + " " + r.URL.Path})
+	})
+}
+
+// statusProbe records the status the mux would answer, discarding the body.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,117 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/store"
+)
+
+// Ordered delivery ("ordering": "fifo", dispatcher/fifo.go): the setting
+// through create and update, the line's state in the webhook's answer, and
+// POST /v1/webhooks/{id}/fifo/skip.
+
+// checkOrdering refuses an ordering other than none or fifo (422
+// invalid_ordering).
+func checkOrdering(ordering *string) *apiError {
+	if ordering != nil && *ordering != store.OrderingNone && *ordering != store.OrderingFIFO {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_ordering", Field: "ordering",
+			Message: `ordering must be "none" (deliveries go out unordered, the default) or "fifo" (strictly in order, one at a time)`}
+	}
+	return nil
+}
+
+// setOrdering switches hook to ordering in a transaction of its own (see
+// store.SetOrdering) and returns it with the new setting.
+func (a *API) setOrdering(ctx context.Context, hook *store.Webhook, ordering string) (*store.Webhook, error) {
+	if hook.Ordering == ordering {
+		return hook, nil
+	}
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		return store.SetOrdering(ctx, tx, hook.ID, ordering, a.now().UTC())
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.logger.Info("webhook ordering changed", zap.String("webhook_id", hook.ID), zap.String("ordering", ordering))
+	out := *hook
+	out.Ordering = ordering
+	return &out, nil
+}
+
+// withFIFO adds each FIFO webhook's line state to its answer (one query per
+// FIFO webhook; none for the others).
+func (a *API) withFIFO(ctx context.Context, outs ...*apitype.Webhook) error {
+	for _, out := range outs {
+		if out.Ordering != store.OrderingFIFO {
+			continue
+		}
+		s, err := store.GetFIFOStatus(ctx, a.pool, out.ID)
+		if err != nil {
+			return err
+		}
+		out.FIFO = &apitype.WebhookFIFO{BlockedBy: s.BlockedBy, Waiting: s.Waiting}
+	}
+	return nil
+}
+
+// fifoSkipRequest is the body of POST /v1/webhooks/{id}/fifo/skip.
+type fifoSkipRequest struct {
+	// DeliveryID names the dead head to skip, so a stale request can't
+	// skip a newer head.
+	DeliveryID *string `json:"delivery_id"`
+}
+
+// skipFIFOHead is POST /v1/webhooks/{id}/fifo/skip: the dead delivery
+// blocking a FIFO webhook's line leaves the line (it stays dead and can
+// still be replayed, then outside the order) and the next delivery goes.
+// 409 not_fifo for a webhook that is not FIFO, 409 not_blocking when the
+// delivery named is not the dead head. Answers the webhook.
+func (a *API) skipFIFOHead(w http.ResponseWriter, r *http.Request) {
+	hook, apiErr := a.loadWebhook(r)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	var req fifoSkipRequest
+	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	switch {
+	case req.DeliveryID == nil:
+		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "delivery_id", Message: "delivery_id is required: the id of the dead delivery blocking the line (fifo.blocked_by)"})
+		return
+	case !ident.Valid(ident.Delivery, *req.DeliveryID):
+		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_delivery_id", Field: "delivery_id", Message: "delivery_id must be a delivery id (dlv_ followed by 32 hex digits)"})
+		return
+	case hook.Ordering != store.OrderingFIFO:
+		writeError(w, &apiError{Status: http.StatusConflict, Code: "not_fifo", Field: "id", Message: `this webhook's ordering is not "fifo": it has no line to skip in`})
+		return
+	}
+	err := pgx.BeginFunc(r.Context(), a.pool, func(tx pgx.Tx) error {
+		return store.SkipFIFOHead(r.Context(), tx, hook.ID, *req.DeliveryID, a.now().UTC())
+	})
+	if errors.Is(err, store.ErrNotBlocking) {
+		writeError(w, &apiError{Status: http.StatusConflict, Code: "not_blocking", Field: "delivery_id", Message: "that delivery is not the dead delivery blocking this webhook's line (see fifo.blocked_by): nothing was skipped"})
+		return
+	}
+	if err != nil {
+		a.logger.Error("error skipping a FIFO head", zap.String("webhook_id", hook.ID), zap.Error(err))
+		writeError(w, errInternal(err))
+		return
+	}
+	a.logger.Info("dead FIFO head skipped", zap.String("webhook_id", hook.ID), zap.String("delivery_id", *req.DeliveryID))
+	out := renderWebhook(hook)
+	if err := a.withFIFO(r.Context(), &out); err != nil {
+		writeError(w, errInternal(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}

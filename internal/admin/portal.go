@@ -1,0 +1,273 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/internal/apikey"
+	"github.com/mono/webhookd/internal/ident"
+	"github.com/mono/webhookd/internal/store"
+)
+
+// Portal links: a product's backend mints a short-lived, single-use link
+// for a user it has signed in (POST /v1/portal-links) and sends the user's
+// browser to it; the dashboard (package dashboard) opens a session for the
+// link's account with it (OpenPortalLink). Only the token's SHA-256 is
+// stored.
+
+// Portal link lifetimes.
+const (
+	// PortalLinkTTLDefault is how long a link can be used when the request
+	// names no expires_in: 10 minutes.
+	PortalLinkTTLDefault = 10 * time.Minute
+	// PortalLinkTTLMin and PortalLinkTTLMax bound expires_in: from 1 minute
+	// to 1 hour. The session a link opens lasts the dashboard's session
+	// lifetime (12 hours) whatever the link's.
+	PortalLinkTTLMin = time.Minute
+	PortalLinkTTLMax = time.Hour
+	// PortalLinkRecordRetention is how long the record of a link (who
+	// minted it, when and from where it was used) is kept after it
+	// expired: 90 days. Older records are deleted as links are minted.
+	PortalLinkRecordRetention = 90 * 24 * time.Hour
+	// PortalLinkPath is the dashboard path a link opens; the token follows.
+	PortalLinkPath = "/dashboard/portal/"
+	// PortalTokenPrefix starts every link's token, so a leaked one is
+	// recognisable.
+	PortalTokenPrefix = "whpl_"
+)
+
+// PortalLinkPrefix is the type of a portal link's id (pl_…).
+const PortalLinkPrefix ident.Prefix = "pl"
+
+// scopesPortal may mint and revoke portal links.
+var scopesPortal = []string{store.ScopeAdmin, store.ScopePortalWrite}
+
+// Outcomes of a link, the event label of webhookd_portal_links_total.
+const (
+	portalMinted  = "minted"
+	portalUsed    = "used"
+	portalRefused = "refused"
+	portalRevoked = "revoked"
+)
+
+// Why a link was refused: PortalLinkError.Reason.
+const (
+	// PortalLinkUnknown: no link has this token (or it is not a token).
+	PortalLinkUnknown = "unknown"
+	// PortalLinkUsed: the link was used already; links work once.
+	PortalLinkUsed = "used"
+	// PortalLinkExpired: the link's lifetime is over.
+	PortalLinkExpired = "expired"
+	// PortalLinkRevoked: its account's links were revoked.
+	PortalLinkRevoked = "revoked"
+)
+
+// PortalLinkError is a link that can't be used, and why (Reason is one of
+// PortalLinkUnknown, PortalLinkUsed, PortalLinkExpired, PortalLinkRevoked).
+type PortalLinkError struct {
+	Reason string
+	// Link is the link refused; nil when unknown.
+	Link *store.PortalLink
+}
+
+func (e *PortalLinkError) Error() string { return "portal link refused: " + e.Reason }
+
+// newPortalToken is PortalTokenPrefix and 32 random bytes in base64url.
+func newPortalToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return PortalTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// looksLikePortalToken reports whether s has the shape of a link's token.
+func looksLikePortalToken(s string) bool {
+	rest, ok := strings.CutPrefix(s, PortalTokenPrefix)
+	if !ok || len(rest) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(rest)
+	return err == nil
+}
+
+// portalLinkTTL reads expires_in (seconds): PortalLinkTTLDefault when
+// absent, else from PortalLinkTTLMin to PortalLinkTTLMax.
+func portalLinkTTL(expiresIn *int64) (time.Duration, *apiError) {
+	if expiresIn == nil {
+		return PortalLinkTTLDefault, nil
+	}
+	minS, maxS := int64(PortalLinkTTLMin/time.Second), int64(PortalLinkTTLMax/time.Second)
+	if *expiresIn < minS || *expiresIn > maxS {
+		return 0, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_expires_in", Field: "expires_in",
+			Message: fmt.Sprintf("expires_in is the link's lifetime in seconds, from %d to %d (default %d), not %d", minS, maxS, int64(PortalLinkTTLDefault/time.Second), *expiresIn)}
+	}
+	return time.Duration(*expiresIn) * time.Second, nil
+}
+
+// portalBase is the origin links point at: WEBHOOKD_PUBLIC_URL's, or the
+// request's own (https when the client's connection is).
+func (a *API) portalBase(r *http.Request) string {
+	if o := a.trust.Origin(); o != "" {
+		return o
+	}
+	scheme := "http"
+	if a.trust.Secure(r) {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// clientAddr is r's client address as recorded ("" when unknown).
+func (a *API) clientAddr(r *http.Request) string {
+	if addr := a.trust.ClientIP(r); addr.IsValid() {
+		return addr.String()
+	}
+	return ""
+}
+
+// createPortalLink is POST /v1/portal-links: a single-use link that signs a
+// browser in to the dashboard for one account.
+func (a *API) createPortalLink(w http.ResponseWriter, r *http.Request) {
+	var req apitype.PortalLinkCreate
+	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	accountID, apiErr := accountFor(r, &req.AccountID)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	ttl, apiErr := portalLinkTTL(req.ExpiresIn)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	p := principalFrom(r.Context())
+	now := a.now().UTC().Truncate(time.Microsecond)
+	token := newPortalToken()
+	link := &store.PortalLink{
+		ID: ident.New(PortalLinkPrefix), TokenHash: apikey.Hash(token), AccountID: accountID,
+		CreatedByKeyID: keyName(p), CreatedFrom: a.clientAddr(r), CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}
+	if err := store.InsertPortalLink(r.Context(), a.pool, link); err != nil {
+		a.logger.Error("error storing portal link", zap.String("account_id", accountID), zap.Error(err))
+		writeError(w, errInternal(err))
+		return
+	}
+	if _, err := store.PrunePortalLinks(r.Context(), a.pool, now.Add(-PortalLinkRecordRetention)); err != nil {
+		a.logger.Warn("error deleting old portal link records", zap.Error(err))
+	}
+	a.metrics.PortalLinks(portalMinted, 1)
+	a.logger.Info("portal link minted", zap.String("portal_link_id", link.ID), zap.String("account_id", accountID),
+		zap.Time("expires_at", link.ExpiresAt), zap.String("by_key_id", link.CreatedByKeyID), zap.String("client_ip", link.CreatedFrom))
+	writeJSON(w, http.StatusCreated, apitype.PortalLink{ID: link.ID, URL: a.portalBase(r) + PortalLinkPath + token, AccountID: accountID, ExpiresAt: link.ExpiresAt})
+}
+
+// revokePortalLinks is DELETE /v1/portal-links?account_id=: every link of
+// the account stops working, used or not, and the sessions they opened end.
+func (a *API) revokePortalLinks(w http.ResponseWriter, r *http.Request) {
+	q, apiErr := queryParams(r, "account_id")
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	accountID, apiErr := queryAccount(r, q)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	by := keyName(principalFrom(r.Context()))
+	links, sessions, err := store.RevokePortalLinks(r.Context(), a.pool, accountID, a.now().UTC(), by)
+	if err != nil {
+		a.logger.Error("error revoking portal links", zap.String("account_id", accountID), zap.Error(err))
+		writeError(w, errInternal(err))
+		return
+	}
+	a.metrics.PortalLinks(portalRevoked, int(links))
+	a.logger.Info("portal links revoked", zap.String("account_id", accountID), zap.Int64("links", links),
+		zap.Int64("sessions_ended", sessions), zap.String("by_key_id", by))
+	writeJSON(w, http.StatusOK, apitype.PortalLinksRevoked{AccountID: accountID, RevokedLinks: links, EndedSessions: sessions})
+}
+
+// PortalLinkUse is who uses a link: the browser's address and user agent,
+// recorded with the link.
+type PortalLinkUse struct {
+	ClientAddr string
+	UserAgent  string
+}
+
+// OpenPortalLink uses the link of token, once: in one transaction it marks
+// the link used (recording use) and calls start, which opens the session
+// (the dashboard's row in dashboard_sessions), so a link is used if and
+// only if its session exists. A link that can't be used is a
+// *PortalLinkError and nothing changes. Every use and refusal is logged
+// and counted.
+func (a *API) OpenPortalLink(ctx context.Context, token string, use *PortalLinkUse, start func(tx pgx.Tx, link *store.PortalLink) error) (*store.PortalLink, error) {
+	now := a.now().UTC().Truncate(time.Microsecond)
+	var link *store.PortalLink
+	err := func() error {
+		if !looksLikePortalToken(token) {
+			return &PortalLinkError{Reason: PortalLinkUnknown}
+		}
+		hash := apikey.Hash(token)
+		return pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+			var err error
+			link, err = store.UsePortalLink(ctx, tx, hash, now, use.ClientAddr, use.UserAgent)
+			if errors.Is(err, store.ErrNotFound) {
+				return a.portalLinkRefusal(ctx, tx, hash, now)
+			}
+			if err != nil {
+				return fmt.Errorf("error using portal link: %w", err)
+			}
+			return start(tx, link)
+		})
+	}()
+	var refused *PortalLinkError
+	switch {
+	case errors.As(err, &refused):
+		a.metrics.PortalLinks(portalRefused, 1)
+		fields := []zap.Field{zap.String("reason", refused.Reason), zap.String("client_ip", use.ClientAddr)}
+		if refused.Link != nil {
+			fields = append(fields, zap.String("portal_link_id", refused.Link.ID), zap.String("account_id", refused.Link.AccountID))
+		}
+		a.logger.Warn("portal link refused", fields...)
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	a.metrics.PortalLinks(portalUsed, 1)
+	a.logger.Info("portal link used", zap.String("portal_link_id", link.ID), zap.String("account_id", link.AccountID),
+		zap.String("client_ip", use.ClientAddr), zap.String("minted_by_key_id", link.CreatedByKeyID))
+	return link, nil
+}
+
+// portalLinkRefusal says why the link of hash could not be used at now.
+func (a *API) portalLinkRefusal(ctx context.Context, tx pgx.Tx, hash []byte, now time.Time) error {
+	link, err := store.GetPortalLinkByHash(ctx, tx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &PortalLinkError{Reason: PortalLinkUnknown}
+	case err != nil:
+		return fmt.Errorf("error reading portal link: %w", err)
+	case link.RevokedAt != nil:
+		return &PortalLinkError{Reason: PortalLinkRevoked, Link: link}
+	case link.UsedAt != nil:
+		return &PortalLinkError{Reason: PortalLinkUsed, Link: link}
+	case !now.Before(link.ExpiresAt):
+		return &PortalLinkError{Reason: PortalLinkExpired, Link: link}
+	}
+	// Used, revoked or expired between the two statements.
+	return &PortalLinkError{Reason: PortalLinkUsed, Link: link}
+}

@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mono/webhookd/internal/store"
+)
+
+// limitedAccount is the account of the rate-limited endpoint.
+const limitedAccount = "acct_limited"
+
+// Throttled is the rate-limit scenario: a webhook limited to PerSecond
+// with a backlog of Limited events, beside a healthy endpoint's backlog
+// of Healthy, on two worker processes sharing one database.
+type Throttled struct {
+	PerSecond, Limited, Healthy int
+	// HealthyRun is the healthy drain beside the limited backlog;
+	// Baseline the same drain alone (two processes as well).
+	HealthyRun, Baseline *Throughput
+	// Ratio is HealthyRun's throughput over Baseline's.
+	Ratio float64
+	// LimitedElapsed is from the workers' start to the last limited
+	// delivery recorded; Achieved the limited starts per second.
+	LimitedElapsed time.Duration
+	Achieved       float64
+	// Most1s and Most10s are the most recorded starts of the limited
+	// webhook in any 1 s and 10 s window.
+	Most1s, Most10s int
+	// Fetches counts the limited deliveries by how many times their job
+	// was fetched (1 + its snoozes): index 0 once, 1 twice, 2 more.
+	Fetches [3]int
+	// MaxThrottled and MaxDueAge are the largest throttled gauge and
+	// oldest-due age sampled during the drain.
+	MaxThrottled int64
+	MaxDueAge    time.Duration
+}
+
+// throttled runs the rate-limit scenario: the healthy drain alone, then
+// beside the limited backlog (every limited delivery then drained too).
+func (e *env) throttled(ctx context.Context, perSecond, limited, healthy int) (*Throttled, error) {
+	out := &Throttled{PerSecond: perSecond, Limited: limited, Healthy: healthy}
+	var err error
+	if out.Baseline, err = e.throttledDrain(ctx, perSecond, 0, healthy, nil); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	if out.HealthyRun, err = e.throttledDrain(ctx, perSecond, limited, healthy, out); err != nil {
+		return nil, err
+	}
+	out.Ratio = out.HealthyRun.PerSecond() / out.Baseline.PerSecond()
+	return out, nil
+}
+
+// throttledDrain drains healthy deliveries to a healthy receiver, and
+// limited ones to a webhook limited to perSecond (when limited > 0), on two
+// servers sharing one fresh database, both backlogs inserted with the
+// workers stopped. It returns the healthy drain's throughput and, with
+// limited > 0, fills res once every limited delivery has succeeded.
+func (e *env) throttledDrain(ctx context.Context, perSecond, limited, healthy int, res *Throttled) (*Throughput, error) {
+	s, servers, err := e.twoServerStage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+
+	recv, target, err := s.startReceiver(false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.createWebhook(ctx, healthyAccount, target); err != nil {
+		return nil, err
+	}
+	var limitedID string
+	var limitedRecv *receiver
+	if limited > 0 {
+		var limitedTarget string
+		if limitedRecv, limitedTarget, err = s.startReceiver(false); err != nil {
+			return nil, err
+		}
+		if limitedID, err = s.createWebhook(ctx, limitedAccount, limitedTarget, func(w *store.Webhook) { w.RateLimitPerSecond = &perSecond }); err != nil {
+			return nil, err
+		}
+		if err := s.insertBacklog(ctx, limitedAccount, limited); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.insertBacklog(ctx, healthyAccount, healthy); err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	deadline := start.Add(e.cfg.Timeout)
+	for _, srv := range servers {
+		if err := srv.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.progress("two workers started: draining %s healthy deliveries beside %s limited to %d/s", count(healthy), count(limited), perSecond)
+	if err := s.waitAnswered(ctx, recv, healthy, deadline); err != nil {
+		return nil, err
+	}
+	err = s.waitFor(ctx, "every healthy delivery to be recorded as succeeded", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
+		pending, err := s.pendingOf(ctx, healthyAccount)
+		return pending == 0, fmt.Sprintf("%s still pending", count(pending)), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &Throughput{Deliveries: healthy, Elapsed: time.Since(start)}
+	s.progress("%s healthy deliveries in %.2f s: %s/s", count(healthy), out.Elapsed.Seconds(), count(int(out.PerSecond())))
+	if limited == 0 {
+		return out, nil
+	}
+
+	// The limited backlog drains at perSecond: sample the gauges meanwhile.
+	err = s.waitFor(ctx, "every limited delivery to be recorded as succeeded", time.Until(deadline), 250*time.Millisecond, func() (bool, string, error) {
+		if n, err := store.CountThrottled(ctx, s.pool(), time.Now()); err == nil {
+			res.MaxThrottled = max(res.MaxThrottled, n)
+		}
+		if st, err := store.GetPendingStats(ctx, s.pool()); err == nil && st.EarliestDue != nil {
+			res.MaxDueAge = max(res.MaxDueAge, time.Since(*st.EarliestDue))
+		}
+		pending, err := s.pendingOf(ctx, limitedAccount)
+		return pending == 0, fmt.Sprintf("%s limited still pending", count(pending)), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if got := limitedRecv.ok.Load(); got < int64(limited) {
+		return nil, fmt.Errorf("the limited receiver answered %d of %d deliveries", got, limited)
+	}
+	rows, err := s.pool().Query(ctx, `SELECT a.started_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, limitedID)
+	if err != nil {
+		return nil, err
+	}
+	var starts []time.Time
+	for rows.Next() {
+		var at time.Time
+		if err := rows.Scan(&at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		starts = append(starts, at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(starts, time.Time.Compare)
+	res.LimitedElapsed = starts[len(starts)-1].Sub(start)
+	res.Achieved = float64(len(starts)-1) / starts[len(starts)-1].Sub(starts[0]).Seconds()
+	res.Most1s, res.Most10s = mostWithin(starts, time.Second), mostWithin(starts, 10*time.Second)
+	err = s.pool().QueryRow(ctx, `
+SELECT count(*) FILTER (WHERE n = 0), count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n > 1)
+FROM (SELECT coalesce((j.metadata->>'snoozes')::int, 0) AS n FROM river_job j JOIN deliveries d ON d.job_id = j.id WHERE d.webhook_id = $1) x`,
+		limitedID).Scan(&res.Fetches[0], &res.Fetches[1], &res.Fetches[2])
+	if err != nil {
+		return nil, err
+	}
+	s.progress("%s limited deliveries in %.1f s: %.2f starts/s; at most %d in 1 s, %d in 10 s", count(limited), res.LimitedElapsed.Seconds(), res.Achieved, res.Most1s, res.Most10s)
+	return out, nil
+}
+
+// mostWithin is the most of sorted times within one half-open window
+// [t, t+window).
+func mostWithin(sorted []time.Time, window time.Duration) int {
+	most, j := 0, 0
+	for i := range sorted {
+		for !sorted[j].Add(window).After(sorted[i]) {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	return most
+}
