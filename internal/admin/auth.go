@@ -60,7 +60,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
 			a.refuseKey(w, r, authMissing, func() {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd"`)
-				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
+				writeError(w, &Error{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "an API key is required: send Authorization: Bearer <key>"})
 			})
 			return
 		}
@@ -73,7 +73,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 			}
 			a.refuseKey(w, r, reasonOf(err), func() {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="invalid_token"`)
-				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
+				writeError(w, &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
 			})
 			return
 		}
@@ -83,7 +83,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 		}
 		if !allowed {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="webhookd", error="insufficient_scope"`)
-			writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
+			writeError(w, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -178,7 +178,7 @@ func (a *API) RequireAdmin(next http.Handler) http.Handler {
 		if raw == "" {
 			a.refuseKey(w, r, authMissing, func() {
 				w.Header().Set("WWW-Authenticate", challenge)
-				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "the admin API key is required: send Authorization: Bearer <key>, or Basic authentication with the key as the password"})
+				writeError(w, &Error{Status: http.StatusUnauthorized, Code: "missing_api_key", Field: "Authorization", Message: "the admin API key is required: send Authorization: Bearer <key>, or Basic authentication with the key as the password"})
 			})
 			return
 		}
@@ -191,12 +191,12 @@ func (a *API) RequireAdmin(next http.Handler) http.Handler {
 			}
 			a.refuseKey(w, r, reasonOf(err), func() {
 				w.Header().Set("WWW-Authenticate", challenge)
-				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
+				writeError(w, &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Field: "Authorization", Message: invalidKeyMessage(err)})
 			})
 			return
 		}
 		if p.Scope != store.ScopeAdmin {
-			writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.URL.Path + ": an admin key is required"})
+			writeError(w, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Field: "Authorization", Message: "this API key's scope (" + p.Scope + ") does not allow " + r.URL.Path + ": an admin key is required"})
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))

@@ -69,7 +69,7 @@ func (a *API) withBodyBudget(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
 			// Refused before a byte of it is read.
-			writeError(w, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", limit)})
+			writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", limit)})
 			return
 		}
 		n := limit
@@ -86,7 +86,7 @@ func (a *API) withBodyBudget(limit int64, next http.Handler) http.Handler {
 				a.bodyShares.put(share)
 				w.Header().Set("Retry-After", "1")
 				a.metrics.RateLimited(p.Scope, budgetBody)
-				writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: fmt.Sprintf("this API key already has its share (%d bytes) of the request bodies being read at once; retry shortly", a.bodyShares.size)})
+				writeError(w, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: fmt.Sprintf("this API key already has its share (%d bytes) of the request bodies being read at once; retry shortly", a.bodyShares.size)})
 				return
 			}
 			defer func() {
@@ -96,7 +96,7 @@ func (a *API) withBodyBudget(limit int64, next http.Handler) http.Handler {
 		}
 		if err := a.bodies.Acquire(ctx, n); err != nil {
 			w.Header().Set("Retry-After", strconv.Itoa(1))
-			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "server_busy", Message: "too many request bodies are being processed at once; retry shortly"})
+			writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "server_busy", Message: "too many request bodies are being processed at once; retry shortly"})
 			return
 		}
 		defer a.bodies.Release(n)

@@ -85,11 +85,11 @@ func (a *API) InProcessHandler() http.Handler {
 		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			p := principalFrom(r.Context())
 			if p == nil {
-				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "missing_api_key", Message: "no authenticated principal"})
+				writeError(w, &Error{Status: http.StatusUnauthorized, Code: "missing_api_key", Message: "no authenticated principal"})
 				return
 			}
 			if !slices.Contains(scopes, p.Scope) {
-				writeError(w, &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
+				writeError(w, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
 				return
 			}
 			handler(w, r)

@@ -19,11 +19,11 @@ const DatabaseRetryAfter = 2 * time.Second
 // than give up. An enqueue refused this way may have been stored or not
 // (the commit's answer can be what was lost); retrying it with the same
 // idempotency key stores it exactly once.
-func errDatabaseUnavailable() *apiError {
-	return &apiError{
+func errDatabaseUnavailable() *Error {
+	return &Error{
 		Status: http.StatusServiceUnavailable, Code: "database_unavailable",
 		Message:    "the database is unavailable (restarting or failing over); retry shortly, with the same idempotency key",
-		retryAfter: DatabaseRetryAfter,
+		RetryAfter: DatabaseRetryAfter,
 	}
 }
 
@@ -31,19 +31,25 @@ func errDatabaseUnavailable() *apiError {
 // database_unavailable when store.Unavailable says the database is away,
 // 500 internal_error otherwise. errInternal calls it; it is the one place
 // that decides.
-func internalError(causes []error) *apiError {
+func internalError(causes []error) *Error {
+	var cause error
 	for _, err := range causes {
 		if store.Unavailable(err) {
-			return errDatabaseUnavailable()
+			e := errDatabaseUnavailable()
+			e.cause = err
+			return e
+		}
+		if cause == nil {
+			cause = err
 		}
 	}
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error; the details are in the server log"}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error; the details are in the server log", cause: cause}
 }
 
 // setRetryAfter writes e's Retry-After header, if it has one, in whole
 // seconds (at least 1).
-func setRetryAfter(w http.ResponseWriter, e *apiError) {
-	if e.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((e.retryAfter+time.Second-1)/time.Second))))
+func setRetryAfter(w http.ResponseWriter, e *Error) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((e.RetryAfter+time.Second-1)/time.Second))))
 	}
 }

@@ -88,7 +88,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 // parameter at fault: 400 for what does not parse (unknown or repeated
 // parameters, limit, dates, cursor), 422 for values that parse but are not
 // allowed.
-func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryCursor, int, *apiError) {
+func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryCursor, int, *Error) {
 	q, apiErr := queryParams(r, deliveryListParams...)
 	if apiErr != nil {
 		return nil, nil, 0, apiErr
@@ -106,7 +106,7 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 		EventID:   q.Get("event_id"),
 	}
 	if _, has := q["state"]; has && !validState(f.State) {
-		return nil, nil, 0, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_state", Field: "state", Message: "state must be one of " + strings.Join(store.DeliveryStates, ", ")}
+		return nil, nil, 0, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_state", Field: "state", Message: "state must be one of " + strings.Join(store.DeliveryStates, ", ")}
 	}
 	if _, has := q["account_id"]; has {
 		if err := dispatcher.ValidateAccountID(f.AccountID); err != nil {
@@ -118,13 +118,13 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 	}
 	if _, has := q["event_type"]; has {
 		if err := dispatcher.ValidateType(f.EventType); err != nil {
-			return nil, nil, 0, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_event_type", Field: "event_type", Message: "event_type must be 1 to 100 characters of lowercase letters, digits, _ and ., starting with a letter"}
+			return nil, nil, 0, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_event_type", Field: "event_type", Message: "event_type must be 1 to 100 characters of lowercase letters, digits, _ and ., starting with a letter"}
 		}
 	}
 	if _, has := q["event_id"]; has && !ident.Valid(ident.Event, f.EventID) {
 		return nil, nil, 0, invalidID("event_id", ident.Event)
 	}
-	var err *apiError
+	var err *Error
 	if f.CreatedAfter, err = parseTime(q, "created_after"); err != nil {
 		return nil, nil, 0, err
 	}
@@ -138,7 +138,7 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 	if raw, has := q["cursor"]; has {
 		c, err := store.ParseDeliveryCursor(raw[0])
 		if err != nil {
-			return nil, nil, 0, &apiError{Status: http.StatusBadRequest, Code: "invalid_cursor", Field: "cursor", Message: "cursor is not a cursor of this list: pass next_cursor from the previous page as it is"}
+			return nil, nil, 0, &Error{Status: http.StatusBadRequest, Code: "invalid_cursor", Field: "cursor", Message: "cursor is not a cursor of this list: pass next_cursor from the previous page as it is"}
 		}
 		after = c
 	}
@@ -147,12 +147,12 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 	p := principalFrom(r.Context())
 	if p.AccountID != "" {
 		if f.AccountID != "" && f.AccountID != p.AccountID {
-			return nil, nil, 0, &apiError{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
+			return nil, nil, 0, &Error{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
 		}
 		f.AccountID = p.AccountID
 	}
 	if f.AccountID == "" && f.WebhookID == "" && f.State != store.StateDead {
-		return nil, nil, 0, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_filter", Field: "account_id", Message: "account_id or webhook_id is required (only state=dead may list every account)"}
+		return nil, nil, 0, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_filter", Field: "account_id", Message: "account_id or webhook_id is required (only state=dead may list every account)"}
 	}
 	if f.AccountID == "" && f.WebhookID == "" {
 		// Every account's: webhookd's own notifications are listed only
@@ -171,30 +171,30 @@ func validState(s string) bool {
 	return false
 }
 
-func invalidID(field string, p ident.Prefix) *apiError {
-	return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_id", Field: field, Message: fmt.Sprintf("%s must be an id of the form %s_ followed by 32 lowercase hex digits", field, p)}
+func invalidID(field string, p ident.Prefix) *Error {
+	return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_id", Field: field, Message: fmt.Sprintf("%s must be an id of the form %s_ followed by 32 lowercase hex digits", field, p)}
 }
 
 // parseTime reads the RFC 3339 time in query parameter name, if any. A '+'
 // in an offset arrives as a space when the client did not escape it; that
 // is read as the '+' it was.
-func parseTime(q url.Values, name string) (*time.Time, *apiError) {
+func parseTime(q url.Values, name string) (*time.Time, *Error) {
 	raw, has := q[name]
 	if !has {
 		return nil, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(raw[0], " ", "+"))
 	if err != nil {
-		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_time", Field: name, Message: name + " must be an RFC 3339 time, such as 2026-01-02T15:04:05Z"}
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_time", Field: name, Message: name + " must be an RFC 3339 time, such as 2026-01-02T15:04:05Z"}
 	}
 	return &t, nil
 }
 
 // checkRange refuses a time range that is empty: created_after must come
 // before created_before.
-func checkRange(after, before *time.Time) *apiError {
+func checkRange(after, before *time.Time) *Error {
 	if after != nil && before != nil && !after.Before(*before) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_range", Field: "created_before", Message: "created_before must be later than created_after"}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_range", Field: "created_before", Message: "created_before must be later than created_after"}
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 	key := req.IdempotencyKey
 	if header := r.Header.Get("Idempotency-Key"); header != "" {
 		if key != "" && key != header {
-			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "conflicting_idempotency_key", Field: "idempotency_key", Message: "idempotency_key and the Idempotency-Key header differ; send one"})
+			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "conflicting_idempotency_key", Field: "idempotency_key", Message: "idempotency_key and the Idempotency-Key header differ; send one"})
 			return
 		}
 		key = header
@@ -65,7 +65,7 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &v):
 			writeError(w, validationError(err))
 		case errors.Is(err, dispatcher.ErrIdempotencyKeyReused):
-			writeError(w, &apiError{Status: http.StatusConflict, Code: "idempotency_key_reused", Field: "idempotency_key", Message: "this idempotency key was already used for this account with a different payload"})
+			writeError(w, &Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Field: "idempotency_key", Message: "this idempotency key was already used for this account with a different payload"})
 		case errors.Is(err, dispatcher.ErrFanoutTooLarge):
 			writeError(w, fanoutError(err))
 		default:
@@ -101,13 +101,13 @@ func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) error) error {
 
 // fanoutError answers a request refused whole for the deliveries it would
 // create (a *dispatcher.FanoutError): 422 fanout_too_large, no field.
-func fanoutError(err error) *apiError {
+func fanoutError(err error) *Error {
 	msg := "this request would create more deliveries than a request may; nothing was stored"
 	var f *dispatcher.FanoutError
 	if errors.As(err, &f) {
 		msg = fmt.Sprintf("this request would create %d deliveries (events × the webhooks each goes to), more than the %d a request may create; nothing was stored: send fewer events per request", f.Deliveries, f.Limit)
 	}
-	return &apiError{Status: http.StatusUnprocessableEntity, Code: "fanout_too_large", Message: msg}
+	return &Error{Status: http.StatusUnprocessableEntity, Code: "fanout_too_large", Message: msg}
 }
 
 func renderEnqueued(res *dispatcher.Enqueued) apitype.Enqueued {
@@ -155,18 +155,18 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Header.Get("Idempotency-Key") != "" {
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_header_not_allowed", Field: "Idempotency-Key", Message: "a batch takes an idempotency_key per event, not the Idempotency-Key header"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_header_not_allowed", Field: "Idempotency-Key", Message: "a batch takes an idempotency_key per event, not the Idempotency-Key header"})
 		return
 	}
 	switch {
 	case req.Events == nil:
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "events", Message: "events is required: an array of 1 to 1000 events"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "events", Message: "events is required: an array of 1 to 1000 events"})
 		return
 	case len(*req.Events) == 0:
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "empty_batch", Field: "events", Message: "events must hold at least one event"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "empty_batch", Field: "events", Message: "events must hold at least one event"})
 		return
 	case len(*req.Events) > dispatcher.MaxBatchSize:
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "too_many_events", Field: "events", Message: fmt.Sprintf("a batch holds at most %d events, not %d", dispatcher.MaxBatchSize, len(*req.Events))})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "too_many_events", Field: "events", Message: fmt.Sprintf("a batch holds at most %d events, not %d", dispatcher.MaxBatchSize, len(*req.Events))})
 		return
 	}
 
@@ -296,7 +296,7 @@ func (a *API) findEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	key := q.Get("idempotency_key")
 	if key == "" {
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "idempotency_key", Message: "idempotency_key is required"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "idempotency_key", Message: "idempotency_key is required"})
 		return
 	}
 	if err := dispatcher.ValidateIdempotencyKey(key); err != nil {

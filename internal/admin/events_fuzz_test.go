@@ -99,7 +99,7 @@ func FuzzEventRequest(f *testing.F) {
 
 // decodeEvent is createEvent up to the point where it touches the
 // database: decode, the account, validation, the catalogue's check.
-func (a *API) decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.Event, *apiError) {
+func (a *API) decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.Event, *Error) {
 	var req apitype.EventCreate
 	if apiErr := decodeJSON(w, r, EventBodyLimit, &req); apiErr != nil {
 		return nil, apiErr

@@ -49,7 +49,7 @@ func (a *API) listEventTypes(w http.ResponseWriter, r *http.Request) {
 
 // pathEventType returns the request's {type}, or a 404 when it can't be an
 // event type name.
-func pathEventType(r *http.Request) (string, *apiError) {
+func pathEventType(r *http.Request) (string, *Error) {
 	name := r.PathValue("type")
 	if dispatcher.ValidateType(name) != nil {
 		return "", errEventTypeNotFound()
@@ -57,8 +57,8 @@ func pathEventType(r *http.Request) (string, *apiError) {
 	return name, nil
 }
 
-func errEventTypeNotFound() *apiError {
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "type", Message: "event type not found"}
+func errEventTypeNotFound() *Error {
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Field: "type", Message: "event type not found"}
 }
 
 func (a *API) getEventType(w http.ResponseWriter, r *http.Request) {
@@ -97,11 +97,11 @@ func (a *API) createEventType(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isAbsent(req.Schema) {
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "schema", Message: "schema is required: a JSON Schema (draft 2020-12) for the event's data"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "schema", Message: "schema is required: a JSON Schema (draft 2020-12) for the event's data"})
 		return
 	}
 	if isAbsent(req.Example) {
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "example", Message: "example is required: an example of the event's data, matching the schema"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "example", Message: "example is required: an example of the event's data, matching the schema"})
 		return
 	}
 	now := a.now().UTC().Truncate(time.Microsecond)
@@ -112,7 +112,7 @@ func (a *API) createEventType(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := store.InsertEventType(r.Context(), a.pool, et); err != nil {
 		if errors.Is(err, store.ErrDuplicateEventType) {
-			writeError(w, &apiError{Status: http.StatusConflict, Code: "event_type_exists", Field: "type", Message: "the event type " + et.Type + " is already registered; change it with PATCH /v1/event-types/" + et.Type})
+			writeError(w, &Error{Status: http.StatusConflict, Code: "event_type_exists", Field: "type", Message: "the event type " + et.Type + " is already registered; change it with PATCH /v1/event-types/" + et.Type})
 			return
 		}
 		a.logger.Error("error inserting event type", zap.String("event_type", et.Type), zap.Error(err))
@@ -179,7 +179,7 @@ func (a *API) updateEventType(w http.ResponseWriter, r *http.Request) {
 		et.UpdatedAt = a.now().UTC().Truncate(time.Microsecond)
 		return store.UpdateEventType(r.Context(), tx, et)
 	})
-	var bad *apiError
+	var bad *Error
 	switch {
 	case errors.As(err, &bad):
 		writeError(w, bad)
@@ -218,28 +218,28 @@ func isAbsent(raw json.RawMessage) bool {
 
 // setSchemaAndExample checks that schema compiles and example (a JSON
 // object, like an event's data) matches it, and stores both compacted.
-func setSchemaAndExample(et *store.EventType, schema, example json.RawMessage) *apiError {
+func setSchemaAndExample(et *store.EventType, schema, example json.RawMessage) *Error {
 	compiled, err := catalogue.Compile(schema)
 	if err != nil {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_schema", Field: "schema", Message: err.Error()}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_schema", Field: "schema", Message: err.Error()}
 	}
 	if dispatcher.ValidateData(example) != nil {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_example", Field: "example", Message: "example must be a JSON object, like an event's data"}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_example", Field: "example", Message: "example must be a JSON object, like an event's data"}
 	}
 	if err := catalogue.Check(compiled, example); err != nil {
 		var m *catalogue.MismatchError
 		if !errors.As(err, &m) {
-			return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_example", Field: "example", Message: err.Error()}
+			return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_example", Field: "example", Message: err.Error()}
 		}
 		path := "example" + strings.TrimPrefix(m.Path, "data")
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "example_mismatch", Field: path, Message: "the example does not match the schema at " + path + ": " + m.Message}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "example_mismatch", Field: path, Message: "the example does not match the schema at " + path + ": " + m.Message}
 	}
 	var s, e bytes.Buffer
 	if err := json.Compact(&s, schema); err != nil {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_schema", Field: "schema", Message: "schema is not valid JSON"}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_schema", Field: "schema", Message: "schema is not valid JSON"}
 	}
 	if err := json.Compact(&e, example); err != nil {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_example", Field: "example", Message: "example is not valid JSON"}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_example", Field: "example", Message: "example is not valid JSON"}
 	}
 	et.Schema, et.Example = s.Bytes(), e.Bytes()
 	return nil
@@ -248,7 +248,7 @@ func setSchemaAndExample(et *store.EventType, schema, example json.RawMessage) *
 // checkEventData validates an event's data against its type's schema when
 // the catalogue says so: 422 data_schema_mismatch with the failing path
 // (data.amount, data.items[0].sku) as the field.
-func (a *API) checkEventData(ctx context.Context, ev *dispatcher.Event) *apiError {
+func (a *API) checkEventData(ctx context.Context, ev *dispatcher.Event) *Error {
 	if a == nil || a.catalogue == nil {
 		return nil // no catalogue (a decoding-only API in tests): nothing to check
 	}
@@ -258,7 +258,7 @@ func (a *API) checkEventData(ctx context.Context, ev *dispatcher.Event) *apiErro
 	}
 	var m *catalogue.MismatchError
 	if errors.As(err, &m) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "data_schema_mismatch", Field: m.Path,
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "data_schema_mismatch", Field: m.Path,
 			Message: "data does not match the schema of event type " + ev.Type + " at " + m.Path + ": " + m.Message}
 	}
 	a.logger.Error("error validating event data", zap.String("event_type", ev.Type), zap.Error(err))

@@ -182,7 +182,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !revoked {
-		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found, or already revoked"})
+		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found, or already revoked"})
 		return
 	}
 	a.logger.Info("API key revoked", zap.String("key_id", id), zap.String("by_key_id", keyName(principalFrom(r.Context()))))
@@ -332,10 +332,10 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 	var conflict *KeyConflictError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found"})
+		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found"})
 		return
 	case errors.As(err, &conflict):
-		writeError(w, &apiError{Status: http.StatusConflict, Code: conflict.Code, Field: "id", Message: conflict.Message})
+		writeError(w, &Error{Status: http.StatusConflict, Code: conflict.Code, Field: "id", Message: conflict.Message})
 		return
 	case err != nil:
 		a.logger.Error("error rotating API key", zap.String("key_id", id), zap.Error(err))

@@ -80,7 +80,7 @@ var schemaTypes = []schemaType{
 // schemasNotInAPIType are the schemas that are not (yet) an apitype type,
 // and why. A new schema must go in one list or the other.
 var schemasNotInAPIType = map[string]string{
-	"Error":               "the error body: admin's apiError (errors.go) writes it",
+	"Error":               "the error body: admin's Error (errors.go) writes it",
 	"BatchError":          "the batch error body: admin's batchError (events.go) writes it",
 	"Health":              "GET /healthz: a fixed {\"status\":\"ok\"}",
 	"Ready":               "GET /readyz: admin's readyResponse (health.go)",

@@ -34,10 +34,10 @@ type page struct {
 // queryParams parses r's query string, refusing parameters other than
 // allowed and any given twice, so that a misspelt filter is an error rather
 // than silently ignored.
-func queryParams(r *http.Request, allowed ...string) (url.Values, *apiError) {
+func queryParams(r *http.Request, allowed ...string) (url.Values, *Error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid_query", Message: "the query string is malformed: " + err.Error()}
+		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_query", Message: "the query string is malformed: " + err.Error()}
 	}
 	for name, values := range q {
 		known := false
@@ -45,10 +45,10 @@ func queryParams(r *http.Request, allowed ...string) (url.Values, *apiError) {
 			known = known || a == name
 		}
 		if !known {
-			return nil, &apiError{Status: http.StatusBadRequest, Code: "unknown_parameter", Field: name, Message: fmt.Sprintf("unknown query parameter %q", name)}
+			return nil, &Error{Status: http.StatusBadRequest, Code: "unknown_parameter", Field: name, Message: fmt.Sprintf("unknown query parameter %q", name)}
 		}
 		if len(values) > 1 {
-			return nil, &apiError{Status: http.StatusBadRequest, Code: "repeated_parameter", Field: name, Message: fmt.Sprintf("query parameter %q is given more than once", name)}
+			return nil, &Error{Status: http.StatusBadRequest, Code: "repeated_parameter", Field: name, Message: fmt.Sprintf("query parameter %q is given more than once", name)}
 		}
 	}
 	return q, nil
@@ -56,7 +56,7 @@ func queryParams(r *http.Request, allowed ...string) (url.Values, *apiError) {
 
 // listQuery parses the query string of a list route: limit and cursor (for
 // ids of type p) and the named filters, nothing else.
-func listQuery(r *http.Request, p ident.Prefix, filters ...string) (url.Values, page, *apiError) {
+func listQuery(r *http.Request, p ident.Prefix, filters ...string) (url.Values, page, *Error) {
 	q, apiErr := queryParams(r, append([]string{"limit", "cursor"}, filters...)...)
 	if apiErr != nil {
 		return nil, page{}, apiErr
@@ -67,29 +67,29 @@ func listQuery(r *http.Request, p ident.Prefix, filters ...string) (url.Values, 
 
 // queryAccount resolves the account_id query parameter like accountFor: a
 // key bound to an account defaults to it.
-func queryAccount(r *http.Request, q url.Values) (string, *apiError) {
+func queryAccount(r *http.Request, q url.Values) (string, *Error) {
 	given := q.Get("account_id")
 	return accountFor(r, &given)
 }
 
 // parsePage reads limit (1 to LimitMax, default LimitDefault) and cursor (as
 // returned in next_cursor by a list of objects with ids of type p).
-func parsePage(q url.Values, p ident.Prefix) (page, *apiError) {
+func parsePage(q url.Values, p ident.Prefix) (page, *Error) {
 	pg := page{limit: LimitDefault}
 	if raw := q.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil {
-			return page{}, &apiError{Status: http.StatusBadRequest, Code: "invalid_type", Field: "limit", Message: fmt.Sprintf("limit must be a whole number from 1 to %d", LimitMax)}
+			return page{}, &Error{Status: http.StatusBadRequest, Code: "invalid_type", Field: "limit", Message: fmt.Sprintf("limit must be a whole number from 1 to %d", LimitMax)}
 		}
 		if n < 1 || n > LimitMax {
-			return page{}, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_limit", Field: "limit", Message: fmt.Sprintf("limit must be from 1 to %d, not %d", LimitMax, n)}
+			return page{}, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_limit", Field: "limit", Message: fmt.Sprintf("limit must be from 1 to %d, not %d", LimitMax, n)}
 		}
 		pg.limit = n
 	}
 	if raw := q.Get("cursor"); raw != "" {
 		id, err := base64.RawURLEncoding.DecodeString(raw)
 		if err != nil || !ident.Valid(p, string(id)) {
-			return page{}, &apiError{Status: http.StatusBadRequest, Code: "invalid_cursor", Field: "cursor", Message: "cursor is not a cursor of this list: pass next_cursor from the previous page as it is"}
+			return page{}, &Error{Status: http.StatusBadRequest, Code: "invalid_cursor", Field: "cursor", Message: "cursor is not a cursor of this list: pass next_cursor from the previous page as it is"}
 		}
 		pg.before = string(id)
 	}
@@ -109,10 +109,10 @@ func newPage[T any](rows []T, pg page, id func(T) string) apitype.Page[T] {
 
 // pathID returns the request's {id}, or a 404 naming the expected form when
 // it is not an identifier of type p (what names the object: "webhook").
-func pathID(r *http.Request, p ident.Prefix, what string) (string, *apiError) {
+func pathID(r *http.Request, p ident.Prefix, what string) (string, *Error) {
 	id := r.PathValue("id")
 	if !ident.Valid(p, id) {
-		return "", &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: fmt.Sprintf("%s not found (ids look like %s_ followed by 32 hex digits)", what, p)}
+		return "", &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: fmt.Sprintf("%s not found (ids look like %s_ followed by 32 hex digits)", what, p)}
 	}
 	return id, nil
 }
@@ -121,7 +121,7 @@ func pathID(r *http.Request, p ident.Prefix, what string) (string, *apiError) {
 // into the error to answer, if any: 404 when it does not exist or belongs to
 // an account the key can't access (accountID is called only when err is
 // nil), 500 for anything else.
-func (a *API) checkLoaded(r *http.Request, what string, err error, accountID func() string) *apiError {
+func (a *API) checkLoaded(r *http.Request, what string, err error, accountID func() string) *Error {
 	if err == nil && !principalFrom(r.Context()).CanAccess(accountID()) {
 		err = store.ErrNotFound // another account's object does not exist for this key
 	}

@@ -103,13 +103,13 @@ func looksLikePortalToken(s string) bool {
 
 // portalLinkTTL reads expires_in (seconds): PortalLinkTTLDefault when
 // absent, else from PortalLinkTTLMin to PortalLinkTTLMax.
-func portalLinkTTL(expiresIn *int64) (time.Duration, *apiError) {
+func portalLinkTTL(expiresIn *int64) (time.Duration, *Error) {
 	if expiresIn == nil {
 		return PortalLinkTTLDefault, nil
 	}
 	minS, maxS := int64(PortalLinkTTLMin/time.Second), int64(PortalLinkTTLMax/time.Second)
 	if *expiresIn < minS || *expiresIn > maxS {
-		return 0, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_expires_in", Field: "expires_in",
+		return 0, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_expires_in", Field: "expires_in",
 			Message: fmt.Sprintf("expires_in is the link's lifetime in seconds, from %d to %d (default %d), not %d", minS, maxS, int64(PortalLinkTTLDefault/time.Second), *expiresIn)}
 	}
 	return time.Duration(*expiresIn) * time.Second, nil

@@ -252,7 +252,7 @@ func (a *API) charge(w http.ResponseWriter, p *Principal, budget string, cost in
 	if budget == budgetIntake {
 		what = "events"
 	}
-	writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+	writeError(w, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
 		Message: fmt.Sprintf("this API key is over its %s rate limit (%s %s, per server process); retry in %d s", budget, rate, what, secs)})
 	return false
 }

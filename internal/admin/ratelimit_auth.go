@@ -193,7 +193,7 @@ func (a *API) refuseKey(w http.ResponseWriter, r *http.Request, reason string, u
 		return
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(wholeSeconds(blocked)))
-	writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "auth_throttled", Field: "Authorization",
+	writeError(w, &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled", Field: "Authorization",
 		Message: "too many requests with an invalid API key from this address; a valid key is still accepted"})
 }
 

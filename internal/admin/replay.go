@@ -71,20 +71,20 @@ func (a *API) replayDelivery(w http.ResponseWriter, r *http.Request) {
 
 // replayError maps the dispatcher's replay refusals to the API; nil for
 // an unexpected error.
-func replayError(err error) *apiError {
+func replayError(err error) *Error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound("delivery")
 	case errors.Is(err, dispatcher.ErrDeliveryPending):
-		return &apiError{Status: http.StatusConflict, Code: "delivery_pending", Message: "the delivery is pending: it is already on its schedule; only dead or succeeded deliveries can be replayed"}
+		return &Error{Status: http.StatusConflict, Code: "delivery_pending", Message: "the delivery is pending: it is already on its schedule; only dead or succeeded deliveries can be replayed"}
 	case errors.Is(err, dispatcher.ErrDeliveryCancelled):
-		return &apiError{Status: http.StatusConflict, Code: "delivery_cancelled", Message: "the delivery was cancelled because its webhook was deleted; there is nowhere to send it"}
+		return &Error{Status: http.StatusConflict, Code: "delivery_cancelled", Message: "the delivery was cancelled because its webhook was deleted; there is nowhere to send it"}
 	case errors.Is(err, dispatcher.ErrWebhookDeleted):
-		return &apiError{Status: http.StatusConflict, Code: "webhook_deleted", Message: "the delivery's webhook has been deleted; there is nowhere to send it"}
+		return &Error{Status: http.StatusConflict, Code: "webhook_deleted", Message: "the delivery's webhook has been deleted; there is nowhere to send it"}
 	case errors.Is(err, dispatcher.ErrTestDelivery):
-		return &apiError{Status: http.StatusConflict, Code: "test_delivery", Message: "this is a test send: test sends are never replayed; send another with POST /v1/webhooks/{id}/test"}
+		return &Error{Status: http.StatusConflict, Code: "test_delivery", Message: "this is a test send: test sends are never replayed; send another with POST /v1/webhooks/{id}/test"}
 	case errors.Is(err, dispatcher.ErrNotReplayable):
-		return &apiError{Status: http.StatusConflict, Code: "not_replayable", Message: "only dead or succeeded deliveries can be replayed"}
+		return &Error{Status: http.StatusConflict, Code: "not_replayable", Message: "only dead or succeeded deliveries can be replayed"}
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 	var v *dispatcher.ValidationError
 	switch {
 	case errors.Is(err, dispatcher.ErrReplayBatchTooLarge):
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "too_many_deliveries", Message: "more than 100000 deliveries match: narrow the filter with webhook_id, created_after and created_before, and replay in parts"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "too_many_deliveries", Message: "more than 100000 deliveries match: narrow the filter with webhook_id, created_after and created_before, and replay in parts"})
 		return
 	case errors.As(err, &v):
 		writeError(w, validationError(err))
@@ -177,12 +177,12 @@ func (a *API) CountBulkReplay(ctx context.Context, p *Principal, req *apitype.Bu
 
 // bulkReplayFilter validates a bulk replay request of p into a filter
 // bound to one account, naming the field at fault.
-func (a *API) bulkReplayFilter(ctx context.Context, p *Principal, req *apitype.BulkReplay) (*store.ReplayFilter, *apiError) {
+func (a *API) bulkReplayFilter(ctx context.Context, p *Principal, req *apitype.BulkReplay) (*store.ReplayFilter, *Error) {
 	f := &store.ReplayFilter{State: store.StateDead}
 	if req.State != nil {
 		f.State = *req.State
 		if f.State != store.StateDead && f.State != store.StateSucceeded {
-			return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_state", Field: "state", Message: "state must be dead (the default) or succeeded"}
+			return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_state", Field: "state", Message: "state must be dead (the default) or succeeded"}
 		}
 	}
 	if req.AccountID != nil {
@@ -197,7 +197,7 @@ func (a *API) bulkReplayFilter(ctx context.Context, p *Principal, req *apitype.B
 			return nil, invalidID("webhook_id", ident.Webhook)
 		}
 	}
-	var err *apiError
+	var err *Error
 	if f.CreatedAfter, err = parseBodyTime(req.CreatedAfter, "created_after"); err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (a *API) bulkReplayFilter(ctx context.Context, p *Principal, req *apitype.B
 
 	if p.AccountID != "" {
 		if f.AccountID != "" && f.AccountID != p.AccountID {
-			return nil, &apiError{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
+			return nil, &Error{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
 		}
 		f.AccountID = p.AccountID
 	}
@@ -221,27 +221,27 @@ func (a *API) bulkReplayFilter(ctx context.Context, p *Principal, req *apitype.B
 			return nil, errInternal(err)
 		}
 		if errors.Is(err, store.ErrNotFound) || (f.AccountID != "" && accountID != f.AccountID) {
-			return nil, &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "webhook_id", Message: "webhook not found"}
+			return nil, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "webhook_id", Message: "webhook not found"}
 		}
 		if !live {
-			return nil, &apiError{Status: http.StatusConflict, Code: "webhook_deleted", Field: "webhook_id", Message: "the webhook has been deleted; there is nowhere to send its deliveries"}
+			return nil, &Error{Status: http.StatusConflict, Code: "webhook_deleted", Field: "webhook_id", Message: "the webhook has been deleted; there is nowhere to send its deliveries"}
 		}
 		f.AccountID = accountID
 	}
 	if f.AccountID == "" {
-		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_filter", Field: "account_id", Message: "account_id or webhook_id is required"}
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_filter", Field: "account_id", Message: "account_id or webhook_id is required"}
 	}
 	return f, nil
 }
 
 // parseBodyTime reads an optional RFC 3339 time from a JSON body field.
-func parseBodyTime(raw *string, name string) (*time.Time, *apiError) {
+func parseBodyTime(raw *string, name string) (*time.Time, *Error) {
 	if raw == nil {
 		return nil, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, *raw)
 	if err != nil {
-		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_time", Field: name, Message: name + " must be an RFC 3339 time, such as 2026-01-02T15:04:05Z"}
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_time", Field: name, Message: name + " must be an RFC 3339 time, such as 2026-01-02T15:04:05Z"}
 	}
 	return &t, nil
 }

@@ -49,7 +49,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if a.sender == nil {
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "this process can't send test events"})
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "this process can't send test events"})
 		return
 	}
 
@@ -63,7 +63,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 	if req.Type != nil && *req.Type != TestEventType {
 		et, err := store.GetEventType(r.Context(), a.pool, *req.Type)
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "unknown_event_type", Field: "type", Message: "type must be webhook.test or an event type of the catalogue (GET /v1/event-types)"})
+			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_event_type", Field: "type", Message: "type must be webhook.test or an event type of the catalogue (GET /v1/event-types)"})
 			return
 		}
 		if err != nil {

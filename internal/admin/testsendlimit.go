@@ -48,17 +48,17 @@ func newTestSendLimits(cfg *Config) *testSendLimits {
 // with a slot free. release gives the slot back with the attempt's result.
 // A refusal is the error to answer, with its Retry-After in seconds; a
 // test send refused for want of a slot has used its token all the same.
-func (a *API) takeTestSend(webhookID string) (release func(*outbound.Result), retryAfter int, apiErr *apiError) {
+func (a *API) takeTestSend(webhookID string) (release func(*outbound.Result), retryAfter int, apiErr *Error) {
 	l := a.testSends
 	if l.rate.On() {
 		if ok, _, wait := a.limiter.take("test-send/"+webhookID, l.rate, 1); !ok {
-			return nil, wholeSeconds(wait), &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			return nil, wholeSeconds(wait), &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
 				Message: fmt.Sprintf("too many test sends to this webhook (%s per server process); retry in %d s", l.rate, wholeSeconds(wait))}
 		}
 	}
 	release, wait, ok := l.slots.TrySlot(webhookID)
 	if !ok {
-		return nil, wholeSeconds(wait), &apiError{Status: http.StatusTooManyRequests, Code: "test_sends_busy",
+		return nil, wholeSeconds(wait), &Error{Status: http.StatusTooManyRequests, Code: "test_sends_busy",
 			Message: fmt.Sprintf("this webhook has as many attempts in flight as this server process allows; retry in %d s", wholeSeconds(wait))}
 	}
 	return release, 0, nil

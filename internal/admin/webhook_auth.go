@@ -36,7 +36,7 @@ type webhookTLSRequest struct {
 
 // webhookTLS validates and encrypts the tls setting of a create or update
 // request; nil when the request doesn't set it.
-func (a *API) webhookTLS(webhookID string, given *webhookTLSRequest) (*store.WebhookTLS, *apiError) {
+func (a *API) webhookTLS(webhookID string, given *webhookTLSRequest) (*store.WebhookTLS, *Error) {
 	if given == nil {
 		return nil, nil
 	}
@@ -54,9 +54,9 @@ func (a *API) webhookTLS(webhookID string, given *webhookTLSRequest) (*store.Web
 	if err != nil {
 		var fieldErr *outbound.TLSFieldError
 		if errors.As(err, &fieldErr) {
-			return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: fieldErr.Code, Field: fieldErr.Field, Message: fieldErr.Message}
+			return nil, &Error{Status: http.StatusUnprocessableEntity, Code: fieldErr.Code, Field: fieldErr.Field, Message: fieldErr.Message}
 		}
-		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_tls", Field: "tls", Message: "tls is not valid"}
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_tls", Field: "tls", Message: "tls is not valid"}
 	}
 	out := &store.WebhookTLS{}
 	if len(info.CASubjects) > 0 {
@@ -128,7 +128,7 @@ const (
 // webhookOAuth validates and encrypts the oauth setting of a create or
 // update request. set is false when the request doesn't give one; a nil
 // setting with set true removes it.
-func (a *API) webhookOAuth(webhookID string, given *webhookOAuthRequest) (o *store.WebhookOAuth, set bool, apiErr *apiError) {
+func (a *API) webhookOAuth(webhookID string, given *webhookOAuthRequest) (o *store.WebhookOAuth, set bool, apiErr *Error) {
 	if given == nil {
 		return nil, false, nil
 	}
@@ -136,8 +136,8 @@ func (a *API) webhookOAuth(webhookID string, given *webhookOAuthRequest) (o *sto
 		given.Audience == nil && given.AuthStyle == nil && len(given.Scopes) == 0 {
 		return nil, true, nil
 	}
-	invalid := func(field, code, message string) (*store.WebhookOAuth, bool, *apiError) {
-		return nil, false, &apiError{Status: http.StatusUnprocessableEntity, Code: code, Field: "oauth." + field, Message: message}
+	invalid := func(field, code, message string) (*store.WebhookOAuth, bool, *Error) {
+		return nil, false, &Error{Status: http.StatusUnprocessableEntity, Code: code, Field: "oauth." + field, Message: message}
 	}
 	if given.TokenURL == nil || strings.TrimSpace(*given.TokenURL) == "" {
 		return invalid("token_url", "missing_field", "oauth.token_url is required")
@@ -223,7 +223,7 @@ func renderOAuth(o *store.WebhookOAuth) *apitype.WebhookOAuth {
 
 // webhookAuth validates and encrypts the tls and oauth settings of a
 // create or update request (see webhookTLS and webhookOAuth).
-func (a *API) webhookAuth(webhookID string, tlsGiven *webhookTLSRequest, oauthGiven *webhookOAuthRequest) (*store.WebhookTLS, *store.WebhookOAuth, bool, *apiError) {
+func (a *API) webhookAuth(webhookID string, tlsGiven *webhookTLSRequest, oauthGiven *webhookOAuthRequest) (*store.WebhookTLS, *store.WebhookOAuth, bool, *Error) {
 	tlsSetting, apiErr := a.webhookTLS(webhookID, tlsGiven)
 	if apiErr != nil {
 		return nil, nil, false, apiErr

@@ -65,23 +65,23 @@ func newSecret() string {
 
 // checkScheme and checkOnGone check a create or update's signature_scheme
 // and on_gone, when given.
-func checkScheme(scheme *string) *apiError {
+func checkScheme(scheme *string) *Error {
 	if scheme != nil && *scheme != store.SchemeMono && *scheme != store.SchemeStandard {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_signature_scheme", Field: "signature_scheme", Message: `signature_scheme must be "mono" or "standard"`}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_signature_scheme", Field: "signature_scheme", Message: `signature_scheme must be "mono" or "standard"`}
 	}
 	return nil
 }
 
-func checkOnGone(onGone *string) *apiError {
+func checkOnGone(onGone *string) *Error {
 	if onGone != nil && *onGone != store.OnGoneRetry && *onGone != store.OnGonePause {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_on_gone", Field: "on_gone", Message: `on_gone must be "retry" or "pause"`}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_on_gone", Field: "on_gone", Message: `on_gone must be "retry" or "pause"`}
 	}
 	return nil
 }
 
 // errSecretRotationRequired answers a switch to the standard scheme while
 // the webhook's secret is in the form from before it.
-var errSecretRotationRequired = &apiError{Status: http.StatusUnprocessableEntity, Code: "secret_rotation_required", Field: "signature_scheme",
+var errSecretRotationRequired = &Error{Status: http.StatusUnprocessableEntity, Code: "secret_rotation_required", Field: "signature_scheme",
 	Message: "this webhook's secret predates the Standard Webhooks form (whsec_ and standard base64) that the standard scheme needs: rotate the secret (POST /v1/webhooks/{id}/rotate-secret), then switch"}
 
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
@@ -96,17 +96,17 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.URL == nil || strings.TrimSpace(*req.URL) == "" {
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "url", Message: "url is required"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "url", Message: "url is required"})
 		return
 	}
 	normalized, err := a.policy.ValidateURL(*req.URL)
 	if err != nil {
 		var urlErr *outbound.URLError
 		if errors.As(err, &urlErr) {
-			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: urlErr.Code, Field: "url", Message: urlErr.Message})
+			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: urlErr.Code, Field: "url", Message: urlErr.Message})
 			return
 		}
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_url", Field: "url", Message: "url is not a valid URL"})
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_url", Field: "url", Message: "url is not a valid URL"})
 		return
 	}
 	description := ""
@@ -179,11 +179,11 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := store.InsertWebhookWithin(r.Context(), a.pool, hook, a.maxWebhooks); err != nil {
 		if errors.Is(err, store.ErrDuplicateURL) {
-			writeError(w, &apiError{Status: http.StatusConflict, Code: "duplicate_url", Field: "url", Message: "this account already has a webhook with this URL; delete it first to create a new one (with a new secret)"})
+			writeError(w, &Error{Status: http.StatusConflict, Code: "duplicate_url", Field: "url", Message: "this account already has a webhook with this URL; delete it first to create a new one (with a new secret)"})
 			return
 		}
 		if errors.Is(err, store.ErrWebhookLimit) {
-			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "webhook_limit_reached", Message: fmt.Sprintf("an account may have at most %d webhooks and this one has reached the limit; delete a webhook to make room for another", a.maxWebhooks)})
+			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "webhook_limit_reached", Message: fmt.Sprintf("an account may have at most %d webhooks and this one has reached the limit; delete a webhook to make room for another", a.maxWebhooks)})
 			return
 		}
 		a.logger.Error("error inserting webhook", zap.Error(err))
@@ -207,9 +207,9 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkDescription applies the description rule of create and update.
-func checkDescription(description string) *apiError {
+func checkDescription(description string) *Error {
 	if utf8.RuneCountInString(description) > DescriptionMaxLen {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "too_long", Field: "description", Message: fmt.Sprintf("description must be at most %d characters", DescriptionMaxLen)}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "too_long", Field: "description", Message: fmt.Sprintf("description must be at most %d characters", DescriptionMaxLen)}
 	}
 	return nil
 }
@@ -243,7 +243,7 @@ func renderWebhook(hook *store.Webhook) apitype.Webhook {
 
 // webhookHeaders validates and encrypts the custom headers of a create or
 // update request; nil when the request doesn't set them.
-func (a *API) webhookHeaders(webhookID string, given *map[string]string) (*store.WebhookHeaders, *apiError) {
+func (a *API) webhookHeaders(webhookID string, given *map[string]string) (*store.WebhookHeaders, *Error) {
 	if given == nil {
 		return nil, nil
 	}
@@ -295,7 +295,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 
 // loadWebhook returns the live webhook named by the path, or the error to
 // answer: 404 when it does not exist, is deleted or is another account's.
-func (a *API) loadWebhook(r *http.Request) (*store.Webhook, *apiError) {
+func (a *API) loadWebhook(r *http.Request) (*store.Webhook, *Error) {
 	id, apiErr := pathID(r, ident.Webhook, "webhook")
 	if apiErr != nil {
 		return nil, apiErr
@@ -464,7 +464,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 // checkStandardSecret refuses a switch to the standard scheme while the
 // webhook's current secret is not in the standard form
 // (secret_rotation_required; 404 when there is no such webhook).
-func (a *API) checkStandardSecret(ctx context.Context, id, accountID string) *apiError {
+func (a *API) checkStandardSecret(ctx context.Context, id, accountID string) *Error {
 	hook, err := store.GetWebhookOf(ctx, a.pool, id, accountID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errNotFound("webhook")
@@ -488,7 +488,7 @@ func (a *API) checkStandardSecret(ctx context.Context, id, accountID string) *ap
 }
 
 // firstError is the first of errs that is not nil.
-func firstError(errs ...*apiError) *apiError {
+func firstError(errs ...*Error) *Error {
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -576,7 +576,7 @@ func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	if req.ExpiresIn != nil {
 		d, err := durations.Parse(*req.ExpiresIn)
 		if err != nil || d < 0 || d > RotationOverlapMax {
-			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_duration", Field: "expires_in", Message: "expires_in must be a duration from 0 to 7 days, such as 24h, 90m or 2d"})
+			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_duration", Field: "expires_in", Message: "expires_in must be a duration from 0 to 7 days, such as 24h, 90m or 2d"})
 			return
 		}
 		overlap = d
@@ -633,22 +633,22 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 
 // validationError maps a dispatcher.ValidationError to the API: a data that
 // is not an object is a wrong JSON type (400); the rest are 422.
-func validationError(err error) *apiError {
+func validationError(err error) *Error {
 	var v *dispatcher.ValidationError
 	if !errors.As(err, &v) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: err.Error()}
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: err.Error()}
 	}
 	status := http.StatusUnprocessableEntity
 	if v.Code == "invalid_data" {
 		status = http.StatusBadRequest
 	}
-	return &apiError{Status: status, Code: v.Code, Field: v.Field, Message: v.Message}
+	return &Error{Status: status, Code: v.Code, Field: v.Field, Message: v.Message}
 }
 
 // accountFor resolves the account a request acts on: the body's account_id,
 // or for a key bound to an account, that account when the body names none.
 // A bound key naming another account gets 403.
-func accountFor(r *http.Request, given *string) (string, *apiError) {
+func accountFor(r *http.Request, given *string) (string, *Error) {
 	p := principalFrom(r.Context())
 	accountID := ""
 	if given != nil {
@@ -663,10 +663,10 @@ func accountFor(r *http.Request, given *string) (string, *apiError) {
 	if accountID == dispatcher.NotifyAccount {
 		// webhookd's own notifications: not written or listed through the
 		// account routes (their deliveries are listed by id and replayable).
-		return "", &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_account", Field: "account_id", Message: "account " + dispatcher.NotifyAccount + " is webhookd's own (its notifications)"}
+		return "", &Error{Status: http.StatusUnprocessableEntity, Code: "reserved_account", Field: "account_id", Message: "account " + dispatcher.NotifyAccount + " is webhookd's own (its notifications)"}
 	}
 	if !p.CanAccess(accountID) {
-		return "", &apiError{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
+		return "", &Error{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
 	}
 	return accountID, nil
 }
