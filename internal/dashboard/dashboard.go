@@ -163,6 +163,8 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("GET /dashboard/webhooks/{id}/pause", d.auth(d.confirmPause))
 	mux.Handle("POST /dashboard/webhooks/{id}/pause", d.auth(d.pauseWebhook))
 	mux.Handle("POST /dashboard/webhooks/{id}/resume", d.auth(d.resumeWebhook))
+	mux.Handle("GET /dashboard/webhooks/{id}/fifo/skip", d.auth(d.confirmFIFOSkip))
+	mux.Handle("POST /dashboard/webhooks/{id}/fifo/skip", d.auth(d.skipFIFOHead))
 	mux.Handle("POST /dashboard/deliveries/{id}/replay", d.auth(d.replayDelivery))
 	mux.Handle("GET /dashboard/dead", d.auth(d.dead))
 	mux.Handle("GET /dashboard/dead/replay", d.auth(d.confirmBulkReplay))

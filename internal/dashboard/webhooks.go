@@ -47,6 +47,7 @@ var notices = map[string]string{
 	"paused":    "Webhook paused. New deliveries wait in state paused; nothing is sent or dropped until you resume it.",
 	"resumed":   "Webhook resumed. Its paused deliveries are back on their schedule, the ones due first.",
 	"revoked":   "API key revoked. Anything using it now gets 401.",
+	"skipped":   "Blocked delivery skipped: it stays dead (replaying it sends it outside the order), and the next delivery in line goes.",
 }
 
 func settingsCrumbs(more ...crumb) []crumb {
