@@ -172,6 +172,35 @@ func TestWebhookMutualTLS(t *testing.T) {
 		}
 	})
 
+	// The workers keep each webhook's transport by a digest of its stored
+	// setting: a new certificate through PATCH is presented from the next
+	// attempt on, by deliveries and test sends, and the other webhook
+	// still presents its own.
+	t.Run("PatchReplacesCertificate", func(t *testing.T) {
+		certA2, keyA2 := clientCA.Client(t, "webhook-a2", time.Now().Add(60*24*time.Hour))
+		body, err := json.Marshal(map[string]any{"tls": map[string]string{"client_certificate": string(certA2), "client_key": string(keyA2), "ca_bundle": string(serverCA.PEM)}})
+		require.NoError(t, err)
+		resp := b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + a.ID, body: string(body)})
+		require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+		var got webhookTLSView
+		require.NoError(t, json.Unmarshal(resp.body, &got))
+		require.Equal(t, "CN=webhook-a2,O=Mono test", got.TLS.ClientCertificate.Subject)
+
+		before := len(receiver.Requests())
+		for i := range 3 {
+			resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: fmt.Sprintf(`{"account_id":%q,"type":"mtls_test","data":{"patched":%d}}`, account, i)})
+			require.Equal(t, http.StatusAccepted, resp.status, "%s", resp.body)
+		}
+		require.Eventually(t, func() bool { return len(receiver.Requests()) >= before+6 }, 15*time.Second, 20*time.Millisecond)
+		for _, r := range receiver.Requests()[before:] {
+			require.Equal(t, map[string]string{"/a": "webhook-a2", "/b": "webhook-b"}[r.Path], r.CommonName, "request to %s", r.Path)
+		}
+		resp = b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + a.ID + "/test", body: `{}`})
+		require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+		reqs := receiver.Requests()
+		require.Equal(t, testcert.Request{Path: "/a", CommonName: "webhook-a2"}, reqs[len(reqs)-1])
+	})
+
 	t.Run("PatchRemoves", func(t *testing.T) {
 		resp := b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + a.ID, body: `{"tls":{}}`})
 		require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)

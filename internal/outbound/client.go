@@ -453,8 +453,18 @@ func (c *Client) post(ctx context.Context, rawURL string, header http.Header, bo
 		return urlErrorResult(err)
 	}
 	httpClient := c.httpClient
-	if opts != nil && !opts.TLS.Empty() {
-		t := c.tls.get(opts.TLS)
+	var t *tlsTransport
+	switch {
+	case opts == nil:
+	case !opts.TLS.Empty():
+		t = c.tls.get(opts.TLS)
+	case opts.TLSRef != nil:
+		var res *Result
+		if t, res = c.tls.getRef(opts.TLSRef); res != nil {
+			return res
+		}
+	}
+	if t != nil {
 		switch {
 		case t.err != nil:
 			return &Result{ErrorKind: ErrorKindTLS, ErrorMessage: t.err.Error()}

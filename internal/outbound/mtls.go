@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -174,10 +176,51 @@ type PostOptions struct {
 	// none: the attempt then takes the shared default transport.
 	TLS *TLSMaterial
 
+	// TLSRef, when TLS is nil, names the webhook's TLS material as it is
+	// stored, so that an attempt whose transport is already built neither
+	// opens (decrypts) nor hashes the material (see TLSRef).
+	TLSRef *TLSRef
+
 	// Authorize, when not nil, is called before the request is sent (and
 	// again, with retry true, after a 401) to set its authorization
 	// header. An error fails the attempt with the Result it returns.
 	Authorize func(req *http.Request, retry bool) *Result
+}
+
+// TLSRef names a webhook's TLS material by a digest of the material as it
+// is stored (encrypted), and opens it only when the client has no
+// transport for that digest yet. A change of the material (a new
+// certificate, key or CA bundle, each re-encrypted with a fresh nonce)
+// changes the digest, so the next attempt opens the new material and takes
+// the transport of that; the old transport goes when it has been idle for
+// idleConnTimeout, or when the bound evicts it.
+type TLSRef struct {
+	// ID is TLSRefID of the stored material and what it is bound to.
+	ID [sha256.Size]byte
+	// Load opens the material. A non-nil *Result fails the attempt with
+	// it (nothing is sent); material that sets nothing takes the shared
+	// transport.
+	Load func() (*TLSMaterial, *Result)
+}
+
+// TLSRefID digests the parts that identify a stored TLS setting (the
+// webhook's id, the encryption key's id, the ciphertext, the CA bundle),
+// each length-prefixed so no two lists of parts digest alike.
+func TLSRefID(parts ...[]byte) [sha256.Size]byte {
+	return digestParts(parts...)
+}
+
+func digestParts(parts ...[]byte) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	for _, part := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	return key
 }
 
 // tlsTransports holds one transport, with its own connection pool and TLS
@@ -185,89 +228,165 @@ type PostOptions struct {
 // its PEM): connections and sessions opened with one client certificate are
 // never used for another's requests. Bounded: the least recently used goes
 // when it is full, and any unused for idleConnTimeout is dropped.
+//
+// refs finds a transport by TLSRef.ID without opening the material: each
+// entry is the transport its material was found to need, and goes with
+// that transport. Two refs of the same material (two webhooks with the
+// same certificate) share its transport, as two PostOptions.TLS do.
 type tlsTransports struct {
 	max  int
 	base *http.Transport
 	now  func() time.Time
 
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	m         map[[sha256.Size]byte]*tlsTransport
-	lastSweep time.Time
+	refs      map[[sha256.Size]byte]*tlsTransport
+	lastSweep atomic.Int64 // unix nanoseconds
 }
+
+// maxRefsPerTransport bounds the refs kept per transport: past it (a
+// setting re-uploaded unchanged that often within idleConnTimeout, or
+// that many webhooks with one certificate) the transport's refs are
+// forgotten, and the next attempt of each opens its material again.
+const maxRefsPerTransport = 4096
 
 type tlsTransport struct {
 	client    *http.Client
 	transport *http.Transport
 	notAfter  time.Time // the client certificate's; zero without one
-	lastUsed  time.Time
+	lastUsed  atomic.Int64
 	err       error // the material could not be loaded
+
+	key     [sha256.Size]byte
+	refs    [][sha256.Size]byte // the refs entries that name it; under mu
+	dropped bool                // no longer kept; under mu
 }
 
 func newTLSTransports(base *http.Transport, max int) *tlsTransports {
-	return &tlsTransports{max: max, base: base, now: time.Now, m: make(map[[sha256.Size]byte]*tlsTransport)}
+	return &tlsTransports{max: max, base: base, now: time.Now,
+		m: make(map[[sha256.Size]byte]*tlsTransport), refs: make(map[[sha256.Size]byte]*tlsTransport)}
+}
+
+// getRef returns the transport of the material ref names: the one found
+// for ref.ID before, or else that of the material ref.Load opens (nil
+// with nil *Result: the material sets nothing).
+func (p *tlsTransports) getRef(ref *TLSRef) (*tlsTransport, *Result) {
+	now := p.now()
+	p.sweepIfDue(now)
+	p.mu.RLock()
+	t := p.refs[ref.ID]
+	p.mu.RUnlock()
+	if t != nil {
+		t.lastUsed.Store(now.UnixNano())
+		return t, nil
+	}
+	m, res := ref.Load()
+	if res != nil {
+		return nil, res
+	}
+	if m.Empty() {
+		return nil, nil
+	}
+	t = p.get(m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !t.dropped {
+		if len(t.refs) >= maxRefsPerTransport {
+			p.forgetRefs(t)
+		}
+		if _, ok := p.refs[ref.ID]; !ok {
+			p.refs[ref.ID] = t
+			t.refs = append(t.refs, ref.ID)
+		}
+	}
+	return t, nil
 }
 
 // get returns the transport of m, building it if it has none.
 func (p *tlsTransports) get(m *TLSMaterial) *tlsTransport {
-	h := sha256.New()
-	for _, part := range [][]byte{m.CertificatePEM, m.KeyPEM, m.CABundlePEM} {
-		fmt.Fprintf(h, "%d:", len(part))
-		h.Write(part)
-	}
-	var key [sha256.Size]byte
-	h.Sum(key[:0])
-
+	key := digestParts(m.CertificatePEM, m.KeyPEM, m.CABundlePEM)
 	now := p.now()
+	p.sweepIfDue(now)
+	p.mu.RLock()
+	t := p.m[key]
+	p.mu.RUnlock()
+	if t != nil {
+		t.lastUsed.Store(now.UnixNano())
+		return t
+	}
+	// Built outside the lock (parsing the certificate and key, copying
+	// the roots): a thousand webhooks' first attempts don't queue behind
+	// one another. Two first attempts of one material may both build; the
+	// first kept wins and the other, never used, is dropped.
+	built := p.build(m)
+	built.key = key
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if now.Sub(p.lastSweep) > idleConnTimeout/3 {
-		p.lastSweep = now
-		for k, t := range p.m {
-			if now.Sub(t.lastUsed) > idleConnTimeout {
-				p.drop(k, t)
-			}
-		}
-	}
-	if t, ok := p.m[key]; ok {
-		t.lastUsed = now
+	if t := p.m[key]; t != nil {
+		t.lastUsed.Store(now.UnixNano())
 		return t
 	}
 	if len(p.m) >= p.max {
-		var (
-			oldestKey [sha256.Size]byte
-			oldest    *tlsTransport
-		)
-		for k, t := range p.m {
-			if oldest == nil || t.lastUsed.Before(oldest.lastUsed) {
-				oldestKey, oldest = k, t
+		var oldest *tlsTransport
+		for _, t := range p.m {
+			if oldest == nil || t.lastUsed.Load() < oldest.lastUsed.Load() {
+				oldest = t
 			}
 		}
-		p.drop(oldestKey, oldest)
+		p.drop(oldest)
 	}
-	t := p.build(m)
-	t.lastUsed = now
-	p.m[key] = t
-	return t
+	built.lastUsed.Store(now.UnixNano())
+	p.m[key] = built
+	return built
 }
 
-func (p *tlsTransports) drop(key [sha256.Size]byte, t *tlsTransport) {
-	delete(p.m, key)
+// sweepIfDue drops the transports idle for idleConnTimeout, at most every
+// idleConnTimeout/3.
+func (p *tlsTransports) sweepIfDue(now time.Time) {
+	last := p.lastSweep.Load()
+	if now.UnixNano()-last <= int64(idleConnTimeout/3) || !p.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.m {
+		if now.UnixNano()-t.lastUsed.Load() > int64(idleConnTimeout) {
+			p.drop(t)
+		}
+	}
+}
+
+// drop forgets t and its refs and closes its idle connections; under mu.
+func (p *tlsTransports) drop(t *tlsTransport) {
+	delete(p.m, t.key)
+	p.forgetRefs(t)
+	t.dropped = true
 	if t.transport != nil {
 		t.transport.CloseIdleConnections()
 	}
 }
 
+// forgetRefs removes the refs entries naming t; under mu.
+func (p *tlsTransports) forgetRefs(t *tlsTransport) {
+	for _, id := range t.refs {
+		if p.refs[id] == t {
+			delete(p.refs, id)
+		}
+	}
+	t.refs = nil
+}
+
 // len is how many transports are kept.
 func (p *tlsTransports) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	return len(p.m)
 }
 
 // closeIdle closes the idle connections of every transport.
 func (p *tlsTransports) closeIdle() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	for _, t := range p.m {
 		if t.transport != nil {
 			t.transport.CloseIdleConnections()

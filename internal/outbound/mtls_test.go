@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,6 +165,101 @@ func TestClientMutualTLS(t *testing.T) {
 		// certificate, refused.
 		res := b.client.Post(t.Context(), b.url, nil, []byte(`{}`))
 		require.Equal(t, ErrorKindTLS, res.ErrorKind, res.ErrorMessage)
+	})
+
+	// A TLSRef opens its material once per transport, however many
+	// attempts use it; a changed setting (a new digest) is opened and
+	// presented at its next attempt; two refs with different certificates
+	// each present their own, at once; a ref that can't be opened fails
+	// the attempt with its own result, having dialled nothing.
+	t.Run("Refs", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		type counted struct {
+			ref   *TLSRef
+			loads atomic.Int64
+		}
+		refOf := func(id string, m *TLSMaterial) *counted {
+			c := &counted{}
+			c.ref = &TLSRef{ID: TLSRefID([]byte(id)), Load: func() (*TLSMaterial, *Result) {
+				c.loads.Add(1)
+				return m, nil
+			}}
+			return c
+		}
+		a1 := refOf("hook-a v1", material(b, b.clientCA, "webhook-a", tomorrow))
+		a2 := refOf("hook-a v2", material(b, b.clientCA, "webhook-a2", tomorrow))
+		c := refOf("hook-c", material(b, b.clientCA, "webhook-c", tomorrow))
+		post := func(r *counted) *Result {
+			return b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLSRef: r.ref})
+		}
+		for range 5 {
+			require.True(t, post(a1).Succeeded())
+		}
+		require.Equal(t, int64(1), a1.loads.Load(), "opened once")
+		require.Equal(t, []string{"webhook-a", "webhook-a", "webhook-a", "webhook-a", "webhook-a"}, b.receiver.CommonNames())
+
+		// The webhook's setting changes: its new digest is opened, and
+		// every attempt after presents the new certificate.
+		for range 3 {
+			require.True(t, post(a2).Succeeded())
+		}
+		require.Equal(t, int64(1), a2.loads.Load())
+		require.Equal(t, []string{"webhook-a2", "webhook-a2", "webhook-a2"}, b.receiver.CommonNames()[5:])
+
+		var wg sync.WaitGroup
+		for i := range 20 {
+			r := a2
+			if i%2 == 1 {
+				r = c
+			}
+			wg.Go(func() { require.True(t, post(r).Succeeded()) })
+		}
+		wg.Wait()
+		names := map[string]int{}
+		for _, cn := range b.receiver.CommonNames()[8:] {
+			names[cn]++
+		}
+		require.Equal(t, map[string]int{"webhook-a2": 10, "webhook-c": 10}, names)
+		require.Equal(t, int64(1), a2.loads.Load())
+		require.LessOrEqual(t, c.loads.Load(), int64(10), "opened by the first attempts only")
+
+		conns := b.receiver.Conns.Load()
+		failed := &TLSRef{ID: TLSRefID([]byte("hook-d")), Load: func() (*TLSMaterial, *Result) {
+			return nil, &Result{ErrorKind: "secret_unavailable", ErrorMessage: "can't decrypt"}
+		}}
+		res := b.client.PostWith(t.Context(), b.url, nil, []byte(`{}`), &PostOptions{TLSRef: failed})
+		require.Equal(t, "secret_unavailable", res.ErrorKind)
+		require.Equal(t, conns, b.receiver.Conns.Load(), "nothing dialled")
+	})
+
+	// Two refs of the same material share its transport; a transport
+	// evicted takes its refs along, and the next attempt opens the
+	// material again.
+	t.Run("RefsFollowTheirTransport", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		client := newTestClient(t, &Policy{AllowPrivate: true}, &ClientConfig{MaxTLSTransports: 1})
+		ma, mb := material(b, b.clientCA, "a", tomorrow), material(b, b.clientCA, "b", tomorrow)
+		var loads atomic.Int64
+		ref := func(id string, m *TLSMaterial) *PostOptions {
+			return &PostOptions{TLSRef: &TLSRef{ID: TLSRefID([]byte(id)), Load: func() (*TLSMaterial, *Result) {
+				loads.Add(1)
+				return m, nil
+			}}}
+		}
+		require.True(t, client.PostWith(t.Context(), b.url, nil, nil, ref("one", ma)).Succeeded())
+		require.True(t, client.PostWith(t.Context(), b.url, nil, nil, ref("two", ma)).Succeeded())
+		require.Equal(t, 1, client.tls.len(), "one material, one transport")
+		require.Equal(t, int64(2), loads.Load())
+		require.True(t, client.PostWith(t.Context(), b.url, nil, nil, ref("three", mb)).Succeeded())
+		require.Equal(t, 1, client.tls.len())
+		client.tls.mu.RLock()
+		require.Len(t, client.tls.refs, 1, "the evicted transport's refs went with it")
+		client.tls.mu.RUnlock()
+		require.True(t, client.PostWith(t.Context(), b.url, nil, nil, ref("one", ma)).Succeeded())
+		require.Equal(t, int64(4), loads.Load(), "opened again")
+		require.Equal(t, []string{"a", "a", "b", "a"}, b.receiver.CommonNames())
 	})
 
 	t.Run("BoundedTransports", func(t *testing.T) {
