@@ -25,6 +25,22 @@ type MTLSSetup struct {
 	Hooks  []outbound.TLSMaterial
 }
 
+// fanoutDrain is one fan-out drain's outcome.
+type fanoutDrain struct {
+	Throughput
+	// CPU is the user and system CPU the bench process (webhookd's
+	// workers and the receiver, both sides of every TLS handshake) used
+	// from the workers' start until every delivery was recorded.
+	CPU time.Duration
+	// Conns is how many connections the receiver accepted.
+	Conns int64
+}
+
+// CPUPerDelivery is CPU ÷ deliveries.
+func (d *fanoutDrain) CPUPerDelivery() time.Duration {
+	return d.CPU / time.Duration(max(d.Deliveries, 1))
+}
+
 // drainFanout inserts events events of one account with hooks webhooks on
 // one receiver (so events × hooks deliveries) with the workers stopped,
 // then starts them and times until every delivery has succeeded. With
@@ -32,7 +48,7 @@ type MTLSSetup struct {
 // each webhook presents its own (a transport and TLS session cache per
 // webhook); without, it is plain HTTP on the shared transport, the drain
 // scenario's path.
-func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSetup) (*Throughput, error) {
+func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSetup) (*fanoutDrain, error) {
 	s, err := e.newStage(ctx, ScenarioDrain, 1)
 	if err != nil {
 		return nil, err
@@ -80,12 +96,16 @@ func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSet
 		return nil, err
 	}
 	total := hooks * events
+	cpu0, err := processCPU()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	deadline := start.Add(e.cfg.Timeout)
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	s.progress("workers started: draining %s deliveries to %d webhooks (mutual TLS: %t)", count(total), hooks, setup != nil)
+	s.progress("workers started: draining %s deliveries to %d webhooks over %s (client certificates: %t)", count(total), hooks, scheme, setup != nil && len(setup.Hooks) > 0 && len(setup.Hooks[0].CertificatePEM) > 0)
 	if err := s.waitAnswered(ctx, recv, total, deadline); err != nil {
 		return nil, err
 	}
@@ -96,7 +116,12 @@ func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSet
 	if err != nil {
 		return nil, err
 	}
-	out := &Throughput{Deliveries: total, Elapsed: time.Since(start)}
+	out := &fanoutDrain{Throughput: Throughput{Deliveries: total, Elapsed: time.Since(start)}, Conns: cs.accepted.Load()}
+	cpu1, err := processCPU()
+	if err != nil {
+		return nil, err
+	}
+	out.CPU = cpu1 - cpu0
 	if out.Snoozes, err = s.snoozes(ctx); err != nil {
 		return nil, err
 	}

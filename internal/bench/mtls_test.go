@@ -2,6 +2,9 @@ package bench
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"fmt"
 	"os"
@@ -17,11 +20,15 @@ import (
 )
 
 // TestDrainMTLS drains a fan-out backlog (one account, many webhooks on one
-// receiver) twice: plain HTTP on the shared transport, and mutual TLS with
+// receiver) three times: plain HTTP on the shared transport, HTTPS (every
+// webhook with the same CA bundle, so one transport), and mutual TLS with
 // a client certificate per webhook (so a transport and TLS session cache
 // per webhook); River's reference from the same run comes first. Tiny by
 // default (a smoke test); WEBHOOKD_BENCH_MTLS_HOOKS and
 // WEBHOOKD_BENCH_MTLS_EVENTS size a measurement (BENCHMARKS.md).
+// WEBHOOKD_BENCH_MTLS_KEY picks the client certificates' key: ecdsa
+// (P-256, the default) or rsa (RSA-2048; one key certified under every
+// webhook's name, since generating a thousand takes minutes).
 func TestDrainMTLS(t *testing.T) {
 	hooks, events := envSize(t, "WEBHOOKD_BENCH_MTLS_HOOKS", 20), envSize(t, "WEBHOOKD_BENCH_MTLS_EVENTS", 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -31,8 +38,23 @@ func TestDrainMTLS(t *testing.T) {
 
 	serverCA, clientCA := testcert.NewCA(t, "receiver CA"), testcert.NewCA(t, "client CA")
 	setup := &MTLSSetup{Server: testcert.ServerConfig(t, serverCA, clientCA)}
+	var rsaKey crypto.Signer
+	switch kind := os.Getenv("WEBHOOKD_BENCH_MTLS_KEY"); kind {
+	case "", "ecdsa":
+	case "rsa":
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		require.NoError(t, err)
+		rsaKey = key
+	default:
+		t.Fatalf("WEBHOOKD_BENCH_MTLS_KEY=%q: want ecdsa or rsa", kind)
+	}
 	for i := range hooks {
-		c, k := clientCA.Client(t, fmt.Sprintf("webhook-%d", i), time.Now().Add(24*time.Hour))
+		var c, k []byte
+		if rsaKey != nil {
+			c, k = clientCA.ClientWithKey(t, fmt.Sprintf("webhook-%d", i), time.Now().Add(24*time.Hour), rsaKey)
+		} else {
+			c, k = clientCA.Client(t, fmt.Sprintf("webhook-%d", i), time.Now().Add(24*time.Hour))
+		}
 		setup.Hooks = append(setup.Hooks, outbound.TLSMaterial{CertificatePEM: c, KeyPEM: k, CABundlePEM: serverCA.PEM})
 	}
 
@@ -47,9 +69,15 @@ func TestDrainMTLS(t *testing.T) {
 	require.NoError(t, err)
 	mtls, err := e.drainFanout(ctx, hooks, events, setup)
 	require.NoError(t, err)
-	t.Logf("%d webhooks × %d events: River reference %.0f/s; plain HTTP %.0f/s (%s); HTTPS, one shared transport %.0f/s (%s); mutual TLS, a transport per webhook %.0f/s (%s): %.0f%% of HTTPS, %.0f%% of plain",
-		hooks, events, ref.PerSecond(), plain.PerSecond(), plain.Elapsed.Round(time.Millisecond), https.PerSecond(), https.Elapsed.Round(time.Millisecond),
-		mtls.PerSecond(), mtls.Elapsed.Round(time.Millisecond), 100*mtls.PerSecond()/https.PerSecond(), 100*mtls.PerSecond()/plain.PerSecond())
+	line := func(d *fanoutDrain) string {
+		return fmt.Sprintf("%.0f/s (%.2f of River, %s, %d connections, %.0f µs CPU per delivery)", d.PerSecond(), d.PerSecond()/ref.PerSecond(),
+			d.Elapsed.Round(time.Millisecond), d.Conns, float64(d.CPUPerDelivery().Nanoseconds())/1e3)
+	}
+	t.Logf("%d webhooks × %d events: River reference %.0f/s; plain HTTP %s; HTTPS, one shared transport %s; mutual TLS, a transport per webhook %s",
+		hooks, events, ref.PerSecond(), line(plain), line(https), line(mtls))
+	t.Logf("mutual TLS ÷ HTTPS: throughput %.2f, CPU per delivery %.2f; mutual TLS ÷ plain: throughput %.2f, CPU per delivery %.2f",
+		mtls.PerSecond()/https.PerSecond(), float64(mtls.CPUPerDelivery())/float64(https.CPUPerDelivery()),
+		mtls.PerSecond()/plain.PerSecond(), float64(mtls.CPUPerDelivery())/float64(plain.CPUPerDelivery()))
 }
 
 // envSize is the whole number in the environment variable name, or def

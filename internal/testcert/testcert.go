@@ -4,6 +4,7 @@
 package testcert
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -69,10 +70,24 @@ func (ca *CA) Server(t testing.TB) (certPEM, keyPEM []byte) {
 	return ca.issue(t, "receiver", true, time.Now().Add(24*time.Hour))
 }
 
+// ClientWithKey is Client with a key the caller gives (an RSA one, say:
+// generating an RSA-2048 key takes tens of milliseconds, so a test that
+// wants many RSA certificates makes one key and has it certified under
+// many names).
+func (ca *CA) ClientWithKey(t testing.TB, cn string, notAfter time.Time, key crypto.Signer) (certPEM, keyPEM []byte) {
+	t.Helper()
+	return ca.issueFor(t, cn, false, notAfter, key)
+}
+
 func (ca *CA) issue(t testing.TB, cn string, server bool, notAfter time.Time) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
+	return ca.issueFor(t, cn, server, notAfter, key)
+}
+
+func (ca *CA) issueFor(t testing.TB, cn string, server bool, notAfter time.Time, key crypto.Signer) (certPEM, keyPEM []byte) {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1)),
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Mono test"}},
@@ -86,7 +101,7 @@ func (ca *CA) issue(t testing.TB, cn string, server bool, notAfter time.Time) (c
 		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.2")}
 		tmpl.DNSNames = []string{"hooks.example.test"}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	require.NoError(t, err)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	require.NoError(t, err)
