@@ -45,7 +45,23 @@ type KeyCreate struct {
 // key keeps working: a Go duration ("90m") or whole days ("2d"), 0 to 7
 // days. Absent or null: 1h.
 type KeyRotate struct {
+	// ID is the key to rotate: the path's {id}, not a body field.
+	ID    string  `json:"-"`
 	Grace *string `json:"grace,omitempty"`
+}
+
+// KeyList is the query of GET /v1/keys: every key, or one account's
+// (AccountID), a page of Limit (0: the default, 100) from Cursor (a
+// previous page's next_cursor).
+type KeyList struct {
+	AccountID string `json:"account_id,omitempty"`
+	Cursor    string `json:"cursor,omitempty"`
+	Limit     int    `json:"limit,omitempty"`
+}
+
+// KeyRevoke names the key of DELETE /v1/keys/{id}: the path's {id}.
+type KeyRevoke struct {
+	ID string `json:"id"`
 }
 
 // KeyRotated is the answer of POST /v1/keys/{id}/rotate: the new key, with

@@ -27,7 +27,8 @@ const keysUsage = `Usage:
   webhookd keys rotate -id KEY_ID [-grace 1h] [-json]
 
 They work straight on the database (DATABASE_URL or -database-url), so the
-first key can be made before anything else runs. 'create' and 'rotate'
+first key can be made before anything else runs: they call the API's own
+operations, with the API's rules, as the operator (an admin). 'create' and 'rotate'
 print the key once: only its hash is stored. 'rotate' makes a new key with
 the same scope and account; the old one keeps working for -grace (0 to 7d,
 default 1h), then gets 401.
@@ -53,6 +54,36 @@ func runKeys(ctx context.Context, args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("keys: unknown subcommand %q\n\n%s", sub, keysUsage)
 	}
+}
+
+// keysAPI is the API's operations on databaseURL (keysDatabase), called
+// as admin.OperatorPrincipal: whoever holds DATABASE_URL is the operator,
+// with every power of the bootstrap admin key. Close the pool when done.
+func keysAPI(ctx context.Context, databaseURL string) (*admin.API, *pgxpool.Pool, error) {
+	pool, err := keysDatabase(ctx, databaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := admin.NewOperator(pool, nil)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return api, pool, nil
+}
+
+// opFailed words an operation's unexpected error (a 500 or 503 whose
+// cause is the database's error) as "error <doing>: <cause>"; any other
+// refusal by its message, after cmd.
+func opFailed(cmd, doing string, err error) error {
+	var e *admin.Error
+	if errors.As(err, &e) && e.Status < 500 {
+		return fmt.Errorf("%s: %s", cmd, e.Message)
+	}
+	if cause := errors.Unwrap(err); cause != nil {
+		err = cause
+	}
+	return fmt.Errorf("error %s: %w", doing, err)
 }
 
 // keysDatabase connects to the database flag's value and checks that its
@@ -100,17 +131,17 @@ func runKeysCreate(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return err
 	}
-	pool, err := keysDatabase(ctx, *databaseURL)
+	api, pool, err := keysAPI(ctx, *databaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	created, err := admin.CreateKey(ctx, pool, params, time.Now())
+	created, err := api.CreateKey(ctx, admin.OperatorPrincipal(), &apitype.KeyCreate{Scope: params.Scope, AccountID: params.AccountID, Description: params.Description})
 	if err != nil {
-		return err
+		return opFailed("keys create", "creating key", err)
 	}
 	if *asJSON {
-		return printJSON(out, created.View())
+		return printJSON(out, created)
 	}
 	account := "every account"
 	if created.AccountID != nil {
@@ -128,38 +159,32 @@ func runKeysList(ctx context.Context, args []string, out io.Writer) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	var accountID *string
 	if *account != "" {
 		if err := dispatcher.ValidateAccountID(*account); err != nil {
 			return fmt.Errorf("keys list: -account: %w", err)
 		}
-		accountID = account
 	}
-	pool, err := keysDatabase(ctx, *databaseURL)
+	api, pool, err := keysAPI(ctx, *databaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
-	var keys []*store.APIKey
-	for before := ""; ; {
-		page, err := store.ListAPIKeys(ctx, pool, accountID, before, admin.LimitMax)
+	keys := []apitype.Key{}
+	for req := (apitype.KeyList{AccountID: *account, Limit: admin.LimitMax}); ; {
+		page, err := api.ListKeys(ctx, admin.OperatorPrincipal(), &req)
 		if err != nil {
-			return fmt.Errorf("error listing keys: %w", err)
+			return opFailed("keys list", "listing keys", err)
 		}
-		keys = append(keys, page...)
-		if len(page) < admin.LimitMax {
+		keys = append(keys, page.Data...)
+		if page.NextCursor == "" {
 			break
 		}
-		before = page[len(page)-1].ID
+		req.Cursor = page.NextCursor
 	}
 
 	if *asJSON {
-		rows := make([]apitype.Key, len(keys))
-		for i, k := range keys {
-			rows[i] = admin.NewKeyView(k)
-		}
-		return printJSON(out, rows)
+		return printJSON(out, keys)
 	}
 	if len(keys) == 0 {
 		fmt.Fprintln(out, "no API keys")
@@ -193,25 +218,20 @@ func runKeysRevoke(ctx context.Context, args []string, out io.Writer) error {
 	if err := ident.Check(ident.Key, id); err != nil {
 		return fmt.Errorf("keys revoke: %q is not a key id: it %w", id, err)
 	}
-	pool, err := keysDatabase(ctx, *databaseURL)
+	api, pool, err := keysAPI(ctx, *databaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	revoked, err := store.RevokeAPIKey(ctx, pool, id, time.Now().UTC())
-	if err != nil {
-		return fmt.Errorf("error revoking key %s: %w", id, err)
-	}
-	if !revoked {
-		k, err := store.GetAPIKey(ctx, pool, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("keys revoke: no API key %s", id)
-		case err != nil:
-			return fmt.Errorf("error loading key %s: %w", id, err)
-		default:
-			return fmt.Errorf("keys revoke: API key %s was already revoked at %s", id, k.RevokedAt.UTC().Format(time.RFC3339))
-		}
+	_, err = api.RevokeKey(ctx, admin.OperatorPrincipal(), &apitype.KeyRevoke{ID: id})
+	var already *admin.KeyRevokedError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("keys revoke: no API key %s", id)
+	case errors.As(err, &already):
+		return fmt.Errorf("keys revoke: API key %s was already revoked at %s", id, already.At.UTC().Format(time.RFC3339))
+	case err != nil:
+		return opFailed("keys revoke", "revoking key "+id, err)
 	}
 	fmt.Fprintf(out, "Revoked API key %s: requests with it now get 401.\n", id)
 	return nil
@@ -232,20 +252,19 @@ func runKeysRotate(ctx context.Context, args []string, out io.Writer) error {
 	if err := ident.Check(ident.Key, *id); err != nil {
 		return fmt.Errorf("keys rotate: -id: %q is not a key id: it %w", *id, err)
 	}
-	grace, err := admin.ParseKeyGrace(*graceRaw)
-	if err != nil {
+	if _, err := admin.ParseKeyGrace(*graceRaw); err != nil {
 		var v *dispatcher.ValidationError
 		if errors.As(err, &v) {
 			return fmt.Errorf("keys rotate: -grace: %s", v.Message)
 		}
 		return err
 	}
-	pool, err := keysDatabase(ctx, *databaseURL)
+	api, pool, err := keysAPI(ctx, *databaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rotated, err := admin.RotateKey(ctx, pool, *id, grace, time.Now())
+	rotated, err := api.RotateKey(ctx, admin.OperatorPrincipal(), &apitype.KeyRotate{ID: *id, Grace: graceRaw})
 	var conflict *admin.KeyConflictError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -253,10 +272,10 @@ func runKeysRotate(ctx context.Context, args []string, out io.Writer) error {
 	case errors.As(err, &conflict):
 		return fmt.Errorf("keys rotate: %s", conflict.Message)
 	case err != nil:
-		return fmt.Errorf("error rotating key %s: %w", *id, err)
+		return opFailed("keys rotate", "rotating key "+*id, err)
 	}
 	if *asJSON {
-		return printJSON(out, rotated.View())
+		return printJSON(out, rotated)
 	}
 	account := "every account"
 	if rotated.AccountID != nil {
@@ -264,7 +283,7 @@ func runKeysRotate(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "%s\n\nRotated API key %s to %s (scope %s, %s).\nThe key above is shown only this once: store it now.\n"+
 		"The old key works until %s, then gets 401.\n",
-		rotated.Key, *id, rotated.ID, rotated.Scope, account, rotated.Old.ExpiresAt.UTC().Format(time.RFC3339))
+		rotated.Key.Key, *id, rotated.ID, rotated.Scope, account, rotated.OldKeyExpiresAt.UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/batch"
 	"github.com/mono/webhookd/internal/catalogue"
@@ -168,6 +170,24 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 	if pool == nil || enqueuer == nil || keys == nil {
 		return nil, errors.New("admin.New: pool, enqueuer and keys are required")
 	}
+	return newAPI(pool, enqueuer, keys, cfg), nil
+}
+
+// NewOperator returns the API on pool for webhookd's operator commands
+// (`webhookd keys`), which call its typed operations in process as
+// OperatorPrincipal and serve no routes. It has no enqueuer and no
+// keyring: only the operations that need neither may be called on it
+// (the keys family so far).
+func NewOperator(pool *pgxpool.Pool, cfg *Config) (*API, error) {
+	if pool == nil {
+		return nil, errors.New("admin.NewOperator: pool is required")
+	}
+	return newAPI(pool, nil, nil, cfg), nil
+}
+
+// newAPI is New without its checks: NewOperator's API has no enqueuer
+// and no keyring.
+func newAPI(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyring, cfg *Config) *API {
 	if cfg == nil {
 		cfg = &Config{}
 	}
@@ -196,7 +216,7 @@ func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyrin
 		a.adminKey = sha256.Sum256([]byte(cfg.BootstrapAdminKey))
 		a.hasAdmin = true
 	}
-	return a, nil
+	return a
 }
 
 // route is one entry of the API's route list: a method and a path pattern
@@ -207,6 +227,17 @@ type route struct {
 	pattern string
 	scopes  []string
 	handler http.HandlerFunc
+	// op is the typed operation behind handler (opRoute), nil for a route
+	// not yet converted: its scope and rate limit are then checked here
+	// (auth, withRateLimit) rather than by the operation (admit).
+	op *opSpec
+}
+
+// opRoute is the route of a typed operation op: its method, pattern and
+// scopes are op's, and handler is its JSON adapter (handle).
+func opRoute(op *opSpec, handler http.HandlerFunc) route {
+	method, pattern, _ := strings.Cut(op.route, " ")
+	return route{method: method, pattern: pattern, scopes: op.scopes, handler: handler, op: op}
 }
 
 // routes is every route the API serves, in one list that Handler registers
@@ -214,40 +245,40 @@ type route struct {
 // each).
 func (a *API) routes() []route {
 	return []route{
-		{"GET", "/healthz", nil, a.healthz},
-		{"GET", "/readyz", nil, a.readyz},
-		{"GET", "/v1/openapi.json", nil, serveOpenAPI},
-		{"GET", "/docs", nil, serveDocs},
-		{"POST", "/v1/webhooks", scopesAccount, a.createWebhook},
-		{"GET", "/v1/webhooks", scopesAccount, a.listWebhooks},
-		{"GET", "/v1/webhooks/{id}", scopesAccount, a.getWebhook},
-		{"GET", "/v1/webhooks/{id}/secret", scopesAccount, a.revealSecret},
-		{"GET", "/v1/webhooks/{id}/health", scopesAccount, a.getWebhookHealth},
-		{"PATCH", "/v1/webhooks/{id}", scopesAccount, a.updateWebhook},
-		{"DELETE", "/v1/webhooks/{id}", scopesAccount, a.deleteWebhook},
-		{"POST", "/v1/webhooks/{id}/test", scopesAccount, a.sendTest},
-		{"POST", "/v1/webhooks/{id}/rotate-secret", scopesAccount, a.rotateSecret},
-		{"POST", "/v1/webhooks/{id}/fifo/skip", scopesAccount, a.skipFIFOHead},
-		{"POST", "/v1/events", scopesEvents, a.createEvent},
-		{"POST", "/v1/events/batch", scopesEvents, a.createEventBatch},
-		{"GET", "/v1/events", scopesAccount, a.findEvent},
-		{"GET", "/v1/events/{id}", scopesAccount, a.getEvent},
-		{"POST", "/v1/keys", scopesAdmin, a.createKey},
-		{"GET", "/v1/keys", scopesAdmin, a.listKeys},
-		{"DELETE", "/v1/keys/{id}", scopesAdmin, a.revokeKey},
-		{"POST", "/v1/keys/{id}/rotate", scopesAdmin, a.rotateKey},
-		{"POST", "/v1/portal-links", scopesPortal, a.createPortalLink},
-		{"DELETE", "/v1/portal-links", scopesPortal, a.revokePortalLinks},
-		{"GET", "/v1/deliveries", scopesAccount, a.listDeliveries},
-		{"GET", "/v1/deliveries/{id}", scopesAccount, a.getDelivery},
-		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery},
-		{"POST", "/v1/deliveries/replay", scopesAccount, a.replayDeliveries},
-		{"GET", "/v1/replays/{id}", scopesAccount, a.getReplayBatch},
-		{"GET", "/v1/limits", scopesAccount, a.getLimits},
-		{"GET", "/v1/event-types", scopesEvents, a.listEventTypes},
-		{"GET", "/v1/event-types/{type}", scopesEvents, a.getEventType},
-		{"POST", "/v1/event-types", scopesAdmin, a.createEventType},
-		{"PATCH", "/v1/event-types/{type}", scopesAdmin, a.updateEventType},
+		{"GET", "/healthz", nil, a.healthz, nil},
+		{"GET", "/readyz", nil, a.readyz, nil},
+		{"GET", "/v1/openapi.json", nil, serveOpenAPI, nil},
+		{"GET", "/docs", nil, serveDocs, nil},
+		{"POST", "/v1/webhooks", scopesAccount, a.createWebhook, nil},
+		{"GET", "/v1/webhooks", scopesAccount, a.listWebhooks, nil},
+		{"GET", "/v1/webhooks/{id}", scopesAccount, a.getWebhook, nil},
+		{"GET", "/v1/webhooks/{id}/secret", scopesAccount, a.revealSecret, nil},
+		{"GET", "/v1/webhooks/{id}/health", scopesAccount, a.getWebhookHealth, nil},
+		{"PATCH", "/v1/webhooks/{id}", scopesAccount, a.updateWebhook, nil},
+		{"DELETE", "/v1/webhooks/{id}", scopesAccount, a.deleteWebhook, nil},
+		{"POST", "/v1/webhooks/{id}/test", scopesAccount, a.sendTest, nil},
+		{"POST", "/v1/webhooks/{id}/rotate-secret", scopesAccount, a.rotateSecret, nil},
+		{"POST", "/v1/webhooks/{id}/fifo/skip", scopesAccount, a.skipFIFOHead, nil},
+		{"POST", "/v1/events", scopesEvents, a.createEvent, nil},
+		{"POST", "/v1/events/batch", scopesEvents, a.createEventBatch, nil},
+		{"GET", "/v1/events", scopesAccount, a.findEvent, nil},
+		{"GET", "/v1/events/{id}", scopesAccount, a.getEvent, nil},
+		opRoute(opCreateKey, handle(a, http.StatusCreated, decodeBody[apitype.KeyCreate], a.CreateKey)),
+		opRoute(opListKeys, handle(a, http.StatusOK, decodeKeyList, a.ListKeys)),
+		opRoute(opRevokeKey, handle(a, http.StatusNoContent, decodeKeyRevoke, a.RevokeKey)),
+		opRoute(opRotateKey, handle(a, http.StatusCreated, decodeKeyRotate, a.RotateKey)),
+		{"POST", "/v1/portal-links", scopesPortal, a.createPortalLink, nil},
+		{"DELETE", "/v1/portal-links", scopesPortal, a.revokePortalLinks, nil},
+		{"GET", "/v1/deliveries", scopesAccount, a.listDeliveries, nil},
+		{"GET", "/v1/deliveries/{id}", scopesAccount, a.getDelivery, nil},
+		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery, nil},
+		{"POST", "/v1/deliveries/replay", scopesAccount, a.replayDeliveries, nil},
+		{"GET", "/v1/replays/{id}", scopesAccount, a.getReplayBatch, nil},
+		{"GET", "/v1/limits", scopesAccount, a.getLimits, nil},
+		{"GET", "/v1/event-types", scopesEvents, a.listEventTypes, nil},
+		{"GET", "/v1/event-types/{type}", scopesEvents, a.getEventType, nil},
+		{"POST", "/v1/event-types", scopesAdmin, a.createEventType, nil},
+		{"PATCH", "/v1/event-types/{type}", scopesAdmin, a.updateEventType, nil},
 	}
 }
 
@@ -260,7 +291,12 @@ func (a *API) Handler() http.Handler {
 		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
 			h = a.withBodyBudget(bodyLimit(rt), h)
 		}
-		if rt.scopes != nil {
+		switch {
+		case rt.op != nil:
+			// Authentication here; scope and rate limit are the
+			// operation's (admitting runs its admit before the body).
+			h = a.auth(nil, a.admitting(rt.op, h).ServeHTTP)
+		case rt.scopes != nil:
 			h = a.auth(rt.scopes, a.withRateLimit(rt, h).ServeHTTP)
 		}
 		mux.Handle(rt.method+" "+rt.pattern, a.withAcceptSpan(rt, h))

@@ -52,6 +52,8 @@ var (
 // auth requires a valid, unrevoked, unexpired API key whose scope is one of
 // scopes, and puts its Principal in the request context. No key or an
 // unknown, revoked or expired one → 401; a key of the wrong scope → 403.
+// With scopes nil it only authenticates: a typed operation's route, whose
+// scopes the operation checks (admit).
 func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The scheme is case-insensitive (RFC 7235, section 2.1).
@@ -77,7 +79,7 @@ func (a *API) auth(scopes []string, next http.HandlerFunc) http.Handler {
 			})
 			return
 		}
-		allowed := false
+		allowed := scopes == nil
 		for _, s := range scopes {
 			allowed = allowed || s == p.Scope
 		}

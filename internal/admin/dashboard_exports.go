@@ -61,10 +61,11 @@ func WithPage(ctx context.Context) context.Context {
 	return context.WithValue(ctx, pageKey{}, &frontPage{})
 }
 
-// pageCharged reports whether r is an in-process call of a page already
-// charged, and marks the page charged otherwise.
-func pageCharged(r *http.Request) bool {
-	pg, ok := r.Context().Value(pageKey{}).(*frontPage)
+// pageChargedCtx reports whether ctx is that of an in-process call of a
+// page already charged (an HTTP request's, or an operation's), and marks
+// the page charged otherwise.
+func pageChargedCtx(ctx context.Context) bool {
+	pg, ok := ctx.Value(pageKey{}).(*frontPage)
 	return ok && pg.charged.Swap(true)
 }
 
@@ -82,13 +83,16 @@ func (a *API) InProcessHandler() http.Handler {
 			continue
 		}
 		scopes, handler := rt.scopes, a.withRateLimit(rt, a.withBatchIntake(rt, rt.handler)).ServeHTTP
+		if rt.op != nil {
+			scopes, handler = nil, a.admitting(rt.op, rt.handler).ServeHTTP
+		}
 		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			p := principalFrom(r.Context())
 			if p == nil {
 				writeError(w, &Error{Status: http.StatusUnauthorized, Code: "missing_api_key", Message: "no authenticated principal"})
 				return
 			}
-			if !slices.Contains(scopes, p.Scope) {
+			if scopes != nil && !slices.Contains(scopes, p.Scope) {
 				writeError(w, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
 				return
 			}

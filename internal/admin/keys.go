@@ -69,10 +69,10 @@ func (p *KeyParams) Check() error {
 	return nil
 }
 
-// CreateKey checks p (before any SQL) and stores a new key on db. A
-// *dispatcher.ValidationError names the field at fault. The API's POST
-// /v1/keys and `webhookd keys create` both make keys with it.
-func CreateKey(ctx context.Context, db store.DB, p *KeyParams, now time.Time) (*CreatedKey, error) {
+// insertKey checks p (before any SQL) and stores a new key on db. A
+// *dispatcher.ValidationError names the field at fault. The operation
+// CreateKey makes keys with it.
+func insertKey(ctx context.Context, db store.DB, p *KeyParams, now time.Time) (*CreatedKey, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
@@ -118,75 +118,122 @@ func (c *CreatedKey) View() apitype.Key {
 	return v
 }
 
-func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
-	var req apitype.KeyCreate
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+// The keys family's operations: POST /v1/keys, GET /v1/keys, DELETE
+// /v1/keys/{id} and POST /v1/keys/{id}/rotate, for admin keys only. The
+// JSON API (routes), the dashboard (Settings › API keys) and `webhookd
+// keys` (as OperatorPrincipal) all call them.
+var (
+	opCreateKey = &opSpec{route: "POST /v1/keys", scopes: scopesAdmin, budget: budgetManagement}
+	opListKeys  = &opSpec{route: "GET /v1/keys", scopes: scopesAdmin, budget: budgetManagement}
+	opRevokeKey = &opSpec{route: "DELETE /v1/keys/{id}", scopes: scopesAdmin, budget: budgetManagement}
+	opRotateKey = &opSpec{route: "POST /v1/keys/{id}/rotate", scopes: scopesAdmin, budget: budgetManagement}
+)
+
+// CreateKey makes an API key (POST /v1/keys): the answer holds the key
+// itself, the only time it is shown. A field that breaks the scope rules
+// (KeyParams.Check) is a 422 naming it.
+func (a *API) CreateKey(ctx context.Context, p *Principal, req *apitype.KeyCreate) (*apitype.Key, error) {
+	if e := a.admit(ctx, p, opCreateKey); e != nil {
+		return nil, e
 	}
-	created, err := CreateKey(r.Context(), a.pool, &KeyParams{Scope: req.Scope, AccountID: req.AccountID, Description: req.Description}, a.now())
+	created, err := insertKey(ctx, a.pool, &KeyParams{Scope: req.Scope, AccountID: req.AccountID, Description: req.Description}, a.now())
 	var v *dispatcher.ValidationError
 	if errors.As(err, &v) {
-		writeError(w, validationError(err))
-		return
+		return nil, validationError(err)
 	}
 	if err != nil {
-		a.logger.Error("error creating API key", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error creating API key", err)
 	}
 	a.logger.Info("API key created", zap.String("key_id", created.ID), zap.String("scope", created.Scope),
-		zap.Stringp("account_id", created.AccountID), zap.String("by_key_id", keyName(principalFrom(r.Context()))))
-	writeJSON(w, http.StatusCreated, created.View())
+		zap.Stringp("account_id", created.AccountID), zap.String("by_key_id", keyName(p)))
+	view := created.View()
+	return &view, nil
 }
 
-func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
-	q, pg, apiErr := listQuery(r, ident.Key, "account_id")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// ListKeys is a page of the API keys (GET /v1/keys), newest first: every
+// account's, or req.AccountID's.
+func (a *API) ListKeys(ctx context.Context, p *Principal, req *apitype.KeyList) (*apitype.Page[apitype.Key], error) {
+	if e := a.admit(ctx, p, opListKeys); e != nil {
+		return nil, e
+	}
+	pg, e := pageOf(req.Limit, req.Cursor, ident.Key)
+	if e != nil {
+		return nil, e
 	}
 	var accountID *string
-	if given := q.Get("account_id"); given != "" {
+	if given := req.AccountID; given != "" {
 		if err := dispatcher.ValidateAccountID(given); err != nil {
-			writeError(w, validationError(err))
-			return
+			return nil, validationError(err)
 		}
 		accountID = &given
 	}
-	keys, err := store.ListAPIKeys(r.Context(), a.pool, accountID, pg.before, pg.limit+1)
+	keys, err := store.ListAPIKeys(ctx, a.pool, accountID, pg.before, pg.limit+1)
 	if err != nil {
-		a.logger.Error("error listing API keys", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error listing API keys", err)
 	}
 	rows := make([]apitype.Key, len(keys))
 	for i, k := range keys {
 		rows[i] = NewKeyView(k)
 	}
-	writeJSON(w, http.StatusOK, newPage(rows, pg, func(k apitype.Key) string { return k.ID }))
+	page := newPage(rows, pg, func(k apitype.Key) string { return k.ID })
+	return &page, nil
 }
 
-// revokeKey revokes a key for good: from then on it gets 401.
-func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Key, "API key")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// decodeKeyList reads GET /v1/keys's query: limit, cursor, account_id.
+func decodeKeyList(_ http.ResponseWriter, r *http.Request, req *apitype.KeyList) *Error {
+	q, pg, e := listQuery(r, ident.Key, "account_id")
+	if e != nil {
+		return e
 	}
-	revoked, err := store.RevokeAPIKey(r.Context(), a.pool, id, a.now().UTC())
+	req.AccountID, req.Cursor, req.Limit = q.Get("account_id"), q.Get("cursor"), pg.limit
+	return nil
+}
+
+// KeyRevokedError is the cause (errors.As on the *Error) of a 404 from
+// RevokeKey for a key that exists but was revoked already; an unknown
+// key's cause is store.ErrNotFound. The API answers both alike.
+type KeyRevokedError struct{ At time.Time }
+
+func (e *KeyRevokedError) Error() string {
+	return "API key already revoked at " + e.At.UTC().Format(time.RFC3339)
+}
+
+// RevokeKey revokes a key for good (DELETE /v1/keys/{id}): from then on it
+// gets 401. Unknown or already revoked: 404.
+func (a *API) RevokeKey(ctx context.Context, p *Principal, req *apitype.KeyRevoke) (*NoContent, error) {
+	if e := a.admit(ctx, p, opRevokeKey); e != nil {
+		return nil, e
+	}
+	id := req.ID
+	if e := checkID(id, ident.Key, "API key"); e != nil {
+		return nil, e
+	}
+	revoked, err := store.RevokeAPIKey(ctx, a.pool, id, a.now().UTC())
 	a.keyCache.forget(id)
 	if err != nil {
-		a.logger.Error("error revoking API key", zap.String("key_id", id), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error revoking API key", err, zap.String("key_id", id))
 	}
 	if !revoked {
-		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found, or already revoked"})
-		return
+		e := &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found, or already revoked"}
+		// Which of the two, for the callers in process that say it (the
+		// CLI); the answer is the same.
+		switch k, err := store.GetAPIKey(ctx, a.pool, id); {
+		case err != nil:
+			e.cause = err
+		case k.RevokedAt != nil:
+			e.cause = &KeyRevokedError{At: *k.RevokedAt}
+		}
+		return nil, e
 	}
-	a.logger.Info("API key revoked", zap.String("key_id", id), zap.String("by_key_id", keyName(principalFrom(r.Context()))))
-	w.WriteHeader(http.StatusNoContent)
+	a.logger.Info("API key revoked", zap.String("key_id", id), zap.String("by_key_id", keyName(p)))
+	return &NoContent{}, nil
+}
+
+// decodeKeyRevoke reads DELETE /v1/keys/{id}'s id.
+func decodeKeyRevoke(_ http.ResponseWriter, r *http.Request, req *apitype.KeyRevoke) *Error {
+	id, e := pathID(r, ident.Key, "API key")
+	req.ID = id
+	return e
 }
 
 // How long a rotated key keeps working: KeyGraceDefault unless a grace
@@ -251,9 +298,8 @@ func (r *RotatedKey) View() apitype.KeyRotated {
 // same scope, account and description, and the old one expiring at now +
 // grace (replaced_by the new one). A key that is unknown is
 // store.ErrNotFound; one revoked, already rotated or expired is a
-// *KeyConflictError. The API's POST /v1/keys/{id}/rotate and `webhookd keys
-// rotate` both rotate with it.
-func RotateKey(ctx context.Context, db store.DB, id string, grace time.Duration, now time.Time) (*RotatedKey, error) {
+// *KeyConflictError. The operation RotateKey rotates with it.
+func rotateKeyTx(ctx context.Context, db store.DB, id string, grace time.Duration, now time.Time) (*RotatedKey, error) {
 	if grace < 0 || grace > KeyGraceMax {
 		return nil, &dispatcher.ValidationError{Field: "grace", Code: "invalid_grace", Message: "grace must be from 0 to 7 days"}
 	}
@@ -303,47 +349,56 @@ func RotateKey(ctx context.Context, db store.DB, id string, grace time.Duration,
 	return out, nil
 }
 
-// rotateKey is POST /v1/keys/{id}/rotate: a new key with the old one's
-// scope and account (shown once), the old one working for the grace period
-// and refused after.
-func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Key, "API key")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// RotateKey replaces key req.ID (POST /v1/keys/{id}/rotate): a new key
+// with the old one's scope and account (shown once), the old one working
+// for req.Grace (default KeyGraceDefault) and refused after. Unknown: 404
+// (cause store.ErrNotFound); revoked, rotated or expired: 409 (cause a
+// *KeyConflictError).
+func (a *API) RotateKey(ctx context.Context, p *Principal, req *apitype.KeyRotate) (*apitype.KeyRotated, error) {
+	if e := a.admit(ctx, p, opRotateKey); e != nil {
+		return nil, e
 	}
-	var req apitype.KeyRotate
-	if r.ContentLength != 0 {
-		if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-			writeError(w, apiErr)
-			return
-		}
+	id := req.ID
+	if e := checkID(id, ident.Key, "API key"); e != nil {
+		return nil, e
 	}
 	grace := KeyGraceDefault
 	if req.Grace != nil {
 		var err error
 		if grace, err = ParseKeyGrace(*req.Grace); err != nil {
-			writeError(w, validationError(err))
-			return
+			return nil, validationError(err)
 		}
 	}
-	rotated, err := RotateKey(r.Context(), a.pool, id, grace, a.now())
+	rotated, err := rotateKeyTx(ctx, a.pool, id, grace, a.now())
 	a.keyCache.forget(id)
 	var conflict *KeyConflictError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found"})
-		return
+		return nil, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: "API key not found", cause: err}
 	case errors.As(err, &conflict):
-		writeError(w, &Error{Status: http.StatusConflict, Code: conflict.Code, Field: "id", Message: conflict.Message})
-		return
+		return nil, &Error{Status: http.StatusConflict, Code: conflict.Code, Field: "id", Message: conflict.Message, cause: conflict}
 	case err != nil:
-		a.logger.Error("error rotating API key", zap.String("key_id", id), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error rotating API key", err, zap.String("key_id", id))
 	}
 	a.logger.Info("API key rotated", zap.String("key_id", id), zap.String("new_key_id", rotated.ID),
 		zap.Duration("grace", grace), zap.Time("expires_at", *rotated.Old.ExpiresAt),
-		zap.String("by_key_id", keyName(principalFrom(r.Context()))))
-	writeJSON(w, http.StatusCreated, rotated.View())
+		zap.String("by_key_id", keyName(p)))
+	view := rotated.View()
+	return &view, nil
+}
+
+// decodeKeyRotate reads POST /v1/keys/{id}/rotate: the path's id, then
+// the body, which may be empty.
+func decodeKeyRotate(w http.ResponseWriter, r *http.Request, req *apitype.KeyRotate) *Error {
+	id, e := pathID(r, ident.Key, "API key")
+	if e != nil {
+		return e
+	}
+	if r.ContentLength != 0 {
+		if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
+			return e
+		}
+	}
+	req.ID = id
+	return nil
 }

@@ -111,10 +111,32 @@ func newPage[T any](rows []T, pg page, id func(T) string) apitype.Page[T] {
 // it is not an identifier of type p (what names the object: "webhook").
 func pathID(r *http.Request, p ident.Prefix, what string) (string, *Error) {
 	id := r.PathValue("id")
-	if !ident.Valid(p, id) {
-		return "", &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: fmt.Sprintf("%s not found (ids look like %s_ followed by 32 hex digits)", what, p)}
+	if e := checkID(id, p, what); e != nil {
+		return "", e
 	}
 	return id, nil
+}
+
+// checkID is pathID's rule for an operation's id: one that is not an
+// identifier of type p is a 404 naming the expected form.
+func checkID(id string, p ident.Prefix, what string) *Error {
+	if !ident.Valid(p, id) {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id", Message: fmt.Sprintf("%s not found (ids look like %s_ followed by 32 hex digits)", what, p)}
+	}
+	return nil
+}
+
+// pageOf is parsePage for an operation's typed request: limit 0 is the
+// default, cursor "" the first page.
+func pageOf(limit int, cursor string, p ident.Prefix) (page, *Error) {
+	q := url.Values{}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	return parsePage(q, p)
 }
 
 // checkLoaded turns the outcome of loading one object (what: "webhook")

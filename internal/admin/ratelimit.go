@@ -176,7 +176,7 @@ func (a *API) withRateLimit(rt route, next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (budget == budgetManagement && pageCharged(r)) || a.charge(w, principalFrom(r.Context()), budget, 1) {
+		if (budget == budgetManagement && pageChargedCtx(r.Context())) || a.charge(w, principalFrom(r.Context()), budget, 1) {
 			next.ServeHTTP(w, r)
 		}
 	})
@@ -224,37 +224,48 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// charge takes cost tokens from p's bucket in budget. With the tokens it
-// sets the RateLimit fields and reports true; without, it answers 429 and
-// reports false. A key without a limit in budget is not counted.
+// charge takes cost tokens from p's bucket in budget (take). With the
+// tokens it reports true; without, it answers 429 and reports false.
 func (a *API) charge(w http.ResponseWriter, p *Principal, budget string, cost int) bool {
+	if e := a.take(w.Header(), p, budget, cost); e != nil {
+		writeError(w, e)
+		return false
+	}
+	return true
+}
+
+// take takes cost tokens from p's bucket in budget, setting the RateLimit
+// fields in h (when not nil: callers in process have no answer to set
+// them in). Without the tokens it returns the 429 rate_limited, with
+// RetryAfter. A key without a limit in budget is not counted.
+func (a *API) take(h http.Header, p *Principal, budget string, cost int) *Error {
 	if p == nil {
-		return true
+		return nil
 	}
 	rate := a.rateFor(budget, p.Scope)
 	if !rate.On() {
-		return true
+		return nil
 	}
 	ok, tokens, wait := a.limiter.take(bucketKey(budget, p), rate, float64(cost))
-	h := w.Header()
+	if h == nil {
+		h = http.Header{}
+	}
 	// The canonical forms of RateLimit-Policy and RateLimit, which
 	// Header.Set would otherwise allocate on every request.
 	h["Ratelimit-Policy"] = []string{rateLimitPolicy(budget, rate)}
 	if ok {
 		h["Ratelimit"] = []string{rateLimitField(budget, tokens, int(math.Ceil(rate.refill(tokens).Seconds())))}
-		return true
+		return nil
 	}
 	secs := wholeSeconds(wait)
 	h["Ratelimit"] = []string{rateLimitField(budget, tokens, secs)}
-	h.Set("Retry-After", strconv.Itoa(secs))
 	a.metrics.RateLimited(p.Scope, budget)
 	what := "requests"
 	if budget == budgetIntake {
 		what = "events"
 	}
-	writeError(w, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
-		Message: fmt.Sprintf("this API key is over its %s rate limit (%s %s, per server process); retry in %d s", budget, rate, what, secs)})
-	return false
+	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: time.Duration(secs) * time.Second,
+		Message: fmt.Sprintf("this API key is over its %s rate limit (%s %s, per server process); retry in %d s", budget, rate, what, secs)}
 }
 
 // rateLimitPolicy is the RateLimit-Policy field of draft-ietf-httpapi-

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/mono/webhookd/internal/admin"
 )
@@ -81,6 +84,22 @@ func (d *Dashboard) call(ctx context.Context, p *admin.Principal, method, path s
 		}
 	}
 	return nil
+}
+
+// opError is a typed operation's error (d.api's methods) as the dashboard
+// shows an API error: an *admin.Error's status, code, field, message and
+// Retry-After; anything else (which operations do not return) a 500. The
+// operation has logged anything unexpected.
+func opError(err error) *apiError {
+	var e *admin.Error
+	if !errors.As(err, &e) {
+		return internalError(err)
+	}
+	out := &apiError{Status: e.Status, Code: e.Code, Message: e.Message, Field: e.Field}
+	if e.RetryAfter > 0 {
+		out.RetryAfter = strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+	return out
 }
 
 func internalError(err error) *apiError {

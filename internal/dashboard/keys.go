@@ -2,8 +2,6 @@ package dashboard
 
 import (
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,7 +11,9 @@ import (
 // Settings › API keys, for admin sessions: the keys of every account
 // (GET /v1/keys), New key (POST /v1/keys), Revoke (DELETE /v1/keys/{id})
 // and Rotate with a grace period (POST /v1/keys/{id}/rotate). A key is
-// shown once, in the answer to the form that made it; never again.
+// shown once, in the answer to the form that made it; never again. Each
+// calls the API's typed operation of that route (d.api.ListKeys …) as the
+// signed-in key: the API's scopes, rate limit and messages.
 
 // KeysPageDefault is how many keys the API keys page lists.
 const KeysPageDefault = 50
@@ -122,15 +122,9 @@ func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, data *keysData, status int, notice, errMsg, rowID, cursor string) {
 	s := sessionFrom(r.Context())
 	v := &view{Title: "API keys", Nav: "settings", Crumbs: keysCrumbs(), Data: data, Notice: notice, Error: errMsg}
-	list := url.Values{"limit": {strconv.Itoa(KeysPageDefault)}}
-	if data.AccountID != "" {
-		list.Set("account_id", data.AccountID)
-	}
-	if cursor != "" {
-		list.Set("cursor", cursor)
-	}
-	var page apitype.Page[apitype.Key]
-	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/keys?"+list.Encode(), nil, &page); e != nil {
+	page, err := d.api.ListKeys(r.Context(), s.Principal, &apitype.KeyList{AccountID: data.AccountID, Cursor: cursor, Limit: KeysPageDefault})
+	if err != nil {
+		e := opError(err)
 		if e.Status >= 500 {
 			d.apiFailed(w, r, e, "")
 			return
@@ -176,13 +170,10 @@ func (d *Dashboard) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s := sessionFrom(r.Context())
 	f := keyForm{Scope: strings.TrimSpace(r.PostFormValue("scope")), AccountID: strings.TrimSpace(r.PostFormValue("account_id")), Description: r.PostFormValue("description")}
-	body := map[string]string{"scope": f.Scope, "description": f.Description}
-	if f.AccountID != "" {
-		body["account_id"] = f.AccountID
-	}
-	var out apitype.Key
 	data := &keysData{Grace: KeyGraceDefault}
-	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/keys", body, &out); e != nil {
+	out, err := d.api.CreateKey(r.Context(), s.Principal, &apitype.KeyCreate{Scope: f.Scope, AccountID: f.AccountID, Description: f.Description})
+	if err != nil {
+		e := opError(err)
 		if e.Status >= 500 {
 			d.apiFailed(w, r, e, "")
 			return
@@ -210,7 +201,8 @@ func (d *Dashboard) revokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s := sessionFrom(r.Context())
 	id := r.PathValue("id")
-	if e := d.call(r.Context(), s.Principal, http.MethodDelete, "/v1/keys/"+url.PathEscape(id), nil, nil); e != nil {
+	if _, err := d.api.RevokeKey(r.Context(), s.Principal, &apitype.KeyRevoke{ID: id}); err != nil {
+		e := opError(err)
 		if e.Status >= 500 {
 			d.apiFailed(w, r, e, "")
 			return
@@ -233,9 +225,10 @@ func (d *Dashboard) rotateKey(w http.ResponseWriter, r *http.Request) {
 	if grace == "" {
 		grace = KeyGraceDefault
 	}
-	var out apitype.KeyRotated
 	data := &keysData{Form: keyForm{Scope: "account"}, Grace: KeyGraceDefault}
-	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/keys/"+url.PathEscape(id)+"/rotate", map[string]string{"grace": grace}, &out); e != nil {
+	out, err := d.api.RotateKey(r.Context(), s.Principal, &apitype.KeyRotate{ID: id, Grace: &grace})
+	if err != nil {
+		e := opError(err)
 		if e.Status >= 500 {
 			d.apiFailed(w, r, e, "")
 			return
