@@ -262,6 +262,46 @@ func TestClientMutualTLS(t *testing.T) {
 		require.Equal(t, []string{"a", "a", "b", "a"}, b.receiver.CommonNames())
 	})
 
+	// A reconnection resumes the TLS session of its own certificate (an
+	// abbreviated handshake: no certificates sent or verified), never
+	// another's: each certificate's transport has a session cache of its
+	// own.
+	t.Run("SessionsResumedPerCertificate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		type seen struct {
+			cn      string
+			resumed bool
+		}
+		var (
+			mu   sync.Mutex
+			reqs []seen
+		)
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			reqs = append(reqs, seen{cn: r.TLS.PeerCertificates[0].Subject.CommonName, resumed: r.TLS.DidResume})
+		}))
+		ln, err := net.Listen("tcp", "127.0.0.2:0")
+		require.NoError(t, err)
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.TLS = testcert.ServerConfig(t, b.serverCA, b.clientCA)
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+
+		a, c := material(b, b.clientCA, "webhook-a", tomorrow), material(b, b.clientCA, "webhook-c", tomorrow)
+		for _, m := range []*TLSMaterial{a, a, c, c} {
+			res := b.client.PostWith(t.Context(), srv.URL+"/", nil, []byte(`{}`), &PostOptions{TLS: m})
+			require.True(t, res.Succeeded(), "%+v", res)
+			// A new connection each time: the session (ticket) must carry it.
+			b.client.CloseIdleConnections()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, []seen{{"webhook-a", false}, {"webhook-a", true}, {"webhook-c", false}, {"webhook-c", true}}, reqs)
+	})
+
 	t.Run("BoundedTransports", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
