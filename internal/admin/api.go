@@ -1,6 +1,68 @@
 // Package admin is webhookd's HTTP API: JSON under /v1 behind
 // `Authorization: Bearer <key>`, plus unauthenticated health checks. Every
-// error has one shape, {"error":{"code","message","field"}}.
+// error has one shape, {"error":{"code","message","field"}}: an *Error.
+//
+// # Typed operations
+//
+// The API is being moved (issue 22) onto typed operations: methods of
+// *API of the shape
+//
+//	func (a *API) CreateKey(ctx context.Context, p *Principal, req *apitype.KeyCreate) (*apitype.Key, error)
+//
+// that the JSON API, the dashboard and the CLI all call, so that every
+// caller gets the same rules and messages. They are methods on *API
+// rather than on a separate Service type because the rules they need
+// (the key cache, the rate limiter, the catalogue, the clock, the logger)
+// already live on it, and a second type would split or copy them; the
+// HTTP plumbing around them (auth, body budget, spans) stays in
+// middleware. The CLI, which has no enqueuer or keyring, gets an *API
+// from NewOperator and calls as OperatorPrincipal.
+//
+// An operation decides everything about its caller itself:
+//   - admit first: the principal's scope against the operation's opSpec
+//     (403 insufficient_scope) and the per-key management rate limit (429
+//     rate_limited; a dashboard page's calls, WithPage, count once);
+//   - account binding on what it loads: another account's object is 404,
+//     as if it did not exist (Principal.CanAccess, errNotFound);
+//   - every refusal is an *Error; an unexpected error is logged once,
+//     by the operation, and returned as errInternal (500, or 503 with
+//     Retry-After when the database is away) through a.internal, its
+//     cause kept for errors.Is/As by callers in process.
+//
+// Authentication (the Bearer key → Principal) stays HTTP middleware
+// (auth). On the HTTP path, admitting runs the operation's admit before
+// the body is read, so refusals come in the order they always have (401,
+// 403, 429, then the body's 4xx), and marks the request so that the
+// operation does not charge twice.
+//
+// # Adding an operation (the recipe; keys.go is the worked example)
+//
+//  1. Types: the request and answer in apitype (stdlib only, json tags as
+//     on the wire). A path parameter is a field tagged `json:"-"` when
+//     the body has a type already (apitype.KeyRotate.ID), or the type's
+//     own field when there is no body (apitype.KeyRevoke). Reuse existing
+//     types; answer NoContent for a 204.
+//  2. Spec: var opX = &opSpec{route: "METHOD /v1/pattern", scopes: …,
+//     budget: budgetManagement} beside the operation.
+//  3. Operation: func (a *API) X(ctx, p *Principal, req *apitype.XRequest)
+//     (*apitype.XAnswer, error): `if e := a.admit(ctx, p, opX); e != nil
+//     { return nil, e }`, then validate req (ids with checkID, pages with
+//     pageOf — a direct caller skips the HTTP decoder), act, and return
+//     *Error for every refusal and a.internal(msg, err, fields…) for the
+//     unexpected. Log as the handler did, naming keyName(p).
+//  4. Decoder: func decodeX(w, r, req *apitype.XRequest) *Error reading
+//     path (pathID), query (queryParams/listQuery) and body (decodeJSON,
+//     or decodeBody[T] for a plain body) in the order the old handler
+//     did, so that the same input gets the same first error.
+//  5. Route: replace the route's entry in routes with
+//     opRoute(opX, handle(a, status, decodeX, a.X)). Handler and
+//     InProcessHandler then authenticate only and let admitting/admit
+//     check scope and rate.
+//  6. Callers: the dashboard calls d.api.X(r.Context(), s.Principal, req)
+//     and shows opError(err); the CLI calls it with OperatorPrincipal.
+//     Delete the old handler, the dashboard's d.call and its mirror type.
+//  7. Tests: the route's HTTP tests and authmatrix_test.go must pass
+//     unchanged; add a direct call test (ops_test.go) for the rules.
 package admin
 
 import (
