@@ -460,7 +460,6 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	attempt := &store.AttemptRecord{
 		Number:          target.Attempts + 1,
 		Generation:      target.Generation,
-		Counted:         true,
 		ScheduledAt:     scheduledAt,
 		StartedAt:       start,
 		Duration:        res.Duration,
@@ -470,46 +469,23 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	if res.StatusCode != 0 {
 		attempt.StatusCode = &res.StatusCode
 	}
-	if res.ErrorKind != "" {
-		attempt.ErrorKind = &res.ErrorKind
+	genAttempt := target.GenAttempts + 1
+	// Where the attempt leads is decided apart from the I/O (decide.go).
+	decision := decideAttempt(w.cfg.Schedule, attemptFacts{
+		Result:   res,
+		Attempt:  genAttempt,
+		End:      end,
+		Stopping: ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded),
+		OnGone:   target.OnGone,
+	})
+	errorKind := decision.ErrorKind
+	if errorKind != "" {
+		attempt.ErrorKind = &errorKind
 		attempt.ErrorMessage = &res.ErrorMessage
 	}
-	outcome := &store.Outcome{Now: end}
-	genAttempt := target.GenAttempts + 1
+	attempt.Counted = decision.Counted
+	outcome := &store.Outcome{Now: end, State: decision.State, NextAttemptAt: decision.NextAttemptAt}
 
-	switch {
-	case res.Succeeded():
-		outcome.State = store.StateSucceeded
-	case res.ErrorKind == outbound.ErrorKindCanceled && ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded):
-		// Cut short by our own shutdown: recorded, not counted, retried
-		// as soon as a worker is up again.
-		kind := ErrorKindInterrupted
-		attempt.ErrorKind = &kind
-		attempt.Counted = false
-		outcome.State = store.StatePending
-		outcome.NextAttemptAt = &end // due now: the snooze below is 0
-	case genAttempt >= schedule.MaxAttempts:
-		outcome.State = store.StateDead
-	default:
-		delay, _ := w.cfg.Schedule.Delay(genAttempt + 1)
-		if res.RetryAfter > 0 {
-			// A 429 or 503 that says when to come back: never sooner than
-			// the schedule, never later than the delay after the next.
-			after, ok := w.cfg.Schedule.Delay(genAttempt + 2)
-			if !ok {
-				after = delay
-			}
-			delay = max(delay, min(res.RetryAfter, after))
-		}
-		next := end.Add(delay)
-		outcome.State = store.StatePending
-		outcome.NextAttemptAt = &next
-	}
-
-	errorKind := ""
-	if attempt.ErrorKind != nil {
-		errorKind = *attempt.ErrorKind
-	}
 	fields := []zap.Field{
 		zap.Int("attempt", genAttempt), zap.Int("generation", target.Generation),
 		zap.Int("status", res.StatusCode), zap.String("error_kind", errorKind),
@@ -535,7 +511,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		// failures never make another notification (endpoint.failing).
 		w.cfg.Health.Observe(target.WebhookID, end, res.Succeeded(), errorKind)
 	}
-	if res.StatusCode == http.StatusGone && target.OnGone == store.OnGonePause {
+	if decision.PauseWebhook {
 		w.pauseGone(bookCtx, target, end, log)
 	}
 	switch {
