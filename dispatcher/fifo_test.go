@@ -82,6 +82,9 @@ func TestFIFODeadHeadBlocks(t *testing.T) {
 	require.NotNil(t, status.BlockedBy)
 	require.Equal(t, deliveries[0], *status.BlockedBy)
 	require.EqualValues(t, 3, status.Waiting)
+	blocked, err := store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, blocked, "webhookd_fifo_blocked_webhooks counts the line")
 	mu.Lock()
 	require.Len(t, seen, 10, "only the head was attempted: %v", seen)
 	for _, r := range seen {
@@ -114,11 +117,17 @@ func TestFIFODeadHeadBlocks(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, status.BlockedBy)
 	require.Zero(t, status.Waiting)
+	blocked, err = store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, blocked)
 
 	// A head that dies and is skipped leaves the line dead; the next goes.
 	send(5)
 	send(6)
 	require.Equal(t, store.StateDead, waitFinished(t, pool, deliveries[4], 2*time.Minute).State)
+	blocked, err = store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, blocked)
 	require.ErrorIs(t, skip(t, pool, hookID, deliveries[5]), store.ErrNotBlocking, "only the dead head can be skipped")
 	require.NoError(t, skip(t, pool, hookID, deliveries[4]))
 	require.Equal(t, store.StateSucceeded, waitFinished(t, pool, deliveries[5], time.Minute).State)
@@ -128,6 +137,9 @@ func TestFIFODeadHeadBlocks(t *testing.T) {
 	status, err = store.GetFIFOStatus(ctx, pool, hookID)
 	require.NoError(t, err)
 	require.Nil(t, status.BlockedBy)
+	blocked, err = store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, blocked, "a skipped dead head blocks nothing")
 }
 
 // requireInOrder checks a FIFO receiver's log against events in line

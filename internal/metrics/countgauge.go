@@ -46,6 +46,16 @@ func scrapeCounts(db store.DB) []*countGauge {
 				return store.CountThrottled(ctx, db, now())
 			},
 		},
+		{
+			// No per-webhook label either: each blocked webhook shows its
+			// dead head as fifo.blocked_by in the API and the dashboard.
+			desc: prometheus.NewDesc("webhookd_fifo_blocked_webhooks",
+				"FIFO webhooks whose line is blocked by a dead delivery (fifo.blocked_by) until it is replayed or skipped, read at scrape time.", nil, nil),
+			what: "blocked FIFO webhooks",
+			count: func(ctx context.Context, _ func() time.Time) (int64, error) {
+				return store.CountFIFOBlocked(ctx, db)
+			},
+		},
 	}
 }
 

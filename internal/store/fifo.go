@@ -234,3 +234,26 @@ func SetOrdering(ctx context.Context, db DB, id, ordering string, now time.Time)
 	_, err = db.Exec(ctx, fifoFree, id, now)
 	return err
 }
+
+// fifoBlocked counts the live FIFO webhooks (a webhook_fifo row exists
+// exactly while a webhook is FIFO) whose head is dead: one index probe of
+// deliveries_fifo_line_idx per FIFO webhook.
+const fifoBlocked = `
+SELECT count(*) FROM webhook_fifo f
+JOIN webhooks w ON w.id = f.webhook_id AND w.deleted_at IS NULL
+CROSS JOIN LATERAL (` + fifoLineOf + `) h
+WHERE h.state = 'dead'`
+
+// fifoLineOf is the head of the line of the webhook f.webhook_id.
+const fifoLineOf = `
+SELECT state FROM deliveries d
+WHERE d.webhook_id = f.webhook_id AND d.fifo_seq IS NOT NULL AND d.state IN ('pending', 'paused', 'dead')
+ORDER BY d.fifo_seq LIMIT 1`
+
+// CountFIFOBlocked is how many FIFO webhooks have their line blocked by a
+// dead head (fifo.blocked_by), for webhookd_fifo_blocked_webhooks.
+func CountFIFOBlocked(ctx context.Context, db DB) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, fifoBlocked).Scan(&n)
+	return n, err
+}
