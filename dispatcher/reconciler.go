@@ -15,6 +15,7 @@ import (
 
 	"github.com/mono/webhookd/internal/metrics"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/testsignal"
 )
 
 // ReconcileIntervalDefault is how often the reconciler looks for pending
@@ -62,6 +63,16 @@ type Reconciler struct {
 	autoPauseAfter time.Duration
 	now            func() time.Time
 	slice          int
+	signals        *ReconcilerTestSignals
+}
+
+// ReconcilerTestSignals tell a test what a reconciler did, so that it waits
+// for a pass instead of sleeping (internal/testsignal). Production leaves
+// them nil.
+type ReconcilerTestSignals struct {
+	// PassDone is sent at the end of every pass of Work, with the pass's
+	// error (nil: it ran to the end).
+	PassDone testsignal.TestSignal[error]
 }
 
 // ReconcilerConfig configures a Reconciler.
@@ -80,6 +91,9 @@ type ReconcilerConfig struct {
 	// deliveries of deleted webhooks each of its two steps that cancel
 	// them cancels at most. Defaults to 20,000.
 	Slice int
+	// TestSignals, for tests only: Init its signals before the reconciler
+	// runs. Nil: off.
+	TestSignals *ReconcilerTestSignals
 }
 
 // NewReconciler returns a reconciler on db. logger defaults to zap.NewNop().
@@ -102,7 +116,7 @@ func NewReconcilerWithConfig(db store.DB, cfg *ReconcilerConfig) *Reconciler {
 		now = time.Now
 	}
 	return &Reconciler{db: db, logger: logger, metrics: cfg.Metrics, autoPauseAfter: cfg.AutoPauseAfter, now: now,
-		slice: cmp.Or(max(cfg.Slice, 0), reconcileSlice)}
+		slice: cmp.Or(max(cfg.Slice, 0), reconcileSlice), signals: cfg.TestSignals}
 }
 
 // Fixed is how many deliveries the reconciler has re-queued since start.
@@ -113,7 +127,10 @@ func (r *Reconciler) Fixed() int64 { return r.fixed.Load() }
 func (r *Reconciler) Cancelled() int64 { return r.cancelled.Load() }
 
 // Work runs one reconciliation pass.
-func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) (err error) {
+	if r.signals != nil {
+		defer func() { r.signals.PassDone.Signal(err) }()
+	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	if _, err := r.Reconcile(ctx, client); err != nil {
 		return err
@@ -124,7 +141,7 @@ func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) er
 	if _, err := r.CancelAbandonedPaused(ctx); err != nil {
 		return err
 	}
-	_, err := r.AutoPause(ctx)
+	_, err = r.AutoPause(ctx)
 	return err
 }
 

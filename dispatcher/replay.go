@@ -12,6 +12,7 @@ import (
 
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/testsignal"
 )
 
 // Replays put a dead or succeeded delivery back on the schedule: a new
@@ -272,6 +273,16 @@ type ReplayBatchConfig struct {
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
+	// TestSignals, for tests only: Init its signals before the worker runs.
+	// Nil: off.
+	TestSignals *ReplayBatchTestSignals
+}
+
+// ReplayBatchTestSignals tell a test what the bulk replay worker did, so
+// that it waits for a batch instead of polling it (internal/testsignal).
+type ReplayBatchTestSignals struct {
+	// Done is sent with a batch's id when a run marks it done.
+	Done testsignal.TestSignal[string]
 }
 
 // WithDefaults returns a copy of c with defaults filled in.
@@ -367,6 +378,9 @@ func (w *ReplayBatchWorker) work(ctx context.Context, client *river.Client[pgx.T
 		return fmt.Errorf("error finishing bulk replay %s: %w", batchID, err)
 	}
 	if done {
+		if w.cfg.TestSignals != nil {
+			w.cfg.TestSignals.Done.Signal(batchID)
+		}
 		if b, err := store.GetReplayBatch(ctx, w.db, batchID); err == nil {
 			log.Info("bulk replay done", zap.Int("total", b.Total), zap.Int("replayed", b.Replayed), zap.Int("skipped", b.Skipped))
 		}

@@ -103,7 +103,12 @@ func TestRiverUIRetryAndCancel(t *testing.T) {
 	t.Parallel()
 
 	ctx := context.Background()
-	b := setupServer(t, func(c *server.Config) { c.ReconcileInterval = 500 * time.Millisecond })
+	signals := &server.TestSignals{}
+	signals.Reconciler.PassDone.Init()
+	b := setupServer(t, func(c *server.Config) {
+		c.ReconcileInterval = 500 * time.Millisecond
+		c.TestSignals = signals
+	})
 
 	t.Run("RetrySucceeded", func(t *testing.T) {
 		t.Parallel()
@@ -172,7 +177,13 @@ func TestRiverUIRetryAndCancel(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEqual(t, jobID, *target.JobID, "the reconciler gave it a new job")
 
-		time.Sleep(time.Second) // another reconciler pass: nothing more to do
+		// Another whole reconciler pass (the one under way when the drain
+		// runs may have read the delivery before it finished): nothing more
+		// to do.
+		signals.Reconciler.PassDone.Drain()
+		for range 2 {
+			require.NoError(t, signals.Reconciler.PassDone.WaitOrTimeout(t))
+		}
 		require.Equal(t, 1, recv.Count(), "delivered exactly once")
 		d, err = store.GetDelivery(ctx, b.pool, id)
 		require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,11 @@ type testBundle struct {
 	keys    *keyring.Keyring
 	baseURL string
 	client  *http.Client
+	// signals are the server's test signals; batchesDone the bulk
+	// replays they said are done (see waitBatchDone).
+	signals     *server.TestSignals
+	batchesMu   sync.Mutex
+	batchesDone map[string]bool
 }
 
 // startServer starts webhookd on 127.0.0.1:0 with a fresh database. Private
@@ -50,11 +56,13 @@ func startServer(t *testing.T, allowPrivate bool) *testBundle {
 // startServerWith is startServer with modify applied to the config last.
 func startServerWith(t *testing.T, allowPrivate bool, modify func(*server.Config)) *testBundle {
 	t.Helper()
+	signals := newTestSignals()
 	started := testserver.Start(t, func(c *server.Config) {
 		c.BootstrapAdminKey = adminKey
 		c.AllowPrivateNetworks = allowPrivate
 		c.DBMaxConns = 8
 		c.MaxWorkers = 20
+		c.TestSignals = signals
 		if modify != nil {
 			modify(c)
 		}
@@ -67,8 +75,16 @@ func startServerWith(t *testing.T, allowPrivate bool, modify func(*server.Config
 		baseURL: "http://" + srv.Addr(),
 		// Generous: a 20,000-delivery batch takes over 10 s on a loaded
 		// machine; a hung request still fails the test.
-		client: &http.Client{Timeout: time.Minute},
+		client:  &http.Client{Timeout: time.Minute},
+		signals: signals,
 	}
+}
+
+// newTestSignals returns the server test signals the tests wait on.
+func newTestSignals() *server.TestSignals {
+	s := &server.TestSignals{}
+	s.ReplayBatch.Done.Init()
+	return s
 }
 
 // request is one HTTP request to the API.

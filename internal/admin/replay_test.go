@@ -42,15 +42,17 @@ type replayBatchView struct {
 // retry schedule at 0.0001 scale: ten failed attempts take about 3 s.
 func startFastServer(t *testing.T, modify func(*server.Config)) *testBundle {
 	t.Helper()
+	signals := newTestSignals()
 	srv := testserver.Start(t, func(c *server.Config) {
 		c.BootstrapAdminKey = adminKey
 		c.RetryScale = 0.0001
 		c.MaxWorkers = 50
+		c.TestSignals = signals
 		if modify != nil {
 			modify(c)
 		}
 	})
-	return &testBundle{srv: srv.Server, pool: srv.Pool(), keys: srv.Keys, baseURL: srv.BaseURL, client: &http.Client{Timeout: 10 * time.Second}}
+	return &testBundle{srv: srv.Server, pool: srv.Pool(), keys: srv.Keys, baseURL: srv.BaseURL, client: &http.Client{Timeout: 10 * time.Second}, signals: signals}
 }
 
 func (b *testBundle) getDelivery(t *testing.T, id string) *apitype.Delivery {
@@ -74,21 +76,25 @@ func (b *testBundle) waitDeliveryState(t *testing.T, id, state string) *apitype.
 	}
 }
 
-// waitBatchDone polls GET /v1/replays/{id} until the bulk replay is done.
+// waitBatchDone waits for the bulk replay worker's signal that batch id is
+// done (remembering the other batches it hears of), then reads it through
+// GET /v1/replays/{id}.
 func (b *testBundle) waitBatchDone(t *testing.T, id string) *replayBatchView {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var v replayBatchView
-		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/replays/" + id}), http.StatusOK, &v)
-		if v.State == store.ReplayBatchDone {
-			require.NotNil(t, v.FinishedAt)
-			require.Equal(t, v.Total, v.Replayed+v.Skipped)
-			return &v
-		}
-		require.True(t, time.Now().Before(deadline), "bulk replay %s still running: %+v", id, v)
-		time.Sleep(20 * time.Millisecond)
+	b.batchesMu.Lock()
+	if b.batchesDone == nil {
+		b.batchesDone = map[string]bool{}
 	}
+	for !b.batchesDone[id] {
+		b.batchesDone[b.signals.ReplayBatch.Done.WaitOrTimeout(t)] = true
+	}
+	b.batchesMu.Unlock()
+	var v replayBatchView
+	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/replays/" + id}), http.StatusOK, &v)
+	require.Equal(t, store.ReplayBatchDone, v.State, "bulk replay %s: %+v", id, v)
+	require.NotNil(t, v.FinishedAt)
+	require.Equal(t, v.Total, v.Replayed+v.Skipped)
+	return &v
 }
 
 // waitNoPending polls until no delivery of account is pending.

@@ -267,6 +267,30 @@ type Config struct {
 	// Optional: nil or a no-op provider traces nothing, and receivers get
 	// the producer's traceparent as without tracing.
 	TracerProvider trace.TracerProvider
+	// TestSignals, for tests only, lets a test wait for the background
+	// workers instead of sleeping (internal/testsignal). Nil: off.
+	TestSignals *TestSignals
+}
+
+// TestSignals are the signals of a server's background workers; a test
+// makes one, Inits the signals it waits on, and sets Config.TestSignals.
+type TestSignals struct {
+	Reconciler  dispatcher.ReconcilerTestSignals
+	ReplayBatch dispatcher.ReplayBatchTestSignals
+}
+
+func (s *TestSignals) reconciler() *dispatcher.ReconcilerTestSignals {
+	if s == nil {
+		return nil
+	}
+	return &s.Reconciler
+}
+
+func (s *TestSignals) replayBatch() *dispatcher.ReplayBatchTestSignals {
+	if s == nil {
+		return nil
+	}
+	return &s.ReplayBatch
 }
 
 // WithDefaults returns a copy of c with every zero field defaulted.

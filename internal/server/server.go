@@ -195,6 +195,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	m.RegisterInFlight(worker.InFlight, inFlightPools)
 	reconciler := dispatcher.NewReconcilerWithConfig(pool, &dispatcher.ReconcilerConfig{
 		Logger: logger.Named("reconciler"), Metrics: m, AutoPauseAfter: cfg.AutoPauseAfter, Now: cfg.Now,
+		TestSignals: cfg.TestSignals.reconciler(),
 	})
 
 	workers := river.NewWorkers()
@@ -205,7 +206,8 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	// them fast.
 	river.AddWorker(workers, dispatcher.NewReplayBatchWorker(pool, &dispatcher.ReplayBatchConfig{
 		Spacing: max(time.Duration(float64(cfg.ReplaySpacing)*cfg.RetryScale), time.Microsecond),
-		Logger:  logger.Named("replay"),
+		Logger:      logger.Named("replay"),
+		TestSignals: cfg.TestSignals.replayBatch(),
 	}))
 
 	retainer, err := retention.New(pool, &retention.Config{
