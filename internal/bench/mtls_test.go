@@ -69,6 +69,21 @@ func TestDrainMTLS(t *testing.T) {
 	require.NoError(t, err)
 	mtls, err := e.drainFanout(ctx, hooks, events, setup)
 	require.NoError(t, err)
+	// With WEBHOOKD_BENCH_MTLS_SPLIT=1, a fourth drain tells the two
+	// costs of mutual TLS apart: HTTPS without client certificates but
+	// with a transport per webhook (each webhook's CA bundle adds a CA of
+	// its own, never used), so as many connections and server-only
+	// handshakes as mutual TLS has mutual ones.
+	var perHook *fanoutDrain
+	if os.Getenv("WEBHOOKD_BENCH_MTLS_SPLIT") == "1" {
+		split := &MTLSSetup{Server: tlsOnly.Server}
+		for i := range hooks {
+			unused := testcert.NewCA(t, fmt.Sprintf("unused CA %d", i))
+			split.Hooks = append(split.Hooks, outbound.TLSMaterial{CABundlePEM: append(append([]byte(nil), serverCA.PEM...), unused.PEM...)})
+		}
+		perHook, err = e.drainFanout(ctx, hooks, events, split)
+		require.NoError(t, err)
+	}
 	line := func(d *fanoutDrain) string {
 		return fmt.Sprintf("%.0f/s (%.2f of River, %s, %d connections, %.0f µs CPU per delivery)", d.PerSecond(), d.PerSecond()/ref.PerSecond(),
 			d.Elapsed.Round(time.Millisecond), d.Conns, float64(d.CPUPerDelivery().Nanoseconds())/1e3)
@@ -78,6 +93,10 @@ func TestDrainMTLS(t *testing.T) {
 	t.Logf("mutual TLS ÷ HTTPS: throughput %.2f, CPU per delivery %.2f; mutual TLS ÷ plain: throughput %.2f, CPU per delivery %.2f",
 		mtls.PerSecond()/https.PerSecond(), float64(mtls.CPUPerDelivery())/float64(https.CPUPerDelivery()),
 		mtls.PerSecond()/plain.PerSecond(), float64(mtls.CPUPerDelivery())/float64(plain.CPUPerDelivery()))
+	if perHook != nil {
+		t.Logf("HTTPS, a transport per webhook (no client certificates) %s; mutual TLS ÷ that: throughput %.2f, CPU per delivery %.2f",
+			line(perHook), mtls.PerSecond()/perHook.PerSecond(), float64(mtls.CPUPerDelivery())/float64(perHook.CPUPerDelivery()))
+	}
 }
 
 // envSize is the whole number in the environment variable name, or def
