@@ -1,5 +1,12 @@
 package apitype
 
+// LimitsQuery is the query of GET /v1/limits: the account whose webhooks
+// are counted; "" is the calling key's own account (required for a key
+// bound to none).
+type LimitsQuery struct {
+	AccountID string `json:"account_id,omitempty"`
+}
+
 // Limits is GET /v1/limits: the limits that apply to the calling key and
 // its account, and how much of each is used.
 type Limits struct {

@@ -336,7 +336,7 @@ func (a *API) routes() []route {
 		{"POST", "/v1/deliveries/{id}/replay", scopesAccount, a.replayDelivery, nil},
 		{"POST", "/v1/deliveries/replay", scopesAccount, a.replayDeliveries, nil},
 		{"GET", "/v1/replays/{id}", scopesAccount, a.getReplayBatch, nil},
-		{"GET", "/v1/limits", scopesAccount, a.getLimits, nil},
+		opRoute(opGetLimits, handle(a, http.StatusOK, decodeLimits, a.GetLimits)),
 		{"GET", "/v1/event-types", scopesEvents, a.listEventTypes, nil},
 		{"GET", "/v1/event-types/{type}", scopesEvents, a.getEventType, nil},
 		{"POST", "/v1/event-types", scopesAdmin, a.createEventType, nil},

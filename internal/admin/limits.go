@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -11,25 +12,25 @@ import (
 
 // getLimits is GET /v1/limits: an account key sees its account, an admin
 // key names one with ?account_id=.
-func (a *API) getLimits(w http.ResponseWriter, r *http.Request) {
-	q, apiErr := queryParams(r, "account_id")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// opGetLimits is GET /v1/limits, for account and admin keys.
+var opGetLimits = &opSpec{route: "GET /v1/limits", scopes: scopesAccount, budget: budgetManagement}
+
+// GetLimits is GET /v1/limits: the limits of p and of the account
+// req.AccountID resolves to (accountOf), and how much of each is used.
+// The rate limits' remaining tokens are counted after this call's own.
+func (a *API) GetLimits(ctx context.Context, p *Principal, req *apitype.LimitsQuery) (*apitype.Limits, error) {
+	if e := a.admit(ctx, p, opGetLimits); e != nil {
+		return nil, e
 	}
-	accountID, apiErr := queryAccount(r, q)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+	accountID, e := accountOf(p, req.AccountID)
+	if e != nil {
+		return nil, e
 	}
-	used, err := store.CountLiveWebhooks(r.Context(), a.pool, accountID)
+	used, err := store.CountLiveWebhooks(ctx, a.pool, accountID)
 	if err != nil {
-		a.logger.Error("error counting webhooks", zap.String("account_id", accountID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error counting webhooks", err, zap.String("account_id", accountID))
 	}
-	p := principalFrom(r.Context())
-	writeJSON(w, http.StatusOK, &apitype.Limits{
+	return &apitype.Limits{
 		AccountID:        accountID,
 		Scope:            p.Scope,
 		Webhooks:         apitype.WebhookLimit{Used: used, Limit: a.maxWebhooks},
@@ -39,10 +40,19 @@ func (a *API) getLimits(w http.ResponseWriter, r *http.Request) {
 			Intake:     a.rateLimitOf(budgetIntake, p, "events"),
 		},
 		Bodies: apitype.BodyLimits{PerKeyBytes: a.bodyShares.size, MinRateBytesPerSecond: max(a.bodyMinRate, 0)},
-	})
+	}, nil
 }
 
-// rateLimitOf is p's budget and what is left of it.
+// decodeLimits reads GET /v1/limits's query: account_id.
+func decodeLimits(_ http.ResponseWriter, r *http.Request, req *apitype.LimitsQuery) *Error {
+	q, e := queryParams(r, "account_id")
+	if e != nil {
+		return e
+	}
+	req.AccountID = q.Get("account_id")
+	return nil
+}
+
 func (a *API) rateLimitOf(budget string, p *Principal, unit string) apitype.RateLimit {
 	rate := a.rateFor(budget, p.Scope)
 	if !rate.On() {

@@ -126,3 +126,33 @@ func TestOperationRateLimit(t *testing.T) {
 	_, err = api.ListKeys(ctx, other, &apitype.KeyList{})
 	requireAPIError(t, err, http.StatusTooManyRequests, "rate_limited")
 }
+
+// TestGetLimitsOperation: GET /v1/limits's operation called directly binds
+// an account key to its account (its own by default, another refused
+// 403) and refuses an events:write key (403), as the route does.
+func TestGetLimitsOperation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	require.NoError(t, err)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	api, err := admin.New(pool, enqueuer, keys, nil)
+	require.NoError(t, err)
+
+	bound := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_limits"}
+	limits, err := api.GetLimits(ctx, bound, &apitype.LimitsQuery{})
+	require.NoError(t, err)
+	require.Equal(t, "acct_limits", limits.AccountID)
+	require.Equal(t, store.ScopeAccount, limits.Scope)
+	require.Zero(t, limits.Webhooks.Used)
+
+	_, err = api.GetLimits(ctx, bound, &apitype.LimitsQuery{AccountID: "acct_other"})
+	e := requireAPIError(t, err, http.StatusForbidden, "account_not_allowed")
+	require.Equal(t, "account_id", e.Field)
+
+	events := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeEventsWrite}
+	_, err = api.GetLimits(ctx, events, &apitype.LimitsQuery{AccountID: "acct_limits"})
+	requireAPIError(t, err, http.StatusForbidden, "insufficient_scope")
+}
