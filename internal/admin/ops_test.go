@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
@@ -25,6 +26,18 @@ func requireAPIError(t *testing.T, err error, status int, code string) *admin.Er
 	require.Equal(t, status, e.Status, e.Message)
 	require.Equal(t, code, e.Code, e.Message)
 	return e
+}
+
+// newAPIWith is the API alone on pool with cfg, for calling operations.
+func newAPIWith(t *testing.T, pool *pgxpool.Pool, cfg *admin.Config) *admin.API {
+	t.Helper()
+	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	require.NoError(t, err)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	api, err := admin.New(pool, enqueuer, keys, cfg)
+	require.NoError(t, err)
+	return api
 }
 
 // TestKeyOperations calls the keys family's typed operations directly, as
@@ -98,20 +111,15 @@ func TestOperationRateLimit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testdb.New(t)
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
-	require.NoError(t, err)
-	keys, err := keyring.Parse(keyring.Generate())
-	require.NoError(t, err)
 	// A budget of 2 that refills once in ~17 minutes: no refill in the test.
-	api, err := admin.New(pool, enqueuer, keys, &admin.Config{ManagementRateAdmin: admin.Rate{PerSecond: 0.001, Burst: 2}})
-	require.NoError(t, err)
+	api := newAPIWith(t, pool, &admin.Config{ManagementRateAdmin: admin.Rate{PerSecond: 0.001, Burst: 2}})
 
 	p := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAdmin}
 	for range 2 {
 		_, err := api.ListKeys(ctx, p, &apitype.KeyList{})
 		require.NoError(t, err)
 	}
-	_, err = api.ListKeys(ctx, p, &apitype.KeyList{})
+	_, err := api.ListKeys(ctx, p, &apitype.KeyList{})
 	e := requireAPIError(t, err, http.StatusTooManyRequests, "rate_limited")
 	require.Positive(t, e.RetryAfter)
 
@@ -134,12 +142,7 @@ func TestGetLimitsOperation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testdb.New(t)
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
-	require.NoError(t, err)
-	keys, err := keyring.Parse(keyring.Generate())
-	require.NoError(t, err)
-	api, err := admin.New(pool, enqueuer, keys, nil)
-	require.NoError(t, err)
+	api := newAPIWith(t, pool, nil)
 
 	bound := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_limits"}
 	limits, err := api.GetLimits(ctx, bound, &apitype.LimitsQuery{})
