@@ -90,12 +90,12 @@ INSERT INTO river_queue (name, created_at, metadata, updated_at) VALUES ('idle',
 	t.Run("QueryTimeout", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		// A timeout no query meets: the four scrape-time queries (pending,
+		// A timeout no query meets: the five scrape-time queries (pending,
 		// River's jobs, expiring client certificates, throttled
-		// deliveries) fail, their gauges are left out and the rest of the
-		// scrape is served.
+		// deliveries, blocked FIFO webhooks) fail, their gauges are left
+		// out and the rest of the scrape is served.
 		jobs, queryErrors := gather(t, metrics.New(b.pool, &metrics.Config{QueryTimeout: time.Nanosecond}))
 		require.Empty(t, jobs)
-		require.Equal(t, 4.0, queryErrors)
+		require.Equal(t, 5.0, queryErrors)
 	})
 }
