@@ -190,19 +190,23 @@ WHERE d.webhook_id = $1 ORDER BY a.delivery_id, a.number`, limitedID)
 	require.Less(t, healthyDone, 11*time.Second, "the healthy endpoint is not held up by the throttled backlog")
 
 	// At most two fetches for a delivery attempted once: its job snoozed
-	// once at most (for its slot). River keeps completed jobs 10 minutes.
+	// once at most (for its slot). The one exception the design has is
+	// counted: a held job whose turn to start was more than 2 s ahead
+	// (its webhook's starts that far behind their slots: a machine stalled
+	// for seconds) takes a new slot, and webhookd_throttle_reslots_total
+	// counts it. River keeps completed jobs 10 minutes.
 	var once, twice, more int
 	require.NoError(t, pool.QueryRow(ctx, `
 SELECT count(*) FILTER (WHERE s = 0), count(*) FILTER (WHERE s = 1), count(*) FILTER (WHERE s > 1)
 FROM (SELECT coalesce((j.metadata->>'snoozes')::int, 0) AS s FROM river_job j JOIN deliveries d ON d.job_id = j.id
       WHERE d.webhook_id = $1 AND d.attempts = 1) x`, limitedID).Scan(&once, &twice, &more))
-	t.Logf("limited deliveries attempted once: %d fetched once, %d twice, %d more", once, twice, more)
+	reslots := 0.0
+	for _, srv := range servers {
+		reslots += metricValue(t, scrape(t, "http://"+srv.MetricsAddr()+"/metrics"), `webhookd_throttle_reslots_total`)
+	}
+	t.Logf("limited deliveries attempted once: %d fetched once, %d twice, %d more; %v re-slotted", once, twice, more, reslots)
 	require.Greater(t, once+twice, 0)
-	// The issue asks for at most two; under load a held slot can go stale
-	// behind the bulk backlog and be reserved again (issue 25 is open on
-	// it, and the bench measures it). This bound catches a delivery
-	// fetched over and over, not the rare third fetch (3 of 48 in CI).
-	require.LessOrEqual(t, more, (once+twice)/4, "at most two fetches per delivery, but for claims that ran out of time")
+	require.LessOrEqual(t, float64(more), reslots, "at most two fetches per delivery, but for the re-slots counted")
 
 	// Every event arrived (at least once).
 	seen := map[string]bool{}

@@ -206,7 +206,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	if _, ok := db.(pgx.Tx); ok {
 		concurrency = 1
 	}
-	w.throttle = newThrottle(db, cfg.Now, cfg.BookkeepingTimeout)
+	w.throttle = newThrottle(db, cfg.Now, cfg.BookkeepingTimeout, cfg.Metrics)
 	batchDB := db
 	if cfg.ByKey != nil {
 		batchDB = cfg.ByKey
@@ -429,7 +429,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 			if err != nil {
 				return fmt.Errorf("error claiming a start for delivery %s: %w", target.DeliveryID, err)
 			}
-			return river.JobSnooze(claimSnooze(*target.RateLimit))
+			return river.JobSnooze(w.throttle.again(ctx, target, job.ID))
 		}
 		start = claimed
 	}
@@ -443,8 +443,9 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	// The cap is on requests in flight: the slot is free once the response
 	// is in, before the (batched) recording.
 	w.inflight.release(target.WebhookID, time.Since(slotAt), attemptEndOf(res))
-	if job.Priority <= PriorityNormal && res.StatusCode != 0 && res.Duration < bulkLiveAnswer {
-		// Live traffic that a receiver answers: a backlog gives way to it.
+	if job.Priority <= PriorityNormal && res.StatusCode != 0 && res.Duration < bulkLiveAnswer && !waitedForSlot(target) {
+		// Live traffic that a receiver answers: a backlog gives way to it
+		// (not to a delivery that waited for its rate limit's slot).
 		w.bulk.live(target.AccountID)
 	}
 

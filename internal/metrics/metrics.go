@@ -91,6 +91,7 @@ type Metrics struct {
 	firstAttemptDelay  prometheus.Histogram
 	retryLateness      prometheus.Histogram
 	reconcilerFixed    prometheus.Counter
+	throttleReslots    prometheus.Counter
 	webhookPauses      *prometheus.CounterVec
 	bulkWaits          prometheus.Counter
 	bulkWaitSeconds    prometheus.Counter
@@ -134,6 +135,10 @@ func New(db store.DB, cfg *Config) *Metrics {
 			Name: "webhookd_reconciler_fixed_total",
 			Help: "Pending deliveries the reconciler re-queued because no live job served them.",
 		}),
+		throttleReslots: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webhookd_throttle_reslots_total",
+			Help: "Deliveries of rate-limited webhooks that held a start slot but whose turn to start was more than 2 s ahead when their job ran, so took a new slot (a third fetch).",
+		}),
 		webhookPauses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhookd_webhook_pauses_total",
 			Help: "Webhooks paused and resumed, by action (pause, resume) and reason (manual, auto).",
@@ -169,7 +174,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	m.registry.MustRegister(
 		m.deliveriesFinished, m.attempts, m.attemptDuration, m.firstAttemptDelay,
 		m.retryLateness, m.reconcilerFixed, m.webhookPauses, m.bulkWaits, m.bulkWaitSeconds, scaleNotOne,
-		m.rateLimited, m.authFailures, m.portalLinks,
+		m.rateLimited, m.authFailures, m.portalLinks, m.throttleReslots,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -239,6 +244,15 @@ func (m *Metrics) ReconcilerFixed(n int) {
 		return
 	}
 	m.reconcilerFixed.Add(float64(n))
+}
+
+// ThrottleReslot counts a delivery of a rate-limited webhook that held a
+// slot but took a new one, its turn to start too far ahead.
+func (m *Metrics) ThrottleReslot() {
+	if m == nil {
+		return
+	}
+	m.throttleReslots.Inc()
 }
 
 // BulkGateWait counts a backlogged bulk delivery that waited d for other

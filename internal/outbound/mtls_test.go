@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -380,18 +381,22 @@ func TestValidateTLSMaterial(t *testing.T) {
 }
 
 // BenchmarkMutualTLSAttempt is one attempt of a webhook with a client
-// certificate (found by its TLSRef), both sides in this process: on a
-// kept connection; on a new connection each time that resumes the
-// certificate's TLS session; on a new connection with a full mutual
-// handshake each time (the receiver issues no session tickets); and, for
-// comparison, a full handshake without a client certificate (the
-// receiver asks for none, the webhook sets only its CA bundle).
-// BENCHMARKS.md has the numbers.
+// certificate (ECDSA P-256, or RSA-2048 where named; found by its TLSRef),
+// both sides in this process: on a kept connection; on a new connection
+// each time that resumes the certificate's TLS session; on a new
+// connection with a full mutual handshake each time (the receiver issues
+// no session tickets); and, for comparison, a full handshake without a
+// client certificate (the receiver asks for none, the webhook sets only
+// its CA bundle). BENCHMARKS.md has the numbers.
 func BenchmarkMutualTLSAttempt(b *testing.B) {
 	serverCA, clientCA := testcert.NewCA(b, "receiver CA"), testcert.NewCA(b, "client CA")
 	certPEM, keyPEM := clientCA.Client(b, "webhook-a", time.Now().Add(24*time.Hour))
 	mutual := &TLSMaterial{CertificatePEM: certPEM, KeyPEM: keyPEM, CABundlePEM: serverCA.PEM}
 	serverOnly := &TLSMaterial{CABundlePEM: serverCA.PEM}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(b, err)
+	rsaCertPEM, rsaKeyPEM := clientCA.ClientWithKey(b, "webhook-rsa", time.Now().Add(24*time.Hour), rsaKey)
+	mutualRSA := &TLSMaterial{CertificatePEM: rsaCertPEM, KeyPEM: rsaKeyPEM, CABundlePEM: serverCA.PEM}
 	for _, bc := range []struct {
 		name      string
 		material  *TLSMaterial
@@ -402,6 +407,8 @@ func BenchmarkMutualTLSAttempt(b *testing.B) {
 		{"KeptConnection", mutual, false, true, false},
 		{"ResumedHandshake", mutual, false, true, true},
 		{"FullMutualHandshake", mutual, true, true, true},
+		{"FullMutualHandshakeRSA2048", mutualRSA, true, true, true},
+		{"ResumedHandshakeRSA2048", mutualRSA, false, true, true},
 		{"FullServerOnlyHandshake", serverOnly, true, false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -43,19 +43,21 @@ func SlotInterval(perSecond int) time.Duration {
 }
 
 // throttleReserve takes webhook $1's next slot at or after $2 (a new row's
-// first slot is $2) when it is no later than $4 (NULL: whenever it is),
-// and moves next_at on by the interval $3 (µs). No row comes back when
-// the next slot is later than $4.
+// first slot is $2), and no earlier than an interval after the last start
+// given (when starts run behind their slots, a new slot goes after them),
+// when it is no later than $4 (NULL: whenever it is), and moves next_at on
+// by the interval $3 (µs). No row comes back when the next slot is later
+// than $4.
 const throttleReserve = `
 INSERT INTO webhook_throttle AS t (webhook_id, interval_us, next_at, last_start)
 VALUES ($1, $3::bigint, $2::timestamptz + $3::bigint * interval '1 microsecond', '-infinity')
 ON CONFLICT (webhook_id) DO UPDATE SET
     interval_us = $3::bigint,
-    next_at = greatest(t.next_at, $2::timestamptz) + $3::bigint * interval '1 microsecond'
-WHERE $4::timestamptz IS NULL OR t.next_at <= $4::timestamptz
+    next_at = greatest(t.next_at, $2::timestamptz, t.last_start + $3::bigint * interval '1 microsecond') + $3::bigint * interval '1 microsecond'
+WHERE $4::timestamptz IS NULL OR greatest(t.next_at, t.last_start + $3::bigint * interval '1 microsecond') <= $4::timestamptz
 RETURNING next_at - $3::bigint * interval '1 microsecond'`
 
-const throttleNext = `SELECT next_at FROM webhook_throttle WHERE webhook_id = $1`
+const throttleNext = `SELECT greatest(next_at, last_start + interval_us * interval '1 microsecond') FROM webhook_throttle WHERE webhook_id = $1`
 
 // ErrNoSlotSoon means ReserveSlot found no slot free by its latest time.
 var ErrNoSlotSoon = errors.New("no slot free soon enough")
@@ -80,13 +82,14 @@ func ReserveSlot(ctx context.Context, db DB, webhookID string, interval time.Dur
 	return slot, err
 }
 
-// throttleClaim claims an attempt start at $2 for webhook $1 when the last
-// one claimed is at least the interval $3 (µs) before it: a row comes back
-// only when this statement claimed it (never mistaken for another claim of
-// the same microsecond).
+// throttleClaim gives webhook $1 the attempt start at $2 or, when the last
+// start given is less than the interval $3 (µs) before $2, the one an
+// interval after it, if that is no later than $4: a row (the start) comes
+// back only when this statement gave it. Starts given are at least an
+// interval apart, each to one claim, in the order the claims come.
 const throttleClaim = `
-UPDATE webhook_throttle SET last_start = $2::timestamptz
-WHERE webhook_id = $1 AND last_start <= $2::timestamptz - $3::bigint * interval '1 microsecond'
+UPDATE webhook_throttle SET last_start = greatest(last_start + $3::bigint * interval '1 microsecond', $2::timestamptz)
+WHERE webhook_id = $1 AND last_start + $3::bigint * interval '1 microsecond' <= $4::timestamptz
 RETURNING last_start`
 
 // throttleLastStart reads the last start claimed, or makes the webhook's
@@ -102,33 +105,40 @@ SELECT last_start, true FROM made
 UNION ALL
 SELECT last_start, false FROM webhook_throttle WHERE webhook_id = $1`
 
-// ClaimStart claims an attempt start of webhookID at now (microseconds):
-// granted when the last start claimed is at least interval earlier. Starts
-// claimed so are at least interval apart, whatever process claims them, so
-// no second holds more than 1 s / interval of them. When it is refused,
-// next is the earliest time a claim can succeed.
-func ClaimStart(ctx context.Context, db DB, webhookID string, interval time.Duration, now time.Time) (ok bool, next time.Time, err error) {
+// ClaimStart gives webhookID an attempt start (microseconds): now when the
+// last start given is at least interval earlier, else the start an
+// interval after that one, if it is no later than latest (ok false
+// otherwise, and start is the earliest one a claim could be given). The
+// caller starts its attempt at start, not before. Starts given so are at
+// least interval apart, whatever process claims them, so no second holds
+// more than 1 s / interval of them; claims that come together are given
+// consecutive starts in the order they come, none refused for another's
+// (a claim with latest = now is the plain test: now or nothing).
+func ClaimStart(ctx context.Context, db DB, webhookID string, interval time.Duration, now, latest time.Time) (start time.Time, ok bool, err error) {
 	now = now.Truncate(time.Microsecond)
-	var last time.Time
-	err = db.QueryRow(ctx, throttleClaim, webhookID, now, interval.Microseconds()).Scan(&last)
+	err = db.QueryRow(ctx, throttleClaim, webhookID, now, interval.Microseconds(), latest).Scan(&start)
 	if err == nil {
-		return true, now, nil
+		return start, true, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return false, time.Time{}, err
+		return time.Time{}, false, err
 	}
-	var made bool
+	var (
+		last time.Time
+		made bool
+	)
 	if err := db.QueryRow(ctx, throttleLastStart, webhookID, now, interval.Microseconds()).Scan(&last, &made); err != nil {
-		return false, time.Time{}, err
+		return time.Time{}, false, err
 	}
 	if made {
-		return true, now, nil
+		return now, true, nil
 	}
-	return false, last.Add(interval), nil
+	return last.Add(interval), false, nil
 }
 
 // throttleReserveMany reserves $4[i] consecutive slots of webhook $1[i]
-// (interval $3[i] µs) at or after $2, rows locked in webhook order (so two
+// (interval $3[i] µs) at or after $2 (and at least an interval after the
+// last start given, as throttleReserve), rows locked in webhook order (so two
 // processes' batches can't deadlock), and returns next_at after it.
 const throttleReserveMany = `
 INSERT INTO webhook_throttle AS t (webhook_id, interval_us, next_at, last_start)
@@ -137,7 +147,7 @@ FROM unnest($1::text[], $3::bigint[], $4::integer[]) AS r(webhook_id, interval_u
 ORDER BY r.webhook_id
 ON CONFLICT (webhook_id) DO UPDATE SET
     interval_us = excluded.interval_us,
-    next_at = greatest(t.next_at, $2::timestamptz) + (excluded.next_at - $2::timestamptz)
+    next_at = greatest(t.next_at, $2::timestamptz, t.last_start + excluded.interval_us * interval '1 microsecond') + (excluded.next_at - $2::timestamptz)
 RETURNING webhook_id, next_at`
 
 // SlotRequest asks for one start slot of a webhook whose limit spaces
@@ -197,12 +207,22 @@ func ReserveSlots(ctx context.Context, db DB, reqs []SlotRequest, now time.Time)
 
 // deliveryHoldSlots moves pending deliveries' due times to their reserved
 // slots (throttle_slot records that each was given one), each guarded by
-// the job serving it.
+// the job serving it, and raises those jobs to River's first priority
+// (dispatcher.PriorityNormal, 1), so that at its slot each is fetched
+// ahead of any backlog (River fetches by priority, then scheduled_at: at
+// the bulk priority a held job fell due behind every bulk job enqueued
+// before its slot, and ran late). The job is running (this is its run):
+// River's snooze that follows sets its state and time, not its priority.
 const deliveryHoldSlots = `
-UPDATE deliveries d SET next_attempt_at = h.slot, throttle_slot = h.slot, updated_at = $5
-FROM unnest($1::text[], $2::date[], $3::bigint[], $4::timestamptz[]) AS h(id, part_day, job_id, slot)
-WHERE d.id = h.id AND d.part_day = h.part_day AND d.job_id = h.job_id AND d.state = 'pending'
-RETURNING d.id`
+WITH held AS (
+    UPDATE deliveries d SET next_attempt_at = h.slot, throttle_slot = h.slot, updated_at = $5
+    FROM unnest($1::text[], $2::date[], $3::bigint[], $4::timestamptz[]) AS h(id, part_day, job_id, slot)
+    WHERE d.id = h.id AND d.part_day = h.part_day AND d.job_id = h.job_id AND d.state = 'pending'
+    RETURNING d.id, d.job_id
+), raised AS (
+    UPDATE river_job j SET priority = 1 FROM held WHERE j.id = held.job_id AND j.priority > 1
+)
+SELECT id FROM held`
 
 // SlotHold is a delivery given a later slot, with the job serving it.
 type SlotHold struct {

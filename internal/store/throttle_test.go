@@ -44,24 +44,46 @@ func TestThrottleSlots(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(3), n, "wh_a's three slots after now")
 
-	ok, _, err := store.ClaimStart(ctx, pool, "wh_a", interval, now)
+	// A claim that must start at once (latest = now): now or nothing.
+	start, ok, err := store.ClaimStart(ctx, pool, "wh_a", interval, now, now)
 	require.NoError(t, err)
 	require.True(t, ok)
-	ok, next, err := store.ClaimStart(ctx, pool, "wh_a", interval, now.Add(interval-time.Microsecond))
+	require.True(t, start.Equal(now))
+	soon := now.Add(interval - time.Microsecond)
+	next, ok, err := store.ClaimStart(ctx, pool, "wh_a", interval, soon, soon)
 	require.NoError(t, err)
 	require.False(t, ok, "too soon after the last start")
 	require.True(t, next.Equal(now.Add(interval)), "%v", next)
-	ok, _, err = store.ClaimStart(ctx, pool, "wh_a", interval, now.Add(interval))
+	start, ok, err = store.ClaimStart(ctx, pool, "wh_a", interval, now.Add(interval), now.Add(interval))
 	require.NoError(t, err)
 	require.True(t, ok)
-	ok, _, err = store.ClaimStart(ctx, pool, "wh_a", interval, now.Add(interval))
+	require.True(t, start.Equal(now.Add(interval)))
+	_, ok, err = store.ClaimStart(ctx, pool, "wh_a", interval, now.Add(interval), now.Add(interval))
 	require.NoError(t, err)
 	require.False(t, ok, "a second claim of the same microsecond is refused, not taken for the first")
 
-	ok, _, err = store.ClaimStart(ctx, pool, "wh_new", interval, now)
+	// Claims that may wait are given the next starts in turn, an interval
+	// apart, up to their bound.
+	at := now.Add(interval)
+	for k := 2; k <= 4; k++ {
+		start, ok, err = store.ClaimStart(ctx, pool, "wh_a", interval, at, at.Add(time.Second))
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.True(t, start.Equal(now.Add(time.Duration(k)*interval)), "claim %d: %v", k, start)
+	}
+	next, ok, err = store.ClaimStart(ctx, pool, "wh_a", interval, at, at.Add(3*interval-time.Microsecond))
+	require.NoError(t, err)
+	require.False(t, ok, "the next start (now + 5 intervals) is past the bound")
+	require.True(t, next.Equal(now.Add(5*interval)), "%v", next)
+	// A slot reserved now comes after the starts given (now + 4 intervals).
+	slot, err = store.ReserveSlot(ctx, pool, "wh_a", interval, now, time.Time{})
+	require.NoError(t, err)
+	require.True(t, slot.Equal(now.Add(5*interval)), "%v", slot)
+
+	_, ok, err = store.ClaimStart(ctx, pool, "wh_new", interval, now, now)
 	require.NoError(t, err)
 	require.True(t, ok, "a webhook without a row yet: the claim makes it")
-	ok, _, err = store.ClaimStart(ctx, pool, "wh_new", interval, now)
+	_, ok, err = store.ClaimStart(ctx, pool, "wh_new", interval, now, now)
 	require.NoError(t, err)
 	require.False(t, ok)
 }
