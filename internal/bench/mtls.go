@@ -5,12 +5,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"runtime/pprof"
 	"time"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // fanoutAccount is the account of the fan-out drains.
@@ -49,6 +50,21 @@ func (d *fanoutDrain) CPUPerDelivery() time.Duration {
 // webhook); without, it is plain HTTP on the shared transport, the drain
 // scenario's path.
 func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSetup) (*fanoutDrain, error) {
+	// A CPU profile (go test -cpuprofile) tells the drains apart by the
+	// label drain, which every goroutine started from here inherits (the
+	// workers', the transports', the receiver's; not the runtime's GC).
+	kind := "plain"
+	switch {
+	case setup == nil:
+	case len(setup.Hooks) > 0 && len(setup.Hooks[0].CertificatePEM) > 0:
+		kind = "mtls"
+	case len(setup.Hooks) > 1:
+		kind = "https-per-webhook"
+	default:
+		kind = "https"
+	}
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("drain", kind)))
+	defer pprof.SetGoroutineLabels(ctx)
 	s, err := e.newStage(ctx, ScenarioDrain, 1)
 	if err != nil {
 		return nil, err
@@ -82,7 +98,7 @@ func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSet
 		}
 		if setup != nil {
 			m := &setup.Hooks[i%len(setup.Hooks)]
-			if hook.TLS.Ciphertext, hook.TLS.KeyID, err = dispatcher.EncryptTLS(s.keys, hook.ID, m); err != nil {
+			if hook.TLS.Ciphertext, hook.TLS.KeyID, err = webhookrule.EncryptTLS(s.keys, hook.ID, m); err != nil {
 				return nil, err
 			}
 			bundle := string(m.CABundlePEM)
@@ -105,7 +121,7 @@ func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSet
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	s.progress("workers started: draining %s deliveries to %d webhooks over %s (client certificates: %t)", count(total), hooks, scheme, setup != nil && len(setup.Hooks) > 0 && len(setup.Hooks[0].CertificatePEM) > 0)
+	s.progress("workers started: draining %s deliveries to %d webhooks (%s)", count(total), hooks, kind)
 	if err := s.waitAnswered(ctx, recv, total, deadline); err != nil {
 		return nil, err
 	}
