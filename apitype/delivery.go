@@ -102,3 +102,37 @@ type ReplayBatchFilter struct {
 	CreatedAfter  *time.Time `json:"created_after"`
 	CreatedBefore *time.Time `json:"created_before"`
 }
+
+// DeliveryGet names the delivery of GET /v1/deliveries/{id}: the path's
+// {id}.
+type DeliveryGet struct {
+	ID string `json:"id"`
+}
+
+// DeliveryReplay names the delivery of POST /v1/deliveries/{id}/replay:
+// the path's {id} (the body takes nothing).
+type DeliveryReplay struct {
+	ID string `json:"id"`
+}
+
+// DeliveryList is the query of GET /v1/deliveries. A filter is nil when
+// not given (given empty, it is refused as the API refuses it); times are
+// strings (RFC 3339) so that a bad one is named. A page of Limit (0: the
+// default, 100) from Cursor (a previous page's next_cursor).
+type DeliveryList struct {
+	State         *string `json:"state,omitempty"`
+	AccountID     *string `json:"account_id,omitempty"`
+	WebhookID     *string `json:"webhook_id,omitempty"`
+	EventType     *string `json:"event_type,omitempty"`
+	EventID       *string `json:"event_id,omitempty"`
+	CreatedAfter  *string `json:"created_after,omitempty"`
+	CreatedBefore *string `json:"created_before,omitempty"`
+	Cursor        *string `json:"cursor,omitempty"`
+	Limit         int     `json:"limit,omitempty"`
+}
+
+// ReplayBatchGet names the bulk replay of GET /v1/replays/{id}: the
+// path's {id}.
+type ReplayBatchGet struct {
+	ID string `json:"id"`
+}
