@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 
@@ -93,6 +94,23 @@ func (a *API) admitting(op *opSpec, next http.Handler) http.Handler {
 func accountOf(p *Principal, given string) (string, *Error) {
 	r := (&http.Request{}).WithContext(context.WithValue(context.Background(), principalKey{}, p))
 	return accountFor(r, &given)
+}
+
+// loadedFor is an operation's answer to loading what (id) for p: nil
+// when err is nil and the object's account (accountID, called only then)
+// is p's to see; 404 when it is unknown or another account's, as if it
+// did not exist; an unexpected err is logged and answered by errInternal.
+func (a *API) loadedFor(p *Principal, what, id string, err error, accountID func() string) *Error {
+	if err == nil && !p.CanAccess(accountID()) {
+		err = store.ErrNotFound // another account's object does not exist for this key
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errNotFound(what)
+	case err != nil:
+		return a.internal("error loading "+what, err, zap.String("id", id))
+	}
+	return nil
 }
 
 // decodeBody reads an operation's request from a JSON body of at most
