@@ -1,6 +1,9 @@
 package apitype
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Signature schemes: SchemeMono sends Mono-Signature; SchemeStandard sends
 // the Standard Webhooks headers (webhook-id, webhook-timestamp,
@@ -146,9 +149,11 @@ type CertificateExpiry struct {
 	ExpiresSoon bool      `json:"expires_soon"`
 }
 
-// TestSendRequest is the body of POST /v1/webhooks/{id}/test: Type nil (or
+// TestSendRequest is POST /v1/webhooks/{id}/test: Type nil (or
 // the body absent) sends webhook.test; a catalogue type sends its example.
 type TestSendRequest struct {
+	// ID is the path's {id}.
+	ID   string  `json:"-"`
 	Type *string `json:"type,omitempty"`
 }
 
@@ -160,4 +165,144 @@ type TestSend struct {
 	Type       string  `json:"type"`
 	Succeeded  bool    `json:"succeeded"`
 	Attempt    Attempt `json:"attempt"`
+}
+
+// WebhookCreate is the body of POST /v1/webhooks. A field absent (nil)
+// takes its default; AccountID may be left out by a key bound to an
+// account (its own).
+type WebhookCreate struct {
+	AccountID   *string            `json:"account_id"`
+	URL         *string            `json:"url"`
+	Description *string            `json:"description"`
+	Headers     *map[string]string `json:"headers"`
+	EventTypes  *[]string          `json:"event_types"`
+	// SignatureScheme is SchemeMono (the default) or SchemeStandard;
+	// OnGone is OnGoneRetry (the default) or OnGonePause.
+	SignatureScheme *string `json:"signature_scheme"`
+	OnGone          *string `json:"on_gone"`
+	// TLS is the client certificate and CA bundle; OAuth the OAuth2
+	// client credentials setting.
+	TLS   *WebhookTLSSetting   `json:"tls"`
+	OAuth *WebhookOAuthSetting `json:"oauth"`
+	// RateLimitPerSecond caps attempts started per second (1–100); null
+	// or absent: no limit.
+	RateLimitPerSecond NullableInt `json:"rate_limit_per_second"`
+	// Ordering is OrderingNone (the default) or OrderingFIFO.
+	Ordering *string `json:"ordering"`
+}
+
+// WebhookPatch is PATCH /v1/webhooks/{id}: ID is the path's {id}, the
+// rest the body's fields to change; absent (nil) ones stay as they are.
+type WebhookPatch struct {
+	ID          string  `json:"-"`
+	Description *string `json:"description"`
+	// Headers replaces the custom headers; {} removes them.
+	Headers *map[string]string `json:"headers"`
+	// EventTypes replaces the event-type filter; [] takes every type.
+	EventTypes *[]string `json:"event_types"`
+	// Paused pauses (true) or resumes (false) the webhook.
+	Paused *bool `json:"paused"`
+	// SignatureScheme switches the scheme (SchemeStandard needs a secret
+	// in the standard form); OnGone sets what a 410 does.
+	SignatureScheme *string `json:"signature_scheme"`
+	OnGone          *string `json:"on_gone"`
+	// TLS replaces the client certificate and CA bundle; {} removes them.
+	TLS *WebhookTLSSetting `json:"tls"`
+	// OAuth replaces the OAuth2 setting; {} removes it.
+	OAuth *WebhookOAuthSetting `json:"oauth"`
+	// RateLimitPerSecond sets the rate limit (1–100); null removes it.
+	RateLimitPerSecond NullableInt `json:"rate_limit_per_second"`
+	// Ordering switches the ordering (OrderingNone or OrderingFIFO).
+	Ordering *string `json:"ordering"`
+}
+
+// WebhookTLSSetting is a webhook's tls setting as a create or update
+// gives it, in PEM. On update it replaces the whole setting; {} removes
+// it.
+type WebhookTLSSetting struct {
+	// ClientCertificate is the chain presented to the receiver, leaf
+	// first; ClientKey its private key, unencrypted. Stored encrypted,
+	// never returned.
+	ClientCertificate *string `json:"client_certificate"`
+	ClientKey         *string `json:"client_key"`
+	// CABundle is CA certificates trusted for this webhook besides the
+	// system roots (a receiver with a certificate from a private CA).
+	CABundle *string `json:"ca_bundle"`
+}
+
+// WebhookOAuthSetting is a webhook's OAuth2 client credentials setting as
+// a create or update gives it. On update it replaces the whole setting
+// (the client secret included); {} removes it.
+type WebhookOAuthSetting struct {
+	TokenURL     *string  `json:"token_url"`
+	ClientID     *string  `json:"client_id"`
+	ClientSecret *string  `json:"client_secret"`
+	Scopes       []string `json:"scopes"`
+	Audience     *string  `json:"audience"`
+	// AuthStyle is header (HTTP Basic) or body, set explicitly.
+	AuthStyle *string `json:"auth_style"`
+}
+
+// NullableInt is a whole number a body may give, give as null, or leave
+// out: Set says the field was there (null included), Value its number
+// (nil for null).
+type NullableInt struct {
+	Set   bool
+	Value *int
+}
+
+// UnmarshalJSON implements json.Unmarshaler: a whole number or null.
+func (f *NullableInt) UnmarshalJSON(b []byte) error {
+	f.Set = true
+	if string(b) == "null" {
+		f.Value = nil
+		return nil
+	}
+	var n int
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err // a *json.UnmarshalTypeError: the decoder names the field
+	}
+	f.Value = &n
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler: the number, or null (when not
+// Set too: a body that must leave the field out uses another type).
+func (f NullableInt) MarshalJSON() ([]byte, error) {
+	if f.Value == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(*f.Value)
+}
+
+// WebhookGet names the webhook of GET /v1/webhooks/{id} and of the
+// routes under it that take nothing else (secret, health, DELETE): the
+// path's {id}.
+type WebhookGet struct {
+	ID string `json:"id"`
+}
+
+// WebhookList is the query of GET /v1/webhooks: the account (a key bound
+// to one: its own by default), a page of Limit (0: the default) from
+// Cursor (a previous page's next_cursor).
+type WebhookList struct {
+	AccountID string `json:"account_id,omitempty"`
+	Cursor    string `json:"cursor,omitempty"`
+	Limit     int    `json:"limit,omitempty"`
+}
+
+// WebhookRotateSecret is POST /v1/webhooks/{id}/rotate-secret: ID the
+// path's {id}; ExpiresIn how long the secret being replaced keeps
+// signing, a duration from 0 to 7 days (24h, 90m, 2d; default 24h).
+type WebhookRotateSecret struct {
+	ID        string  `json:"-"`
+	ExpiresIn *string `json:"expires_in"`
+}
+
+// FIFOSkip is POST /v1/webhooks/{id}/fifo/skip: ID the path's {id},
+// DeliveryID the dead head to skip (so a stale request can't skip a
+// newer head).
+type FIFOSkip struct {
+	ID         string  `json:"-"`
+	DeliveryID *string `json:"delivery_id"`
 }
