@@ -14,6 +14,7 @@ import (
 
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // DeadNoticeWindowDefault is WorkerConfig.DeadNoticeWindow's default: at
@@ -79,7 +80,7 @@ func (w *Worker) notifyDeaths(ctx context.Context, tx pgx.Tx, deaths []store.Rec
 	if e == nil || first.AccountID == NotifyAccount {
 		return nil
 	}
-	n := &Notification{Type: NotifyDeliveryDead, AccountID: first.AccountID, WebhookID: first.WebhookID}
+	n := &Notification{Type: webhookrule.NotifyDeliveryDead, AccountID: first.AccountID, WebhookID: first.WebhookID}
 	targets, err := notificationTargets(ctx, tx, n)
 	if err != nil || len(targets) == 0 {
 		return err
@@ -148,7 +149,7 @@ func addDeaths(ctx context.Context, tx pgx.Tx, eventID string, count int, ids []
 	if err := json.Unmarshal(body, &env); err != nil {
 		return false, fmt.Errorf("error reading delivery.dead notification %s: %w", eventID, err)
 	}
-	at, err := time.Parse(TimestampLayout, env.Timestamp)
+	at, err := time.Parse(webhookrule.TimestampLayout, env.Timestamp)
 	if err != nil {
 		return false, fmt.Errorf("error reading delivery.dead notification %s: %w", eventID, err)
 	}
@@ -159,7 +160,7 @@ func addDeaths(ctx context.Context, tx pgx.Tx, eventID string, count int, ids []
 	if err != nil {
 		return false, err
 	}
-	if body, err = Envelope(NotifyDeliveryDead, encoded, at); err != nil {
+	if body, err = webhookrule.Envelope(webhookrule.NotifyDeliveryDead, encoded, at); err != nil {
 		return false, err
 	}
 	return store.SetNotSentEventBody(ctx, tx, eventID, body)

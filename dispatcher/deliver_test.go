@@ -18,6 +18,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // The body is the envelope byte for byte — data compacted but not
@@ -94,7 +95,7 @@ func TestEnvelope(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := dispatcher.Envelope("t", []byte(tt.data), tt.at)
+			got, err := webhookrule.Envelope("t", []byte(tt.data), tt.at)
 			require.NoError(t, err)
 			require.Equal(t, tt.want, string(got))
 		})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // MaxBatchSize is the most events EnqueueMany accepts at once.
@@ -109,7 +110,7 @@ type Event struct {
 	// IdempotencyKey, optional, makes a repeat of the same event a no-op.
 	IdempotencyKey string
 	// Traceparent, optional, is the producer's W3C trace context: every
-	// attempt carries its trace id (see AttemptTraceparent).
+	// attempt carries its trace id (see webhookrule.AttemptTraceparent).
 	Traceparent string
 }
 
@@ -195,22 +196,22 @@ func (e *Enqueuer) Resume(ctx context.Context, tx pgx.Tx, webhookID string) (int
 
 // Validate checks ev without touching the database.
 func Validate(ev *Event) error {
-	if err := ValidateAccountID(ev.AccountID); err != nil {
+	if err := webhookrule.ValidateAccountID(ev.AccountID); err != nil {
 		return err
 	}
-	if err := ValidateType(ev.Type); err != nil {
+	if err := webhookrule.ValidateType(ev.Type); err != nil {
 		return err
 	}
 	if err := validateNotReserved(ev); err != nil {
 		return err
 	}
-	if err := ValidateData(ev.Data); err != nil {
+	if err := webhookrule.ValidateData(ev.Data); err != nil {
 		return err
 	}
-	if err := ValidateTraceparent(ev.Traceparent); err != nil {
+	if err := webhookrule.ValidateTraceparent(ev.Traceparent); err != nil {
 		return err
 	}
-	return ValidateIdempotencyKey(ev.IdempotencyKey)
+	return webhookrule.ValidateIdempotencyKey(ev.IdempotencyKey)
 }
 
 // requestHash identifies an event's payload for idempotency: the same key
@@ -222,7 +223,7 @@ func requestHash(ev *Event, compactData []byte) []byte {
 	h.Write(compactData)
 	if !ev.OccurredAt.IsZero() {
 		h.Write([]byte{0})
-		h.Write([]byte(ev.OccurredAt.UTC().Format(TimestampLayout)))
+		h.Write([]byte(ev.OccurredAt.UTC().Format(webhookrule.TimestampLayout)))
 	}
 	return h.Sum(nil)
 }
@@ -336,7 +337,7 @@ func prepare(ev *Event, now time.Time) (*prepared, error) {
 		p.occurredAt = now
 	}
 	var err error
-	if p.body, err = Envelope(ev.Type, compact.Bytes(), p.occurredAt); err != nil {
+	if p.body, err = webhookrule.Envelope(ev.Type, compact.Bytes(), p.occurredAt); err != nil {
 		return nil, fmt.Errorf("error building envelope: %w", err)
 	}
 	if ev.IdempotencyKey != "" {
@@ -430,7 +431,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 			continue
 		}
 		for _, w := range webhooks[p.ev.AccountID] {
-			if MatchEventType(w.EventTypes, p.ev.Type) {
+			if webhookrule.MatchEventType(w.EventTypes, p.ev.Type) {
 				targets[i] = append(targets[i], w)
 			}
 		}

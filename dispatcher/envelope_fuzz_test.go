@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mono/webhookd/internal/webhookrule"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,8 +70,8 @@ func FuzzEnvelope(f *testing.F) {
 		if want.IsZero() {
 			want = now
 		}
-		require.Len(t, env.Timestamp, len(TimestampLayout), "timestamp %q", env.Timestamp)
-		ts, err := time.Parse(TimestampLayout, env.Timestamp)
+		require.Len(t, env.Timestamp, len(webhookrule.TimestampLayout), "timestamp %q", env.Timestamp)
+		ts, err := time.Parse(webhookrule.TimestampLayout, env.Timestamp)
 		require.NoError(t, err, "timestamp %q", env.Timestamp)
 		require.True(t, ts.Equal(want.UTC().Truncate(time.Microsecond)), "timestamp %s, want %s", ts, want)
 

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // FailingThresholdDefault is the endpoint.failing threshold the server
@@ -47,7 +48,7 @@ func (t *HealthTracker) flush(ctx context.Context, folds []store.HealthFold, min
 			return fmt.Errorf("error checking endpoint.failing: %w", err)
 		}
 		for _, f := range failing {
-			err := notifier.Notify(ctx, tx, &Notification{Type: NotifyEndpointFailing, AccountID: f.AccountID, WebhookID: f.WebhookID, Data: &EndpointFailingData{
+			err := notifier.Notify(ctx, tx, &Notification{Type: webhookrule.NotifyEndpointFailing, AccountID: f.AccountID, WebhookID: f.WebhookID, Data: &EndpointFailingData{
 				WebhookID: f.WebhookID, AccountID: f.AccountID, URL: f.URL, ConsecutiveFailures: f.ConsecutiveFailures,
 				Threshold: t.cfg.FailingThreshold, LastFailureKind: f.LastFailureKind,
 			}})

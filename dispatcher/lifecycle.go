@@ -3,8 +3,6 @@ package dispatcher
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,60 +10,6 @@ import (
 
 	"github.com/mono/webhookd/internal/store"
 )
-
-// EventTypesMax is how many entries a webhook's event-type filter may have.
-const EventTypesMax = 100
-
-// MatchEventType reports whether a webhook with filter receives events of
-// type eventType: an empty filter takes every type; an entry ending in *
-// takes every type that starts with what comes before it; any other entry
-// takes that exact type.
-func MatchEventType(filter []string, eventType string) bool {
-	if len(filter) == 0 {
-		return true
-	}
-	for _, f := range filter {
-		if prefix, ok := strings.CutSuffix(f, "*"); ok {
-			if strings.HasPrefix(eventType, prefix) {
-				return true
-			}
-		} else if f == eventType {
-			return true
-		}
-	}
-	return false
-}
-
-// ValidateEventTypeFilter checks a webhook's event-type filter: at most
-// EventTypesMax entries, each an event type (ValidateType's grammar), or
-// the start of one followed by a single * at the end. It returns the
-// entries sorted, without repeats.
-func ValidateEventTypeFilter(filter []string) ([]string, error) {
-	if len(filter) > EventTypesMax {
-		return nil, &ValidationError{Field: "event_types", Code: "too_many_event_types", Message: fmt.Sprintf("event_types may have at most %d entries (got %d)", EventTypesMax, len(filter))}
-	}
-	out := make([]string, 0, len(filter))
-	for i, f := range filter {
-		name, wildcard := strings.CutSuffix(f, "*")
-		if !typePattern.MatchString(name) || strings.Contains(name, "*") {
-			what := "an event type such as bank_transfer_approved"
-			if wildcard {
-				what = "the start of an event type followed by one *, such as bank_transfer_*"
-			}
-			return nil, &ValidationError{Field: fmt.Sprintf("event_types[%d]", i), Code: "invalid_event_type", Message: "each entry must be " + what + " (lowercase letters, digits, _ and ., starting with a letter)"}
-		}
-		if !wildcard && notificationNamespace(name) && !IsNotificationType(name) {
-			return nil, &ValidationError{Field: fmt.Sprintf("event_types[%d]", i), Code: "unknown_notification_type",
-				Message: "webhook.*, delivery.* and endpoint.* names are webhookd's notification types: " + strings.Join(NotificationTypes, ", ") + " (and webhook.test)"}
-		}
-		out = append(out, f)
-	}
-	if err := checkNotificationsOnly(out); err != nil {
-		return nil, err
-	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
-}
 
 // resumeBatch is how many paused deliveries one statement resumes.
 const resumeBatch = 1000

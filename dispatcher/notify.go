@@ -1,12 +1,10 @@
 package dispatcher
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +13,7 @@ import (
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // NotifyAccount is the internal account that owns webhookd's own
@@ -22,66 +21,6 @@ import (
 // operator's webhook (WEBHOOKD_NOTIFY_URL, store.OperatorWebhookID). The
 // API refuses it as an account to write to or list; it has no quotas.
 const NotifyAccount = "_webhookd"
-
-// Notification types: webhookd's own events, listed in the event
-// catalogue with their JSON Schemas.
-const (
-	NotifyWebhookPaused   = "webhook.paused"
-	NotifyWebhookResumed  = "webhook.resumed"
-	NotifyDeliveryDead    = "delivery.dead"
-	NotifyEndpointFailing = "endpoint.failing"
-)
-
-// NotificationTypes are the types a webhook may subscribe to by naming
-// them in its event_types.
-var NotificationTypes = []string{NotifyDeliveryDead, NotifyEndpointFailing, NotifyWebhookPaused, NotifyWebhookResumed}
-
-// notificationPrefixes are the namespaces of the notification types:
-// another name in them (webhook.test aside) is a notification type that
-// doesn't exist.
-var notificationPrefixes = []string{"delivery.", "endpoint.", "webhook."}
-
-// IsNotificationType reports whether eventType is one of webhookd's own.
-func IsNotificationType(eventType string) bool { return slices.Contains(NotificationTypes, eventType) }
-
-// notificationNamespace reports whether name is in a notification type's
-// namespace without being webhook.test, the test send's type.
-func notificationNamespace(name string) bool {
-	if name == "webhook.test" {
-		return false
-	}
-	for _, p := range notificationPrefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkNotificationsOnly refuses a filter that names notification types
-// beside other event types: a webhook that takes webhookd's notifications
-// takes only them (and webhook.test), so that it is never the subject of
-// the notifications it subscribes to: its deliveries are all
-// notifications, whose failures never make one (Notify). A webhook that
-// also received events would be subscribing to notifications about its
-// own trouble, which would have to go to the endpoint in trouble.
-func checkNotificationsOnly(filter []string) error {
-	var notification, other string
-	for _, f := range filter {
-		switch {
-		case IsNotificationType(f):
-			notification = cmp.Or(notification, f)
-		case f != "webhook.test":
-			other = cmp.Or(other, f)
-		}
-	}
-	if notification == "" || other == "" {
-		return nil
-	}
-	return &ValidationError{Field: "event_types", Code: "notification_self_subscription",
-		Message: "event_types names the notification type " + notification + " beside the event type " + other +
-			": a webhook that receives events would be subscribing to notifications about itself; subscribe a second webhook that names only notification types"}
-}
 
 // Notification is one of webhookd's own events about a webhook of an
 // account: Data is its event data (a JSON object, see the payload types).
@@ -166,7 +105,7 @@ func writeNotification(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.
 		return fmt.Errorf("error encoding %s data: %w", n.Type, err)
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	body, err := Envelope(n.Type, data, now)
+	body, err := webhookrule.Envelope(n.Type, data, now)
 	if err != nil {
 		return err
 	}
@@ -224,7 +163,7 @@ func PauseNotifying(ctx context.Context, db store.DB, client *river.Client[pgx.T
 		if err != nil {
 			return err
 		}
-		return Notify(ctx, tx, client, &Notification{Type: NotifyWebhookPaused, AccountID: hook.AccountID, WebhookID: hook.ID, Data: &WebhookPausedData{
+		return Notify(ctx, tx, client, &Notification{Type: webhookrule.NotifyWebhookPaused, AccountID: hook.AccountID, WebhookID: hook.ID, Data: &WebhookPausedData{
 			WebhookID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, Reason: reason, PausedAt: now.UTC().Truncate(time.Microsecond),
 		}}, now)
 	})
@@ -233,7 +172,7 @@ func PauseNotifying(ctx context.Context, db store.DB, client *river.Client[pgx.T
 // validateNotReserved refuses an event a producer may not enqueue: one of
 // webhookd's notification types, or one for NotifyAccount.
 func validateNotReserved(ev *Event) error {
-	if IsNotificationType(ev.Type) {
+	if webhookrule.IsNotificationType(ev.Type) {
 		return &ValidationError{Field: "type", Code: "reserved_event_type", Message: "type " + ev.Type + " is one of webhookd's own notification types; producers can't send it"}
 	}
 	if ev.AccountID == NotifyAccount {

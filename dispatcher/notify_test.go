@@ -17,6 +17,7 @@ import (
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/webhookrule"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -53,7 +54,7 @@ func TestAutoPauseNotifies(t *testing.T) {
 		} `json:"event"`
 	}
 	require.NoError(t, json.Unmarshal(got.Body, &n))
-	require.Equal(t, dispatcher.NotifyWebhookPaused, n.Event.Type)
+	require.Equal(t, webhookrule.NotifyWebhookPaused, n.Event.Type)
 	require.Equal(t, hook, n.Event.Data["webhook_id"])
 	require.Equal(t, "auto", n.Event.Data["reason"])
 	require.Zero(t, failing.Count())
@@ -140,7 +141,7 @@ WHERE e.account_id = $1 AND e.type = 'delivery.dead' AND d.webhook_id = $2
 			} `json:"event"`
 		}
 		require.NoError(t, json.Unmarshal(got.Body, &env))
-		require.Equal(t, dispatcher.NotifyDeliveryDead, env.Event.Type)
+		require.Equal(t, webhookrule.NotifyDeliveryDead, env.Event.Type)
 		require.Equal(t, hook, env.Event.Data.WebhookID)
 		return env.Event.Data.Count, env.Event.Data.DeliveryIDs
 	}

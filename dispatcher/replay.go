@@ -13,6 +13,7 @@ import (
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testsignal"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // Replays put a dead or succeeded delivery back on the schedule: a new
@@ -176,7 +177,7 @@ func StartReplayBatch(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.T
 	if filter.State == "" {
 		filter.State = store.StateDead
 	}
-	if err := ValidateAccountID(filter.AccountID); err != nil {
+	if err := webhookrule.ValidateAccountID(filter.AccountID); err != nil {
 		return nil, err
 	}
 	if filter.State != store.StateDead && filter.State != store.StateSucceeded {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // TracerName is the instrumentation scope of webhookd's spans.
@@ -81,7 +82,7 @@ func FormatTraceparent(sc trace.SpanContext) string {
 func (w *Worker) startAttempt(ctx context.Context, target *store.Target, header http.Header) (context.Context, trace.Span) {
 	if w.tracer == nil {
 		if target.Traceparent != nil {
-			if tp := AttemptTraceparent(*target.Traceparent); tp != "" {
+			if tp := webhookrule.AttemptTraceparent(*target.Traceparent); tp != "" {
 				header.Set("Traceparent", tp)
 			}
 		}

@@ -5,9 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // OAuthIndexTTL is how often a worker process re-reads which webhooks have
@@ -15,14 +15,6 @@ import (
 // applies within it. A change made through this process's API applies at
 // once (Worker.OAuthChanged).
 const OAuthIndexTTL = 30 * time.Second
-
-// oauthAAD binds a webhook's encrypted OAuth2 client secret to the webhook.
-func oauthAAD(webhookID string) []byte { return []byte("oauth:" + webhookID) }
-
-// EncryptOAuthSecret encrypts a webhook's OAuth2 client secret.
-func EncryptOAuthSecret(keys *keyring.Keyring, webhookID, secret string) ([]byte, string, error) {
-	return keys.Encrypt([]byte(secret), oauthAAD(webhookID))
-}
 
 // oauthSettings is a worker process's view of the webhooks' OAuth2
 // settings: an index of the webhooks that have one (re-read every
@@ -81,11 +73,11 @@ func (w *Worker) oauthFor(ctx context.Context, target *store.Target) (*outbound.
 	if o == nil {
 		return nil, nil // removed since the index was read
 	}
-	secret, err := w.keys.Decrypt(o.SecretCiphertext, o.SecretKeyID, oauthAAD(target.WebhookID))
+	secret, err := webhookrule.DecryptOAuthSecret(w.keys, target.WebhookID, o.SecretCiphertext, o.SecretKeyID)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &outbound.OAuthConfig{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: string(secret),
+	cfg := &outbound.OAuthConfig{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: secret,
 		Scopes: o.Scopes, Audience: o.Audience, AuthStyle: o.AuthStyle}
 	if s.loaded == nil || len(s.loaded) > 10000 {
 		s.loaded = map[string]*oauthLoaded{}

@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -10,34 +9,8 @@ import (
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
-
-// tlsAAD binds a webhook's encrypted TLS material to the webhook, so it
-// can't be copied to another row.
-func tlsAAD(webhookID string) []byte { return []byte("tls:" + webhookID) }
-
-// tlsSecret is the encrypted part of a webhook's TLS setting.
-type tlsSecret struct {
-	Certificate string `json:"certificate"`
-	Key         string `json:"key"`
-}
-
-// EncryptTLS encrypts a client certificate chain and its key for
-// storage; nil when m has no certificate.
-func EncryptTLS(keys *keyring.Keyring, webhookID string, m *outbound.TLSMaterial) (ciphertext []byte, keyID *string, err error) {
-	if m == nil || len(m.CertificatePEM) == 0 {
-		return nil, nil, nil
-	}
-	plain, err := json.Marshal(tlsSecret{Certificate: string(m.CertificatePEM), Key: string(m.KeyPEM)})
-	if err != nil {
-		return nil, nil, err
-	}
-	ct, id, err := keys.Encrypt(plain, tlsAAD(webhookID))
-	if err != nil {
-		return nil, nil, err
-	}
-	return ct, &id, nil
-}
 
 // TLSMaterialOf returns the TLS material of a target (nil: none),
 // decrypting its client certificate and key.
@@ -50,15 +23,11 @@ func TLSMaterialOf(keys *keyring.Keyring, target *store.Target) (*outbound.TLSMa
 		m.CABundlePEM = []byte(*target.TLSCABundle)
 	}
 	if target.TLSCipher != nil && target.TLSKeyID != nil {
-		plain, err := keys.Decrypt(target.TLSCipher, *target.TLSKeyID, tlsAAD(target.WebhookID))
+		var err error
+		m.CertificatePEM, m.KeyPEM, err = webhookrule.DecryptTLS(keys, target.WebhookID, target.TLSCipher, *target.TLSKeyID)
 		if err != nil {
 			return nil, err
 		}
-		var s tlsSecret
-		if err := json.Unmarshal(plain, &s); err != nil {
-			return nil, err
-		}
-		m.CertificatePEM, m.KeyPEM = []byte(s.Certificate), []byte(s.Key)
 	}
 	return m, nil
 }

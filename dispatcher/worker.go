@@ -32,6 +32,7 @@ import (
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/stacks"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 	"github.com/mono/webhookd/schedule"
 	"github.com/mono/webhookd/signer"
 )
@@ -289,7 +290,7 @@ func (w *Worker) Send(ctx context.Context, target *store.Target, start time.Time
 			ErrorMessage: "the webhook secret could not be decrypted: its encryption key (id " + target.SecretKeyID + ") is not in WEBHOOKD_ENCRYPTION_KEY",
 		}
 	}
-	custom, err := DecryptHeaders(w.keys, target.WebhookID, target.HeadersCipher, target.HeadersKeyID)
+	custom, err := webhookrule.DecryptHeaders(w.keys, target.WebhookID, target.HeadersCipher, target.HeadersKeyID)
 	if err != nil {
 		log.Error("cannot decrypt the webhook's custom headers; is their key still in WEBHOOKD_ENCRYPTION_KEY?")
 		return &outbound.Result{

@@ -18,6 +18,7 @@ import (
 	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 const keysUsage = `Usage:
@@ -160,7 +161,7 @@ func runKeysList(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if *account != "" {
-		if err := dispatcher.ValidateAccountID(*account); err != nil {
+		if err := webhookrule.ValidateAccountID(*account); err != nil {
 			return fmt.Errorf("keys list: -account: %w", err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +110,7 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 		return nil, nil, 0, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_state", Field: "state", Message: "state must be one of " + strings.Join(store.DeliveryStates, ", ")}
 	}
 	if _, has := q["account_id"]; has {
-		if err := dispatcher.ValidateAccountID(f.AccountID); err != nil {
+		if err := webhookrule.ValidateAccountID(f.AccountID); err != nil {
 			return nil, nil, 0, validationError(err)
 		}
 	}
@@ -117,7 +118,7 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 		return nil, nil, 0, invalidID("webhook_id", ident.Webhook)
 	}
 	if _, has := q["event_type"]; has {
-		if err := dispatcher.ValidateType(f.EventType); err != nil {
+		if err := webhookrule.ValidateType(f.EventType); err != nil {
 			return nil, nil, 0, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_event_type", Field: "event_type", Message: "event_type must be 1 to 100 characters of lowercase letters, digits, _ and ., starting with a letter"}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
@@ -299,7 +300,7 @@ func (a *API) findEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "idempotency_key", Message: "idempotency_key is required"})
 		return
 	}
-	if err := dispatcher.ValidateIdempotencyKey(key); err != nil {
+	if err := webhookrule.ValidateIdempotencyKey(key); err != nil {
 		writeError(w, validationError(err))
 		return
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/catalogue"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // FuzzEventRequest decodes arbitrary POST /v1/events bodies the way the
@@ -77,7 +78,7 @@ func FuzzEventRequest(f *testing.F) {
 		}
 
 		occurred := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
-		env, err := dispatcher.Envelope(ev.Type, ev.Data, occurred)
+		env, err := webhookrule.Envelope(ev.Type, ev.Data, occurred)
 		require.NoError(t, err)
 		var parsed struct {
 			Event struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/catalogue"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 func renderEventType(et *store.EventType) apitype.EventType {
@@ -51,7 +52,7 @@ func (a *API) listEventTypes(w http.ResponseWriter, r *http.Request) {
 // event type name.
 func pathEventType(r *http.Request) (string, *Error) {
 	name := r.PathValue("type")
-	if dispatcher.ValidateType(name) != nil {
+	if webhookrule.ValidateType(name) != nil {
 		return "", errEventTypeNotFound()
 	}
 	return name, nil
@@ -88,7 +89,7 @@ func (a *API) createEventType(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	if err := dispatcher.ValidateType(req.Type); err != nil {
+	if err := webhookrule.ValidateType(req.Type); err != nil {
 		writeError(w, validationError(err))
 		return
 	}
@@ -223,7 +224,7 @@ func setSchemaAndExample(et *store.EventType, schema, example json.RawMessage) *
 	if err != nil {
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_schema", Field: "schema", Message: err.Error()}
 	}
-	if dispatcher.ValidateData(example) != nil {
+	if webhookrule.ValidateData(example) != nil {
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_example", Field: "example", Message: "example must be a JSON object, like an event's data"}
 	}
 	if err := catalogue.Check(compiled, example); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/mono/webhookd/internal/apikey"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // KeyParams describes an API key to create.
@@ -59,7 +60,7 @@ func (p *KeyParams) Check() error {
 		return &dispatcher.ValidationError{Field: "scope", Code: "invalid_scope", Message: fmt.Sprintf("scope must be admin, account, events:write or portal:write, not %q", p.Scope)}
 	}
 	if p.AccountID != "" {
-		if err := dispatcher.ValidateAccountID(p.AccountID); err != nil {
+		if err := webhookrule.ValidateAccountID(p.AccountID); err != nil {
 			return err
 		}
 	}
@@ -162,7 +163,7 @@ func (a *API) ListKeys(ctx context.Context, p *Principal, req *apitype.KeyList) 
 	}
 	var accountID *string
 	if given := req.AccountID; given != "" {
-		if err := dispatcher.ValidateAccountID(given); err != nil {
+		if err := webhookrule.ValidateAccountID(given); err != nil {
 			return nil, validationError(err)
 		}
 		accountID = &given

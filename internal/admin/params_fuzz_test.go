@@ -12,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // listRequest is a GET /v1/deliveries request with rawQuery, as the key
@@ -77,7 +77,7 @@ func FuzzDeliveryListQuery(f *testing.F) {
 			require.Equal(t, boundAccount, filter.AccountID, "a bound key listed another account")
 		}
 		if filter.AccountID != "" {
-			require.NoError(t, dispatcher.ValidateAccountID(filter.AccountID))
+			require.NoError(t, webhookrule.ValidateAccountID(filter.AccountID))
 		}
 		if filter.WebhookID != "" {
 			require.True(t, ident.Valid(ident.Webhook, filter.WebhookID))
@@ -86,7 +86,7 @@ func FuzzDeliveryListQuery(f *testing.F) {
 			require.True(t, ident.Valid(ident.Event, filter.EventID))
 		}
 		if filter.EventType != "" {
-			require.NoError(t, dispatcher.ValidateType(filter.EventType))
+			require.NoError(t, webhookrule.ValidateType(filter.EventType))
 		}
 		require.True(t, filter.AccountID != "" || filter.WebhookID != "" || filter.State == store.StateDead)
 		if filter.CreatedAfter != nil && filter.CreatedBefore != nil {

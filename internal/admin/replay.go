@@ -13,6 +13,7 @@ import (
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // replayDelivery answers POST /v1/deliveries/{id}/replay: a dead or
@@ -187,7 +188,7 @@ func (a *API) bulkReplayFilter(ctx context.Context, p *Principal, req *apitype.B
 	}
 	if req.AccountID != nil {
 		f.AccountID = *req.AccountID
-		if err := dispatcher.ValidateAccountID(f.AccountID); err != nil {
+		if err := webhookrule.ValidateAccountID(f.AccountID); err != nil {
 			return nil, validationError(err)
 		}
 	}

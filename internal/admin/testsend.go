@@ -11,10 +11,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // TestEventType is the type of a test send that names no catalogue type.
@@ -73,7 +73,7 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		}
 		eventType, data = et.Type, et.Example
 	}
-	body, err := dispatcher.Envelope(eventType, data, now)
+	body, err := webhookrule.Envelope(eventType, data, now)
 	if err != nil {
 		a.logger.Error("error assembling test envelope", zap.Error(err))
 		writeError(w, errInternal(err))

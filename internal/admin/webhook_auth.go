@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // WebhookBodyLimit is the largest body of POST /v1/webhooks and PATCH
@@ -66,7 +66,7 @@ func (a *API) webhookTLS(webhookID string, given *webhookTLSRequest) (*store.Web
 	if info.Subject == "" && info.NotAfter.IsZero() {
 		return out, nil
 	}
-	ct, keyID, err := dispatcher.EncryptTLS(a.keys, webhookID, m)
+	ct, keyID, err := webhookrule.EncryptTLS(a.keys, webhookID, m)
 	if err != nil {
 		a.logger.Error("error encrypting webhook client certificate", zap.Error(err))
 		return nil, errInternal(err)
@@ -173,7 +173,7 @@ func (a *API) webhookOAuth(webhookID string, given *webhookOAuthRequest) (o *sto
 			return invalid("audience", "too_long", fmt.Sprintf("oauth.audience must be at most %d bytes", oauthAudienceMax))
 		}
 	}
-	ct, keyID, err := dispatcher.EncryptOAuthSecret(a.keys, webhookID, *given.ClientSecret)
+	ct, keyID, err := webhookrule.EncryptOAuthSecret(a.keys, webhookID, *given.ClientSecret)
 	if err != nil {
 		a.logger.Error("error encrypting webhook OAuth2 client secret", zap.Error(err))
 		return nil, false, errInternal(err)

@@ -11,9 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/testcert"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // webhookTLSView is a webhook as the API shows it, with its tls setting.
@@ -122,7 +122,7 @@ func TestWebhookMutualTLS(t *testing.T) {
 		var hook webhookTLSView
 		require.NoError(t, json.Unmarshal(resp.body, &hook))
 		oldCert, oldKey := clientCA.Client(t, "webhook-expired", time.Now().Add(-time.Hour))
-		ct, keyID, err := dispatcher.EncryptTLS(b.keys, hook.ID, &outbound.TLSMaterial{CertificatePEM: oldCert, KeyPEM: oldKey})
+		ct, keyID, err := webhookrule.EncryptTLS(b.keys, hook.ID, &outbound.TLSMaterial{CertificatePEM: oldCert, KeyPEM: oldKey})
 		require.NoError(t, err)
 		_, err = b.pool.Exec(t.Context(), "UPDATE webhooks SET tls_ciphertext = $2, tls_key_id = $3, tls_cert_not_after = $4 WHERE id = $1",
 			hook.ID, ct, keyID, time.Now().Add(-time.Hour))

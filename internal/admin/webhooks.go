@@ -20,6 +20,7 @@ import (
 	"github.com/mono/webhookd/internal/metrics"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -135,7 +136,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	var eventTypes []string
 	if req.EventTypes != nil {
-		if eventTypes, err = dispatcher.ValidateEventTypeFilter(*req.EventTypes); err != nil {
+		if eventTypes, err = webhookrule.ValidateEventTypeFilter(*req.EventTypes); err != nil {
 			writeError(w, validationError(err))
 			return
 		}
@@ -247,11 +248,11 @@ func (a *API) webhookHeaders(webhookID string, given *map[string]string) (*store
 	if given == nil {
 		return nil, nil
 	}
-	names, err := dispatcher.ValidateHeaders(*given)
+	names, err := webhookrule.ValidateHeaders(*given)
 	if err != nil {
 		return nil, validationError(err)
 	}
-	ct, keyID, err := dispatcher.EncryptHeaders(a.keys, webhookID, *given)
+	ct, keyID, err := webhookrule.EncryptHeaders(a.keys, webhookID, *given)
 	if err != nil {
 		a.logger.Error("error encrypting webhook headers", zap.Error(err))
 		return nil, errInternal(err)
@@ -406,7 +407,7 @@ func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	var eventTypes *[]string
 	if req.EventTypes != nil {
-		filter, err := dispatcher.ValidateEventTypeFilter(*req.EventTypes)
+		filter, err := webhookrule.ValidateEventTypeFilter(*req.EventTypes)
 		if err != nil {
 			writeError(w, validationError(err))
 			return
@@ -530,7 +531,7 @@ func (a *API) setPaused(ctx context.Context, hook *store.Webhook, paused bool, p
 		if err := store.RecordResume(ctx, tx, hook.ID, store.PauseManual, keyID, resumed, now); err != nil {
 			return err
 		}
-		return a.enqueuer.Notify(ctx, tx, &dispatcher.Notification{Type: dispatcher.NotifyWebhookResumed, AccountID: hook.AccountID, WebhookID: hook.ID,
+		return a.enqueuer.Notify(ctx, tx, &dispatcher.Notification{Type: webhookrule.NotifyWebhookResumed, AccountID: hook.AccountID, WebhookID: hook.ID,
 			Data: &dispatcher.WebhookResumedData{WebhookID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, ResumedAt: now.UTC().Truncate(time.Microsecond), Deliveries: resumed}})
 	})
 	if errors.Is(err, store.ErrNotPaused) {
@@ -657,7 +658,7 @@ func accountFor(r *http.Request, given *string) (string, *Error) {
 	if accountID == "" && p.AccountID != "" {
 		return p.AccountID, nil
 	}
-	if err := dispatcher.ValidateAccountID(accountID); err != nil {
+	if err := webhookrule.ValidateAccountID(accountID); err != nil {
 		return "", validationError(err)
 	}
 	if accountID == dispatcher.NotifyAccount {

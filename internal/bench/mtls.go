@@ -8,10 +8,10 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // fanoutAccount is the account of the fan-out drains.
@@ -98,7 +98,7 @@ func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSet
 		}
 		if setup != nil {
 			m := &setup.Hooks[i%len(setup.Hooks)]
-			if hook.TLS.Ciphertext, hook.TLS.KeyID, err = dispatcher.EncryptTLS(s.keys, hook.ID, m); err != nil {
+			if hook.TLS.Ciphertext, hook.TLS.KeyID, err = webhookrule.EncryptTLS(s.keys, hook.ID, m); err != nil {
 				return nil, err
 			}
 			bundle := string(m.CABundlePEM)

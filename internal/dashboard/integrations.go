@@ -17,7 +17,7 @@ import (
 const TestEventType = "webhook.test"
 
 // HeaderRows is how many name/value rows the custom headers form has: the
-// API's limit (dispatcher.HeadersMax).
+// API's limit (webhookrule.HeadersMax).
 const HeaderRows = 10
 
 // eventTypes is the catalogue through GET /v1/event-types (by name).

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // apiWebhook is a webhook as the API answers it, with what the templates
@@ -136,7 +136,7 @@ func accountParam(s *session, q url.Values) (accountID, errMsg string) {
 	if accountID == "" {
 		return "", ""
 	}
-	if err := dispatcher.ValidateAccountID(accountID); err != nil {
+	if err := webhookrule.ValidateAccountID(accountID); err != nil {
 		return "", err.Error()
 	}
 	return accountID, ""

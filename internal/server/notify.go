@@ -14,6 +14,7 @@ import (
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // NotifySecretMinLen is the shortest WEBHOOKD_NOTIFY_SECRET.
@@ -69,7 +70,7 @@ func setupNotify(ctx context.Context, pool *pgxpool.Pool, keys *keyring.Keyring,
 	err = store.EnsureOperatorWebhook(ctx, pool, &store.Webhook{
 		AccountID: dispatcher.NotifyAccount, URL: cfg.NotifyURL, URLNormalized: normalized,
 		Description: "The operator's notifications (WEBHOOKD_NOTIFY_URL)", SecretCiphertext: ciphertext, SecretKeyID: keyID,
-		CreatedAt: now, EventTypes: dispatcher.NotificationTypes,
+		CreatedAt: now, EventTypes: webhookrule.NotificationTypes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error saving the operator's notification webhook: %w", err)
@@ -80,6 +81,6 @@ func setupNotify(ctx context.Context, pool *pgxpool.Pool, keys *keyring.Keyring,
 	if err != nil {
 		return nil, fmt.Errorf("error creating the notification client: %w", err)
 	}
-	logger.Info("operator notifications on", zap.Strings("types", dispatcher.NotificationTypes))
+	logger.Info("operator notifications on", zap.Strings("types", webhookrule.NotificationTypes))
 	return client, nil
 }

@@ -1,4 +1,13 @@
-package dispatcher
+// Package webhookrule holds the rules about events and webhooks that the
+// API, the dashboard, the CLI and the dispatcher share, each written once:
+// what an account id, an event type, event data and an idempotency key may
+// be (ValidationError names the field at fault), the envelope sent on every
+// attempt, a webhook's custom headers (their rules), its event-type filter,
+// webhookd's own notification types, the traceparent a producer may give,
+// and how a webhook's secrets are encrypted at rest (custom headers, client
+// certificate, OAuth2 client secret). It does no I/O; of webhookd's
+// packages it imports only the keyring and outbound's TLS material.
+package webhookrule
 
 import (
 	"bytes"
