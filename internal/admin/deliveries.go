@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,36 +19,57 @@ import (
 	"github.com/mono/webhookd/internal/webhookrule"
 )
 
-func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Delivery, "delivery")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// The deliveries family's operations: GET /v1/deliveries/{id}, GET
+// /v1/deliveries, POST /v1/deliveries/{id}/replay, POST
+// /v1/deliveries/replay and GET /v1/replays/{id} (replay.go), for admin
+// and account keys. The JSON API (routes), the dashboard and `webhookd
+// deliveries` call them.
+var (
+	opGetDelivery    = &opSpec{route: "GET /v1/deliveries/{id}", scopes: scopesAccount, budget: budgetManagement}
+	opListDeliveries = &opSpec{route: "GET /v1/deliveries", scopes: scopesAccount, budget: budgetManagement}
+)
+
+// GetDelivery is one delivery with every attempt (of every generation)
+// and every replay (GET /v1/deliveries/{id}). Unknown, or another
+// account's: 404.
+func (a *API) GetDelivery(ctx context.Context, p *Principal, req *apitype.DeliveryGet) (*apitype.Delivery, error) {
+	if e := a.admit(ctx, p, opGetDelivery); e != nil {
+		return nil, e
 	}
-	d, err := store.GetDelivery(r.Context(), a.pool, id)
-	if apiErr := a.checkLoaded(r, "delivery", err, func() string { return d.AccountID }); apiErr != nil {
-		writeError(w, apiErr)
-		return
+	if e := checkID(req.ID, ident.Delivery, "delivery"); e != nil {
+		return nil, e
 	}
-	writeJSON(w, http.StatusOK, renderDelivery(d))
+	d, err := store.GetDelivery(ctx, a.pool, req.ID)
+	if e := a.loadedFor(p, "delivery", req.ID, err, func() string { return d.AccountID }); e != nil {
+		return nil, e
+	}
+	return renderDelivery(d), nil
+}
+
+// decodeDeliveryGet reads GET /v1/deliveries/{id}'s id.
+func decodeDeliveryGet(_ http.ResponseWriter, r *http.Request, req *apitype.DeliveryGet) *Error {
+	id, e := pathID(r, ident.Delivery, "delivery")
+	req.ID = id
+	return e
 }
 
 // deliveryListParams are the query parameters of GET /v1/deliveries.
 var deliveryListParams = []string{"state", "account_id", "webhook_id", "event_type", "event_id", "created_after", "created_before", "cursor", "limit"}
 
-// listDeliveries answers GET /v1/deliveries: deliveries newest first,
-// filtered by state, account_id, webhook_id, event_type, event_id and a
-// creation time range (created_after inclusive, created_before exclusive),
-// a page of limit at a time. webhook_id or account_id is required except
+// ListDeliveries is a page of deliveries newest first (GET
+// /v1/deliveries), filtered by state, account_id, webhook_id, event_type,
+// event_id and a creation time range (created_after inclusive,
+// created_before exclusive). webhook_id or account_id is required except
 // with state=dead; a key bound to an account only ever sees that account.
-func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
-	f, after, limit, apiErr := parseDeliveryList(r)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+func (a *API) ListDeliveries(ctx context.Context, p *Principal, req *apitype.DeliveryList) (*apitype.Page[apitype.Delivery], error) {
+	if e := a.admit(ctx, p, opListDeliveries); e != nil {
+		return nil, e
 	}
-	ctx := r.Context()
-	empty := apitype.Page[apitype.Delivery]{Data: []apitype.Delivery{}}
+	f, after, limit, apiErr := deliveryFilter(p, req)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	empty := &apitype.Page[apitype.Delivery]{Data: []apitype.Delivery{}}
 
 	// A webhook belongs to one account: naming it lets the query use the
 	// account's indexes too (an event type is indexed per account).
@@ -54,26 +77,20 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		accountID, _, err := store.WebhookAccount(ctx, a.pool, f.WebhookID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			writeJSON(w, http.StatusOK, empty)
-			return
+			return empty, nil
 		case err != nil:
-			a.logger.Error("error looking up webhook", zap.String("webhook_id", f.WebhookID), zap.Error(err))
-			writeError(w, errInternal(err))
-			return
+			return nil, a.internal("error looking up webhook", err, zap.String("webhook_id", f.WebhookID))
 		case f.AccountID != "" && f.AccountID != accountID:
-			writeJSON(w, http.StatusOK, empty)
-			return
+			return empty, nil
 		}
 		f.AccountID = accountID
 	}
 
 	rows, err := store.ListDeliveries(ctx, a.pool, f, after, limit+1)
 	if err != nil {
-		a.logger.Error("error listing deliveries", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error listing deliveries", err)
 	}
-	out := apitype.Page[apitype.Delivery]{Data: make([]apitype.Delivery, 0, min(len(rows), limit))}
+	out := &apitype.Page[apitype.Delivery]{Data: make([]apitype.Delivery, 0, min(len(rows), limit))}
 	for i, d := range rows {
 		if i == limit {
 			// The extra row only says that there is a next page.
@@ -82,62 +99,111 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Data = append(out.Data, summarize(d))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-// parseDeliveryList validates GET /v1/deliveries's query, naming the
-// parameter at fault: 400 for what does not parse (unknown or repeated
-// parameters, limit, dates, cursor), 422 for values that parse but are not
-// allowed.
-func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryCursor, int, *Error) {
+// decodeDeliveryList reads GET /v1/deliveries's query into req, refusing
+// what does not parse (unknown or repeated parameters, limit) with a 400.
+func decodeDeliveryList(_ http.ResponseWriter, r *http.Request, req *apitype.DeliveryList) *Error {
 	q, apiErr := queryParams(r, deliveryListParams...)
 	if apiErr != nil {
-		return nil, nil, 0, apiErr
+		return apiErr
 	}
 	// The limit follows every list's rules; the cursor is this list's own.
 	pg, apiErr := parsePage(url.Values{"limit": q["limit"]}, ident.Delivery)
 	if apiErr != nil {
-		return nil, nil, 0, apiErr
+		return apiErr
+	}
+	req.Limit = pg.limit
+	for name, dst := range map[string]**string{
+		"state": &req.State, "account_id": &req.AccountID, "webhook_id": &req.WebhookID,
+		"event_type": &req.EventType, "event_id": &req.EventID, "cursor": &req.Cursor,
+		"created_after": &req.CreatedAfter, "created_before": &req.CreatedBefore,
+	} {
+		if raw, has := q[name]; has {
+			*dst = &raw[0]
+		}
+	}
+	return nil
+}
+
+// parseDeliveryList validates GET /v1/deliveries's query as the request's
+// principal, naming the parameter at fault (decodeDeliveryList, then
+// deliveryFilter).
+func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryCursor, int, *Error) {
+	var req apitype.DeliveryList
+	if e := decodeDeliveryList(nil, r, &req); e != nil {
+		return nil, nil, 0, e
+	}
+	return deliveryFilter(principalFrom(r.Context()), &req)
+}
+
+// deliveryFilter validates a delivery listing of p, naming the parameter
+// at fault: 400 for a limit or cursor that is not one, 422 for values
+// that parse but are not allowed, 403 for another account than p's.
+func deliveryFilter(p *Principal, req *apitype.DeliveryList) (*store.DeliveryFilter, *store.DeliveryCursor, int, *Error) {
+	limit := LimitDefault
+	if req.Limit != 0 {
+		pg, apiErr := parsePage(url.Values{"limit": {strconv.Itoa(req.Limit)}}, ident.Delivery)
+		if apiErr != nil {
+			return nil, nil, 0, apiErr
+		}
+		limit = pg.limit
+	}
+	val := func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
 	}
 	f := &store.DeliveryFilter{
-		State:     q.Get("state"),
-		AccountID: q.Get("account_id"),
-		WebhookID: q.Get("webhook_id"),
-		EventType: q.Get("event_type"),
-		EventID:   q.Get("event_id"),
+		State:     val(req.State),
+		AccountID: val(req.AccountID),
+		WebhookID: val(req.WebhookID),
+		EventType: val(req.EventType),
+		EventID:   val(req.EventID),
 	}
-	if _, has := q["state"]; has && !validState(f.State) {
+	if req.State != nil && !validState(f.State) {
 		return nil, nil, 0, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_state", Field: "state", Message: "state must be one of " + strings.Join(store.DeliveryStates, ", ")}
 	}
-	if _, has := q["account_id"]; has {
+	if req.AccountID != nil {
 		if err := webhookrule.ValidateAccountID(f.AccountID); err != nil {
 			return nil, nil, 0, validationError(err)
 		}
 	}
-	if _, has := q["webhook_id"]; has && !ident.Valid(ident.Webhook, f.WebhookID) {
+	if req.WebhookID != nil && !ident.Valid(ident.Webhook, f.WebhookID) {
 		return nil, nil, 0, invalidID("webhook_id", ident.Webhook)
 	}
-	if _, has := q["event_type"]; has {
+	if req.EventType != nil {
 		if err := webhookrule.ValidateType(f.EventType); err != nil {
 			return nil, nil, 0, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_event_type", Field: "event_type", Message: "event_type must be 1 to 100 characters of lowercase letters, digits, _ and ., starting with a letter"}
 		}
 	}
-	if _, has := q["event_id"]; has && !ident.Valid(ident.Event, f.EventID) {
+	if req.EventID != nil && !ident.Valid(ident.Event, f.EventID) {
 		return nil, nil, 0, invalidID("event_id", ident.Event)
 	}
+	// A '+' in a time's offset arrives as a space when the client did not
+	// escape it in the query; that is read as the '+' it was.
+	plus := func(s *string) *string {
+		if s == nil {
+			return nil
+		}
+		v := strings.ReplaceAll(*s, " ", "+")
+		return &v
+	}
 	var err *Error
-	if f.CreatedAfter, err = parseTime(q, "created_after"); err != nil {
+	if f.CreatedAfter, err = parseBodyTime(plus(req.CreatedAfter), "created_after"); err != nil {
 		return nil, nil, 0, err
 	}
-	if f.CreatedBefore, err = parseTime(q, "created_before"); err != nil {
+	if f.CreatedBefore, err = parseBodyTime(plus(req.CreatedBefore), "created_before"); err != nil {
 		return nil, nil, 0, err
 	}
 	if apiErr := checkRange(f.CreatedAfter, f.CreatedBefore); apiErr != nil {
 		return nil, nil, 0, apiErr
 	}
 	var after *store.DeliveryCursor
-	if raw, has := q["cursor"]; has {
-		c, err := store.ParseDeliveryCursor(raw[0])
+	if req.Cursor != nil {
+		c, err := store.ParseDeliveryCursor(*req.Cursor)
 		if err != nil {
 			return nil, nil, 0, &Error{Status: http.StatusBadRequest, Code: "invalid_cursor", Field: "cursor", Message: "cursor is not a cursor of this list: pass next_cursor from the previous page as it is"}
 		}
@@ -145,7 +211,6 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 	}
 
 	// Scope: a key bound to an account sees that account only.
-	p := principalFrom(r.Context())
 	if p.AccountID != "" {
 		if f.AccountID != "" && f.AccountID != p.AccountID {
 			return nil, nil, 0, &Error{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}
@@ -160,7 +225,7 @@ func parseDeliveryList(r *http.Request) (*store.DeliveryFilter, *store.DeliveryC
 		// when their account (or webhook) is named.
 		f.ExceptAccount = dispatcher.NotifyAccount
 	}
-	return f, after, pg.limit, nil
+	return f, after, limit, nil
 }
 
 func validState(s string) bool {
@@ -174,21 +239,6 @@ func validState(s string) bool {
 
 func invalidID(field string, p ident.Prefix) *Error {
 	return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_id", Field: field, Message: fmt.Sprintf("%s must be an id of the form %s_ followed by 32 lowercase hex digits", field, p)}
-}
-
-// parseTime reads the RFC 3339 time in query parameter name, if any. A '+'
-// in an offset arrives as a space when the client did not escape it; that
-// is read as the '+' it was.
-func parseTime(q url.Values, name string) (*time.Time, *Error) {
-	raw, has := q[name]
-	if !has {
-		return nil, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(raw[0], " ", "+"))
-	if err != nil {
-		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_time", Field: name, Message: name + " must be an RFC 3339 time, such as 2026-01-02T15:04:05Z"}
-	}
-	return &t, nil
 }
 
 // checkRange refuses a time range that is empty: created_after must come

@@ -16,58 +16,64 @@ import (
 	"github.com/mono/webhookd/internal/webhookrule"
 )
 
-// replayDelivery answers POST /v1/deliveries/{id}/replay: a dead or
-// succeeded delivery goes back to pending on a new generation of ten
-// attempts (202, with the delivery). A pending or cancelled one, or one
-// whose webhook was deleted, is a 409.
-func (a *API) replayDelivery(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Delivery, "delivery")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+var (
+	opReplayDelivery   = &opSpec{route: "POST /v1/deliveries/{id}/replay", scopes: scopesAccount, budget: budgetManagement}
+	opReplayDeliveries = &opSpec{route: "POST /v1/deliveries/replay", scopes: scopesAccount, budget: budgetManagement}
+	opGetReplayBatch   = &opSpec{route: "GET /v1/replays/{id}", scopes: scopesAccount, budget: budgetManagement}
+)
+
+// ReplayDelivery replays one delivery (POST /v1/deliveries/{id}/replay):
+// a dead or succeeded delivery goes back to pending on a new generation
+// of ten attempts; the answer is the delivery (HTTP 202). Unknown or
+// another account's: 404. A pending or cancelled one, a test send, or one
+// whose webhook was deleted: 409.
+func (a *API) ReplayDelivery(ctx context.Context, p *Principal, req *apitype.DeliveryReplay) (*apitype.Delivery, error) {
+	if e := a.admit(ctx, p, opReplayDelivery); e != nil {
+		return nil, e
 	}
-	// The replay takes no options: the body may be empty or {}, nothing more.
-	if r.ContentLength != 0 {
-		var none struct{}
-		if apiErr := decodeJSON(w, r, SmallBodyLimit, &none); apiErr != nil {
-			writeError(w, apiErr)
-			return
-		}
+	id := req.ID
+	if e := checkID(id, ident.Delivery, "delivery"); e != nil {
+		return nil, e
 	}
-	ctx := r.Context()
-	p := principalFrom(ctx)
 	tx, err := a.pool.Begin(ctx)
 	if err != nil {
-		a.logger.Error("error beginning transaction", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error beginning transaction", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 
 	res, err := a.enqueuer.Replay(ctx, tx, id, &dispatcher.ReplayOpts{KeyID: p.KeyID, AccountID: p.AccountID})
 	if err != nil {
 		if apiErr := replayError(err); apiErr != nil {
-			writeError(w, apiErr)
-			return
+			return nil, apiErr
 		}
-		a.logger.Error("error replaying delivery", zap.String("delivery_id", id), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error replaying delivery", err, zap.String("delivery_id", id))
 	}
 	d, err := store.GetDelivery(ctx, tx, id)
 	if err != nil {
-		a.logger.Error("error loading replayed delivery", zap.String("delivery_id", id), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error loading replayed delivery", err, zap.String("delivery_id", id))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		a.logger.Error("error committing replay", zap.String("delivery_id", id), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error committing replay", err, zap.String("delivery_id", id))
 	}
 	a.logger.Info("delivery replayed", zap.String("delivery_id", id), zap.String("from_state", res.FromState),
 		zap.Int("generation", res.Generation), zap.String("key_id", p.KeyID))
-	writeJSON(w, http.StatusAccepted, renderDelivery(d))
+	return renderDelivery(d), nil
+}
+
+// decodeDeliveryReplay reads POST /v1/deliveries/{id}/replay: the path's
+// id; the replay takes no options: the body may be empty or {}, nothing
+// more.
+func decodeDeliveryReplay(w http.ResponseWriter, r *http.Request, req *apitype.DeliveryReplay) *Error {
+	id, apiErr := pathID(r, ident.Delivery, "delivery")
+	if apiErr != nil {
+		return apiErr
+	}
+	req.ID = id
+	if r.ContentLength != 0 {
+		var none struct{}
+		return decodeJSON(w, r, SmallBodyLimit, &none)
+	}
+	return nil
 }
 
 // replayError maps the dispatcher's replay refusals to the API; nil for
@@ -105,29 +111,22 @@ func renderReplayBatch(b *store.ReplayBatch) *apitype.ReplayBatch {
 	return out
 }
 
-// replayDeliveries answers POST /v1/deliveries/replay: the deliveries
-// matching the filter (webhook_id or account_id, a creation time range,
-// state dead by default or succeeded) are fixed now and replayed in the
-// background, paced per webhook. 202 with the batch, whose id GET
-// /v1/replays/{id} follows.
-func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
-	var req apitype.BulkReplay
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+// ReplayDeliveries starts a bulk replay (POST /v1/deliveries/replay):
+// the deliveries matching the filter (webhook_id or account_id, a
+// creation time range, state dead by default or succeeded) are fixed now
+// and replayed in the background, paced per webhook. The answer is the
+// batch (HTTP 202), whose id GetReplayBatch follows.
+func (a *API) ReplayDeliveries(ctx context.Context, p *Principal, req *apitype.BulkReplay) (*apitype.ReplayBatch, error) {
+	if e := a.admit(ctx, p, opReplayDeliveries); e != nil {
+		return nil, e
 	}
-	ctx := r.Context()
-	p := principalFrom(ctx)
-	f, apiErr := a.bulkReplayFilter(ctx, p, &req)
+	f, apiErr := a.bulkReplayFilter(ctx, p, req)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	tx, err := a.pool.Begin(ctx)
 	if err != nil {
-		a.logger.Error("error beginning transaction", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error beginning transaction", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 
@@ -135,24 +134,18 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 	var v *dispatcher.ValidationError
 	switch {
 	case errors.Is(err, dispatcher.ErrReplayBatchTooLarge):
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "too_many_deliveries", Message: "more than 100000 deliveries match: narrow the filter with webhook_id, created_after and created_before, and replay in parts"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "too_many_deliveries", Message: "more than 100000 deliveries match: narrow the filter with webhook_id, created_after and created_before, and replay in parts"}
 	case errors.As(err, &v):
-		writeError(w, validationError(err))
-		return
+		return nil, validationError(err)
 	case err != nil:
-		a.logger.Error("error starting bulk replay", zap.String("account_id", f.AccountID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error starting bulk replay", err, zap.String("account_id", f.AccountID))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		a.logger.Error("error committing bulk replay", zap.String("account_id", f.AccountID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error committing bulk replay", err, zap.String("account_id", f.AccountID))
 	}
 	a.logger.Info("bulk replay started", zap.String("batch_id", batch.ID), zap.String("account_id", f.AccountID),
 		zap.String("webhook_id", f.WebhookID), zap.Int("total", batch.Total), zap.String("key_id", p.KeyID))
-	writeJSON(w, http.StatusAccepted, renderReplayBatch(batch))
+	return renderReplayBatch(batch), nil
 }
 
 // CountBulkReplay counts, up to limit, the deliveries POST
@@ -160,8 +153,13 @@ func (a *API) replayDeliveries(w http.ResponseWriter, r *http.Request) {
 // resolved by the route's own code (validation, the key's account, the
 // webhook's), so the dashboard's confirmation counts what the API will
 // replay. A request the route would refuse is refused with the route's
-// message (refused, err nil); err is an error of the database.
+// message (refused, err nil); err is an error of the database. p must be
+// allowed the route (admit: scope, and the count charges its rate budget
+// as the route does, once per dashboard page): a refusal is an *Error.
 func (a *API) CountBulkReplay(ctx context.Context, p *Principal, req *apitype.BulkReplay, limit int) (n int, refused string, err error) {
+	if e := a.admit(ctx, p, opReplayDeliveries); e != nil {
+		return 0, "", e
+	}
 	f, apiErr := a.bulkReplayFilter(ctx, p, req)
 	switch {
 	case apiErr != nil && apiErr.Status >= 500:
@@ -247,17 +245,25 @@ func parseBodyTime(raw *string, name string) (*time.Time, *Error) {
 	return &t, nil
 }
 
-// getReplayBatch answers GET /v1/replays/{id}: a bulk replay's progress.
-func (a *API) getReplayBatch(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, dispatcher.ReplayBatchPrefix, "bulk replay")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// GetReplayBatch is a bulk replay's progress (GET /v1/replays/{id}).
+// Unknown or another account's: 404.
+func (a *API) GetReplayBatch(ctx context.Context, p *Principal, req *apitype.ReplayBatchGet) (*apitype.ReplayBatch, error) {
+	if e := a.admit(ctx, p, opGetReplayBatch); e != nil {
+		return nil, e
 	}
-	b, err := store.GetReplayBatch(r.Context(), a.pool, id)
-	if apiErr := a.checkLoaded(r, "bulk replay", err, func() string { return b.Filter.AccountID }); apiErr != nil {
-		writeError(w, apiErr)
-		return
+	if e := checkID(req.ID, dispatcher.ReplayBatchPrefix, "bulk replay"); e != nil {
+		return nil, e
 	}
-	writeJSON(w, http.StatusOK, renderReplayBatch(b))
+	b, err := store.GetReplayBatch(ctx, a.pool, req.ID)
+	if e := a.loadedFor(p, "bulk replay", req.ID, err, func() string { return b.Filter.AccountID }); e != nil {
+		return nil, e
+	}
+	return renderReplayBatch(b), nil
+}
+
+// decodeReplayBatchGet reads GET /v1/replays/{id}'s id.
+func decodeReplayBatchGet(_ http.ResponseWriter, r *http.Request, req *apitype.ReplayBatchGet) *Error {
+	id, e := pathID(r, dispatcher.ReplayBatchPrefix, "bulk replay")
+	req.ID = id
+	return e
 }

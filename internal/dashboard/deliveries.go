@@ -47,22 +47,20 @@ type deliveryList struct {
 	ShowAccount bool
 }
 
-// listDeliveries lists a page of deliveries through GET /v1/deliveries
-// with filter (the API validates it) and loads their attempts in one
-// query. The error is the API's, naming the parameter at fault.
+// listDeliveries lists a page of deliveries through the API's
+// ListDeliveries with filter (GET /v1/deliveries's parameters; the API
+// validates them) and loads their attempts in one query. The error is the
+// API's, naming the parameter at fault.
 func (d *Dashboard) listDeliveries(r *http.Request, filter url.Values, cursor string) (deliveryList, string, *apiError) {
 	s := sessionFrom(r.Context())
-	q := url.Values{}
-	for k, v := range filter {
-		q[k] = v
-	}
-	q.Set("limit", strconv.Itoa(DeliveriesPageDefault))
+	req := deliveryListOf(filter)
+	req.Limit = DeliveriesPageDefault
 	if cursor != "" {
-		q.Set("cursor", cursor)
+		req.Cursor = &cursor
 	}
-	var page apitype.Page[apitype.Delivery]
-	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/deliveries?"+q.Encode(), nil, &page); e != nil {
-		return deliveryList{}, "", e
+	page, err := d.api.ListDeliveries(r.Context(), s.Principal, req)
+	if err != nil {
+		return deliveryList{}, "", opError(err)
 	}
 	ids := make([]string, len(page.Data))
 	for i, dl := range page.Data {
@@ -89,11 +87,23 @@ func (d *Dashboard) listDeliveries(r *http.Request, filter url.Values, cursor st
 		}
 		list.Rows[i] = row
 	}
-	next := ""
-	if page.NextCursor != "" {
-		next = page.NextCursor
+	return list, page.NextCursor, nil
+}
+
+// deliveryListOf is the listing of filter's parameters: each one given
+// (even empty) is passed for the API to validate.
+func deliveryListOf(filter url.Values) *apitype.DeliveryList {
+	req := &apitype.DeliveryList{}
+	for name, dst := range map[string]**string{
+		"state": &req.State, "account_id": &req.AccountID, "webhook_id": &req.WebhookID,
+		"event_type": &req.EventType, "event_id": &req.EventID,
+		"created_after": &req.CreatedAfter, "created_before": &req.CreatedBefore,
+	} {
+		if v, has := filter[name]; has {
+			*dst = &v[0]
+		}
 	}
-	return list, next, nil
+	return req
 }
 
 func newAttemptRow(a store.AttemptRecord) attemptRow {
@@ -122,17 +132,18 @@ func newAttemptRow(a store.AttemptRecord) attemptRow {
 	return row
 }
 
-// replayDelivery replays one dead delivery through POST
-// /v1/deliveries/{id}/replay and returns to the page the button was on.
+// replayDelivery replays one dead delivery through the API's
+// ReplayDelivery (POST /v1/deliveries/{id}/replay) and returns to the page
+// the button was on.
 func (d *Dashboard) replayDelivery(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
-	var out apitype.Delivery
 	back := Prefix + "/settings/personal/api"
 	if r.PostFormValue("from") == "dead" && s.Admin() {
 		back = Prefix + "/dead"
 	}
-	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/deliveries/"+url.PathEscape(r.PathValue("id"))+"/replay", nil, &out); e != nil {
-		d.apiFailed(w, r, e, back)
+	out, err := d.api.ReplayDelivery(r.Context(), s.Principal, &apitype.DeliveryReplay{ID: r.PathValue("id")})
+	if err != nil {
+		d.apiFailed(w, r, opError(err), back)
 		return
 	}
 	if back == Prefix+"/dead" {
@@ -283,13 +294,10 @@ func (d *Dashboard) confirmBulkReplay(w http.ResponseWriter, r *http.Request) {
 	q := filterValues(f)
 	// The listing validates the filter exactly as the API does; on an
 	// error, the dead view shows it beside the field.
-	probe := url.Values{}
-	for k, v := range q {
-		probe[k] = v
-	}
-	probe.Set("state", store.StateDead)
-	probe.Set("limit", "1")
-	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/deliveries?"+probe.Encode(), nil, nil); e != nil {
+	probe := deliveryListOf(q)
+	probe.State, probe.Limit = new(string), 1
+	*probe.State = store.StateDead
+	if _, err := d.api.ListDeliveries(r.Context(), s.Principal, probe); err != nil {
 		http.Redirect(w, r, Prefix+"/dead?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
@@ -313,8 +321,8 @@ func (d *Dashboard) confirmBulkReplay(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "bulk", v)
 }
 
-// bulkReplay starts the bulk replay through POST /v1/deliveries/replay and
-// shows its progress.
+// bulkReplay starts the bulk replay through the API's ReplayDeliveries
+// (POST /v1/deliveries/replay) and shows its progress.
 func (d *Dashboard) bulkReplay(w http.ResponseWriter, r *http.Request) {
 	if !d.requireAdmin(w, r) {
 		return
@@ -326,9 +334,9 @@ func (d *Dashboard) bulkReplay(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, r, http.StatusUnprocessableEntity, "Not replayed", blocked, Prefix+"/dead?"+filterValues(f).Encode())
 		return
 	}
-	var batch apitype.ReplayBatch
-	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/deliveries/replay", body, &batch); e != nil {
-		d.apiFailed(w, r, e, Prefix+"/dead?"+filterValues(f).Encode())
+	batch, err := d.api.ReplayDeliveries(r.Context(), s.Principal, body)
+	if err != nil {
+		d.apiFailed(w, r, opError(err), Prefix+"/dead?"+filterValues(f).Encode())
 		return
 	}
 	http.Redirect(w, r, Prefix+"/replays/"+url.PathEscape(batch.ID), http.StatusSeeOther)
@@ -339,11 +347,11 @@ func (d *Dashboard) replayBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := sessionFrom(r.Context())
-	var batch apitype.ReplayBatch
-	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/replays/"+url.PathEscape(r.PathValue("id")), nil, &batch); e != nil {
-		d.apiFailed(w, r, e, Prefix+"/dead")
+	batch, err := d.api.GetReplayBatch(r.Context(), s.Principal, &apitype.ReplayBatchGet{ID: r.PathValue("id")})
+	if err != nil {
+		d.apiFailed(w, r, opError(err), Prefix+"/dead")
 		return
 	}
-	d.render(w, r, http.StatusOK, "batch", &view{Title: "Bulk replay", Nav: "dead", Data: &batch,
+	d.render(w, r, http.StatusOK, "batch", &view{Title: "Bulk replay", Nav: "dead", Data: batch,
 		Crumbs: []crumb{{Label: "Dead deliveries", Href: Prefix + "/dead"}, {Label: "Bulk replay"}}})
 }

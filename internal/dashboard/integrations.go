@@ -98,13 +98,14 @@ func (d *Dashboard) sendTest(w http.ResponseWriter, r *http.Request) {
 // loadTestResult is the result of the test delivery id of hook, or nil
 // when id is no test delivery of it (a link edited by hand shows nothing).
 func (d *Dashboard) loadTestResult(r *http.Request, hook *apiWebhook, id string) (*testResult, *apiError) {
-	var dl apitype.Delivery
-	e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodGet, "/v1/deliveries/"+url.PathEscape(id), nil, &dl)
-	switch {
-	case e != nil && e.Status < 500:
+	dl, err := d.api.GetDelivery(r.Context(), sessionFrom(r.Context()).Principal, &apitype.DeliveryGet{ID: id})
+	if err != nil {
+		if e := opError(err); e.Status >= 500 {
+			return nil, e
+		}
 		return nil, nil
-	case e != nil:
-		return nil, e
+	}
+	switch {
 	case !dl.Test || dl.WebhookID != hook.ID || len(dl.Attempts) == 0:
 		return nil, nil
 	}
