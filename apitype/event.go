@@ -95,9 +95,28 @@ type EventTypeCreate struct {
 // EventTypePatch is the body of PATCH /v1/event-types/{type}: the fields
 // to change; absent (or null) ones stay as they are.
 type EventTypePatch struct {
+	// Type is the event type to change: the path's {type}, not a body
+	// field.
+	Type        string          `json:"-"`
 	Description *string         `json:"description,omitempty"`
 	Schema      json.RawMessage `json:"schema,omitempty"`
 	Example     json.RawMessage `json:"example,omitempty"`
 	Validate    *bool           `json:"validate,omitempty"`
 	Deprecated  *bool           `json:"deprecated,omitempty"`
+}
+
+// EventTypeList is the query of GET /v1/event-types: it takes nothing
+// (the whole catalogue is one page).
+type EventTypeList struct{}
+
+// EventTypeGet names the event type of GET /v1/event-types/{type}: the
+// path's {type}.
+type EventTypeGet struct {
+	Type string `json:"type"`
+}
+
+// EventTypes is the answer of GET /v1/event-types: the whole catalogue,
+// deprecated types included, by name.
+type EventTypes struct {
+	Data []EventType `json:"data"`
 }
