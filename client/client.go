@@ -91,7 +91,7 @@ func (c *Config) WithDefaults() *Config {
 
 func (c *Config) validate() error {
 	if c.Timeout < 0 {
-		return errors.New("Timeout must not be negative")
+		return errors.New("client: Timeout must not be negative")
 	}
 	if c.RetryInitialInterval < 0 {
 		return errors.New("RetryInitialInterval must not be negative")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -413,7 +412,7 @@ func TestClientRetryBounds(t *testing.T) {
 		_, err = c.ListKeys(ctx, nil)
 		require.Error(t, err)
 		var apiErr *client.APIError
-		require.False(t, errors.As(err, &apiErr), "a network error is no API error")
+		require.NotErrorAs(t, err, &apiErr, "a network error is no API error")
 		require.Equal(t, 1+client.MaxRetriesDefault, p.count())
 	})
 

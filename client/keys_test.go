@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -111,7 +110,7 @@ func TestClientRotateKey(t *testing.T) {
 		_, err = pc.RotateKey(ctx, k.ID, time.Hour)
 		require.Error(t, err)
 		var apiErr *client.APIError
-		require.False(t, errors.As(err, &apiErr), "a network error is no API error")
+		require.NotErrorAs(t, err, &apiErr, "a network error is no API error")
 		require.Equal(t, 1, p.count())
 		require.Equal(t, n+1, b.count(t, "api_keys"))
 		require.Equal(t, 1, b.count(t, "api_keys WHERE replaced_by IS NOT NULL AND id = '"+k.ID+"'"))

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,14 +36,14 @@ func TestClientPortalLinks(t *testing.T) {
 
 	_, err = portal.CreatePortalLink(ctx, &client.CreatePortalLinkParams{AccountID: "acct_someone_else"})
 	var apiErr *client.APIError
-	require.True(t, errors.As(err, &apiErr), "%v", err)
+	require.ErrorAs(t, err, &apiErr, "%v", err)
 	require.Equal(t, http.StatusForbidden, apiErr.Status)
 	require.Equal(t, "account_not_allowed", apiErr.Code)
 	_, err = portal.CreatePortalLink(ctx, &client.CreatePortalLinkParams{ExpiresIn: 2 * time.Hour})
-	require.True(t, errors.As(err, &apiErr), "%v", err)
+	require.ErrorAs(t, err, &apiErr, "%v", err)
 	require.Equal(t, "invalid_expires_in", apiErr.Code)
 	_, err = portal.ListWebhooks(ctx, &client.ListWebhooksParams{AccountID: "acct_client_portal"})
-	require.True(t, errors.As(err, &apiErr), "%v", err)
+	require.ErrorAs(t, err, &apiErr, "%v", err)
 	require.Equal(t, "insufficient_scope", apiErr.Code)
 
 	revoked, err := portal.RevokePortalLinks(ctx, "")

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -47,7 +46,7 @@ func TestClientRetryAfter(t *testing.T) {
 	defer cancel()
 	_, err = c.ListWebhooks(short, &client.ListWebhooksParams{})
 	var apiErr *client.APIError
-	require.True(t, errors.As(err, &apiErr), "err: %v", err)
+	require.ErrorAs(t, err, &apiErr, "err: %v", err)
 	require.Equal(t, http.StatusTooManyRequests, apiErr.Status)
 	require.Equal(t, "rate_limited", apiErr.Code)
 	require.Equal(t, time.Second, apiErr.RetryAfter)

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -118,7 +117,7 @@ func TestAlertRules(t *testing.T) {
 		require.NoError(t, err)
 		guide := string(raw)
 		for _, a := range alerts {
-			require.True(t, strings.Contains(guide, "`"+a+"`"), "docs/operators.md doesn't describe %s", a)
+			require.Contains(t, guide, "`"+a+"`", "docs/operators.md doesn't describe %s", a)
 		}
 		for _, m := range regexp.MustCompile("`(Webhookd[A-Z][A-Za-z]+)`").FindAllStringSubmatch(guide, -1) {
 			require.True(t, slices.Contains(alerts, m[1]), "docs/operators.md names the alert %s, which %s doesn't have", m[1], alertsFile)

@@ -95,7 +95,7 @@ func TestBatchedLoadAndRecord(t *testing.T) {
 	require.Len(t, recorded, len(recordings))
 	require.True(t, recorded[0])
 	require.True(t, recorded[1])
-	require.True(t, recorded[2] != recorded[3], "exactly one of two recordings for one delivery: %v", recorded[2:4])
+	require.NotEqual(t, recorded[2], recorded[3], "exactly one of two recordings for one delivery: %v", recorded[2:4])
 	require.False(t, recorded[4], "a job not responsible for the delivery recorded")
 	require.False(t, recorded[5], "a stale attempt count recorded")
 

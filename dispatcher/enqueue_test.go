@@ -2,7 +2,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -315,5 +314,5 @@ func TestEnqueueErrors(t *testing.T) {
 	require.NoError(t, err)
 	defer tx.Rollback(context.Background()) //nolint:errcheck
 	_, err = enqueuer.Enqueue(context.Background(), tx, &dispatcher.Event{AccountID: "acct_a", Type: "t", Data: rawJSON(`{"x":1}`), IdempotencyKey: "k"})
-	require.True(t, errors.Is(err, dispatcher.ErrIdempotencyKeyReused), "%v", err)
+	require.ErrorIs(t, err, dispatcher.ErrIdempotencyKeyReused, "%v", err)
 }

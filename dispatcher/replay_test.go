@@ -2,7 +2,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -368,6 +367,6 @@ ORDER BY d.next_attempt_at`, first.ID)
 	} {
 		_, err := dispatcher.StartReplayBatch(ctx, tx, client, f, nil)
 		var v *dispatcher.ValidationError
-		require.True(t, errors.As(err, &v), "%+v: %v", f, err)
+		require.ErrorAs(t, err, &v, "%+v: %v", f, err)
 	}
 }

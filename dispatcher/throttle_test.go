@@ -205,7 +205,7 @@ FROM (SELECT coalesce((j.metadata->>'snoozes')::int, 0) AS s FROM river_job j JO
 		reslots += metricValue(t, scrape(t, "http://"+srv.MetricsAddr()+"/metrics"), `webhookd_throttle_reslots_total`)
 	}
 	t.Logf("limited deliveries attempted once: %d fetched once, %d twice, %d more; %v re-slotted", once, twice, more, reslots)
-	require.Greater(t, once+twice, 0)
+	require.Positive(t, once+twice)
 	require.LessOrEqual(t, float64(more), reslots, "at most two fetches per delivery, but for the re-slots counted")
 
 	// Every event arrived (at least once).

@@ -64,7 +64,7 @@ func TestFullScheduleFakeClock(t *testing.T) {
 	require.Nil(t, d.NextAttemptAt)
 	require.Len(t, d.AttemptList, schedule.MaxAttempts)
 
-	wantGaps := []time.Duration{30, 90, 210, 450, 930, 1890, 3810, 7650, 15330}
+	wantGaps := []int64{30, 90, 210, 450, 930, 1890, 3810, 7650, 15330}
 	reqs := recv.Requests()
 	require.Len(t, reqs, schedule.MaxAttempts)
 	for i, a := range d.AttemptList {
@@ -79,7 +79,7 @@ func TestFullScheduleFakeClock(t *testing.T) {
 		require.True(t, strings.HasPrefix(reqs[i].Header.Get("Mono-Signature"), "t="+strconv.FormatInt(a.SignatureT, 10)+",v1="))
 		if i > 0 {
 			gap := a.StartedAt.Sub(d.AttemptList[i-1].StartedAt)
-			require.Equal(t, wantGaps[i-1]*time.Second, gap, "gap before attempt %d", i+1)
+			require.Equal(t, time.Duration(wantGaps[i-1])*time.Second, gap, "gap before attempt %d", i+1)
 		}
 	}
 	total := d.AttemptList[9].StartedAt.Sub(start)

@@ -23,8 +23,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/mono/webhookd/internal/testproc"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/testproc"
 )
 
 var (
@@ -363,8 +364,8 @@ func (r *receiver) tally(accepted []string) (delivered, duplicated int, missing 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, id := range accepted {
-		switch n := r.counts[id]; {
-		case n == 0:
+		switch n := r.counts[id]; n {
+		case 0:
 			missing = append(missing, id)
 		default:
 			delivered++

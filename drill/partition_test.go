@@ -200,10 +200,10 @@ func (r *sourceReceiver) lastFrom(src string) time.Time {
 	return r.last[src]
 }
 
-// produce enqueues single events of account at rate until stop or max
+// produce enqueues single events of account at rate until stop or total
 // events, each retried with its idempotency key until accepted; it
 // returns the accepted ids (call the returned func after stop).
-func produce(t *testing.T, base, account, prefix string, rate, max int, stop <-chan struct{}) func() []string {
+func produce(t *testing.T, base, account, prefix string, rate, total int, stop <-chan struct{}) func() []string {
 	t.Helper()
 	var (
 		mu       sync.Mutex
@@ -218,7 +218,7 @@ func produce(t *testing.T, base, account, prefix string, rate, max int, stop <-c
 		go func() {
 			defer wg.Done()
 			client := &apiClient{base: base, client: &http.Client{Timeout: 10 * time.Second}}
-			for i := p; i < max; i += producers {
+			for i := p; i < total; i += producers {
 				select {
 				case <-stop:
 					return

@@ -43,7 +43,7 @@ func TestNew(t *testing.T) {
 
 	for _, scale := range []float64{0, -1, math.NaN(), math.Inf(1)} {
 		_, err := New(scale)
-		require.True(t, errors.Is(err, ErrInvalidScale), "scale %v", scale)
+		require.ErrorIs(t, err, ErrInvalidScale, "scale %v", scale)
 	}
 
 	s, err := New(1)

@@ -1,7 +1,6 @@
 package signer
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +78,7 @@ func TestVerify(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			require.True(t, errors.Is(err, tt.want), "got %v, want %v", err, tt.want)
+			require.ErrorIs(t, err, tt.want, "got %v, want %v", err, tt.want)
 		})
 	}
 }

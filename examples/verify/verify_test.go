@@ -251,7 +251,7 @@ func requireShown(t *testing.T, guide string, s snippet) string {
 	t.Helper()
 	code, err := os.ReadFile(s.file)
 	require.NoError(t, err)
-	require.True(t, strings.Contains(guide, "\n"+string(code)+"```\n"),
+	require.Contains(t, guide, "\n"+string(code)+"```\n",
 		"docs/receivers.md must show examples/verify/%s verbatim in a fenced block; copy the file into it again", s.file)
 	return string(code)
 }

@@ -233,7 +233,7 @@ func listenLoopback() (net.Listener, error) {
 	if err6 == nil {
 		return ln, nil
 	}
-	return nil, fmt.Errorf("error listening for the demo receiver on 127.0.0.2 (%v) or [::1]: %w", err, err6)
+	return nil, fmt.Errorf("error listening for the demo receiver on 127.0.0.2 (%w) or [::1]: %w", err, err6)
 }
 
 func randomHex(n int) string {

@@ -2,6 +2,7 @@ package forwarded
 
 import (
 	"crypto/tls"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -77,7 +78,7 @@ func TestSecure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := httptest.NewRequest("GET", "/dashboard/", nil)
+			r := httptest.NewRequest(http.MethodGet, "/dashboard/", nil)
 			r.RemoteAddr = tt.remote
 			if tt.proto != "" {
 				r.Header.Set("X-Forwarded-Proto", tt.proto)
@@ -91,7 +92,7 @@ func TestSecure(t *testing.T) {
 		})
 	}
 	var none *Trust
-	r := httptest.NewRequest("GET", "/", nil)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.TLS = nil
 	require.False(t, none.Secure(r))
 }
@@ -116,7 +117,7 @@ func TestClientIP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := httptest.NewRequest("GET", "/", nil)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = tt.remote
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
@@ -128,7 +129,7 @@ func TestClientIP(t *testing.T) {
 
 func TestSameOrigin(t *testing.T) {
 	t.Parallel()
-	r := httptest.NewRequest("POST", "http://127.0.0.2:8080/dashboard/signin", nil)
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.2:8080/dashboard/signin", nil)
 	none := mustTrust(t, "", "")
 	require.True(t, none.SameOrigin("http://127.0.0.2:8080", r))
 	require.False(t, none.SameOrigin("https://webhooks.example.com", r))

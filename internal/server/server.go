@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	// retry schedule (WEBHOOKD_RETRY_SCALE) so that tests and `dev` run
 	// them fast.
 	river.AddWorker(workers, dispatcher.NewReplayBatchWorker(pool, &dispatcher.ReplayBatchConfig{
-		Spacing: max(time.Duration(float64(cfg.ReplaySpacing)*cfg.RetryScale), time.Microsecond),
+		Spacing:     max(time.Duration(float64(cfg.ReplaySpacing)*cfg.RetryScale), time.Microsecond),
 		Logger:      logger.Named("replay"),
 		TestSignals: cfg.TestSignals.replayBatch(),
 	}))

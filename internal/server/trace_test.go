@@ -104,12 +104,12 @@ func requireNoURL(t *testing.T, span tracetest.SpanStub, secrets ...string) {
 	t.Helper()
 	texts := []string{span.Name, span.Status.Description}
 	for _, kv := range span.Attributes {
-		texts = append(texts, string(kv.Key)+"="+kv.Value.Emit())
+		texts = append(texts, string(kv.Key)+"="+kv.Value.String())
 	}
 	for _, ev := range span.Events {
 		texts = append(texts, ev.Name)
 		for _, kv := range ev.Attributes {
-			texts = append(texts, kv.Value.Emit())
+			texts = append(texts, kv.Value.String())
 		}
 	}
 	for _, text := range texts {
@@ -132,7 +132,7 @@ func treeOf(spans tracetest.SpanStubs, producer trace.SpanID) string {
 		}
 		for _, k := range []attribute.Key{admin.AttrEvents, "http.response.status_code", dispatcher.AttrErrorKind, dispatcher.AttrWebhookID, dispatcher.AttrDeliveryID, dispatcher.AttrDurationMS} {
 			if v, ok := a[k]; ok {
-				line += fmt.Sprintf(" %s=%s", strings.TrimPrefix(string(k), "webhookd."), v.Emit())
+				line += fmt.Sprintf(" %s=%s", strings.TrimPrefix(string(k), "webhookd."), v.String())
 			}
 		}
 		nodes = append(nodes, testtrace.Node{ID: s.SpanContext.SpanID().String(), Parent: s.Parent.SpanID().String(), Line: line})

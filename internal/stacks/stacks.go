@@ -37,10 +37,10 @@ type call struct {
 	ok    bool // f returned normally
 }
 
-// New returns a pool of at most max goroutines, each exiting after idle
+// New returns a pool of at most limit goroutines, each exiting after idle
 // without work.
-func New(max int, idle time.Duration) *Pool {
-	return &Pool{work: make(chan *call), idle: idle, max: max, quit: make(chan struct{})}
+func New(limit int, idle time.Duration) *Pool {
+	return &Pool{work: make(chan *call), idle: idle, max: limit, quit: make(chan struct{})}
 }
 
 // Run calls f on one of the pool's goroutines and returns when it returns.

@@ -58,14 +58,14 @@ func TestRunWaitsForF(t *testing.T) {
 }
 
 func TestRunBoundedThenInline(t *testing.T) {
-	const max = 3
-	p := New(max, time.Minute)
+	const workers = 3
+	p := New(workers, time.Minute)
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	var finished sync.WaitGroup
-	started.Add(max)
-	finished.Add(max)
-	for range max {
+	started.Add(workers)
+	finished.Add(workers)
+	for range workers {
 		go func() {
 			defer finished.Done()
 			p.Run(func() {
@@ -86,8 +86,8 @@ func TestRunBoundedThenInline(t *testing.T) {
 	p.mu.Lock()
 	running := p.running
 	p.mu.Unlock()
-	if running != max {
-		t.Fatalf("running = %d, want %d", running, max)
+	if running != workers {
+		t.Fatalf("running = %d, want %d", running, workers)
 	}
 	close(release)
 	finished.Wait()
@@ -105,7 +105,7 @@ func TestRunPanicReachesCaller(t *testing.T) {
 	if !ok {
 		t.Fatalf("recovered %T %v, want a *Panic", got, got)
 	}
-	if p2.Value != boom || !errors.Is(p2, boom) {
+	if p2.Value != boom || !errors.Is(p2, boom) { //nolint:errorlint // the recovered value must be boom itself, not a wrap of it
 		t.Fatalf("recovered value %v, want %v", p2.Value, boom)
 	}
 	// The stack is the pooled goroutine's, where the panic happened.

@@ -30,12 +30,12 @@ func CountLiveWebhooks(ctx context.Context, db DB, accountID string) (int, error
 }
 
 // InsertWebhookWithin inserts w like InsertWebhook unless w's account
-// already has max or more live webhooks, when it inserts nothing and
+// already has limit or more live webhooks, when it inserts nothing and
 // returns ErrWebhookLimit. Concurrent creates for one account take turns
 // (an advisory lock for the transaction's length), so however they race
-// the account ends with at most max; an account above max (the limit was
+// the account ends with at most limit; an account above limit (the limit was
 // lowered) keeps its webhooks and can't add one.
-func InsertWebhookWithin(ctx context.Context, db DB, w *Webhook, max int) error {
+func InsertWebhookWithin(ctx context.Context, db DB, w *Webhook, limit int) error {
 	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, webhooksLock, w.AccountID); err != nil {
 			return err
@@ -46,7 +46,7 @@ func InsertWebhookWithin(ctx context.Context, db DB, w *Webhook, max int) error 
 		if err != nil {
 			return err
 		}
-		if n >= max {
+		if n >= limit {
 			return ErrWebhookLimit
 		}
 		return InsertWebhook(ctx, tx, w)

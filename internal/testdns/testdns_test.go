@@ -1,7 +1,6 @@
 package testdns
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -22,6 +21,6 @@ func TestDNSServer(t *testing.T) {
 
 	_, err = resolver.LookupNetIP(t.Context(), "ip", "missing.example.test")
 	var dnsErr *net.DNSError
-	require.True(t, errors.As(err, &dnsErr))
+	require.ErrorAs(t, err, &dnsErr)
 	require.True(t, dnsErr.IsNotFound)
 }
