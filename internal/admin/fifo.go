@@ -19,9 +19,9 @@ import (
 
 // checkOrdering refuses an ordering other than none or fifo (422
 // invalid_ordering).
-func checkOrdering(ordering *string) *apiError {
+func checkOrdering(ordering *string) *Error {
 	if ordering != nil && *ordering != store.OrderingNone && *ordering != store.OrderingFIFO {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_ordering", Field: "ordering",
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_ordering", Field: "ordering",
 			Message: `ordering must be "none" (deliveries go out unordered, the default) or "fifo" (strictly in order, one at a time)`}
 	}
 	return nil
@@ -61,57 +61,58 @@ func (a *API) withFIFO(ctx context.Context, outs ...*apitype.Webhook) error {
 	return nil
 }
 
-// fifoSkipRequest is the body of POST /v1/webhooks/{id}/fifo/skip.
-type fifoSkipRequest struct {
-	// DeliveryID names the dead head to skip, so a stale request can't
-	// skip a newer head.
-	DeliveryID *string `json:"delivery_id"`
-}
+// opSkipFIFOHead is POST /v1/webhooks/{id}/fifo/skip, for account and
+// admin keys.
+var opSkipFIFOHead = &opSpec{route: "POST /v1/webhooks/{id}/fifo/skip", scopes: scopesAccount, budget: budgetManagement}
 
-// skipFIFOHead is POST /v1/webhooks/{id}/fifo/skip: the dead delivery
+// SkipFIFOHead is POST /v1/webhooks/{id}/fifo/skip: the dead delivery
 // blocking a FIFO webhook's line leaves the line (it stays dead and can
 // still be replayed, then outside the order) and the next delivery goes.
 // 409 not_fifo for a webhook that is not FIFO, 409 not_blocking when the
 // delivery named is not the dead head. Answers the webhook.
-func (a *API) skipFIFOHead(w http.ResponseWriter, r *http.Request) {
-	hook, apiErr := a.loadWebhook(r)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+func (a *API) SkipFIFOHead(ctx context.Context, p *Principal, req *apitype.FIFOSkip) (*apitype.Webhook, error) {
+	if e := a.admit(ctx, p, opSkipFIFOHead); e != nil {
+		return nil, e
 	}
-	var req fifoSkipRequest
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+	hook, apiErr := a.webhookOf(ctx, p, req.ID)
+	if apiErr != nil {
+		return nil, apiErr
 	}
 	switch {
 	case req.DeliveryID == nil:
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "delivery_id", Message: "delivery_id is required: the id of the dead delivery blocking the line (fifo.blocked_by)"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "delivery_id", Message: "delivery_id is required: the id of the dead delivery blocking the line (fifo.blocked_by)"}
 	case !ident.Valid(ident.Delivery, *req.DeliveryID):
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_delivery_id", Field: "delivery_id", Message: "delivery_id must be a delivery id (dlv_ followed by 32 hex digits)"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_delivery_id", Field: "delivery_id", Message: "delivery_id must be a delivery id (dlv_ followed by 32 hex digits)"}
 	case hook.Ordering != store.OrderingFIFO:
-		writeError(w, &apiError{Status: http.StatusConflict, Code: "not_fifo", Field: "id", Message: `this webhook's ordering is not "fifo": it has no line to skip in`})
-		return
+		return nil, &Error{Status: http.StatusConflict, Code: "not_fifo", Field: "id", Message: `this webhook's ordering is not "fifo": it has no line to skip in`}
 	}
-	err := pgx.BeginFunc(r.Context(), a.pool, func(tx pgx.Tx) error {
-		return store.SkipFIFOHead(r.Context(), tx, hook.ID, *req.DeliveryID, a.now().UTC())
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		return store.SkipFIFOHead(ctx, tx, hook.ID, *req.DeliveryID, a.now().UTC())
 	})
 	if errors.Is(err, store.ErrNotBlocking) {
-		writeError(w, &apiError{Status: http.StatusConflict, Code: "not_blocking", Field: "delivery_id", Message: "that delivery is not the dead delivery blocking this webhook's line (see fifo.blocked_by): nothing was skipped"})
-		return
+		return nil, &Error{Status: http.StatusConflict, Code: "not_blocking", Field: "delivery_id", Message: "that delivery is not the dead delivery blocking this webhook's line (see fifo.blocked_by): nothing was skipped"}
 	}
 	if err != nil {
-		a.logger.Error("error skipping a FIFO head", zap.String("webhook_id", hook.ID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error skipping a FIFO head", err, zap.String("webhook_id", hook.ID))
 	}
 	a.logger.Info("dead FIFO head skipped", zap.String("webhook_id", hook.ID), zap.String("delivery_id", *req.DeliveryID))
 	out := renderWebhook(hook)
-	if err := a.withFIFO(r.Context(), &out); err != nil {
-		writeError(w, errInternal(err))
-		return
+	if err := a.withFIFO(ctx, &out); err != nil {
+		return nil, errInternal(err)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return &out, nil
+}
+
+// decodeFIFOSkip reads POST /v1/webhooks/{id}/fifo/skip: the path's id,
+// then the body.
+func decodeFIFOSkip(w http.ResponseWriter, r *http.Request, req *apitype.FIFOSkip) *Error {
+	id, e := pathID(r, ident.Webhook, "webhook")
+	if e != nil {
+		return e
+	}
+	if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
+		return e
+	}
+	req.ID = id
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,31 +25,28 @@ type Sender interface {
 	Send(ctx context.Context, target *store.Target, start time.Time, log *zap.Logger) *outbound.Result
 }
 
-// sendTest is POST /v1/webhooks/{id}/test: a real signed envelope (type
+// opSendTest is POST /v1/webhooks/{id}/test, for account and admin keys.
+var opSendTest = &opSpec{route: "POST /v1/webhooks/{id}/test", scopes: scopesAccount, budget: budgetManagement}
+
+// SendTest is POST /v1/webhooks/{id}/test: a real signed envelope (type
 // webhook.test, or a catalogue type with its example data) sent at once
 // through the worker's path (signature, custom headers, the outbound
 // client and its guard), answered with the attempt. Each webhook has a
 // rate of test sends (429 rate_limited beyond it) and slots in flight per
 // process (429 test_sends_busy when they are taken); both answer at once,
-// with Retry-After, and write nothing. It is recorded as an
+// with RetryAfter, and write nothing. It is recorded as an
 // event with one delivery marked test, finished after that one attempt:
 // never retried, never sent to the account's other webhooks.
-func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
-	hook, apiErr := a.loadWebhook(r)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+func (a *API) SendTest(ctx context.Context, p *Principal, req *apitype.TestSendRequest) (*apitype.TestSend, error) {
+	if e := a.admit(ctx, p, opSendTest); e != nil {
+		return nil, e
 	}
-	var req apitype.TestSendRequest
-	if r.ContentLength != 0 {
-		if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-			writeError(w, apiErr)
-			return
-		}
+	hook, apiErr := a.webhookOf(ctx, p, req.ID)
+	if apiErr != nil {
+		return nil, apiErr
 	}
 	if a.sender == nil {
-		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "this process can't send test events"})
-		return
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "this process can't send test events"}
 	}
 
 	eventType := TestEventType
@@ -61,23 +57,18 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 		"message":    "A test event from Mono webhooks: if you can verify its signature, your endpoint is ready.",
 	})
 	if req.Type != nil && *req.Type != TestEventType {
-		et, err := store.GetEventType(r.Context(), a.pool, *req.Type)
+		et, err := store.GetEventType(ctx, a.pool, *req.Type)
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_event_type", Field: "type", Message: "type must be webhook.test or an event type of the catalogue (GET /v1/event-types)"})
-			return
+			return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "unknown_event_type", Field: "type", Message: "type must be webhook.test or an event type of the catalogue (GET /v1/event-types)"}
 		}
 		if err != nil {
-			a.logger.Error("error loading event type", zap.Error(err))
-			writeError(w, errInternal(err))
-			return
+			return nil, a.internal("error loading event type", err)
 		}
 		eventType, data = et.Type, et.Example
 	}
 	body, err := webhookrule.Envelope(eventType, data, now)
 	if err != nil {
-		a.logger.Error("error assembling test envelope", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error assembling test envelope", err)
 	}
 
 	target := &store.Target{
@@ -96,21 +87,19 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 	// having written nothing.
 	release, retryAfter, apiErr := a.takeTestSend(hook.ID)
 	if apiErr != nil {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		writeError(w, apiErr)
-		return
+		apiErr.RetryAfter = time.Duration(retryAfter) * time.Second
+		return nil, apiErr
 	}
 	// Within the webhook's rate limit, if it has one: its next start
 	// slot, if that comes within a second (internal/admin/throttle.go).
-	start, retryAfter, apiErr := a.throttleTestSend(r.Context(), hook)
+	start, retryAfter, apiErr := a.throttleTestSend(ctx, hook)
 	if apiErr != nil {
 		release(&outbound.Result{})
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		writeError(w, apiErr)
-		return
+		apiErr.RetryAfter = time.Duration(retryAfter) * time.Second
+		return nil, apiErr
 	}
 	log := a.logger.With(zap.String("delivery_id", deliveryID), zap.String("event_id", eventID), zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID))
-	res := a.sender.Send(r.Context(), target, start, log)
+	res := a.sender.Send(ctx, target, start, log)
 	release(res)
 
 	attempt := &store.AttemptRecord{
@@ -133,15 +122,13 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 	}
 	// Recorded even if the caller went away meanwhile: the receiver may
 	// have seen it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := store.InsertTestDelivery(ctx, a.pool, ev, state, attempt, a.now()); err != nil {
-		a.logger.Error("error recording test send", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+	if err := store.InsertTestDelivery(rctx, a.pool, ev, state, attempt, a.now()); err != nil {
+		return nil, a.internal("error recording test send", err)
 	}
 	log.Info("test event sent", zap.Int("status", res.StatusCode), zap.String("error_kind", res.ErrorKind), zap.Duration("duration", res.Duration))
-	writeJSON(w, http.StatusOK, apitype.TestSend{
+	return &apitype.TestSend{
 		DeliveryID: deliveryID, EventID: eventID, Type: eventType, Succeeded: res.Succeeded(),
 		Attempt: apitype.Attempt{
 			Number: 1, Generation: 1, Counted: true, ScheduledAt: start.UTC(), StartedAt: start.UTC(),
@@ -149,5 +136,21 @@ func (a *API) sendTest(w http.ResponseWriter, r *http.Request) {
 			StatusCode: attempt.StatusCode, ErrorKind: attempt.ErrorKind, ErrorMessage: attempt.ErrorMessage,
 			ResponseExcerpt: excerpt(res.ResponseExcerpt), SignatureT: attempt.SignatureT,
 		},
-	})
+	}, nil
+}
+
+// decodeSendTest reads POST /v1/webhooks/{id}/test: the path's id, then
+// the body, which may be empty.
+func decodeSendTest(w http.ResponseWriter, r *http.Request, req *apitype.TestSendRequest) *Error {
+	id, e := pathID(r, ident.Webhook, "webhook")
+	if e != nil {
+		return e
+	}
+	if r.ContentLength != 0 {
+		if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
+			return e
+		}
+	}
+	req.ID = id
+	return nil
 }

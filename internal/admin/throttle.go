@@ -2,48 +2,27 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/store"
 )
 
-// webhookRateField is a rate_limit_per_second in a create or update: Set
-// when the body has the field (null included: no limit), Value its number.
-type webhookRateField struct {
-	Set   bool
-	Value *int
-}
-
-// UnmarshalJSON implements json.Unmarshaler: a whole number or null.
-func (f *webhookRateField) UnmarshalJSON(b []byte) error {
-	f.Set = true
-	if string(b) == "null" {
-		f.Value = nil
-		return nil
-	}
-	var n int
-	if err := json.Unmarshal(b, &n); err != nil {
-		return err // a *json.UnmarshalTypeError: the decoder names the field
-	}
-	f.Value = &n
-	return nil
-}
-
-// check refuses a limit outside 1–100 (422 invalid_rate_limit).
-func (f *webhookRateField) check() *apiError {
+// checkRate refuses a create or update's rate_limit_per_second outside
+// 1–100 (422 invalid_rate_limit); null or absent is no limit.
+func checkRate(f apitype.NullableInt) *Error {
 	if f.Value != nil && (*f.Value < store.RateLimitMin || *f.Value > store.RateLimitMax) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_rate_limit", Field: "rate_limit_per_second",
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_rate_limit", Field: "rate_limit_per_second",
 			Message: fmt.Sprintf("rate_limit_per_second must be a whole number from %d to %d, or null for no limit", store.RateLimitMin, store.RateLimitMax)}
 	}
 	return nil
 }
 
-// update is the store's change for f: nil when the body didn't set it.
-func (f *webhookRateField) update() **int {
+// rateUpdate is the store's change for f: nil when the body didn't set it.
+func rateUpdate(f apitype.NullableInt) **int {
 	if !f.Set {
 		return nil
 	}

@@ -21,18 +21,9 @@ import (
 // and a CA bundle of a few dozen certificates in PEM.
 const WebhookBodyLimit = 256 << 10
 
-// webhookTLSRequest is a webhook's tls setting as a create or update gives
-// it, in PEM. On update it replaces the whole setting; {} removes it.
-type webhookTLSRequest struct {
-	// ClientCertificate is the chain presented to the receiver, leaf
-	// first; ClientKey its private key, unencrypted. Stored encrypted,
-	// never returned.
-	ClientCertificate *string `json:"client_certificate"`
-	ClientKey         *string `json:"client_key"`
-	// CABundle is CA certificates trusted for this webhook besides the
-	// system roots (a receiver with a certificate from a private CA).
-	CABundle *string `json:"ca_bundle"`
-}
+// webhookTLSRequest is a webhook's tls setting as a create or update
+// gives it (apitype.WebhookTLSSetting).
+type webhookTLSRequest = apitype.WebhookTLSSetting
 
 // webhookTLS validates and encrypts the tls setting of a create or update
 // request; nil when the request doesn't set it.
@@ -103,18 +94,9 @@ func renderTLS(t *store.WebhookTLS, now time.Time) *apitype.WebhookTLS {
 	return out
 }
 
-// webhookOAuthRequest is a webhook's OAuth2 client credentials setting as
-// a create or update gives it. On update it replaces the whole setting
-// (the client secret included); {} removes it.
-type webhookOAuthRequest struct {
-	TokenURL     *string  `json:"token_url"`
-	ClientID     *string  `json:"client_id"`
-	ClientSecret *string  `json:"client_secret"`
-	Scopes       []string `json:"scopes"`
-	Audience     *string  `json:"audience"`
-	// AuthStyle is header (HTTP Basic) or body, set explicitly.
-	AuthStyle *string `json:"auth_style"`
-}
+// webhookOAuthRequest is a webhook's OAuth2 setting as a create or update
+// gives it (apitype.WebhookOAuthSetting).
+type webhookOAuthRequest = apitype.WebhookOAuthSetting
 
 // OAuth2 setting limits.
 const (

@@ -31,27 +31,6 @@ const DescriptionMaxLen = 500
 // the most live webhooks one account may have (Stripe allows 16).
 const MaxWebhooksPerAccountDefault = 20
 
-type webhookRequest struct {
-	AccountID   *string            `json:"account_id"`
-	URL         *string            `json:"url"`
-	Description *string            `json:"description"`
-	Headers     *map[string]string `json:"headers"`
-	EventTypes  *[]string          `json:"event_types"`
-	// SignatureScheme is "mono" (the default) or "standard"; OnGone is
-	// "retry" (the default) or "pause".
-	SignatureScheme *string `json:"signature_scheme"`
-	OnGone          *string `json:"on_gone"`
-	// TLS is the client certificate and CA bundle (internal/admin/webhook_auth.go).
-	TLS *webhookTLSRequest `json:"tls"`
-	// OAuth is the OAuth2 client credentials setting (internal/admin/webhook_auth.go).
-	OAuth *webhookOAuthRequest `json:"oauth"`
-	// RateLimitPerSecond caps attempts started per second (1–100); null
-	// or absent: no limit (internal/admin/throttle.go).
-	RateLimitPerSecond webhookRateField `json:"rate_limit_per_second"`
-	// Ordering is "none" (the default) or "fifo" (internal/admin/fifo.go).
-	Ordering *string `json:"ordering"`
-}
-
 // newSecret returns a new webhook secret: whsec_ and the standard (padded)
 // base64 of 32 random bytes, the form the Standard Webhooks libraries take
 // (secrets issued before were base64url without padding; the Mono scheme
@@ -85,68 +64,75 @@ func checkOnGone(onGone *string) *Error {
 var errSecretRotationRequired = &Error{Status: http.StatusUnprocessableEntity, Code: "secret_rotation_required", Field: "signature_scheme",
 	Message: "this webhook's secret predates the Standard Webhooks form (whsec_ and standard base64) that the standard scheme needs: rotate the secret (POST /v1/webhooks/{id}/rotate-secret), then switch"}
 
-func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
-	var req webhookRequest
-	if apiErr := decodeJSON(w, r, WebhookBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+// The webhooks family's operations: every /v1/webhooks route, for account
+// and admin keys (an account key's own account only: another account's
+// webhook is 404). The JSON API (routes) and the dashboard call them.
+var (
+	opCreateWebhook       = &opSpec{route: "POST /v1/webhooks", scopes: scopesAccount, budget: budgetManagement}
+	opListWebhooks        = &opSpec{route: "GET /v1/webhooks", scopes: scopesAccount, budget: budgetManagement}
+	opGetWebhook          = &opSpec{route: "GET /v1/webhooks/{id}", scopes: scopesAccount, budget: budgetManagement}
+	opRevealWebhookSecret = &opSpec{route: "GET /v1/webhooks/{id}/secret", scopes: scopesAccount, budget: budgetManagement}
+	opUpdateWebhook       = &opSpec{route: "PATCH /v1/webhooks/{id}", scopes: scopesAccount, budget: budgetManagement}
+	opDeleteWebhook       = &opSpec{route: "DELETE /v1/webhooks/{id}", scopes: scopesAccount, budget: budgetManagement}
+	opRotateWebhookSecret = &opSpec{route: "POST /v1/webhooks/{id}/rotate-secret", scopes: scopesAccount, budget: budgetManagement}
+)
+
+// CreateWebhook registers a webhook (POST /v1/webhooks) on the account
+// req.AccountID resolves to (accountOf): the answer holds its secret, the
+// only time it is given unasked.
+func (a *API) CreateWebhook(ctx context.Context, p *Principal, req *apitype.WebhookCreate) (*apitype.Webhook, error) {
+	if e := a.admit(ctx, p, opCreateWebhook); e != nil {
+		return nil, e
 	}
-	accountID, apiErr := accountFor(r, req.AccountID)
+	given := ""
+	if req.AccountID != nil {
+		given = *req.AccountID
+	}
+	accountID, apiErr := accountOf(p, given)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	if req.URL == nil || strings.TrimSpace(*req.URL) == "" {
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "url", Message: "url is required"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "url", Message: "url is required"}
 	}
 	normalized, err := a.policy.ValidateURL(*req.URL)
 	if err != nil {
 		var urlErr *outbound.URLError
 		if errors.As(err, &urlErr) {
-			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: urlErr.Code, Field: "url", Message: urlErr.Message})
-			return
+			return nil, &Error{Status: http.StatusUnprocessableEntity, Code: urlErr.Code, Field: "url", Message: urlErr.Message}
 		}
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_url", Field: "url", Message: "url is not a valid URL"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_url", Field: "url", Message: "url is not a valid URL"}
 	}
 	description := ""
 	if req.Description != nil {
 		description = *req.Description
 		if apiErr := checkDescription(description); apiErr != nil {
-			writeError(w, apiErr)
-			return
+			return nil, apiErr
 		}
 	}
-	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check(), checkOrdering(req.Ordering)); apiErr != nil {
-		writeError(w, apiErr)
-		return
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), checkRate(req.RateLimitPerSecond), checkOrdering(req.Ordering)); apiErr != nil {
+		return nil, apiErr
 	}
 
 	id := ident.New(ident.Webhook)
 	headers, apiErr := a.webhookHeaders(id, req.Headers)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	tlsSetting, oauth, oauthSet, apiErr := a.webhookAuth(id, req.TLS, req.OAuth)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	var eventTypes []string
 	if req.EventTypes != nil {
 		if eventTypes, err = webhookrule.ValidateEventTypeFilter(*req.EventTypes); err != nil {
-			writeError(w, validationError(err))
-			return
+			return nil, validationError(err)
 		}
 	}
 	secret := newSecret()
 	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
 	if err != nil {
-		a.logger.Error("error encrypting webhook secret", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error encrypting webhook secret", err)
 	}
 	hook := &store.Webhook{
 		ID:                 id,
@@ -178,24 +164,18 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	if tlsSetting != nil {
 		hook.TLS = *tlsSetting
 	}
-	if err := store.InsertWebhookWithin(r.Context(), a.pool, hook, a.maxWebhooks); err != nil {
+	if err := store.InsertWebhookWithin(ctx, a.pool, hook, a.maxWebhooks); err != nil {
 		if errors.Is(err, store.ErrDuplicateURL) {
-			writeError(w, &Error{Status: http.StatusConflict, Code: "duplicate_url", Field: "url", Message: "this account already has a webhook with this URL; delete it first to create a new one (with a new secret)"})
-			return
+			return nil, &Error{Status: http.StatusConflict, Code: "duplicate_url", Field: "url", Message: "this account already has a webhook with this URL; delete it first to create a new one (with a new secret)"}
 		}
 		if errors.Is(err, store.ErrWebhookLimit) {
-			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "webhook_limit_reached", Message: fmt.Sprintf("an account may have at most %d webhooks and this one has reached the limit; delete a webhook to make room for another", a.maxWebhooks)})
-			return
+			return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "webhook_limit_reached", Message: fmt.Sprintf("an account may have at most %d webhooks and this one has reached the limit; delete a webhook to make room for another", a.maxWebhooks)}
 		}
-		a.logger.Error("error inserting webhook", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error inserting webhook", err)
 	}
 	if oauthSet && oauth != nil {
-		if err := a.saveOAuth(r.Context(), id, oauth); err != nil {
-			a.logger.Error("error saving webhook OAuth2 setting", zap.String("webhook_id", id), zap.Error(err))
-			writeError(w, errInternal(err))
-			return
+		if err := a.saveOAuth(ctx, id, oauth); err != nil {
+			return nil, a.internal("error saving webhook OAuth2 setting", err, zap.String("webhook_id", id))
 		}
 	}
 	a.logger.Info("webhook created", zap.String("webhook_id", id), zap.String("account_id", accountID))
@@ -204,7 +184,13 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	if oauth != nil {
 		out.OAuth = renderOAuth(oauth)
 	}
-	writeJSON(w, http.StatusCreated, out)
+	return &out, nil
+}
+
+// decodeWebhookCreate reads POST /v1/webhooks's body (at most
+// WebhookBodyLimit bytes).
+func decodeWebhookCreate(w http.ResponseWriter, r *http.Request, req *apitype.WebhookCreate) *Error {
+	return decodeJSON(w, r, WebhookBodyLimit, req)
 }
 
 // checkDescription applies the description rule of create and update.
@@ -260,22 +246,23 @@ func (a *API) webhookHeaders(webhookID string, given *map[string]string) (*store
 	return &store.WebhookHeaders{Names: names, Ciphertext: ct, KeyID: keyID}, nil
 }
 
-func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
-	q, pg, apiErr := listQuery(r, ident.Webhook, "account_id")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// ListWebhooks is a page of the account's live webhooks (GET
+// /v1/webhooks), newest first: req.AccountID's, resolved by accountOf.
+func (a *API) ListWebhooks(ctx context.Context, p *Principal, req *apitype.WebhookList) (*apitype.Page[apitype.Webhook], error) {
+	if e := a.admit(ctx, p, opListWebhooks); e != nil {
+		return nil, e
 	}
-	accountID, apiErr := queryAccount(r, q)
+	pg, apiErr := pageOf(req.Limit, req.Cursor, ident.Webhook)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
-	hooks, err := store.ListWebhooks(r.Context(), a.pool, accountID, pg.before, pg.limit+1)
+	accountID, apiErr := accountOf(p, req.AccountID)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	hooks, err := store.ListWebhooks(ctx, a.pool, accountID, pg.before, pg.limit+1)
 	if err != nil {
-		a.logger.Error("error listing webhooks", zap.String("account_id", accountID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error listing webhooks", err, zap.String("account_id", accountID))
 	}
 	rows := make([]apitype.Webhook, len(hooks))
 	outs := make([]*apitype.Webhook, len(hooks))
@@ -283,183 +270,174 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		rows[i] = renderWebhook(hook)
 		outs[i] = &rows[i]
 	}
-	if err := a.withOAuth(r.Context(), outs...); err != nil {
-		writeError(w, errInternal(err))
-		return
+	if err := a.withOAuth(ctx, outs...); err != nil {
+		return nil, errInternal(err)
 	}
-	if err := a.withFIFO(r.Context(), outs...); err != nil {
-		writeError(w, errInternal(err))
-		return
+	if err := a.withFIFO(ctx, outs...); err != nil {
+		return nil, errInternal(err)
 	}
-	writeJSON(w, http.StatusOK, newPage(rows, pg, func(h apitype.Webhook) string { return h.ID }))
+	page := newPage(rows, pg, func(h apitype.Webhook) string { return h.ID })
+	return &page, nil
 }
 
-// loadWebhook returns the live webhook named by the path, or the error to
-// answer: 404 when it does not exist, is deleted or is another account's.
-func (a *API) loadWebhook(r *http.Request) (*store.Webhook, *Error) {
-	id, apiErr := pathID(r, ident.Webhook, "webhook")
-	if apiErr != nil {
-		return nil, apiErr
+// decodeWebhookList reads GET /v1/webhooks's query: limit, cursor,
+// account_id.
+func decodeWebhookList(_ http.ResponseWriter, r *http.Request, req *apitype.WebhookList) *Error {
+	q, pg, e := listQuery(r, ident.Webhook, "account_id")
+	if e != nil {
+		return e
 	}
-	hook, err := store.GetWebhook(r.Context(), a.pool, id)
-	if apiErr := a.checkLoaded(r, "webhook", err, func() string { return hook.AccountID }); apiErr != nil {
-		return nil, apiErr
+	req.AccountID, req.Cursor, req.Limit = q.Get("account_id"), q.Get("cursor"), pg.limit
+	return nil
+}
+
+// decodeWebhookGet reads the path's {id} of the routes that take nothing
+// else (GET /v1/webhooks/{id}, its secret and health, DELETE).
+func decodeWebhookGet(_ http.ResponseWriter, r *http.Request, req *apitype.WebhookGet) *Error {
+	id, e := pathID(r, ident.Webhook, "webhook")
+	req.ID = id
+	return e
+}
+
+// webhookOf is p's live webhook id, or the error to answer: 404 when it
+// does not exist, is deleted or is another account's.
+func (a *API) webhookOf(ctx context.Context, p *Principal, id string) (*store.Webhook, *Error) {
+	if e := checkID(id, ident.Webhook, "webhook"); e != nil {
+		return nil, e
+	}
+	hook, err := store.GetWebhook(ctx, a.pool, id)
+	if e := a.loadedFor(p, "webhook", id, err, func() string { return hook.AccountID }); e != nil {
+		return nil, e
 	}
 	return hook, nil
 }
 
-func (a *API) getWebhook(w http.ResponseWriter, r *http.Request) {
-	hook, apiErr := a.loadWebhook(r)
+// GetWebhook is one webhook (GET /v1/webhooks/{id}), without its secret.
+func (a *API) GetWebhook(ctx context.Context, p *Principal, req *apitype.WebhookGet) (*apitype.Webhook, error) {
+	if e := a.admit(ctx, p, opGetWebhook); e != nil {
+		return nil, e
+	}
+	hook, apiErr := a.webhookOf(ctx, p, req.ID)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	out := renderWebhook(hook)
-	if err := a.withOAuth(r.Context(), &out); err != nil {
-		writeError(w, errInternal(err))
-		return
+	if err := a.withOAuth(ctx, &out); err != nil {
+		return nil, errInternal(err)
 	}
-	if err := a.withFIFO(r.Context(), &out); err != nil {
-		writeError(w, errInternal(err))
-		return
+	if err := a.withFIFO(ctx, &out); err != nil {
+		return nil, errInternal(err)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return &out, nil
 }
 
-// revealSecret answers the webhook's signing secret (the dashboard's eye),
-// recording which key saw it; the value itself is neither stored nor logged.
-func (a *API) revealSecret(w http.ResponseWriter, r *http.Request) {
-	hook, apiErr := a.loadWebhook(r)
+// RevealWebhookSecret answers the webhook's signing secret (GET
+// /v1/webhooks/{id}/secret, the dashboard's eye), recording which key saw
+// it; the value itself is neither stored nor logged.
+func (a *API) RevealWebhookSecret(ctx context.Context, p *Principal, req *apitype.WebhookGet) (*apitype.WebhookSecret, error) {
+	if e := a.admit(ctx, p, opRevealWebhookSecret); e != nil {
+		return nil, e
+	}
+	hook, apiErr := a.webhookOf(ctx, p, req.ID)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	secret, err := a.keys.Decrypt(hook.SecretCiphertext, hook.SecretKeyID, []byte(hook.ID))
 	if err != nil {
-		a.logger.Error("error decrypting webhook secret", zap.String("webhook_id", hook.ID), zap.String("secret_key_id", hook.SecretKeyID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error decrypting webhook secret", err, zap.String("webhook_id", hook.ID), zap.String("secret_key_id", hook.SecretKeyID))
 	}
-	p := principalFrom(r.Context())
 	var keyID *string
 	if !p.Bootstrap() {
 		keyID = &p.KeyID
 	}
-	if err := store.RecordSecretReveal(r.Context(), a.pool, hook.ID, keyID, a.now().UTC()); err != nil {
-		a.logger.Error("error recording secret reveal", zap.String("webhook_id", hook.ID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+	if err := store.RecordSecretReveal(ctx, a.pool, hook.ID, keyID, a.now().UTC()); err != nil {
+		return nil, a.internal("error recording secret reveal", err, zap.String("webhook_id", hook.ID))
 	}
 	a.logger.Info("webhook secret revealed", zap.String("webhook_id", hook.ID), zap.String("account_id", hook.AccountID), zap.String("key_id", keyName(p)))
-	writeJSON(w, http.StatusOK, apitype.WebhookSecret{Secret: string(secret)})
+	return &apitype.WebhookSecret{Secret: string(secret)}, nil
 }
 
-// webhookPatch is the body of PATCH /v1/webhooks/{id}: the fields to
-// change; absent (or null) ones stay as they are.
-type webhookPatch struct {
-	Description *string `json:"description"`
-	// Headers replaces the custom headers; {} removes them.
-	Headers *map[string]string `json:"headers"`
-	// EventTypes replaces the event-type filter; [] takes every type.
-	EventTypes *[]string `json:"event_types"`
-	// Paused pauses (true) or resumes (false) the webhook.
-	Paused *bool `json:"paused"`
-	// SignatureScheme switches the scheme ("standard" needs a secret in
-	// the standard form); OnGone sets what a 410 does.
-	SignatureScheme *string `json:"signature_scheme"`
-	OnGone          *string `json:"on_gone"`
-	// TLS replaces the client certificate and CA bundle; {} removes them.
-	TLS *webhookTLSRequest `json:"tls"`
-	// OAuth replaces the OAuth2 setting; {} removes it.
-	OAuth *webhookOAuthRequest `json:"oauth"`
-	// RateLimitPerSecond sets the rate limit (1–100); null removes it.
-	RateLimitPerSecond webhookRateField `json:"rate_limit_per_second"`
-	// Ordering switches the ordering ("none" or "fifo", internal/admin/fifo.go).
-	Ordering *string `json:"ordering"`
-}
-
-func (a *API) updateWebhook(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Webhook, "webhook")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// UpdateWebhook changes the fields req gives of webhook req.ID (PATCH
+// /v1/webhooks/{id}) and answers it as it is afterwards.
+func (a *API) UpdateWebhook(ctx context.Context, p *Principal, req *apitype.WebhookPatch) (*apitype.Webhook, error) {
+	if e := a.admit(ctx, p, opUpdateWebhook); e != nil {
+		return nil, e
 	}
-	var req webhookPatch
-	if apiErr := decodeJSON(w, r, WebhookBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+	id := req.ID
+	if apiErr := checkID(id, ident.Webhook, "webhook"); apiErr != nil {
+		return nil, apiErr
 	}
 	if req.Description != nil {
 		if apiErr := checkDescription(*req.Description); apiErr != nil {
-			writeError(w, apiErr)
-			return
+			return nil, apiErr
 		}
 	}
 	headers, apiErr := a.webhookHeaders(id, req.Headers)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	tlsSetting, oauth, oauthSet, apiErr := a.webhookAuth(id, req.TLS, req.OAuth)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	var eventTypes *[]string
 	if req.EventTypes != nil {
 		filter, err := webhookrule.ValidateEventTypeFilter(*req.EventTypes)
 		if err != nil {
-			writeError(w, validationError(err))
-			return
+			return nil, validationError(err)
 		}
 		eventTypes = &filter
 	}
-	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), req.RateLimitPerSecond.check(), checkOrdering(req.Ordering)); apiErr != nil {
-		writeError(w, apiErr)
-		return
+	if apiErr := firstError(checkScheme(req.SignatureScheme), checkOnGone(req.OnGone), checkRate(req.RateLimitPerSecond), checkOrdering(req.Ordering)); apiErr != nil {
+		return nil, apiErr
 	}
-	p := principalFrom(r.Context())
 	if req.SignatureScheme != nil && *req.SignatureScheme == store.SchemeStandard {
-		if apiErr := a.checkStandardSecret(r.Context(), id, p.AccountID); apiErr != nil {
-			writeError(w, apiErr)
-			return
+		if apiErr := a.checkStandardSecret(ctx, id, p.AccountID); apiErr != nil {
+			return nil, apiErr
 		}
 	}
-	hook, err := store.UpdateWebhook(r.Context(), a.pool, id, p.AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers, EventTypes: eventTypes,
-		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone, TLS: tlsSetting, RateLimitPerSecond: req.RateLimitPerSecond.update()})
+	hook, err := store.UpdateWebhook(ctx, a.pool, id, p.AccountID, &store.WebhookUpdate{Description: req.Description, Headers: headers, EventTypes: eventTypes,
+		SignatureScheme: req.SignatureScheme, OnGone: req.OnGone, TLS: tlsSetting, RateLimitPerSecond: rateUpdate(req.RateLimitPerSecond)})
 	if err == nil && req.Paused != nil {
-		hook, err = a.setPaused(r.Context(), hook, *req.Paused, p)
+		hook, err = a.setPaused(ctx, hook, *req.Paused, p)
 	}
 	if err == nil && req.Ordering != nil {
-		hook, err = a.setOrdering(r.Context(), hook, *req.Ordering)
+		hook, err = a.setOrdering(ctx, hook, *req.Ordering)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, errNotFound("webhook"))
-		return
+		return nil, errNotFound("webhook")
 	}
 	if err != nil {
-		a.logger.Error("error updating webhook", zap.String("webhook_id", id), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error updating webhook", err, zap.String("webhook_id", id))
 	}
 	if oauthSet {
-		if err := a.saveOAuth(r.Context(), id, oauth); err != nil {
-			a.logger.Error("error saving webhook OAuth2 setting", zap.String("webhook_id", id), zap.Error(err))
-			writeError(w, errInternal(err))
-			return
+		if err := a.saveOAuth(ctx, id, oauth); err != nil {
+			return nil, a.internal("error saving webhook OAuth2 setting", err, zap.String("webhook_id", id))
 		}
 	}
 	a.logger.Info("webhook updated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID))
 	out := renderWebhook(hook)
-	if err := a.withOAuth(r.Context(), &out); err != nil {
-		writeError(w, errInternal(err))
-		return
+	if err := a.withOAuth(ctx, &out); err != nil {
+		return nil, errInternal(err)
 	}
-	if err := a.withFIFO(r.Context(), &out); err != nil {
-		writeError(w, errInternal(err))
-		return
+	if err := a.withFIFO(ctx, &out); err != nil {
+		return nil, errInternal(err)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return &out, nil
+}
+
+// decodeWebhookPatch reads PATCH /v1/webhooks/{id}: the path's id, then
+// the body (at most WebhookBodyLimit bytes).
+func decodeWebhookPatch(w http.ResponseWriter, r *http.Request, req *apitype.WebhookPatch) *Error {
+	id, e := pathID(r, ident.Webhook, "webhook")
+	if e != nil {
+		return e
+	}
+	if e := decodeJSON(w, r, WebhookBodyLimit, req); e != nil {
+		return e
+	}
+	req.ID = id
+	return nil
 }
 
 // checkStandardSecret refuses a switch to the standard scheme while the
@@ -545,91 +523,90 @@ func (a *API) setPaused(ctx context.Context, hook *store.Webhook, paused bool, p
 	return store.GetWebhook(ctx, a.pool, hook.ID)
 }
 
-// rotateSecretRequest is the body of POST /v1/webhooks/{id}/rotate-secret.
-type rotateSecretRequest struct {
-	// ExpiresIn is how long the secret being replaced keeps signing: a
-	// duration from 0 to 7 days (24h, 90m, 2d). Defaults to 24h.
-	ExpiresIn *string `json:"expires_in"`
-}
-
 // Rotation overlap bounds.
 const (
 	RotationOverlapDefault = 24 * time.Hour
 	RotationOverlapMax     = 7 * 24 * time.Hour
 )
 
-// rotateSecret is POST /v1/webhooks/{id}/rotate-secret: a new secret now,
-// the old one signing too (a second v1=) until expires_in has passed.
-func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Webhook, "webhook")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// RotateWebhookSecret gives webhook req.ID a new secret now (POST
+// /v1/webhooks/{id}/rotate-secret), the old one signing too (a second
+// v1=) until req.ExpiresIn has passed; the answer holds the new secret.
+func (a *API) RotateWebhookSecret(ctx context.Context, p *Principal, req *apitype.WebhookRotateSecret) (*apitype.Webhook, error) {
+	if e := a.admit(ctx, p, opRotateWebhookSecret); e != nil {
+		return nil, e
 	}
-	var req rotateSecretRequest
-	if r.ContentLength != 0 {
-		if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-			writeError(w, apiErr)
-			return
-		}
+	id := req.ID
+	if apiErr := checkID(id, ident.Webhook, "webhook"); apiErr != nil {
+		return nil, apiErr
 	}
 	overlap := RotationOverlapDefault
 	if req.ExpiresIn != nil {
 		d, err := durations.Parse(*req.ExpiresIn)
 		if err != nil || d < 0 || d > RotationOverlapMax {
-			writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_duration", Field: "expires_in", Message: "expires_in must be a duration from 0 to 7 days, such as 24h, 90m or 2d"})
-			return
+			return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_duration", Field: "expires_in", Message: "expires_in must be a duration from 0 to 7 days, such as 24h, 90m or 2d"}
 		}
 		overlap = d
 	}
 	secret := newSecret()
 	ciphertext, keyID, err := a.keys.Encrypt([]byte(secret), []byte(id))
 	if err != nil {
-		a.logger.Error("error encrypting webhook secret", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error encrypting webhook secret", err)
 	}
 	var expires *time.Time
 	if overlap > 0 {
 		t := a.now().Add(overlap).UTC().Truncate(time.Microsecond)
 		expires = &t
 	}
-	p := principalFrom(r.Context())
-	hook, err := store.RotateSecret(r.Context(), a.pool, id, p.AccountID, ciphertext, keyID, expires)
+	hook, err := store.RotateSecret(ctx, a.pool, id, p.AccountID, ciphertext, keyID, expires)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, errNotFound("webhook"))
-		return
+		return nil, errNotFound("webhook")
 	}
 	if err != nil {
-		a.logger.Error("error rotating webhook secret", zap.String("webhook_id", id), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error rotating webhook secret", err, zap.String("webhook_id", id))
 	}
 	a.logger.Info("webhook secret rotated", zap.String("webhook_id", id), zap.String("account_id", hook.AccountID), zap.Duration("overlap", overlap), zap.String("key_id", keyName(p)))
 	out := renderWebhook(hook)
 	out.Secret = secret
-	writeJSON(w, http.StatusOK, out)
+	return &out, nil
 }
 
-func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Webhook, "webhook")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// decodeWebhookRotateSecret reads POST /v1/webhooks/{id}/rotate-secret:
+// the path's id, then the body, which may be empty.
+func decodeWebhookRotateSecret(w http.ResponseWriter, r *http.Request, req *apitype.WebhookRotateSecret) *Error {
+	id, e := pathID(r, ident.Webhook, "webhook")
+	if e != nil {
+		return e
 	}
-	cancelled, err := store.DeleteWebhook(r.Context(), a.pool, id, principalFrom(r.Context()).AccountID, a.now().UTC())
+	if r.ContentLength != 0 {
+		if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
+			return e
+		}
+	}
+	req.ID = id
+	return nil
+}
+
+// DeleteWebhook deletes webhook req.ID (DELETE /v1/webhooks/{id}),
+// cancelling its pending and paused deliveries.
+func (a *API) DeleteWebhook(ctx context.Context, p *Principal, req *apitype.WebhookGet) (*NoContent, error) {
+	if e := a.admit(ctx, p, opDeleteWebhook); e != nil {
+		return nil, e
+	}
+	id := req.ID
+	if apiErr := checkID(id, ident.Webhook, "webhook"); apiErr != nil {
+		return nil, apiErr
+	}
+	cancelled, err := store.DeleteWebhook(ctx, a.pool, id, p.AccountID, a.now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, errNotFound("webhook"))
-		return
+		return nil, errNotFound("webhook")
 	}
 	if err != nil {
-		a.logger.Error("error deleting webhook", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error deleting webhook", err)
 	}
 	a.metrics.DeliveriesFinished(metrics.OutcomeCancelled, "", int(cancelled))
 	a.logger.Info("webhook deleted", zap.String("webhook_id", id), zap.Int64("cancelled_deliveries", cancelled))
-	w.WriteHeader(http.StatusNoContent)
+	return &NoContent{}, nil
 }
 
 // validationError maps a dispatcher.ValidationError to the API: a data that
