@@ -337,10 +337,10 @@ func (a *API) routes() []route {
 		opRoute(opReplayDeliveries, handle(a, http.StatusAccepted, decodeBody[apitype.BulkReplay], a.ReplayDeliveries)),
 		opRoute(opGetReplayBatch, handle(a, http.StatusOK, decodeReplayBatchGet, a.GetReplayBatch)),
 		opRoute(opGetLimits, handle(a, http.StatusOK, decodeLimits, a.GetLimits)),
-		{"GET", "/v1/event-types", scopesEvents, a.listEventTypes, nil},
-		{"GET", "/v1/event-types/{type}", scopesEvents, a.getEventType, nil},
-		{"POST", "/v1/event-types", scopesAdmin, a.createEventType, nil},
-		{"PATCH", "/v1/event-types/{type}", scopesAdmin, a.updateEventType, nil},
+		opRoute(opListEventTypes, handle(a, http.StatusOK, decodeEventTypeList, a.ListEventTypes)),
+		opRoute(opGetEventType, handle(a, http.StatusOK, decodeEventTypeGet, a.GetEventType)),
+		opRoute(opCreateEventType, handle(a, http.StatusCreated, decodeBody[apitype.EventTypeCreate], a.CreateEventType)),
+		opRoute(opUpdateEventType, handle(a, http.StatusOK, decodeEventTypePatch, a.UpdateEventType)),
 	}
 }
 

@@ -28,128 +28,136 @@ func renderEventType(et *store.EventType) apitype.EventType {
 	}
 }
 
-// listEventTypes is GET /v1/event-types: the whole catalogue, deprecated
-// types included, by name.
-func (a *API) listEventTypes(w http.ResponseWriter, r *http.Request) {
-	if _, apiErr := queryParams(r); apiErr != nil {
-		writeError(w, apiErr)
-		return
+// The event catalogue's operations: GET /v1/event-types and GET
+// /v1/event-types/{type} for every key but portal:write, POST and PATCH
+// for admin keys. The JSON API (routes) and the dashboard call them.
+var (
+	opListEventTypes  = &opSpec{route: "GET /v1/event-types", scopes: scopesEvents, budget: budgetManagement}
+	opGetEventType    = &opSpec{route: "GET /v1/event-types/{type}", scopes: scopesEvents, budget: budgetManagement}
+	opCreateEventType = &opSpec{route: "POST /v1/event-types", scopes: scopesAdmin, budget: budgetManagement}
+	opUpdateEventType = &opSpec{route: "PATCH /v1/event-types/{type}", scopes: scopesAdmin, budget: budgetManagement}
+)
+
+// ListEventTypes is the whole catalogue, deprecated types included, by
+// name (GET /v1/event-types).
+func (a *API) ListEventTypes(ctx context.Context, p *Principal, _ *apitype.EventTypeList) (*apitype.EventTypes, error) {
+	if e := a.admit(ctx, p, opListEventTypes); e != nil {
+		return nil, e
 	}
-	types, err := store.ListEventTypes(r.Context(), a.pool)
+	types, err := store.ListEventTypes(ctx, a.pool)
 	if err != nil {
-		a.logger.Error("error listing event types", zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error listing event types", err)
 	}
-	out := make([]apitype.EventType, len(types))
+	out := &apitype.EventTypes{Data: make([]apitype.EventType, len(types))}
 	for i, et := range types {
-		out[i] = renderEventType(et)
+		out.Data[i] = renderEventType(et)
 	}
-	writeJSON(w, http.StatusOK, map[string][]apitype.EventType{"data": out})
+	return out, nil
 }
 
-// pathEventType returns the request's {type}, or a 404 when it can't be an
-// event type name.
-func pathEventType(r *http.Request) (string, *Error) {
-	name := r.PathValue("type")
+// decodeEventTypeList refuses any query parameter on GET /v1/event-types.
+func decodeEventTypeList(_ http.ResponseWriter, r *http.Request, _ *apitype.EventTypeList) *Error {
+	_, apiErr := queryParams(r)
+	return apiErr
+}
+
+// checkEventTypeName is a 404 when name can't be an event type name.
+func checkEventTypeName(name string) *Error {
 	if webhookrule.ValidateType(name) != nil {
-		return "", errEventTypeNotFound()
+		return errEventTypeNotFound()
 	}
-	return name, nil
+	return nil
 }
 
 func errEventTypeNotFound() *Error {
 	return &Error{Status: http.StatusNotFound, Code: "not_found", Field: "type", Message: "event type not found"}
 }
 
-func (a *API) getEventType(w http.ResponseWriter, r *http.Request) {
-	name, apiErr := pathEventType(r)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// GetEventType is one entry of the catalogue (GET
+// /v1/event-types/{type}); unknown: 404.
+func (a *API) GetEventType(ctx context.Context, p *Principal, req *apitype.EventTypeGet) (*apitype.EventType, error) {
+	if e := a.admit(ctx, p, opGetEventType); e != nil {
+		return nil, e
 	}
-	et, err := store.GetEventType(r.Context(), a.pool, name)
+	name := req.Type
+	if e := checkEventTypeName(name); e != nil {
+		return nil, e
+	}
+	et, err := store.GetEventType(ctx, a.pool, name)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, errEventTypeNotFound())
-		return
+		return nil, errEventTypeNotFound()
 	}
 	if err != nil {
-		a.logger.Error("error loading event type", zap.String("event_type", name), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error loading event type", err, zap.String("event_type", name))
 	}
-	writeJSON(w, http.StatusOK, renderEventType(et))
+	out := renderEventType(et)
+	return &out, nil
 }
 
-// createEventType registers an event type (admin only). The schema must
-// compile and the example must match it.
-func (a *API) createEventType(w http.ResponseWriter, r *http.Request) {
-	var req apitype.EventTypeCreate
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+// decodeEventTypeGet reads the path's {type}, a 404 when it can't be an
+// event type name.
+func decodeEventTypeGet(_ http.ResponseWriter, r *http.Request, req *apitype.EventTypeGet) *Error {
+	req.Type = r.PathValue("type")
+	return checkEventTypeName(req.Type)
+}
+
+// CreateEventType registers an event type (POST /v1/event-types, admin
+// keys only; HTTP 201). The schema must compile and the example must
+// match it; a type already registered is a 409.
+func (a *API) CreateEventType(ctx context.Context, p *Principal, req *apitype.EventTypeCreate) (*apitype.EventType, error) {
+	if e := a.admit(ctx, p, opCreateEventType); e != nil {
+		return nil, e
 	}
 	if err := webhookrule.ValidateType(req.Type); err != nil {
-		writeError(w, validationError(err))
-		return
+		return nil, validationError(err)
 	}
 	if apiErr := checkDescription(req.Description); apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	if isAbsent(req.Schema) {
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "schema", Message: "schema is required: a JSON Schema (draft 2020-12) for the event's data"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "schema", Message: "schema is required: a JSON Schema (draft 2020-12) for the event's data"}
 	}
 	if isAbsent(req.Example) {
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "example", Message: "example is required: an example of the event's data, matching the schema"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "example", Message: "example is required: an example of the event's data, matching the schema"}
 	}
 	now := a.now().UTC().Truncate(time.Microsecond)
 	et := &store.EventType{Type: req.Type, Description: req.Description, Validate: req.Validate, CreatedAt: now, UpdatedAt: now}
 	if apiErr := setSchemaAndExample(et, req.Schema, req.Example); apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
-	if err := store.InsertEventType(r.Context(), a.pool, et); err != nil {
+	if err := store.InsertEventType(ctx, a.pool, et); err != nil {
 		if errors.Is(err, store.ErrDuplicateEventType) {
-			writeError(w, &Error{Status: http.StatusConflict, Code: "event_type_exists", Field: "type", Message: "the event type " + et.Type + " is already registered; change it with PATCH /v1/event-types/" + et.Type})
-			return
+			return nil, &Error{Status: http.StatusConflict, Code: "event_type_exists", Field: "type", Message: "the event type " + et.Type + " is already registered; change it with PATCH /v1/event-types/" + et.Type}
 		}
-		a.logger.Error("error inserting event type", zap.String("event_type", et.Type), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error inserting event type", err, zap.String("event_type", et.Type))
 	}
 	a.catalogue.Invalidate()
 	a.logger.Info("event type registered", zap.String("event_type", et.Type), zap.Bool("validate", et.Validate))
-	writeJSON(w, http.StatusCreated, renderEventType(et))
+	out := renderEventType(et)
+	return &out, nil
 }
 
-// updateEventType changes an event type (admin only): description, schema,
-// example, validation, deprecation. The example must match the schema
-// after the change.
-func (a *API) updateEventType(w http.ResponseWriter, r *http.Request) {
-	name, apiErr := pathEventType(r)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// UpdateEventType changes an event type (PATCH /v1/event-types/{type},
+// admin keys only): description, schema, example, validation,
+// deprecation. The example must match the schema after the change.
+func (a *API) UpdateEventType(ctx context.Context, p *Principal, req *apitype.EventTypePatch) (*apitype.EventType, error) {
+	if e := a.admit(ctx, p, opUpdateEventType); e != nil {
+		return nil, e
 	}
-	var req apitype.EventTypePatch
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+	name := req.Type
+	if e := checkEventTypeName(name); e != nil {
+		return nil, e
 	}
 	if req.Description != nil {
 		if apiErr := checkDescription(*req.Description); apiErr != nil {
-			writeError(w, apiErr)
-			return
+			return nil, apiErr
 		}
 	}
 
 	var et *store.EventType
-	err := a.inTx(r.Context(), func(tx pgx.Tx) error {
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		if et, err = store.GetEventTypeForUpdate(r.Context(), tx, name); err != nil {
+		if et, err = store.GetEventTypeForUpdate(ctx, tx, name); err != nil {
 			return err
 		}
 		if req.Description != nil {
@@ -178,24 +186,31 @@ func (a *API) updateEventType(w http.ResponseWriter, r *http.Request) {
 			return apiErr
 		}
 		et.UpdatedAt = a.now().UTC().Truncate(time.Microsecond)
-		return store.UpdateEventType(r.Context(), tx, et)
+		return store.UpdateEventType(ctx, tx, et)
 	})
 	var bad *Error
 	switch {
 	case errors.As(err, &bad):
-		writeError(w, bad)
-		return
+		return nil, bad
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, errEventTypeNotFound())
-		return
+		return nil, errEventTypeNotFound()
 	case err != nil:
-		a.logger.Error("error updating event type", zap.String("event_type", name), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error updating event type", err, zap.String("event_type", name))
 	}
 	a.catalogue.Invalidate()
 	a.logger.Info("event type updated", zap.String("event_type", et.Type), zap.Bool("validate", et.Validate), zap.Bool("deprecated", et.DeprecatedAt != nil))
-	writeJSON(w, http.StatusOK, renderEventType(et))
+	out := renderEventType(et)
+	return &out, nil
+}
+
+// decodeEventTypePatch reads PATCH /v1/event-types/{type}: the path's
+// type (404 when it can't be one), then the body.
+func decodeEventTypePatch(w http.ResponseWriter, r *http.Request, req *apitype.EventTypePatch) *Error {
+	req.Type = r.PathValue("type")
+	if e := checkEventTypeName(req.Type); e != nil {
+		return e
+	}
+	return decodeJSON(w, r, SmallBodyLimit, req)
 }
 
 // inTx runs fn in a transaction, committed when fn returns nil.

@@ -20,13 +20,12 @@ const TestEventType = "webhook.test"
 // API's limit (webhookrule.HeadersMax).
 const HeaderRows = 10
 
-// eventTypes is the catalogue through GET /v1/event-types (by name).
+// eventTypes is the catalogue through the API's ListEventTypes (GET
+// /v1/event-types, by name).
 func (d *Dashboard) eventTypes(r *http.Request) ([]apitype.EventType, *apiError) {
-	var out struct {
-		Data []apitype.EventType `json:"data"`
-	}
-	if e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodGet, "/v1/event-types", nil, &out); e != nil {
-		return nil, e
+	out, err := d.api.ListEventTypes(r.Context(), sessionFrom(r.Context()).Principal, &apitype.EventTypeList{})
+	if err != nil {
+		return nil, opError(err)
 	}
 	return out.Data, nil
 }
