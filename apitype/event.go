@@ -120,3 +120,15 @@ type EventTypeGet struct {
 type EventTypes struct {
 	Data []EventType `json:"data"`
 }
+
+// EventGet names the event of GET /v1/events/{id}: the path's {id}.
+type EventGet struct {
+	ID string `json:"id"`
+}
+
+// EventFind is the query of GET /v1/events: the event accepted with
+// IdempotencyKey for AccountID (a bound key's own account when empty).
+type EventFind struct {
+	AccountID      string `json:"account_id,omitempty"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
