@@ -42,9 +42,6 @@ const (
 	DeliveriesPageDefault = 25
 	// WebhooksPageDefault is how many webhooks the Webhooks page lists.
 	WebhooksPageDefault = 50
-	// HealthWindow is how many of a webhook's latest deliveries its health
-	// is judged on.
-	HealthWindow = 20
 	// ExcerptShown is how much of a response excerpt (stored up to 4 KiB)
 	// the deliveries list shows.
 	ExcerptShown = 1024

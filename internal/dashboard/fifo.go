@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // A FIFO webhook's line blocked by a dead head (fifo.blocked_by): the
@@ -36,9 +38,9 @@ func (d *Dashboard) skipFIFOHead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := Prefix + "/webhooks/" + url.PathEscape(hook.ID)
-	body := map[string]string{"delivery_id": strings.TrimSpace(r.PostFormValue("delivery_id"))}
-	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/fifo/skip", body, nil); e != nil {
-		d.apiFailed(w, r, e, back)
+	dlv := strings.TrimSpace(r.PostFormValue("delivery_id"))
+	if _, err := d.api.SkipFIFOHead(r.Context(), s.Principal, &apitype.FIFOSkip{ID: hook.ID, DeliveryID: &dlv}); err != nil {
+		d.apiFailed(w, r, opError(err), back)
 		return
 	}
 	http.Redirect(w, r, back+"?notice=skipped#ordering", http.StatusSeeOther)

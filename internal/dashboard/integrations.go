@@ -72,15 +72,13 @@ func (d *Dashboard) sendTest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	eventType := strings.TrimSpace(r.PostFormValue("type"))
-	var body any
+	req := &apitype.TestSendRequest{ID: hook.ID}
 	if eventType != "" && eventType != TestEventType {
-		body = map[string]string{"type": eventType}
+		req.Type = &eventType
 	}
-	var out struct {
-		DeliveryID string `json:"delivery_id"`
-		EventID    string `json:"event_id"`
-	}
-	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/test", body, &out); e != nil {
+	out, err := d.api.SendTest(r.Context(), s.Principal, req)
+	if err != nil {
+		e := opError(err)
 		if e.Field == "type" && e.Status < 500 {
 			d.showWebhook(w, r, hook, &detail{
 				Test:   &testSendView{Type: eventType, Error: e.Message},
@@ -225,8 +223,8 @@ func (d *Dashboard) setHeaders(w http.ResponseWriter, r *http.Request) {
 		}
 		headers[name] = value
 	}
-	body := map[string]any{"headers": headers}
-	if e := d.call(r.Context(), s.Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), body, nil); e != nil {
+	if _, err := d.api.UpdateWebhook(r.Context(), s.Principal, &apitype.WebhookPatch{ID: hook.ID, Headers: &headers}); err != nil {
+		e := opError(err)
 		if e.Status >= 500 || e.Status == http.StatusNotFound {
 			d.apiFailed(w, r, e, "")
 			return

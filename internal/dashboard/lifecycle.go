@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/internal/admin"
 )
 
 // The detail view's endpoint lifecycle: rotate the secret with an overlap,
@@ -31,17 +32,11 @@ func (h apiHealth) Rate() string {
 	return strings.TrimSuffix(strconv.FormatFloat(*h.LastHour.SuccessRate*100, 'f', 1, 64), ".0") + " %"
 }
 
-// Class is the health panel's colour: failing (the last attempt failed),
-// ok (it succeeded) or none (never attempted).
-func (h apiHealth) Class() string {
-	switch {
-	case h.ConsecutiveFailures > 0:
-		return "failing"
-	case h.LastSuccessAt != nil:
-		return "ok"
-	}
-	return "none"
-}
+// Class is the health panel's colour, by the API's rule
+// (admin.EndpointState): failing or degraded (the last attempt failed;
+// degraded when one succeeded within the hour), ok (it succeeded) or none
+// (never attempted).
+func (h apiHealth) Class() string { return admin.EndpointState(&h.WebhookHealth) }
 
 // RotateOverlapDefault is the Rotate secret form's default overlap: the
 // API's (admin.RotationOverlapDefault).
@@ -91,12 +86,9 @@ func (d *Dashboard) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	if choice == "" {
 		choice = RotateOverlapDefault
 	}
-	var out struct {
-		apiWebhook
-		Secret string `json:"secret"`
-	}
-	e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/rotate-secret", map[string]string{"expires_in": choice}, &out)
-	if e != nil {
+	out, err := d.api.RotateWebhookSecret(r.Context(), s.Principal, &apitype.WebhookRotateSecret{ID: hook.ID, ExpiresIn: &choice})
+	if err != nil {
+		e := opError(err)
 		if e.Status >= 500 || e.Status == http.StatusNotFound {
 			d.apiFailed(w, r, e, "")
 			return
@@ -105,7 +97,7 @@ func (d *Dashboard) rotateSecret(w http.ResponseWriter, r *http.Request) {
 			Error: "The secret was not rotated: " + e.Message})
 		return
 	}
-	d.showWebhook(w, r, &out.apiWebhook, &detail{Rotate: &rotateView{Choice: choice,
+	d.showWebhook(w, r, &apiWebhook{*out}, &detail{Rotate: &rotateView{Choice: choice,
 		Result: &rotateResult{Secret: out.Secret, PreviousUntil: out.PreviousSecretExpiresAt}}})
 }
 
@@ -141,8 +133,9 @@ func (d *Dashboard) setEventTypes(w http.ResponseWriter, r *http.Request) {
 	}
 	text := r.PostFormValue("event_types")
 	entries := filterEntries(text)
-	e := d.call(r.Context(), s.Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), map[string]any{"event_types": entries}, nil)
-	if e != nil {
+	_, err := d.api.UpdateWebhook(r.Context(), s.Principal, &apitype.WebhookPatch{ID: hook.ID, EventTypes: &entries})
+	if err != nil {
+		e := opError(err)
 		if e.Status >= 500 || e.Status == http.StatusNotFound {
 			d.apiFailed(w, r, e, "")
 			return
@@ -198,8 +191,8 @@ func (d *Dashboard) setPaused(w http.ResponseWriter, r *http.Request, paused boo
 	if !ok {
 		return
 	}
-	if e := d.call(r.Context(), s.Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), map[string]bool{"paused": paused}, nil); e != nil {
-		d.apiFailed(w, r, e, Prefix+"/webhooks/"+url.PathEscape(hook.ID))
+	if _, err := d.api.UpdateWebhook(r.Context(), s.Principal, &apitype.WebhookPatch{ID: hook.ID, Paused: &paused}); err != nil {
+		d.apiFailed(w, r, opError(err), Prefix+"/webhooks/"+url.PathEscape(hook.ID))
 		return
 	}
 	notice := "resumed"

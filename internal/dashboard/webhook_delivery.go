@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"net/http"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // deliveryForm is the Signatures and 410 form: the webhook's
@@ -33,8 +35,8 @@ func (d *Dashboard) setDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := &deliveryForm{Scheme: r.PostFormValue("signature_scheme"), OnGone: r.PostFormValue("on_gone")}
-	body := map[string]any{"signature_scheme": form.Scheme, "on_gone": form.OnGone}
-	d.patchWebhook(w, r, hook, body, "delivery", "delivery-h", func(e *apiError) *detail {
+	patch := &apitype.WebhookPatch{SignatureScheme: &form.Scheme, OnGone: &form.OnGone}
+	d.patchWebhook(w, r, hook, patch, "delivery", "delivery-h", func(e *apiError) *detail {
 		form.Error, form.FieldID, form.Open = e.Message, deliveryFieldIDs[e.Field], true
 		return &detail{Delivery: form, Error: "The signature and 410 settings were not changed: " + e.Message}
 	})

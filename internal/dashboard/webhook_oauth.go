@@ -3,6 +3,8 @@ package dashboard
 import (
 	"net/http"
 	"strings"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // oauthForm is the OAuth2 client credentials form. The client secret is
@@ -37,19 +39,18 @@ func (d *Dashboard) setOAuth(w http.ResponseWriter, r *http.Request) {
 	form := &oauthForm{TokenURL: strings.TrimSpace(r.PostFormValue("token_url")), ClientID: strings.TrimSpace(r.PostFormValue("client_id")),
 		Scopes: strings.TrimSpace(r.PostFormValue("scopes")), Audience: strings.TrimSpace(r.PostFormValue("audience")),
 		AuthStyle: r.PostFormValue("auth_style")}
-	setting := map[string]any{}
+	setting := &apitype.WebhookOAuthSetting{}
+	notice := "nooauth"
 	if r.PostFormValue("remove") == "" {
-		setting = map[string]any{"token_url": form.TokenURL, "client_id": form.ClientID, "client_secret": r.PostFormValue("client_secret"),
-			"scopes": strings.Fields(form.Scopes), "audience": form.Audience}
+		secret := r.PostFormValue("client_secret")
+		setting = &apitype.WebhookOAuthSetting{TokenURL: &form.TokenURL, ClientID: &form.ClientID, ClientSecret: &secret,
+			Scopes: strings.Fields(form.Scopes), Audience: &form.Audience}
 		if form.AuthStyle != "" {
-			setting["auth_style"] = form.AuthStyle
+			setting.AuthStyle = &form.AuthStyle
 		}
+		notice = "oauth"
 	}
-	notice := "oauth"
-	if len(setting) == 0 {
-		notice = "nooauth"
-	}
-	d.patchCredentials(w, r, hook, map[string]any{"oauth": setting}, notice, func(e *apiError) *detail {
+	d.patchCredentials(w, r, hook, &apitype.WebhookPatch{OAuth: setting}, notice, func(e *apiError) *detail {
 		form.Error, form.FieldID, form.Open = e.Message, oauthFieldIDs[e.Field], true
 		if strings.HasPrefix(e.Field, "oauth.scopes") {
 			form.FieldID = "oauth-scopes"

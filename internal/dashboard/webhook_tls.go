@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/mono/webhookd/apitype"
 )
 
 // tlsForm is the mutual TLS form. What was pasted is never put back into
@@ -33,34 +35,35 @@ func (d *Dashboard) setTLS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	setting := map[string]string{}
+	setting := &apitype.WebhookTLSSetting{}
+	notice := "notls"
 	if r.PostFormValue("remove") == "" {
-		for form, field := range map[string]string{"client_certificate": "client_certificate", "client_key": "client_key", "ca_bundle": "ca_bundle"} {
+		for form, field := range map[string]**string{"client_certificate": &setting.ClientCertificate, "client_key": &setting.ClientKey, "ca_bundle": &setting.CABundle} {
 			if v := strings.TrimSpace(r.PostFormValue(form)); v != "" {
-				setting[field] = v + "\n"
+				pem := v + "\n"
+				*field, notice = &pem, "tls"
 			}
 		}
 	}
-	notice := "tls"
-	if len(setting) == 0 {
-		notice = "notls"
-	}
-	d.patchCredentials(w, r, hook, map[string]any{"tls": setting}, notice, func(e *apiError) *detail {
+	d.patchCredentials(w, r, hook, &apitype.WebhookPatch{TLS: setting}, notice, func(e *apiError) *detail {
 		return &detail{TLS: &tlsForm{Error: e.Message, FieldID: tlsFieldIDs[e.Field], Open: true},
 			Error: "The TLS setting was not changed: " + e.Message + ". Nothing you pasted is shown again: paste it again before saving."}
 	})
 }
 
 // patchCredentials is patchWebhook back to the Gateway credentials card.
-func (d *Dashboard) patchCredentials(w http.ResponseWriter, r *http.Request, hook *apiWebhook, body map[string]any, notice string, refused func(*apiError) *detail) {
-	d.patchWebhook(w, r, hook, body, notice, "tls-h", refused)
+func (d *Dashboard) patchCredentials(w http.ResponseWriter, r *http.Request, hook *apiWebhook, patch *apitype.WebhookPatch, notice string, refused func(*apiError) *detail) {
+	d.patchWebhook(w, r, hook, patch, notice, "tls-h", refused)
 }
 
-// patchWebhook sends PATCH /v1/webhooks/{id} with body and, done, goes
+// patchWebhook changes hook by patch through the API's UpdateWebhook
+// (PATCH /v1/webhooks/{id}; patch.ID is set to hook's) and, done, goes
 // back to the card whose heading is anchor with notice; a refusal shows
 // the detail view refused makes of the API's error (its status kept).
-func (d *Dashboard) patchWebhook(w http.ResponseWriter, r *http.Request, hook *apiWebhook, body map[string]any, notice, anchor string, refused func(*apiError) *detail) {
-	if e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodPatch, "/v1/webhooks/"+url.PathEscape(hook.ID), body, nil); e != nil {
+func (d *Dashboard) patchWebhook(w http.ResponseWriter, r *http.Request, hook *apiWebhook, patch *apitype.WebhookPatch, notice, anchor string, refused func(*apiError) *detail) {
+	patch.ID = hook.ID
+	if _, err := d.api.UpdateWebhook(r.Context(), sessionFrom(r.Context()).Principal, patch); err != nil {
+		e := opError(err)
 		if e.Status >= 500 || e.Status == http.StatusNotFound {
 			d.apiFailed(w, r, e, "")
 			return

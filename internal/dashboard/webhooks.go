@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
 )
@@ -66,7 +67,7 @@ func (d *Dashboard) personal(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "personal", &view{Title: "Personal", Nav: "settings", Crumbs: settingsCrumbs(crumb{Label: "Personal"})})
 }
 
-// health sums up a webhook's latest deliveries.
+// health sums up a webhook's endpoint health on the Webhooks page.
 type health struct {
 	// Class is ok, degraded, failing or none (for the colour; the label
 	// says the same in words).
@@ -75,37 +76,26 @@ type health struct {
 	Detail string
 }
 
-func judgeHealth(rows []apitype.Delivery) health {
-	if len(rows) == 0 {
-		return health{Class: "none", Label: "No deliveries yet"}
+// judgeHealth is the Webhooks page's summary of the health operation's
+// answer (GET /v1/webhooks/{id}/health), by the API's one rule
+// (admin.EndpointState), the detail view's too.
+func judgeHealth(h *apitype.WebhookHealth) health {
+	out := health{Class: admin.EndpointState(h)}
+	switch out.Class {
+	case admin.EndpointNone:
+		out.Label = "No deliveries yet"
+		return out
+	case admin.EndpointOK:
+		out.Label = "Healthy"
+	case admin.EndpointDegraded:
+		out.Label = "Degraded"
+	default:
+		out.Label = "Failing"
 	}
-	var ok, dead, retrying int
-	for _, d := range rows {
-		switch {
-		case d.State == store.StateSucceeded:
-			ok++
-		case d.State == store.StateDead:
-			dead++
-		case d.State == store.StatePending && d.AttemptCount > 0:
-			retrying++
-		}
+	if n := h.LastHour.Attempts; n > 0 {
+		out.Detail = strconv.Itoa(h.LastHour.Successes) + " of " + strconv.Itoa(n) + " attempts succeeded in the last hour"
 	}
-	of := " of the last " + strconv.Itoa(len(rows))
-	if dead == 0 && retrying == 0 {
-		return health{Class: "ok", Label: "Healthy", Detail: strconv.Itoa(ok) + " delivered" + of}
-	}
-	var parts []string
-	if dead > 0 {
-		parts = append(parts, strconv.Itoa(dead)+" dead")
-	}
-	if retrying > 0 {
-		parts = append(parts, strconv.Itoa(retrying)+" retrying")
-	}
-	h := health{Class: "degraded", Label: "Degraded", Detail: strings.Join(parts, ", ") + of}
-	if ok == 0 {
-		h.Class, h.Label = "failing", "Failing"
-	}
-	return h
+	return out
 }
 
 type webhookRow struct {
@@ -155,12 +145,9 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, http.StatusOK, "webhooks", v)
 		return
 	}
-	list := url.Values{"account_id": {data.AccountID}, "limit": {strconv.Itoa(WebhooksPageDefault)}}
-	if c := q.Get("cursor"); c != "" {
-		list.Set("cursor", c)
-	}
-	var page apitype.Page[apiWebhook]
-	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks?"+list.Encode(), nil, &page); e != nil {
+	page, err := d.api.ListWebhooks(r.Context(), s.Principal, &apitype.WebhookList{AccountID: data.AccountID, Cursor: q.Get("cursor"), Limit: WebhooksPageDefault})
+	if err != nil {
+		e := opError(err)
 		if e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity {
 			v.Error = e.Message
 			d.render(w, r, e.Status, "webhooks", v)
@@ -170,28 +157,23 @@ func (d *Dashboard) webhooks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, hook := range page.Data {
-		row := webhookRow{apiWebhook: hook}
-		var recent apitype.Page[apitype.Delivery]
-		path := "/v1/deliveries?" + url.Values{"webhook_id": {hook.ID}, "limit": {strconv.Itoa(HealthWindow)}}.Encode()
-		if e := d.call(r.Context(), s.Principal, http.MethodGet, path, nil, &recent); e != nil {
-			d.apiFailed(w, r, e, "")
+		row := webhookRow{apiWebhook: apiWebhook{hook}}
+		h, err := d.api.GetWebhookHealth(r.Context(), s.Principal, &apitype.WebhookGet{ID: hook.ID})
+		if err != nil {
+			d.apiFailed(w, r, opError(err), "")
 			return
 		}
-		row.Health = judgeHealth(recent.Data)
-		if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/health", nil, &row.Endpoint); e != nil {
-			d.apiFailed(w, r, e, "")
-			return
-		}
+		row.Endpoint = apiHealth{*h}
+		row.Health = judgeHealth(h)
 		data.Webhooks = append(data.Webhooks, row)
 	}
-	if page.NextCursor != "" {
-		data.NextCursor = page.NextCursor
-	}
-	data.Limits = &apitype.Limits{}
-	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/limits?"+url.Values{"account_id": {data.AccountID}}.Encode(), nil, data.Limits); e != nil {
-		d.apiFailed(w, r, e, "")
+	data.NextCursor = page.NextCursor
+	limits, err := d.api.GetLimits(r.Context(), s.Principal, &apitype.LimitsQuery{AccountID: data.AccountID})
+	if err != nil {
+		d.apiFailed(w, r, opError(err), "")
 		return
 	}
+	data.Limits = limits
 	d.render(w, r, http.StatusOK, "webhooks", v)
 }
 
@@ -235,16 +217,14 @@ func (d *Dashboard) newWebhook(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) createWebhook(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
 	f := &webhookForm{URL: r.PostFormValue("url"), Description: r.PostFormValue("description"), AccountID: s.Principal.AccountID}
-	body := map[string]string{"url": f.URL, "description": f.Description}
+	req := &apitype.WebhookCreate{URL: &f.URL, Description: &f.Description}
 	if s.Admin() {
 		f.AccountID = strings.TrimSpace(r.PostFormValue("account_id"))
-		body["account_id"] = f.AccountID
+		req.AccountID = &f.AccountID
 	}
-	var created struct {
-		apiWebhook
-		Secret string `json:"secret"`
-	}
-	if e := d.call(r.Context(), s.Principal, http.MethodPost, "/v1/webhooks", body, &created); e != nil {
+	created, err := d.api.CreateWebhook(r.Context(), s.Principal, req)
+	if err != nil {
+		e := opError(err)
 		if e.Status >= 500 {
 			d.apiFailed(w, r, e, "")
 			return
@@ -321,16 +301,16 @@ func webhookCrumbs(hook *apiWebhook, s *session, more ...crumb) []crumb {
 	}, more...)...)
 }
 
-// loadWebhook fetches the webhook of the path through the API, answering
-// the error page itself (404 for another account's) when it can't.
+// loadWebhook fetches the webhook of the path through the API's
+// GetWebhook, answering the error page itself (404 for another account's)
+// when it can't.
 func (d *Dashboard) loadWebhook(w http.ResponseWriter, r *http.Request) (*apiWebhook, bool) {
-	id := r.PathValue("id")
-	var hook apiWebhook
-	if e := d.call(r.Context(), sessionFrom(r.Context()).Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(id), nil, &hook); e != nil {
-		d.apiFailed(w, r, e, "")
+	hook, err := d.api.GetWebhook(r.Context(), sessionFrom(r.Context()).Principal, &apitype.WebhookGet{ID: r.PathValue("id")})
+	if err != nil {
+		d.apiFailed(w, r, opError(err), "")
 		return nil, false
 	}
-	return &hook, true
+	return &apiWebhook{*hook}, true
 }
 
 func (d *Dashboard) webhook(w http.ResponseWriter, r *http.Request) {
@@ -394,10 +374,12 @@ func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *ap
 	if dt.Delivery != nil {
 		data.Delivery = *dt.Delivery
 	}
-	if e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(hook.ID)+"/health", nil, &data.Health); e != nil {
-		d.apiFailed(w, r, e, "")
+	h, err := d.api.GetWebhookHealth(r.Context(), s.Principal, &apitype.WebhookGet{ID: hook.ID})
+	if err != nil {
+		d.apiFailed(w, r, opError(err), "")
 		return
 	}
+	data.Health = apiHealth{*h}
 	types, e := d.eventTypes(r)
 	if e != nil {
 		d.apiFailed(w, r, e, "")
@@ -431,11 +413,11 @@ func (d *Dashboard) showWebhook(w http.ResponseWriter, r *http.Request, hook *ap
 // script the detail view is shown with the secret.
 func (d *Dashboard) revealSecret(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
-	id := r.PathValue("id")
-	var out struct {
-		Secret string `json:"secret"`
+	out, err := d.api.RevealWebhookSecret(r.Context(), s.Principal, &apitype.WebhookGet{ID: r.PathValue("id")})
+	var e *apiError
+	if err != nil {
+		e = opError(err)
 	}
-	e := d.call(r.Context(), s.Principal, http.MethodGet, "/v1/webhooks/"+url.PathEscape(id)+"/secret", nil, &out)
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -478,8 +460,8 @@ func (d *Dashboard) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if e := d.call(r.Context(), s.Principal, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(hook.ID), nil, nil); e != nil {
-		d.apiFailed(w, r, e, "")
+	if _, err := d.api.DeleteWebhook(r.Context(), s.Principal, &apitype.WebhookGet{ID: hook.ID}); err != nil {
+		d.apiFailed(w, r, opError(err), "")
 		return
 	}
 	q := url.Values{"notice": {"deleted"}}
