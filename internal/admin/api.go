@@ -55,9 +55,8 @@
 //     or decodeBody[T] for a plain body) in the order the old handler
 //     did, so that the same input gets the same first error.
 //  5. Route: replace the route's entry in routes with
-//     opRoute(opX, handle(a, status, decodeX, a.X)). Handler and
-//     InProcessHandler then authenticate only and let admitting/admit
-//     check scope and rate.
+//     opRoute(opX, handle(a, status, decodeX, a.X)). Handler then
+//     authenticates only and lets admitting/admit check scope and rate.
 //  6. Callers: the dashboard calls d.api.X(r.Context(), s.Principal, req)
 //     and shows opError(err); the CLI calls it with OperatorPrincipal.
 //     Delete the old handler, the dashboard's d.call and its mirror type.

@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/http"
-	"slices"
 	"sync/atomic"
 	"time"
 )
 
-// This file is what the dashboard (package dashboard) needs from the API:
-// signing in with a key as the API authenticates one, and calling the API's
-// own routes in process, so that every form goes through the same
-// validation, storage and messages as the JSON API.
+// This file is what the dashboard (package dashboard) needs from the API
+// besides its typed operations: signing in with a key as the API
+// authenticates one, and counting the operations of one page once
+// (WithPage).
 
 // ErrInvalidKey means an API key is unknown, revoked or malformed.
 var ErrInvalidKey = errInvalidKey
@@ -39,11 +38,6 @@ func (a *API) IsBootstrapKeyHash(hash []byte) bool {
 	return a.hasAdmin && subtle.ConstantTimeCompare(hash, a.adminKey[:]) == 1
 }
 
-// WithPrincipal returns ctx carrying p, for InProcessHandler.
-func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
 // pageKey is the context key of a *frontPage.
 type pageKey struct{}
 
@@ -67,37 +61,4 @@ func WithPage(ctx context.Context) context.Context {
 func pageChargedCtx(ctx context.Context) bool {
 	pg, ok := ctx.Value(pageKey{}).(*frontPage)
 	return ok && pg.charged.Swap(true)
-}
-
-// InProcessHandler returns the API's routes for a caller in the same
-// process that has authenticated the user itself (the dashboard's
-// sessions). It never reads Authorization: each request must carry a
-// Principal set with WithPrincipal, and one without is refused with 401,
-// so the handler is useless if mounted on a listener by mistake. Each
-// route's scopes and rate limits apply as in Handler: the dashboard's
-// calls count against the signed-in key. Answers are the API's JSON.
-func (a *API) InProcessHandler() http.Handler {
-	mux := http.NewServeMux()
-	for _, rt := range a.routes() {
-		if rt.scopes == nil {
-			continue
-		}
-		scopes, handler := rt.scopes, a.withRateLimit(rt, a.withBatchIntake(rt, rt.handler)).ServeHTTP
-		if rt.op != nil {
-			scopes, handler = nil, a.admitting(rt.op, rt.handler).ServeHTTP
-		}
-		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			p := principalFrom(r.Context())
-			if p == nil {
-				writeError(w, &Error{Status: http.StatusUnauthorized, Code: "missing_api_key", Message: "no authenticated principal"})
-				return
-			}
-			if scopes != nil && !slices.Contains(scopes, p.Scope) {
-				writeError(w, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "this API key's scope (" + p.Scope + ") does not allow " + routeOf(r)})
-				return
-			}
-			handler(w, r)
-		})
-	}
-	return mux
 }

@@ -47,7 +47,7 @@ func withHeaders(ctx context.Context, h http.Header) context.Context {
 // call op and charges p's rate budget. No principal → 401; a scope not in
 // op.scopes → 403 insufficient_scope; over the key's budget → 429
 // rate_limited with RetryAfter. The calls of one dashboard page (WithPage)
-// count once, as in InProcessHandler. A request the HTTP layer admitted
+// count once. A request the HTTP layer admitted
 // already (admitting) passes without a second charge.
 //
 // Account binding is not decided here but by the operation, on the

@@ -11,9 +11,10 @@
 // no front-end build and nothing is loaded from another origin. A user signs
 // in with an API key (account or admin scope); the session lives in
 // PostgreSQL (table dashboard_sessions), so any replica serves it, and acts
-// as that key. Every action goes through the API's own routes in process
-// (admin.API.InProcessHandler), so the dashboard validates, stores and
-// words errors exactly as the JSON API does.
+// as that key. Every action calls the API's typed operations (d.api.X, as
+// the signed-in key, its calls on one page counted once: admin.WithPage),
+// so the dashboard validates, stores and words errors exactly as the JSON
+// API does.
 package dashboard
 
 import (
@@ -75,7 +76,6 @@ type Config struct {
 type Dashboard struct {
 	pool   *pgxpool.Pool
 	api    *admin.API
-	apiH   http.Handler
 	ttl    time.Duration
 	now    func() time.Time
 	logger *zap.Logger
@@ -111,7 +111,6 @@ func New(pool *pgxpool.Pool, api *admin.API, cfg *Config) (*Dashboard, error) {
 	d := &Dashboard{
 		pool:   pool,
 		api:    api,
-		apiH:   api.InProcessHandler(),
 		ttl:    cmp.Or(cfg.SessionTTL, SessionTTLDefault),
 		now:    cfg.Now,
 		logger: cfg.Logger,
