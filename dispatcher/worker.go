@@ -32,6 +32,7 @@ import (
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/stacks"
 	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/testsignal"
 	"github.com/mono/webhookd/internal/webhookrule"
 	"github.com/mono/webhookd/schedule"
 	"github.com/mono/webhookd/signer"
@@ -119,6 +120,27 @@ type WorkerConfig struct {
 	// or a no-op provider traces nothing and sends the receiver the
 	// producer's trace id with a fresh span id, as without tracing.
 	TracerProvider trace.TracerProvider
+	// TestSignals, for tests only: Init its signals before the worker
+	// runs. Nil: off.
+	TestSignals *WorkerTestSignals
+}
+
+// WorkerTestSignals tell a test what the delivery worker did, so that it
+// waits for a job instead of sleeping or polling (internal/testsignal).
+// Production leaves them nil.
+type WorkerTestSignals struct {
+	// JobDone is sent when a delivery job's run ends, after whatever it
+	// recorded (an attempt, a park, a cancel, nothing for a stale job) is
+	// committed.
+	JobDone testsignal.TestSignal[WorkerJobDone]
+}
+
+// WorkerJobDone is what WorkerTestSignals.JobDone carries.
+type WorkerJobDone struct {
+	DeliveryID string
+	JobID      int64
+	// Err is what Work returned (a snooze is an error too).
+	Err error
 }
 
 // MaxWorkersDefault is WorkerConfig.MaxWorkers's default.
@@ -338,6 +360,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	// On a goroutine whose stack has grown already (package stacks).
 	var err error
 	w.stacks.Run(func() { err = w.work(ctx, job) })
+	if w.cfg.TestSignals != nil {
+		w.cfg.TestSignals.JobDone.Signal(WorkerJobDone{DeliveryID: job.Args.DeliveryID, JobID: job.ID, Err: err})
+	}
 	return err
 }
 

@@ -272,50 +272,75 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event
 	return nil, &batchItemFail{status: apiErr.Status, Field: apiErr.Field, Code: apiErr.Code, Message: apiErr.Message}
 }
 
-func (a *API) getEvent(w http.ResponseWriter, r *http.Request) {
-	id, apiErr := pathID(r, ident.Event, "event")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// The event reads: GET /v1/events/{id} and GET /v1/events (by idempotency
+// key), for admin and account keys. (POST /v1/events and
+// /v1/events/batch stay HTTP handlers: the events of concurrent requests
+// share one transaction and one commit.)
+var (
+	opGetEvent  = &opSpec{route: "GET /v1/events/{id}", scopes: scopesAccount, budget: budgetManagement}
+	opFindEvent = &opSpec{route: "GET /v1/events", scopes: scopesAccount, budget: budgetManagement}
+)
+
+// GetEvent is one event with its deliveries (GET /v1/events/{id}).
+// Unknown or another account's: 404.
+func (a *API) GetEvent(ctx context.Context, p *Principal, req *apitype.EventGet) (*apitype.Event, error) {
+	if e := a.admit(ctx, p, opGetEvent); e != nil {
+		return nil, e
 	}
-	ev, err := store.GetEvent(r.Context(), a.pool, id)
-	a.writeEvent(w, r, ev, err)
+	if e := checkID(req.ID, ident.Event, "event"); e != nil {
+		return nil, e
+	}
+	ev, err := store.GetEvent(ctx, a.pool, req.ID)
+	return a.loadedEvent(p, req.ID, ev, err)
 }
 
-// findEvent is GET /v1/events?idempotency_key=…&account_id=…: the event
-// accepted with that key, or 404.
-func (a *API) findEvent(w http.ResponseWriter, r *http.Request) {
-	q, apiErr := queryParams(r, "account_id", "idempotency_key")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// decodeEventGet reads GET /v1/events/{id}'s id.
+func decodeEventGet(_ http.ResponseWriter, r *http.Request, req *apitype.EventGet) *Error {
+	id, e := pathID(r, ident.Event, "event")
+	req.ID = id
+	return e
+}
+
+// FindEvent is the event accepted with an idempotency key (GET
+// /v1/events?idempotency_key=…&account_id=…), or 404. A bound key finds
+// in its own account; another account_id is 403.
+func (a *API) FindEvent(ctx context.Context, p *Principal, req *apitype.EventFind) (*apitype.Event, error) {
+	if e := a.admit(ctx, p, opFindEvent); e != nil {
+		return nil, e
 	}
-	accountID, apiErr := queryAccount(r, q)
+	accountID, apiErr := accountOf(p, req.AccountID)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
-	key := q.Get("idempotency_key")
+	key := req.IdempotencyKey
 	if key == "" {
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "idempotency_key", Message: "idempotency_key is required"})
-		return
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "missing_field", Field: "idempotency_key", Message: "idempotency_key is required"}
 	}
 	if err := webhookrule.ValidateIdempotencyKey(key); err != nil {
-		writeError(w, validationError(err))
-		return
+		return nil, validationError(err)
 	}
-	ev, err := store.GetEventByIdempotencyKey(r.Context(), a.pool, accountID, key)
-	a.writeEvent(w, r, ev, err)
+	ev, err := store.GetEventByIdempotencyKey(ctx, a.pool, accountID, key)
+	return a.loadedEvent(p, "", ev, err)
 }
 
-// writeEvent answers a loaded event, or 404 when there is none or it is
-// another account's.
-func (a *API) writeEvent(w http.ResponseWriter, r *http.Request, ev *store.Event, err error) {
-	if apiErr := a.checkLoaded(r, "event", err, func() string { return ev.AccountID }); apiErr != nil {
-		writeError(w, apiErr)
-		return
+// decodeEventFind reads GET /v1/events's query: account_id,
+// idempotency_key.
+func decodeEventFind(_ http.ResponseWriter, r *http.Request, req *apitype.EventFind) *Error {
+	q, apiErr := queryParams(r, "account_id", "idempotency_key")
+	if apiErr != nil {
+		return apiErr
 	}
-	out := apitype.Event{
+	req.AccountID, req.IdempotencyKey = q.Get("account_id"), q.Get("idempotency_key")
+	return nil
+}
+
+// loadedEvent is a loaded event as answered, or 404 when there is none
+// or it is another account's.
+func (a *API) loadedEvent(p *Principal, id string, ev *store.Event, err error) (*apitype.Event, error) {
+	if apiErr := a.loadedFor(p, "event", id, err, func() string { return ev.AccountID }); apiErr != nil {
+		return nil, apiErr
+	}
+	out := &apitype.Event{
 		ID: ev.ID, AccountID: ev.AccountID, Type: ev.Type, IdempotencyKey: ev.IdempotencyKey,
 		OccurredAt: ev.OccurredAt, CreatedAt: ev.CreatedAt, Body: ev.Body,
 		Deliveries: make([]apitype.EventDelivery, len(ev.Deliveries)),
@@ -323,5 +348,5 @@ func (a *API) writeEvent(w http.ResponseWriter, r *http.Request, ev *store.Event
 	for i, d := range ev.Deliveries {
 		out.Deliveries[i] = apitype.EventDelivery{ID: d.ID, WebhookID: d.WebhookID, State: d.State}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }

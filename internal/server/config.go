@@ -277,6 +277,14 @@ type Config struct {
 type TestSignals struct {
 	Reconciler  dispatcher.ReconcilerTestSignals
 	ReplayBatch dispatcher.ReplayBatchTestSignals
+	Worker      dispatcher.WorkerTestSignals
+}
+
+func (s *TestSignals) worker() *dispatcher.WorkerTestSignals {
+	if s == nil {
+		return nil
+	}
+	return &s.Worker
 }
 
 func (s *TestSignals) reconciler() *dispatcher.ReconcilerTestSignals {

@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"), NotifyClient: notifyClient,
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
 		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey, TracerProvider: cfg.TracerProvider,
-		DeadNoticeWindow: cfg.DeadNoticeWindow,
+		DeadNoticeWindow: cfg.DeadNoticeWindow, TestSignals: cfg.TestSignals.worker(),
 	})
 	if err != nil {
 		return nil, err
