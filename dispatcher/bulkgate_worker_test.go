@@ -26,7 +26,7 @@ func TestBacklogGivesWayToLiveTraffic(t *testing.T) {
 		c.BulkWhileLive = 2
 	})
 	slowA := testreceiver.New(t, func(int, http.ResponseWriter, *http.Request) {
-		time.Sleep(100 * time.Millisecond) // then 200
+		time.Sleep(100 * time.Millisecond) // sleeps because: a slow endpoint; then 200
 	})
 	liveB := testreceiver.New(t, testreceiver.Status(200))
 	createWebhook(t, b.pool, b.keys, "acct_backlog", slowA.URL)

@@ -186,8 +186,8 @@ func TestTransactionalEnqueue(t *testing.T) {
 	d := waitFinished(t, b.pool, committed.Deliveries[0].ID, 10*time.Second)
 	require.Equal(t, store.StateSucceeded, d.State)
 
-	// Give a stray job time to show itself, then count.
-	time.Sleep(500 * time.Millisecond)
+	// Every delivery job finished: a stray one would have sent by now.
+	waitDeliveryJobsFinished(t, b.pool)
 	reqs := recv.Requests()
 	require.Len(t, reqs, 1)
 	require.Equal(t, committed.EventID, reqs[0].Header.Get("Mono-Event-Id"))
@@ -233,7 +233,7 @@ func TestIdempotency(t *testing.T) {
 	require.Equal(t, 2, count(t, b.pool, "deliveries"))
 	waitFinished(t, b.pool, first.Deliveries[0].ID, 10*time.Second)
 	waitFinished(t, b.pool, other.Deliveries[0].ID, 10*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	waitDeliveryJobsFinished(t, b.pool) // a repeat's job would have sent by now
 	require.Equal(t, 2, recv.Count())
 }
 

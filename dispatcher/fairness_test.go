@@ -114,11 +114,11 @@ func TestInflight(t *testing.T) {
 	// Fast attempts: a saturated caller waits for the next free slot.
 	f.release("wh_a", 5*time.Millisecond, endAnswered)
 	require.True(t, f.acquire(ctx, "wh_a"))
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		f.release("wh_a", 5*time.Millisecond, endAnswered)
-	}()
-	require.True(t, f.acquire(ctx, "wh_a"))
+	acquired := make(chan bool)
+	go func() { acquired <- f.acquire(ctx, "wh_a") }()
+	waitForWaiters(t, f, "wh_a", 1) // it waits rather than giving up
+	f.release("wh_a", 5*time.Millisecond, endAnswered)
+	require.True(t, <-acquired)
 
 	// Slow attempts: no waiting, the caller snoozes.
 	g := newInflight(1)

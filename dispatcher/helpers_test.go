@@ -3,6 +3,7 @@ package dispatcher_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/mono/webhookd/internal/testclock"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // testBundle is an in-process webhookd (API and workers) on its own database.
@@ -79,35 +81,41 @@ func enqueue(t testing.TB, pool *pgxpool.Pool, e *dispatcher.Enqueuer, ev *dispa
 // waitFinished polls until delivery id leaves pending, and returns it.
 func waitFinished(t *testing.T, db store.DB, id string, timeout time.Duration) *store.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		d, err := store.GetDelivery(context.Background(), db, id)
+	var d *store.Delivery
+	testwait.For(t, timeout, func() (bool, string) {
+		var err error
+		d, err = store.GetDelivery(context.Background(), db, id)
 		require.NoError(t, err)
-		if d.State != store.StatePending {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery %s still pending after %s (%d attempts)", id, timeout, len(d.AttemptList))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return d.State != store.StatePending, fmt.Sprintf("delivery %s still pending (%d attempts)", id, len(d.AttemptList))
+	})
+	return d
 }
 
 // waitAttempts polls until delivery id has at least n attempts recorded.
 func waitAttempts(t *testing.T, db store.DB, id string, n int, timeout time.Duration) *store.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		d, err := store.GetDelivery(context.Background(), db, id)
+	var d *store.Delivery
+	testwait.For(t, timeout, func() (bool, string) {
+		var err error
+		d, err = store.GetDelivery(context.Background(), db, id)
 		require.NoError(t, err)
-		if len(d.AttemptList) >= n {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery %s has %d attempts after %s, want %d", id, len(d.AttemptList), timeout, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(d.AttemptList) >= n, fmt.Sprintf("delivery %s has %d attempts, want %d", id, len(d.AttemptList), n)
+	})
+	return d
+}
+
+// waitDeliveryJobsFinished waits until every delivery job in the test's
+// database is finalized (completed, cancelled or discarded): whatever the
+// jobs were going to send has been sent, so a count taken after it is the
+// final one ("sleep, then check nothing more happened" without the sleep).
+func waitDeliveryJobsFinished(t *testing.T, db store.DB) {
+	t.Helper()
+	testwait.For(t, 30*time.Second, func() (bool, string) {
+		var n int
+		require.NoError(t, db.QueryRow(context.Background(),
+			"SELECT count(*) FROM river_job WHERE kind = 'webhookd.delivery' AND finalized_at IS NULL").Scan(&n))
+		return n == 0, fmt.Sprintf("%d delivery jobs unfinished", n)
+	})
 }
 
 func count(t *testing.T, db store.DB, table string) int {

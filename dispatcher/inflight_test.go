@@ -82,8 +82,9 @@ func TestWebhookCapStartsLow(t *testing.T) {
 	})
 	slow := testreceiver.New(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		defer busy.enter()()
-		// Long enough that requests overlap even when a loaded machine
-		// hands them out slowly (50 ms saw only 8 at once at load 20).
+		// sleeps because: a slow endpoint, long enough that requests
+		// overlap even when a loaded machine hands them out slowly (50 ms
+		// saw only 8 at once at load 20).
 		time.Sleep(200 * time.Millisecond)
 		w.WriteHeader(http.StatusOK)
 	})

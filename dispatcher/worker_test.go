@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/schedule"
 )
 
@@ -102,7 +104,9 @@ func TestStaleJobs(t *testing.T) {
 	t.Parallel()
 
 	ctx := context.Background()
-	b := setupServer(t, nil)
+	signals := &server.TestSignals{}
+	signals.Worker.JobDone.Init()
+	b := setupServer(t, func(c *server.Config) { c.TestSignals = signals })
 	recv := testreceiver.New(t, testreceiver.Status(200))
 	createWebhook(t, b.pool, b.keys, "acct_stale", recv.URL+"/")
 	res := enqueue(t, b.pool, b.enqueuer, &dispatcher.Event{AccountID: "acct_stale", Type: "ping", Data: rawJSON(`{}`)})
@@ -141,15 +145,23 @@ func TestStaleJobs(t *testing.T) {
 		require.NoError(t, err)
 		parked = tag.RowsAffected() == 1
 	}
-	time.Sleep(100 * time.Millisecond) // a run that started just before parking records its attempt
+	// Every request the receiver got is recorded as an attempt (a run
+	// that ended just before parking commits its attempt after answering).
+	testwait.For(t, 10*time.Second, func() (bool, string) {
+		d, err := store.GetDelivery(ctx, b.pool, pendingID)
+		require.NoError(t, err)
+		return len(d.AttemptList) == failing.Count(), fmt.Sprintf("%d attempts recorded, %d requests received", len(d.AttemptList), failing.Count())
+	})
 	_, err = b.pool.Exec(ctx, "UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE id = $1", pendingID)
 	require.NoError(t, err)
 	before := failing.Count()
 	intruder, err := b.srv.River().Insert(ctx, dispatcher.DeliveryArgs{DeliveryID: pendingID}, nil)
 	require.NoError(t, err)
-	waitJobState(t, b.srv.River(), intruder.Job.ID, rivertype.JobStateCompleted)
-
-	time.Sleep(200 * time.Millisecond)
+	// The worker's signal: the intruder's run has ended, so whatever it
+	// sent has been received.
+	done := waitJobDone(t, signals, intruder.Job.ID)
+	require.NoError(t, done.Err)
+	require.Equal(t, pendingID, done.DeliveryID)
 	require.Equal(t, 1, recv.Count(), "stale jobs never send")
 	require.Equal(t, before, failing.Count(), "the intruder sent nothing")
 	d2, err := store.GetDelivery(ctx, b.pool, pendingID)
@@ -160,17 +172,21 @@ func TestStaleJobs(t *testing.T) {
 
 func waitJobState(t *testing.T, client *river.Client[pgx.Tx], jobID int64, states ...rivertype.JobState) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.For(t, 10*time.Second, func() (bool, string) {
 		job, err := client.JobGet(context.Background(), jobID)
 		require.NoError(t, err)
-		if slices.Contains(states, job.State) {
-			return
+		return slices.Contains(states, job.State), fmt.Sprintf("job %d is %s, want %v", jobID, job.State, states)
+	})
+}
+
+// waitJobDone reads the worker's JobDone signals until job jobID's run
+// ends, and returns that signal.
+func waitJobDone(t *testing.T, signals *server.TestSignals, jobID int64) dispatcher.WorkerJobDone {
+	t.Helper()
+	for {
+		if done := signals.Worker.JobDone.WaitOrTimeout(t); done.JobID == jobID {
+			return done
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d is %s after 10s, want %v", jobID, job.State, states)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
