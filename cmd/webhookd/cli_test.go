@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // cliBundle is an in-process webhookd (the retry schedule at 0.0001 scale:
@@ -111,16 +113,14 @@ func (b *cliBundle) webhook(t *testing.T, account, url string) string {
 // waitFor polls delivery id until cond holds.
 func (b *cliBundle) waitFor(t *testing.T, id, what string, cond func(*client.Delivery) bool) *client.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		d, err := b.client.GetDelivery(context.Background(), id)
+	var d *client.Delivery
+	testwait.For(t, 20*time.Second, func() (bool, string) {
+		var err error
+		d, err = b.client.GetDelivery(context.Background(), id)
 		require.NoError(t, err)
-		if cond(d) {
-			return d
-		}
-		require.True(t, time.Now().Before(deadline), "delivery %s: still not %s (state %s)", id, what, d.State)
-		time.Sleep(25 * time.Millisecond)
-	}
+		return cond(d), fmt.Sprintf("delivery %s: still not %s (state %s)", id, what, d.State)
+	})
+	return d
 }
 
 func (b *cliBundle) waitDead(t *testing.T, id string) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // keys runs `webhookd keys args...` in process on databaseURL and returns
@@ -129,8 +131,11 @@ func TestKeysCommand(t *testing.T) {
 	out, err = keys(t, dbURL, "revoke", account.ID)
 	require.NoError(t, err)
 	require.Contains(t, out, "Revoked API key "+account.ID)
-	time.Sleep(admin.APIKeyCacheTTLDefault)
-	require.Equal(t, http.StatusUnauthorized, get("/v1/webhooks", account.Key))
+	// Refused once the key cache's entry expires (APIKeyCacheTTLDefault).
+	testwait.For(t, admin.APIKeyCacheTTLDefault+10*time.Second, func() (bool, string) {
+		code := get("/v1/webhooks", account.Key)
+		return code == http.StatusUnauthorized, fmt.Sprint("the revoked key still answers ", code)
+	})
 	require.Equal(t, http.StatusOK, get("/v1/keys", adminRaw))
 	out, err = keys(t, dbURL, "list", "-account", "acct_cli", "-json")
 	require.NoError(t, err)
@@ -303,8 +308,11 @@ func TestKeysRotateCommand(t *testing.T) {
 	out, err = keys(t, dbURL, "rotate", "-id", newID, "-grace", "0")
 	require.NoError(t, err)
 	newestRaw, _, _ := strings.Cut(out, "\n")
-	time.Sleep(admin.APIKeyCacheTTLDefault)
-	require.Equal(t, http.StatusUnauthorized, get(newRaw))
+	// Refused once the key cache's entry expires (APIKeyCacheTTLDefault).
+	testwait.For(t, admin.APIKeyCacheTTLDefault+10*time.Second, func() (bool, string) {
+		code := get(newRaw)
+		return code == http.StatusUnauthorized, fmt.Sprint("the rotated key still answers ", code)
+	})
 	require.Equal(t, http.StatusOK, get(newestRaw))
 	require.Equal(t, http.StatusOK, get(old.Key), "the first rotation's grace still runs")
 

@@ -24,6 +24,7 @@ import (
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // binary is the webhookd built once for these tests.
@@ -122,18 +123,13 @@ type deliveryView struct {
 // waitState polls GET /v1/deliveries/{id} until it leaves pending.
 func waitState(t *testing.T, procs func() *process, id string, timeout time.Duration) deliveryView {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var d deliveryView
+	var d deliveryView
+	testwait.For(t, timeout, func() (bool, string) {
+		d = deliveryView{}
 		require.Equal(t, http.StatusOK, procs().call(t, http.MethodGet, "/v1/deliveries/"+id, nil, &d))
-		if d.State != "pending" {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery %s still pending after %s with %d attempts", id, timeout, len(d.Attempts))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return d.State != "pending", fmt.Sprintf("delivery %s still pending with %d attempts", id, len(d.Attempts))
+	})
+	return d
 }
 
 func createWebhookAndEvent(t *testing.T, p *process, account, url string) string {

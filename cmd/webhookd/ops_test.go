@@ -22,6 +22,7 @@ import (
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // terminate sends SIGTERM to p and returns its exit code, failing the test
@@ -59,7 +60,7 @@ func TestShutdown(t *testing.T) {
 		recv := testreceiver.New(t, func(n int, w http.ResponseWriter, r *http.Request) {
 			if n == 1 {
 				close(gotFirst)
-				time.Sleep(1500 * time.Millisecond)
+				time.Sleep(1500 * time.Millisecond) // sleeps because: an attempt still running at SIGTERM
 			}
 			w.WriteHeader(http.StatusOK)
 		})
@@ -176,6 +177,8 @@ func TestRoles(t *testing.T) {
 	// The API-only process enqueues (an insert-only River client) but
 	// works nothing.
 	apiID := createWebhookAndEvent(t, api, "acct_roles", recv.URL+"/hook")
+	// sleeps because: an absence (no worker in this process fetches the
+	// job) shows only over time; a working process takes it within ms.
 	time.Sleep(time.Second)
 	require.Equal(t, 0, recv.Count(), "an API-only process delivered")
 
@@ -216,18 +219,11 @@ func TestRoles(t *testing.T) {
 	t.Logf("inserted %d deliveries in %v", total, time.Since(insertStart).Round(time.Millisecond))
 
 	want := total + 1 // and the one enqueued through the API
-	deadline := time.Now().Add(45 * time.Second)
-	for {
+	testwait.For(t, 45*time.Second, func() (bool, string) {
 		var succeeded, other int
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'succeeded'), count(*) FILTER (WHERE state <> 'succeeded') FROM deliveries`).Scan(&succeeded, &other))
-		if succeeded == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deliveries succeeded after 45s (%d not)", succeeded, want, other)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return succeeded == want, fmt.Sprintf("%d of %d deliveries succeeded (%d not)", succeeded, want, other)
+	})
 	t.Logf("delivered %d in %v after the insert began", want, time.Since(insertStart).Round(time.Millisecond))
 
 	var attempts, counted int
