@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 const adminKey = "client-test-admin-key-0123456789"
@@ -27,17 +29,21 @@ type testBundle struct {
 	baseURL string
 	pool    *pgxpool.Pool
 	client  *client.Client
+	signals *server.TestSignals
 }
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	signals := &server.TestSignals{}
+	signals.ReplayBatch.Done.Init()
 	srv := testserver.Start(t, func(c *server.Config) {
+		c.TestSignals = signals
 		c.BootstrapAdminKey = adminKey
 		c.RetryScale = 0.0001
 		c.DBMaxConns = 8
 		c.MaxWorkers = 20
 	})
-	b := &testBundle{baseURL: srv.BaseURL, pool: srv.Pool()}
+	b := &testBundle{baseURL: srv.BaseURL, pool: srv.Pool(), signals: signals}
 	var err error
 	b.client, err = client.New(b.baseURL, adminKey, nil)
 	require.NoError(t, err)
@@ -54,16 +60,14 @@ func (b *testBundle) count(t *testing.T, table string) int {
 // waitState polls until delivery id is in state.
 func waitState(t *testing.T, c *client.Client, id, state string) *client.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		d, err := c.GetDelivery(context.Background(), id)
+	var d *client.Delivery
+	testwait.For(t, 15*time.Second, func() (bool, string) {
+		var err error
+		d, err = c.GetDelivery(context.Background(), id)
 		require.NoError(t, err)
-		if d.State == state {
-			return d
-		}
-		require.True(t, time.Now().Before(deadline), "delivery %s is %s, not %s", id, d.State, state)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return d.State == state, fmt.Sprintf("delivery %s is %s, not %s", id, d.State, state)
+	})
+	return d
 }
 
 func requireAPIError(t *testing.T, err error, status int, code, field string) *client.APIError {
@@ -191,13 +195,10 @@ func TestClientMethods(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, rb.Total)
 	require.Equal(t, "acct_client", rb.Filter.AccountID)
-	deadline := time.Now().Add(15 * time.Second)
-	for rb.State != "done" {
-		require.True(t, time.Now().Before(deadline), "bulk replay still %s", rb.State)
-		time.Sleep(20 * time.Millisecond)
-		rb, err = c.GetReplay(ctx, rb.ID)
-		require.NoError(t, err)
-	}
+	require.Equal(t, rb.ID, b.signals.ReplayBatch.Done.WaitOrTimeout(t), "the bulk replay worker finished the batch")
+	rb, err = c.GetReplay(ctx, rb.ID)
+	require.NoError(t, err)
+	require.Equal(t, "done", rb.State)
 	require.Equal(t, 3, rb.Replayed)
 
 	// Keys.
