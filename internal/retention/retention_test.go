@@ -19,6 +19,7 @@ import (
 	"github.com/mono/webhookd/internal/testclock"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 type fixture struct {
@@ -363,16 +364,11 @@ func TestServerCreatesPartitionsAhead(t *testing.T) {
 	srv := testserver.Start(t, func(c *server.Config) { c.Retention = 2 * 24 * time.Hour })
 	ctx := context.Background()
 	ahead := partition("attempts", store.Day(time.Now()).AddDate(0, 0, retention.AheadDefault))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.For(t, 30*time.Second, func() (bool, string) {
 		var ok bool
 		require.NoError(t, srv.Pool().QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ahead).Scan(&ok))
-		if ok {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "%s was not created within 30 s of start", ahead)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ok, ahead + " was not created since start"
+	})
 }
 
 // The pass deletes expired dashboard sessions (sign-in does too, but nobody
