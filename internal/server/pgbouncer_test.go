@@ -21,6 +21,7 @@ import (
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -88,16 +89,14 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	}
 	waitState := func(id, state string, attempts int) delivery {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			var d delivery
+		var d delivery
+		testwait.For(t, 15*time.Second, func() (bool, string) {
+			d = delivery{}
 			call(http.MethodGet, "/v1/deliveries/"+id, "", http.StatusOK, &d)
-			if d.State == state && len(d.Attempts) == attempts {
-				return d
-			}
-			require.True(t, time.Now().Before(deadline), "delivery %s is %s with %d attempts after 15s, want %s with %d", id, d.State, len(d.Attempts), state, attempts)
-			time.Sleep(20 * time.Millisecond)
-		}
+			return d.State == state && len(d.Attempts) == attempts,
+				fmt.Sprintf("delivery %s is %s with %d attempts, want %s with %d", id, d.State, len(d.Attempts), state, attempts)
+		})
+		return d
 	}
 
 	var hook struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/internal/testtrace"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // traceBundle is a test server whose spans go to an in-memory exporter.
@@ -74,20 +75,15 @@ func (b *traceBundle) createWebhook(t *testing.T, account, url string) string {
 // waitSpans waits (bounded) until the exporter holds n spans.
 func (b *traceBundle) waitSpans(t *testing.T, n int) tracetest.SpanStubs {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		spans := b.exporter.GetSpans()
-		if len(spans) >= n {
-			// In the order they started: an attempt may end before the
-			// request that accepted its event has.
-			slices.SortFunc(spans, func(a, b tracetest.SpanStub) int { return a.StartTime.Compare(b.StartTime) })
-			return spans
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d spans after 15s, want %d", len(spans), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var spans tracetest.SpanStubs
+	testwait.For(t, 15*time.Second, func() (bool, string) {
+		spans = b.exporter.GetSpans()
+		return len(spans) >= n, fmt.Sprintf("%d spans, want %d", len(spans), n)
+	})
+	// In the order they started: an attempt may end before the request
+	// that accepted its event has.
+	slices.SortFunc(spans, func(a, b tracetest.SpanStub) int { return a.StartTime.Compare(b.StartTime) })
+	return spans
 }
 
 func attrMap(kvs []attribute.KeyValue) map[attribute.Key]attribute.Value {
