@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // echo is a batch function that records each batch and answers every
@@ -114,7 +116,7 @@ func TestQueuedCallsShareBatches(t *testing.T) {
 func TestConcurrencyBound(t *testing.T) {
 	e := &echo{}
 	b := New(func(ctx context.Context, reqs []int) ([]string, error) {
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // sleeps because: executions must last a while for callers to pile up against the bound
 		return e.run(ctx, reqs)
 	}, 3, 4, 5*time.Second)
 	var wg sync.WaitGroup
@@ -185,11 +187,7 @@ func TestCallerGivesUp(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5 s")
-		}
-		time.Sleep(time.Millisecond)
+	if !testwait.Until(5*time.Second, cond) {
+		t.Fatal("condition not met within 5 s")
 	}
 }
