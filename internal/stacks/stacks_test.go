@@ -2,11 +2,14 @@ package stacks
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // goid identifies the goroutine running it (by its stack trace header).
@@ -31,17 +34,18 @@ func TestRunReusesGoroutine(t *testing.T) {
 	}
 	// Run returns as f does, a moment before its goroutine waits for more
 	// work; a call in that moment starts another goroutine. Once it waits,
-	// the next call is its.
-	for try := 0; ; try++ {
-		time.Sleep(10 * time.Millisecond)
-		var next string
-		p.Run(func() { next = goid() })
-		if next == first {
-			break
-		}
-		if try == 20 {
-			t.Fatalf("calls 10 ms apart never ran on the first call's goroutine %q (last on %q)", first, next)
-		}
+	// the next call is its: a send on the pool's channel (Run's first
+	// choice) is taken only by a waiting goroutine, and there is just one.
+	var next string
+	c := &call{f: func() { next = goid() }, done: make(chan struct{})}
+	select {
+	case p.work <- c:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first call's goroutine never waited for more work")
+	}
+	<-c.done
+	if next != first {
+		t.Fatalf("the next call ran on %q, not on the first call's goroutine %q", next, first)
 	}
 }
 
@@ -49,7 +53,7 @@ func TestRunWaitsForF(t *testing.T) {
 	p := New(2, time.Minute)
 	done := false
 	p.Run(func() {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // sleeps because: f must outlast a Run that did not wait
 		done = true
 	})
 	if !done {
@@ -152,17 +156,10 @@ func TestCloseEndsGoroutines(t *testing.T) {
 // waitNoneRunning waits up to 5 s for the pool's goroutines to exit.
 func waitNoneRunning(t *testing.T, p *Pool, after string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.For(t, 5*time.Second, func() (bool, string) {
 		p.mu.Lock()
 		running := p.running
 		p.mu.Unlock()
-		if running == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines still running 5 s %s", running, after)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return running == 0, fmt.Sprintf("%d goroutines still running %s", running, after)
+	})
 }
