@@ -78,6 +78,18 @@ type KeyRotated struct {
 type PortalLinkCreate struct {
 	AccountID string `json:"account_id,omitempty"`
 	ExpiresIn *int64 `json:"expires_in,omitempty"`
+	// Origin is where the link points ("https://host") when
+	// WEBHOOKD_PUBLIC_URL is not set, and ClientAddr who asked: the HTTP
+	// request's, not body fields; a caller in process may leave them
+	// empty.
+	Origin     string `json:"-"`
+	ClientAddr string `json:"-"`
+}
+
+// PortalLinksRevoke is the query of DELETE /v1/portal-links: the account
+// whose links to revoke (a bound key's own when empty).
+type PortalLinksRevoke struct {
+	AccountID string `json:"account_id,omitempty"`
 }
 
 // PortalLink is a link that signs a browser in to the dashboard for one
