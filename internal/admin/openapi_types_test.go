@@ -69,6 +69,10 @@ var schemaTypes = []schemaType{
 	{schema: "WebhookFIFO", typ: typeOf[apitype.WebhookFIFO]()},
 	{schema: "WebhookHealth", typ: typeOf[apitype.WebhookHealth]()},
 	{schema: "TestSendRequest", typ: typeOf[apitype.TestSendRequest](), request: true},
+	{schema: "WebhookCreate", typ: typeOf[apitype.WebhookCreate](), request: true},
+	{schema: "WebhookPatch", typ: typeOf[apitype.WebhookPatch](), request: true},
+	{schema: "WebhookTLSSetting", typ: typeOf[apitype.WebhookTLSSetting](), request: true},
+	{schema: "WebhookOAuthSetting", typ: typeOf[apitype.WebhookOAuthSetting](), request: true},
 	{schema: "TestSendResult", typ: typeOf[apitype.TestSend]()},
 	{schema: "Limits", typ: typeOf[apitype.Limits]()},
 	{schema: "RateLimit", typ: typeOf[apitype.RateLimit]()},
@@ -80,15 +84,11 @@ var schemaTypes = []schemaType{
 // schemasNotInAPIType are the schemas that are not (yet) an apitype type,
 // and why. A new schema must go in one list or the other.
 var schemasNotInAPIType = map[string]string{
-	"Error":               "the error body: admin's Error (errors.go) writes it",
-	"BatchError":          "the batch error body: admin's batchError (events.go) writes it",
-	"Health":              "GET /healthz: a fixed {\"status\":\"ok\"}",
-	"Ready":               "GET /readyz: admin's readyResponse (health.go)",
-	"NextCursor":          "a string, part of every page",
-	"WebhookCreate":       "admin's webhookRequest (webhooks.go): per-webhook settings are being added to it",
-	"WebhookPatch":        "admin's webhookPatch (webhooks.go): per-webhook settings are being added to it",
-	"WebhookTLSSetting":   "admin's webhookTLSRequest (webhook_auth.go), read with the create and patch bodies",
-	"WebhookOAuthSetting": "admin's webhookOAuthRequest (webhook_auth.go), read with the create and patch bodies",
+	"Error":      "the error body: admin's Error (errors.go) writes it",
+	"BatchError": "the batch error body: admin's batchError (events.go) writes it",
+	"Health":     "GET /healthz: a fixed {\"status\":\"ok\"}",
+	"Ready":      "GET /readyz: admin's readyResponse (health.go)",
+	"NextCursor": "a string, part of every page",
 }
 
 // Every schema of internal/admin/openapi.json that is an apitype type agrees with
@@ -204,6 +204,8 @@ func asMap(v any) map[string]any {
 var (
 	timeType = reflect.TypeFor[time.Time]()
 	rawType  = reflect.TypeFor[json.RawMessage]()
+	// nullIntType is a whole number or null (its own JSON methods).
+	nullIntType = reflect.TypeFor[apitype.NullableInt]()
 )
 
 // object compares an object schema with a struct type.
@@ -285,7 +287,7 @@ func (c *schemaCheck) value(path string, raw map[string]any, typ reflect.Type, n
 		want = "string"
 	case typ.Kind() == reflect.Bool:
 		want = "boolean"
-	case typ.Kind() >= reflect.Int && typ.Kind() <= reflect.Uint64:
+	case typ.Kind() >= reflect.Int && typ.Kind() <= reflect.Uint64, typ == nullIntType:
 		want = "integer"
 	case typ.Kind() == reflect.Float32 || typ.Kind() == reflect.Float64:
 		want = "number"
@@ -299,7 +301,7 @@ func (c *schemaCheck) value(path string, raw map[string]any, typ reflect.Type, n
 		return
 	}
 	switch {
-	case typ.Kind() == reflect.Struct && typ != timeType:
+	case typ.Kind() == reflect.Struct && typ != timeType && typ != nullIntType:
 		c.object(path, s, typ, nil, nil)
 	case typ.Kind() == reflect.Slice:
 		if items := asMap(s["items"]); items != nil && !c.checkRef(path+"[]", items, typ.Elem()) {
