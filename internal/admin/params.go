@@ -65,13 +65,6 @@ func listQuery(r *http.Request, p ident.Prefix, filters ...string) (url.Values, 
 	return q, pg, apiErr
 }
 
-// queryAccount resolves the account_id query parameter like accountFor: a
-// key bound to an account defaults to it.
-func queryAccount(r *http.Request, q url.Values) (string, *Error) {
-	given := q.Get("account_id")
-	return accountFor(r, &given)
-}
-
 // parsePage reads limit (1 to LimitMax, default LimitDefault) and cursor (as
 // returned in next_cursor by a list of objects with ids of type p).
 func parsePage(q url.Values, p ident.Prefix) (page, *Error) {

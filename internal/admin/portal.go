@@ -136,69 +136,90 @@ func (a *API) clientAddr(r *http.Request) string {
 	return ""
 }
 
-// createPortalLink is POST /v1/portal-links: a single-use link that signs a
-// browser in to the dashboard for one account.
-func (a *API) createPortalLink(w http.ResponseWriter, r *http.Request) {
-	var req apitype.PortalLinkCreate
-	if apiErr := decodeJSON(w, r, SmallBodyLimit, &req); apiErr != nil {
-		writeError(w, apiErr)
-		return
+// The portal links' operations, for admin and portal:write keys.
+var (
+	opCreatePortalLink  = &opSpec{route: "POST /v1/portal-links", scopes: scopesPortal, budget: budgetManagement}
+	opRevokePortalLinks = &opSpec{route: "DELETE /v1/portal-links", scopes: scopesPortal, budget: budgetManagement}
+)
+
+// CreatePortalLink mints a single-use link that signs a browser in to the
+// dashboard for one account (POST /v1/portal-links; HTTP 201). The link
+// points at WEBHOOKD_PUBLIC_URL's origin, else req.Origin.
+func (a *API) CreatePortalLink(ctx context.Context, p *Principal, req *apitype.PortalLinkCreate) (*apitype.PortalLink, error) {
+	if e := a.admit(ctx, p, opCreatePortalLink); e != nil {
+		return nil, e
 	}
-	accountID, apiErr := accountFor(r, &req.AccountID)
+	accountID, apiErr := accountOf(p, req.AccountID)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
 	ttl, apiErr := portalLinkTTL(req.ExpiresIn)
 	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+		return nil, apiErr
 	}
-	p := principalFrom(r.Context())
 	now := a.now().UTC().Truncate(time.Microsecond)
 	token := newPortalToken()
 	link := &store.PortalLink{
 		ID: ident.New(PortalLinkPrefix), TokenHash: apikey.Hash(token), AccountID: accountID,
-		CreatedByKeyID: keyName(p), CreatedFrom: a.clientAddr(r), CreatedAt: now, ExpiresAt: now.Add(ttl),
+		CreatedByKeyID: keyName(p), CreatedFrom: req.ClientAddr, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
-	if err := store.InsertPortalLink(r.Context(), a.pool, link); err != nil {
-		a.logger.Error("error storing portal link", zap.String("account_id", accountID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+	if err := store.InsertPortalLink(ctx, a.pool, link); err != nil {
+		return nil, a.internal("error storing portal link", err, zap.String("account_id", accountID))
 	}
-	if _, err := store.PrunePortalLinks(r.Context(), a.pool, now.Add(-PortalLinkRecordRetention)); err != nil {
+	if _, err := store.PrunePortalLinks(ctx, a.pool, now.Add(-PortalLinkRecordRetention)); err != nil {
 		a.logger.Warn("error deleting old portal link records", zap.Error(err))
 	}
 	a.metrics.PortalLinks(portalMinted, 1)
 	a.logger.Info("portal link minted", zap.String("portal_link_id", link.ID), zap.String("account_id", accountID),
 		zap.Time("expires_at", link.ExpiresAt), zap.String("by_key_id", link.CreatedByKeyID), zap.String("client_ip", link.CreatedFrom))
-	writeJSON(w, http.StatusCreated, apitype.PortalLink{ID: link.ID, URL: a.portalBase(r) + PortalLinkPath + token, AccountID: accountID, ExpiresAt: link.ExpiresAt})
+	origin := a.trust.Origin()
+	if origin == "" {
+		origin = req.Origin
+	}
+	return &apitype.PortalLink{ID: link.ID, URL: origin + PortalLinkPath + token, AccountID: accountID, ExpiresAt: link.ExpiresAt}, nil
 }
 
-// revokePortalLinks is DELETE /v1/portal-links?account_id=: every link of
-// the account stops working, used or not, and the sessions they opened end.
-func (a *API) revokePortalLinks(w http.ResponseWriter, r *http.Request) {
-	q, apiErr := queryParams(r, "account_id")
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+// decodePortalLinkCreate reads POST /v1/portal-links's body, and the
+// request's origin and client address.
+func (a *API) decodePortalLinkCreate(w http.ResponseWriter, r *http.Request, req *apitype.PortalLinkCreate) *Error {
+	if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
+		return e
 	}
-	accountID, apiErr := queryAccount(r, q)
-	if apiErr != nil {
-		writeError(w, apiErr)
-		return
+	req.Origin, req.ClientAddr = a.portalBase(r), a.clientAddr(r)
+	return nil
+}
+
+// RevokePortalLinks revokes every link of an account (DELETE
+// /v1/portal-links?account_id=): used or not, they stop working, and the
+// sessions they opened end.
+func (a *API) RevokePortalLinks(ctx context.Context, p *Principal, req *apitype.PortalLinksRevoke) (*apitype.PortalLinksRevoked, error) {
+	if e := a.admit(ctx, p, opRevokePortalLinks); e != nil {
+		return nil, e
 	}
-	by := keyName(principalFrom(r.Context()))
-	links, sessions, err := store.RevokePortalLinks(r.Context(), a.pool, accountID, a.now().UTC(), by)
+	accountID, apiErr := accountOf(p, req.AccountID)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	by := keyName(p)
+	links, sessions, err := store.RevokePortalLinks(ctx, a.pool, accountID, a.now().UTC(), by)
 	if err != nil {
-		a.logger.Error("error revoking portal links", zap.String("account_id", accountID), zap.Error(err))
-		writeError(w, errInternal(err))
-		return
+		return nil, a.internal("error revoking portal links", err, zap.String("account_id", accountID))
 	}
 	a.metrics.PortalLinks(portalRevoked, int(links))
 	a.logger.Info("portal links revoked", zap.String("account_id", accountID), zap.Int64("links", links),
 		zap.Int64("sessions_ended", sessions), zap.String("by_key_id", by))
-	writeJSON(w, http.StatusOK, apitype.PortalLinksRevoked{AccountID: accountID, RevokedLinks: links, EndedSessions: sessions})
+	return &apitype.PortalLinksRevoked{AccountID: accountID, RevokedLinks: links, EndedSessions: sessions}, nil
+}
+
+// decodePortalLinksRevoke reads DELETE /v1/portal-links's query:
+// account_id.
+func decodePortalLinksRevoke(_ http.ResponseWriter, r *http.Request, req *apitype.PortalLinksRevoke) *Error {
+	q, apiErr := queryParams(r, "account_id")
+	if apiErr != nil {
+		return apiErr
+	}
+	req.AccountID = q.Get("account_id")
+	return nil
 }
 
 // PortalLinkUse is who uses a link: the browser's address and user agent,
