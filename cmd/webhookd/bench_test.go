@@ -20,3 +20,13 @@ func TestBenchBadReceiver(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "WEBHOOKD_BENCH_RECEIVER (-receiver)")
 }
+
+// A negative fetch cooldown or poll interval stops the bench before it
+// starts anything, naming the flag.
+func TestBenchBadFetchSettings(t *testing.T) {
+	for _, args := range [][]string{{"-fetch-cooldown", "-1ms"}, {"-fetch-poll-interval", "-5s"}} {
+		err := runBench(context.Background(), args)
+		require.Error(t, err, args)
+		require.Contains(t, err.Error(), "-fetch-cooldown and -fetch-poll-interval must not be negative")
+	}
+}

@@ -645,6 +645,8 @@ func runBench(ctx context.Context, args []string) error {
 	var maxConns int
 	s.fs.IntVar(&maxConns, "db-max-conns", 0, "override the server's pool size")
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
+	s.fs.DurationVar(&cfg.FetchCooldown, "fetch-cooldown", 0, "override the server's River fetch cooldown of the deliveries queue (0: the default)")
+	s.fs.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 0, "override the server's River fetch poll interval of the deliveries queue (0: the default)")
 	s.fs.BoolVar(&cfg.PgBouncer, "pgbouncer", false, "run webhookd through a PgBouncer in transaction mode started for the run (WEBHOOKD_DB_POOLER=transaction; the by-key pool and the reference direct)")
 	s.fs.BoolVar(&cfg.AccountKey, "account-key", false, "scenarios 2 and 4: POST with an account key of the account (looked up and rate-limited like any) instead of the bootstrap admin key")
 	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")
@@ -691,6 +693,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if maxConns < 0 || maxConns > 10_000 {
 		return errors.New("-db-max-conns must be 0 (the default) to 10000")
+	}
+	if cfg.FetchCooldown < 0 || cfg.FetchPollInterval < 0 {
+		return errors.New("-fetch-cooldown and -fetch-poll-interval must not be negative")
 	}
 	logger, err := logs.build()
 	if err != nil {

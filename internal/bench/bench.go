@@ -144,6 +144,10 @@ type Config struct {
 	BulkWhileLive      int
 	DBMaxConns         int32
 	HTTPTimeout        time.Duration
+	// FetchCooldown and FetchPollInterval override the server's River
+	// fetch cooldown and poll interval of the deliveries queue when set
+	// (scenario 9 measures what each wake-up costs with them).
+	FetchCooldown, FetchPollInterval time.Duration
 	// PgBouncer runs every scenario's webhookd through a PgBouncer in
 	// transaction mode started for the run (internal/pgbouncer): its
 	// DATABASE_URL through the bouncer with WEBHOOKD_DB_POOLER=transaction

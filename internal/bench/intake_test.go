@@ -29,8 +29,10 @@ func TestIntakeQuietSmoke(t *testing.T) {
 		Duration:     time.Second,
 		Timeout:      time.Minute,
 		Warmup:       200 * time.Millisecond,
-		Out:          &out,
-		Progress:     logWriter{t},
+		// Taken by the server and shown in the table's settings.
+		FetchCooldown: 30 * time.Millisecond,
+		Out:           &out,
+		Progress:      logWriter{t},
 	})
 	t.Log("\n" + out.String())
 	require.NoError(t, err)
@@ -49,6 +51,7 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Equal(t, max(1, int(in.Delivered*intakePacedShare)), in.PacedRate)
 	require.Positive(t, in.Paced.N)
 	require.Contains(t, out.String(), "| 8 | intake:")
+	require.Contains(t, out.String(), "FetchCooldown 30ms, FetchPollInterval 50ms")
 
 	q := res.Quiet
 	require.NotNil(t, q)

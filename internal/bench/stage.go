@@ -96,6 +96,8 @@ func (e *env) serverConfig(dbURL, key string, retryScale float64) (*server.Confi
 		BulkWhileLive:          e.cfg.BulkWhileLive,
 		DBMaxConns:             e.cfg.DBMaxConns,
 		HTTPTimeout:            e.cfg.HTTPTimeout,
+		FetchCooldown:          e.cfg.FetchCooldown,
+		FetchPollInterval:      e.cfg.FetchPollInterval,
 		RateLimitManagement:    e.cfg.ManagementRate,
 		RateLimitIntakeAccount: e.cfg.IntakeRate,
 		ShutdownTimeout:        stopTimeout,

@@ -67,6 +67,7 @@ func cpuModel() string {
 func serverSettings(cfg *Config) string {
 	c := (&server.Config{
 		MaxWorkers: cfg.MaxWorkers, WebhookConcurrency: cfg.WebhookConcurrency, DBMaxConns: cfg.DBMaxConns, HTTPTimeout: cfg.HTTPTimeout,
+		FetchCooldown: cfg.FetchCooldown, FetchPollInterval: cfg.FetchPollInterval,
 	}).WithDefaults()
 	bulk := "no limit"
 	switch {
