@@ -106,13 +106,5 @@ func (a *API) SkipFIFOHead(ctx context.Context, p *Principal, req *apitype.FIFOS
 // decodeFIFOSkip reads POST /v1/webhooks/{id}/fifo/skip: the path's id,
 // then the body.
 func decodeFIFOSkip(w http.ResponseWriter, r *http.Request, req *apitype.FIFOSkip) *Error {
-	id, e := pathID(r, ident.Webhook, "webhook")
-	if e != nil {
-		return e
-	}
-	if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
-		return e
-	}
-	req.ID = id
-	return nil
+	return decodeWebhookBody(w, r, SmallBodyLimit, false, req, &req.ID)
 }

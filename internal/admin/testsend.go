@@ -142,15 +142,5 @@ func (a *API) SendTest(ctx context.Context, p *Principal, req *apitype.TestSendR
 // decodeSendTest reads POST /v1/webhooks/{id}/test: the path's id, then
 // the body, which may be empty.
 func decodeSendTest(w http.ResponseWriter, r *http.Request, req *apitype.TestSendRequest) *Error {
-	id, e := pathID(r, ident.Webhook, "webhook")
-	if e != nil {
-		return e
-	}
-	if r.ContentLength != 0 {
-		if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
-			return e
-		}
-	}
-	req.ID = id
-	return nil
+	return decodeWebhookBody(w, r, SmallBodyLimit, true, req, &req.ID)
 }

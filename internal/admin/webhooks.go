@@ -429,14 +429,24 @@ func (a *API) UpdateWebhook(ctx context.Context, p *Principal, req *apitype.Webh
 // decodeWebhookPatch reads PATCH /v1/webhooks/{id}: the path's id, then
 // the body (at most WebhookBodyLimit bytes).
 func decodeWebhookPatch(w http.ResponseWriter, r *http.Request, req *apitype.WebhookPatch) *Error {
-	id, e := pathID(r, ident.Webhook, "webhook")
+	return decodeWebhookBody(w, r, WebhookBodyLimit, false, req, &req.ID)
+}
+
+// decodeWebhookBody reads the request of a route under /v1/webhooks/{id}
+// that has a body: the path's id into *id (404 when it is no webhook id),
+// then the body into req (decodeJSON, at most limit bytes), in that
+// order; with optional, an empty body leaves req as it is.
+func decodeWebhookBody(w http.ResponseWriter, r *http.Request, limit int64, optional bool, req any, id *string) *Error {
+	given, e := pathID(r, ident.Webhook, "webhook")
 	if e != nil {
 		return e
 	}
-	if e := decodeJSON(w, r, WebhookBodyLimit, req); e != nil {
-		return e
+	if !optional || r.ContentLength != 0 {
+		if e := decodeJSON(w, r, limit, req); e != nil {
+			return e
+		}
 	}
-	req.ID = id
+	*id = given
 	return nil
 }
 
@@ -574,17 +584,7 @@ func (a *API) RotateWebhookSecret(ctx context.Context, p *Principal, req *apityp
 // decodeWebhookRotateSecret reads POST /v1/webhooks/{id}/rotate-secret:
 // the path's id, then the body, which may be empty.
 func decodeWebhookRotateSecret(w http.ResponseWriter, r *http.Request, req *apitype.WebhookRotateSecret) *Error {
-	id, e := pathID(r, ident.Webhook, "webhook")
-	if e != nil {
-		return e
-	}
-	if r.ContentLength != 0 {
-		if e := decodeJSON(w, r, SmallBodyLimit, req); e != nil {
-			return e
-		}
-	}
-	req.ID = id
-	return nil
+	return decodeWebhookBody(w, r, SmallBodyLimit, true, req, &req.ID)
 }
 
 // DeleteWebhook deletes webhook req.ID (DELETE /v1/webhooks/{id}),
