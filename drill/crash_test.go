@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // drillWorkerCrash sends events to a healthy receiver through an API
@@ -60,7 +61,7 @@ func drillWorkerCrash(t *testing.T) {
 		interval := time.Duration(batch) * time.Second / time.Duration(rate)
 		for i := 0; i < events/batch; i++ {
 			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-				time.Sleep(wait)
+				time.Sleep(wait) // sleeps because: open-loop pacing, a batch every interval
 			}
 			ids, err := api.enqueueBatch(ctx, "acct_crash", fmt.Sprintf("crash-%d", i), batch)
 			mu.Lock()
@@ -84,6 +85,7 @@ func drillWorkerCrash(t *testing.T) {
 	stuck := map[string]bool{} // deliveries in flight at any kill so far
 	runFor := time.Duration(events/rate) * time.Second
 	for i := range kills {
+		// sleeps because: the kills are spread evenly over the run.
 		time.Sleep(time.Until(start.Add(runFor * time.Duration(i+1) / time.Duration(kills+1))))
 		worker.kill(t)
 		k := kill{at: time.Now(), received: recv.received()}
@@ -159,15 +161,8 @@ func drillWorkerCrash(t *testing.T) {
 // just after the receiver answers) and fails naming the pending count.
 func waitNoPending(t *testing.T, db *pgxpool.Pool, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testwait.For(t, timeout, func() (bool, string) {
 		n := queryInt(t, db, `SELECT count(*) FROM deliveries WHERE state = 'pending'`)
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d deliveries still pending after %s", n, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return n == 0, fmt.Sprintf("%d deliveries still pending", n)
+	})
 }

@@ -78,7 +78,7 @@ func drillDatabaseRestart(t *testing.T) {
 			prev := time.Now()
 			for i := p; i < total; i += producers {
 				if wait := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); wait > 0 {
-					time.Sleep(wait)
+					time.Sleep(wait) // sleeps because: open-loop pacing at rate per second
 				}
 				ev := eventIn{AccountID: "acct_dbrestart", Type: "drill.event", IdempotencyKey: fmt.Sprintf("db-%d", i), Data: []byte(fmt.Sprintf(`{"n":%d}`, i))}
 				var res struct {
@@ -108,7 +108,7 @@ func drillDatabaseRestart(t *testing.T) {
 						return
 					}
 					mu.Unlock()
-					time.Sleep(100 * time.Millisecond)
+					time.Sleep(100 * time.Millisecond) // sleeps because: a producer's pause before retrying while PostgreSQL restarts
 				}
 			}
 			mu.Lock()
@@ -118,7 +118,7 @@ func drillDatabaseRestart(t *testing.T) {
 	}
 
 	// Restart PostgreSQL halfway through.
-	time.Sleep(time.Until(start.Add(runFor / 2)))
+	time.Sleep(time.Until(start.Add(runFor / 2))) // sleeps because: the restart comes halfway through the load
 	receivedBefore := recv.received()
 	restartAt := time.Now()
 	restartTook := restartPostgres(t, dbURL)
@@ -126,7 +126,9 @@ func drillDatabaseRestart(t *testing.T) {
 
 	// How long until the API accepts again and the worker delivers again.
 	apiBack, workerBack := time.Duration(-1), time.Duration(-1)
-	for waited := time.Now(); time.Since(waited) < recoveryLimit && (apiBack < 0 || workerBack < 0); time.Sleep(20 * time.Millisecond) {
+	sample := time.NewTicker(20 * time.Millisecond) // the recovery times are read every 20 ms
+	defer sample.Stop()
+	for waited := time.Now(); time.Since(waited) < recoveryLimit && (apiBack < 0 || workerBack < 0); <-sample.C {
 		mu.Lock()
 		for _, at := range lastOK {
 			if at.After(restartDone) && apiBack < 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testproc"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 var (
@@ -297,7 +298,7 @@ func (a *apiClient) enqueueBatch(ctx context.Context, account, prefix string, n 
 		if (status != 0 && status < 500) || time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, err
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // sleeps because: a producer's pause before retrying a 5xx or a refused connection
 	}
 }
 
@@ -338,7 +339,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.last = time.Now()
 	r.mu.Unlock()
 	if r.delay > 0 {
-		time.Sleep(r.delay)
+		time.Sleep(r.delay) // sleeps because: a slow endpoint, as configured
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -378,16 +379,10 @@ func (r *receiver) tally(accepted []string) (delivered, duplicated int, missing 
 // waitAll waits until every accepted id has arrived, polling; it returns
 // false at the deadline.
 func (r *receiver) waitAll(accepted []string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, _, missing := r.tally(accepted); len(missing) == 0 {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return testwait.Until(timeout, func() bool {
+		_, _, missing := r.tally(accepted)
+		return len(missing) == 0
+	})
 }
 
 // pool connects to databaseURL with a small pool for the drill's checks.

@@ -147,14 +147,14 @@ func failoverRun(t *testing.T, route string, order int) {
 						mu.Unlock()
 						return
 					}
-					time.Sleep(200 * time.Millisecond)
+					time.Sleep(200 * time.Millisecond) // sleeps because: a producer's pause before retrying during the failover
 				}
 			}
 		}()
 	}
 
 	// The leader's machine dies a few seconds into the load.
-	time.Sleep(pick(3*time.Second, 10*time.Second))
+	time.Sleep(pick(3*time.Second, 10*time.Second)) // sleeps because: the kill comes a few seconds into the load
 	first := cluster.Leader(ctx)
 	require.Equal(t, "node1", first)
 	second := cluster.Other(first).Name
@@ -169,16 +169,16 @@ func failoverRun(t *testing.T, route string, order int) {
 
 	// The old leader's machine comes back: its Patroni rejoins it as a
 	// standby (pg_rewind if it must); then a planned switchover back.
-	time.Sleep(pick(2*time.Second, 5*time.Second))
+	time.Sleep(pick(2*time.Second, 5*time.Second)) // sleeps because: the load runs on the new leader a while first
 	restartAt := time.Now()
 	require.NoError(t, cluster.StartNode(first))
 	require.NoError(t, cluster.WaitSyncStandby(ctx, first))
 	rejoinedAt := time.Now()
-	time.Sleep(pick(2*time.Second, 5*time.Second))
+	time.Sleep(pick(2*time.Second, 5*time.Second)) // sleeps because: the load runs with the rejoined standby a while first
 	switchAt := time.Now()
 	require.NoError(t, cluster.Switchover(ctx, second, first))
 	switchedAt := time.Now()
-	time.Sleep(tail)
+	time.Sleep(tail) // sleeps because: the load goes on a while after the switchover
 	close(stop)
 	wg.Wait()
 	producedFor := time.Since(start)

@@ -101,7 +101,7 @@ func drillHostileCallers(t *testing.T) {
 					p.health = append(p.health, time.Since(began))
 				}
 				p.mu.Unlock()
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond) // sleeps because: a health probe every 50 ms
 			}
 		}()
 		go func() {
@@ -123,7 +123,7 @@ func drillHostileCallers(t *testing.T) {
 					p.ids = append(p.ids, res.ID)
 				}
 				p.mu.Unlock()
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond) // sleeps because: an enqueue probe every 50 ms
 			}
 		}()
 		wg.Wait()
@@ -349,7 +349,7 @@ func slowBody(base string, giveUp time.Time) bool {
 		if _, err := c.Write([]byte{' '}); err != nil {
 			return true
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // sleeps because: the hostile caller trickles a byte every 200 ms
 	}
 	return false
 }

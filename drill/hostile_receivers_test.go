@@ -17,6 +17,7 @@ import (
 
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // hostile is one misbehaving receiver.
@@ -86,7 +87,12 @@ func drillHostileReceivers(t *testing.T) {
 		hostileIDs[h.name] = ids
 		accepted = append(accepted, ids...)
 	}
-	time.Sleep(500 * time.Millisecond) // the hostile attempts are under way
+	// The hostile attempts are under way: every unfinished delivery job
+	// (all of them hostile now) has been taken by the worker once.
+	testwait.For(t, finishLimit, func() (bool, string) {
+		n := queryInt(t, db, `SELECT count(*) FROM river_job WHERE kind = 'webhookd.delivery' AND attempted_at IS NULL AND finalized_at IS NULL`)
+		return n == 0, fmt.Sprintf("%d hostile delivery jobs not yet taken", n)
+	})
 	beside, ok := drain("beside")
 	require.True(t, ok, "healthy events lost beside the hostile receivers")
 
@@ -194,7 +200,7 @@ func startHostiles(t *testing.T, ctx context.Context, timeout time.Duration) []h
 				return
 			}
 			w.(http.Flusher).Flush()
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // sleeps because: an endless body trickles
 		}
 	}))
 	huge := serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -212,7 +218,7 @@ func startHostiles(t *testing.T, ctx context.Context, timeout time.Duration) []h
 		http.Redirect(w, r, redirect, http.StatusFound)
 	}))
 	late := serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		time.Sleep(timeout + 500*time.Millisecond) // answers whether or not anyone still listens
+		time.Sleep(timeout + 500*time.Millisecond) // sleeps because: a slow endpoint; answers whether or not anyone still listens
 		w.WriteHeader(http.StatusOK)
 	}))
 

@@ -19,6 +19,7 @@ import (
 	"github.com/mono/webhookd/internal/netns"
 	"github.com/mono/webhookd/internal/pgcluster"
 	"github.com/mono/webhookd/internal/testproc"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // The partition drills run one worker process inside a network namespace
@@ -103,19 +104,17 @@ func (e *partitionEnv) startInNamespace(t *testing.T, name string, env []string)
 		}
 	})
 	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testwait.For(t, 60*time.Second, func() (bool, string) {
 		resp, err := client.Get(p.base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return true, ""
 			}
 		}
 		require.True(t, p.alive(), "%s exited:\n%s", name, p.out.String())
-		require.True(t, time.Now().Before(deadline), "%s not healthy after 60 s:\n%s", name, p.out.String())
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%s not healthy:\n%s", name, p.out.String())
+	})
 	return p, "http://" + metricsAddr
 }
 
@@ -243,7 +242,7 @@ func produce(t *testing.T, base, account, prefix string, rate, total int, stop <
 						mu.Unlock()
 						return
 					}
-					time.Sleep(200 * time.Millisecond)
+					time.Sleep(200 * time.Millisecond) // sleeps because: a producer's pause before retrying while cut
 				}
 			}
 		}()
@@ -290,7 +289,7 @@ func drillPartitionDatabase(t *testing.T) {
 	start := time.Now()
 	results := produce(t, apiProc.base, "acct_partition_db", "pdb", rate, rate*int(loadFor/time.Second), stop)
 
-	time.Sleep(time.Until(start.Add(cutAfter)))
+	time.Sleep(time.Until(start.Add(cutAfter))) // sleeps because: the cut comes cutAfter into the load
 	fromNSBefore := recv.lastFrom(e.ns.NSIP)
 	require.False(t, fromNSBefore.IsZero(), "the namespace's worker delivered nothing before the cut")
 	running := queryInt(t, db, `SELECT count(*) FROM river_job WHERE state = 'running'`)
@@ -300,20 +299,22 @@ func drillPartitionDatabase(t *testing.T) {
 
 	// While cut: when did the namespace's worker last start an attempt,
 	// and did everything accepted before the cut arrive anyway?
-	time.Sleep(time.Until(cutAt.Add(cutFor)))
+	time.Sleep(time.Until(cutAt.Add(cutFor))) // sleeps because: the cut lasts cutFor
 	lastNS := recv.lastFrom(e.ns.NSIP)
 	healAt := time.Now()
 	require.NoError(t, e.ns.Heal())
 
 	// Back: the namespace's worker delivers again, same process.
 	var rejoin time.Duration = -1
-	for deadline := time.Now().Add(recovery); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	sample := time.NewTicker(100 * time.Millisecond) // the rejoin time is read every 100 ms
+	defer sample.Stop()
+	for deadline := time.Now().Add(recovery); time.Now().Before(deadline); <-sample.C {
 		if at := recv.lastFrom(e.ns.NSIP); at.After(healAt) {
 			rejoin = at.Sub(healAt)
 			break
 		}
 	}
-	time.Sleep(time.Until(start.Add(loadFor)))
+	time.Sleep(time.Until(start.Add(loadFor))) // sleeps because: the load runs for loadFor
 	close(stop)
 	accepted := results()
 
@@ -343,12 +344,10 @@ func drillPartitionDatabase(t *testing.T) {
 	succeededTwice := queryInt(t, db, `SELECT count(*) FROM (SELECT delivery_id FROM attempts WHERE status_code BETWEEN 200 AND 299 GROUP BY 1 HAVING count(*) > 1) x`)
 	var attemptsInFlight, conns float64
 	var gaugeErr error
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	testwait.Until(10*time.Second, func() bool {
 		attemptsInFlight, conns, gaugeErr = gauges(nsMetrics)
-		if gaugeErr != nil || (attemptsInFlight == 0 && conns <= idleConns) || time.Now().After(deadline) {
-			break
-		}
-	}
+		return gaugeErr != nil || (attemptsInFlight == 0 && conns <= idleConns)
+	})
 
 	res := &Result{
 		order:     7,
@@ -418,11 +417,12 @@ func drillPartitionReceivers(t *testing.T) {
 	// Mid-cut: attempts in flight (the dropped ones wait out the 2 s
 	// timeout).
 	var peakAttempts, peakConns float64
-	for time.Since(cutAt) < cutFor {
+	sample := time.NewTicker(250 * time.Millisecond) // the gauges are read every 250 ms
+	defer sample.Stop()
+	for ; time.Since(cutAt) < cutFor; <-sample.C {
 		a, c, err := gauges(nsMetrics)
 		require.NoError(t, err)
 		peakAttempts, peakConns = max(peakAttempts, a), max(peakConns, c)
-		time.Sleep(250 * time.Millisecond)
 	}
 	require.NoError(t, e.ns.Heal())
 	healAt := time.Now()
@@ -438,14 +438,12 @@ func drillPartitionReceivers(t *testing.T) {
 
 	// The gauges of an idle worker: zero, within a few seconds.
 	var endAttempts, endConns float64
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	testwait.Until(10*time.Second, func() bool {
 		a, c, err := gauges(nsMetrics)
 		require.NoError(t, err)
 		endAttempts, endConns = a, c
-		if (a == 0 && c <= idleConns) || time.Now().After(deadline) {
-			break
-		}
-	}
+		return a == 0 && c <= idleConns
+	})
 
 	kinds := func(account string) string {
 		rows, err := db.Query(context.Background(), `
