@@ -85,17 +85,6 @@ func (a *API) admitting(op *opSpec, next http.Handler) http.Handler {
 	})
 }
 
-// accountOf resolves the account an operation acts on for p, by
-// accountFor's rules: given, or p's own account when given is "" and p
-// is bound to one; another account than p's is 403 account_not_allowed.
-// Until accountFor itself takes a Principal (when webhooks.go is
-// converted), it is called here through a request carrying p, so that the
-// rule stays written once.
-func accountOf(p *Principal, given string) (string, *Error) {
-	r := (&http.Request{}).WithContext(context.WithValue(context.Background(), principalKey{}, p))
-	return accountFor(r, &given)
-}
-
 // loadedFor is an operation's answer to loading what (id) for p: nil
 // when err is nil and the object's account (accountID, called only then)
 // is p's to see; 404 when it is unknown or another account's, as if it

@@ -623,15 +623,20 @@ func validationError(err error) *Error {
 	return &Error{Status: status, Code: v.Code, Field: v.Field, Message: v.Message}
 }
 
-// accountFor resolves the account a request acts on: the body's account_id,
-// or for a key bound to an account, that account when the body names none.
-// A bound key naming another account gets 403.
+// accountFor is accountOf for the request's Principal: the body's
+// account_id (given, nil for none).
 func accountFor(r *http.Request, given *string) (string, *Error) {
-	p := principalFrom(r.Context())
 	accountID := ""
 	if given != nil {
 		accountID = *given
 	}
+	return accountOf(principalFrom(r.Context()), accountID)
+}
+
+// accountOf resolves the account an operation acts on for p: given, or
+// for a key bound to an account, that account when given is "". A bound
+// key naming another account gets 403 account_not_allowed.
+func accountOf(p *Principal, accountID string) (string, *Error) {
 	if accountID == "" && p.AccountID != "" {
 		return p.AccountID, nil
 	}
