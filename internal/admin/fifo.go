@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
@@ -96,11 +97,43 @@ func (a *API) SkipFIFOHead(ctx context.Context, p *Principal, req *apitype.FIFOS
 		return nil, a.internal("error skipping a FIFO head", err, zap.String("webhook_id", hook.ID))
 	}
 	a.logger.Info("dead FIFO head skipped", zap.String("webhook_id", hook.ID), zap.String("delivery_id", *req.DeliveryID))
+	a.rewakeFIFOHead(hook.ID)
 	out := renderWebhook(hook)
 	if err := a.withFIFO(ctx, &out); err != nil {
 		return nil, errInternal(err)
 	}
 	return &out, nil
+}
+
+// fifoRewakes are when, after a skip, the new head's job is woken again.
+// The skip's own wake misses a job that is running at that moment: the job
+// that was waiting behind the dead head may just have looked, seen it dead,
+// and be about to snooze for dispatcher's blocked wait (5 minutes), which
+// River records only after the run returns. Waking again once those
+// snoozes are recorded bounds the delay to seconds. A wake finds nothing to
+// do when the head's job already runs or ran.
+var fifoRewakes = []time.Duration{time.Second, 5 * time.Second, 20 * time.Second}
+
+// rewakeFIFOHead wakes webhookID's head's job at each of fifoRewakes after
+// now, in the background (best effort: a failure is logged at debug; the
+// job's own wait still bounds the delay).
+func (a *API) rewakeFIFOHead(webhookID string) {
+	start := time.Now()
+	go func() {
+		for _, at := range fifoRewakes {
+			time.Sleep(time.Until(start.Add(at)))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			woke, err := store.WakeFIFOHead(ctx, a.pool, webhookID, a.now().UTC())
+			cancel()
+			if err != nil {
+				a.logger.Debug("error waking a FIFO head again after a skip", zap.String("webhook_id", webhookID), zap.Error(err))
+				return
+			}
+			if woke {
+				a.logger.Debug("FIFO head woken again after a skip", zap.String("webhook_id", webhookID), zap.Duration("after", at))
+			}
+		}
+	}()
 }
 
 // decodeFIFOSkip reads POST /v1/webhooks/{id}/fifo/skip: the path's id,

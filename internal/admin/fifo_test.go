@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // ordering through POST, PATCH and GET ("none" by default, "fifo"),
@@ -84,4 +86,42 @@ func TestWebhookFIFOSetting(t *testing.T) {
 	require.Equal(t, "none", switched.Ordering)
 	require.Nil(t, switched.FIFO)
 	require.Equal(t, "none", get(hook.ID).Ordering)
+}
+
+// A skip made while the job waiting behind the dead head is running (it has
+// just seen the head dead and is about to snooze for the blocked wait, 5
+// minutes) still moves the line within seconds: the skip's own wake misses
+// a running job, so the skip wakes the new head again once River has
+// recorded that snooze. The test holds the job "running" across the skip
+// and then records the 5-minute snooze itself, as River's completer would.
+func TestFIFOSkipWakesAJobSnoozedDuringTheSkip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := startServer(t, true)
+	recv := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
+	var hook apitype.Webhook
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks",
+		body: `{"account_id":"acct_fifo_race","url":"` + recv.URL + `/hook","ordering":"fifo"}`}), http.StatusCreated, &hook)
+	var ids []string
+	for range 2 {
+		var ev apitype.Enqueued
+		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_fifo_race","type":"ping","data":{}}`}), http.StatusAccepted, &ev)
+		ids = append(ids, ev.Deliveries[0].ID)
+	}
+	testwait.For(t, 2*time.Minute, func() (bool, string) {
+		var v apitype.Webhook
+		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &v)
+		return v.FIFO != nil && v.FIFO.BlockedBy != nil, "the line is not blocked yet"
+	})
+	recv.SetRespond(testreceiver.Status(http.StatusOK))
+
+	var jobID int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT job_id FROM deliveries WHERE id = $1`, ids[1]).Scan(&jobID))
+	_, err := b.pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempted_at = now() WHERE id = $1`, jobID)
+	require.NoError(t, err)
+	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/webhooks/" + hook.ID + "/fifo/skip", body: `{"delivery_id":"` + ids[0] + `"}`}), http.StatusOK, new(apitype.Webhook))
+	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'scheduled', scheduled_at = now() + interval '5 minutes' WHERE id = $1`, jobID)
+	require.NoError(t, err)
+
+	b.waitDeliveryState(t, ids[1], "succeeded")
 }
