@@ -3,12 +3,12 @@ package dispatcher
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/mono/webhookd/internal/webhookrule"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // FuzzEnvelope runs arbitrary producer input through what Enqueue does
@@ -36,7 +36,7 @@ func FuzzEnvelope(f *testing.F) {
 		p, err := prepare(ev, now)
 		if err != nil {
 			var v *ValidationError
-			require.True(t, errors.As(err, &v), "prepare failed with %v, not a *ValidationError", err)
+			require.ErrorAs(t, err, &v, "prepare failed with %v, not a *ValidationError", err)
 			require.NotEmpty(t, v.Field)
 			require.NotEmpty(t, v.Code)
 			if v.Field == "occurred_at" { // checked when the envelope is built

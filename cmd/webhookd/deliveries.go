@@ -208,7 +208,7 @@ func runDeliveriesShow(ctx context.Context, args []string, out io.Writer) error 
 // showOne runs a `<noun> show ID` command: one id, fetched with get and
 // printed as a table with print, or as JSON with -json.
 func showOne[T any](ctx context.Context, args []string, out io.Writer, name, what string,
-	get func(*client.Client, context.Context, string) (T, error), print func(io.Writer, T)) error {
+	get func(*client.Client, context.Context, string) (T, error), show func(io.Writer, T)) error {
 	s := newSettings(name)
 	newClient := apiFlags(s)
 	asJSON := s.fs.Bool("json", false, "print JSON")
@@ -230,7 +230,7 @@ func showOne[T any](ctx context.Context, args []string, out io.Writer, name, wha
 	if *asJSON {
 		return printJSON(out, v)
 	}
-	print(out, v)
+	show(out, v)
 	return nil
 }
 

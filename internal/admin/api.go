@@ -348,7 +348,7 @@ func (a *API) routes() []route {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.routes() {
-		var h http.Handler = a.withBatchIntake(rt, rt.handler)
+		var h http.Handler = a.withBatchIntake(rt, rt.handler) //nolint:staticcheck // h is reassigned to other http.Handler types below
 		if rt.method == http.MethodPost || rt.method == http.MethodPatch {
 			h = a.withBodyBudget(bodyLimit(rt), h)
 		}

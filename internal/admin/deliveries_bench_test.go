@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -422,7 +423,7 @@ func benchCursorAt(b *testing.B, pool *pgxpool.Pool, f *store.DeliveryFilter, k 
 	var c store.DeliveryCursor
 	err = pool.QueryRow(context.Background(), "SELECT q.created_at, q.id FROM ("+query+") AS q ORDER BY q.created_at, q.id LIMIT 1",
 		append([]any{pgx.QueryExecModeExec}, args...)...).Scan(&c.CreatedAt, &c.ID)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
@@ -433,7 +434,6 @@ func benchCursorAt(b *testing.B, pool *pgxpool.Pool, f *store.DeliveryFilter, k 
 
 // planSummary is what EXPLAIN (ANALYZE) says about a listing query.
 type planSummary struct {
-	indexes []string
 	nodes   []string
 	seqScan bool
 	execMS  float64

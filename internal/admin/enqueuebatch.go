@@ -90,7 +90,7 @@ func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]en
 		default:
 			// Nothing of this transaction was stored; events stored by an
 			// earlier one keep their results.
-			for _, j := range append(todo, later...) {
+			for _, j := range slices.Concat(todo, later) {
 				out[j].err = err
 			}
 			return out, nil

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,7 +54,7 @@ func TestEnqueueEachAnswersEachEventAlone(t *testing.T) {
 	require.ErrorIs(t, out[1].err, dispatcher.ErrIdempotencyKeyReused)
 	require.ErrorIs(t, out[5].err, dispatcher.ErrIdempotencyKeyReused)
 	var invalid *dispatcher.ValidationError
-	require.True(t, errors.As(out[6].err, &invalid), "event 6: %v", out[6].err)
+	require.ErrorAs(t, out[6].err, &invalid, "event 6: %v", out[6].err)
 	require.Equal(t, "data", invalid.Field)
 	require.NoError(t, out[3].err)
 	require.True(t, out[3].res.Repeat)

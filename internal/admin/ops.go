@@ -144,7 +144,8 @@ func handle[Req, Resp any](a *API, status int, decode func(http.ResponseWriter, 
 // anything else, which an operation should not return, is logged and
 // answered by errInternal (500, or 503 when the database is away).
 func (a *API) writeOpError(w http.ResponseWriter, err error) {
-	e, ok := err.(*Error)
+	var e *Error
+	ok := errors.As(err, &e)
 	if !ok {
 		a.logger.Error("unexpected error from an operation", zap.Error(err))
 		e = errInternal(err)

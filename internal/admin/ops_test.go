@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 
@@ -98,7 +97,7 @@ func TestKeyOperations(t *testing.T) {
 	require.ErrorAs(t, err, &revoked, "the 404's cause says the key was revoked already")
 	_, err = api.RevokeKey(ctx, op, &apitype.KeyRevoke{ID: ident.New(ident.Key)})
 	requireAPIError(t, err, http.StatusNotFound, "not_found")
-	require.True(t, errors.Is(err, store.ErrNotFound), "an unknown key's cause is store.ErrNotFound")
+	require.ErrorIs(t, err, store.ErrNotFound, "an unknown key's cause is store.ErrNotFound")
 	_, err = api.RevokeKey(ctx, op, &apitype.KeyRevoke{ID: "key_bad"})
 	requireAPIError(t, err, http.StatusNotFound, "not_found")
 }

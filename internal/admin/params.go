@@ -2,17 +2,13 @@ package admin
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
-	"go.uber.org/zap"
-
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/ident"
-	"github.com/mono/webhookd/internal/store"
 )
 
 // Page sizes of the list routes.
@@ -130,22 +126,4 @@ func pageOf(limit int, cursor string, p ident.Prefix) (page, *Error) {
 		q.Set("cursor", cursor)
 	}
 	return parsePage(q, p)
-}
-
-// checkLoaded turns the outcome of loading one object (what: "webhook")
-// into the error to answer, if any: 404 when it does not exist or belongs to
-// an account the key can't access (accountID is called only when err is
-// nil), 500 for anything else.
-func (a *API) checkLoaded(r *http.Request, what string, err error, accountID func() string) *Error {
-	if err == nil && !principalFrom(r.Context()).CanAccess(accountID()) {
-		err = store.ErrNotFound // another account's object does not exist for this key
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return errNotFound(what)
-	case err != nil:
-		a.logger.Error("error loading "+what, zap.String("id", r.PathValue("id")), zap.Error(err))
-		return errInternal(err)
-	}
-	return nil
 }

@@ -375,10 +375,3 @@ func (l *limiter) sweep(now time.Time) {
 		}
 	}
 }
-
-// size is how many buckets are held (for tests).
-func (l *limiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
-}

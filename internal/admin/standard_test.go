@@ -49,7 +49,7 @@ func TestSignatureScheme(t *testing.T) {
 	require.Equal(t, before, countRows(t, b.pool), "refused creates made nothing")
 	var got apitype.Webhook
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
-	require.Equal(t, "", got.Description, "refused updates changed nothing")
+	require.Empty(t, got.Description, "refused updates changed nothing")
 	require.Equal(t, "mono", got.SignatureScheme)
 
 	// A mono webhook's attempts carry no webhook-* header.
@@ -75,7 +75,7 @@ func TestSignatureScheme(t *testing.T) {
 		http.StatusUnprocessableEntity, "secret_rotation_required", "signature_scheme")
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
 	require.Equal(t, "mono", got.SignatureScheme)
-	require.Equal(t, "", got.Description)
+	require.Empty(t, got.Description)
 
 	// Rotate (an hour's overlap), then switch.
 	var rotated apitype.Webhook

@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -136,7 +135,7 @@ func TestWebhookHealth(t *testing.T) {
 		require.NoError(t, err)
 		_, err = other.WebhookHealth(ctx, flakyHook.ID)
 		var apiErr *client.APIError
-		require.True(t, errors.As(err, &apiErr), "%v", err)
+		require.ErrorAs(t, err, &apiErr, "%v", err)
 		require.Equal(t, http.StatusNotFound, apiErr.Status)
 		require.Equal(t, "not_found", apiErr.Code)
 	})

@@ -99,7 +99,7 @@ func TestWebhookRoutes(t *testing.T) {
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks?account_id=acct_list"}), http.StatusOK, &first)
 		require.Len(t, first.Data, 27)
 		require.Empty(t, first.NextCursor)
-		require.Equal(t, reversed(added), []string{first.Data[0].ID, first.Data[1].ID})
+		require.Equal(t, []string{first.Data[0].ID, first.Data[1].ID}, reversed(added))
 
 		// A page that ends exactly at the last row says so.
 		var exact apitype.Page[apitype.Webhook]
@@ -210,9 +210,9 @@ func TestWebhookRoutes(t *testing.T) {
 		// An account key patches its own webhooks; the empty string clears.
 		key := b.createKey(t, "account", "acct_patch")
 		jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, auth: bearer(key.Key), body: `{"description":""}`}), http.StatusOK, &got)
-		require.Equal(t, "", got.Description)
+		require.Empty(t, got.Description)
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
-		require.Equal(t, "", got.Description)
+		require.Empty(t, got.Description)
 	})
 
 	t.Run("BadInput", func(t *testing.T) {
@@ -288,7 +288,7 @@ func TestWebhookRoutes(t *testing.T) {
 		// The webhook is as it was.
 		var got apitype.Webhook
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
-		require.Equal(t, "", got.Description)
+		require.Empty(t, got.Description)
 	})
 }
 

@@ -33,14 +33,14 @@ func (s *stage) startCommitProbe(ctx context.Context) (*commitProbe, error) {
 	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_commit_probe (id int PRIMARY KEY, n bigint NOT NULL);
 INSERT INTO bench_commit_probe VALUES (1, 0) ON CONFLICT (id) DO NOTHING`); err != nil {
-		conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
+		_ = conn.Close(context.WithoutCancel(ctx)) // best effort
 		return nil, fmt.Errorf("commit probe: %w", err)
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	p := &commitProbe{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
+		defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }() // best effort
 		tick := time.NewTicker(commitProbeEvery)
 		defer tick.Stop()
 		for {

@@ -103,7 +103,7 @@ func (s *stage) startExternalReceiver() (*receiver, string, error) {
 	addr, found := strings.CutPrefix(strings.TrimSpace(line), "listening ")
 	if err != nil || !found || stopped {
 		x.stop()
-		return nil, "", fmt.Errorf("the external receiver did not say where it listens within %s (said %q): %v", externalReceiverStart, line, err)
+		return nil, "", fmt.Errorf("the external receiver did not say where it listens within %s (said %q): %w", externalReceiverStart, line, err)
 	}
 	s.onClose(x.stop)
 	if s.e != nil {
@@ -143,10 +143,10 @@ func (x *externalReceiver) stop() {
 	done := make(chan error, 1)
 	go func() { done <- x.cmd.Wait() }()
 	select {
-	case <-done:
+	case <-done: //nolint:errcheck // stopping: how it exited does not matter
 	case <-time.After(stopTimeout):
 		_ = x.cmd.Process.Kill()
-		<-done
+		<-done //nolint:errcheck // killed: its exit error says so
 	}
 }
 

@@ -118,7 +118,7 @@ func TestBrowserPortalLink(t *testing.T) {
 					return nil
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("%s still not true after 20s (last error: %v)", expr, err)
+					return fmt.Errorf("%s still not true after 20s (last error: %w)", expr, err)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}

@@ -73,7 +73,7 @@ func TestWebhookDeliverySettings(t *testing.T) {
 
 	// Rotated, the secret is in the standard form: the switch saves.
 	b.api(t, http.MethodPost, "/v1/webhooks/"+hook.ID+"/rotate-secret", k.Key, `{}`, http.StatusOK, nil)
-	p = br.get(t, "/dashboard/webhooks/"+hook.ID)
+	br.get(t, "/dashboard/webhooks/"+hook.ID)
 	p = br.post(t, "/dashboard/webhooks/"+hook.ID+"/delivery", form("standard", "pause"))
 	require.Equal(t, http.StatusSeeOther, p.status, p.body)
 	require.Equal(t, "/dashboard/webhooks/"+hook.ID+"?notice=delivery#delivery-h", p.location)

@@ -66,7 +66,7 @@ func TestWebhookTLS(t *testing.T) {
 		return url.Values{"csrf": {br.csrf(t)}, "token_url": {tokenURL}, "client_id": {"mono"}, "client_secret": {"oauth-secret-never-shown"},
 			"scopes": {"a b"}, "audience": {""}, "auth_style": {"body"}}
 	}
-	p = br.get(t, "/dashboard/webhooks/"+hook.ID)
+	br.get(t, "/dashboard/webhooks/"+hook.ID)
 	p = br.post(t, "/dashboard/webhooks/"+hook.ID+"/oauth", oauthForm("http://localhost:9000/token"))
 	require.Equal(t, http.StatusUnprocessableEntity, p.status)
 	require.Contains(t, elementText(p.body, "oauth-error"), "localhost")
@@ -81,7 +81,7 @@ func TestWebhookTLS(t *testing.T) {
 	require.NotContains(t, p.body, "oauth-secret-never-shown")
 
 	// Removed.
-	p = br.get(t, "/dashboard/webhooks/"+hook.ID)
+	br.get(t, "/dashboard/webhooks/"+hook.ID)
 	p = br.post(t, "/dashboard/webhooks/"+hook.ID+"/tls", url.Values{"csrf": {br.csrf(t)}, "remove": {"1"}})
 	require.Equal(t, http.StatusSeeOther, p.status, p.body)
 	p = br.get(t, p.location)

@@ -749,9 +749,7 @@ func redact(message string, urls ...string) string {
 			continue
 		}
 		parts = append(parts, u.Host, u.Hostname(), u.RawQuery, u.EscapedPath(), u.Path)
-		for _, segment := range strings.Split(u.Path, "/") {
-			parts = append(parts, segment)
-		}
+		parts = append(parts, strings.Split(u.Path, "/")...)
 		for key, values := range u.Query() {
 			parts = append(parts, key)
 			parts = append(parts, values...)

@@ -20,9 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/mono/webhookd/internal/testdns"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/stretchr/testify/require"
 )
 
 // The tests only ever listen on and connect to 127.0.0.2 and ::1.

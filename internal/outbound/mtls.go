@@ -262,8 +262,8 @@ type tlsTransport struct {
 	dropped bool                // no longer kept; under mu
 }
 
-func newTLSTransports(base *http.Transport, max int) *tlsTransports {
-	return &tlsTransports{max: max, base: base, now: time.Now,
+func newTLSTransports(base *http.Transport, limit int) *tlsTransports {
+	return &tlsTransports{max: limit, base: base, now: time.Now,
 		m: make(map[[sha256.Size]byte]*tlsTransport), refs: make(map[[sha256.Size]byte]*tlsTransport)}
 }
 

@@ -136,7 +136,7 @@ func FuzzIPv4Spellings(f *testing.F) {
 func urlCode(err error) string {
 	var e *URLError
 	if errors.As(err, &e) {
-		return string(e.Code)
+		return e.Code
 	}
 	return err.Error()
 }

@@ -266,7 +266,7 @@ func TestPolicyValidateURLNilPolicy(t *testing.T) {
 
 	_, err = policy.ValidateURL("http://10.0.0.1/")
 	var urlErr *URLError
-	require.True(t, errors.As(err, &urlErr))
+	require.ErrorAs(t, err, &urlErr)
 	require.Equal(t, URLErrorCodePrivateAddress, urlErr.Code)
 }
 
