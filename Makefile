@@ -21,9 +21,18 @@ test-devenv: ## Run the cmd tests with DATABASE_URL exported, as a developer run
 	$(PGTMP) sh -c 'DATABASE_URL="$$TEST_DATABASE_URL" $(GO) test -count=1 -timeout 10m ./cmd/...'
 
 .PHONY: vet
-vet: ## Run go vet and fail on files gofmt would change
+vet: lint ## Run go vet, fail on files gofmt would change, and run golangci-lint
 	$(GO) vet ./...
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+# golangci-lint with .golangci.yaml, the version pinned in .ci/install-lint.sh
+# (installed there on first use).
+GOLANGCI_LINT := $(shell $(GO) env GOPATH)/bin/golangci-lint
+
+.PHONY: lint
+lint: ## Run golangci-lint (.golangci.yaml; installs the pinned version if missing)
+	@.ci/install-lint.sh >/dev/null
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: build
 build: ## Build bin/webhookd

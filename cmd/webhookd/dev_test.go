@@ -84,7 +84,7 @@ func TestDev(t *testing.T) {
 	// printed key.
 	base, key := m[1], m[2]
 	for name, path := range map[string]string{"Dashboard": "/dashboard/", "River UI": "/riverui/", "API reference": "/docs"} {
-		require.Regexp(t, regexp.MustCompile(`(?m)^  `+name+`: +`+regexp.QuoteMeta(base+path)+`( |$)`), text)
+		require.Regexp(t, `(?m)^  `+name+`: +`+regexp.QuoteMeta(base+path)+`( |$)`, text)
 	}
 	requireDevPage(t, base+"/riverui/", key)
 	requireDevPage(t, base+"/docs", "")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -144,7 +143,7 @@ func requireFIFOOrder(t *testing.T, log []fifoAttempt, order []string) {
 	for i, r := range log {
 		p, ok := place[r.eventID]
 		require.True(t, ok, "request %d: unknown event %s", i, r.eventID)
-		require.LessOrEqual(t, p, done+1, fmt.Sprintf("request %d: event %d attempted before event %d succeeded", i, p, done+1))
+		require.LessOrEqual(t, p, done+1, "request %d: event %d attempted before event %d succeeded", i, p, done+1)
 		if r.ok && p == done+1 {
 			done = p
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -395,7 +394,7 @@ func TestKeysCommandExit(t *testing.T) {
 		cmd.Stderr = &stderr
 		err := cmd.Run()
 		var exit *exec.ExitError
-		require.True(t, errors.As(err, &exit), "%v: %v", args, err)
+		require.ErrorAs(t, err, &exit, "%v: %v", args, err)
 		require.NotZero(t, exit.ExitCode(), args)
 		require.True(t, strings.HasPrefix(stderr.String(), "webhookd: keys"), "%v: %s", args, stderr.String())
 	}

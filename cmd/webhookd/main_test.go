@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -172,9 +171,9 @@ func TestServeRealTimeSchedule(t *testing.T) {
 
 	reqs := recv.Requests()
 	require.Len(t, reqs, 10)
-	table := []time.Duration{30, 90, 210, 450, 930, 1890, 3810, 7650, 15330}
+	table := []int64{30, 90, 210, 450, 930, 1890, 3810, 7650, 15330}
 	for i := 1; i < len(reqs); i++ {
-		want := table[i-1] * time.Second / 1000
+		want := time.Duration(table[i-1]) * time.Second / 1000
 		gap := reqs[i].At.Sub(reqs[i-1].At)
 		require.GreaterOrEqual(t, gap, want, "gap before attempt %d is early", i+1)
 		require.LessOrEqual(t, gap, want+time.Second, "gap before attempt %d is more than a second late", i+1)
@@ -380,7 +379,7 @@ func TestMigrateTwice(t *testing.T) {
 	cmd.Env = testproc.Env()
 	out, err = cmd.CombinedOutput()
 	require.Error(t, err)
-	require.True(t, strings.Contains(string(out), "unknown command"))
+	require.Contains(t, string(out), "unknown command")
 }
 
 // insertNinthFailure enqueues an event for account as if its delivery had
