@@ -35,3 +35,20 @@ ensure_installed() {
   fi
   echo "==> $("$version")"
 }
+
+# go_install_pinned NAME MODULE PKG VERSION: go install PKG@VERSION into
+# $(go env GOPATH)/bin unless the binary NAME there was built from MODULE at
+# VERSION; outside webhookd's module, so the tool's dependencies stay out of
+# go.mod. Prints "==> " and where the tool is.
+go_install_pinned() {
+  local name=$1 module=$2 pkg=$3 version=$4
+  local gobin bin
+  gobin="$(go env GOPATH)/bin"
+  bin="$gobin/$name"
+  if [ -x "$bin" ] && go version -m "$bin" 2>/dev/null | grep -q "mod[[:space:]]*$module[[:space:]]*$version"; then
+    echo "==> $name $version: $bin"
+  else
+    echo "==> $name $version is missing: go install $pkg@$version (into $gobin)"
+    (cd / && GOBIN="$gobin" GOFLAGS=-mod=mod go install "$pkg@$version")
+  fi
+}

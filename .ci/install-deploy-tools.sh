@@ -12,19 +12,13 @@
 #
 # Waits for another apt/dpkg run to release its lock rather than failing.
 set -euo pipefail
+# shellcheck source=apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # The helm release the chart is checked with. Bump it here only.
 HELM_VERSION=v4.3.2
 
-gobin="$(go env GOPATH)/bin"
-helm="$gobin/helm"
-if [ -x "$helm" ] && go version -m "$helm" 2>/dev/null | grep -q "mod[[:space:]]*helm.sh/helm/v4[[:space:]]*$HELM_VERSION"; then
-  echo "==> helm $HELM_VERSION: $helm"
-else
-  echo "==> helm $HELM_VERSION is missing: go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION (into $gobin)"
-  # Outside the module: helm's dependencies stay out of webhookd's go.mod.
-  (cd / && GOBIN="$gobin" GOFLAGS=-mod=mod go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
-fi
+go_install_pinned helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
