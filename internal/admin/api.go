@@ -59,7 +59,7 @@
 //     authenticates only and lets admitting/admit check scope and rate.
 //  6. Callers: the dashboard calls d.api.X(r.Context(), s.Principal, req)
 //     and shows opError(err); the CLI calls it with OperatorPrincipal.
-//     Delete the old handler, the dashboard's d.call and its mirror type.
+//     Delete the old handler.
 //  7. Tests: the route's HTTP tests and authmatrix_test.go must pass
 //     unchanged; add a direct call test (ops_test.go) for the rules.
 package admin
