@@ -36,9 +36,9 @@ func TestDeliveryOperations(t *testing.T) {
 	require.NoError(t, err)
 	api, err := admin.New(b.pool, enqueuer, b.keys, nil)
 	require.NoError(t, err)
-	own := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_dops"}
-	other := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_other"}
-	events := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeEventsWrite, AccountID: "acct_dops"}
+	own := keyPrincipal(store.ScopeAccount, "acct_dops")
+	other := keyPrincipal(store.ScopeAccount, "acct_other")
+	events := keyPrincipal(store.ScopeEventsWrite, "acct_dops")
 	str := func(s string) *string { return &s }
 
 	t.Run("GetDelivery", func(t *testing.T) {

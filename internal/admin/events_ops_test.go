@@ -24,9 +24,9 @@ func TestEventOperations(t *testing.T) {
 	pool := testdb.New(t)
 	api := newAPIWith(t, pool, nil)
 	op := admin.OperatorPrincipal()
-	own := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_evops"}
-	other := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_other"}
-	events := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeEventsWrite, AccountID: "acct_evops"}
+	own := keyPrincipal(store.ScopeAccount, "acct_evops")
+	other := keyPrincipal(store.ScopeAccount, "acct_other")
+	events := keyPrincipal(store.ScopeEventsWrite, "acct_evops")
 
 	id := ident.New(ident.Event)
 	_, err := pool.Exec(ctx, `INSERT INTO events (id, account_id, type, body, idempotency_key, occurred_at) VALUES ($1, 'acct_evops', 'order.created', '{"n":1}', 'key-1', now())`, id)

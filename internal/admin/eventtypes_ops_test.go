@@ -10,7 +10,6 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/admin"
-	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
 )
@@ -25,9 +24,9 @@ func TestEventTypeOperations(t *testing.T) {
 	pool := testdb.New(t)
 	api := newAPIWith(t, pool, nil)
 	op := admin.OperatorPrincipal()
-	account := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_etops"}
-	events := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeEventsWrite, AccountID: "acct_etops"}
-	portal := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopePortalWrite, AccountID: "acct_etops"}
+	account := keyPrincipal(store.ScopeAccount, "acct_etops")
+	events := keyPrincipal(store.ScopeEventsWrite, "acct_etops")
+	portal := keyPrincipal(store.ScopePortalWrite, "acct_etops")
 	create := &apitype.EventTypeCreate{Type: "order.shipped", Description: "shipped", Schema: json.RawMessage(transferSchema), Example: json.RawMessage(transferExample)}
 
 	seeded := countTable(t, pool, "event_types") // the catalogue's own types

@@ -28,6 +28,12 @@ func requireAPIError(t *testing.T, err error, status int, code string) *admin.Er
 }
 
 // newAPIWith is the API alone on pool with cfg, for calling operations.
+// keyPrincipal is a key's principal: a new key id, scope, bound to account
+// ("" for none).
+func keyPrincipal(scope, account string) *admin.Principal {
+	return &admin.Principal{KeyID: ident.New(ident.Key), Scope: scope, AccountID: account}
+}
+
 func newAPIWith(t *testing.T, pool *pgxpool.Pool, cfg *admin.Config) *admin.API {
 	t.Helper()
 	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
@@ -51,7 +57,7 @@ func TestKeyOperations(t *testing.T) {
 	api, err := admin.NewOperator(pool, nil)
 	require.NoError(t, err)
 	op := admin.OperatorPrincipal()
-	account := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_ops"}
+	account := keyPrincipal(store.ScopeAccount, "acct_ops")
 
 	_, err = api.CreateKey(ctx, nil, &apitype.KeyCreate{Scope: store.ScopeAdmin})
 	requireAPIError(t, err, http.StatusUnauthorized, "missing_api_key")
@@ -143,7 +149,7 @@ func TestGetLimitsOperation(t *testing.T) {
 	pool := testdb.New(t)
 	api := newAPIWith(t, pool, nil)
 
-	bound := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_limits"}
+	bound := keyPrincipal(store.ScopeAccount, "acct_limits")
 	limits, err := api.GetLimits(ctx, bound, &apitype.LimitsQuery{})
 	require.NoError(t, err)
 	require.Equal(t, "acct_limits", limits.AccountID)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/admin"
-	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
 )
@@ -25,8 +24,8 @@ func TestPortalLinkOperations(t *testing.T) {
 	pool := testdb.New(t)
 	api := newAPIWith(t, pool, nil)
 	op := admin.OperatorPrincipal()
-	portal := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopePortalWrite, AccountID: "acct_plops"}
-	account := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_plops"}
+	portal := keyPrincipal(store.ScopePortalWrite, "acct_plops")
+	account := keyPrincipal(store.ScopeAccount, "acct_plops")
 
 	_, err := api.CreatePortalLink(ctx, account, &apitype.PortalLinkCreate{})
 	e := requireAPIError(t, err, http.StatusForbidden, "insufficient_scope")

@@ -24,9 +24,9 @@ func TestWebhookOperations(t *testing.T) {
 	ctx := context.Background()
 	pool := testdb.New(t)
 	api := newAPIWith(t, pool, nil) // no Sender: test sends answer 503
-	own := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_wh_ops_a"}
-	other := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeAccount, AccountID: "acct_wh_ops_b"}
-	events := &admin.Principal{KeyID: ident.New(ident.Key), Scope: store.ScopeEventsWrite, AccountID: "acct_wh_ops_a"}
+	own := keyPrincipal(store.ScopeAccount, "acct_wh_ops_a")
+	other := keyPrincipal(store.ScopeAccount, "acct_wh_ops_b")
+	events := keyPrincipal(store.ScopeEventsWrite, "acct_wh_ops_a")
 	str := func(s string) *string { return &s }
 
 	// Create: 401 without a principal, 403 for another scope or account,
