@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
 	"github.com/mono/webhookd/internal/store"
 )
 
@@ -129,3 +132,44 @@ func takeFIFOSeqs(ctx context.Context, db store.DB, events []*store.NewEvent, ta
 	}
 	return nil
 }
+
+// SkipFIFOHead takes the dead head deliveryID out of webhookID's line and
+// wakes the next head's job, in one transaction on db (store.SkipFIFOHead:
+// store.ErrNotBlocking when deliveryID is not the dead head); then it wakes
+// the new head again at each of fifoRewakes, in the background.
+//
+// The transaction's wake can't reach a job that is running, and the job
+// waiting behind a dead head may be running at that moment: it has just
+// seen the head dead and is about to snooze for fifoBlockedWait, which River
+// records only after the run returns. Waking again once that snooze is
+// recorded bounds the delay to seconds. A later wake finds nothing to do
+// when the head's job already runs or ran. logger (nil: none) gets a debug
+// line when a wake fails.
+func SkipFIFOHead(ctx context.Context, db store.DB, webhookID, deliveryID string, now func() time.Time, logger *zap.Logger) error {
+	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		return store.SkipFIFOHead(ctx, tx, webhookID, deliveryID, now().UTC())
+	}); err != nil {
+		return err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	start := time.Now()
+	go func() {
+		for _, at := range fifoRewakes {
+			time.Sleep(time.Until(start.Add(at)))
+			wakeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := store.WakeFIFOHead(wakeCtx, db, webhookID, now().UTC())
+			cancel()
+			if err != nil {
+				logger.Debug("error waking a FIFO head again after a skip", zap.String("webhook_id", webhookID), zap.Error(err))
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// fifoRewakes are when, after a skip, the new head's job is woken again
+// (see SkipFIFOHead).
+var fifoRewakes = []time.Duration{time.Second, 5 * time.Second, 20 * time.Second}

@@ -181,11 +181,7 @@ func replay(t *testing.T, db interface {
 	require.NoError(t, tx.Commit(ctx))
 }
 
-func skip(t *testing.T, db interface {
-	Begin(context.Context) (pgx.Tx, error)
-}, webhookID, deliveryID string) error {
+func skip(t *testing.T, db store.DB, webhookID, deliveryID string) error {
 	t.Helper()
-	return pgx.BeginFunc(context.Background(), db, func(tx pgx.Tx) error {
-		return store.SkipFIFOHead(context.Background(), tx, webhookID, deliveryID, time.Now())
-	})
+	return dispatcher.SkipFIFOHead(context.Background(), db, webhookID, deliveryID, time.Now, nil)
 }

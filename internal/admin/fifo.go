@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 )
@@ -87,9 +87,7 @@ func (a *API) SkipFIFOHead(ctx context.Context, p *Principal, req *apitype.FIFOS
 	case hook.Ordering != store.OrderingFIFO:
 		return nil, &Error{Status: http.StatusConflict, Code: "not_fifo", Field: "id", Message: `this webhook's ordering is not "fifo": it has no line to skip in`}
 	}
-	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		return store.SkipFIFOHead(ctx, tx, hook.ID, *req.DeliveryID, a.now().UTC())
-	})
+	err := dispatcher.SkipFIFOHead(ctx, a.pool, hook.ID, *req.DeliveryID, a.now, a.logger)
 	if errors.Is(err, store.ErrNotBlocking) {
 		return nil, &Error{Status: http.StatusConflict, Code: "not_blocking", Field: "delivery_id", Message: "that delivery is not the dead delivery blocking this webhook's line (see fifo.blocked_by): nothing was skipped"}
 	}
@@ -97,43 +95,11 @@ func (a *API) SkipFIFOHead(ctx context.Context, p *Principal, req *apitype.FIFOS
 		return nil, a.internal("error skipping a FIFO head", err, zap.String("webhook_id", hook.ID))
 	}
 	a.logger.Info("dead FIFO head skipped", zap.String("webhook_id", hook.ID), zap.String("delivery_id", *req.DeliveryID))
-	a.rewakeFIFOHead(hook.ID)
 	out := renderWebhook(hook)
 	if err := a.withFIFO(ctx, &out); err != nil {
 		return nil, errInternal(err)
 	}
 	return &out, nil
-}
-
-// fifoRewakes are when, after a skip, the new head's job is woken again.
-// The skip's own wake misses a job that is running at that moment: the job
-// that was waiting behind the dead head may just have looked, seen it dead,
-// and be about to snooze for dispatcher's blocked wait (5 minutes), which
-// River records only after the run returns. Waking again once those
-// snoozes are recorded bounds the delay to seconds. A wake finds nothing to
-// do when the head's job already runs or ran.
-var fifoRewakes = []time.Duration{time.Second, 5 * time.Second, 20 * time.Second}
-
-// rewakeFIFOHead wakes webhookID's head's job at each of fifoRewakes after
-// now, in the background (best effort: a failure is logged at debug; the
-// job's own wait still bounds the delay).
-func (a *API) rewakeFIFOHead(webhookID string) {
-	start := time.Now()
-	go func() {
-		for _, at := range fifoRewakes {
-			time.Sleep(time.Until(start.Add(at)))
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			woke, err := store.WakeFIFOHead(ctx, a.pool, webhookID, a.now().UTC())
-			cancel()
-			if err != nil {
-				a.logger.Debug("error waking a FIFO head again after a skip", zap.String("webhook_id", webhookID), zap.Error(err))
-				return
-			}
-			if woke {
-				a.logger.Debug("FIFO head woken again after a skip", zap.String("webhook_id", webhookID), zap.Duration("after", at))
-			}
-		}
-	}()
 }
 
 // decodeFIFOSkip reads POST /v1/webhooks/{id}/fifo/skip: the path's id,
