@@ -20,6 +20,15 @@ const (
 	OnGonePause = "pause"
 )
 
+// Why a webhook is paused (Webhook.PauseReason): PauseManual by a
+// request; PauseAuto by webhookd, its endpoint failing for too long;
+// PauseGone by a 410 Gone answer when its OnGone is OnGonePause.
+const (
+	PauseManual = "manual"
+	PauseAuto   = "auto"
+	PauseGone   = "gone"
+)
+
 // Webhook is a registered endpoint as the API shows it. Secret is set only
 // in the answer of POST /v1/webhooks (GET /v1/webhooks/{id}/secret reads
 // it later); custom header values and credentials are never shown.

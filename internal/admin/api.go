@@ -30,7 +30,9 @@
 //     cause kept for errors.Is/As by callers in process.
 //
 // Authentication (the Bearer key → Principal) stays HTTP middleware
-// (auth). On the HTTP path, admitting runs the operation's admit before
+// (auth). The dashboard's sessions are operations that take no principal
+// but return one (op_session.go: SignIn, Session, SignOut,
+// OpenPortalSession), judging a key by auth's own rule (keyPrincipal). On the HTTP path, admitting runs the operation's admit before
 // the body is read, so refusals come in the order they always have (401,
 // 403, 429, then the body's 4xx), and marks the request so that the
 // operation does not charge twice.

@@ -115,7 +115,7 @@ func invalidKeyMessage(err error) string {
 
 func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) {
 	hash := apikey.Hash(raw)
-	if a.hasAdmin && subtle.ConstantTimeCompare(hash, a.adminKey[:]) == 1 {
+	if a.isBootstrapHash(hash) {
 		return &Principal{Scope: store.ScopeAdmin}, nil
 	}
 	if !apikey.LooksLikeKey(raw) {
@@ -140,17 +140,35 @@ func (a *API) authenticate(ctx context.Context, raw string) (*Principal, error) 
 		}
 	}
 	now := a.now()
+	p, err := keyPrincipal(k, now)
+	if err != nil {
+		return nil, err
+	}
+	if !cached && (k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedResolution) {
+		if err := store.TouchAPIKey(ctx, a.pool, k.ID, now); err != nil {
+			a.logger.Warn("error recording API key use", zap.String("key_id", k.ID), zap.Error(err))
+		}
+	}
+	return p, nil
+}
+
+// isBootstrapHash reports whether hash is the SHA-256 of the configured
+// bootstrap admin key (false when none is configured).
+func (a *API) isBootstrapHash(hash []byte) bool {
+	return a.hasAdmin && subtle.ConstantTimeCompare(hash, a.adminKey[:]) == 1
+}
+
+// keyPrincipal is the one rule a stored key is judged by, whoever presents
+// it (a Bearer request, a dashboard session on each of its requests): at
+// now it acts as its Principal while it is live, and is refused once
+// revoked or, rotated, past its grace period (an errInvalidKey).
+func keyPrincipal(k *store.APIKey, now time.Time) (*Principal, error) {
 	switch {
 	case k.Live(now):
 	case k.RevokedAt != nil:
 		return nil, &invalidKeyError{reason: authRevoked}
 	default: // a rotated key past its expires_at
 		return nil, &expiredKeyError{at: *k.ExpiresAt}
-	}
-	if !cached && (k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedResolution) {
-		if err := store.TouchAPIKey(ctx, a.pool, k.ID, now); err != nil {
-			a.logger.Warn("error recording API key use", zap.String("key_id", k.ID), zap.Error(err))
-		}
 	}
 	p := &Principal{KeyID: k.ID, Scope: k.Scope}
 	if k.AccountID != nil {

@@ -264,19 +264,24 @@ func renderDelivery(d *store.Delivery) *apitype.Delivery {
 	out := summarize(d)
 	out.Attempts = make([]apitype.Attempt, len(d.AttemptList))
 	out.Replays = make([]apitype.Replay, len(d.Replays))
-	for i, at := range d.AttemptList {
-		out.Attempts[i] = apitype.Attempt{
-			Number: at.Number, Generation: at.Generation, Counted: at.Counted,
-			ScheduledAt: at.ScheduledAt, StartedAt: at.StartedAt,
-			DurationMS: float64(at.Duration.Microseconds()) / 1000,
-			StatusCode: at.StatusCode, ErrorKind: at.ErrorKind, ErrorMessage: at.ErrorMessage,
-			ResponseExcerpt: excerpt(at.ResponseExcerpt), SignatureT: at.SignatureT,
-		}
+	for i := range d.AttemptList {
+		out.Attempts[i] = attemptOf(&d.AttemptList[i])
 	}
 	for i, rp := range d.Replays {
 		out.Replays[i] = apitype.Replay{Generation: rp.Generation, FromState: rp.FromState, KeyID: rp.KeyID, BatchID: rp.BatchID, CreatedAt: rp.CreatedAt}
 	}
 	return &out
+}
+
+// attemptOf is a stored attempt as the API shows it.
+func attemptOf(at *store.AttemptRecord) apitype.Attempt {
+	return apitype.Attempt{
+		Number: at.Number, Generation: at.Generation, Counted: at.Counted,
+		ScheduledAt: at.ScheduledAt, StartedAt: at.StartedAt,
+		DurationMS: float64(at.Duration.Microseconds()) / 1000,
+		StatusCode: at.StatusCode, ErrorKind: at.ErrorKind, ErrorMessage: at.ErrorMessage,
+		ResponseExcerpt: excerpt(at.ResponseExcerpt), SignatureT: at.SignatureT,
+	}
 }
 
 // excerpt makes a stored response excerpt safe to show: valid UTF-8 with no

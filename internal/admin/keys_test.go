@@ -487,8 +487,9 @@ func TestKeyRotation(t *testing.T) {
 	})
 
 	t.Run("Dashboard", func(t *testing.T) {
-		// The dashboard signs in through admin.API.Authenticate: an
-		// expired key is admin.ErrInvalidKey there too.
+		// The dashboard signs in through admin.API.SignIn, which
+		// authenticates as the API does: an expired key is refused there
+		// too.
 		enqueuer, err := dispatcher.NewEnqueuer(b.srv.River(), nil)
 		require.NoError(t, err)
 		api, err := admin.New(b.pool, enqueuer, b.keys, &admin.Config{Policy: &outbound.Policy{AllowPrivate: true}, Now: clock.Now})
@@ -497,16 +498,16 @@ func TestKeyRotation(t *testing.T) {
 		rotated := b.rotateKey(t, old.ID, `{"grace":"90s"}`)
 
 		ctx := context.Background()
-		p, err := api.Authenticate(ctx, old.Key)
+		in, err := api.SignIn(ctx, &admin.SignInRequest{Key: old.Key, TTL: time.Hour})
 		require.NoError(t, err)
-		require.Equal(t, old.ID, p.KeyID)
+		require.Equal(t, old.ID, in.Principal.KeyID)
 		clock.Advance(90 * time.Second)
-		_, err = api.Authenticate(ctx, old.Key)
-		require.ErrorIs(t, err, admin.ErrInvalidKey)
-		p, err = api.Authenticate(ctx, rotated.Key.Key)
+		_, err = api.SignIn(ctx, &admin.SignInRequest{Key: old.Key, TTL: time.Hour})
+		requireAPIError(t, err, http.StatusUnauthorized, "invalid_api_key")
+		in, err = api.SignIn(ctx, &admin.SignInRequest{Key: rotated.Key.Key, TTL: time.Hour})
 		require.NoError(t, err)
-		require.Equal(t, rotated.ID, p.KeyID)
-		require.Equal(t, "acct_rot_dash", p.AccountID)
+		require.Equal(t, rotated.ID, in.Principal.KeyID)
+		require.Equal(t, "acct_rot_dash", in.Principal.AccountID)
 	})
 
 	t.Run("Conflicts", func(t *testing.T) {

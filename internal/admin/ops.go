@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -15,7 +16,8 @@ import (
 // "Typed operations"): an operation's spec (opSpec), the admission every
 // operation starts with (admit: scope, then the per-key rate limit), the
 // HTTP middleware that runs that same admission before a request's body is
-// read (admitting), and the one generic JSON adapter (handle).
+// read (admitting), the one generic JSON adapter (handle), and WithPage,
+// which makes the calls of one front-end page one charge.
 
 // opSpec is what an operation is allowed: its name as a route ("POST
 // /v1/keys", named in 403 messages), the scopes whose keys may call it
@@ -68,6 +70,30 @@ func (a *API) admit(ctx context.Context, p *Principal, op *opSpec) *Error {
 	}
 	h, _ := ctx.Value(headersKey{}).(http.Header)
 	return a.take(h, p, op.budget, 1)
+}
+
+// pageKey is the context key of a *frontPage.
+type pageKey struct{}
+
+// frontPage is one request of a front end (a dashboard page) that makes
+// several operation calls: the first call is counted against the key's
+// management budget, the others are not.
+type frontPage struct{ charged atomic.Bool }
+
+// WithPage returns ctx marking the operation calls made with it as parts
+// of one page: together they count as one request against the caller's
+// management budget, so a page showing twenty webhooks costs what one API
+// request costs, not forty. The first call is charged (and refused 429
+// when the budget is spent).
+func WithPage(ctx context.Context) context.Context {
+	return context.WithValue(ctx, pageKey{}, &frontPage{})
+}
+
+// pageChargedCtx reports whether ctx is that of a call of a page already
+// charged, and marks the page charged otherwise.
+func pageChargedCtx(ctx context.Context) bool {
+	pg, ok := ctx.Value(pageKey{}).(*frontPage)
+	return ok && pg.charged.Swap(true)
 }
 
 // admitting runs admit for op on an authenticated request (auth has put

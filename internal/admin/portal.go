@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,7 +21,7 @@ import (
 // Portal links: a product's backend mints a short-lived, single-use link
 // for a user it has signed in (POST /v1/portal-links) and sends the user's
 // browser to it; the dashboard (package dashboard) opens a session for the
-// link's account with it (OpenPortalLink). Only the token's SHA-256 is
+// link's account with it (OpenPortalSession, op_session.go). Only the token's SHA-256 is
 // stored.
 
 // Portal link lifetimes.
@@ -83,13 +82,7 @@ type PortalLinkError struct {
 func (e *PortalLinkError) Error() string { return "portal link refused: " + e.Reason }
 
 // newPortalToken is PortalTokenPrefix and 32 random bytes in base64url.
-func newPortalToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return PortalTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-}
+func newPortalToken() string { return PortalTokenPrefix + randomToken() }
 
 // looksLikePortalToken reports whether s has the shape of a link's token.
 func looksLikePortalToken(s string) bool {
@@ -229,13 +222,13 @@ type PortalLinkUse struct {
 	UserAgent  string
 }
 
-// OpenPortalLink uses the link of token, once: in one transaction it marks
+// openPortalLink uses the link of token, once: in one transaction it marks
 // the link used (recording use) and calls start, which opens the session
-// (the dashboard's row in dashboard_sessions), so a link is used if and
-// only if its session exists. A link that can't be used is a
+// (OpenPortalSession's row in dashboard_sessions), so a link is used if
+// and only if its session exists. A link that can't be used is a
 // *PortalLinkError and nothing changes. Every use and refusal is logged
 // and counted.
-func (a *API) OpenPortalLink(ctx context.Context, token string, use *PortalLinkUse, start func(tx pgx.Tx, link *store.PortalLink) error) (*store.PortalLink, error) {
+func (a *API) openPortalLink(ctx context.Context, token string, use *PortalLinkUse, start func(tx pgx.Tx, link *store.PortalLink) error) (*store.PortalLink, error) {
 	now := a.now().UTC().Truncate(time.Microsecond)
 	var link *store.PortalLink
 	err := func() error {

@@ -187,7 +187,7 @@ func (a *API) refuseKey(w http.ResponseWriter, r *http.Request, reason string, u
 		unauthorized()
 		return
 	}
-	blocked := a.keyFailed(r, reason)
+	blocked := a.keyFailed(a.trust.ClientIP(r), reason)
 	if blocked <= 0 {
 		unauthorized()
 		return
@@ -197,10 +197,10 @@ func (a *API) refuseKey(w http.ResponseWriter, r *http.Request, reason string, u
 		Message: "too many requests with an invalid API key from this address; a valid key is still accepted"})
 }
 
-// keyFailed counts and logs a key refused for reason from r's client
-// address, and reports how long the address is throttled for (0: not).
-func (a *API) keyFailed(r *http.Request, reason string) time.Duration {
-	blocked := a.authFailures.fail(a.trust.ClientIP(r), reason)
+// keyFailed counts and logs a key refused for reason from client address
+// addr, and reports how long the address is throttled for (0: not).
+func (a *API) keyFailed(addr netip.Addr, reason string) time.Duration {
+	blocked := a.authFailures.fail(addr, reason)
 	if blocked > 0 {
 		a.metrics.AuthFailure(authThrottled)
 	} else {

@@ -104,7 +104,7 @@ func BenchmarkDashboard(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dash, err := dashboard.New(pool, api, nil)
+	dash, err := dashboard.New(api, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

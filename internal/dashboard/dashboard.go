@@ -8,13 +8,22 @@
 //
 // It is served by the API process from embedded templates (html/template,
 // so everything shown is escaped) and embedded CSS and JavaScript; there is
-// no front-end build and nothing is loaded from another origin. A user signs
-// in with an API key (account or admin scope); the session lives in
-// PostgreSQL (table dashboard_sessions), so any replica serves it, and acts
-// as that key. Every action calls the API's typed operations (d.api.X, as
-// the signed-in key, its calls on one page counted once: admin.WithPage),
-// so the dashboard validates, stores and words errors exactly as the JSON
-// API does.
+// no front-end build and nothing is loaded from another origin.
+//
+// The dashboard calls only the API's typed operations (package admin); it
+// holds no database pool and reads no table itself. A user signs in with
+// an API key of account or admin scope (admin.API.SignIn, which
+// authenticates and throttles failed keys as the API does) or a portal
+// link (OpenPortalSession); the session lives in PostgreSQL, so any
+// replica serves it, and each request finds who it acts as through
+// Session, which ends it once its key is revoked or past a rotation's
+// grace period (the API's rule). Every page then calls the operations as
+// that principal (d.api.X, its calls on one page counted once:
+// admin.WithPage), the attempts of a listed page included
+// (ListDeliveryAttempts), so the dashboard validates, stores and words
+// errors exactly as the JSON API does. What is its own: the pages, the
+// cookies, the CSRF token checks (the sign-in form's double-submit token,
+// then the session's) and the same-origin checks.
 package dashboard
 
 import (
@@ -25,7 +34,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/internal/admin"
@@ -55,7 +63,9 @@ type Config struct {
 	// SessionTTL is how long a session lasts after signing in. Defaults to
 	// 12h.
 	SessionTTL time.Duration
-	// Now is the clock. Defaults to time.Now.
+	// Now is the clock of what pages show (whether a listed key has
+	// expired). Defaults to time.Now. Sessions are timed by the API's
+	// clock (admin.Config.Now), whose operations keep them.
 	Now func() time.Time
 	// Logger defaults to zap.NewNop().
 	Logger *zap.Logger
@@ -74,7 +84,6 @@ type Config struct {
 
 // Dashboard serves /dashboard.
 type Dashboard struct {
-	pool   *pgxpool.Pool
 	api    *admin.API
 	ttl    time.Duration
 	now    func() time.Time
@@ -85,10 +94,10 @@ type Dashboard struct {
 	frameAncestors []string
 }
 
-// New returns the dashboard on pool, acting through api.
-func New(pool *pgxpool.Pool, api *admin.API, cfg *Config) (*Dashboard, error) {
-	if pool == nil || api == nil {
-		return nil, errors.New("dashboard.New: pool and api are required")
+// New returns the dashboard, acting through api's operations.
+func New(api *admin.API, cfg *Config) (*Dashboard, error) {
+	if api == nil {
+		return nil, errors.New("dashboard.New: api is required")
 	}
 	if cfg == nil {
 		cfg = &Config{}
@@ -109,7 +118,6 @@ func New(pool *pgxpool.Pool, api *admin.API, cfg *Config) (*Dashboard, error) {
 		return nil, err
 	}
 	d := &Dashboard{
-		pool:   pool,
 		api:    api,
 		ttl:    cmp.Or(cfg.SessionTTL, SessionTTLDefault),
 		now:    cfg.Now,

@@ -461,8 +461,8 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("SessionExpires", func(t *testing.T) {
 		b := setup(t)
-		// A dashboard of its own on the same database, with a clock the
-		// test moves.
+		// A dashboard and API of their own on the same database, with a
+		// clock the test moves (the API's operations time the sessions).
 		var (
 			mu  sync.Mutex
 			now = time.Now()
@@ -470,9 +470,9 @@ func TestDashboard(t *testing.T) {
 		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 		enqueuer, err := dispatcher.NewEnqueuer(b.srv.River(), nil)
 		require.NoError(t, err)
-		api, err := admin.New(b.pool, enqueuer, b.srv.Keys, &admin.Config{BootstrapAdminKey: testserver.AdminKey, Policy: &outbound.Policy{AllowPrivate: true}})
+		api, err := admin.New(b.pool, enqueuer, b.srv.Keys, &admin.Config{BootstrapAdminKey: testserver.AdminKey, Policy: &outbound.Policy{AllowPrivate: true}, Now: clock})
 		require.NoError(t, err)
-		dash, err := dashboard.New(b.pool, api, &dashboard.Config{Now: clock, SessionTTL: time.Hour})
+		dash, err := dashboard.New(api, &dashboard.Config{Now: clock, SessionTTL: time.Hour})
 		require.NoError(t, err)
 		ts := httptest.NewServer(dash.Handler())
 		t.Cleanup(ts.Close)

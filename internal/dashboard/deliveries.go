@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/dispatcher"
-	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/admin"
 )
 
 // deliveryRow is one delivery as listed, with its attempts.
@@ -49,8 +50,8 @@ type deliveryList struct {
 
 // listDeliveries lists a page of deliveries through the API's
 // ListDeliveries with filter (GET /v1/deliveries's parameters; the API
-// validates them) and loads their attempts in one query. The error is the
-// API's, naming the parameter at fault.
+// validates them) and their attempts through ListDeliveryAttempts. The
+// error is the API's, naming the parameter at fault.
 func (d *Dashboard) listDeliveries(r *http.Request, filter url.Values, cursor string) (deliveryList, string, *apiError) {
 	s := sessionFrom(r.Context())
 	req := deliveryListOf(filter)
@@ -66,21 +67,16 @@ func (d *Dashboard) listDeliveries(r *http.Request, filter url.Values, cursor st
 	for i, dl := range page.Data {
 		ids[i] = dl.ID
 	}
-	attempts := map[string][]store.AttemptRecord{}
-	if len(ids) > 0 {
-		var err error
-		// The deliveries came from the API under this key's scope, so their
-		// attempts are this key's to see.
-		attempts, err = store.DeliveriesAttempts(r.Context(), d.pool, ids, ExcerptShown+1)
-		if err != nil {
-			return deliveryList{}, "", internalError(err)
-		}
+	// The attempts of the whole page, in one query.
+	attempts, err := d.api.ListDeliveryAttempts(r.Context(), s.Principal, &admin.DeliveryAttemptsRequest{IDs: ids, ExcerptMax: ExcerptShown})
+	if err != nil {
+		return deliveryList{}, "", opError(err)
 	}
 	list := deliveryList{Rows: make([]deliveryRow, len(page.Data))}
 	for i, dl := range page.Data {
-		row := deliveryRow{Delivery: dl, LastStatus: "—", Replayable: dl.State == store.StateDead}
-		for _, a := range attempts[dl.ID] {
-			row.Attempts = append(row.Attempts, newAttemptRow(a))
+		row := deliveryRow{Delivery: dl, LastStatus: "—", Replayable: dl.State == apitype.StateDead}
+		for _, a := range attempts.Attempts[dl.ID] {
+			row.Attempts = append(row.Attempts, newAttemptRow(&a))
 		}
 		if n := len(row.Attempts); n > 0 {
 			row.LastStatus = row.Attempts[n-1].Status
@@ -106,8 +102,9 @@ func deliveryListOf(filter url.Values) *apitype.DeliveryList {
 	return req
 }
 
-func newAttemptRow(a store.AttemptRecord) attemptRow {
-	row := attemptRow{Number: a.Number, Generation: a.Generation, Counted: a.Counted, StartedAt: a.StartedAt, Duration: a.Duration}
+func newAttemptRow(a *admin.ListedAttempt) attemptRow {
+	row := attemptRow{Number: a.Number, Generation: a.Generation, Counted: a.Counted, StartedAt: a.StartedAt,
+		Duration: time.Duration(math.Round(a.DurationMS*1000)) * time.Microsecond, Cut: a.ExcerptCut}
 	switch {
 	case a.StatusCode != nil:
 		row.Status = strconv.Itoa(*a.StatusCode)
@@ -122,13 +119,9 @@ func newAttemptRow(a store.AttemptRecord) attemptRow {
 	if a.ErrorMessage != nil {
 		row.ErrorMessage = *a.ErrorMessage
 	}
-	excerpt := a.ResponseExcerpt
-	if len(excerpt) > ExcerptShown {
-		excerpt, row.Cut = excerpt[:ExcerptShown], true
+	if a.ResponseExcerpt != nil {
+		row.Excerpt = *a.ResponseExcerpt
 	}
-	// Shown as text: valid UTF-8 without NUL bytes (html/template escapes
-	// the rest).
-	row.Excerpt = strings.ReplaceAll(strings.ToValidUTF8(string(excerpt), "\uFFFD"), "\x00", "\uFFFD")
 	return row
 }
 
@@ -226,7 +219,7 @@ func (d *Dashboard) dead(w http.ResponseWriter, r *http.Request) {
 	v.Data = data
 	q := filterValues(data.Filter)
 	data.BulkHref = Prefix + "/dead/replay?" + q.Encode()
-	q.Set("state", store.StateDead)
+	q.Set("state", apitype.StateDead)
 	list, next, e := d.listDeliveries(r, q, r.URL.Query().Get("cursor"))
 	if next != "" {
 		nq := filterValues(data.Filter)
@@ -296,7 +289,7 @@ func (d *Dashboard) confirmBulkReplay(w http.ResponseWriter, r *http.Request) {
 	// error, the dead view shows it beside the field.
 	probe := deliveryListOf(q)
 	probe.State, probe.Limit = new(string), 1
-	*probe.State = store.StateDead
+	*probe.State = apitype.StateDead
 	if _, err := d.api.ListDeliveries(r.Context(), s.Principal, probe); err != nil {
 		http.Redirect(w, r, Prefix+"/dead?"+q.Encode(), http.StatusSeeOther)
 		return

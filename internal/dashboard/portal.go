@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -10,26 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
-
 	"github.com/mono/webhookd/internal/admin"
-	"github.com/mono/webhookd/internal/store"
 )
 
-// Portal links (admin.OpenPortalLink): GET /dashboard/portal/{token}
-// opens a session for the link's account, like signing in with an account
-// key, and sends the browser to Settings › Personal › API. A link works
-// once; a used, expired, revoked or unknown one shows the sign-in page
-// with the reason, and nothing else happens.
-
-// portalRefusals is what the sign-in page says for each refused link.
-var portalRefusals = map[string]string{
-	admin.PortalLinkUnknown: "This sign-in link is not valid. Open Webhooks again from your product to get a new one, or sign in with an API key.",
-	admin.PortalLinkUsed:    "This sign-in link was already used: each link works once. Open Webhooks again from your product to get a new one.",
-	admin.PortalLinkExpired: "This sign-in link has expired. Open Webhooks again from your product to get a new one.",
-	admin.PortalLinkRevoked: "This sign-in link was revoked. Open Webhooks again from your product to get a new one.",
-}
+// Portal links (admin.API.OpenPortalSession): GET
+// /dashboard/portal/{token} opens a session for the link's account, like
+// signing in with an account key, and sends the browser to Settings ›
+// Personal › API. A link works once; a used, expired, revoked or unknown
+// one shows the sign-in page with the operation's reason, and nothing else
+// happens.
 
 // portalBounce is the page a used link answers with. It sets the session
 // cookie and moves on to the Webhooks page from this origin (a meta
@@ -60,35 +48,26 @@ func (d *Dashboard) openPortalLink(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	now := d.now().UTC()
-	token := randomToken()
-	use := &admin.PortalLinkUse{UserAgent: r.UserAgent()}
+	req := &admin.PortalSessionRequest{LinkToken: r.PathValue("token"), Use: admin.PortalLinkUse{UserAgent: r.UserAgent()}, TTL: d.ttl}
 	if addr := d.trust.ClientIP(r); addr.IsValid() {
-		use.ClientAddr = addr.String()
-	}
-	// OpenPortalLink logs the use (or the refusal) and counts it.
-	_, err := d.api.OpenPortalLink(r.Context(), r.PathValue("token"), use, func(tx pgx.Tx, link *store.PortalLink) error {
-		return store.InsertDashboardSession(r.Context(), tx, &store.DashboardSession{TokenHash: hashToken(token), PortalLinkID: &link.ID,
-			KeyHash: link.TokenHash, CSRFToken: randomToken(), CreatedAt: now, ExpiresAt: now.Add(d.ttl)})
-	})
-	var refused *admin.PortalLinkError
-	switch {
-	case errors.As(err, &refused):
-		v := &view{Title: "Sign in", Error: portalRefusals[refused.Reason]}
-		d.renderSignIn(w, r, http.StatusUnauthorized, v, safeNext(""), "")
-		return
-	case err != nil:
-		d.logger.Error("error opening a portal link", zap.Error(err))
-		d.serverError(w, r)
-		return
+		req.Use.ClientAddr = addr.String()
 	}
 	// The browser's previous session, if any, is replaced.
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if err := store.DeleteDashboardSession(r.Context(), d.pool, hashToken(c.Value)); err != nil {
-			d.logger.Warn("error deleting the session a portal link replaced", zap.Error(err))
-		}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		req.Replaces = c.Value
 	}
-	d.setCookie(w, r, sessionCookie, token, int(d.ttl/time.Second))
+	// The operation logs the use (or the refusal) and counts it.
+	started, err := d.api.OpenPortalSession(r.Context(), req)
+	if err != nil {
+		e := opError(err)
+		if e.Status >= 500 {
+			d.serverError(w, r)
+			return
+		}
+		d.renderSignIn(w, r, e.Status, &view{Title: "Sign in", Error: e.Message}, safeNext(""), "")
+		return
+	}
+	d.setCookie(w, r, sessionCookie, started.Token, int(d.ttl/time.Second))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = portalBounce.Execute(w, struct{ Next, CSS string }{safeNext(""), Prefix + "/static/dashboard.css?v=" + staticVersion})
 }

@@ -3,49 +3,37 @@ package dashboard
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/admin"
-	"github.com/mono/webhookd/internal/apikey"
-	"github.com/mono/webhookd/internal/store"
 )
 
 // Cookies. Both are HttpOnly, SameSite=Strict, limited to Prefix, and
 // Secure when the user's connection is https (see Dashboard.setCookie).
 const (
-	// sessionCookie holds the session token (its SHA-256 is the row's key).
+	// sessionCookie holds the session's token (admin.SessionStarted.Token).
 	sessionCookie = "webhookd_session"
 	// signInCookie holds the sign-in form's CSRF token (double submit),
 	// before there is a session.
 	signInCookie = "webhookd_signin"
 )
 
-// session is a signed-in browser: the key it acts as and its CSRF token.
+// session is a signed-in browser (admin.API.Session): the key it acts as
+// and its CSRF token.
 type session struct {
-	Principal *admin.Principal
-	// CSRF is sent back by every state-changing form.
-	CSRF string
-	// KeyPrefix is the first characters of the key ("" for the bootstrap
-	// admin key), shown in the header.
-	KeyPrefix string
-	// Portal is a session opened with a portal link: its Principal is the
-	// link's account, with the link's id as KeyID.
-	Portal    bool
-	tokenHash []byte
+	*admin.Session
+	// token is the cookie's value, which names the session.
+	token string
 }
 
 // Admin reports whether the session's key has the admin scope.
-func (s *session) Admin() bool { return s.Principal.Scope == store.ScopeAdmin }
+func (s *session) Admin() bool { return s.Principal.Scope == apitype.ScopeAdmin }
 
 // Label names who is signed in, for the header.
 func (s *session) Label() string {
@@ -59,10 +47,6 @@ func (s *session) Label() string {
 	}
 	return "Account " + s.Principal.AccountID + " · " + s.KeyPrefix + "…"
 }
-
-// errNoSession means the request has no live session: no cookie, an
-// unknown token, an expired session, or a revoked key.
-var errNoSession = errors.New("no session")
 
 type sessionKey struct{}
 
@@ -80,78 +64,19 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func hashToken(token string) []byte {
-	sum := sha256.Sum256([]byte(token))
-	return sum[:]
-}
-
-// startSession stores a new session for principal p, who signed in with
-// API key raw, and returns its token. Expired sessions are removed on the
-// way (sign-ins are rare, so this costs nothing that matters).
-func (d *Dashboard) startSession(ctx context.Context, p *admin.Principal, raw string) (string, error) {
-	now := d.now().UTC()
-	token := randomToken()
-	var keyID *string
-	if !p.Bootstrap() {
-		keyID = &p.KeyID
+// loadSession returns the live session of r's cookie: an *apiError of
+// status 401 when there is none (no cookie, or admin.ErrNoSession: the
+// session has ended, and is deleted).
+func (d *Dashboard) loadSession(r *http.Request) (*session, *apiError) {
+	var token string
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		token = c.Value
 	}
-	row := &store.DashboardSession{TokenHash: hashToken(token), KeyID: keyID, KeyHash: apikey.Hash(raw), CSRFToken: randomToken(), CreatedAt: now, ExpiresAt: now.Add(d.ttl)}
-	if err := store.InsertDashboardSession(ctx, d.pool, row); err != nil {
-		return "", err
-	}
-	if _, err := store.DeleteExpiredSessions(ctx, d.pool, now); err != nil {
-		d.logger.Warn("error removing expired dashboard sessions", zap.Error(err))
-	}
-	return token, nil
-}
-
-// loadSession returns the live session of r's cookie, or errNoSession. A
-// session that has ended (expired, or its key revoked or no longer the
-// bootstrap key) is deleted.
-func (d *Dashboard) loadSession(ctx context.Context, r *http.Request) (*session, error) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return nil, errNoSession
-	}
-	tokenHash := hashToken(c.Value)
-	row, err := store.GetDashboardSession(ctx, d.pool, tokenHash)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNoSession
-	}
+	s, err := d.api.Session(r.Context(), &admin.SessionRequest{Token: token})
 	if err != nil {
-		return nil, err
+		return nil, opError(err)
 	}
-	now := d.now()
-	s := &session{CSRF: row.CSRFToken, tokenHash: tokenHash}
-	live := now.Before(row.ExpiresAt)
-	switch k := row.Key; {
-	case row.PortalLinkID != nil:
-		live = live && row.LinkAccountID != nil && row.LinkRevokedAt == nil
-		s.Principal = &admin.Principal{KeyID: *row.PortalLinkID, Scope: store.ScopeAccount}
-		if row.LinkAccountID != nil {
-			s.Principal.AccountID = *row.LinkAccountID
-		}
-		s.Portal = true
-	case row.KeyID == nil:
-		live = live && d.api.IsBootstrapKeyHash(row.KeyHash)
-		s.Principal = &admin.Principal{Scope: store.ScopeAdmin}
-	case k == nil:
-		live = false // the key row is gone
-	default:
-		live = live && k.Live(now) && (k.Scope == store.ScopeAdmin || k.Scope == store.ScopeAccount)
-		s.Principal = &admin.Principal{KeyID: k.ID, Scope: k.Scope}
-		if k.AccountID != nil {
-			s.Principal.AccountID = *k.AccountID
-		}
-		s.KeyPrefix = k.Prefix
-	}
-	if !live {
-		if err := store.DeleteDashboardSession(ctx, d.pool, tokenHash); err != nil {
-			d.logger.Warn("error deleting ended dashboard session", zap.Error(err))
-		}
-		return nil, errNoSession
-	}
-	return s, nil
+	return &session{Session: s, token: token}, nil
 }
 
 // setCookie sets (or with maxAge < 0, clears) one of the dashboard's
@@ -182,11 +107,10 @@ func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, valu
 // is sent to sign in (coming back here afterwards for a GET).
 func (d *Dashboard) auth(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := d.loadSession(r.Context(), r)
-		if err != nil {
-			if !errors.Is(err, errNoSession) {
-				d.logger.Error("error loading dashboard session", zap.Error(err))
-				d.serverError(w, r)
+		s, e := d.loadSession(r)
+		if e != nil {
+			if e.Status != http.StatusUnauthorized {
+				d.serverError(w, r) // logged by the operation
 				return
 			}
 			target := Prefix + "/signin"
@@ -263,7 +187,7 @@ type signInData struct {
 
 func (d *Dashboard) signInPage(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if _, err := d.loadSession(r.Context(), r); err == nil {
+	if _, e := d.loadSession(r); e == nil {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
@@ -296,60 +220,31 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostFormValue("next"))
-	raw := strings.TrimSpace(r.PostFormValue("key"))
-	v := &view{Title: "Sign in"}
-	if raw == "" {
-		d.renderSignIn(w, r, http.StatusUnprocessableEntity, v, next, "Enter an API key.")
-		return
-	}
-	p, err := d.api.Authenticate(r.Context(), raw)
-	switch {
-	case errors.Is(err, admin.ErrInvalidKey):
-		// Counted, logged (within limits) and throttled as the API's
-		// failed keys are.
-		if blocked := d.api.SignInFailed(r, err); blocked > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((blocked+time.Second-1)/time.Second)))
-			d.renderSignIn(w, r, http.StatusTooManyRequests, v, next, "Too many invalid keys from this address: try again in a minute. A valid key still signs in.")
+	started, err := d.api.SignIn(r.Context(), &admin.SignInRequest{Key: strings.TrimSpace(r.PostFormValue("key")), ClientAddr: d.trust.ClientIP(r), TTL: d.ttl})
+	if err != nil {
+		// Refused keys are counted, logged (within limits) and throttled
+		// as the API's failed keys are, by the operation.
+		e := opError(err)
+		if e.Status >= 500 {
+			d.serverError(w, r)
 			return
 		}
-		d.renderSignIn(w, r, http.StatusUnauthorized, v, next, "This API key is not valid (unknown or revoked).")
-		return
-	case err != nil:
-		d.logger.Error("error authenticating dashboard sign-in", zap.Error(err))
-		d.serverError(w, r)
-		return
-	case p.Scope != store.ScopeAdmin && p.Scope != store.ScopeAccount:
-		d.renderSignIn(w, r, http.StatusForbidden, v, next, "This key's scope ("+p.Scope+") can't sign in: use an account or admin key.")
+		if e.RetryAfter != "" {
+			w.Header().Set("Retry-After", e.RetryAfter)
+		}
+		d.renderSignIn(w, r, e.Status, &view{Title: "Sign in"}, next, e.Message)
 		return
 	}
-	token, err := d.startSession(r.Context(), p, raw)
-	if err != nil {
-		d.logger.Error("error starting dashboard session", zap.Error(err))
-		d.serverError(w, r)
-		return
-	}
-	d.logger.Info("dashboard sign-in", zap.String("key_id", keyName(p)), zap.String("scope", p.Scope), zap.String("account_id", p.AccountID),
-		zap.Stringer("client_ip", d.trust.ClientIP(r)))
 	d.setCookie(w, r, signInCookie, "", -1)
-	d.setCookie(w, r, sessionCookie, token, int(d.ttl/time.Second))
+	d.setCookie(w, r, sessionCookie, started.Token, int(d.ttl/time.Second))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (d *Dashboard) signOut(w http.ResponseWriter, r *http.Request) {
-	s := sessionFrom(r.Context())
-	if err := store.DeleteDashboardSession(r.Context(), d.pool, s.tokenHash); err != nil {
-		d.logger.Error("error deleting dashboard session", zap.Error(err))
-		d.serverError(w, r)
+	if _, err := d.api.SignOut(r.Context(), &admin.SessionRequest{Token: sessionFrom(r.Context()).token}); err != nil {
+		d.serverError(w, r) // logged by the operation
 		return
 	}
 	d.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, Prefix+"/signin?signedout=1", http.StatusSeeOther)
-}
-
-// keyName names a key in logs: its id, or "bootstrap".
-func keyName(p *admin.Principal) string {
-	if p.Bootstrap() {
-		return "bootstrap"
-	}
-	return p.KeyID
 }

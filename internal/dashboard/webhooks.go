@@ -10,7 +10,6 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/admin"
-	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
 )
 
@@ -23,12 +22,14 @@ type apiWebhook struct {
 // GonePaused says the webhook was paused because its endpoint answered
 // 410 Gone (on_gone pause).
 func (h apiWebhook) GonePaused() bool {
-	return h.PauseReason != nil && *h.PauseReason == store.PauseGone
+	return h.PauseReason != nil && *h.PauseReason == apitype.PauseGone
 }
 
 // AutoPaused says the webhook was paused by webhookd (its endpoint kept
 // failing), not by hand.
-func (h apiWebhook) AutoPaused() bool { return h.PauseReason != nil && *h.PauseReason == "auto" }
+func (h apiWebhook) AutoPaused() bool {
+	return h.PauseReason != nil && *h.PauseReason == apitype.PauseAuto
+}
 
 // Notices shown after a redirect, by the code in ?notice=. Only these
 // fixed texts are ever shown from the query string.

@@ -306,7 +306,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		}
 		// The dashboard at /dashboard (sessions signed in with an API key),
 		// and / sends a browser there.
-		dash, err := dashboard.New(pool, api, &dashboard.Config{Logger: logger.Named("dashboard"), Trust: trust, Now: cfg.Now,
+		dash, err := dashboard.New(api, &dashboard.Config{Logger: logger.Named("dashboard"), Trust: trust, Now: cfg.Now,
 			FrameAncestors: cfg.PortalFrameAncestors})
 		if err != nil {
 			return nil, err

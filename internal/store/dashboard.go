@@ -7,19 +7,29 @@ import (
 	"github.com/mono/webhookd/internal/ident"
 )
 
-// What the dashboard reads beyond the API's own queries.
+// What the dashboard reads beyond the API's own queries, through admin's
+// operations (admin.API.ListDeliveryAttempts).
 
 const deliveriesAttempts = `
-SELECT delivery_id, number, generation, counted, scheduled_at, started_at, duration_us, status_code,
-       error_kind, error_message, substring(response_excerpt FROM 1 FOR $2), signature_t
-FROM attempts WHERE delivery_id = ANY($1) AND part_day >= $3 ORDER BY delivery_id, id`
+SELECT d.id, d.account_id, a.number, a.generation, a.counted, a.scheduled_at, a.started_at, a.duration_us, a.status_code,
+       a.error_kind, a.error_message, substring(a.response_excerpt FROM 1 FOR $2), a.signature_t
+FROM deliveries d LEFT JOIN attempts a ON a.delivery_id = d.id AND a.part_day >= $3
+WHERE d.id = ANY($1) AND d.part_day >= $3 ORDER BY d.id, a.id`
 
-// DeliveriesAttempts returns the attempts of each of deliveryIDs (one page
-// of a listing), oldest first, in one query, with response excerpts cut to
-// excerptMax bytes. A delivery without attempts has no entry. Only the day
-// partitions from the oldest delivery's id on are read (attempts share
-// their delivery's day, which only ever moves forward).
-func DeliveriesAttempts(ctx context.Context, db DB, deliveryIDs []string, excerptMax int) (map[string][]AttemptRecord, error) {
+// DeliveryAttempts is a delivery's account and attempts, oldest first, as
+// DeliveriesAttempts reads them.
+type DeliveryAttempts struct {
+	AccountID string
+	Attempts  []AttemptRecord
+}
+
+// DeliveriesAttempts returns the account and attempts of each of
+// deliveryIDs (one page of a listing) in one query, with response excerpts
+// cut to excerptMax bytes. An unknown delivery has no entry; one without
+// attempts has an entry with none. Only the day partitions from the oldest
+// delivery's id on are read (attempts share their delivery's day, which
+// only ever moves forward).
+func DeliveriesAttempts(ctx context.Context, db DB, deliveryIDs []string, excerptMax int) (map[string]*DeliveryAttempts, error) {
 	from := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	for _, id := range deliveryIDs {
 		t, ok := ident.Time(id)
@@ -36,19 +46,31 @@ func DeliveriesAttempts(ctx context.Context, db DB, deliveryIDs []string, excerp
 		return nil, err
 	}
 	defer rows.Close()
-	out := make(map[string][]AttemptRecord, len(deliveryIDs))
+	out := make(map[string]*DeliveryAttempts, len(deliveryIDs))
 	for rows.Next() {
 		var (
-			id string
-			a  AttemptRecord
-			us int64
+			id, accountID        string
+			number, generation   *int
+			counted              *bool
+			scheduledAt, started *time.Time
+			us, signatureT       *int64
+			a                    AttemptRecord
 		)
-		if err := rows.Scan(&id, &a.Number, &a.Generation, &a.Counted, &a.ScheduledAt, &a.StartedAt, &us, &a.StatusCode,
-			&a.ErrorKind, &a.ErrorMessage, &a.ResponseExcerpt, &a.SignatureT); err != nil {
+		if err := rows.Scan(&id, &accountID, &number, &generation, &counted, &scheduledAt, &started, &us, &a.StatusCode,
+			&a.ErrorKind, &a.ErrorMessage, &a.ResponseExcerpt, &signatureT); err != nil {
 			return nil, err
 		}
-		a.Duration = time.Duration(us) * time.Microsecond
-		out[id] = append(out[id], a)
+		d := out[id]
+		if d == nil {
+			d = &DeliveryAttempts{AccountID: accountID}
+			out[id] = d
+		}
+		if number == nil {
+			continue // no attempt: the left join's row of the delivery alone
+		}
+		a.Number, a.Generation, a.Counted, a.ScheduledAt, a.StartedAt = *number, *generation, *counted, *scheduledAt, *started
+		a.Duration, a.SignatureT = time.Duration(*us)*time.Microsecond, *signatureT
+		d.Attempts = append(d.Attempts, a)
 	}
 	return out, rows.Err()
 }

@@ -6,15 +6,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mono/webhookd/apitype"
 )
 
-// Pause reasons.
+// Pause reasons: apitype's.
 const (
-	PauseManual = "manual"
-	PauseAuto   = "auto"
+	PauseManual = apitype.PauseManual
+	PauseAuto   = apitype.PauseAuto
 	// PauseGone: the endpoint answered 410 Gone and the webhook's on_gone
 	// is OnGonePause.
-	PauseGone = "gone"
+	PauseGone = apitype.PauseGone
 )
 
 // ErrAlreadyPaused and ErrNotPaused say a pause or resume changed nothing.
