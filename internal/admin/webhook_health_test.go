@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -10,8 +11,10 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/client"
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 func (b *testBundle) webhookHealth(t *testing.T, id, auth string) *apitype.WebhookHealth {
@@ -21,20 +24,27 @@ func (b *testBundle) webhookHealth(t *testing.T, id, auth string) *apitype.Webho
 	return &out
 }
 
-// waitHealthAttempts polls the health of webhook id until it counts
-// attempts attempts in the last hour (the workers write it every few
-// seconds).
+// healthFlushFast is the HealthFlushInterval of the tests that read
+// endpoint health: written that often, it is there soon after the attempts.
+const healthFlushFast = 50 * time.Millisecond
+
+// waitHealth waits until the health of webhook id, as the API shows it,
+// is done.
+func (b *testBundle) waitHealth(t *testing.T, id string, done func(*apitype.WebhookHealth) bool) *apitype.WebhookHealth {
+	t.Helper()
+	var h *apitype.WebhookHealth
+	testwait.For(t, 30*time.Second, func() (bool, string) {
+		h = b.webhookHealth(t, id, "")
+		return done(h), fmt.Sprintf("health of %s: %+v", id, *h)
+	})
+	return h
+}
+
+// waitHealthAttempts waits until the health of webhook id counts attempts
+// attempts in the last hour.
 func (b *testBundle) waitHealthAttempts(t *testing.T, id string, attempts int) *apitype.WebhookHealth {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		h := b.webhookHealth(t, id, "")
-		if h.LastHour.Attempts >= attempts {
-			return h
-		}
-		require.True(t, time.Now().Before(deadline), "webhook %s health still counts %d attempts, want %d: %+v", id, h.LastHour.Attempts, attempts, h)
-		time.Sleep(100 * time.Millisecond)
-	}
+	return b.waitHealth(t, id, func(h *apitype.WebhookHealth) bool { return h.LastHour.Attempts >= attempts })
 }
 
 // End to end through the real worker: a receiver that fails twice then
@@ -42,7 +52,7 @@ func (b *testBundle) waitHealthAttempts(t *testing.T, id string, attempts int) *
 // and a webhook with no attempts; scoped like GET /v1/webhooks/{id}.
 func TestWebhookHealth(t *testing.T) {
 	t.Parallel()
-	b := startFastServer(t, nil)
+	b := startFastServer(t, func(c *server.Config) { c.HealthFlushInterval = healthFlushFast })
 	ctx := context.Background()
 
 	flaky := testreceiver.New(t, testreceiver.Sequence(http.StatusInternalServerError, http.StatusBadGateway, http.StatusOK))

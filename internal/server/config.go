@@ -138,6 +138,11 @@ type Config struct {
 	// variable: the minute is the notification's contract). Defaults to
 	// dispatcher.DeadNoticeWindowDefault.
 	DeadNoticeWindow time.Duration
+	// HealthFlushInterval is how often a worker process writes the endpoint
+	// health it folded (and the endpoint.failing notifications it makes):
+	// tests shorten it (no environment variable). Defaults to
+	// dispatcher.HealthFlushIntervalDefault.
+	HealthFlushInterval time.Duration
 	// ShutdownTimeout is how long running attempts may finish on shutdown.
 	// Defaults to 30s.
 	ShutdownTimeout time.Duration

@@ -157,7 +157,8 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	m := metrics.New(pool, &metrics.Config{RetryScale: cfg.RetryScale, Logger: logger.Named("metrics")})
 	var health *dispatcher.HealthTracker
 	if cfg.Worker {
-		health = dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Logger: logger.Named("health"), FailingThreshold: cfg.EndpointFailingAfter})
+		health = dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Logger: logger.Named("health"), FailingThreshold: cfg.EndpointFailingAfter,
+			FlushInterval: cfg.HealthFlushInterval})
 	}
 	var byKey *store.ByKeyPool
 	if cfg.Worker {
