@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -195,20 +197,31 @@ SELECT (SELECT count(*) FROM webhooks),
 	return c
 }
 
-// waitSettled polls until no delivery is pending, so that row counts stop
-// changing.
+// unsettledQuery counts the deliveries of account $1 (of every account
+// when it is empty) still pending, and their delivery jobs ($2) not
+// finalized: available, running, scheduled or retryable.
+const unsettledQuery = `
+SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending' AND ($1 = '' OR account_id = $1)),
+       (SELECT count(*) FROM river_job j WHERE j.kind = $2 AND j.finalized_at IS NULL
+          AND ($1 = '' OR EXISTS (SELECT 1 FROM deliveries d WHERE d.id = j.args->>'delivery_id' AND d.account_id = $1)))`
+
+// waitSettled waits until no delivery is pending and every delivery job
+// has finished, so that row counts and the receivers' requests stop
+// changing: only a job sends, and its request has reached the receiver
+// before the job finishes.
 func waitSettled(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var pending int
-		require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM deliveries WHERE state = 'pending'").Scan(&pending))
-		if pending == 0 {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "%d deliveries still pending", pending)
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAccountSettled(t, pool, "", 30*time.Second)
+}
+
+// waitAccountSettled is waitSettled for the deliveries of one account.
+func waitAccountSettled(t *testing.T, pool *pgxpool.Pool, account string, timeout time.Duration) {
+	t.Helper()
+	testwait.For(t, timeout, func() (bool, string) {
+		var pending, jobs int
+		require.NoError(t, pool.QueryRow(context.Background(), unsettledQuery, account, dispatcher.DeliveryArgs{}.Kind()).Scan(&pending, &jobs))
+		return pending == 0 && jobs == 0, fmt.Sprintf("%d deliveries pending, %d delivery jobs not finished", pending, jobs)
+	})
 }
 
 func (b *testBundle) createWebhook(t *testing.T, accountID, url string) *apitype.Webhook {
@@ -355,21 +368,16 @@ func TestEvents(t *testing.T) {
 		require.True(t, ident.Valid(ident.Delivery, ev.Deliveries[0].ID), ev.Deliveries[0].ID)
 		require.Equal(t, hook.ID, ev.Deliveries[0].WebhookID)
 
-		// Poll the API until the delivery has finished.
+		// Wait, through the API, for the delivery to finish.
 		var raw map[string]json.RawMessage
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testwait.For(t, 10*time.Second, func() (bool, string) {
 			resp := b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + ev.Deliveries[0].ID})
 			require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
 			require.Equal(t, "application/json", resp.header.Get("Content-Type"))
 			raw = nil
 			require.NoError(t, json.Unmarshal(resp.body, &raw))
-			if string(raw["state"]) != `"pending"` {
-				break
-			}
-			require.True(t, time.Now().Before(deadline), "delivery still pending: %s", resp.body)
-			time.Sleep(20 * time.Millisecond)
-		}
+			return string(raw["state"]) != `"pending"`, string(resp.body)
+		})
 		require.JSONEq(t, `"succeeded"`, string(raw["state"]))
 		require.JSONEq(t, `"`+ev.Deliveries[0].ID+`"`, string(raw["id"]))
 		require.JSONEq(t, `"`+ev.ID+`"`, string(raw["event_id"]))
@@ -477,7 +485,9 @@ func TestEvents(t *testing.T) {
 		resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_idem_other","type":"payment.created","data":{"n":2},"idempotency_key":"key-1"}`})
 		require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
 
-		time.Sleep(100 * time.Millisecond)
+		// The repeats enqueued nothing (the counts above) and every job has
+		// finished: nothing more can reach the receiver.
+		waitSettled(t, b.pool)
 		require.Equal(t, 2, rcv.Count(), "a repeat must not be delivered again")
 	})
 

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/signer"
 )
@@ -151,6 +153,16 @@ func TestTraceparentPropagation(t *testing.T) {
 	require.Equal(t, 3, events, "refused events are not stored")
 }
 
+// requireNoDeliveryJob asserts that delivery id never had a delivery job
+// (River keeps finished jobs for CompletedJobRetentionDefault).
+func requireNoDeliveryJob(t *testing.T, b *testBundle, id string) {
+	t.Helper()
+	var jobs int
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'delivery_id' = $2`,
+		dispatcher.DeliveryArgs{}.Kind(), id).Scan(&jobs))
+	require.Zero(t, jobs, "delivery %s has a job", id)
+}
+
 // A test send: one real signed envelope to this webhook only, answered with
 // the attempt, recorded as a test delivery, never retried.
 func TestSendTestEvent(t *testing.T) {
@@ -215,7 +227,10 @@ func TestSendTestEvent(t *testing.T) {
 	require.Equal(t, 503, attempt.StatusCode)
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + res.DeliveryID}), http.StatusOK, &d)
 	require.Equal(t, "dead", d.State)
-	time.Sleep(500 * time.Millisecond) // the first retry would be due after 30 ms at this scale
+	// A retry, or a replay, is sent by a delivery job: a test send has
+	// none, and once every job has finished nothing more can arrive.
+	requireNoDeliveryJob(t, b, res.DeliveryID)
+	waitSettled(t, b.pool)
 	require.Len(t, recv.Requests(), 3, "a test send is never retried")
 	require.Zero(t, other.Count(), "only the tested webhook receives it")
 
@@ -225,7 +240,9 @@ func TestSendTestEvent(t *testing.T) {
 	var batch map[string]any
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/deliveries/replay", body: `{"account_id":"acct_test","state":"dead"}`}), http.StatusAccepted, &batch)
 	require.Equal(t, float64(0), batch["total"], "a bulk replay took a test delivery")
-	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, store.ReplayBatchDone, batch["state"], "nothing to replay: done at once")
+	requireNoDeliveryJob(t, b, res.DeliveryID)
+	waitSettled(t, b.pool)
 	require.Len(t, recv.Requests(), 3, "a test send was replayed")
 	jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + res.DeliveryID}), http.StatusOK, &d)
 	require.Equal(t, "dead", d.State)

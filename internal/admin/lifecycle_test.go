@@ -15,6 +15,7 @@ import (
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -67,6 +68,9 @@ func TestRotateSecretWithOverlap(t *testing.T) {
 	require.Equal(t, signer.Compute(newSecret, sig.Timestamp.Unix(), got.Body), fmt.Sprintf("%x", sig.V1[0]), "the new secret's v1 comes first")
 
 	// After the overlap (enforced at send time): only the new secret.
+	// Only time shows it: the worker checks the expiry against the real
+	// clock when it sends (a server's Config.Now moves the API's clock,
+	// not the worker's).
 	time.Sleep(time.Until(*rotated.PreviousSecretExpiresAt) + 100*time.Millisecond)
 	got = send()
 	header = got.Header.Get("Mono-Signature")
@@ -177,11 +181,14 @@ func TestPauseWithoutLoss(t *testing.T) {
 	}
 	resp := b.do(t, request{method: http.MethodPost, path: "/v1/events/batch", body: `{"events":[` + strings.Join(events, ",") + `]}`})
 	require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
-	time.Sleep(time.Second)
+	// Every delivery waits in paused without a job, so nothing can send
+	// it; a delivery sent would have ended succeeded instead.
+	testwait.For(t, 10*time.Second, func() (bool, string) {
+		var paused int
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND state = 'paused' AND job_id IS NULL`, hook.ID).Scan(&paused))
+		return paused == 100, fmt.Sprintf("%d of 100 deliveries paused without a job", paused)
+	})
 	require.Zero(t, recv.Count(), "nothing is sent while paused")
-	var paused int
-	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND state = 'paused' AND job_id IS NULL`, hook.ID).Scan(&paused))
-	require.Equal(t, 100, paused)
 
 	resumeAt := time.Now()
 	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"paused":false}`}), http.StatusOK, &view)
@@ -247,20 +254,21 @@ func TestRetryDueWhilePaused(t *testing.T) {
 	jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_retry_pause","type":"order.created","data":{}}`}), http.StatusAccepted, &ev)
 	recv.Wait(t, 1, 10*time.Second)
 
+	// The retry comes due (30 ms after the failure at this scale) and
+	// waits in paused with its schedule and without a job: nothing can
+	// send it.
 	var d apitype.Delivery
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.For(t, 10*time.Second, func() (bool, string) {
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/deliveries/" + ev.Deliveries[0].ID}), http.StatusOK, &d)
-		if d.State == "paused" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	require.Equal(t, "paused", d.State, "the due retry waits in paused")
+		var jobless bool
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT job_id IS NULL FROM deliveries WHERE id = $1`, d.ID).Scan(&jobless))
+		due := d.NextAttemptAt != nil && time.Now().After(*d.NextAttemptAt)
+		return d.State == "paused" && jobless && due, fmt.Sprintf("state %s, next attempt %v, without a job: %t", d.State, d.NextAttemptAt, jobless)
+	})
 	require.Equal(t, 1, d.AttemptCount)
 	require.NotNil(t, d.NextAttemptAt, "its schedule is kept")
 	due := *d.NextAttemptAt
-	time.Sleep(500 * time.Millisecond) // the retry was due 30 ms after the failure at this scale
+	waitSettled(t, b.pool)
 	require.Equal(t, 1, recv.Count(), "not sent while paused")
 
 	var view apitype.Webhook

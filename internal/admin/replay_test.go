@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -62,18 +64,15 @@ func (b *testBundle) getDelivery(t *testing.T, id string) *apitype.Delivery {
 	return &d
 }
 
-// waitDeliveryState polls until delivery id is in state.
+// waitDeliveryState waits, through the API, until delivery id is in state.
 func (b *testBundle) waitDeliveryState(t *testing.T, id, state string) *apitype.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		d := b.getDelivery(t, id)
-		if d.State == state {
-			return d
-		}
-		require.True(t, time.Now().Before(deadline), "delivery %s is %s, not %s", id, d.State, state)
-		time.Sleep(20 * time.Millisecond)
-	}
+	var d *apitype.Delivery
+	testwait.For(t, 15*time.Second, func() (bool, string) {
+		d = b.getDelivery(t, id)
+		return d.State == state, fmt.Sprintf("delivery %s is %s, not %s", id, d.State, state)
+	})
+	return d
 }
 
 // waitBatchDone waits for the bulk replay worker's signal that batch id is
@@ -95,22 +94,6 @@ func (b *testBundle) waitBatchDone(t *testing.T, id string) *replayBatchView {
 	require.NotNil(t, v.FinishedAt)
 	require.Equal(t, v.Total, v.Replayed+v.Skipped)
 	return &v
-}
-
-// waitNoPending polls until no delivery of account is pending.
-func (b *testBundle) waitNoPending(t *testing.T, account string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var pending int
-		require.NoError(t, b.pool.QueryRow(context.Background(),
-			"SELECT count(*) FROM deliveries WHERE account_id = $1 AND state = 'pending'", account).Scan(&pending))
-		if pending == 0 {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "%d deliveries of %s still pending", pending, account)
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // A delivery dies against a failing receiver; replayed once the receiver is
@@ -196,7 +179,7 @@ func TestReplayEndToEnd(t *testing.T) {
 	require.Equal(t, 3, d.Replays[1].Generation)
 	require.Nil(t, d.Replays[1].KeyID)
 
-	time.Sleep(100 * time.Millisecond)
+	waitAccountSettled(t, b.pool, "acct_replay", 10*time.Second)
 	require.Equal(t, 12, rcv.Count(), "nothing more")
 }
 
@@ -267,8 +250,7 @@ func TestReplayConcurrent(t *testing.T) {
 	close(gate) // every attempt may now finish
 	gateMu.Unlock()
 
-	b.waitNoPending(t, "acct_race", 10*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	waitAccountSettled(t, b.pool, "acct_race", 10*time.Second)
 	require.Equal(t, rounds, rcv.Count(), "each delivered once")
 	perEvent := map[string]int{}
 	for _, r := range rcv.Requests() {
@@ -340,8 +322,7 @@ func TestBulkReplay(t *testing.T) {
 	}
 	require.Equal(t, 2*events, replayed, "between them, every delivery replayed once: %+v", batches)
 
-	b.waitNoPending(t, "acct_bulk", 20*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	waitAccountSettled(t, b.pool, "acct_bulk", 20*time.Second)
 	requests := rcv.Requests()[mark:]
 	require.Len(t, requests, 2*events)
 	seen := map[string]int{}
@@ -379,8 +360,7 @@ func TestBulkReplay(t *testing.T) {
 	require.Equal(t, key.ID, *one.KeyID)
 	done := b.waitBatchDone(t, one.ID)
 	require.Equal(t, events, done.Replayed)
-	b.waitNoPending(t, "acct_bulk", 20*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	waitAccountSettled(t, b.pool, "acct_bulk", 20*time.Second)
 	requests = rcv.Requests()[mark:]
 	require.Len(t, requests, events)
 	seen = map[string]int{}
