@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testsignal"
 )
 
 // A caller that declares a large body and sends it slowly holds its share
@@ -37,7 +39,20 @@ func TestBodyBudget(t *testing.T) {
 	api, err := admin.New(testdb.New(t), enqueuer, keys, &admin.Config{BootstrapAdminKey: adminKey, BodyBudget: 1,
 		BodyBudgetPerKey: 2 * admin.BatchBodyLimit, BodyMinRate: -1})
 	require.NoError(t, err)
-	srv := httptest.NewServer(api.Handler())
+	// The batch's handler says when it first reads the body (it is then
+	// past auth and holds the budget) and when it has returned (the budget
+	// is back).
+	reading, served := make(chan struct{}), make(chan struct{})
+	handler := api.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/events/batch" {
+			handler.ServeHTTP(w, r)
+			return
+		}
+		defer close(served)
+		r.Body = &firstRead{ReadCloser: r.Body, reading: reading}
+		handler.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 
 	// Declare a largest batch and stall.
@@ -47,7 +62,7 @@ func TestBodyBudget(t *testing.T) {
 	_, err = fmt.Fprintf(conn, "POST /v1/events/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"events\":[",
 		adminKey, admin.BatchBodyLimit)
 	require.NoError(t, err)
-	time.Sleep(300 * time.Millisecond) // it is past auth and holds the budget
+	waitClosed(t, reading, "the batch's body read")
 
 	post := func() *http.Response {
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", strings.NewReader(`{"account_id":"acct_budget","type":"order.created","data":{}}`))
@@ -73,15 +88,32 @@ func TestBodyBudget(t *testing.T) {
 	require.Equal(t, http.StatusOK, health.StatusCode, "requests without a body are not held up")
 
 	conn.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp = post()
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
-		}
-	}
+	waitClosed(t, served, "the batch's handler to return")
+	resp = post()
+	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "the budget comes back when the slow body goes")
+}
+
+// firstRead is a request body that closes reading when it is first read.
+type firstRead struct {
+	io.ReadCloser
+	reading chan struct{}
+	once    sync.Once
+}
+
+func (b *firstRead) Read(p []byte) (int, error) {
+	b.once.Do(func() { close(b.reading) })
+	return b.ReadCloser.Read(p)
+}
+
+// waitClosed waits for ch to be closed, or fails the test naming what.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(testsignal.Timeout):
+		t.Fatalf("no %s within %s", what, testsignal.Timeout)
+	}
 }
 
 // slowBatch opens a connection that declares a largest batch body with

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/pgcluster"
 	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/migrations"
 )
 
@@ -97,23 +99,32 @@ func TestDatabaseUnavailable(t *testing.T) {
 		}
 
 		// The Go client retries the 503s, waiting as Retry-After asks,
-		// and gets its event in once the database is back.
-		c, err := client.New(base, key, &client.Config{MaxRetries: 10})
+		// and gets its event in once the database is back (brought back
+		// when the client has had its first 503).
+		answers := &answerLog{first503: make(chan struct{})}
+		c, err := client.New(base, key, &client.Config{MaxRetries: 10, HTTPClient: &http.Client{Transport: answers}})
 		require.NoError(t, err)
 		done := make(chan error, 1)
-		started := time.Now()
 		go func() {
 			_, err := c.SendEvent(ctx, &client.EventParams{AccountID: "acct_unavailable", Type: "order.created", Data: map[string]int{"n": 0}})
 			done <- err
 		}()
-		time.Sleep(1500 * time.Millisecond)
+		waitClosed(t, answers.first503, "503 to the client")
 		require.NoError(t, cluster.Resume(ctx))
 		select {
 		case err := <-done:
 			require.NoError(t, err)
-			require.GreaterOrEqual(t, time.Since(started), 1500*time.Millisecond)
 		case <-time.After(30 * time.Second):
 			t.Fatal("the client's retries did not get the event in within 30 s of the restart")
+		}
+		got := answers.all()
+		require.GreaterOrEqual(t, len(got), 2, "%+v", got)
+		require.Equal(t, http.StatusServiceUnavailable, got[0].status)
+		require.Equal(t, http.StatusAccepted, got[len(got)-1].status)
+		for i := 1; i < len(got); i++ {
+			if got[i-1].status == http.StatusServiceUnavailable {
+				require.GreaterOrEqual(t, got[i].start.Sub(got[i-1].end), 2*time.Second, "attempt %d came sooner than the Retry-After of the 503 before it", i+1)
+			}
 		}
 
 		status, _, out := post("/v1/events")
@@ -128,10 +139,10 @@ func TestDatabaseUnavailable(t *testing.T) {
 		require.NoError(t, err)
 		_, err = db.Exec(ctx, `SELECT pg_reload_conf()`)
 		require.NoError(t, err)
-		require.Eventually(t, func() bool {
-			status, _, _ := post("/v1/events")
-			return status == http.StatusServiceUnavailable
-		}, 10*time.Second, 50*time.Millisecond)
+		testwait.For(t, 10*time.Second, func() (bool, string) {
+			status, _, out := post("/v1/events")
+			return status == http.StatusServiceUnavailable, fmt.Sprintf("%d %v", status, out)
+		})
 		requireUnavailable("/v1/events")
 		requireUnavailable("/v1/events/batch")
 
@@ -142,9 +153,45 @@ func TestDatabaseUnavailable(t *testing.T) {
 			_, err = conn.Exec(ctx, sql)
 			require.NoError(t, err)
 		}
-		require.Eventually(t, func() bool {
-			status, _, _ := post("/v1/events")
-			return status == http.StatusAccepted
-		}, 10*time.Second, 50*time.Millisecond)
+		testwait.For(t, 10*time.Second, func() (bool, string) {
+			status, _, out := post("/v1/events")
+			return status == http.StatusAccepted, fmt.Sprintf("%d %v", status, out)
+		})
 	})
+}
+
+// answerLog is a transport that records when each attempt was sent and
+// answered, and with what status, and closes first503 at the first 503.
+type answerLog struct {
+	mu       sync.Mutex
+	answers  []answer
+	first503 chan struct{}
+	once     sync.Once
+}
+
+type answer struct {
+	start, end time.Time
+	status     int // 0: no answer
+}
+
+func (l *answerLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	a := answer{start: time.Now()}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	a.end = time.Now()
+	if err == nil {
+		a.status = resp.StatusCode
+	}
+	l.mu.Lock()
+	l.answers = append(l.answers, a)
+	l.mu.Unlock()
+	if a.status == http.StatusServiceUnavailable {
+		l.once.Do(func() { close(l.first503) })
+	}
+	return resp, err
+}
+
+func (l *answerLog) all() []answer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]answer(nil), l.answers...)
 }
