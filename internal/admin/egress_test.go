@@ -16,6 +16,7 @@ import (
 	"github.com/mono/webhookd/internal/testoauth"
 	"github.com/mono/webhookd/internal/testproxy"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // With WEBHOOKD_EGRESS_PROXY every attempt and test send, to http and
@@ -49,7 +50,10 @@ func TestEgressProxy(t *testing.T) {
 	require.Contains(t, string(resp.body), `"succeeded":true`)
 
 	plain.Wait(t, 4, 15*time.Second)
-	require.Eventually(t, func() bool { return len(secure.Requests()) >= 3 }, 15*time.Second, 20*time.Millisecond)
+	testwait.For(t, 15*time.Second, func() (bool, string) {
+		n := len(secure.Requests())
+		return n >= 3, fmt.Sprintf("%d of 3 requests through the proxy", n)
+	})
 	for _, r := range secure.Requests() {
 		require.Equal(t, "webhook-egress", r.CommonName)
 	}

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -63,10 +64,10 @@ func TestWebhookFIFOSetting(t *testing.T) {
 		jsonBody(t, b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_fifo","type":"ping","data":{}}`}), http.StatusAccepted, &ev)
 		ids = append(ids, ev.Deliveries[0].ID)
 	}
-	require.Eventually(t, func() bool {
+	testwait.For(t, 2*time.Minute, func() (bool, string) {
 		v := get(hook.ID)
-		return v.FIFO != nil && v.FIFO.BlockedBy != nil
-	}, 2*time.Minute, 100*time.Millisecond, "the dead head blocks the line")
+		return v.FIFO != nil && v.FIFO.BlockedBy != nil, fmt.Sprintf("the dead head does not block the line yet: %+v", v.FIFO)
+	})
 	v := get(hook.ID)
 	require.Equal(t, ids[0], *v.FIFO.BlockedBy)
 	require.EqualValues(t, 1, v.FIFO.Waiting)

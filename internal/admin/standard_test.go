@@ -13,6 +13,7 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -130,19 +131,19 @@ func TestOnGone(t *testing.T) {
 	resp = b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"acct_gone","type":"order.created","data":{}}`})
 	require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
 	gone.Wait(t, 2, 10*time.Second)
-	require.Eventually(t, func() bool {
+	testwait.For(t, 10*time.Second, func() (bool, string) {
 		jsonBody(t, b.do(t, request{method: http.MethodGet, path: "/v1/webhooks/" + hook.ID}), http.StatusOK, &got)
-		return got.Paused
-	}, 10*time.Second, 20*time.Millisecond)
+		return got.Paused, "the webhook is not paused"
+	})
 	require.NotNil(t, got.PauseReason)
 	require.Equal(t, "gone", *got.PauseReason)
 	// The delivery's next attempt comes due (30 ms at this scale) and is
 	// parked, not sent: one attempt, a counted 410.
 	var state string
-	require.Eventually(t, func() bool {
+	testwait.For(t, 10*time.Second, func() (bool, string) {
 		require.NoError(t, b.pool.QueryRow(ctx, `SELECT state FROM deliveries WHERE webhook_id = $1 AND event_type = 'order.created'`, hook.ID).Scan(&state))
-		return state == "paused"
-	}, 10*time.Second, 20*time.Millisecond)
+		return state == "paused", "the delivery is " + state
+	})
 	var attempts, status int
 	var counted bool
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) OVER (), a.status_code, a.counted FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
@@ -160,10 +161,10 @@ func TestOnGone(t *testing.T) {
 	jsonBody(t, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + hook.ID, body: `{"paused":false}`}), http.StatusOK, &got)
 	require.False(t, got.Paused)
 	gone.Wait(t, 3, 10*time.Second)
-	require.Eventually(t, func() bool {
+	testwait.For(t, 10*time.Second, func() (bool, string) {
 		require.NoError(t, b.pool.QueryRow(ctx, `SELECT state FROM deliveries WHERE webhook_id = $1 AND event_type = 'order.created'`, hook.ID).Scan(&state))
-		return state == "succeeded"
-	}, 10*time.Second, 20*time.Millisecond)
+		return state == "succeeded", "the delivery is " + state
+	})
 
 	// on_gone retry (the default): a 410 is retried, nothing paused.
 	retry := testreceiver.New(t, testreceiver.Sequence(http.StatusGone, http.StatusGone, http.StatusOK))

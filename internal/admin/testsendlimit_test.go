@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // hangingEndpoint is a real listener on 127.0.0.2 that accepts connections
@@ -76,7 +78,8 @@ func TestTestSendLimits(t *testing.T) {
 		hook := b.createWebhook(t, "acct_test_busy", hang.url)
 
 		answers := concurrentSends(t, b, hook.ID, n)
-		deadline := time.After(5 * time.Second) // the attempts' timeout is 10 s
+		deadlineAt := time.Now().Add(5 * time.Second) // the attempts' timeout is 10 s
+		deadline := time.After(time.Until(deadlineAt))
 		for range n - limit {
 			select {
 			case resp := <-answers:
@@ -89,13 +92,10 @@ func TestTestSendLimits(t *testing.T) {
 			}
 		}
 		// The others hold a connection each, and no more were opened.
-		for hang.conns.Load() < int32(limit) {
-			select {
-			case <-deadline:
-				t.Fatalf("%d connections, want %d", hang.conns.Load(), limit)
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+		testwait.For(t, time.Until(deadlineAt), func() (bool, string) {
+			n := hang.conns.Load()
+			return n >= int32(limit), fmt.Sprintf("%d connections, want %d", n, limit)
+		})
 		require.EqualValues(t, limit, hang.conns.Load())
 		events, _ := testSendCounts(t, b, hook.ID)
 		require.Zero(t, events, "nothing is written before an attempt ends")

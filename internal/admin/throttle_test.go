@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // rate_limit_per_second through POST, PATCH and GET: 1–100 or null (no
@@ -123,11 +125,11 @@ func TestBulkReplayRateLimited(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
 	}
 	receiver.Wait(t, events, 30*time.Second)
-	require.Eventually(t, func() bool {
+	testwait.For(t, 10*time.Second, func() (bool, string) {
 		var n int
 		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND state = 'succeeded'`, hook.ID).Scan(&n))
-		return n == events
-	}, 10*time.Second, 20*time.Millisecond)
+		return n == events, fmt.Sprintf("%d of %d deliveries succeeded", n, events)
+	})
 
 	resp := b.do(t, request{method: http.MethodPost, path: "/v1/deliveries/replay",
 		body: `{"account_id":"acct_replay","webhook_id":"` + hook.ID + `","state":"succeeded"}`})
@@ -135,11 +137,11 @@ func TestBulkReplayRateLimited(t *testing.T) {
 	receiver.Wait(t, 2*events, 30*time.Second)
 	// Attempts are recorded in batches after the answer arrives: wait for
 	// the last of them rather than read a moment too early.
-	require.Eventually(t, func() bool {
+	testwait.For(t, 10*time.Second, func() (bool, string) {
 		var n int
 		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, hook.ID).Scan(&n))
-		return n >= 2*events
-	}, 10*time.Second, 20*time.Millisecond)
+		return n >= 2*events, fmt.Sprintf("%d of %d attempts recorded", n, 2*events)
+	})
 
 	rows, err := b.pool.Query(t.Context(), `SELECT a.started_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 ORDER BY 1`, hook.ID)
 	require.NoError(t, err)

@@ -10,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/testoauth"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // A webhook with OAuth2 client credentials: one token fetch for 1,000
@@ -73,7 +75,10 @@ func TestWebhookOAuth(t *testing.T) {
 
 	t.Run("OneFetchFor1000Deliveries", func(t *testing.T) {
 		send(t, 1000)
-		require.Eventually(t, func() bool { return s.Received.Load() >= 1000 }, 30*time.Second, 20*time.Millisecond)
+		testwait.For(t, 30*time.Second, func() (bool, string) {
+			n := s.Received.Load()
+			return n >= 1000, fmt.Sprintf("%d of 1000 received", n)
+		})
 		require.Equal(t, int64(1), s.Fetches.Load())
 		require.Equal(t, "webhooks:write", s.Forms()[0].Get("scope"))
 		require.Equal(t, "mono", s.Forms()[0].Get("client_id"), "auth_style body")
@@ -91,18 +96,20 @@ func TestWebhookOAuth(t *testing.T) {
 		s.Revoke()
 		s.Down.Store(true)
 		id := send(t, 1)[0]
-		require.Eventually(t, func() bool {
-			d := b.getDelivery(t, id)
-			return len(d.Attempts) > 0 && d.Attempts[0].ErrorKind != nil
-		}, 10*time.Second, 20*time.Millisecond)
-		d := b.getDelivery(t, id)
+		var d *apitype.Delivery
+		testwait.For(t, 10*time.Second, func() (bool, string) {
+			d = b.getDelivery(t, id)
+			return len(d.Attempts) > 0 && d.Attempts[0].ErrorKind != nil, fmt.Sprintf("%d attempts", len(d.Attempts))
+		})
 		require.Equal(t, "oauth_token", *d.Attempts[0].ErrorKind)
 		require.Contains(t, *d.Attempts[0].ErrorMessage, "503 Service Unavailable: token service down for maintenance")
 		s.Down.Store(false)
 		// Retried on the schedule; a failed fetch is remembered 10 s, so
 		// the first attempt after that (the ninth at this scale) succeeds.
-		require.Eventually(t, func() bool { return b.getDelivery(t, id).State == "succeeded" }, 40*time.Second, 50*time.Millisecond)
-		d = b.getDelivery(t, id)
+		testwait.For(t, 40*time.Second, func() (bool, string) {
+			d = b.getDelivery(t, id)
+			return d.State == "succeeded", "the delivery is " + d.State
+		})
 		require.Greater(t, len(d.Attempts), 1)
 		require.Equal(t, "oauth_token", *d.Attempts[len(d.Attempts)-2].ErrorKind)
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/testcert"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/internal/webhookrule"
 )
 
@@ -38,6 +39,15 @@ type webhookTLSView struct {
 // delivery and test send arrives with its own webhook's certificate; the
 // API shows the certificates' subject, issuer, serial and expiry, never
 // the key or the PEM; bad settings are 422 naming the field.
+// waitTLSRequests waits until receiver has had n requests.
+func waitTLSRequests(t *testing.T, receiver *testcert.Receiver, n int) {
+	t.Helper()
+	testwait.For(t, 15*time.Second, func() (bool, string) {
+		got := len(receiver.Requests())
+		return got >= n, fmt.Sprintf("%d of %d requests", got, n)
+	})
+}
+
 func TestWebhookMutualTLS(t *testing.T) {
 	t.Parallel()
 	b := startServer(t, true)
@@ -82,7 +92,7 @@ func TestWebhookMutualTLS(t *testing.T) {
 			resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: fmt.Sprintf(`{"account_id":%q,"type":"mtls_test","data":{"n":%d}}`, account, i)})
 			require.Equal(t, http.StatusAccepted, resp.status, "%s", resp.body)
 		}
-		require.Eventually(t, func() bool { return len(receiver.Requests()) >= 10 }, 15*time.Second, 20*time.Millisecond)
+		waitTLSRequests(t, receiver, 10)
 		for _, r := range receiver.Requests() {
 			require.Equal(t, map[string]string{"/a": "webhook-a", "/b": "webhook-b"}[r.Path], r.CommonName, "request to %s", r.Path)
 		}
@@ -191,7 +201,7 @@ func TestWebhookMutualTLS(t *testing.T) {
 			resp := b.do(t, request{method: http.MethodPost, path: "/v1/events", body: fmt.Sprintf(`{"account_id":%q,"type":"mtls_test","data":{"patched":%d}}`, account, i)})
 			require.Equal(t, http.StatusAccepted, resp.status, "%s", resp.body)
 		}
-		require.Eventually(t, func() bool { return len(receiver.Requests()) >= before+6 }, 15*time.Second, 20*time.Millisecond)
+		waitTLSRequests(t, receiver, before+6)
 		for _, r := range receiver.Requests()[before:] {
 			require.Equal(t, map[string]string{"/a": "webhook-a2", "/b": "webhook-b"}[r.Path], r.CommonName, "request to %s", r.Path)
 		}
