@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -113,14 +114,18 @@ func TestQueuedCallsShareBatches(t *testing.T) {
 	}
 }
 
+// Callers pile up against the bound: while the allowed executions run,
+// every other call queues, and no more than the bound ever run at once.
 func TestConcurrencyBound(t *testing.T) {
-	e := &echo{}
+	const n, concurrency = 200, 3
+	e := &echo{hold: make(chan struct{})}
+	var held atomic.Int32 // requests of the executions started
 	b := New(func(ctx context.Context, reqs []int) ([]string, error) {
-		time.Sleep(time.Millisecond) // sleeps because: executions must last a while for callers to pile up against the bound
+		held.Add(int32(len(reqs)))
 		return e.run(ctx, reqs)
-	}, 3, 4, 5*time.Second)
+	}, concurrency, 4, 5*time.Second)
 	var wg sync.WaitGroup
-	for i := range 200 {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -129,9 +134,17 @@ func TestConcurrencyBound(t *testing.T) {
 			}
 		}()
 	}
+	// Every call is in: the bound's executions hold theirs, the rest wait.
+	testwait.For(t, 5*time.Second, func() (bool, string) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		running, held, queued := int(e.running.Load()), int(held.Load()), len(b.queue)
+		return running == concurrency && held+queued == n, fmt.Sprintf("%d executions running (want %d), %d calls held, %d queued", running, concurrency, held, queued)
+	})
+	close(e.hold)
 	wg.Wait()
-	if p := e.peak.Load(); p > 3 {
-		t.Errorf("peak concurrent executions %d, want at most 3", p)
+	if p := e.peak.Load(); p != concurrency {
+		t.Errorf("peak concurrent executions %d, want %d", p, concurrency)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

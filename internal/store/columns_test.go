@@ -37,13 +37,10 @@ func TestStaticQueryColumnsMatchScans(t *testing.T) {
 	scans := findStaticScans(t)
 	require.GreaterOrEqual(t, len(scans), 20, "the parser found too few static queries: is it still reading store?")
 
-	pool := testdb.New(t)
+	tx := testdb.Tx(t)
 	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
 	for _, s := range scans {
-		sd, err := conn.Conn().Prepare(ctx, "", s.sql)
+		sd, err := tx.Prepare(ctx, "", s.sql)
 		require.NoError(t, err, "%s: %s does not prepare", s.where, s.query)
 		require.Len(t, sd.Fields, s.scans, "%s: %s returns %d columns, the code scans %d", s.where, s.query, len(sd.Fields), s.scans)
 	}

@@ -16,35 +16,35 @@ import (
 func TestStrandedPausedWebhooks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	db := testdb.Tx(t)
 	now := time.Now()
 	webhook := func(id string, paused bool) {
-		insertWebhook(t, pool, id, now)
+		insertWebhook(t, db, id, now)
 		if paused {
-			require.NoError(t, PauseWebhook(ctx, pool, id, "", PauseManual, nil, now))
+			require.NoError(t, PauseWebhook(ctx, db, id, "", PauseManual, nil, now))
 		}
 	}
 	webhook("wh_a_paused", true)
-	insertDeliveries(t, pool, "wh_a_paused", "paused", 5)
+	insertDeliveries(t, db, "wh_a_paused", "paused", 5)
 	webhook("wh_b", false)
-	insertDeliveries(t, pool, "wh_b", "paused", 3)
+	insertDeliveries(t, db, "wh_b", "paused", 3)
 	webhook("wh_c", false)
-	insertDeliveries(t, pool, "wh_c", "pending", 4)
+	insertDeliveries(t, db, "wh_c", "pending", 4)
 	webhook("wh_d", false)
-	insertDeliveries(t, pool, "wh_d", "paused", 1)
+	insertDeliveries(t, db, "wh_d", "paused", 1)
 	webhook("wh_e_paused", true)
 	webhook("wh_f_deleted", false)
-	insertDeliveries(t, pool, "wh_f_deleted", "paused", 2)
+	insertDeliveries(t, db, "wh_f_deleted", "paused", 2)
 	// Deleted without its deliveries cancelled (as a delete before schema
 	// version 11 left a paused webhook's).
-	_, err := pool.Exec(ctx, `UPDATE webhooks SET deleted_at = now() WHERE id = 'wh_f_deleted'`)
+	_, err := db.Exec(ctx, `UPDATE webhooks SET deleted_at = now() WHERE id = 'wh_f_deleted'`)
 	require.NoError(t, err)
 
-	got, err := StrandedPausedWebhooks(ctx, pool, 100)
+	got, err := StrandedPausedWebhooks(ctx, db, 100)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"wh_b", "wh_d"}, got)
 
-	got, err = StrandedPausedWebhooks(ctx, pool, 1)
+	got, err = StrandedPausedWebhooks(ctx, db, 1)
 	require.NoError(t, err)
 	require.Len(t, got, 1, "the limit holds")
 }

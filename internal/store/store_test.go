@@ -15,25 +15,25 @@ import (
 func TestDeleteWebhookCancelsPausedDeliveries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	db := testdb.Tx(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	for _, id := range []string{"wh_gone", "wh_kept"} {
-		insertWebhook(t, pool, id, now)
-		require.NoError(t, PauseWebhook(ctx, pool, id, "", PauseManual, nil, now))
+	for _, id := range []string{"wh_deleted", "wh_kept"} {
+		insertWebhook(t, db, id, now)
+		require.NoError(t, PauseWebhook(ctx, db, id, "", PauseManual, nil, now))
 	}
-	insertDeliveries(t, pool, "wh_gone", StatePaused, 3)
-	insertDeliveries(t, pool, "wh_gone", StatePending, 1)
-	insertDeliveries(t, pool, "wh_gone", StateSucceeded, 1)
-	insertDeliveries(t, pool, "wh_kept", StatePaused, 2)
+	insertDeliveries(t, db, "wh_deleted", StatePaused, 3)
+	insertDeliveries(t, db, "wh_deleted", StatePending, 1)
+	insertDeliveries(t, db, "wh_deleted", StateSucceeded, 1)
+	insertDeliveries(t, db, "wh_kept", StatePaused, 2)
 
 	deletedAt := now.Add(time.Minute)
-	cancelled, err := DeleteWebhook(ctx, pool, "wh_gone", "acct_s", deletedAt)
+	cancelled, err := DeleteWebhook(ctx, db, "wh_deleted", "acct_s", deletedAt)
 	require.NoError(t, err)
 	require.EqualValues(t, 4, cancelled, "three paused and one pending")
 
-	require.Equal(t, map[string]int{StateCancelled: 4, StateSucceeded: 1}, deliveryStates(t, pool, "wh_gone"))
-	require.Equal(t, map[string]int{StatePaused: 2}, deliveryStates(t, pool, "wh_kept"))
-	requireCancelledAt(t, pool, "wh_gone", deletedAt)
+	require.Equal(t, map[string]int{StateCancelled: 4, StateSucceeded: 1}, deliveryStates(t, db, "wh_deleted"))
+	require.Equal(t, map[string]int{StatePaused: 2}, deliveryStates(t, db, "wh_kept"))
+	requireCancelledAt(t, db, "wh_deleted", deletedAt)
 }
 
 // requireCancelledAt checks that each cancelled delivery of webhookID was

@@ -1,6 +1,8 @@
 // Package testdb gives each test its own PostgreSQL database, with every
 // migration (ours and River's) already applied, and drops it when the test
-// ends.
+// ends (New, NewURL); or, for a test of store functions on one session, a
+// transaction on a database all tests share, rolled back when the test ends
+// (Tx, which says which tests may not use it).
 //
 // The server is the one named by TEST_DATABASE_URL, else DATABASE_URL, else
 // postgres://postgres@127.0.0.1:5432/postgres. The role needs CREATEDB.

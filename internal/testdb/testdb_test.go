@@ -130,3 +130,58 @@ func TestRedact(t *testing.T) {
 	require.Equal(t, DefaultURL, redact(DefaultURL))
 	require.NotContains(t, redact("host=h password=secret"), "secret")
 }
+
+func TestTx(t *testing.T) {
+	t.Parallel()
+
+	// count counts the webhooks with id, as db sees them.
+	count := func(t *testing.T, db interface {
+		QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	}, id string) int {
+		t.Helper()
+		var n int
+		require.NoError(t, db.QueryRow(t.Context(), "SELECT count(*) FROM webhooks WHERE id = $1", id).Scan(&n))
+		return n
+	}
+	insert := func(t *testing.T, tx pgx.Tx, id string) {
+		t.Helper()
+		_, err := tx.Exec(t.Context(), `INSERT INTO webhooks (id, account_id, url, url_normalized, secret_ciphertext, secret_key_id)
+VALUES ($1, 'acct_tx', 'https://example.com/' || $1, 'https://example.com/' || $1, 'x', 'k')`, id)
+		require.NoError(t, err)
+	}
+
+	t.Run("SharedDatabase", func(t *testing.T) {
+		t.Parallel()
+		tx := Tx(t)
+		var dbName string
+		require.NoError(t, tx.QueryRow(t.Context(), "SELECT current_database()").Scan(&dbName))
+		require.Equal(t, sharedName(), dbName)
+		require.True(t, strings.HasPrefix(dbName, SharedPrefix), dbName)
+
+		var partitions int
+		require.NoError(t, tx.QueryRow(t.Context(), `SELECT count(*) FROM unnest(ARRAY['events', 'deliveries', 'attempts']) AS t,
+  generate_series(-1, 1) AS g
+WHERE to_regclass(t || '_p' || to_char((now() AT TIME ZONE 'UTC')::date + g, 'YYYYMMDD')) IS NOT NULL`).Scan(&partitions))
+		require.Equal(t, 9, partitions, "yesterday's, today's and tomorrow's partitions")
+	})
+
+	t.Run("RolledBack", func(t *testing.T) {
+		t.Parallel()
+		id := "wh_tx_" + randomHex(8)
+		t.Run("Inner", func(t *testing.T) {
+			tx := Tx(t)
+			insert(t, tx, id)
+			require.Equal(t, 1, count(t, tx, id))
+		})
+		require.Zero(t, count(t, Tx(t), id), "the inner test's row outlived it")
+	})
+
+	t.Run("Isolated", func(t *testing.T) {
+		t.Parallel()
+		a, b := Tx(t), Tx(t)
+		id := "wh_tx_" + randomHex(8)
+		insert(t, a, id)
+		require.Equal(t, 1, count(t, a, id))
+		require.Zero(t, count(t, b, id), "another test's transaction sees the row")
+	})
+}
