@@ -443,6 +443,12 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 	if e.maxFanout > 0 && !perEvent && total > e.maxFanout {
 		return nil, &FanoutError{Deliveries: total, Limit: e.maxFanout, Index: -1}
 	}
+	// Deliveries to rate-limited webhooks are given their start slots now,
+	// their jobs inserted at them (dispatcher/throttle.go).
+	slots, err := reserveIntakeSlots(ctx, tx, targets, now)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		params       []river.InsertManyParams
 		freshTargets [][]store.LiveWebhook
@@ -475,7 +481,15 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 			if targets[i][j].Paused {
 				continue // created paused, with no job (JobIDs[j] stays 0)
 			}
-			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[j]}, InsertOpts: opts})
+			jobOpts := opts
+			if slot := slots.take(targets[i][j]); slot != nil {
+				if ev.Slots == nil {
+					ev.Slots = make([]*time.Time, len(ids))
+				}
+				ev.Slots[j] = slot
+				jobOpts = &river.InsertOpts{Priority: PriorityNormal, ScheduledAt: *slot}
+			}
+			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[j]}, InsertOpts: jobOpts})
 		}
 		out[i] = res
 		fresh = append(fresh, ev)

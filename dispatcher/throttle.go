@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -28,6 +29,20 @@ import (
 //     slot, so the oldest-due gauge and the retry lateness don't count the
 //     wait. Reservations of one process are batched (one statement for
 //     every job reserving at that moment, and one to hold their slots).
+//   - At enqueue, most deliveries take the first step there: the enqueue
+//     reserves the slots of every delivery of the batch to a limited
+//     webhook (not paused, not FIFO) in one statement in the producer's
+//     transaction (k consecutive slots per webhook), and inserts each one
+//     due at its slot (next_attempt_at = throttle_slot = the slot) with
+//     its River job scheduled at it, at River's first priority. Its first
+//     run is then the claim: no reservation, no snooze, one fetch. The
+//     reservation never waits: a webhook whose row another transaction
+//     holds (FOR UPDATE SKIP LOCKED) gets no slots from this enqueue, and
+//     its deliveries reserve at their first run. The rows it moved stay
+//     locked until the producer's transaction ends, so that webhook's
+//     claims and reservations wait for its commit (measured: 2,000 first
+//     runs, each load, reserve, hold and snooze, cost a healthy drain beside
+//     them ~2.4 ms apiece, a ratio of 0.6 – 0.77; BENCHMARKS.md).
 //   - Claim. The job's next run (its second fetch) finds the slot it holds,
 //     however late it runs, and claims its start: the webhook's next start
 //     at least 1/N s after the last one given (last_start), in the order
@@ -50,11 +65,14 @@ import (
 // after every start given, and snoozes until it: a third fetch, never a
 // worker held for long.
 //
-// Cost for a limited webhook: per attempt, a share of one reservation
-// statement, one delivery and River job update when the slot is later
-// than now, one claim update, and a snooze with a second fetch when it
-// waited. A webhook without a limit pays nothing (two columns more in the
-// delivery's load).
+// Cost for a limited webhook: per first attempt slotted at enqueue, a
+// share of the enqueue's reservation statement and one claim update; per
+// other attempt (retries, replays, resumes, FIFO heads, a busy row at
+// enqueue), a share of one reservation statement, one delivery and River
+// job update when the slot is later than now, one claim update, and a
+// snooze with a second fetch when it waited. A webhook without a limit
+// pays nothing (two columns more in the delivery's load, one in the
+// enqueue's webhook list).
 
 // throttleClaimWait bounds how long a job waits in process for its turn to
 // start; a turn further ahead takes a new slot instead.
@@ -248,4 +266,60 @@ func ThrottleStart(ctx context.Context, db store.DB, webhookID string, perSecond
 		wait = interval
 	}
 	return start, wait, ok, err
+}
+
+// intakeSlots hands out the start slots reserved at enqueue for the
+// deliveries to rate-limited webhooks, consecutive per webhook, in the
+// order reserveIntakeSlots counted them.
+type intakeSlots struct {
+	next     map[string]time.Time
+	interval map[string]time.Duration
+}
+
+// takesIntakeSlot reports whether w's deliveries are given their slots at
+// enqueue: a rate-limited webhook, not paused (its deliveries get no job)
+// and not FIFO (a FIFO delivery waits for its turn in line, which no slot
+// can foresee: it reserves when it is the head).
+func takesIntakeSlot(w *store.LiveWebhook) bool {
+	return w.RateLimit != nil && !w.Paused && !w.FIFO
+}
+
+// reserveIntakeSlots reserves, in tx, a slot for each delivery of targets
+// (the new events' webhooks) to a webhook that takes them at enqueue
+// (takesIntakeSlot): one statement for the whole batch. A webhook whose
+// throttle row another transaction holds gets none; its deliveries reserve
+// at their first run, as retries do.
+func reserveIntakeSlots(ctx context.Context, tx store.DB, targets [][]store.LiveWebhook, now time.Time) (*intakeSlots, error) {
+	runs := map[string]store.SlotRun{}
+	for _, hooks := range targets {
+		for k := range hooks {
+			if w := &hooks[k]; takesIntakeSlot(w) {
+				runs[w.ID] = store.SlotRun{Interval: store.SlotInterval(*w.RateLimit), N: runs[w.ID].N + 1}
+			}
+		}
+	}
+	s := &intakeSlots{}
+	if len(runs) == 0 {
+		return s, nil
+	}
+	firsts, err := store.ReserveIntakeSlots(ctx, tx, runs, now)
+	if err != nil {
+		return nil, fmt.Errorf("error reserving rate-limited webhooks' start slots: %w", err)
+	}
+	s.next, s.interval = firsts, make(map[string]time.Duration, len(firsts))
+	for id := range firsts {
+		s.interval[id] = runs[id].Interval
+	}
+	return s, nil
+}
+
+// take is the next slot reserved for a delivery to w, or nil when none
+// was (w takes none at enqueue, or its row was busy).
+func (s *intakeSlots) take(w store.LiveWebhook) *time.Time {
+	next, ok := s.next[w.ID]
+	if !ok || !takesIntakeSlot(&w) {
+		return nil
+	}
+	s.next[w.ID] = next.Add(s.interval[w.ID])
+	return &next
 }

@@ -32,6 +32,10 @@ type NewEvent struct {
 	// FIFOSeqs, parallel to them when not nil, are the deliveries' places
 	// in their FIFO webhooks' lines (0: unordered; internal/store/fifo.go).
 	FIFOSeqs []int64
+	// Slots, parallel to them when not nil, are the start slots reserved
+	// for deliveries to rate-limited webhooks (nil: none), each its
+	// delivery's due time (internal/store/throttle.go).
+	Slots []*time.Time
 }
 
 const eventsInsert = `
@@ -41,11 +45,11 @@ WITH event AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[], $15::date[], $17::text[])
         AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)
 )
-INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day, state, fifo_seq)
-SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, nullif(d.job_id, 0), d.created_at, d.created_at, d.created_at, d.part_day,
-       CASE WHEN d.job_id = 0 THEN 'paused' ELSE 'pending' END, nullif(d.fifo_seq, 0)
-FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $16::date[], $18::bigint[])
-    AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at, part_day, fifo_seq)`
+INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day, state, fifo_seq, throttle_slot)
+SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, nullif(d.job_id, 0), coalesce(d.slot, d.created_at), d.created_at, d.created_at, d.part_day,
+       CASE WHEN d.job_id = 0 THEN 'paused' ELSE 'pending' END, nullif(d.fifo_seq, 0), d.slot
+FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $16::date[], $18::bigint[], $19::timestamptz[])
+    AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at, part_day, fifo_seq, slot)`
 
 // InsertEvents inserts the events and all their deliveries in one
 // statement, however many there are. An event and its deliveries go into
@@ -62,6 +66,7 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 		dIDs, dEvents, dWebhooks, dAccounts, dTypes []string
 		dJobs, dSeqs                                []int64
 		dCreated, days, dDays                       []time.Time
+		dSlots                                      []*time.Time
 	)
 	for i, ev := range events {
 		ids[i], accounts[i], types[i], bodies[i] = ev.ID, ev.AccountID, ev.Type, ev.Body
@@ -77,10 +82,15 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 				seq = ev.FIFOSeqs[j]
 			}
 			dSeqs = append(dSeqs, seq)
+			var slot *time.Time
+			if ev.Slots != nil {
+				slot = ev.Slots[j]
+			}
+			dSlots = append(dSlots, slot)
 		}
 	}
 	_, err := db.Exec(ctx, eventsInsert, ids, accounts, types, bodies, occurred, keys, created,
-		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces, dSeqs)
+		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces, dSeqs, dSlots)
 	return err
 }
 

@@ -164,7 +164,7 @@ func DeleteWebhook(ctx context.Context, db DB, id, accountID string, now time.Ti
 }
 
 const webhooksLive = `
-SELECT account_id, id, event_types, paused_at IS NOT NULL, ordering = 'fifo' FROM webhooks
+SELECT account_id, id, event_types, paused_at IS NOT NULL, ordering = 'fifo', rate_limit_per_second FROM webhooks
 WHERE account_id = ANY($1) AND deleted_at IS NULL
 ORDER BY account_id, id`
 
@@ -174,6 +174,7 @@ type LiveWebhook struct {
 	EventTypes []string
 	Paused     bool
 	FIFO       bool // ordering fifo: its deliveries take sequence numbers
+	RateLimit  *int // rate_limit_per_second: its deliveries take start slots
 }
 
 // LiveWebhooks lists the live webhooks of each of accountIDs, oldest first,
@@ -190,7 +191,7 @@ func LiveWebhooks(ctx context.Context, db DB, accountIDs []string) (map[string][
 			accountID string
 			w         LiveWebhook
 		)
-		if err := rows.Scan(&accountID, &w.ID, &w.EventTypes, &w.Paused, &w.FIFO); err != nil {
+		if err := rows.Scan(&accountID, &w.ID, &w.EventTypes, &w.Paused, &w.FIFO, &w.RateLimit); err != nil {
 			return nil, err
 		}
 		out[accountID] = append(out[accountID], w)

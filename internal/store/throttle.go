@@ -160,34 +160,49 @@ type SlotRequest struct {
 // ReserveSlots reserves one slot for each request, at or after now, in one
 // statement: the requests for one webhook get consecutive slots, in order.
 func ReserveSlots(ctx context.Context, db DB, reqs []SlotRequest, now time.Time) ([]time.Time, error) {
-	now = now.Truncate(time.Microsecond)
-	type group struct {
-		interval time.Duration
-		n        int
-		idx      []int
-	}
-	groups := make(map[string]*group)
-	var ids []string
+	runs := make(map[string]SlotRun)
+	idx := make(map[string][]int)
 	for i, r := range reqs {
-		g := groups[r.WebhookID]
-		if g == nil {
-			g = &group{interval: r.Interval}
-			groups[r.WebhookID] = g
-			ids = append(ids, r.WebhookID)
+		runs[r.WebhookID] = SlotRun{Interval: r.Interval, N: runs[r.WebhookID].N + 1}
+		idx[r.WebhookID] = append(idx[r.WebhookID], i)
+	}
+	firsts, err := reserveRuns(ctx, db, throttleReserveMany, runs, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, len(reqs))
+	for id, first := range firsts {
+		for k, i := range idx[id] {
+			out[i] = first.Add(time.Duration(k) * runs[id].Interval)
 		}
-		g.n++
-		g.idx = append(g.idx, i)
 	}
-	intervals, counts := make([]int64, len(ids)), make([]int32, len(ids))
-	for i, id := range ids {
-		intervals[i], counts[i] = groups[id].interval.Microseconds(), int32(groups[id].n)
+	return out, nil
+}
+
+// SlotRun asks for N consecutive start slots of a webhook whose limit
+// spaces starts Interval apart.
+type SlotRun struct {
+	Interval time.Duration
+	N        int
+}
+
+// reserveRuns runs query (throttleReserveMany or throttleReserveIntake:
+// $1 webhook ids, $2 now, $3 intervals in µs, $4 counts; rows of webhook
+// id and next_at after) for runs, and returns the first slot of each
+// webhook it reserved for.
+func reserveRuns(ctx context.Context, db DB, query string, runs map[string]SlotRun, now time.Time) (map[string]time.Time, error) {
+	now = now.Truncate(time.Microsecond)
+	ids := make([]string, 0, len(runs))
+	intervals, counts := make([]int64, 0, len(runs)), make([]int32, 0, len(runs))
+	for id, r := range runs {
+		ids, intervals, counts = append(ids, id), append(intervals, r.Interval.Microseconds()), append(counts, int32(r.N))
 	}
-	rows, err := db.Query(ctx, throttleReserveMany, ids, now, intervals, counts)
+	rows, err := db.Query(ctx, query, ids, now, intervals, counts)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make([]time.Time, len(reqs))
+	out := make(map[string]time.Time, len(ids))
 	for rows.Next() {
 		var (
 			id   string
@@ -196,11 +211,8 @@ func ReserveSlots(ctx context.Context, db DB, reqs []SlotRequest, now time.Time)
 		if err := rows.Scan(&id, &next); err != nil {
 			return nil, err
 		}
-		g := groups[id]
-		first := next.Add(-time.Duration(g.n) * g.interval)
-		for k, i := range g.idx {
-			out[i] = first.Add(time.Duration(k) * g.interval)
-		}
+		r := runs[id]
+		out[id] = next.Add(-time.Duration(r.N) * r.Interval)
 	}
 	return out, rows.Err()
 }
@@ -270,4 +282,43 @@ func CountThrottled(ctx context.Context, db DB, now time.Time) (int64, error) {
 	var n int64
 	err := db.QueryRow(ctx, throttledBacklog, now).Scan(&n)
 	return n, err
+}
+
+// throttleReserveIntake is throttleReserveMany for the intake, in the
+// producer's transaction: it reserves $4[i] consecutive slots of webhook
+// $1[i] (interval $3[i] µs) at or after $2, but never waits for a row
+// another transaction holds (SKIP LOCKED: another producer's open
+// transaction, a claim or a reservation in progress): such a webhook gets
+// no row back, and its deliveries take their slots at their first run.
+// The rows it moves stay locked until the transaction ends. A webhook with
+// no row yet gets one (its first slot is $2).
+const throttleReserveIntake = `
+WITH req AS (
+    SELECT * FROM unnest($1::text[], $3::bigint[], $4::integer[]) AS r(webhook_id, interval_us, n)
+), moved AS (
+    UPDATE webhook_throttle t SET
+        interval_us = r.interval_us,
+        next_at = greatest(t.next_at, $2::timestamptz, t.last_start + r.interval_us * interval '1 microsecond') + r.n * r.interval_us * interval '1 microsecond'
+    FROM req r
+    WHERE t.webhook_id = r.webhook_id AND t.webhook_id IN (
+        SELECT l.webhook_id FROM webhook_throttle l WHERE l.webhook_id = ANY($1::text[]) ORDER BY l.webhook_id FOR UPDATE SKIP LOCKED)
+    RETURNING t.webhook_id, t.next_at
+), made AS (
+    INSERT INTO webhook_throttle (webhook_id, interval_us, next_at, last_start)
+    SELECT r.webhook_id, r.interval_us, $2::timestamptz + r.n * r.interval_us * interval '1 microsecond', '-infinity'
+    FROM req r WHERE NOT EXISTS (SELECT 1 FROM webhook_throttle t WHERE t.webhook_id = r.webhook_id)
+    ORDER BY r.webhook_id
+    ON CONFLICT (webhook_id) DO NOTHING
+    RETURNING webhook_id, next_at
+)
+SELECT webhook_id, next_at FROM moved UNION ALL SELECT webhook_id, next_at FROM made`
+
+// ReserveIntakeSlots reserves, in tx (the enqueue's), the slots each
+// webhook of runs asks for, at or after now, in one statement, and returns
+// each one's first slot (the others follow it an Interval apart). A webhook
+// whose throttle row another transaction holds is left out, without
+// waiting: its deliveries reserve at their first run. The rows reserved
+// stay locked until tx ends.
+func ReserveIntakeSlots(ctx context.Context, tx DB, runs map[string]SlotRun, now time.Time) (map[string]time.Time, error) {
+	return reserveRuns(ctx, tx, throttleReserveIntake, runs, now)
 }
