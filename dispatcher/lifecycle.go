@@ -16,9 +16,10 @@ const resumeBatch = 1000
 
 // ResumePaused puts every paused delivery of webhook id back on its
 // schedule, in tx: each gets a new job due when the delivery was due (due
-// ones at once), inserted in the order they were due, so they are worked in
-// that order. The webhook must no longer be paused (store.UnpauseWebhook
-// in the same tx). It returns how many it resumed.
+// ones at once); River works them in that order (by their jobs'
+// scheduled_at, whatever order they were inserted in). The webhook must no
+// longer be paused (store.UnpauseWebhook in the same tx). It returns how
+// many it resumed.
 func ResumePaused(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, webhookID string, now time.Time) (int, error) {
 	total := 0
 	for {

@@ -146,3 +146,78 @@ VALUES ($1, 1, 1, now(), now(), 10, NULL, 'blocked_address', 'the host resolved 
 		}
 	}
 }
+
+// Migration 22 lets a retry's update of a delivery be HOT: no index of
+// deliveries mentions a column it changes (the paused index is by creation,
+// not next_attempt_at) and every deliveries partition, present or made
+// later, keeps room on its pages (fillfactor 90). A success changes state,
+// which the listing indexes hold, so it is not HOT. Running it again
+// changes nothing.
+func TestMigration22RetriesAreHOT(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	sql, err := os.ReadFile("022_delivery_hot.sql")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, string(sql))
+	require.NoError(t, err, "running it again")
+
+	day := time.Now().UTC().AddDate(0, 0, 40)
+	for _, parent := range []string{"deliveries", "events"} {
+		_, err = pool.Exec(ctx, `SELECT webhookd_ensure_partition($1, $2::date)`, parent, day)
+		require.NoError(t, err)
+	}
+	options := func(parent string) map[string]string {
+		var out map[string]string
+		require.NoError(t, pool.QueryRow(ctx, `
+SELECT jsonb_object_agg(c.relname, coalesce(array_to_string(c.reloptions, ','), ''))
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = $1::regclass`, parent).Scan(&out))
+		return out
+	}
+	deliveries := options("deliveries")
+	require.Contains(t, deliveries, "deliveries_default")
+	require.Contains(t, deliveries, "deliveries_p"+day.Format("20060102"), "made after the migration")
+	for name, opts := range deliveries {
+		require.Equal(t, "fillfactor=90", opts, name)
+	}
+	require.Equal(t, "", options("events")["events_p"+day.Format("20060102")], "other tables' partitions as before")
+
+	_, err = pool.Exec(ctx, `
+INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, part_day)
+VALUES ('dlv_m22', 'evt_m22', 'wh_m22', 'acct_m22', 'ping', 1, now(), $1::date)`, day)
+	require.NoError(t, err)
+	// Each update in a transaction of its own (rolled back), counted by
+	// the backend's own statistics (pg_stat_get_xact_*, read before and
+	// after it: no waiting for them to be reported).
+	hot := func(update string) (updated, hot int64) {
+		t.Helper()
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, tx.Rollback(ctx)) }()
+		counts := func() (u, h int64) {
+			require.NoError(t, tx.QueryRow(ctx, `
+SELECT pg_stat_get_xact_tuples_updated(c.oid), pg_stat_get_xact_tuples_hot_updated(c.oid)
+FROM pg_class c WHERE c.relname = $1`, "deliveries_p"+day.Format("20060102")).Scan(&u, &h))
+			return u, h
+		}
+		u0, h0 := counts()
+		_, err = tx.Exec(ctx, update+` WHERE id = 'dlv_m22' AND part_day = $1::date`, day)
+		require.NoError(t, err)
+		u1, h1 := counts()
+		return u1 - u0, h1 - h0
+	}
+	// A failed attempt with a retry (as the worker records it), a
+	// rate-limited delivery moved to its slot, and a success.
+	retry := `UPDATE deliveries SET attempts = attempts + 1, gen_attempts = gen_attempts + 1, state = 'pending',
+    next_attempt_at = now() + interval '30 seconds', finished_at = NULL, updated_at = now()`
+	slot := `UPDATE deliveries SET next_attempt_at = now() + interval '1 second', throttle_slot = now() + interval '1 second', updated_at = now()`
+	success := `UPDATE deliveries SET attempts = attempts + 1, gen_attempts = gen_attempts + 1, state = 'succeeded',
+    next_attempt_at = NULL, finished_at = now(), updated_at = now()`
+	for name, update := range map[string]string{"retry": retry, "slot": slot} {
+		updated, h := hot(update)
+		require.Equal(t, []int64{1, 1}, []int64{updated, h}, "%s: updated, of which HOT", name)
+	}
+	updated, h := hot(success)
+	require.Equal(t, []int64{1, 0}, []int64{updated, h}, "success: updated, of which HOT")
+}

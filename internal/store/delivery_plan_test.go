@@ -160,3 +160,44 @@ func requireRecordByKey(t *testing.T, plan []string) {
 	require.NotContains(t, text, "JIT", text)
 	require.Contains(t, text, "TID Cond: (ctid = l.tid)", text)
 }
+
+// Resuming reads a webhook's paused deliveries a batch at a time through
+// the partial index on them (migration 22), in its order: no sort of all
+// of the webhook's paused deliveries for each batch, however many there are
+// (here 3,000 of a day's 100,000).
+func TestPausedDeliveriesPlanIsByIndex(t *testing.T) {
+	pool := testdb.New(t)
+	ctx := context.Background()
+	day := Day(time.Now())
+	_, err := pool.Exec(ctx, `SELECT webhookd_ensure_partition('deliveries', $1::date)`, day)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `
+INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, state, next_attempt_at, part_day)
+SELECT 'dlv_' || lpad(g::text, 32, '0'), 'evt_x', 'wh_' || (g % 4), 'acct_x', 'ping',
+       CASE WHEN g <= 12000 THEN 'paused' ELSE 'succeeded' END, now() - g * interval '1 s', $1::date
+FROM generate_series(1, 100000) g`, day)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `ANALYZE deliveries`)
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, "EXPLAIN "+pausedDeliveries, "wh_1", 1000)
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	plan := strings.Join(lines, "\n")
+	require.Regexp(t, `Index Scan using deliveries_p\d+_webhook_id_created_at_id_idx`, plan)
+	require.NotRegexp(t, `\bSort  \(`, plan, "no Sort node (Merge Append keeps the order)")
+	require.NotContains(t, plan, "Seq Scan", plan)
+
+	// The first batch: the oldest three (created together: by id), each
+	// due at its own next attempt.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, tx.Rollback(ctx)) }()
+	batch, err := PausedDeliveries(ctx, tx, "wh_1", 3)
+	require.NoError(t, err)
+	require.Len(t, batch, 3)
+	for i, g := range []int{1, 5, 9} {
+		require.Equal(t, fmt.Sprintf("dlv_%032d", g), batch[i].ID)
+		require.Equal(t, time.Duration(g-1)*time.Second, batch[0].DueAt.Sub(batch[i].DueAt), "%s is due at its next attempt", batch[i].ID)
+	}
+}

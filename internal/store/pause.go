@@ -102,16 +102,20 @@ type PausedDelivery struct {
 	DueAt time.Time
 }
 
+// pausedDeliveries reads them in creation order, through the partial index
+// deliveries_paused_created_idx (migration 22): no index of deliveries
+// holds next_attempt_at, so that a retry's update can be HOT.
 const pausedDeliveries = `
 SELECT id, part_day, coalesce(next_attempt_at, created_at)
 FROM deliveries
 WHERE webhook_id = $1 AND state = 'paused'
-ORDER BY next_attempt_at, id
+ORDER BY created_at, id
 LIMIT $2
 FOR UPDATE`
 
 // PausedDeliveries locks and returns up to limit of webhook id's paused
-// deliveries, in the order they were due.
+// deliveries, oldest first (not in due order: each one's DueAt says when
+// it is due).
 func PausedDeliveries(ctx context.Context, tx pgx.Tx, webhookID string, limit int) ([]PausedDelivery, error) {
 	rows, err := tx.Query(ctx, pausedDeliveries, webhookID, limit)
 	if err != nil {
