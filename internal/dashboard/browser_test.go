@@ -17,6 +17,7 @@ import (
 	"github.com/mono/webhookd/internal/testbrowser"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // screenshots is where the test writes a PNG of each view:
@@ -491,18 +492,13 @@ func TestBrowserLifecycle(t *testing.T) {
 	waiting := b.sendEvent(t, "acct_lifecycle", "payout_failed")[0].ID
 	b.waitDelivery(t, waiting, "paused", 5*time.Second)
 	// The health the workers wrote (every 5 s): ten failures in a row.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testwait.For(t, 20*time.Second, func() (bool, string) {
 		var h struct {
 			ConsecutiveFailures int `json:"consecutive_failures"`
 		}
 		b.api(t, http.MethodGet, "/v1/webhooks/"+hook.ID+"/health", key.Key, "", http.StatusOK, &h)
-		if h.ConsecutiveFailures == 10 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "health not written")
-		time.Sleep(200 * time.Millisecond)
-	}
+		return h.ConsecutiveFailures == 10, fmt.Sprintf("%d consecutive failures, not 10", h.ConsecutiveFailures)
+	})
 	do(t,
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS("li#"+waiting)),

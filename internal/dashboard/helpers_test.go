@@ -18,6 +18,7 @@ import (
 
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // testBundle is one running webhookd (API, workers, dashboard) on its own
@@ -120,19 +121,23 @@ func (b *testBundle) sendEvent(t *testing.T, accountID, eventType string) []deli
 	return out.Deliveries
 }
 
-// waitDelivery polls GET /v1/deliveries/{id} until it is in state.
+// waitDelivery waits until GET /v1/deliveries/{id} says it is in state.
 func (b *testBundle) waitDelivery(t *testing.T, id, state string, timeout time.Duration) *delivery {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var d delivery
+	var d delivery
+	testwait.For(t, timeout, func() (bool, string) {
+		d = delivery{}
 		b.api(t, http.MethodGet, "/v1/deliveries/"+id, "", "", http.StatusOK, &d)
-		if d.State == state {
-			return &d
-		}
-		require.True(t, time.Now().Before(deadline), "delivery %s is %s after %s, not %s", id, d.State, timeout, state)
-		time.Sleep(50 * time.Millisecond)
-	}
+		return d.State == state, "delivery " + id + " is " + d.State + ", not " + state
+	})
+	return &d
+}
+
+// jobs counts the River jobs of delivery id (a test send and a delivery
+// created paused have none: nothing can send them).
+func (b *testBundle) jobs(t *testing.T, id string) int {
+	t.Helper()
+	return b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'webhookd.delivery' AND args->>'delivery_id' = $1`, id)
 }
 
 func (b *testBundle) count(t *testing.T, query string, args ...any) int {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 	"github.com/mono/webhookd/signer"
 )
 
@@ -113,7 +114,9 @@ func lifecycleSubtests(t *testing.T, setup func(*testing.T) *testBundle) {
 		require.Contains(t, p.body, `<span class="badge paused">paused</span>`)
 		list := br.get(t, "/dashboard/settings/personal/api")
 		require.Contains(t, list.body, `<span class="badge paused">Paused</span>`)
-		time.Sleep(300 * time.Millisecond)
+		// Created paused, it has no job until the webhook resumes: nothing
+		// can send it.
+		require.Zero(t, b.jobs(t, dl[0].ID))
 		require.Zero(t, receiver.Count())
 
 		// Resume: the paused delivery is sent.
@@ -263,15 +266,7 @@ func lifecycleSubtests(t *testing.T, setup func(*testing.T) *testBundle) {
 		require.Len(t, dl, 1)
 		b.waitDelivery(t, dl[0].ID, "dead", 45*time.Second)
 		// The workers write health every 5 s.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			p = br.get(t, "/dashboard/webhooks/"+hook.ID)
-			if elementText(p.body, "health-consecutive") == "10" {
-				break
-			}
-			require.True(t, time.Now().Before(deadline), "health not written: %s", elementText(p.body, "health-consecutive"))
-			time.Sleep(250 * time.Millisecond)
-		}
+		p = waitHealth(t, br, hook.ID, "10")
 		var h struct {
 			LastFailureAt *time.Time `json:"last_failure_at"`
 		}
@@ -290,15 +285,7 @@ func lifecycleSubtests(t *testing.T, setup func(*testing.T) *testBundle) {
 		p = br.post(t, "/dashboard/deliveries/"+dl[0].ID+"/replay", url.Values{"csrf": {br.csrf(t)}})
 		require.Equal(t, http.StatusSeeOther, p.status, p.body)
 		b.waitDelivery(t, dl[0].ID, "succeeded", 15*time.Second)
-		deadline = time.Now().Add(20 * time.Second)
-		for {
-			p = br.get(t, "/dashboard/webhooks/"+hook.ID)
-			if elementText(p.body, "health-consecutive") == "0" {
-				break
-			}
-			require.True(t, time.Now().Before(deadline), "success not written")
-			time.Sleep(250 * time.Millisecond)
-		}
+		p = waitHealth(t, br, hook.ID, "0")
 		require.Equal(t, "The last attempt succeeded", elementText(p.body, "health-summary"))
 		require.Equal(t, "11 attempts, 1 succeeded, 10 failed", elementText(p.body, "health-last-hour"))
 		require.Equal(t, "9.1 %", elementText(p.body, "health-rate"))
@@ -460,6 +447,19 @@ func lifecycleSubtests(t *testing.T, setup func(*testing.T) *testBundle) {
 
 // tidy is text as read: no space before punctuation that text() puts
 // between elements.
+// waitHealth waits until the webhook's page shows consecutive failures
+// in a row, and returns that page.
+func waitHealth(t *testing.T, br *browser, hookID, consecutive string) *page {
+	t.Helper()
+	var p *page
+	testwait.For(t, 20*time.Second, func() (bool, string) {
+		p = br.get(t, "/dashboard/webhooks/"+hookID)
+		got := elementText(p.body, "health-consecutive")
+		return got == consecutive, "health-consecutive is " + got + ", not " + consecutive
+	})
+	return p
+}
+
 func tidy(s string) string {
 	return strings.NewReplacer(" ,", ",", " :", ":", " )", ")", "( ", "(", " .", ".").Replace(s)
 }

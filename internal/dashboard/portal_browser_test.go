@@ -27,6 +27,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testbrowser"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // product is a product's site on its own loopback origin: its backend
@@ -111,17 +112,15 @@ func TestBrowserPortalLink(t *testing.T) {
 	// page's execution context mid-evaluation).
 	poll := func(expr string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				ok, err := chromedp.Evaluate[bool](expr)(ctx, tg)
-				if err == nil && ok {
-					return nil
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("%s still not true after 20s (last error: %w)", expr, err)
-				}
-				time.Sleep(100 * time.Millisecond)
+			var err error
+			if testwait.Until(20*time.Second, func() bool {
+				var ok bool
+				ok, err = chromedp.Evaluate[bool](expr)(ctx, tg)
+				return err == nil && ok
+			}) {
+				return nil
 			}
+			return fmt.Errorf("%s still not true after 20s (last error: %w)", expr, err)
 		})
 	}
 	textOf := func(t *testing.T, sel string) string {
@@ -284,11 +283,7 @@ func TestBrowserPortalFrame(t *testing.T) {
 	}
 	waitFor := func(t *testing.T, what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !ok() {
-			require.True(t, time.Now().Before(deadline), "%s: not after 20s", what)
-			time.Sleep(100 * time.Millisecond)
-		}
+		require.True(t, testwait.Until(20*time.Second, ok), "%s: not after 20s", what)
 	}
 
 	// The allowed origin: the frame follows the link to the Webhooks page,
@@ -351,7 +346,9 @@ func TestBrowserPortalFrame(t *testing.T) {
 	})
 	require.True(t, strings.HasPrefix(href, "chrome-error:"), "the frame shows %s", href)
 	require.True(t, strings.HasPrefix(refused.URL, publicURL+"/dashboard/portal/"), refused.URL)
-	time.Sleep(time.Second) // a bounce, had there been one, is done
+	// The frame committed Chromium's error page instead of the link's
+	// answer, so the bounce page's refresh never ran: no frame is at a
+	// dashboard page, now or later.
 	iframes, _ := frames(t)
 	for _, ti := range iframes {
 		require.NotEqual(t, publicURL+"/dashboard/settings/personal/api", ti.URL, "a dashboard page is framed by %s", elsewhere.origin)
