@@ -12,7 +12,8 @@
 //  5. precision: how late retries start after they come due;
 //  6. resources: peak RSS and CPU per delivery of webhookd and PostgreSQL;
 //  7. cost (only when asked for: it runs CHECKPOINT): CPU, commits, WAL and
-//     write I/Os per event on the primary, intake and delivery apart;
+//     write I/Os per event on the primary, intake and delivery apart, and
+//     the statements that wrote the WAL (when pg_stat_statements is loaded);
 //  8. intake (only when asked for): single-event POSTs by 32 producers with
 //     an events:write key, delivered end to end, beside River's figure;
 //  9. quiet (only when asked for): CPU per event at steady low rates, and

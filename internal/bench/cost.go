@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,19 @@ type CostPhase struct {
 	// written by the CHECKPOINT that ends it (plus any the background
 	// writer and backends wrote during it).
 	Commits, WALWrites, WALSyncs, BlocksWritten float64
+	// Statements are the phase's statements that wrote WAL, most first,
+	// per event (pg_stat_statements of the bench database; their bytes
+	// include full-page images); nil when it is not loaded
+	// (StatementsNote says why).
+	Statements     []StatementWAL
+	StatementsNote string
+}
+
+// StatementWAL is one statement's calls and WAL in a phase, per event.
+type StatementWAL struct {
+	// Query is the start of its text, whitespace folded.
+	Query                               string
+	Calls, WALBytes, WALRecords, WALFPI float64
 }
 
 // PerSecond is the phase's events a second.
@@ -103,6 +118,57 @@ func (p *costProbe) checkpoint(ctx context.Context) error {
 	return nil
 }
 
+// statementsQuery reads pg_stat_statements' WAL counters of the bench
+// database's statements.
+const statementsQuery = `
+SELECT s.queryid, left(regexp_replace(s.query, '\s+', ' ', 'g'), 80), s.calls::float8,
+       s.wal_bytes::float8, s.wal_records::float8, s.wal_fpi::float8
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname = current_database() AND s.wal_bytes > 0`
+
+// statements reads pg_stat_statements (nil and why when it is not loaded:
+// it must be in shared_preload_libraries; the extension is created in the
+// bench database when it is).
+func (p *costProbe) statements(ctx context.Context) (map[int64]StatementWAL, string) {
+	if _, err := p.conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+		return nil, err.Error()
+	}
+	rows, err := p.conn.Query(ctx, statementsQuery)
+	if err != nil {
+		return nil, err.Error()
+	}
+	read, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		ID int64
+		StatementWAL
+	}])
+	if err != nil {
+		return nil, err.Error()
+	}
+	out := make(map[int64]StatementWAL, len(read))
+	for _, r := range read {
+		out[r.ID] = r.StatementWAL
+	}
+	return out, ""
+}
+
+// statementsPerEvent is what each statement wrote between two readings,
+// per event: the six that wrote most (a byte or more per event), most
+// first.
+func statementsPerEvent(before, after map[int64]StatementWAL, events int) []StatementWAL {
+	n := float64(events)
+	var out []StatementWAL
+	for id, a := range after {
+		b := before[id]
+		d := StatementWAL{Query: a.Query, Calls: (a.Calls - b.Calls) / n, WALBytes: (a.WALBytes - b.WALBytes) / n,
+			WALRecords: (a.WALRecords - b.WALRecords) / n, WALFPI: (a.WALFPI - b.WALFPI) / n}
+		if d.WALBytes >= 1 {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(x, y StatementWAL) int { return cmp.Compare(y.WALBytes, x.WALBytes) })
+	return out[:min(len(out), 6)]
+}
+
 // measure runs one phase: a CHECKPOINT (so the phase's own dirty blocks are
 // what the closing one writes), the counters, run, the CPU figures, stop
 // (which stops the phase's server, so that every backend flushes its
@@ -115,6 +181,7 @@ func (e *env) measure(ctx context.Context, probe *costProbe, dbName string, even
 	if err != nil {
 		return nil, err
 	}
+	st0, stNote := probe.statements(ctx)
 	sampler, samplerErr := startPGSampler(ctx, e.baseURL, dbName)
 	cpu0, err := processCPU()
 	if err != nil {
@@ -152,6 +219,14 @@ func (e *env) measure(ctx context.Context, probe *costProbe, dbName string, even
 	c1, err := probe.read(ctx)
 	if err != nil {
 		return nil, err
+	}
+	ph.StatementsNote = stNote
+	if st0 != nil {
+		st1, note := probe.statements(ctx)
+		if st1 != nil {
+			ph.Statements = statementsPerEvent(st0, st1, events)
+		}
+		ph.StatementsNote = note
 	}
 	if err := probe.checkpoint(ctx); err != nil {
 		return nil, err
@@ -358,20 +433,22 @@ func postJSON(ctx context.Context, client *http.Client, url, key, body string) (
 	return resp.StatusCode, raw, nil
 }
 
-// writeCost prints scenario 7's table: per event, intake and delivery.
+// writeCost prints scenario 7's table: per event, intake and delivery; then
+// the statements that wrote the WAL.
 func writeCost(w io.Writer, c *Cost) {
+	phases := []struct {
+		name, short string
+		ph          *CostPhase
+	}{
+		{"intake, POST /v1/events (one event a request)", "intake, one a request", &c.Intake},
+		{fmt.Sprintf("intake, POST /v1/events/batch (%d a request)", costBatch), "intake, batches", &c.IntakeBatch},
+		{"delivery (one attempt, 200)", "delivery", &c.Delivery},
+	}
 	fmt.Fprintln(w, "\nScenario 7, per event (per delivery for the drain; one webhook), each phase after a CHECKPOINT:")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| phase | events/s | webhookd CPU (with load generator and receiver) | PostgreSQL CPU | commits | WAL bytes (records, full-page images) | WAL writes + fsyncs | data blocks written | write I/Os |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
-	for _, p := range []struct {
-		name string
-		ph   *CostPhase
-	}{
-		{"intake, POST /v1/events (one event a request)", &c.Intake},
-		{fmt.Sprintf("intake, POST /v1/events/batch (%d a request)", costBatch), &c.IntakeBatch},
-		{"delivery (one attempt, 200)", &c.Delivery},
-	} {
+	for _, p := range phases {
 		pg := "n/a"
 		if p.ph.PostgresCPU != nil {
 			pg = msf(*p.ph.PostgresCPU) + " ms"
@@ -379,6 +456,20 @@ func writeCost(w io.Writer, c *Cost) {
 		fmt.Fprintf(w, "| %s | %s | %s ms | %s | %.2f | %.0f (%.1f, %.2f) | %.2f + %.2f | %.2f | %.2f |\n",
 			p.name, count(int(p.ph.PerSecond())), msf(p.ph.CPU), pg, p.ph.Commits, p.ph.WALBytes, p.ph.WALRecords, p.ph.WALFPI,
 			p.ph.WALWrites, p.ph.WALSyncs, p.ph.BlocksWritten, p.ph.IOPerEvent())
+	}
+	fmt.Fprintln(w)
+	if c.Delivery.Statements == nil {
+		fmt.Fprintf(w, "WAL by statement: n/a (pg_stat_statements: %s)\n\n", c.Delivery.StatementsNote)
+		return
+	}
+	fmt.Fprintln(w, "WAL by statement, per event (pg_stat_statements; bytes include full-page images):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| phase | statement | calls | WAL bytes (records, full-page images) |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, p := range phases {
+		for _, st := range p.ph.Statements {
+			fmt.Fprintf(w, "| %s | `%s` | %.2f | %.0f (%.1f, %.2f) |\n", p.short, strings.ReplaceAll(st.Query, "|", "\\|"), st.Calls, st.WALBytes, st.WALRecords, st.WALFPI)
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -71,4 +71,29 @@ func TestRunCostThroughPgBouncer(t *testing.T) {
 	require.Contains(t, table, "**Through PgBouncer**")
 	require.Contains(t, table, "| delivery (one attempt, 200) |")
 	require.Equal(t, 1, strings.Count(table, "| intake, POST /v1/events (one event a request) |"))
+	// The throwaway cluster does not preload pg_stat_statements.
+	require.Nil(t, c.Delivery.Statements)
+	require.Contains(t, table, "WAL by statement: n/a (pg_stat_statements: ")
+}
+
+// The statements table is each statement's difference between two
+// readings, per event, the six that wrote most, most first; those that
+// wrote nothing in between are left out.
+func TestStatementsPerEvent(t *testing.T) {
+	before := map[int64]StatementWAL{1: {Query: "a", Calls: 10, WALBytes: 1000, WALRecords: 10}, 2: {Query: "b", Calls: 5, WALBytes: 500}}
+	after := map[int64]StatementWAL{
+		1: {Query: "a", Calls: 30, WALBytes: 5000, WALRecords: 50, WALFPI: 2},
+		2: {Query: "b", Calls: 5, WALBytes: 500},
+		3: {Query: "c", Calls: 100, WALBytes: 10000, WALRecords: 100},
+	}
+	for i := int64(4); i < 10; i++ {
+		after[i] = StatementWAL{Query: "small", Calls: 1, WALBytes: float64(100 * i)}
+	}
+	got := statementsPerEvent(before, after, 100)
+	require.Len(t, got, 6)
+	require.Equal(t, StatementWAL{Query: "c", Calls: 1, WALBytes: 100, WALRecords: 1}, got[0])
+	require.Equal(t, StatementWAL{Query: "a", Calls: 0.2, WALBytes: 40, WALRecords: 0.4, WALFPI: 0.02}, got[1])
+	for i, st := range got[2:] {
+		require.Equal(t, float64(9-i), st.WALBytes, "the next largest, in order")
+	}
 }
