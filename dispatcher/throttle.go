@@ -63,7 +63,11 @@ import (
 // starts run that far behind their slots: a paused webhook resumed with
 // its held deliveries, a machine stalled for seconds) takes a new slot,
 // after every start given, and snoozes until it: a third fetch, never a
-// worker held for long.
+// worker held for long. So does a job the webhook's in-flight cap turns
+// away (slow answers, or jobs late at their slots together: at workers'
+// start after a pause or an outage, 45 deliveries given their slots at
+// enqueue while no worker ran came due at once, and the cap's snooze then
+// a refused claim cost 32 of them a third fetch).
 //
 // Cost for a limited webhook: per first attempt slotted at enqueue, a
 // share of the enqueue's reservation statement and one claim update; per

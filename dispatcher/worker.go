@@ -441,6 +441,15 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	}
 
 	if !w.inflight.acquire(ctx, target.WebhookID) {
+		if limited {
+			// A rate-limited job turned away (the cap held by slow
+			// answers, or by jobs late at their slots together, each
+			// waiting for its turn) takes a new slot and waits for it:
+			// back after the cap's guess, its turn would likely be over
+			// 2 s ahead and need a new slot then, a third fetch
+			// (dispatcher/throttle.go).
+			return river.JobSnooze(w.throttle.again(ctx, target, job.ID))
+		}
 		// Saturated by a slow or black-hole endpoint: wait in the queue
 		// without using an attempt, so one endpoint can't hold every worker.
 		return river.JobSnooze(saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/mono/webhookd/internal/store"
@@ -36,6 +37,37 @@ type Throttled struct {
 	// oldest-due age sampled during the drain.
 	MaxThrottled int64
 	MaxDueAge    time.Duration
+	// WorkAlone and WorkBeside are what the healthy drain took, alone
+	// and beside the limited backlog: counts that the machine's other
+	// load doesn't move, unlike the throughputs.
+	WorkAlone, WorkBeside DrainWork
+}
+
+// DrainWork is the work done from the workers' start to the healthy
+// drain's end: this process's CPU time (the two servers, the receivers)
+// and the stage database's committed transactions and rows written
+// (pg_stat_database, which a backend updates at most once a second, so it
+// may miss the last second's).
+type DrainWork struct {
+	CPU       time.Duration
+	Xacts     int64
+	RowWrites int64
+}
+
+// sub is w minus an earlier reading.
+func (w DrainWork) sub(earlier DrainWork) DrainWork {
+	return DrainWork{CPU: w.CPU - earlier.CPU, Xacts: w.Xacts - earlier.Xacts, RowWrites: w.RowWrites - earlier.RowWrites}
+}
+
+// readWork reads this process's CPU time so far and db's counters.
+func readWork(ctx context.Context, db store.DB) (DrainWork, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return DrainWork{}, err
+	}
+	w := DrainWork{CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	err := db.QueryRow(ctx, `SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()`).Scan(&w.Xacts, &w.RowWrites)
+	return w, err
 }
 
 // throttled runs the rate-limit scenario: the healthy drain alone, then
@@ -43,10 +75,10 @@ type Throttled struct {
 func (e *env) throttled(ctx context.Context, perSecond, limited, healthy int) (*Throttled, error) {
 	out := &Throttled{PerSecond: perSecond, Limited: limited, Healthy: healthy}
 	var err error
-	if out.Baseline, err = e.throttledDrain(ctx, perSecond, 0, healthy, nil); err != nil {
+	if out.Baseline, out.WorkAlone, err = e.throttledDrain(ctx, perSecond, 0, healthy, nil); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	if out.HealthyRun, err = e.throttledDrain(ctx, perSecond, limited, healthy, out); err != nil {
+	if out.HealthyRun, out.WorkBeside, err = e.throttledDrain(ctx, perSecond, limited, healthy, out); err != nil {
 		return nil, err
 	}
 	out.Ratio = out.HealthyRun.PerSecond() / out.Baseline.PerSecond()
@@ -56,62 +88,71 @@ func (e *env) throttled(ctx context.Context, perSecond, limited, healthy int) (*
 // throttledDrain drains healthy deliveries to a healthy receiver, and
 // limited ones to a webhook limited to perSecond (when limited > 0), on two
 // servers sharing one fresh database, both backlogs inserted with the
-// workers stopped. It returns the healthy drain's throughput and, with
-// limited > 0, fills res once every limited delivery has succeeded.
-func (e *env) throttledDrain(ctx context.Context, perSecond, limited, healthy int, res *Throttled) (*Throughput, error) {
+// workers stopped. It returns the healthy drain's throughput and work and,
+// with limited > 0, fills res once every limited delivery has succeeded.
+func (e *env) throttledDrain(ctx context.Context, perSecond, limited, healthy int, res *Throttled) (*Throughput, DrainWork, error) {
 	s, servers, err := e.twoServerStage(ctx)
 	if err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	defer s.close()
 
 	recv, target, err := s.startReceiver(false)
 	if err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	if _, err := s.createWebhook(ctx, healthyAccount, target); err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	var limitedID string
 	var limitedRecv *receiver
 	if limited > 0 {
 		var limitedTarget string
 		if limitedRecv, limitedTarget, err = s.startReceiver(false); err != nil {
-			return nil, err
+			return nil, DrainWork{}, err
 		}
 		if limitedID, err = s.createWebhook(ctx, limitedAccount, limitedTarget, func(w *store.Webhook) { w.RateLimitPerSecond = &perSecond }); err != nil {
-			return nil, err
+			return nil, DrainWork{}, err
 		}
 		if err := s.insertBacklog(ctx, limitedAccount, limited); err != nil {
-			return nil, err
+			return nil, DrainWork{}, err
 		}
 	}
 	if err := s.insertBacklog(ctx, healthyAccount, healthy); err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 
+	before, err := readWork(ctx, s.pool())
+	if err != nil {
+		return nil, DrainWork{}, err
+	}
 	start := time.Now()
 	deadline := start.Add(e.cfg.Timeout)
 	for _, srv := range servers {
 		if err := srv.Start(ctx); err != nil {
-			return nil, err
+			return nil, DrainWork{}, err
 		}
 	}
 	s.progress("two workers started: draining %s healthy deliveries beside %s limited to %d/s", count(healthy), count(limited), perSecond)
 	if err := s.waitAnswered(ctx, recv, healthy, deadline); err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	err = s.waitFor(ctx, "every healthy delivery to be recorded as succeeded", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
 		pending, err := s.pendingOf(ctx, healthyAccount)
 		return pending == 0, fmt.Sprintf("%s still pending", count(pending)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	out := &Throughput{Deliveries: healthy, Elapsed: time.Since(start)}
+	after, err := readWork(ctx, s.pool())
+	if err != nil {
+		return nil, DrainWork{}, err
+	}
+	work := after.sub(before)
 	s.progress("%s healthy deliveries in %.2f s: %s/s", count(healthy), out.Elapsed.Seconds(), count(int(out.PerSecond())))
 	if limited == 0 {
-		return out, nil
+		return out, work, nil
 	}
 
 	// The limited backlog drains at perSecond: sample the gauges meanwhile.
@@ -126,26 +167,26 @@ func (e *env) throttledDrain(ctx context.Context, perSecond, limited, healthy in
 		return pending == 0, fmt.Sprintf("%s limited still pending", count(pending)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	if got := limitedRecv.ok.Load(); got < int64(limited) {
-		return nil, fmt.Errorf("the limited receiver answered %d of %d deliveries", got, limited)
+		return nil, DrainWork{}, fmt.Errorf("the limited receiver answered %d of %d deliveries", got, limited)
 	}
 	rows, err := s.pool().Query(ctx, `SELECT a.started_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, limitedID)
 	if err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	var starts []time.Time
 	for rows.Next() {
 		var at time.Time
 		if err := rows.Scan(&at); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, DrainWork{}, err
 		}
 		starts = append(starts, at)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	slices.SortFunc(starts, time.Time.Compare)
 	res.LimitedElapsed = starts[len(starts)-1].Sub(start)
@@ -156,10 +197,10 @@ SELECT count(*) FILTER (WHERE n = 0), count(*) FILTER (WHERE n = 1), count(*) FI
 FROM (SELECT coalesce((j.metadata->>'snoozes')::int, 0) AS n FROM river_job j JOIN deliveries d ON d.job_id = j.id WHERE d.webhook_id = $1) x`,
 		limitedID).Scan(&res.Fetches[0], &res.Fetches[1], &res.Fetches[2])
 	if err != nil {
-		return nil, err
+		return nil, DrainWork{}, err
 	}
 	s.progress("%s limited deliveries in %.1f s: %.2f starts/s; at most %d in 1 s, %d in 10 s", count(limited), res.LimitedElapsed.Seconds(), res.Achieved, res.Most1s, res.Most10s)
-	return out, nil
+	return out, work, nil
 }
 
 // mostWithin is the most of sorted times within one half-open window
