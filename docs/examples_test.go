@@ -21,6 +21,7 @@ import (
 	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // notRun is the allow-list: the shell blocks of docs/*.md that the test
@@ -212,11 +213,10 @@ func setup(t *testing.T) *examplesEnv {
 	hook := call(http.MethodPost, "/v1/webhooks", `{"account_id":"acct_docs","url":"`+rcv.URL+`/webhooks"}`, http.StatusCreated)
 	event := call(http.MethodPost, "/v1/events", `{"account_id":"acct_docs","type":"bank_transfer_approved","data":{"amount":240000,"currency":"COP"}}`, http.StatusAccepted)
 	deliveryID := event["deliveries"].([]any)[0].(map[string]any)["id"].(string)
-	deadline := time.Now().Add(30 * time.Second)
-	for call(http.MethodGet, "/v1/deliveries/"+deliveryID, "", http.StatusOK)["state"] != "succeeded" {
-		require.True(t, time.Now().Before(deadline), "the fixture's delivery did not succeed in 30 s")
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.For(t, 30*time.Second, func() (bool, string) {
+		state := call(http.MethodGet, "/v1/deliveries/"+deliveryID, "", http.StatusOK)["state"]
+		return state == "succeeded", fmt.Sprintf("the fixture's delivery is %v", state)
+	})
 	key := call(http.MethodPost, "/v1/keys", `{"scope":"account","account_id":"acct_docs","description":"docs"}`, http.StatusCreated)
 
 	dir := t.TempDir()

@@ -60,9 +60,7 @@ func drillWorkerCrash(t *testing.T) {
 		defer close(produced)
 		interval := time.Duration(batch) * time.Second / time.Duration(rate)
 		for i := 0; i < events/batch; i++ {
-			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-				time.Sleep(wait) // sleeps because: open-loop pacing, a batch every interval
-			}
+			sleepUntil(start.Add(time.Duration(i) * interval)) // open-loop pacing, a batch every interval
 			ids, err := api.enqueueBatch(ctx, "acct_crash", fmt.Sprintf("crash-%d", i), batch)
 			mu.Lock()
 			accepted = append(accepted, ids...)
@@ -85,8 +83,7 @@ func drillWorkerCrash(t *testing.T) {
 	stuck := map[string]bool{} // deliveries in flight at any kill so far
 	runFor := time.Duration(events/rate) * time.Second
 	for i := range kills {
-		// sleeps because: the kills are spread evenly over the run.
-		time.Sleep(time.Until(start.Add(runFor * time.Duration(i+1) / time.Duration(kills+1))))
+		sleepUntil(start.Add(runFor * time.Duration(i+1) / time.Duration(kills+1))) // the kills are spread evenly over the run
 		worker.kill(t)
 		k := kill{at: time.Now(), received: recv.received()}
 		rows, err := db.Query(ctx, `SELECT args->>'delivery_id' FROM river_job WHERE state = 'running' AND kind = 'webhookd.delivery'`)

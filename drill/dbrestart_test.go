@@ -77,39 +77,33 @@ func drillDatabaseRestart(t *testing.T) {
 			var longest time.Duration
 			prev := time.Now()
 			for i := p; i < total; i += producers {
-				if wait := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); wait > 0 {
-					time.Sleep(wait) // sleeps because: open-loop pacing at rate per second
-				}
+				sleepUntil(start.Add(time.Duration(i) * time.Second / time.Duration(rate))) // open-loop pacing at rate per second
 				ev := eventIn{AccountID: "acct_dbrestart", Type: "drill.event", IdempotencyKey: fmt.Sprintf("db-%d", i), Data: []byte(fmt.Sprintf(`{"n":%d}`, i))}
 				var res struct {
 					ID string `json:"id"`
 				}
-				deadline := time.Now().Add(time.Minute)
-				for {
-					began := time.Now()
+				var began time.Time
+				err := retry(ctx, time.Minute, 100*time.Millisecond, func() (int, error) {
+					began = time.Now()
 					status, err := client.call(ctx, http.MethodPost, "/v1/events", ev, &res)
-					if err == nil {
+					if err != nil {
 						mu.Lock()
-						accepted = append(accepted, res.ID)
-						latencies = append(latencies, time.Since(began))
-						lastOK[p] = time.Now()
+						failures++
 						mu.Unlock()
-						longest = max(longest, time.Since(prev))
-						prev = time.Now()
-						break
 					}
-					mu.Lock()
-					failures++
-					if (status != 0 && status < 500) || time.Now().After(deadline) || ctx.Err() != nil {
-						if prodErr == nil {
-							prodErr = fmt.Errorf("event %d: %w", i, err)
-						}
-						mu.Unlock()
-						return
-					}
-					mu.Unlock()
-					time.Sleep(100 * time.Millisecond) // sleeps because: a producer's pause before retrying while PostgreSQL restarts
+					return status, err
+				})
+				if err != nil {
+					keepFirst(&mu, &prodErr, fmt.Errorf("event %d: %w", i, err))
+					return
 				}
+				mu.Lock()
+				accepted = append(accepted, res.ID)
+				latencies = append(latencies, time.Since(began))
+				lastOK[p] = time.Now()
+				mu.Unlock()
+				longest = max(longest, time.Since(prev))
+				prev = time.Now()
 			}
 			mu.Lock()
 			outages = append(outages, longest)
@@ -118,7 +112,7 @@ func drillDatabaseRestart(t *testing.T) {
 	}
 
 	// Restart PostgreSQL halfway through.
-	time.Sleep(time.Until(start.Add(runFor / 2))) // sleeps because: the restart comes halfway through the load
+	sleepUntil(start.Add(runFor / 2)) // the restart comes halfway through the load
 	receivedBefore := recv.received()
 	restartAt := time.Now()
 	restartTook := restartPostgres(t, dbURL)

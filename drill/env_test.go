@@ -285,21 +285,49 @@ func (a *apiClient) enqueueBatch(ctx context.Context, account, prefix string, n 
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		status, err := a.call(ctx, http.MethodPost, "/v1/events/batch", map[string]any{"events": events}, &out)
-		if err == nil {
-			ids := make([]string, len(out.Data))
-			for i, d := range out.Data {
-				ids[i] = d.ID
-			}
-			return ids, nil
-		}
-		if (status != 0 && status < 500) || time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, err
-		}
-		time.Sleep(200 * time.Millisecond) // sleeps because: a producer's pause before retrying a 5xx or a refused connection
+	err := retry(ctx, time.Minute, 200*time.Millisecond, func() (int, error) {
+		return a.call(ctx, http.MethodPost, "/v1/events/batch", map[string]any{"events": events}, &out)
+	})
+	if err != nil {
+		return nil, err
 	}
+	ids := make([]string, len(out.Data))
+	for i, d := range out.Data {
+		ids[i] = d.ID
+	}
+	return ids, nil
+}
+
+// retry calls try until it succeeds, as a producer does: after a 5xx or
+// a failed connection (status 0) it pauses and tries again, until within
+// has passed or ctx ends; a 4xx is final. It returns try's last error.
+func retry(ctx context.Context, within, pause time.Duration, try func() (status int, err error)) error {
+	deadline := time.Now().Add(within)
+	for {
+		status, err := try()
+		if err == nil || (status != 0 && status < 500) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(pause) // sleeps because: a producer's pause before retrying, the behaviour the drill models
+	}
+}
+
+// keepFirst sets *first to err, under mu, unless it holds an error
+// already: a drill reports its producers' first error.
+func keepFirst(mu *sync.Mutex, first *error, err error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if *first == nil {
+		*first = err
+	}
+}
+
+// sleepUntil waits until at, a point of the drill's timeline (a producer's
+// next send, a kill, a cut, the load's end); at once when at has passed.
+// A drill's schedule is in time: nothing but time shows that its moment
+// has come.
+func sleepUntil(at time.Time) {
+	time.Sleep(time.Until(at)) // sleeps because: the drill's schedule
 }
 
 // receiver is a healthy webhook receiver on 127.0.0.2 that counts requests

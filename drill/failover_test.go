@@ -117,8 +117,7 @@ func failoverRun(t *testing.T, route string, order int) {
 				default:
 				}
 				ev := eventIn{AccountID: "acct_failover", Type: "drill.event", IdempotencyKey: fmt.Sprintf("fo-%d", i), Data: []byte(fmt.Sprintf(`{"n":%d}`, i))}
-				deadline := time.Now().Add(90 * time.Second)
-				for {
+				err := retry(ctx, 90*time.Second, 200*time.Millisecond, func() (int, error) {
 					var res struct {
 						ID string `json:"id"`
 					}
@@ -136,25 +135,18 @@ func failoverRun(t *testing.T, route string, order int) {
 					mu.Lock()
 					outcomes = append(outcomes, o)
 					mu.Unlock()
-					if err == nil {
-						break
-					}
-					if (status != 0 && status < 500) || time.Now().After(deadline) || ctx.Err() != nil {
-						mu.Lock()
-						if prodErr == nil {
-							prodErr = fmt.Errorf("event %d: %w", i, err)
-						}
-						mu.Unlock()
-						return
-					}
-					time.Sleep(200 * time.Millisecond) // sleeps because: a producer's pause before retrying during the failover
+					return status, err
+				})
+				if err != nil {
+					keepFirst(&mu, &prodErr, fmt.Errorf("event %d: %w", i, err))
+					return
 				}
 			}
 		}()
 	}
 
 	// The leader's machine dies a few seconds into the load.
-	time.Sleep(pick(3*time.Second, 10*time.Second)) // sleeps because: the kill comes a few seconds into the load
+	sleepUntil(start.Add(pick(3*time.Second, 10*time.Second))) // the kill comes a few seconds into the load
 	first := cluster.Leader(ctx)
 	require.Equal(t, "node1", first)
 	second := cluster.Other(first).Name
@@ -169,16 +161,16 @@ func failoverRun(t *testing.T, route string, order int) {
 
 	// The old leader's machine comes back: its Patroni rejoins it as a
 	// standby (pg_rewind if it must); then a planned switchover back.
-	time.Sleep(pick(2*time.Second, 5*time.Second)) // sleeps because: the load runs on the new leader a while first
+	sleepUntil(promotedAt.Add(pick(2*time.Second, 5*time.Second))) // the load runs on the new leader a while first
 	restartAt := time.Now()
 	require.NoError(t, cluster.StartNode(first))
 	require.NoError(t, cluster.WaitSyncStandby(ctx, first))
 	rejoinedAt := time.Now()
-	time.Sleep(pick(2*time.Second, 5*time.Second)) // sleeps because: the load runs with the rejoined standby a while first
+	sleepUntil(rejoinedAt.Add(pick(2*time.Second, 5*time.Second))) // the load runs with the rejoined standby a while first
 	switchAt := time.Now()
 	require.NoError(t, cluster.Switchover(ctx, second, first))
 	switchedAt := time.Now()
-	time.Sleep(tail) // sleeps because: the load goes on a while after the switchover
+	sleepUntil(switchedAt.Add(tail)) // the load goes on a while after the switchover
 	close(stop)
 	wg.Wait()
 	producedFor := time.Since(start)

@@ -87,7 +87,9 @@ func drillHostileCallers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			client := &http.Client{Timeout: time.Minute}
-			for time.Now().Before(stop) {
+			tick := time.NewTicker(50 * time.Millisecond) // a health probe every 50 ms
+			defer tick.Stop()
+			for ; time.Now().Before(stop); <-tick.C {
 				began := time.Now()
 				resp, err := client.Get(server.base + "/healthz")
 				if err == nil {
@@ -101,13 +103,14 @@ func drillHostileCallers(t *testing.T) {
 					p.health = append(p.health, time.Since(began))
 				}
 				p.mu.Unlock()
-				time.Sleep(50 * time.Millisecond) // sleeps because: a health probe every 50 ms
 			}
 		}()
 		go func() {
 			defer wg.Done()
 			pc := &apiClient{base: server.base, client: &http.Client{Timeout: time.Minute}}
-			for i := 0; time.Now().Before(stop); i++ {
+			tick := time.NewTicker(50 * time.Millisecond) // an enqueue probe every 50 ms
+			defer tick.Stop()
+			for i := 0; time.Now().Before(stop); i, _ = i+1, <-tick.C {
 				began := time.Now()
 				var res struct {
 					ID string `json:"id"`
@@ -123,7 +126,6 @@ func drillHostileCallers(t *testing.T) {
 					p.ids = append(p.ids, res.ID)
 				}
 				p.mu.Unlock()
-				time.Sleep(50 * time.Millisecond) // sleeps because: an enqueue probe every 50 ms
 			}
 		}()
 		wg.Wait()

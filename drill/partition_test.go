@@ -224,26 +224,19 @@ func produce(t *testing.T, base, account, prefix string, rate, total int, stop <
 				case <-time.After(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate)))):
 				}
 				ev := eventIn{AccountID: account, Type: "drill.event", IdempotencyKey: fmt.Sprintf("%s-%d", prefix, i), Data: []byte(fmt.Sprintf(`{"n":%d}`, i))}
-				deadline := time.Now().Add(time.Minute)
-				for {
-					var res struct {
-						ID string `json:"id"`
-					}
-					status, err := client.call(context.Background(), http.MethodPost, "/v1/events", ev, &res)
-					if err == nil {
-						mu.Lock()
-						accepted = append(accepted, res.ID)
-						mu.Unlock()
-						break
-					}
-					if (status != 0 && status < 500) || time.Now().After(deadline) {
-						mu.Lock()
-						prodErr = fmt.Errorf("event %d: %w", i, err)
-						mu.Unlock()
-						return
-					}
-					time.Sleep(200 * time.Millisecond) // sleeps because: a producer's pause before retrying while cut
+				var res struct {
+					ID string `json:"id"`
 				}
+				err := retry(context.Background(), time.Minute, 200*time.Millisecond, func() (int, error) {
+					return client.call(context.Background(), http.MethodPost, "/v1/events", ev, &res)
+				})
+				if err != nil {
+					keepFirst(&mu, &prodErr, fmt.Errorf("event %d: %w", i, err))
+					return
+				}
+				mu.Lock()
+				accepted = append(accepted, res.ID)
+				mu.Unlock()
 			}
 		}()
 	}
@@ -289,7 +282,7 @@ func drillPartitionDatabase(t *testing.T) {
 	start := time.Now()
 	results := produce(t, apiProc.base, "acct_partition_db", "pdb", rate, rate*int(loadFor/time.Second), stop)
 
-	time.Sleep(time.Until(start.Add(cutAfter))) // sleeps because: the cut comes cutAfter into the load
+	sleepUntil(start.Add(cutAfter)) // the cut comes cutAfter into the load
 	fromNSBefore := recv.lastFrom(e.ns.NSIP)
 	require.False(t, fromNSBefore.IsZero(), "the namespace's worker delivered nothing before the cut")
 	running := queryInt(t, db, `SELECT count(*) FROM river_job WHERE state = 'running'`)
@@ -299,7 +292,7 @@ func drillPartitionDatabase(t *testing.T) {
 
 	// While cut: when did the namespace's worker last start an attempt,
 	// and did everything accepted before the cut arrive anyway?
-	time.Sleep(time.Until(cutAt.Add(cutFor))) // sleeps because: the cut lasts cutFor
+	sleepUntil(cutAt.Add(cutFor)) // the cut lasts cutFor
 	lastNS := recv.lastFrom(e.ns.NSIP)
 	healAt := time.Now()
 	require.NoError(t, e.ns.Heal())
@@ -314,7 +307,7 @@ func drillPartitionDatabase(t *testing.T) {
 			break
 		}
 	}
-	time.Sleep(time.Until(start.Add(loadFor))) // sleeps because: the load runs for loadFor
+	sleepUntil(start.Add(loadFor)) // the load runs for loadFor
 	close(stop)
 	accepted := results()
 
