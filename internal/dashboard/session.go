@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -53,15 +52,6 @@ type sessionKey struct{}
 func sessionFrom(ctx context.Context) *session {
 	s, _ := ctx.Value(sessionKey{}).(*session)
 	return s
-}
-
-// randomToken is 32 random bytes, base64url.
-func randomToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // loadSession returns the live session of r's cookie: an *apiError of
@@ -201,9 +191,10 @@ func (d *Dashboard) signInPage(w http.ResponseWriter, r *http.Request) {
 	d.renderSignIn(w, r, http.StatusOK, v, next, "")
 }
 
-// renderSignIn shows the sign-in form with a fresh double-submit token.
+// renderSignIn shows the sign-in form with a fresh double-submit token
+// (rand.Text: 128 random bits).
 func (d *Dashboard) renderSignIn(w http.ResponseWriter, r *http.Request, status int, v *view, next, errMsg string) {
-	token := randomToken()
+	token := rand.Text()
 	d.setCookie(w, r, signInCookie, token, 3600)
 	v.Data = &signInData{Token: token, Next: next, Error: errMsg}
 	d.render(w, r, status, "signin", v)
