@@ -40,9 +40,11 @@ import (
 //     holds (FOR UPDATE SKIP LOCKED) gets no slots from this enqueue, and
 //     its deliveries reserve at their first run. The rows it moved stay
 //     locked until the producer's transaction ends, so that webhook's
-//     claims and reservations wait for its commit (measured: 2,000 first
-//     runs, each load, reserve, hold and snooze, cost a healthy drain beside
-//     them ~2.4 ms apiece, a ratio of 0.6 – 0.77; BENCHMARKS.md).
+//     claims and reservations wait for its commit. What it saves: a job
+//     run and three row writes per new delivery (2,000 first runs at the
+//     head of the queue cost a healthy drain beside them ~2.4 ms apiece at
+//     load average 11 – 32; on a quieter machine the ratio was ~0.9 with or
+//     without them: BENCHMARKS.md, Rate limits part 4).
 //   - Claim. The job's next run (its second fetch) finds the slot it holds,
 //     however late it runs, and claims its start: the webhook's next start
 //     at least 1/N s after the last one given (last_start), in the order
