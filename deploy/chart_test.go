@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 )
 
 const chartDir = "helm/webhookd"
@@ -144,7 +144,7 @@ func TestChartRefuses(t *testing.T) {
 func podConnections(role string, dbMaxConns int) int {
 	n := dbMaxConns + 1
 	if role == "worker" {
-		n += 2 * dispatcher.BatchConcurrency
+		n += 2 * engine.BatchConcurrency
 	}
 	return n
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
@@ -126,7 +126,7 @@ func runKeysCreate(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if err := params.Check(); err != nil {
-		var v *dispatcher.ValidationError
+		var v *engine.ValidationError
 		if errors.As(err, &v) {
 			return fmt.Errorf("keys create: %s: %s", keyFlags[v.Field], v.Message)
 		}
@@ -254,7 +254,7 @@ func runKeysRotate(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("keys rotate: -id: %q is not a key id: it %w", *id, err)
 	}
 	if _, err := admin.ParseKeyGrace(*graceRaw); err != nil {
-		var v *dispatcher.ValidationError
+		var v *engine.ValidationError
 		if errors.As(err, &v) {
 			return fmt.Errorf("keys rotate: -grace: %s", v.Message)
 		}

@@ -35,12 +35,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/mono/webhookd/dispatcher"
 	adminapi "github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/bench"
 	"github.com/mono/webhookd/internal/dashboard"
 	"github.com/mono/webhookd/internal/demo"
 	"github.com/mono/webhookd/internal/durations"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/server"
@@ -308,7 +308,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.boolean("allow-private-networks", "WEBHOOKD_ALLOW_PRIVATE_NETWORKS", "false", "allow private/loopback webhook targets (development and tests only)", &cfg.AllowPrivateNetworks)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
-	s.integer("webhook-concurrency", "WEBHOOKD_WEBHOOK_CONCURRENCY", strconv.Itoa(dispatcher.WebhookConcurrencyDefault), "concurrent attempts to one webhook per process", &cfg.WebhookConcurrency)
+	s.integer("webhook-concurrency", "WEBHOOKD_WEBHOOK_CONCURRENCY", strconv.Itoa(engine.WebhookConcurrencyDefault), "concurrent attempts to one webhook per process", &cfg.WebhookConcurrency)
 	s.integer("max-idle-conns-per-host", "WEBHOOKD_MAX_IDLE_CONNS_PER_HOST", "0", "idle keep-alive connections kept per receiver host (0: as many as max-workers)", &cfg.MaxIdleConnsPerHost)
 	bulk := s.str("bulk-while-live", "WEBHOOKD_BULK_WHILE_LIVE", "0", "backlogged bulk deliveries under way per process while other accounts' live ones are answered (0: max-workers/16; off: no limit)")
 	s.parsers = append(s.parsers, func() (err error) {
@@ -321,7 +321,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.duration("shutdown-timeout", "WEBHOOKD_SHUTDOWN_TIMEOUT", dur(server.ShutdownTimeoutDefault), "how long running attempts may finish on shutdown", &cfg.ShutdownTimeout)
 	s.duration("retention", "WEBHOOKD_RETENTION", "30d", "how long succeeded and cancelled deliveries are kept (at least 1d)", &cfg.Retention)
 	s.duration("dead-retention", "WEBHOOKD_DEAD_RETENTION", "90d", "how long dead deliveries are kept, to be replayed (at least 1d)", &cfg.DeadRetention)
-	s.duration("replay-spacing", "WEBHOOKD_REPLAY_SPACING", dur(dispatcher.ReplaySpacingDefault), "gap between two deliveries of one webhook in a bulk replay (at most 1h)", &cfg.ReplaySpacing)
+	s.duration("replay-spacing", "WEBHOOKD_REPLAY_SPACING", dur(engine.ReplaySpacingDefault), "gap between two deliveries of one webhook in a bulk replay (at most 1h)", &cfg.ReplaySpacing)
 	autoPause := s.str("auto-pause-after", "WEBHOOKD_AUTO_PAUSE_AFTER", "0", "pause a webhook with no successful attempt for this long, such as 3d (0: never)")
 	s.parsers = append(s.parsers, func() error {
 		d, err := durations.Parse(*autoPause)
@@ -337,7 +337,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 		cfg.NotifyURL, cfg.NotifySecret = strings.TrimSpace(*notifyURL), *notifySecret
 		return nil
 	})
-	s.integer("endpoint-failing-after", "WEBHOOKD_ENDPOINT_FAILING_AFTER", strconv.Itoa(dispatcher.FailingThresholdDefault), "consecutive failed attempts that make a webhook's endpoint.failing notification", &cfg.EndpointFailingAfter)
+	s.integer("endpoint-failing-after", "WEBHOOKD_ENDPOINT_FAILING_AFTER", strconv.Itoa(engine.FailingThresholdDefault), "consecutive failed attempts that make a webhook's endpoint.failing notification", &cfg.EndpointFailingAfter)
 	s.duration("db-wait", "WEBHOOKD_DB_WAIT", dur(server.DBWaitDefault), "how long start-up waits for the database", &cfg.DBWait)
 	metricsAddr := s.str("metrics-addr", "WEBHOOKD_METRICS_ADDR", server.MetricsAddrDefault, "address of the listener serving GET /metrics (empty: none)")
 	publicURL := s.str("public-url", "WEBHOOKD_PUBLIC_URL", "", "the absolute http(s) URL users reach webhookd at, such as https://webhooks.example.com (https: Secure dashboard cookies)")

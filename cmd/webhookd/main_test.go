@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/testdb"
@@ -391,13 +391,13 @@ func insertNinthFailure(t *testing.T, dbURL, account string) string {
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	defer pool.Close()
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
-	res, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: account, Type: "ping", Data: json.RawMessage(`{}`)})
+	res, err := enqueuer.Enqueue(ctx, tx, &engine.Event{AccountID: account, Type: "ping", Data: json.RawMessage(`{}`)})
 	require.NoError(t, err)
 	require.Len(t, res.Deliveries, 1)
 	id := res.Deliveries[0].ID

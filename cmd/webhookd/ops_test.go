@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/internal/testproc"
@@ -202,13 +202,13 @@ func TestRoles(t *testing.T) {
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 	insertStart := time.Now()
 	for batch := 0; batch < total/1000; batch++ {
-		events := make([]*dispatcher.Event, 1000)
+		events := make([]*engine.Event, 1000)
 		for i := range events {
-			events[i] = &dispatcher.Event{AccountID: "acct_roles", Type: "ping", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, batch*1000+i))}
+			events[i] = &engine.Event{AccountID: "acct_roles", Type: "ping", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, batch*1000+i))}
 		}
 		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)

@@ -80,9 +80,9 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/batch"
 	"github.com/mono/webhookd/internal/catalogue"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/metrics"
@@ -193,7 +193,7 @@ type Config struct {
 // API serves the HTTP routes.
 type API struct {
 	pool     *pgxpool.Pool
-	enqueuer *dispatcher.Enqueuer
+	enqueuer *engine.Enqueuer
 	keys     *keyring.Keyring
 	policy   *outbound.Policy
 	now      func() time.Time
@@ -222,14 +222,14 @@ type API struct {
 	// keyCache remembers verified API keys (nil: off).
 	keyCache *keyCache
 	// enqueues batches the events of concurrent POST /v1/events.
-	enqueues *batch.Batcher[*dispatcher.Event, enqueued]
+	enqueues *batch.Batcher[*engine.Event, enqueued]
 	// tracer makes the intake routes' accept spans; nil: tracing off.
 	tracer trace.Tracer
 }
 
 // New returns the API on pool, accepting events with enqueuer and
 // encrypting webhook secrets with keys.
-func New(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyring, cfg *Config) (*API, error) {
+func New(pool *pgxpool.Pool, enqueuer *engine.Enqueuer, keys *keyring.Keyring, cfg *Config) (*API, error) {
 	if pool == nil || enqueuer == nil || keys == nil {
 		return nil, errors.New("admin.New: pool, enqueuer and keys are required")
 	}
@@ -250,13 +250,13 @@ func NewOperator(pool *pgxpool.Pool, cfg *Config) (*API, error) {
 
 // newAPI is New without its checks: NewOperator's API has no enqueuer
 // and no keyring.
-func newAPI(pool *pgxpool.Pool, enqueuer *dispatcher.Enqueuer, keys *keyring.Keyring, cfg *Config) *API {
+func newAPI(pool *pgxpool.Pool, enqueuer *engine.Enqueuer, keys *keyring.Keyring, cfg *Config) *API {
 	if cfg == nil {
 		cfg = &Config{}
 	}
 	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
 	a.enqueues = a.newEnqueueBatcher()
-	a.tracer = dispatcher.Tracer(cfg.TracerProvider)
+	a.tracer = engine.Tracer(cfg.TracerProvider)
 	a.bodyShares = newBodyShares(cfg.BodyBudget, cfg.BodyBudgetPerKey)
 	a.bodyMinRate = cmp.Or(cfg.BodyMinRate, BodyMinRateDefault)
 	a.rates, a.trust = newRates(cfg), cfg.Trust

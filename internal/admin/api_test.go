@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/server"
@@ -192,7 +192,7 @@ SELECT (SELECT count(*) FROM webhooks),
        (SELECT count(*) FROM deliveries),
        (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM idempotency_keys),
-       (SELECT count(*) FROM river_job WHERE queue = $1)`, dispatcher.QueueDeliveries).
+       (SELECT count(*) FROM river_job WHERE queue = $1)`, engine.QueueDeliveries).
 		Scan(&c.Webhooks, &c.LiveWebhooks, &c.Events, &c.Deliveries, &c.Attempts, &c.IdempotencyKeys, &c.DeliveryJobs))
 	return c
 }
@@ -219,7 +219,7 @@ func waitAccountSettled(t *testing.T, pool *pgxpool.Pool, account string, timeou
 	t.Helper()
 	testwait.For(t, timeout, func() (bool, string) {
 		var pending, jobs int
-		require.NoError(t, pool.QueryRow(context.Background(), unsettledQuery, account, dispatcher.DeliveryArgs{}.Kind()).Scan(&pending, &jobs))
+		require.NoError(t, pool.QueryRow(context.Background(), unsettledQuery, account, engine.DeliveryArgs{}.Kind()).Scan(&pending, &jobs))
 		return pending == 0 && jobs == 0, fmt.Sprintf("%d deliveries pending, %d delivery jobs not finished", pending, jobs)
 	})
 }

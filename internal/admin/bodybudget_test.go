@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
@@ -30,7 +30,7 @@ import (
 // read again.
 func TestBodyBudget(t *testing.T) {
 	t.Parallel()
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 	keys, err := keyring.Parse(keyring.Generate())
 	require.NoError(t, err)

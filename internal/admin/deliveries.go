@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
@@ -223,7 +223,7 @@ func deliveryFilter(p *Principal, req *apitype.DeliveryList) (*store.DeliveryFil
 	if f.AccountID == "" && f.WebhookID == "" {
 		// Every account's: webhookd's own notifications are listed only
 		// when their account (or webhook) is named.
-		f.ExceptAccount = dispatcher.NotifyAccount
+		f.ExceptAccount = engine.NotifyAccount
 	}
 	return f, after, limit, nil
 }

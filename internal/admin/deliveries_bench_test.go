@@ -21,8 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
@@ -152,7 +152,7 @@ func BenchmarkListDeliveries(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
@@ -32,7 +32,7 @@ func TestDeliveryOperations(t *testing.T) {
 	dead := seedRow{id: ident.New(ident.Delivery), eventID: ident.New(ident.Event), webhookID: hook.ID, accountID: "acct_dops", eventType: "order.created", state: store.StateDead, createdAt: created}
 	seedDeliveries(t, b, []seedRow{dead})
 
-	enqueuer, err := dispatcher.NewEnqueuer(b.srv.River(), nil)
+	enqueuer, err := engine.NewEnqueuer(b.srv.River(), nil)
 	require.NoError(t, err)
 	api, err := admin.New(b.pool, enqueuer, b.keys, nil)
 	require.NoError(t, err)

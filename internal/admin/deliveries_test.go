@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
@@ -83,7 +83,7 @@ func seedDeliveries(t *testing.T, b *testBundle, rows []seedRow) {
 	for _, r := range rows {
 		var jobID *int64
 		if r.state == store.StatePending {
-			res, err := b.srv.River().InsertTx(ctx, tx, dispatcher.DeliveryArgs{DeliveryID: r.id}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+			res, err := b.srv.River().InsertTx(ctx, tx, engine.DeliveryArgs{DeliveryID: r.id}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
 			require.NoError(t, err)
 			jobID = &res.Job.ID
 		}
@@ -436,7 +436,7 @@ func TestListDeliveriesBadInput(t *testing.T) {
 		{name: "ReplayOtherAccount", req: request{method: http.MethodPost, path: "/v1/deliveries/" + byState[store.StateDead] + "/replay", auth: bearer(b.createKey(t, "account", "acct_other").Key)}, status: 404, code: "not_found", field: "id"},
 		{name: "ReplayEventsKey", req: request{method: http.MethodPost, path: "/v1/deliveries/" + byState[store.StateDead] + "/replay", auth: bearer(eventsKey.Key)}, status: 403, code: "insufficient_scope", field: "Authorization"},
 		{name: "ReplayBatchMalformedID", req: request{method: http.MethodGet, path: "/v1/replays/rpl_1"}, status: 404, code: "not_found", field: "id"},
-		{name: "ReplayBatchUnknown", req: request{method: http.MethodGet, path: "/v1/replays/" + ident.New(dispatcher.ReplayBatchPrefix)}, status: 404, code: "not_found", field: "id"},
+		{name: "ReplayBatchUnknown", req: request{method: http.MethodGet, path: "/v1/replays/" + ident.New(engine.ReplayBatchPrefix)}, status: 404, code: "not_found", field: "id"},
 	}
 	require.GreaterOrEqual(t, len(cases), 50)
 
@@ -475,7 +475,7 @@ FROM deliveries`).Scan(&s.Deliveries, &s.Replays, &s.Batches, &s.BatchRows, &s.J
 	return s
 }
 
-// A filter that matches more than dispatcher.ReplayBatchMax deliveries is
+// A filter that matches more than engine.ReplayBatchMax deliveries is
 // refused with a 422, and nothing is kept.
 func TestBulkReplayTooLarge(t *testing.T) {
 	t.Parallel()
@@ -494,7 +494,7 @@ func TestBulkReplayTooLarge(t *testing.T) {
 	_, err = b.pool.Exec(ctx, `
 INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, state, attempts, gen_attempts, created_at, finished_at)
 SELECT 'dlv_' || lpad(to_hex(g), 32, '0'), $1, $2, 'acct_huge', 'order.created', 'dead', 10, 10, $4::timestamptz - g * interval '1 ms', now()
-FROM generate_series(0, $3::int - 1) AS g`, pgx.QueryExecModeExec, eventID, hook.ID, dispatcher.ReplayBatchMax+1, last)
+FROM generate_series(0, $3::int - 1) AS g`, pgx.QueryExecModeExec, eventID, hook.ID, engine.ReplayBatchMax+1, last)
 	require.NoError(t, err)
 
 	before := replayRows(t, b)

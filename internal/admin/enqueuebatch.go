@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/batch"
+	"github.com/mono/webhookd/internal/engine"
 )
 
 // Batching of POST /v1/events: the events of concurrent requests are
@@ -25,11 +25,11 @@ const (
 // enqueued is one event's answer from a shared batch: its result, or what
 // is wrong with it alone (a conflicting idempotency key, invalid data).
 type enqueued struct {
-	res *dispatcher.Enqueued
+	res *engine.Enqueued
 	err error
 }
 
-func (a *API) newEnqueueBatcher() *batch.Batcher[*dispatcher.Event, enqueued] {
+func (a *API) newEnqueueBatcher() *batch.Batcher[*engine.Event, enqueued] {
 	return batch.New(a.enqueueEach, enqueueConcurrency, enqueueBatchMax, enqueueTimeout)
 }
 
@@ -41,7 +41,7 @@ func (a *API) newEnqueueBatcher() *batch.Batcher[*dispatcher.Event, enqueued] {
 // whose idempotency key another event of the batch uses with a different
 // payload waits for a transaction after that one, so it is judged against
 // what that one stored, as it would be alone.
-func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]enqueued, error) {
+func (a *API) enqueueEach(ctx context.Context, events []*engine.Event) ([]enqueued, error) {
 	out := make([]enqueued, len(events))
 	todo := make([]int, len(events)) // indexes into events still to store
 	for i := range todo {
@@ -49,11 +49,11 @@ func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]en
 	}
 	var later []int
 	for len(todo) > 0 {
-		batch := make([]*dispatcher.Event, len(todo))
+		batch := make([]*engine.Event, len(todo))
 		for i, j := range todo {
 			batch[i] = events[j]
 		}
-		var results []*dispatcher.Enqueued
+		var results []*engine.Enqueued
 		err := a.enqueueTx(ctx, func(tx pgx.Tx) (err error) {
 			results, err = a.enqueuer.EnqueueEach(ctx, tx, batch)
 			return err
@@ -66,9 +66,9 @@ func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]en
 			continue
 		}
 		var (
-			conflict *dispatcher.IdempotencyConflictError
-			invalid  *dispatcher.BatchError
-			fanout   *dispatcher.FanoutError
+			conflict *engine.IdempotencyConflictError
+			invalid  *engine.BatchError
+			fanout   *engine.FanoutError
 			drop     []int // positions in todo answered or put off
 		)
 		switch {
@@ -79,7 +79,7 @@ func (a *API) enqueueEach(ctx context.Context, events []*dispatcher.Event) ([]en
 			later = append(later, todo[conflict.Index])
 			drop = append(drop, conflict.Index)
 		case errors.As(err, &conflict):
-			out[todo[conflict.Index]].err = dispatcher.ErrIdempotencyKeyReused
+			out[todo[conflict.Index]].err = engine.ErrIdempotencyKeyReused
 			drop = append(drop, conflict.Index)
 		case errors.As(err, &invalid):
 			for _, item := range invalid.Items {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/testdb"
 )
@@ -18,22 +18,22 @@ import (
 func TestEnqueueEachAnswersEachEventAlone(t *testing.T) {
 	ctx := context.Background()
 	pool := testdb.New(t)
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 	keys, err := keyring.Parse(keyring.Generate())
 	require.NoError(t, err)
 	api, err := New(pool, enqueuer, keys, nil)
 	require.NoError(t, err)
 
-	ev := func(key, data string) *dispatcher.Event {
-		return &dispatcher.Event{AccountID: "acct_b", Type: "ping", Data: json.RawMessage(data), IdempotencyKey: key}
+	ev := func(key, data string) *engine.Event {
+		return &engine.Event{AccountID: "acct_b", Type: "ping", Data: json.RawMessage(data), IdempotencyKey: key}
 	}
 	// A key stored by an earlier request.
-	first, err := api.enqueueEach(ctx, []*dispatcher.Event{ev("k-old", `{"v":1}`)})
+	first, err := api.enqueueEach(ctx, []*engine.Event{ev("k-old", `{"v":1}`)})
 	require.NoError(t, err)
 	require.NoError(t, first[0].err)
 
-	events := []*dispatcher.Event{
+	events := []*engine.Event{
 		ev("", `{"n":0}`),
 		ev("k-old", `{"v":2}`), // reused with another payload: 409
 		ev("k-new", `{"n":2}`),
@@ -51,9 +51,9 @@ func TestEnqueueEachAnswersEachEventAlone(t *testing.T) {
 		require.NoError(t, out[i].err, "event %d", i)
 		require.False(t, out[i].res.Repeat, "event %d", i)
 	}
-	require.ErrorIs(t, out[1].err, dispatcher.ErrIdempotencyKeyReused)
-	require.ErrorIs(t, out[5].err, dispatcher.ErrIdempotencyKeyReused)
-	var invalid *dispatcher.ValidationError
+	require.ErrorIs(t, out[1].err, engine.ErrIdempotencyKeyReused)
+	require.ErrorIs(t, out[5].err, engine.ErrIdempotencyKeyReused)
+	var invalid *engine.ValidationError
 	require.ErrorAs(t, out[6].err, &invalid, "event 6: %v", out[6].err)
 	require.Equal(t, "data", invalid.Field)
 	require.NoError(t, out[3].err)

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
@@ -42,8 +42,8 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 	if header := r.Header.Get("Traceparent"); header != "" && trace == "" {
 		trace = header // the field, when given, wins over the header
 	}
-	ev := &dispatcher.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: key, Traceparent: trace}
-	if err := dispatcher.Validate(ev); err != nil {
+	ev := &engine.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: key, Traceparent: trace}
+	if err := engine.Validate(ev); err != nil {
 		writeError(w, validationError(err))
 		return
 	}
@@ -61,13 +61,13 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	res := one.res
 	if err != nil {
-		var v *dispatcher.ValidationError
+		var v *engine.ValidationError
 		switch {
 		case errors.As(err, &v):
 			writeError(w, validationError(err))
-		case errors.Is(err, dispatcher.ErrIdempotencyKeyReused):
+		case errors.Is(err, engine.ErrIdempotencyKeyReused):
 			writeError(w, &Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Field: "idempotency_key", Message: "this idempotency key was already used for this account with a different payload"})
-		case errors.Is(err, dispatcher.ErrFanoutTooLarge):
+		case errors.Is(err, engine.ErrFanoutTooLarge):
 			writeError(w, fanoutError(err))
 		default:
 			a.logger.Error("error enqueuing event", zap.String("account_id", ev.AccountID), zap.Error(err))
@@ -101,17 +101,17 @@ func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) error) error {
 }
 
 // fanoutError answers a request refused whole for the deliveries it would
-// create (a *dispatcher.FanoutError): 422 fanout_too_large, no field.
+// create (a *engine.FanoutError): 422 fanout_too_large, no field.
 func fanoutError(err error) *Error {
 	msg := "this request would create more deliveries than a request may; nothing was stored"
-	var f *dispatcher.FanoutError
+	var f *engine.FanoutError
 	if errors.As(err, &f) {
 		msg = fmt.Sprintf("this request would create %d deliveries (events × the webhooks each goes to), more than the %d a request may create; nothing was stored: send fewer events per request", f.Deliveries, f.Limit)
 	}
 	return &Error{Status: http.StatusUnprocessableEntity, Code: "fanout_too_large", Message: msg}
 }
 
-func renderEnqueued(res *dispatcher.Enqueued) apitype.Enqueued {
+func renderEnqueued(res *engine.Enqueued) apitype.Enqueued {
 	out := apitype.Enqueued{ID: res.EventID, Deliveries: make([]apitype.EnqueuedDelivery, len(res.Deliveries))}
 	for i, d := range res.Deliveries {
 		out.Deliveries[i] = apitype.EnqueuedDelivery{ID: d.ID, WebhookID: d.WebhookID}
@@ -146,7 +146,7 @@ func writeBatchError(w http.ResponseWriter, status int, e *batchError) {
 	writeJSON(w, status, map[string]*batchError{"error": e})
 }
 
-// createEventBatch accepts up to dispatcher.MaxBatchSize events in one
+// createEventBatch accepts up to engine.MaxBatchSize events in one
 // transaction, all or nothing. Every item is checked before anything is
 // stored; the answer lists each bad one by index.
 func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
@@ -166,13 +166,13 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 	case len(*req.Events) == 0:
 		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "empty_batch", Field: "events", Message: "events must hold at least one event"})
 		return
-	case len(*req.Events) > dispatcher.MaxBatchSize:
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "too_many_events", Field: "events", Message: fmt.Sprintf("a batch holds at most %d events, not %d", dispatcher.MaxBatchSize, len(*req.Events))})
+	case len(*req.Events) > engine.MaxBatchSize:
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "too_many_events", Field: "events", Message: fmt.Sprintf("a batch holds at most %d events, not %d", engine.MaxBatchSize, len(*req.Events))})
 		return
 	}
 
 	acceptEvents(r.Context(), len(*req.Events))
-	events := make([]*dispatcher.Event, len(*req.Events))
+	events := make([]*engine.Event, len(*req.Events))
 	var fails []batchItemFail
 	for i, raw := range *req.Events {
 		ev, fail := a.batchItem(r, raw)
@@ -198,15 +198,15 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var results []*dispatcher.Enqueued
+	var results []*engine.Enqueued
 	err := a.enqueueTx(r.Context(), func(tx pgx.Tx) (err error) {
 		results, err = a.enqueuer.EnqueueMany(r.Context(), tx, events)
 		return err
 	})
 	if err != nil {
 		var (
-			batchErr    *dispatcher.BatchError
-			conflictErr *dispatcher.IdempotencyConflictError
+			batchErr    *engine.BatchError
+			conflictErr *engine.IdempotencyConflictError
 		)
 		switch {
 		case errors.As(err, &batchErr):
@@ -221,7 +221,7 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 				Code: "idempotency_key_reused", Field: "events", Message: conflictErr.Error() + "; nothing was stored",
 				Items: []batchItemFail{{Index: conflictErr.Index, Field: "idempotency_key", Code: "idempotency_key_reused", Message: conflictErr.Error()}},
 			})
-		case errors.Is(err, dispatcher.ErrFanoutTooLarge):
+		case errors.Is(err, engine.ErrFanoutTooLarge):
 			writeError(w, fanoutError(err))
 		default:
 			a.logger.Error("error enqueuing batch", zap.Int("events", len(events)), zap.Error(err))
@@ -248,7 +248,7 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 
 // batchItem decodes and checks one event of a batch like POST /v1/events
 // does, without touching the database.
-func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event, *batchItemFail) {
+func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*engine.Event, *batchItemFail) {
 	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, &batchItemFail{status: http.StatusBadRequest, Code: "invalid_type", Message: "each event must be a JSON object"}
 	}
@@ -261,8 +261,8 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*dispatcher.Event
 	}
 	accountID, apiErr := accountFor(r, &item.AccountID)
 	if apiErr == nil {
-		ev := &dispatcher.Event{AccountID: accountID, Type: item.Type, Data: item.Data, IdempotencyKey: item.IdempotencyKey, Traceparent: item.Traceparent}
-		if err := dispatcher.Validate(ev); err != nil {
+		ev := &engine.Event{AccountID: accountID, Type: item.Type, Data: item.Data, IdempotencyKey: item.IdempotencyKey, Traceparent: item.Traceparent}
+		if err := engine.Validate(ev); err != nil {
 			apiErr = validationError(err)
 		} else if apiErr = a.checkEventData(r.Context(), ev); apiErr == nil {
 			ev.Traceparent = acceptTraceparent(r.Context(), ev.Traceparent) // tracing on: the accept span's (admin/trace.go)

@@ -17,14 +17,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/catalogue"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
 )
 
 // FuzzEventRequest decodes arbitrary POST /v1/events bodies the way the
-// route does (decodeJSON, the account rules, dispatcher.Validate) and
+// route does (decodeJSON, the account rules, engine.Validate) and
 // assembles the envelope of whatever is accepted. A refusal is a 400, 403,
 // 413 or 422 with a code; an accepted event's envelope is valid JSON whose
 // event.data is the request's data compacted byte for byte and decodes to
@@ -57,7 +57,7 @@ func FuzzEventRequest(f *testing.F) {
 
 		a := fuzzAPI()
 		ev, apiErr := a.decodeEvent(w, r)
-		var batchEv *dispatcher.Event
+		var batchEv *engine.Event
 		var fail *batchItemFail
 		if json.Valid(body) {
 			batchEv, fail = a.batchItem(r, json.RawMessage(body))
@@ -100,7 +100,7 @@ func FuzzEventRequest(f *testing.F) {
 
 // decodeEvent is createEvent up to the point where it touches the
 // database: decode, the account, validation, the catalogue's check.
-func (a *API) decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.Event, *Error) {
+func (a *API) decodeEvent(w http.ResponseWriter, r *http.Request) (*engine.Event, *Error) {
 	var req apitype.EventCreate
 	if apiErr := decodeJSON(w, r, EventBodyLimit, &req); apiErr != nil {
 		return nil, apiErr
@@ -110,8 +110,8 @@ func (a *API) decodeEvent(w http.ResponseWriter, r *http.Request) (*dispatcher.E
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	ev := &dispatcher.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: req.IdempotencyKey, Traceparent: req.Traceparent}
-	if err := dispatcher.Validate(ev); err != nil {
+	ev := &engine.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: req.IdempotencyKey, Traceparent: req.Traceparent}
+	if err := engine.Validate(ev); err != nil {
 		return nil, validationError(err)
 	}
 	if apiErr := a.checkEventData(r.Context(), ev); apiErr != nil {

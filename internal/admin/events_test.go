@@ -273,7 +273,7 @@ func TestEventBatch(t *testing.T) {
 
 		good := `{"account_id":"acct_batch_a","type":"a","data":{}}`
 		// Bulk events go to an account without webhooks: this test is about
-		// the limits, not about delivering (dispatcher's tests insert a full
+		// the limits, not about delivering (engine's tests insert a full
 		// batch of deliveries).
 		many := func(n int) string {
 			events := make([]string, n)

@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/catalogue"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
 )
@@ -264,7 +264,7 @@ func setSchemaAndExample(et *store.EventType, schema, example json.RawMessage) *
 // checkEventData validates an event's data against its type's schema when
 // the catalogue says so: 422 data_schema_mismatch with the failing path
 // (data.amount, data.items[0].sku) as the field.
-func (a *API) checkEventData(ctx context.Context, ev *dispatcher.Event) *Error {
+func (a *API) checkEventData(ctx context.Context, ev *engine.Event) *Error {
 	if a == nil || a.catalogue == nil {
 		return nil // no catalogue (a decoding-only API in tests): nothing to check
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 )
@@ -141,12 +141,12 @@ func TestFanoutDefaultAdmitsAFullBatch(t *testing.T) {
 		jsonBody(t, resp, http.StatusCreated, &created)
 		require.Equal(t, http.StatusOK, b.do(t, request{method: http.MethodPatch, path: "/v1/webhooks/" + created.ID, body: `{"paused":true}`}).status)
 	}
-	items := make([]string, dispatcher.MaxBatchSize)
+	items := make([]string, engine.MaxBatchSize)
 	for i := range items {
 		items[i] = fmt.Sprintf(`{"account_id":"acct_full","type":"order.created","data":{"i":%d}}`, i)
 	}
 	resp := b.do(t, request{method: http.MethodPost, path: "/v1/events/batch", body: `{"events":[` + strings.Join(items, ",") + `]}`})
 	require.Equal(t, http.StatusAccepted, resp.status, "body: %.300s", resp.body)
-	require.Equal(t, dispatcher.MaxBatchSize*admin.MaxWebhooksPerAccountDefault, countRows(t, b.pool).Deliveries)
+	require.Equal(t, engine.MaxBatchSize*admin.MaxWebhooksPerAccountDefault, countRows(t, b.pool).Deliveries)
 	require.Zero(t, rcv.Count())
 }

@@ -9,12 +9,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 )
 
-// Ordered delivery ("ordering": "fifo", dispatcher/fifo.go): the setting
+// Ordered delivery ("ordering": "fifo", internal/engine/fifo.go): the setting
 // through create and update, the line's state in the webhook's answer, and
 // POST /v1/webhooks/{id}/fifo/skip.
 
@@ -87,7 +87,7 @@ func (a *API) SkipFIFOHead(ctx context.Context, p *Principal, req *apitype.FIFOS
 	case hook.Ordering != store.OrderingFIFO:
 		return nil, &Error{Status: http.StatusConflict, Code: "not_fifo", Field: "id", Message: `this webhook's ordering is not "fifo": it has no line to skip in`}
 	}
-	err := dispatcher.SkipFIFOHead(ctx, a.pool, hook.ID, *req.DeliveryID, a.now, a.logger)
+	err := engine.SkipFIFOHead(ctx, a.pool, hook.ID, *req.DeliveryID, a.now, a.logger)
 	if errors.Is(err, store.ErrNotBlocking) {
 		return nil, &Error{Status: http.StatusConflict, Code: "not_blocking", Field: "delivery_id", Message: "that delivery is not the dead delivery blocking this webhook's line (see fifo.blocked_by): nothing was skipped"}
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/testdb"
 	"github.com/mono/webhookd/migrations"
@@ -27,7 +27,7 @@ import (
 // own.
 func newAPI(t *testing.T, pool *pgxpool.Pool, logger *zap.Logger) *admin.API {
 	t.Helper()
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 	keys, err := keyring.Parse(keyring.Generate())
 	require.NoError(t, err)

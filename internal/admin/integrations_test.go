@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/signer"
@@ -159,7 +159,7 @@ func requireNoDeliveryJob(t *testing.T, b *testBundle, id string) {
 	t.Helper()
 	var jobs int
 	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'delivery_id' = $2`,
-		dispatcher.DeliveryArgs{}.Kind(), id).Scan(&jobs))
+		engine.DeliveryArgs{}.Kind(), id).Scan(&jobs))
 	require.Zero(t, jobs, "delivery %s has a job", id)
 }
 

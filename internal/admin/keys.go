@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/apikey"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
@@ -42,22 +42,22 @@ type CreatedKey struct {
 }
 
 // Check applies the scope rules without touching the database: a
-// *dispatcher.ValidationError names the field at fault.
+// *engine.ValidationError names the field at fault.
 func (p *KeyParams) Check() error {
 	switch p.Scope {
 	case "":
-		return &dispatcher.ValidationError{Field: "scope", Code: "missing_field", Message: "scope is required: admin, account, events:write or portal:write"}
+		return &engine.ValidationError{Field: "scope", Code: "missing_field", Message: "scope is required: admin, account, events:write or portal:write"}
 	case store.ScopeAdmin:
 		if p.AccountID != "" {
-			return &dispatcher.ValidationError{Field: "account_id", Code: "account_id_not_allowed", Message: "an admin key acts on every account and takes no account_id"}
+			return &engine.ValidationError{Field: "account_id", Code: "account_id_not_allowed", Message: "an admin key acts on every account and takes no account_id"}
 		}
 	case store.ScopeAccount:
 		if p.AccountID == "" {
-			return &dispatcher.ValidationError{Field: "account_id", Code: "missing_field", Message: "an account key is bound to one account: account_id is required"}
+			return &engine.ValidationError{Field: "account_id", Code: "missing_field", Message: "an account key is bound to one account: account_id is required"}
 		}
 	case store.ScopeEventsWrite, store.ScopePortalWrite:
 	default:
-		return &dispatcher.ValidationError{Field: "scope", Code: "invalid_scope", Message: fmt.Sprintf("scope must be admin, account, events:write or portal:write, not %q", p.Scope)}
+		return &engine.ValidationError{Field: "scope", Code: "invalid_scope", Message: fmt.Sprintf("scope must be admin, account, events:write or portal:write, not %q", p.Scope)}
 	}
 	if p.AccountID != "" {
 		if err := webhookrule.ValidateAccountID(p.AccountID); err != nil {
@@ -65,13 +65,13 @@ func (p *KeyParams) Check() error {
 		}
 	}
 	if apiErr := checkDescription(p.Description); apiErr != nil {
-		return &dispatcher.ValidationError{Field: apiErr.Field, Code: apiErr.Code, Message: apiErr.Message}
+		return &engine.ValidationError{Field: apiErr.Field, Code: apiErr.Code, Message: apiErr.Message}
 	}
 	return nil
 }
 
 // insertKey checks p (before any SQL) and stores a new key on db. A
-// *dispatcher.ValidationError names the field at fault. The operation
+// *engine.ValidationError names the field at fault. The operation
 // CreateKey makes keys with it.
 func insertKey(ctx context.Context, db store.DB, p *KeyParams, now time.Time) (*CreatedKey, error) {
 	if err := p.Check(); err != nil {
@@ -138,7 +138,7 @@ func (a *API) CreateKey(ctx context.Context, p *Principal, req *apitype.KeyCreat
 		return nil, e
 	}
 	created, err := insertKey(ctx, a.pool, &KeyParams{Scope: req.Scope, AccountID: req.AccountID, Description: req.Description}, a.now())
-	var v *dispatcher.ValidationError
+	var v *engine.ValidationError
 	if errors.As(err, &v) {
 		return nil, validationError(err)
 	}
@@ -246,10 +246,10 @@ const (
 
 // ParseKeyGrace reads a rotation's grace period: a Go duration ("90m",
 // "1h30m", "0") or whole days ("2d"), from 0 to KeyGraceMax. A
-// *dispatcher.ValidationError names the field "grace".
+// *engine.ValidationError names the field "grace".
 func ParseKeyGrace(raw string) (time.Duration, error) {
 	bad := func(why string) error {
-		return &dispatcher.ValidationError{Field: "grace", Code: "invalid_grace", Message: fmt.Sprintf("grace must be a duration from 0 to 7d, such as 0, 30m, 1h or 2d: %q %s", raw, why)}
+		return &engine.ValidationError{Field: "grace", Code: "invalid_grace", Message: fmt.Sprintf("grace must be a duration from 0 to 7d, such as 0, 30m, 1h or 2d: %q %s", raw, why)}
 	}
 	var d time.Duration
 	if days, ok := strings.CutSuffix(raw, "d"); ok {
@@ -302,7 +302,7 @@ func (r *RotatedKey) View() apitype.KeyRotated {
 // *KeyConflictError. The operation RotateKey rotates with it.
 func rotateKeyTx(ctx context.Context, db store.DB, id string, grace time.Duration, now time.Time) (*RotatedKey, error) {
 	if grace < 0 || grace > KeyGraceMax {
-		return nil, &dispatcher.ValidationError{Field: "grace", Code: "invalid_grace", Message: "grace must be from 0 to 7 days"}
+		return nil, &engine.ValidationError{Field: "grace", Code: "invalid_grace", Message: "grace must be from 0 to 7 days"}
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 	var out *RotatedKey

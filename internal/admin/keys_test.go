@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/apikey"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/server"
@@ -490,7 +490,7 @@ func TestKeyRotation(t *testing.T) {
 		// The dashboard signs in through admin.API.SignIn, which
 		// authenticates as the API does: an expired key is refused there
 		// too.
-		enqueuer, err := dispatcher.NewEnqueuer(b.srv.River(), nil)
+		enqueuer, err := engine.NewEnqueuer(b.srv.River(), nil)
 		require.NoError(t, err)
 		api, err := admin.New(b.pool, enqueuer, b.keys, &admin.Config{Policy: &outbound.Policy{AllowPrivate: true}, Now: clock.Now})
 		require.NoError(t, err)
@@ -614,7 +614,7 @@ func TestParseKeyGrace(t *testing.T) {
 	}
 	for _, raw := range []string{"", " 1h", "1", "soon", "-1s", "-0d", "+1d", "8d", "1000d", "168h0m1s", "1.5d", "1d2h", "d", "1e3d"} {
 		_, err := admin.ParseKeyGrace(raw)
-		var v *dispatcher.ValidationError
+		var v *engine.ValidationError
 		require.ErrorAs(t, err, &v, raw)
 		require.Equal(t, "grace", v.Field, raw)
 		require.Equal(t, "invalid_grace", v.Code, raw)

@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 )
@@ -57,7 +57,7 @@ func TestLimits(t *testing.T) {
 	require.Equal(t, store.ScopeAccount, out.Scope)
 	require.Equal(t, 2, out.Webhooks.Used)
 	require.Equal(t, admin.MaxWebhooksPerAccountDefault, out.Webhooks.Limit)
-	require.Equal(t, dispatcher.MaxBatchSize*admin.MaxWebhooksPerAccountDefault, out.FanoutPerRequest)
+	require.Equal(t, engine.MaxBatchSize*admin.MaxWebhooksPerAccountDefault, out.FanoutPerRequest)
 	require.True(t, out.RateLimits.Management.Limited)
 	require.Equal(t, "requests", out.RateLimits.Management.Unit)
 	require.Equal(t, 10, out.RateLimits.Management.Burst)

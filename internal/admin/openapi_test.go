@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 )
 
 // RouteForTest is one entry of Handler's route list, for the tests of
@@ -192,7 +192,7 @@ func TestOpenAPIReferencesAndLimits(t *testing.T) {
 		} `json:"properties"`
 	}
 	require.NoError(t, json.Unmarshal(doc.Components.Schemas["EventBatch"], &batch))
-	require.Equal(t, dispatcher.MaxBatchSize, batch.Properties.Events.MaxItems)
+	require.Equal(t, engine.MaxBatchSize, batch.Properties.Events.MaxItems)
 
 	var errShape struct {
 		Properties struct {

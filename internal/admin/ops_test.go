@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/store"
@@ -36,7 +36,7 @@ func keyPrincipal(scope, account string) *admin.Principal {
 
 func newAPIWith(t *testing.T, pool *pgxpool.Pool, cfg *admin.Config) *admin.API {
 	t.Helper()
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 	keys, err := keyring.Parse(keyring.Generate())
 	require.NoError(t, err)

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
@@ -41,7 +41,7 @@ func (a *API) ReplayDelivery(ctx context.Context, p *Principal, req *apitype.Del
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 
-	res, err := a.enqueuer.Replay(ctx, tx, id, &dispatcher.ReplayOpts{KeyID: p.KeyID, AccountID: p.AccountID})
+	res, err := a.enqueuer.Replay(ctx, tx, id, &engine.ReplayOpts{KeyID: p.KeyID, AccountID: p.AccountID})
 	if err != nil {
 		if apiErr := replayError(err); apiErr != nil {
 			return nil, apiErr
@@ -76,21 +76,21 @@ func decodeDeliveryReplay(w http.ResponseWriter, r *http.Request, req *apitype.D
 	return nil
 }
 
-// replayError maps the dispatcher's replay refusals to the API; nil for
+// replayError maps the engine's replay refusals to the API; nil for
 // an unexpected error.
 func replayError(err error) *Error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound("delivery")
-	case errors.Is(err, dispatcher.ErrDeliveryPending):
+	case errors.Is(err, engine.ErrDeliveryPending):
 		return &Error{Status: http.StatusConflict, Code: "delivery_pending", Message: "the delivery is pending: it is already on its schedule; only dead or succeeded deliveries can be replayed"}
-	case errors.Is(err, dispatcher.ErrDeliveryCancelled):
+	case errors.Is(err, engine.ErrDeliveryCancelled):
 		return &Error{Status: http.StatusConflict, Code: "delivery_cancelled", Message: "the delivery was cancelled because its webhook was deleted; there is nowhere to send it"}
-	case errors.Is(err, dispatcher.ErrWebhookDeleted):
+	case errors.Is(err, engine.ErrWebhookDeleted):
 		return &Error{Status: http.StatusConflict, Code: "webhook_deleted", Message: "the delivery's webhook has been deleted; there is nowhere to send it"}
-	case errors.Is(err, dispatcher.ErrTestDelivery):
+	case errors.Is(err, engine.ErrTestDelivery):
 		return &Error{Status: http.StatusConflict, Code: "test_delivery", Message: "this is a test send: test sends are never replayed; send another with POST /v1/webhooks/{id}/test"}
-	case errors.Is(err, dispatcher.ErrNotReplayable):
+	case errors.Is(err, engine.ErrNotReplayable):
 		return &Error{Status: http.StatusConflict, Code: "not_replayable", Message: "only dead or succeeded deliveries can be replayed"}
 	}
 	return nil
@@ -130,10 +130,10 @@ func (a *API) ReplayDeliveries(ctx context.Context, p *Principal, req *apitype.B
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 
-	batch, err := a.enqueuer.StartReplayBatch(ctx, tx, f, &dispatcher.ReplayOpts{KeyID: p.KeyID})
-	var v *dispatcher.ValidationError
+	batch, err := a.enqueuer.StartReplayBatch(ctx, tx, f, &engine.ReplayOpts{KeyID: p.KeyID})
+	var v *engine.ValidationError
 	switch {
-	case errors.Is(err, dispatcher.ErrReplayBatchTooLarge):
+	case errors.Is(err, engine.ErrReplayBatchTooLarge):
 		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "too_many_deliveries", Message: "more than 100000 deliveries match: narrow the filter with webhook_id, created_after and created_before, and replay in parts"}
 	case errors.As(err, &v):
 		return nil, validationError(err)
@@ -251,7 +251,7 @@ func (a *API) GetReplayBatch(ctx context.Context, p *Principal, req *apitype.Rep
 	if e := a.admit(ctx, p, opGetReplayBatch); e != nil {
 		return nil, e
 	}
-	if e := checkID(req.ID, dispatcher.ReplayBatchPrefix, "bulk replay"); e != nil {
+	if e := checkID(req.ID, engine.ReplayBatchPrefix, "bulk replay"); e != nil {
 		return nil, e
 	}
 	b, err := store.GetReplayBatch(ctx, a.pool, req.ID)
@@ -263,7 +263,7 @@ func (a *API) GetReplayBatch(ctx context.Context, p *Principal, req *apitype.Rep
 
 // decodeReplayBatchGet reads GET /v1/replays/{id}'s id.
 func decodeReplayBatchGet(_ http.ResponseWriter, r *http.Request, req *apitype.ReplayBatchGet) *Error {
-	id, e := pathID(r, dispatcher.ReplayBatchPrefix, "bulk replay")
+	id, e := pathID(r, engine.ReplayBatchPrefix, "bulk replay")
 	req.ID = id
 	return e
 }

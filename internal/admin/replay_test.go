@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
@@ -312,7 +312,7 @@ func TestBulkReplay(t *testing.T) {
 	wg.Wait()
 	replayed := 0
 	for i, batch := range batches {
-		require.True(t, ident.Valid(dispatcher.ReplayBatchPrefix, batch.ID), batch.ID)
+		require.True(t, ident.Valid(engine.ReplayBatchPrefix, batch.ID), batch.ID)
 		require.Equal(t, 2*events, batch.Total, "each request fixes every dead delivery")
 		require.Equal(t, "acct_bulk", batch.Filter.AccountID)
 		require.Equal(t, store.StateDead, batch.Filter.State)

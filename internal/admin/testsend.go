@@ -20,7 +20,7 @@ import (
 const TestEventType = "webhook.test"
 
 // Sender makes one signed HTTP attempt of a delivery: the worker's path
-// (dispatcher.Worker.Send), shared by test sends.
+// (engine.Worker.Send), shared by test sends.
 type Sender interface {
 	Send(ctx context.Context, target *store.Target, start time.Time, log *zap.Logger) *outbound.Result
 }

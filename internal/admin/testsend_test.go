@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
@@ -60,10 +60,10 @@ func TestSendTestEventBlockedAddress(t *testing.T) {
 		Resolver: testdns.Start(t, map[string][]netip.Addr{host: {netip.MustParseAddr(resolved)}}),
 	})
 	require.NoError(t, err)
-	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{HTTPTimeout: 2 * time.Second})
+	worker, err := engine.NewWorker(pool, keys, client, &engine.WorkerConfig{HTTPTimeout: 2 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(worker.Close)
-	enqueuer, err := dispatcher.NewEnqueuer(nil, nil)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 	core, logs := observer.New(zap.InfoLevel)
 	api, err := admin.New(pool, enqueuer, keys, &admin.Config{BootstrapAdminKey: adminKey, Logger: zap.New(core), Sender: worker})

@@ -19,7 +19,7 @@ var TestSendRateDefault = Rate{PerSecond: 1, Burst: 5}
 const TestSendsInFlightDefault = 2
 
 // Slots are a process's slots for attempts to each webhook
-// (dispatcher.Worker.TrySlot).
+// (engine.Worker.TrySlot).
 type Slots interface {
 	// TrySlot takes one of webhookID's slots if one is free now; release
 	// gives it back with the attempt's result. With none free, ok is

@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testwait"
@@ -118,7 +118,7 @@ func TestTestSendLimits(t *testing.T) {
 			c.HTTPTimeout = 10 * time.Second
 		})
 		// A new webhook's cap in a worker is WebhookConcurrencyStart.
-		capped(t, b, 100, dispatcher.WebhookConcurrencyStart)
+		capped(t, b, 100, engine.WebhookConcurrencyStart)
 	})
 
 	t.Run("OwnCapOnAnAPIOnlyProcess", func(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/store"
 )
 
@@ -44,7 +44,7 @@ func (a *API) throttleTestSend(ctx context.Context, hook *store.Webhook) (start 
 	if hook.RateLimitPerSecond == nil {
 		return a.now(), 0, nil
 	}
-	start, wait, ok, err := dispatcher.ThrottleStart(ctx, a.pool, hook.ID, *hook.RateLimitPerSecond, TestSendSlotWait)
+	start, wait, ok, err := engine.ThrottleStart(ctx, a.pool, hook.ID, *hook.RateLimitPerSecond, TestSendSlotWait)
 	if err != nil {
 		return time.Time{}, 0, errInternal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 )
 
 // AttrEvents is the accept span's count of events in the request.
@@ -76,7 +76,7 @@ func (acc *accepting) begin(producer string) trace.Span {
 		return acc.span
 	}
 	parent := acc.parent
-	if sc := dispatcher.ParseTraceparent(producer); acc.single && sc.IsValid() {
+	if sc := engine.ParseTraceparent(producer); acc.single && sc.IsValid() {
 		parent = trace.ContextWithRemoteSpanContext(parent, sc)
 	}
 	_, acc.span = acc.tracer.Start(parent, acc.name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(acc.start),
@@ -109,10 +109,10 @@ func acceptTraceparent(ctx context.Context, producer string) string {
 	if !sc.IsValid() {
 		return producer
 	}
-	if producer != "" && dispatcher.ParseTraceparent(producer).TraceID() != sc.TraceID() {
+	if producer != "" && engine.ParseTraceparent(producer).TraceID() != sc.TraceID() {
 		return producer
 	}
-	return dispatcher.FormatTraceparent(sc)
+	return engine.FormatTraceparent(sc)
 }
 
 // statusWriter records the status code written through it. Unwrap lets

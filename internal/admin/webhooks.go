@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/durations"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/metrics"
 	"github.com/mono/webhookd/internal/outbound"
@@ -519,8 +519,8 @@ func (a *API) setPaused(ctx context.Context, hook *store.Webhook, paused bool, p
 		if err := store.RecordResume(ctx, tx, hook.ID, store.PauseManual, keyID, resumed, now); err != nil {
 			return err
 		}
-		return a.enqueuer.Notify(ctx, tx, &dispatcher.Notification{Type: webhookrule.NotifyWebhookResumed, AccountID: hook.AccountID, WebhookID: hook.ID,
-			Data: &dispatcher.WebhookResumedData{WebhookID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, ResumedAt: now.UTC().Truncate(time.Microsecond), Deliveries: resumed}})
+		return a.enqueuer.Notify(ctx, tx, &engine.Notification{Type: webhookrule.NotifyWebhookResumed, AccountID: hook.AccountID, WebhookID: hook.ID,
+			Data: &engine.WebhookResumedData{WebhookID: hook.ID, AccountID: hook.AccountID, URL: hook.URLNormalized, ResumedAt: now.UTC().Truncate(time.Microsecond), Deliveries: resumed}})
 	})
 	if errors.Is(err, store.ErrNotPaused) {
 		return hook, nil
@@ -609,10 +609,10 @@ func (a *API) DeleteWebhook(ctx context.Context, p *Principal, req *apitype.Webh
 	return &NoContent{}, nil
 }
 
-// validationError maps a dispatcher.ValidationError to the API: a data that
+// validationError maps a engine.ValidationError to the API: a data that
 // is not an object is a wrong JSON type (400); the rest are 422.
 func validationError(err error) *Error {
-	var v *dispatcher.ValidationError
+	var v *engine.ValidationError
 	if !errors.As(err, &v) {
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: err.Error()}
 	}
@@ -643,10 +643,10 @@ func accountOf(p *Principal, accountID string) (string, *Error) {
 	if err := webhookrule.ValidateAccountID(accountID); err != nil {
 		return "", validationError(err)
 	}
-	if accountID == dispatcher.NotifyAccount {
+	if accountID == engine.NotifyAccount {
 		// webhookd's own notifications: not written or listed through the
 		// account routes (their deliveries are listed by id and replayable).
-		return "", &Error{Status: http.StatusUnprocessableEntity, Code: "reserved_account", Field: "account_id", Message: "account " + dispatcher.NotifyAccount + " is webhookd's own (its notifications)"}
+		return "", &Error{Status: http.StatusUnprocessableEntity, Code: "reserved_account", Field: "account_id", Message: "account " + engine.NotifyAccount + " is webhookd's own (its notifications)"}
 	}
 	if !p.CanAccess(accountID) {
 		return "", &Error{Status: http.StatusForbidden, Code: "account_not_allowed", Field: "account_id", Message: "this API key is bound to another account"}

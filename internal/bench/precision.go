@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 )
 
 const precisionAccount = "acct_precision"
@@ -36,7 +36,7 @@ func (e *env) precision(ctx context.Context) (*Precision, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	enqueuer, err := dispatcher.NewEnqueuer(s.srv.River(), nil)
+	enqueuer, err := engine.NewEnqueuer(s.srv.River(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (e *env) precision(ctx context.Context) (*Precision, error) {
 			return nil, fmt.Errorf("%w: %d of %d events enqueued after %s", errBound, i, total, e.cfg.Timeout)
 		}
 		err := pgx.BeginFunc(ctx, s.pool(), func(tx pgx.Tx) error {
-			_, err := enqueuer.Enqueue(ctx, tx, &dispatcher.Event{AccountID: precisionAccount, Type: "bench.precision", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+			_, err := enqueuer.Enqueue(ctx, tx, &engine.Event{AccountID: precisionAccount, Type: "bench.precision", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
 			return err
 		})
 		if err != nil {

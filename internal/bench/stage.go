@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/retention"
@@ -205,8 +205,8 @@ func (s *stage) createWebhook(ctx context.Context, account, target string, with 
 }
 
 // backlogPerTx is how many events one transaction of insertBacklog holds,
-// in EnqueueMany batches of dispatcher.MaxBatchSize.
-const backlogPerTx = 5 * dispatcher.MaxBatchSize
+// in EnqueueMany batches of engine.MaxBatchSize.
+const backlogPerTx = 5 * engine.MaxBatchSize
 
 // insertBacklog enqueues n events of account (a ~1 KB body each; one
 // delivery per live webhook of the account) through the engine's own
@@ -217,7 +217,7 @@ const backlogPerTx = 5 * dispatcher.MaxBatchSize
 func (s *stage) insertBacklog(ctx context.Context, account string, n int) error {
 	start := time.Now()
 	deadline := start.Add(s.e.cfg.Timeout)
-	enqueuer, err := dispatcher.NewEnqueuer(s.srv.River(), nil)
+	enqueuer, err := engine.NewEnqueuer(s.srv.River(), nil)
 	if err != nil {
 		return err
 	}
@@ -228,11 +228,11 @@ func (s *stage) insertBacklog(ctx context.Context, account string, n int) error 
 		}
 		size := min(backlogPerTx, n-done)
 		err := pgx.BeginFunc(ctx, s.pool(), func(tx pgx.Tx) error {
-			for off := 0; off < size; off += dispatcher.MaxBatchSize {
-				events := make([]*dispatcher.Event, min(dispatcher.MaxBatchSize, size-off))
+			for off := 0; off < size; off += engine.MaxBatchSize {
+				events := make([]*engine.Event, min(engine.MaxBatchSize, size-off))
 				for i := range events {
 					data := fmt.Sprintf(`{"i":%d,"pad":"%s"}`, done+off+i, pad)
-					events[i] = &dispatcher.Event{AccountID: account, Type: "bench.backlog", Data: json.RawMessage(data)}
+					events[i] = &engine.Event{AccountID: account, Type: "bench.backlog", Data: json.RawMessage(data)}
 				}
 				if _, err := enqueuer.EnqueueMany(ctx, tx, events); err != nil {
 					return fmt.Errorf("error enqueuing the backlog: %w", err)
@@ -265,7 +265,7 @@ SELECT coalesce(sum((metadata->>'snoozes')::bigint), 0)::bigint FROM river_job W
 // keeps the completed jobs (CompletedJobRetentionPeriod).
 func (s *stage) snoozes(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.pool().QueryRow(ctx, snoozesCount, dispatcher.DeliveryArgs{}.Kind()).Scan(&n); err != nil {
+	if err := s.pool().QueryRow(ctx, snoozesCount, engine.DeliveryArgs{}.Kind()).Scan(&n); err != nil {
 		return 0, fmt.Errorf("error counting snoozes: %w", err)
 	}
 	return n, nil

@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/schedule"
 )
@@ -72,7 +72,7 @@ func serverSettings(cfg *Config) string {
 	bulk := "no limit"
 	switch {
 	case cfg.BulkWhileLive == 0:
-		bulk = strconv.Itoa(dispatcher.BulkWhileLiveDefault(c.MaxWorkers))
+		bulk = strconv.Itoa(engine.BulkWhileLiveDefault(c.MaxWorkers))
 	case cfg.BulkWhileLive > 0:
 		bulk = strconv.Itoa(cfg.BulkWhileLive)
 	}

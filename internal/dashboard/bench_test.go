@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/dashboard"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
@@ -96,7 +96,7 @@ func BenchmarkDashboard(b *testing.B) {
 		b.Fatalf("seeded %d deliveries (%v), want 10000", n, err)
 	}
 
-	enqueuer, err := dispatcher.NewEnqueuer(srv.River(), nil)
+	enqueuer, err := engine.NewEnqueuer(srv.River(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/dashboard"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/testreceiver"
@@ -468,7 +468,7 @@ func TestDashboard(t *testing.T) {
 			now = time.Now()
 		)
 		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-		enqueuer, err := dispatcher.NewEnqueuer(b.srv.River(), nil)
+		enqueuer, err := engine.NewEnqueuer(b.srv.River(), nil)
 		require.NoError(t, err)
 		api, err := admin.New(b.pool, enqueuer, b.srv.Keys, &admin.Config{BootstrapAdminKey: testserver.AdminKey, Policy: &outbound.Policy{AllowPrivate: true}, Now: clock})
 		require.NoError(t, err)

@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mono/webhookd/apitype"
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 )
 
 // deliveryRow is one delivery as listed, with its attempts.
@@ -294,21 +294,21 @@ func (d *Dashboard) confirmBulkReplay(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/dead?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
-	data := &bulkData{Filter: f, BackHref: Prefix + "/dead?" + q.Encode(), Max: dispatcher.ReplayBatchMax}
+	data := &bulkData{Filter: f, BackHref: Prefix + "/dead?" + q.Encode(), Max: engine.ReplayBatchMax}
 	v := &view{Title: "Replay dead deliveries", Nav: "dead", Data: data,
 		Crumbs: []crumb{{Label: "Dead deliveries", Href: Prefix + "/dead?" + q.Encode()}, {Label: "Bulk replay"}}}
 	body, blocked := bulkFilter(f)
 	if body != nil {
 		// Counted by the API's own resolution of the filter: what POST
 		// /v1/deliveries/replay will replay.
-		n, refused, err := d.api.CountBulkReplay(r.Context(), s.Principal, body, dispatcher.ReplayBatchMax+1)
+		n, refused, err := d.api.CountBulkReplay(r.Context(), s.Principal, body, engine.ReplayBatchMax+1)
 		if err != nil {
 			d.logger.Error("error counting deliveries to replay", zap.Error(err))
 			d.serverError(w, r)
 			return
 		}
 		blocked = refused
-		data.Count, data.TooMany = n, n > dispatcher.ReplayBatchMax
+		data.Count, data.TooMany = n, n > engine.ReplayBatchMax
 	}
 	data.Blocked = blocked
 	d.render(w, r, http.StatusOK, "bulk", v)

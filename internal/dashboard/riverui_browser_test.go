@@ -17,7 +17,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/testbrowser"
 	"github.com/mono/webhookd/internal/testserver"
 )
@@ -39,7 +39,7 @@ func TestBrowserRiverUICrossOrigin(t *testing.T) {
 	ctx := testbrowser.New(t)
 	b := start(t)
 
-	job, err := b.srv.River().Insert(context.Background(), dispatcher.ReconcileArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	job, err := b.srv.River().Insert(context.Background(), engine.ReconcileArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	jobID := job.Job.ID
 	jobExists := func() bool {

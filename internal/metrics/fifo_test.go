@@ -11,7 +11,7 @@ import (
 )
 
 // webhookd_fifo_blocked_webhooks is served, one number without labels
-// (dispatcher's TestFIFODeadHeadBlocks counts a blocked line with
+// (engine's TestFIFODeadHeadBlocks counts a blocked line with
 // store.CountFIFOBlocked, the query behind it).
 func TestFIFOBlockedWebhooks(t *testing.T) {
 	t.Parallel()

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/retention"
 	"github.com/mono/webhookd/internal/server"
@@ -25,7 +25,7 @@ import (
 type fixture struct {
 	t    *testing.T
 	pool *pgxpool.Pool
-	enq  *dispatcher.Enqueuer
+	enq  *engine.Enqueuer
 	hook string
 }
 
@@ -44,10 +44,10 @@ func (f *fixture) event(key string) (eventID, deliveryID string) {
 func (f *fixture) fanOut(key string) (eventID string, deliveries map[string]string) {
 	f.t.Helper()
 	ctx := context.Background()
-	var res *dispatcher.Enqueued
+	var res *engine.Enqueued
 	require.NoError(f.t, pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
 		var err error
-		res, err = f.enq.Enqueue(ctx, tx, &dispatcher.Event{AccountID: "acct_ret", Type: "order.created", Data: json.RawMessage(`{"n":1}`), IdempotencyKey: key})
+		res, err = f.enq.Enqueue(ctx, tx, &engine.Event{AccountID: "acct_ret", Type: "order.created", Data: json.RawMessage(`{"n":1}`), IdempotencyKey: key})
 		return err
 	}))
 	deliveries = map[string]string{}
@@ -104,7 +104,7 @@ func (f *fixture) partDay(id string) time.Time {
 
 func newFixture(t *testing.T) *fixture {
 	pool := testdb.New(t)
-	enq, err := dispatcher.NewEnqueuer(nil, nil)
+	enq, err := engine.NewEnqueuer(nil, nil)
 	require.NoError(t, err)
 	f := &fixture{t: t, pool: pool, enq: enq}
 	f.hook = f.webhook("https://example.com/h")

@@ -14,9 +14,9 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/dashboard"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/outbound"
@@ -30,7 +30,7 @@ const (
 	AddrDefault = ":8080"
 	// MaxWorkersDefault is how many deliveries one process works at once.
 	// The work is I/O (waiting on receivers), so it is high.
-	MaxWorkersDefault = dispatcher.MaxWorkersDefault
+	MaxWorkersDefault = engine.MaxWorkersDefault
 	// FetchCooldownDefault is the shortest time between two fetches of the
 	// deliveries queue. River's 100 ms default caps a process near
 	// MaxWorkers ÷ 100 ms.
@@ -113,7 +113,7 @@ type Config struct {
 	FetchPollInterval time.Duration
 	// WebhookConcurrency caps concurrent attempts to one webhook per process
 	// (WEBHOOKD_WEBHOOK_CONCURRENCY). Defaults to 100. Each webhook's cap
-	// starts lower (dispatcher.WebhookConcurrencyStart) and grows as its
+	// starts lower (engine.WebhookConcurrencyStart) and grows as its
 	// endpoint answers.
 	WebhookConcurrency int
 	// MaxIdleConnsPerHost is how many idle keep-alive connections to one
@@ -125,7 +125,7 @@ type Config struct {
 	MaxIdleConnsPerHost int
 	// BulkWhileLive is how many backlogged bulk deliveries may be under way
 	// per process while other accounts' live ones are being answered
-	// (WEBHOOKD_BULK_WHILE_LIVE, off for -1; see dispatcher.WorkerConfig).
+	// (WEBHOOKD_BULK_WHILE_LIVE, off for -1; see engine.WorkerConfig).
 	// 0: a sixteenth of MaxWorkers; -1: no limit.
 	BulkWhileLive int
 	// DBMaxConns is the pgx pool size. Defaults to 40.
@@ -136,12 +136,12 @@ type Config struct {
 	// DeadNoticeWindow is the least time between two delivery.dead
 	// notifications of one webhook: tests shorten it (no environment
 	// variable: the minute is the notification's contract). Defaults to
-	// dispatcher.DeadNoticeWindowDefault.
+	// engine.DeadNoticeWindowDefault.
 	DeadNoticeWindow time.Duration
 	// HealthFlushInterval is how often a worker process writes the endpoint
 	// health it folded (and the endpoint.failing notifications it makes):
 	// tests shorten it (no environment variable). Defaults to
-	// dispatcher.HealthFlushIntervalDefault.
+	// engine.HealthFlushIntervalDefault.
 	HealthFlushInterval time.Duration
 	// ShutdownTimeout is how long running attempts may finish on shutdown.
 	// Defaults to 30s.
@@ -164,7 +164,7 @@ type Config struct {
 	DeadRetention time.Duration
 	// ReplaySpacing is the gap a bulk replay leaves between two deliveries
 	// of one webhook (WEBHOOKD_REPLAY_SPACING), scaled like the retry
-	// schedule. Defaults to dispatcher.ReplaySpacingDefault (10 ms: 100 a
+	// schedule. Defaults to engine.ReplaySpacingDefault (10 ms: 100 a
 	// second per webhook); at most an hour.
 	ReplaySpacing time.Duration
 	// AutoPauseAfter pauses a webhook with no successful attempt for this
@@ -180,7 +180,7 @@ type Config struct {
 	// EndpointFailingAfter is how many consecutive failed attempts make a
 	// webhook's endpoint.failing notification (not again until one of its
 	// attempts has succeeded) (WEBHOOKD_ENDPOINT_FAILING_AFTER). Defaults
-	// to dispatcher.FailingThresholdDefault (10).
+	// to engine.FailingThresholdDefault (10).
 	EndpointFailingAfter int
 	// Now is the clock of the API (key expiry), the retention job and the
 	// reconciler's auto-pause. Defaults to time.Now; tests move it.
@@ -248,7 +248,7 @@ type Config struct {
 	// MaxFanoutPerRequest is the most deliveries one POST /v1/events or
 	// /v1/events/batch may create, events × matching webhooks
 	// (WEBHOOKD_MAX_FANOUT_PER_REQUEST); more is 422 fanout_too_large.
-	// Defaults to dispatcher.MaxBatchSize × MaxWebhooksPerAccount (20,000),
+	// Defaults to engine.MaxBatchSize × MaxWebhooksPerAccount (20,000),
 	// so every batch within the webhook quota passes.
 	MaxFanoutPerRequest int
 	// TestSendRate is the test sends each webhook may have, per process
@@ -280,26 +280,26 @@ type Config struct {
 // TestSignals are the signals of a server's background workers; a test
 // makes one, Inits the signals it waits on, and sets Config.TestSignals.
 type TestSignals struct {
-	Reconciler  dispatcher.ReconcilerTestSignals
-	ReplayBatch dispatcher.ReplayBatchTestSignals
-	Worker      dispatcher.WorkerTestSignals
+	Reconciler  engine.ReconcilerTestSignals
+	ReplayBatch engine.ReplayBatchTestSignals
+	Worker      engine.WorkerTestSignals
 }
 
-func (s *TestSignals) worker() *dispatcher.WorkerTestSignals {
+func (s *TestSignals) worker() *engine.WorkerTestSignals {
 	if s == nil {
 		return nil
 	}
 	return &s.Worker
 }
 
-func (s *TestSignals) reconciler() *dispatcher.ReconcilerTestSignals {
+func (s *TestSignals) reconciler() *engine.ReconcilerTestSignals {
 	if s == nil {
 		return nil
 	}
 	return &s.Reconciler
 }
 
-func (s *TestSignals) replayBatch() *dispatcher.ReplayBatchTestSignals {
+func (s *TestSignals) replayBatch() *engine.ReplayBatchTestSignals {
 	if s == nil {
 		return nil
 	}
@@ -318,17 +318,17 @@ func (c *Config) WithDefaults() *Config {
 	out.MaxIdleConnsPerHost = cmp.Or(out.MaxIdleConnsPerHost, out.MaxWorkers)
 	out.FetchCooldown = cmp.Or(out.FetchCooldown, FetchCooldownDefault)
 	out.FetchPollInterval = cmp.Or(out.FetchPollInterval, FetchPollIntervalDefault)
-	out.WebhookConcurrency = cmp.Or(out.WebhookConcurrency, dispatcher.WebhookConcurrencyDefault)
+	out.WebhookConcurrency = cmp.Or(out.WebhookConcurrency, engine.WebhookConcurrencyDefault)
 	out.DBMaxConns = cmp.Or(out.DBMaxConns, DBMaxConnsDefault)
-	out.ReconcileInterval = cmp.Or(out.ReconcileInterval, dispatcher.ReconcileIntervalDefault)
-	out.ReplaySpacing = cmp.Or(out.ReplaySpacing, dispatcher.ReplaySpacingDefault)
+	out.ReconcileInterval = cmp.Or(out.ReconcileInterval, engine.ReconcileIntervalDefault)
+	out.ReplaySpacing = cmp.Or(out.ReplaySpacing, engine.ReplaySpacingDefault)
 	out.ShutdownTimeout = cmp.Or(out.ShutdownTimeout, ShutdownTimeoutDefault)
 	out.DBWait = cmp.Or(out.DBWait, DBWaitDefault)
 	out.Retention = cmp.Or(out.Retention, retention.RetentionDefault)
 	out.DeadRetention = cmp.Or(out.DeadRetention, retention.DeadRetentionDefault)
 	out.MaxWebhooksPerAccount = cmp.Or(out.MaxWebhooksPerAccount, admin.MaxWebhooksPerAccountDefault)
-	out.EndpointFailingAfter = cmp.Or(out.EndpointFailingAfter, dispatcher.FailingThresholdDefault)
-	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, dispatcher.MaxBatchSize*out.MaxWebhooksPerAccount)
+	out.EndpointFailingAfter = cmp.Or(out.EndpointFailingAfter, engine.FailingThresholdDefault)
+	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, engine.MaxBatchSize*out.MaxWebhooksPerAccount)
 	out.TestSendsInFlight = cmp.Or(out.TestSendsInFlight, admin.TestSendsInFlightDefault)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/outbound"
 	"github.com/mono/webhookd/internal/store"
@@ -68,7 +68,7 @@ func setupNotify(ctx context.Context, pool *pgxpool.Pool, keys *keyring.Keyring,
 		return nil, fmt.Errorf("error encrypting WEBHOOKD_NOTIFY_SECRET: %w", err)
 	}
 	err = store.EnsureOperatorWebhook(ctx, pool, &store.Webhook{
-		AccountID: dispatcher.NotifyAccount, URL: cfg.NotifyURL, URLNormalized: normalized,
+		AccountID: engine.NotifyAccount, URL: cfg.NotifyURL, URLNormalized: normalized,
 		Description: "The operator's notifications (WEBHOOKD_NOTIFY_URL)", SecretCiphertext: ciphertext, SecretKeyID: keyID,
 		CreatedAt: now, EventTypes: webhookrule.NotificationTypes,
 	})

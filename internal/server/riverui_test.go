@@ -12,7 +12,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/dispatcher"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testproc"
 	"github.com/mono/webhookd/internal/testserver"
@@ -70,7 +70,7 @@ func TestRiverUICrossOriginCurl(t *testing.T) {
 	})
 	ctx := context.Background()
 	newJob := func() string {
-		res, err := srv.River().Insert(ctx, dispatcher.ReconcileArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+		res, err := srv.River().Insert(ctx, engine.ReconcileArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
 		require.NoError(t, err)
 		return strconv.FormatInt(res.Job.ID, 10)
 	}

@@ -19,9 +19,9 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 	"riverqueue.com/riverui"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/dashboard"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/forwarded"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/metrics"
@@ -40,9 +40,9 @@ type Server struct {
 	logger     *zap.Logger
 	pool       *pgxpool.Pool
 	byKey      *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
-	worker     *dispatcher.Worker
+	worker     *engine.Worker
 	river      *river.Client[pgx.Tx]
-	reconciler *dispatcher.Reconciler
+	reconciler *engine.Reconciler
 	http       *http.Server
 	listener   net.Listener
 	httpDone   chan error
@@ -59,7 +59,7 @@ type Server struct {
 	stopping chan struct{}
 	// health folds the workers' attempts into endpoint health (worker role
 	// only; nil otherwise), written by its Run from Start until Stop.
-	health     *dispatcher.HealthTracker
+	health     *engine.HealthTracker
 	stopHealth context.CancelFunc
 	healthDone chan struct{}
 }
@@ -155,9 +155,9 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		return nil, err
 	}
 	m := metrics.New(pool, &metrics.Config{RetryScale: cfg.RetryScale, Logger: logger.Named("metrics")})
-	var health *dispatcher.HealthTracker
+	var health *engine.HealthTracker
 	if cfg.Worker {
-		health = dispatcher.NewHealthTracker(pool, &dispatcher.HealthConfig{Logger: logger.Named("health"), FailingThreshold: cfg.EndpointFailingAfter,
+		health = engine.NewHealthTracker(pool, &engine.HealthConfig{Logger: logger.Named("health"), FailingThreshold: cfg.EndpointFailingAfter,
 			FlushInterval: cfg.HealthFlushInterval})
 	}
 	var byKey *store.ByKeyPool
@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		if err != nil {
 			return nil, err
 		}
-		if byKey, err = store.NewByKeyPool(ctx, byKeyCfg, 2*dispatcher.BatchConcurrency); err != nil {
+		if byKey, err = store.NewByKeyPool(ctx, byKeyCfg, 2*engine.BatchConcurrency); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -176,11 +176,11 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 				byKey.Close()
 			}
 		}()
-		if err := store.Prewarm(prewarmCtx, byKey.Pool, 2*dispatcher.BatchConcurrency); err != nil {
+		if err := store.Prewarm(prewarmCtx, byKey.Pool, 2*engine.BatchConcurrency); err != nil {
 			logger.Warn("could not open the workers' database connections ahead of traffic; they open on demand", zap.Error(err))
 		}
 	}
-	worker, err := dispatcher.NewWorker(pool, keys, client, &dispatcher.WorkerConfig{
+	worker, err := engine.NewWorker(pool, keys, client, &engine.WorkerConfig{
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"), NotifyClient: notifyClient,
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
 		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey, TracerProvider: cfg.TracerProvider,
@@ -194,7 +194,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		inFlightPools["bykey"] = byKey.Pool
 	}
 	m.RegisterInFlight(worker.InFlight, inFlightPools)
-	reconciler := dispatcher.NewReconcilerWithConfig(pool, &dispatcher.ReconcilerConfig{
+	reconciler := engine.NewReconcilerWithConfig(pool, &engine.ReconcilerConfig{
 		Logger: logger.Named("reconciler"), Metrics: m, AutoPauseAfter: cfg.AutoPauseAfter, Now: cfg.Now,
 		TestSignals: cfg.TestSignals.reconciler(),
 	})
@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	// Bulk replays pace each webhook ReplaySpacing apart, scaled like the
 	// retry schedule (WEBHOOKD_RETRY_SCALE) so that tests and `dev` run
 	// them fast.
-	river.AddWorker(workers, dispatcher.NewReplayBatchWorker(pool, &dispatcher.ReplayBatchConfig{
+	river.AddWorker(workers, engine.NewReplayBatchWorker(pool, &engine.ReplayBatchConfig{
 		Spacing:     max(time.Duration(float64(cfg.ReplaySpacing)*cfg.RetryScale), time.Microsecond),
 		Logger:      logger.Named("replay"),
 		TestSignals: cfg.TestSignals.replayBatch(),
@@ -219,11 +219,11 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	river.AddWorker(workers, retainer)
 
-	jobTimeout := cfg.HTTPTimeout + dispatcher.JobTimeoutMargin
+	jobTimeout := cfg.HTTPTimeout + engine.JobTimeoutMargin
 	riverCfg := &river.Config{
 		Logger: slog.New(zapslog.NewHandler(logger.Core(), zapslog.WithName("river"))),
 		Queues: map[string]river.QueueConfig{
-			dispatcher.QueueDeliveries: {
+			engine.QueueDeliveries: {
 				MaxWorkers:        cfg.MaxWorkers,
 				FetchCooldown:     cfg.FetchCooldown,
 				FetchPollInterval: cfg.FetchPollInterval,
@@ -241,7 +241,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		SoftStopTimeout:             cfg.ShutdownTimeout,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return dispatcher.ReconcileArgs{}, nil
+				return engine.ReconcileArgs{}, nil
 			}, &river.PeriodicJobOpts{ID: "webhookd.reconcile", RunOnStart: true}),
 			// Creates day partitions ahead and drops those past retention.
 			river.NewPeriodicJob(river.PeriodicInterval(retention.IntervalDefault), func() (river.JobArgs, *river.InsertOpts) {
@@ -260,7 +260,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	// The API's requests are bounded in deliveries (events × webhooks);
 	// the outbox's Enqueue in a producer's own code is not, by default.
-	enqueuer, err := dispatcher.NewEnqueuerWithConfig(riverClient, &dispatcher.EnqueuerConfig{MaxFanout: cfg.MaxFanoutPerRequest})
+	enqueuer, err := engine.NewEnqueuerWithConfig(riverClient, &engine.EnqueuerConfig{MaxFanout: cfg.MaxFanoutPerRequest})
 	if err != nil {
 		return nil, err
 	}

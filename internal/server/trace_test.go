@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/mono/webhookd/dispatcher"
 	"github.com/mono/webhookd/internal/admin"
+	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
@@ -121,12 +121,12 @@ func treeOf(spans tracetest.SpanStubs, producer trace.SpanID) string {
 	for _, s := range spans {
 		a := attrMap(s.Attributes)
 		line := fmt.Sprintf("%s [%s] span %s", s.Name, s.SpanKind, s.SpanContext.SpanID())
-		if n, ok := a[dispatcher.AttrAttempt]; ok {
+		if n, ok := a[engine.AttrAttempt]; ok {
 			line = fmt.Sprintf("attempt %d: %s", n.AsInt64(), line)
 		} else {
 			line = "accept: " + line
 		}
-		for _, k := range []attribute.Key{admin.AttrEvents, "http.response.status_code", dispatcher.AttrErrorKind, dispatcher.AttrWebhookID, dispatcher.AttrDeliveryID, dispatcher.AttrDurationMS} {
+		for _, k := range []attribute.Key{admin.AttrEvents, "http.response.status_code", engine.AttrErrorKind, engine.AttrWebhookID, engine.AttrDeliveryID, engine.AttrDurationMS} {
 			if v, ok := a[k]; ok {
 				line += fmt.Sprintf(" %s=%s", strings.TrimPrefix(string(k), "webhookd."), v.String())
 			}
@@ -175,18 +175,18 @@ func TestTraceAcceptAndAttempts(t *testing.T) {
 
 	for i, s := range attempts {
 		n := i + 1
-		require.Equal(t, dispatcher.AttemptSpanName, s.Name)
+		require.Equal(t, engine.AttemptSpanName, s.Name)
 		require.Equal(t, trace.SpanKindClient, s.SpanKind)
 		require.Equal(t, producerTrace, s.SpanContext.TraceID().String(), "attempt %d in the producer's trace", n)
 		require.Equal(t, accept.SpanContext.SpanID(), s.Parent.SpanID(), "attempt %d is a child of the accept span", n)
 		a := attrMap(s.Attributes)
-		require.EqualValues(t, n, a[dispatcher.AttrAttempt].AsInt64())
-		require.Equal(t, webhookID, a[dispatcher.AttrWebhookID].AsString())
-		require.Equal(t, ev.Deliveries[0].ID, a[dispatcher.AttrDeliveryID].AsString())
-		require.Equal(t, ev.ID, a[dispatcher.AttrEventID].AsString())
+		require.EqualValues(t, n, a[engine.AttrAttempt].AsInt64())
+		require.Equal(t, webhookID, a[engine.AttrWebhookID].AsString())
+		require.Equal(t, ev.Deliveries[0].ID, a[engine.AttrDeliveryID].AsString())
+		require.Equal(t, ev.ID, a[engine.AttrEventID].AsString())
 		require.Equal(t, "POST", a["http.request.method"].AsString())
 		require.Equal(t, "127.0.0.2", a["server.address"].AsString())
-		require.Positive(t, a[dispatcher.AttrDurationMS].AsFloat64())
+		require.Positive(t, a[engine.AttrDurationMS].AsFloat64())
 
 		// The receiver's traceparent continues from the attempt's span.
 		tp := reqs[i].Header.Get("Traceparent")
@@ -197,10 +197,10 @@ func TestTraceAcceptAndAttempts(t *testing.T) {
 
 	first, second := attrMap(attempts[0].Attributes), attrMap(attempts[1].Attributes)
 	require.EqualValues(t, 500, first["http.response.status_code"].AsInt64())
-	require.Equal(t, "http_status", first[dispatcher.AttrErrorKind].AsString())
+	require.Equal(t, "http_status", first[engine.AttrErrorKind].AsString())
 	require.Equal(t, codes.Error, attempts[0].Status.Code)
 	require.EqualValues(t, 200, second["http.response.status_code"].AsInt64())
-	_, hasKind := second[dispatcher.AttrErrorKind]
+	_, hasKind := second[engine.AttrErrorKind]
 	require.False(t, hasKind)
 	require.Equal(t, codes.Unset, attempts[1].Status.Code)
 }
@@ -241,7 +241,7 @@ func TestTraceBatch(t *testing.T) {
 	}
 	require.Equal(t, map[string]int{headerTrace: 2, otherTrace: 1}, byTrace)
 	for _, r := range reqs {
-		tp := dispatcher.ParseTraceparent(r.Header.Get("Traceparent"))
+		tp := engine.ParseTraceparent(r.Header.Get("Traceparent"))
 		require.True(t, tp.IsValid())
 		require.Contains(t, []string{headerTrace, otherTrace}, tp.TraceID().String())
 	}
@@ -266,7 +266,7 @@ func TestTraceNotSampled(t *testing.T) {
 	const producerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
 	require.Equal(t, http.StatusAccepted, b.post(t, "/v1/events", `{"account_id":"acct_unsampled","type":"order.created","data":{}}`,
 		map[string]string{"traceparent": "00-" + producerTrace + "-00f067aa0ba902b7-00"}, nil))
-	tp := dispatcher.ParseTraceparent(recv.Wait(t, 1, 15*time.Second)[0].Header.Get("Traceparent"))
+	tp := engine.ParseTraceparent(recv.Wait(t, 1, 15*time.Second)[0].Header.Get("Traceparent"))
 	require.True(t, tp.IsValid())
 	require.Equal(t, producerTrace, tp.TraceID().String())
 	require.False(t, tp.IsSampled())

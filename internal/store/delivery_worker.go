@@ -61,7 +61,7 @@ type Target struct {
 	TLSCABundle *string
 	// RateLimit is the webhook's rate_limit_per_second (nil: none), and
 	// ThrottleSlot the start slot the delivery was given under it, if any
-	// (dispatcher/throttle.go); it holds only while it equals NextAttemptAt.
+	// (internal/engine/throttle.go); it holds only while it equals NextAttemptAt.
 	RateLimit    *int
 	ThrottleSlot *time.Time
 	// FIFOSeq is the delivery's place in its FIFO webhook's line, nil

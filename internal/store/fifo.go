@@ -15,7 +15,7 @@ import (
 // webhook_fifo row lock (deliveries.fifo_seq), so commit order per webhook.
 // A FIFO webhook's line is its deliveries with a fifo_seq in state pending,
 // paused or dead, and its head the lowest of them: only the head is sent
-// (dispatcher/fifo.go), and a dead head blocks the line until it is
+// (internal/engine/fifo.go), and a dead head blocks the line until it is
 // replayed or skipped. See docs/architecture.md, "FIFO webhooks".
 
 // Webhook orderings (webhooks.ordering).

@@ -220,7 +220,7 @@ func reserveRuns(ctx context.Context, db DB, query string, runs map[string]SlotR
 // deliveryHoldSlots moves pending deliveries' due times to their reserved
 // slots (throttle_slot records that each was given one), each guarded by
 // the job serving it, and raises those jobs to River's first priority
-// (dispatcher.PriorityNormal, 1), so that at its slot each is fetched
+// (engine.PriorityNormal, 1), so that at its slot each is fetched
 // ahead of any backlog (River fetches by priority, then scheduled_at: at
 // the bulk priority a held job fell due behind every bulk job enqueued
 // before its slot, and ran late). The job is running (this is its run):

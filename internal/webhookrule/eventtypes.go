@@ -100,7 +100,7 @@ func notificationNamespace(name string) bool {
 // beside other event types: a webhook that takes webhookd's notifications
 // takes only them (and webhook.test), so that it is never the subject of
 // the notifications it subscribes to: its deliveries are all
-// notifications, whose failures never make one (dispatcher.Notify). A webhook that
+// notifications, whose failures never make one (engine.Notify). A webhook that
 // also received events would be subscribing to notifications about its
 // own trouble, which would have to go to the endpoint in trouble.
 func checkNotificationsOnly(filter []string) error {

@@ -1,5 +1,5 @@
 // Package webhookrule holds the rules about events and webhooks that the
-// API, the dashboard, the CLI and the dispatcher share, each written once:
+// API, the dashboard, the CLI and the engine share, each written once:
 // what an account id, an event type, event data and an idempotency key may
 // be (ValidationError names the field at fault), the envelope sent on every
 // attempt, a webhook's custom headers (their rules), its event-type filter,

@@ -49,7 +49,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* The workers' by-key pool: 2 × dispatcher.BatchConcurrency connections
+{{/* The workers' by-key pool: 2 × engine.BatchConcurrency connections
 on top of WEBHOOKD_DB_MAX_CONNS. deploy_test.go checks it against the code. */}}
 {{- define "webhookd.workerByKeyConns" -}}4{{- end }}
 

@@ -1,0 +1,187 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/engine"
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testserver"
+)
+
+// fifoRequest is one request a FIFO test's receiver saw.
+type fifoRequest struct {
+	eventID string
+	ok      bool
+}
+
+// A FIFO webhook whose head dies (ten failures) blocks its line: the
+// webhook shows it as blocked_by with the count waiting, and nothing behind
+// it is attempted; a replay of the head that succeeds unblocks the line,
+// which then goes out in order. A head that dies again and is skipped
+// unblocks it too, and stays dead.
+func TestFIFODeadHeadBlocks(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, func(c *server.Config) {
+		c.DBMaxConns = 8
+		c.MaxWorkers = 20
+		c.HTTPTimeout = 2 * time.Second
+	})
+	pool := srv.Pool()
+	ctx := context.Background()
+	enqueuer, err := engine.NewEnqueuer(srv.River(), nil)
+	require.NoError(t, err)
+
+	// The receiver fails every event whose data is in failing.
+	var (
+		mu      sync.Mutex
+		seen    []fifoRequest
+		failing atomic.Value // string: a data marker that fails
+	)
+	failing.Store(`"n":1}`)
+	var recv *testreceiver.Receiver
+	recv = testreceiver.New(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		body := recv.Requests()[n-1].Body
+		ok := !bytes.Contains(body, []byte(failing.Load().(string)))
+		mu.Lock()
+		seen = append(seen, fifoRequest{eventID: r.Header.Get("Mono-Event-Id"), ok: ok})
+		mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	hookID := createFIFOWebhook(t, pool, srv, "acct_fifo_dead", recv.URL+"/")
+
+	var events, deliveries []string
+	send := func(n int) {
+		res := enqueue(t, pool, enqueuer, &engine.Event{AccountID: "acct_fifo_dead", Type: "ping", Data: rawJSON(fmt.Sprintf(`{"n":%d}`, n))})
+		events, deliveries = append(events, res.EventID), append(deliveries, res.Deliveries[0].ID)
+	}
+	for n := 1; n <= 4; n++ {
+		send(n)
+	}
+
+	// The head dies after ten failures and blocks the line.
+	head := waitFinished(t, pool, deliveries[0], 2*time.Minute)
+	require.Equal(t, store.StateDead, head.State, "%v", seen)
+	status, err := store.GetFIFOStatus(ctx, pool, hookID)
+	require.NoError(t, err)
+	require.NotNil(t, status.BlockedBy)
+	require.Equal(t, deliveries[0], *status.BlockedBy)
+	require.EqualValues(t, 3, status.Waiting)
+	blocked, err := store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, blocked, "webhookd_fifo_blocked_webhooks counts the line")
+	mu.Lock()
+	require.Len(t, seen, 10, "only the head was attempted: %v", seen)
+	for _, r := range seen {
+		require.Equal(t, events[0], r.eventID)
+	}
+	mu.Unlock()
+	for _, id := range deliveries[1:] {
+		d, err := store.GetDelivery(ctx, pool, id)
+		require.NoError(t, err)
+		require.Equal(t, store.StatePending, d.State)
+		require.Empty(t, d.AttemptList, "nothing behind a dead head is attempted")
+	}
+	// The line waiting behind it is pending but not due: the oldest-due
+	// gauge doesn't see it.
+	stats, err := store.GetPendingStats(ctx, pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, stats.Count)
+	require.Nil(t, stats.EarliestDue, "deliveries waiting behind a dead head are not due")
+
+	// A replay that succeeds unblocks the line, which goes out in order.
+	failing.Store(`"n":5}`)
+	replay(t, pool, enqueuer, deliveries[0])
+	for _, id := range deliveries {
+		require.Equal(t, store.StateSucceeded, waitFinished(t, pool, id, time.Minute).State)
+	}
+	mu.Lock()
+	requireInOrder(t, seen, events)
+	mu.Unlock()
+	status, err = store.GetFIFOStatus(ctx, pool, hookID)
+	require.NoError(t, err)
+	require.Nil(t, status.BlockedBy)
+	require.Zero(t, status.Waiting)
+	blocked, err = store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, blocked)
+
+	// A head that dies and is skipped leaves the line dead; the next goes.
+	send(5)
+	send(6)
+	require.Equal(t, store.StateDead, waitFinished(t, pool, deliveries[4], 2*time.Minute).State)
+	blocked, err = store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, blocked)
+	require.ErrorIs(t, skip(t, pool, hookID, deliveries[5]), store.ErrNotBlocking, "only the dead head can be skipped")
+	require.NoError(t, skip(t, pool, hookID, deliveries[4]))
+	require.Equal(t, store.StateSucceeded, waitFinished(t, pool, deliveries[5], time.Minute).State)
+	d, err := store.GetDelivery(ctx, pool, deliveries[4])
+	require.NoError(t, err)
+	require.Equal(t, store.StateDead, d.State, "a skipped head stays dead")
+	status, err = store.GetFIFOStatus(ctx, pool, hookID)
+	require.NoError(t, err)
+	require.Nil(t, status.BlockedBy)
+	blocked, err = store.CountFIFOBlocked(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, blocked, "a skipped dead head blocks nothing")
+}
+
+// requireInOrder checks a FIFO receiver's log against events in line
+// order: each event's first success comes after the previous event's, and
+// no event is attempted before its predecessor succeeded.
+func requireInOrder(t *testing.T, seen []fifoRequest, events []string) {
+	t.Helper()
+	place := make(map[string]int, len(events))
+	for i, id := range events {
+		place[id] = i
+	}
+	done := -1 // the last place whose first success was seen
+	for i, r := range seen {
+		p, ok := place[r.eventID]
+		require.True(t, ok, "request %d: unknown event %s", i, r.eventID)
+		require.LessOrEqual(t, p, done+1, "request %d: event %d attempted before event %d succeeded", i, p, done+1)
+		if r.ok && p == done+1 {
+			done = p
+		}
+	}
+	require.Equal(t, len(events)-1, done, "every event succeeded")
+}
+
+func createFIFOWebhook(t *testing.T, db store.DB, srv *testserver.Server, accountID, url string) string {
+	t.Helper()
+	return createWebhookWith(t, db, srv, accountID, url, func(w *store.Webhook) { w.Ordering = store.OrderingFIFO })
+}
+
+func replay(t *testing.T, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, e *engine.Enqueuer, deliveryID string) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = e.Replay(ctx, tx, deliveryID, nil)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+}
+
+func skip(t *testing.T, db store.DB, webhookID, deliveryID string) error {
+	t.Helper()
+	return engine.SkipFIFOHead(context.Background(), db, webhookID, deliveryID, time.Now, nil)
+}
