@@ -169,7 +169,7 @@ func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*
 		cfg = &EnqueuerConfig{}
 	}
 	if cfg.MaxFanout < 0 {
-		return nil, fmt.Errorf("engine.EnqueuerConfig: MaxFanout must be 0 (no limit) or more (got %d)", cfg.MaxFanout)
+		return nil, fmt.Errorf("dispatcher.EnqueuerConfig: MaxFanout must be 0 (no limit) or more (got %d)", cfg.MaxFanout)
 	}
 	if client == nil {
 		var err error
