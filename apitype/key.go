@@ -110,3 +110,33 @@ type PortalLinksRevoked struct {
 	RevokedLinks  int64 `json:"revoked_links"`
 	EndedSessions int64 `json:"ended_sessions"`
 }
+
+// A key's states, as KeyStateAt judges them.
+const (
+	// KeyStateLive: works, not rotated.
+	KeyStateLive = "live"
+	// KeyStateRotated: rotated, still working until its expires_at.
+	KeyStateRotated = "rotated"
+	// KeyStateExpired: rotated, past its expires_at: refused.
+	KeyStateExpired = "expired"
+	// KeyStateRevoked: revoked: refused.
+	KeyStateRevoked = "revoked"
+)
+
+// KeyStateAt is the one rule a key is judged by at now, from its
+// revoked_at and expires_at: the API's authentication (a key works while
+// KeyWorks) and every view of a key's state use it.
+func KeyStateAt(revokedAt, expiresAt *time.Time, now time.Time) string {
+	switch {
+	case revokedAt != nil:
+		return KeyStateRevoked
+	case expiresAt != nil && !now.Before(*expiresAt):
+		return KeyStateExpired
+	case expiresAt != nil:
+		return KeyStateRotated
+	}
+	return KeyStateLive
+}
+
+// KeyWorks reports whether a key in state is accepted.
+func KeyWorks(state string) bool { return state == KeyStateLive || state == KeyStateRotated }

@@ -52,8 +52,8 @@ type keyRow struct {
 
 // Revocable says the key still works (revoking a rotated one ends its
 // grace period at once); Rotatable that it can be rotated.
-func (k keyRow) Revocable() bool { return k.State == "live" || k.State == "rotated" }
-func (k keyRow) Rotatable() bool { return k.State == "live" }
+func (k keyRow) Revocable() bool { return apitype.KeyWorks(k.State) }
+func (k keyRow) Rotatable() bool { return k.State == apitype.KeyStateLive }
 
 // keyForm is the New key form, as sent and shown again with the API's
 // error beside the field it names.
@@ -139,15 +139,7 @@ func (d *Dashboard) showKeys(w http.ResponseWriter, r *http.Request, data *keysD
 	}
 	now := d.now()
 	for _, k := range page.Data {
-		row := keyRow{Key: k, State: "live", Current: k.ID == s.Principal.KeyID}
-		switch {
-		case k.RevokedAt != nil:
-			row.State = "revoked"
-		case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-			row.State = "expired"
-		case k.ExpiresAt != nil:
-			row.State = "rotated"
-		}
+		row := keyRow{Key: k, State: apitype.KeyStateAt(k.RevokedAt, k.ExpiresAt, now), Current: k.ID == s.Principal.KeyID}
 		if k.ID == rowID {
 			row.Error = errMsg
 		}

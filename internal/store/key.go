@@ -44,7 +44,7 @@ type APIKey struct {
 // The API's Bearer authentication and the dashboard's sessions both ask
 // it.
 func (k *APIKey) Live(now time.Time) bool {
-	return k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+	return apitype.KeyWorks(apitype.KeyStateAt(k.RevokedAt, k.ExpiresAt, now))
 }
 
 const keyInsert = `
