@@ -21,6 +21,20 @@ func TestBenchBadReceiver(t *testing.T) {
 	require.Contains(t, err.Error(), "WEBHOOKD_BENCH_RECEIVER (-receiver)")
 }
 
+// A bench worker that is neither in-process nor process stops the bench
+// before it starts anything, naming the setting.
+func TestBenchBadWorker(t *testing.T) {
+	err := runBench(context.Background(), []string{"-worker", "elsewhere"})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "WEBHOOKD_BENCH_WORKER (-worker)")
+	require.Contains(t, err.Error(), `"elsewhere"`)
+
+	t.Setenv("WEBHOOKD_BENCH_WORKER", "thread")
+	err = runBench(context.Background(), nil)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "WEBHOOKD_BENCH_WORKER (-worker)")
+}
+
 // A negative fetch cooldown or poll interval stops the bench before it
 // starts anything, naming the flag.
 func TestBenchBadFetchSettings(t *testing.T) {

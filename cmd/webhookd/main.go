@@ -83,6 +83,7 @@ func setGC() {
 
 func main() {
 	bench.ServeExternalReceiverIfAsked() // `webhookd bench -receiver external` started this process to be its receiver
+	bench.ServeWorkerIfAsked()           // `webhookd bench -worker process` started this process to be its drain's workers
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -652,6 +653,7 @@ func runBench(ctx context.Context, args []string) error {
 	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")
 	intakeRate := s.fs.String("rate-limit-intake-account", "off", "account keys' intake limit of the bench servers, in events, such as 100000/s,burst=100000 (off: none)")
 	receiver := s.str("receiver", "WEBHOOKD_BENCH_RECEIVER", "in-process", "scenarios 0 and 1: in-process, or external: River alone and the drain post to the bench's receiver in a process of its own (started for each), so its CPU is not the bench's")
+	worker := s.str("worker", "WEBHOOKD_BENCH_WORKER", "in-process", "scenario 1: in-process, or process: the drain's backlog is worked by webhookd's workers in a process of their own (the running binary started again, worker role only, the same settings), timed from telling it to start its workers, its CPU per delivery beside the rate; with -receiver external, issue 30's set-up")
 	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	latencyLog := s.fs.String("latency-log", "", "scenarios 2 and 4: write each event's latencies to this CSV file")
 	logs := s.logging("warn", "console")
@@ -674,6 +676,13 @@ func runBench(ctx context.Context, args []string) error {
 		cfg.ExternalReceiver = true
 	default:
 		return fmt.Errorf("%s: %q is not in-process or external", s.where("receiver"), *receiver)
+	}
+	switch *worker {
+	case "in-process":
+	case "process":
+		cfg.WorkerProcess = true
+	default:
+		return fmt.Errorf("%s: %q is not in-process or process", s.where("worker"), *worker)
 	}
 	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)

@@ -20,7 +20,15 @@
 //     idle.
 //
 // With Config.PgBouncer every webhookd goes through a PgBouncer in
-// transaction mode started for the run.
+// transaction mode started for the run. With Config.ExternalReceiver
+// (`-receiver external`) scenarios 0 and 1 post to a receiver in a process
+// of its own; with Config.WorkerProcess (`-worker process`) scenario 1's
+// backlog is drained by webhookd's workers in a process of their own (the
+// running binary started again, worker role only, the same settings),
+// timed from telling it to start its workers, with that process's CPU per
+// delivery beside the rate. Both together are issue 30's set-up: the
+// workers, the receiver and the bench three processes, River alone
+// (scenario 0) still in the bench process.
 //
 // Every request goes to a receiver on 127.0.0.2 (or to webhookd's own API);
 // every loop is bounded in count and in time, and a bound that is hit is an
@@ -181,6 +189,19 @@ type Config struct {
 	// CPU is not the bench process's. Defaults to false: in process, like
 	// every other scenario's.
 	ExternalReceiver bool
+	// WorkerProcess makes scenario 1 (drain) drain its backlog with
+	// webhookd's workers in a process of their own: the running binary
+	// started again (see ServeWorkerIfAsked) with the same server settings
+	// and the worker role only, as issue 30 measured a worker-only process
+	// draining what an API-only one had accepted. The backlog is inserted
+	// as in the other drains (the bench's webhookd, its workers not
+	// started); the drain is timed from telling that ready process to start
+	// its workers to the last delivery recorded succeeded, and its CPU per
+	// delivery (/proc/<pid>/stat) is reported beside the rate. Combines
+	// with ExternalReceiver. Scenario 3 then measures its baseline with
+	// webhookd in process, as its healthy drain is. Defaults to false:
+	// webhookd's workers in the bench process.
+	WorkerProcess bool
 	// IntakeEvents is scenario 8's events. Defaults to 20,000.
 	IntakeEvents int
 	// QuietRates are scenario 9's steady rates, events per second.
@@ -304,6 +325,9 @@ type Throughput struct {
 	// Snoozes is how often River snoozed the delivery jobs (see
 	// stage.snoozes): the per-webhook cap turning a job away, mostly.
 	Snoozes int64
+	// Worker is set when webhookd's workers ran in a process of their own
+	// (Config.WorkerProcess, scenario 1): its CPU and what it left.
+	Worker *WorkerProcess
 }
 
 // PerSecond is deliveries per second.
@@ -455,7 +479,11 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		case ScenarioSustained:
 			res.Sustained, err = e.sustained(ctx)
 		case ScenarioIsolation:
-			res.Isolation, err = e.isolation(ctx, res.Drain)
+			baseline := res.Drain
+			if cfg.WorkerProcess {
+				baseline = nil // scenario 1's workers were another process's; scenario 3's are in process
+			}
+			res.Isolation, err = e.isolation(ctx, baseline)
 		case ScenarioNoisy:
 			res.Noisy, err = e.noisy(ctx)
 		case ScenarioPrecision:

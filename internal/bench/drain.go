@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,28 +44,55 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 		return nil, err
 	}
 
+	// With Config.WorkerProcess, scenario 1's workers are another
+	// process's: this stage's server never starts.
+	var wp *workerProcess
+	if e.cfg.WorkerProcess && n == ScenarioDrain && m == nil && holeBacklog == 0 {
+		if wp, err = s.startWorkerProcess(ctx, s.srvCfg); err != nil {
+			return nil, err
+		}
+	}
+
 	if m != nil {
 		if err := m.begin(ctx, s); err != nil {
 			return nil, err
 		}
 	}
+	var cpu0 time.Duration
+	var cpuErr error
+	if wp != nil {
+		cpu0, cpuErr = wp.cpu()
+	}
 	start := time.Now()
 	deadline := start.Add(e.cfg.Timeout)
-	if err := s.start(ctx); err != nil {
+	waitCtx := ctx
+	if wp != nil {
+		if err := wp.startWorkers(ctx); err != nil {
+			return nil, err
+		}
+		var stopWatch context.CancelFunc
+		waitCtx, stopWatch = wp.watch(ctx)
+		defer stopWatch()
+	} else if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	s.progress("workers started: draining %s deliveries", count(total))
-	if err := s.waitAnswered(ctx, recv, total, deadline); err != nil {
-		return nil, err
+	if err := s.waitAnswered(waitCtx, recv, total, deadline); err != nil {
+		return nil, cmp.Or(context.Cause(waitCtx), err)
 	}
-	err = s.waitFor(ctx, "every delivery to be recorded as succeeded", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
+	err = s.waitFor(waitCtx, "every delivery to be recorded as succeeded", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
 		pending, err := s.pendingOf(ctx, healthyAccount)
 		return pending == 0, fmt.Sprintf("%s still pending", count(pending)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, cmp.Or(context.Cause(waitCtx), err)
 	}
 	out := &Throughput{Deliveries: total, Elapsed: time.Since(start)}
+	if wp != nil {
+		if out.Worker, err = s.workerOutcome(ctx, wp, cpu0, cpuErr, recv); err != nil {
+			return nil, err
+		}
+	}
 	if m != nil {
 		if err := m.end(ctx, total); err != nil {
 			return nil, err
@@ -84,8 +113,34 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	if hole != nil && hole.accepted.Load() == 0 {
 		return nil, fmt.Errorf("the black hole was never contacted: the scenario did not test isolation")
 	}
-	s.progress("%s deliveries in %.2f s: %s/s; %s snoozes", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())), count(int(out.Snoozes)))
+	s.progress("%s deliveries in %.2f s: %s/s; %s snoozes%s", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())), count(int(out.Snoozes)), strings.ReplaceAll(workerProcessResult(out), "**", ""))
 	return out, nil
+}
+
+// workerOutcome reads what the drain cost the worker process (its CPU
+// since cpu0, or why not) and what it left: the receiver's requests, and
+// the deliveries and attempts recorded. The process is then stopped, so
+// that it is gone when the drain returns.
+func (s *stage) workerOutcome(ctx context.Context, wp *workerProcess, cpu0 time.Duration, cpuErr error, recv *receiver) (*WorkerProcess, error) {
+	w := &WorkerProcess{PID: wp.pid()}
+	cpu1, err := wp.cpu()
+	switch {
+	case cpuErr != nil:
+		w.CPUNote = cpuErr.Error()
+	case err != nil:
+		w.CPUNote = err.Error()
+	default:
+		w.CPU, w.CPUKnown = cpu1-cpu0, true
+	}
+	wp.stop()
+	if err := recv.refresh(); err != nil {
+		return nil, err
+	}
+	w.Requests = recv.requests.Load()
+	if w.Succeeded, w.Attempts, err = s.drainOutcome(ctx, healthyAccount); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // waitAnswered waits until recv has answered total requests with 200, or
@@ -104,7 +159,7 @@ func (s *stage) waitAnswered(ctx context.Context, recv *receiver, total int, dea
 // has not run, its baseline is measured first.
 func (e *env) isolation(ctx context.Context, baseline *Throughput) (*Isolation, error) {
 	if baseline == nil {
-		e.progress(ScenarioIsolation, "scenario 1 has no result: measuring the baseline drain first")
+		e.progress(ScenarioIsolation, "no result of scenario 1 with webhookd in process: measuring the baseline drain first")
 		var err error
 		if baseline, err = e.drain(ctx, ScenarioIsolation, 0, nil); err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)

@@ -5,10 +5,11 @@ import (
 	"testing"
 )
 
-// TestMain lets the external receiver's tests start this test binary as
-// the receiver process, as `webhookd bench -receiver external` starts
-// webhookd.
+// TestMain lets the external receiver's and the worker process's tests
+// start this test binary as the receiver or worker process, as `webhookd
+// bench -receiver external` and `-worker process` start webhookd.
 func TestMain(m *testing.M) {
 	ServeExternalReceiverIfAsked()
+	ServeWorkerIfAsked()
 	os.Exit(m.Run())
 }

@@ -46,6 +46,9 @@ type stage struct {
 	// key, when set, is the key every POST of postEvents sends (scenarios 8
 	// and 9: an events:write key); pad, when set, goes in each event's data.
 	key, pad string
+	// srvCfg is srv's config (newStage's), which a worker process
+	// (Config.WorkerProcess) is given too.
+	srvCfg *server.Config
 }
 
 // newStage creates a fresh, migrated database and a server on it with
@@ -69,6 +72,7 @@ func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, 
 		s.close()
 		return nil, err
 	}
+	s.srvCfg = cfg
 	s.srv, err = server.New(ctx, cfg, e.cfg.Logger)
 	if err != nil {
 		s.close()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +109,9 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 	if cfg.ExternalReceiver {
 		fmt.Fprintln(w, "**External receiver**: scenarios 0 (River alone) and 1 (drain) post to the bench's receiver in a process of its own (the same code, started for each), the others to one in the bench process.")
 	}
+	if cfg.WorkerProcess && slices.Contains(cfg.Scenarios, ScenarioDrain) {
+		fmt.Fprintln(w, workerProcessNote)
+	}
 	fmt.Fprintf(w, "webhookd in process with the bench's receivers and load generator: %s. "+
 		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time).\n\n", serverSettings(cfg))
 
@@ -133,8 +137,11 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 			row(n, scenario, msg, "issue 4 quotes ~14,600/s for its machine")
 		case ScenarioDrain:
 			scenario := fmt.Sprintf("drain: %s pending deliveries to one receiver answering 200", count(cfg.Backlog))
+			if cfg.WorkerProcess {
+				scenario += ", drained by a worker-only webhookd process"
+			}
 			if !bad {
-				msg = fmt.Sprintf("**%s deliveries/s** (%.2f s; %s snoozes)", count(int(res.Drain.PerSecond())), res.Drain.Elapsed.Seconds(), count(int(res.Drain.Snoozes)))
+				msg = fmt.Sprintf("**%s deliveries/s** (%.2f s; %s snoozes)%s", count(int(res.Drain.PerSecond())), res.Drain.Elapsed.Seconds(), count(int(res.Drain.Snoozes)), workerProcessResult(res.Drain))
 			}
 			row(n, scenario, msg, "≥ 8,000/s")
 		case ScenarioSustained:

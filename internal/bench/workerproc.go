@@ -1,0 +1,381 @@
+package bench
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/mono/webhookd/internal/server"
+)
+
+// workerProcessEnv, set to "1" in a process's environment, makes it the
+// bench's worker process (Config.WorkerProcess) instead of whatever it would
+// have been: startWorkerProcess re-executes the running binary (webhookd, or
+// this package's test binary) with it, and ServeWorkerIfAsked, called first
+// thing in main and TestMain, serves.
+const workerProcessEnv = "WEBHOOKD_BENCH_WORKER_PROCESS"
+
+// workerProcessStart bounds how long the worker process may take to say it
+// is ready (its server made), and then that its workers have started.
+const workerProcessStart = 30 * time.Second
+
+// workerProcessStop bounds how long the worker process may take to stop
+// after its standard input closes (its server's ShutdownTimeout is
+// stopTimeout, and Stop gives 5 s more) before it is killed.
+const workerProcessStop = stopTimeout + 10*time.Second
+
+// workerSpec is what the bench sends the worker process, one JSON line on
+// its standard input: the settings of the drain's in-process server. On
+// standard input, not in its environment or arguments, because it holds the
+// encryption key.
+type workerSpec struct {
+	DatabaseURL          string        `json:"database_url"`
+	DirectDatabaseURL    string        `json:"direct_database_url,omitempty"`
+	DBPooler             string        `json:"db_pooler,omitempty"`
+	EncryptionKey        string        `json:"encryption_key"`
+	AllowPrivateNetworks bool          `json:"allow_private_networks"`
+	RetryScale           float64       `json:"retry_scale"`
+	MaxWorkers           int           `json:"max_workers"`
+	WebhookConcurrency   int           `json:"webhook_concurrency"`
+	BulkWhileLive        int           `json:"bulk_while_live"`
+	DBMaxConns           int32         `json:"db_max_conns"`
+	HTTPTimeout          time.Duration `json:"http_timeout"`
+	FetchCooldown        time.Duration `json:"fetch_cooldown"`
+	FetchPollInterval    time.Duration `json:"fetch_poll_interval"`
+	ShutdownTimeout      time.Duration `json:"shutdown_timeout"`
+	Version              string        `json:"version"`
+	// GCPercent is the bench process's, so that the worker process
+	// collects as webhookd does in the bench process (webhookd's main sets
+	// it before the bench starts; this process's hook runs before that).
+	GCPercent int `json:"gc_percent"`
+	// LogLevel is the bench's logger's level ("" logs nothing), written to
+	// standard error.
+	LogLevel string `json:"log_level,omitempty"`
+}
+
+// workerSpecOf is the worker process's share of cfg: what it needs to
+// work the deliveries queue as cfg's server would.
+func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
+	gc := debug.SetGCPercent(-1)
+	debug.SetGCPercent(gc)
+	spec := &workerSpec{
+		DatabaseURL: cfg.DatabaseURL, DirectDatabaseURL: cfg.DirectDatabaseURL, DBPooler: cfg.DBPooler,
+		EncryptionKey: cfg.EncryptionKey, AllowPrivateNetworks: cfg.AllowPrivateNetworks, RetryScale: cfg.RetryScale,
+		MaxWorkers: cfg.MaxWorkers, WebhookConcurrency: cfg.WebhookConcurrency, BulkWhileLive: cfg.BulkWhileLive,
+		DBMaxConns: cfg.DBMaxConns, HTTPTimeout: cfg.HTTPTimeout, FetchCooldown: cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Version: cfg.Version,
+		GCPercent: gc,
+	}
+	if logger != nil {
+		if lvl := logger.Level(); lvl != zapcore.InvalidLevel {
+			spec.LogLevel = lvl.String()
+		}
+	}
+	return spec
+}
+
+// serverConfig is the worker process's server: spec's settings, the worker
+// role only (no API; its listener serves /healthz and /readyz on a port of
+// its own), no metrics listener.
+func (w *workerSpec) serverConfig() *server.Config {
+	return &server.Config{
+		DatabaseURL: w.DatabaseURL, DirectDatabaseURL: w.DirectDatabaseURL, DBPooler: w.DBPooler,
+		Addr: "127.0.0.1:0", EncryptionKey: w.EncryptionKey, AllowPrivateNetworks: w.AllowPrivateNetworks,
+		RetryScale: w.RetryScale, MaxWorkers: w.MaxWorkers, WebhookConcurrency: w.WebhookConcurrency,
+		BulkWhileLive: w.BulkWhileLive, DBMaxConns: w.DBMaxConns, HTTPTimeout: w.HTTPTimeout,
+		FetchCooldown: w.FetchCooldown, FetchPollInterval: w.FetchPollInterval, ShutdownTimeout: w.ShutdownTimeout,
+		Version: w.Version, Worker: true,
+	}
+}
+
+func (w *workerSpec) logger() (*zap.Logger, error) {
+	if w.LogLevel == "" {
+		return zap.NewNop(), nil
+	}
+	lvl, err := zapcore.ParseLevel(w.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	zc := zap.NewDevelopmentConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.OutputPaths, zc.ErrorOutputPaths = []string{"stderr"}, []string{"stderr"}
+	l, err := zc.Build()
+	if err != nil {
+		return nil, err
+	}
+	return l.With(zap.String("process", "bench worker")), nil
+}
+
+// ServeWorkerIfAsked returns at once, unless this process was started by
+// the bench as its worker process (`webhookd bench -worker process`): then
+// it reads its settings (one JSON line) from standard input, makes a
+// webhookd server with the worker role only on the bench's database (the
+// same internal/server code as the bench's own) and prints "ready"; on a
+// "start" line it starts the workers and prints "started"; when its
+// standard input closes it stops the server gracefully and exits.
+func ServeWorkerIfAsked() {
+	if os.Getenv(workerProcessEnv) != "1" {
+		return
+	}
+	if err := serveWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench worker process:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	if !sc.Scan() {
+		return fmt.Errorf("no settings on standard input: %w", cmp.Or(sc.Err(), io.ErrUnexpectedEOF))
+	}
+	var spec workerSpec
+	if err := json.Unmarshal(sc.Bytes(), &spec); err != nil {
+		return fmt.Errorf("the settings on standard input are not a worker spec: %w", err)
+	}
+	if spec.GCPercent != 0 {
+		debug.SetGCPercent(spec.GCPercent)
+	}
+	logger, err := spec.logger()
+	if err != nil {
+		return err
+	}
+	defer logger.Sync() //nolint:errcheck // stderr
+	srv, err := server.New(ctx, spec.serverConfig(), logger)
+	if err != nil {
+		return err
+	}
+	started := false
+	defer func() {
+		// Stop works on a server that never started too (it closes the pool).
+		if err := srv.Stop(context.WithoutCancel(ctx)); err != nil && started {
+			fmt.Fprintln(os.Stderr, "bench worker process: stopping:", err)
+		}
+	}()
+	w := bufio.NewWriter(out)
+	say := func(line string) error {
+		fmt.Fprintln(w, line)
+		return w.Flush()
+	}
+	if err := say("ready"); err != nil {
+		return err
+	}
+	for sc.Scan() {
+		switch sc.Text() {
+		case "start":
+			if started {
+				return errors.New(`"start" twice`)
+			}
+			if err := srv.Start(ctx); err != nil {
+				return err
+			}
+			started = true
+			if err := say("started"); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unknown command %q", sc.Text())
+		}
+	}
+	return sc.Err()
+}
+
+// workerProcess is webhookd's workers running in a process of their own.
+type workerProcess struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
+	// exited is closed once the process has exited; waitErr is then how.
+	exited  chan struct{}
+	waitErr error
+	stopped sync.Once
+}
+
+// startWorkerProcess starts webhookd's workers in a process of their own
+// (the running binary started again) with cfg's settings, not yet working:
+// it returns once the process has made its server and is ready. It stops
+// when the stage closes.
+func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config) (*workerProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("worker process: %w", err)
+	}
+	spec, err := json.Marshal(workerSpecOf(cfg, s.e.cfg.Logger))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), workerProcessEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("error starting the worker process: %w", err)
+	}
+	p := &workerProcess{cmd: cmd, in: in, lines: make(chan string, 4), exited: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		// Wait after every read of the pipe, as exec.Cmd asks.
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	s.onClose(p.stop)
+	if _, err := in.Write(append(spec, '\n')); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("error sending the worker process its settings: %w", err)
+	}
+	if err := p.expect(ctx, "ready"); err != nil {
+		p.stop()
+		return nil, err
+	}
+	s.progress("worker process: process %d ready (worker role only)", cmd.Process.Pid)
+	return p, nil
+}
+
+// pid is the process's id.
+func (p *workerProcess) pid() int { return p.cmd.Process.Pid }
+
+// startWorkers tells the process to start its workers and waits until it
+// says they have.
+func (p *workerProcess) startWorkers(ctx context.Context) error {
+	if _, err := io.WriteString(p.in, "start\n"); err != nil {
+		return fmt.Errorf("worker process: %w", err)
+	}
+	return p.expect(ctx, "started")
+}
+
+// expect waits, for at most workerProcessStart, for the process's next line
+// to be want.
+func (p *workerProcess) expect(ctx context.Context, want string) error {
+	timer := time.NewTimer(workerProcessStart)
+	defer timer.Stop()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			<-p.exited
+			return fmt.Errorf("the worker process exited before it said %q: %v", want, p.waitErr)
+		}
+		if line != want {
+			return fmt.Errorf("the worker process said %q, not %q", line, want)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w: the worker process did not say %q within %s", errBound, want, workerProcessStart)
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the worker process to say %q: %w", want, ctx.Err())
+	}
+}
+
+// watch returns a context cancelled, with the process's exit as its
+// cause, if the process exits before stop: a drain then fails at once
+// instead of waiting for its bound.
+func (p *workerProcess) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-p.exited:
+			cancel(fmt.Errorf("the worker process exited during the drain: %v", p.waitErr))
+		case <-wctx.Done():
+		}
+	}()
+	return wctx, func() { cancel(nil) }
+}
+
+// cpu is the process's user and system CPU so far, from /proc/<pid>/stat
+// (Linux).
+func (p *workerProcess) cpu() (time.Duration, error) {
+	st, err := readProcStat(p.pid())
+	if err != nil {
+		return 0, fmt.Errorf("the worker process's CPU: %w", err)
+	}
+	return time.Duration(st.cpu) * time.Second / userHZ, nil
+}
+
+// stop closes the process's standard input, which stops its server and
+// ends it, and waits for it (killing it after workerProcessStop).
+func (p *workerProcess) stop() {
+	p.stopped.Do(func() {
+		_ = p.in.Close()
+		select {
+		case <-p.exited:
+		case <-time.After(workerProcessStop):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
+
+// WorkerProcess is what scenario 1 measured of webhookd's workers in a
+// process of their own (Config.WorkerProcess).
+type WorkerProcess struct {
+	// PID was the process's id (it has exited since).
+	PID int
+	// CPU is its user and system CPU from the start of its workers to the
+	// end of the drain (/proc/<pid>/stat, in ticks of 10 ms); CPUNote says
+	// why when it could not be read (CPUKnown false).
+	CPU      time.Duration
+	CPUKnown bool
+	CPUNote  string
+	// Requests is how many requests the receiver saw; Succeeded and
+	// Attempts how many deliveries the database recorded succeeded, and
+	// attempts, at the end.
+	Requests  int64
+	Succeeded int
+	Attempts  int
+}
+
+// CPUPerDelivery is CPU ÷ deliveries.
+func (w *WorkerProcess) CPUPerDelivery(deliveries int) time.Duration {
+	return w.CPU / time.Duration(max(deliveries, 1))
+}
+
+// drainOutcome counts account's succeeded deliveries and its attempts.
+func (s *stage) drainOutcome(ctx context.Context, account string) (succeeded, attempts int, err error) {
+	err = s.pool().QueryRow(ctx, `
+SELECT (SELECT count(*) FROM deliveries WHERE account_id = $1 AND state = 'succeeded'),
+       (SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.account_id = $1)`, account).Scan(&succeeded, &attempts)
+	if err != nil {
+		return 0, 0, fmt.Errorf("error counting the drain's outcome: %w", err)
+	}
+	return succeeded, attempts, nil
+}
+
+// workerProcessNote is the table's line on Config.WorkerProcess.
+const workerProcessNote = "**Worker process**: in scenario 1 (drain) the backlog is inserted as in the others (the bench's webhookd, its workers not started), then drained by webhookd's workers in a process of their own (the running binary started again: the same internal/server code and settings, the worker role only, no API); the drain is timed from telling that ready process to start its workers to the last delivery recorded succeeded, and its CPU per delivery is that process's alone (/proc/<pid>/stat, over the same span)."
+
+// workerProcessResult is scenario 1's result line's note on the worker
+// process.
+func workerProcessResult(t *Throughput) string {
+	w := t.Worker
+	if w == nil {
+		return ""
+	}
+	if !w.CPUKnown {
+		return fmt.Sprintf("; worker process CPU per delivery n/a (%s)", strings.ReplaceAll(w.CPUNote, "|", "/"))
+	}
+	return fmt.Sprintf("; worker process CPU per delivery **%s ms**", msf(w.CPUPerDelivery(t.Deliveries)))
+}

@@ -1,0 +1,80 @@
+//go:build linux
+
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/testdb"
+)
+
+// TestDrainWorkerProcessSmoke runs scenario 1 with webhookd's workers in a
+// process of their own and the receiver in another (issue 30's set-up),
+// small: every delivery is answered once and recorded succeeded with one
+// attempt, the worker process's CPU is read, and the process is gone
+// afterwards. The figures mean nothing at this size.
+func TestDrainWorkerProcessSmoke(t *testing.T) {
+	t.Parallel()
+
+	const backlog = 300
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	var progress lockedBuffer
+	res, err := Run(ctx, &Config{
+		DatabaseURL:      testdb.BaseURL(),
+		Scenarios:        []int{ScenarioDrain},
+		Backlog:          backlog,
+		ExternalReceiver: true,
+		WorkerProcess:    true,
+		MaxWorkers:       50,
+		DBMaxConns:       6,
+		Timeout:          time.Minute,
+		Out:              &out,
+		Progress:         io.MultiWriter(&progress, logWriter{t}),
+	})
+	t.Log("\n" + out.String())
+	require.NoError(t, err)
+	d := res.Drain
+	require.Equal(t, backlog, d.Deliveries)
+	require.NotNil(t, d.Worker, "the drain's workers ran in a process of their own")
+	w := d.Worker
+	require.EqualValues(t, backlog, w.Requests, "the receiver answered every delivery exactly once")
+	require.Equal(t, backlog, w.Succeeded, "every delivery recorded succeeded")
+	require.Equal(t, backlog, w.Attempts, "one attempt each")
+	require.True(t, w.CPUKnown, w.CPUNote)
+	require.Positive(t, w.CPU, "the worker process worked")
+
+	require.Contains(t, out.String(), "**Worker process**")
+	require.Contains(t, out.String(), "**External receiver**")
+	require.Contains(t, out.String(), "worker process CPU per delivery")
+	require.Equal(t, 1, strings.Count(progress.String(), "worker process: process"), "one worker process")
+	require.Equal(t, 1, strings.Count(progress.String(), "external receiver: process"), "one receiver process")
+	// The bench waited for it: no such process any more.
+	require.ErrorIs(t, syscall.Kill(w.PID, 0), syscall.ESRCH, "worker process %d still exists", w.PID)
+}
+
+// A worker process that exits before it is ready fails the drain, naming
+// it, and leaves no process behind.
+func TestWorkerProcessBadSpec(t *testing.T) {
+	t.Parallel()
+
+	e := &env{cfg: (&Config{Out: io.Discard}).WithDefaults()}
+	s := &stage{e: e, n: ScenarioDrain}
+	t.Cleanup(s.close)
+	// No database URL: the process's server.New refuses it.
+	_, err := s.startWorkerProcess(context.Background(), &server.Config{})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "the worker process exited before it said \"ready\"")
+	require.False(t, errors.Is(err, errBound), err)
+}
