@@ -78,3 +78,30 @@ func TestWorkerProcessBadSpec(t *testing.T) {
 	require.Contains(t, err.Error(), "the worker process exited before it said \"ready\"")
 	require.False(t, errors.Is(err, errBound), err)
 }
+
+// A worker process that dies during a drain ends the drain's waits at once
+// with its exit as the cause, instead of at the drain's bound.
+func TestWorkerProcessDiesDuringDrain(t *testing.T) {
+	t.Parallel()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := &env{cfg: (&Config{Out: io.Discard, DBMaxConns: 4, MaxWorkers: 10}).WithDefaults(), baseURL: testdb.BaseURL()}
+	s, err := e.newStage(ctx, ScenarioDrain, 1)
+	require.NoError(t, err)
+	t.Cleanup(s.close)
+	wp, err := s.startWorkerProcess(ctx, s.srvCfg)
+	require.NoError(t, err)
+	require.NoError(t, wp.startWorkers(ctx))
+	waitCtx, stop := wp.watch(ctx)
+	defer stop()
+
+	require.NoError(t, wp.cmd.Process.Kill())
+	select {
+	case <-waitCtx.Done():
+	case <-ctx.Done():
+		t.Fatal("the watch did not see the worker process exit within a minute")
+	}
+	require.ErrorContains(t, context.Cause(waitCtx), "the worker process exited during the drain")
+	require.ErrorIs(t, syscall.Kill(wp.pid(), 0), syscall.ESRCH, "the killed process was waited for")
+}
