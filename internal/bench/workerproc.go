@@ -277,7 +277,7 @@ func (p *workerProcess) expect(ctx context.Context, want string) error {
 	case line, ok := <-p.lines:
 		if !ok {
 			<-p.exited
-			return fmt.Errorf("the worker process exited before it said %q: %v", want, p.waitErr)
+			return fmt.Errorf("the worker process exited before it said %q: %w", want, p.exit())
 		}
 		if line != want {
 			return fmt.Errorf("the worker process said %q, not %q", line, want)
@@ -290,6 +290,15 @@ func (p *workerProcess) expect(ctx context.Context, want string) error {
 	}
 }
 
+// exit is how the process ended, once exited is closed: its wait error,
+// or that it exited with status 0.
+func (p *workerProcess) exit() error {
+	if p.waitErr != nil {
+		return p.waitErr
+	}
+	return errors.New("exit status 0")
+}
+
 // watch returns a context cancelled, with the process's exit as its
 // cause, if the process exits before stop: a drain then fails at once
 // instead of waiting for its bound.
@@ -298,7 +307,7 @@ func (p *workerProcess) watch(ctx context.Context) (context.Context, context.Can
 	go func() {
 		select {
 		case <-p.exited:
-			cancel(fmt.Errorf("the worker process exited during the drain: %v", p.waitErr))
+			cancel(fmt.Errorf("the worker process exited during the drain: %w", p.exit()))
 		case <-wctx.Done():
 		}
 	}()
