@@ -2,10 +2,10 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +21,7 @@ import (
 const externalReceiverEnv = "WEBHOOKD_BENCH_RECEIVER_PROCESS"
 
 // externalReceiverStart bounds how long the receiver process may take to
-// say where it listens.
+// say where it listens, and to answer a count.
 const externalReceiverStart = 30 * time.Second
 
 // ServeExternalReceiverIfAsked returns at once, unless this process was
@@ -67,47 +67,28 @@ func serveExternalReceiver(in io.Reader, out io.Writer) error {
 
 // externalReceiver is the bench's receiver running in a process of its own.
 type externalReceiver struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex // one count at a time
-	in  io.WriteCloser
-	out *bufio.Reader
+	*child
+	mu sync.Mutex // one count at a time
 }
 
 // startExternalReceiver starts the bench's receiver (answering 200) in a
 // process of its own, stopped when the stage closes, and returns it with
 // its URL. Its counts are read with refresh.
 func (s *stage) startExternalReceiver() (*receiver, string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, "", fmt.Errorf("external receiver: %w", err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), externalReceiverEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	c, err := startChild("external receiver", externalReceiverEnv)
 	if err != nil {
 		return nil, "", err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", fmt.Errorf("error starting the external receiver: %w", err)
-	}
-	x := &externalReceiver{cmd: cmd, in: in, out: bufio.NewReader(out)}
-	// Kill it if it says nothing in time, so the read below ends.
-	timer := time.AfterFunc(externalReceiverStart, func() { _ = cmd.Process.Kill() })
-	line, err := x.out.ReadString('\n')
-	stopped := !timer.Stop()
-	addr, found := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !found || stopped {
+	x := &externalReceiver{child: c}
+	line, err := c.next(context.Background(), externalReceiverStart)
+	addr, found := strings.CutPrefix(line, "listening ")
+	if err != nil || !found {
 		x.stop()
 		return nil, "", fmt.Errorf("the external receiver did not say where it listens within %s (said %q): %w", externalReceiverStart, line, err)
 	}
 	s.onClose(x.stop)
 	if s.e != nil {
-		s.progress("external receiver: process %d on %s", cmd.Process.Pid, addr)
+		s.progress("external receiver: process %d on %s", c.pid(), addr)
 	}
 	return &receiver{ext: x}, "http://" + addr + "/hook", nil
 }
@@ -116,12 +97,12 @@ func (s *stage) startExternalReceiver() (*receiver, string, error) {
 func (x *externalReceiver) counts() (requests, ok, bad int64, err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, err := io.WriteString(x.in, "count\n"); err != nil {
-		return 0, 0, 0, fmt.Errorf("external receiver: %w", err)
+	if err := x.send("count"); err != nil {
+		return 0, 0, 0, err
 	}
-	line, err := x.out.ReadString('\n')
+	line, err := x.next(context.Background(), externalReceiverStart)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("external receiver: %w", err)
+		return 0, 0, 0, err
 	}
 	fields := strings.Fields(line)
 	if len(fields) != 3 {
@@ -138,17 +119,7 @@ func (x *externalReceiver) counts() (requests, ok, bad int64, err error) {
 
 // stop closes the process's standard input, which ends it, and waits for
 // it (killing it after stopTimeout).
-func (x *externalReceiver) stop() {
-	_ = x.in.Close()
-	done := make(chan error, 1)
-	go func() { done <- x.cmd.Wait() }()
-	select {
-	case <-done: //nolint:errcheck // stopping: how it exited does not matter
-	case <-time.After(stopTimeout):
-		_ = x.cmd.Process.Kill()
-		<-done //nolint:errcheck // killed: its exit error says so
-	}
-}
+func (x *externalReceiver) stop() { x.child.stop(stopTimeout) }
 
 // refresh copies the counts of r's process into r; a receiver in this
 // process needs none.

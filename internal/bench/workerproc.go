@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -195,56 +193,24 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 }
 
 // workerProcess is webhookd's workers running in a process of their own.
-type workerProcess struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-	// exited is closed once the process has exited; waitErr is then how.
-	exited  chan struct{}
-	waitErr error
-	stopped sync.Once
-}
+type workerProcess struct{ *child }
 
 // startWorkerProcess starts webhookd's workers in a process of their own
 // (the running binary started again) with cfg's settings, not yet working:
 // it returns once the process has made its server and is ready. It stops
 // when the stage closes.
 func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config) (*workerProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("worker process: %w", err)
-	}
 	spec, err := json.Marshal(workerSpecOf(cfg, s.e.cfg.Logger))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), workerProcessEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	c, err := startChild("worker process", workerProcessEnv)
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("error starting the worker process: %w", err)
-	}
-	p := &workerProcess{cmd: cmd, in: in, lines: make(chan string, 4), exited: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-		// Wait after every read of the pipe, as exec.Cmd asks.
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
+	p := &workerProcess{c}
 	s.onClose(p.stop)
-	if _, err := in.Write(append(spec, '\n')); err != nil {
+	if err := c.send(string(spec)); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("error sending the worker process its settings: %w", err)
 	}
@@ -252,18 +218,15 @@ func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config) (*wo
 		p.stop()
 		return nil, err
 	}
-	s.progress("worker process: process %d ready (worker role only)", cmd.Process.Pid)
+	s.progress("worker process: process %d ready (worker role only)", c.pid())
 	return p, nil
 }
-
-// pid is the process's id.
-func (p *workerProcess) pid() int { return p.cmd.Process.Pid }
 
 // startWorkers tells the process to start its workers and waits until it
 // says they have.
 func (p *workerProcess) startWorkers(ctx context.Context) error {
-	if _, err := io.WriteString(p.in, "start\n"); err != nil {
-		return fmt.Errorf("worker process: %w", err)
+	if err := p.send("start"); err != nil {
+		return err
 	}
 	return p.expect(ctx, "started")
 }
@@ -271,32 +234,26 @@ func (p *workerProcess) startWorkers(ctx context.Context) error {
 // expect waits, for at most workerProcessStart, for the process's next line
 // to be want.
 func (p *workerProcess) expect(ctx context.Context, want string) error {
-	timer := time.NewTimer(workerProcessStart)
-	defer timer.Stop()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			<-p.exited
-			return fmt.Errorf("the worker process exited before it said %q: %w", want, p.exit())
-		}
-		if line != want {
-			return fmt.Errorf("the worker process said %q, not %q", line, want)
-		}
-		return nil
-	case <-timer.C:
-		return fmt.Errorf("%w: the worker process did not say %q within %s", errBound, want, workerProcessStart)
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the worker process to say %q: %w", want, ctx.Err())
+	line, err := p.next(ctx, workerProcessStart)
+	switch {
+	case err != nil && isClosed(p.exited):
+		return fmt.Errorf("the worker process exited before it said %q: %w", want, p.exit())
+	case err != nil:
+		return fmt.Errorf("waiting for the worker process to say %q: %w", want, err)
+	case line != want:
+		return fmt.Errorf("the worker process said %q, not %q", line, want)
 	}
+	return nil
 }
 
-// exit is how the process ended, once exited is closed: its wait error,
-// or that it exited with status 0.
-func (p *workerProcess) exit() error {
-	if p.waitErr != nil {
-		return p.waitErr
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
-	return errors.New("exit status 0")
 }
 
 // watch returns a context cancelled, with the process's exit as its
@@ -326,17 +283,7 @@ func (p *workerProcess) cpu() (time.Duration, error) {
 
 // stop closes the process's standard input, which stops its server and
 // ends it, and waits for it (killing it after workerProcessStop).
-func (p *workerProcess) stop() {
-	p.stopped.Do(func() {
-		_ = p.in.Close()
-		select {
-		case <-p.exited:
-		case <-time.After(workerProcessStop):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-}
+func (p *workerProcess) stop() { p.child.stop(workerProcessStop) }
 
 // WorkerProcess is what scenario 1 measured of webhookd's workers in a
 // process of their own (Config.WorkerProcess).
