@@ -241,14 +241,20 @@ WITH input AS (
     -- a replay) is re-checked here and skipped.
     WHERE d.tableoid = l.part AND d.ctid = l.tid
       AND d.attempts = l.seen_attempts AND d.job_id = l.job_id AND d.state = 'pending'
-    RETURNING l.ord, l.found_day
+    -- Everything the attempt row needs comes back with the update: with
+    -- hash joins off (byKeyOnly), joining the input to this CTE again by
+    -- ord was a nested loop comparing every pair (a batch of 171: 29,070
+    -- rows filtered, 8 ms).
+    RETURNING l.ord, l.found_day, l.id, l.job_id, l.state AS outcome, l.number, l.generation, l.counted,
+              l.scheduled_at, l.started_at, l.duration_us, l.status_code, l.error_kind, l.error_message,
+              l.response_excerpt, l.signature_t
 ), recorded AS (
     INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
                           status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
-    SELECT i.id, i.number, i.generation, i.counted, i.scheduled_at, i.started_at, i.duration_us,
-           i.status_code, i.error_kind, i.error_message, i.response_excerpt, i.signature_t, delivery.found_day
-    FROM input i JOIN delivery USING (ord)
-    ORDER BY i.ord
+    SELECT id, number, generation, counted, scheduled_at, started_at, duration_us,
+           status_code, error_kind, error_message, response_excerpt, signature_t, found_day
+    FROM delivery
+    ORDER BY ord
 )
 SELECT ord FROM delivery`
 
