@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -132,6 +133,11 @@ func TestRunSmoke(t *testing.T) {
 
 	table := out.String()
 	require.Contains(t, table, "| # | scenario | result | target (issue 4) |")
+	// The header gives the server's durability settings, as the server has them.
+	var fsync, syncCommit, fullPages string
+	require.NoError(t, testdb.New(t).QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')").
+		Scan(&fsync, &syncCommit, &fullPages))
+	require.Contains(t, table, fmt.Sprintf("; fsync %s, synchronous_commit %s, full_page_writes %s) · ", fsync, syncCommit, fullPages))
 	require.Equal(t, 9, strings.Count(table, "\n| "), "a header and one row per scenario and rate:\n%s", table)
 	require.NotContains(t, table, "failed")
 }

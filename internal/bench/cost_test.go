@@ -68,6 +68,9 @@ func TestRunCostThroughPgBouncer(t *testing.T) {
 	}
 	require.Equal(t, 600, c.Delivery.Events)
 	table := out.String()
+	// The throwaway cluster doesn't flush its commits, and the table says so.
+	require.Equal(t, "fsync off, synchronous_commit off, full_page_writes off", res.Machine.PostgresDurability)
+	require.Contains(t, table, "; fsync off, synchronous_commit off, full_page_writes off) · ")
 	require.Contains(t, table, "**Through PgBouncer**")
 	require.Contains(t, table, "| delivery (one attempt, 200) |")
 	require.Equal(t, 1, strings.Count(table, "| intake, POST /v1/events (one event a request) |"))

@@ -31,6 +31,12 @@ type Machine struct {
 	// PostgresLocal reports whether PostgreSQL runs on this machine (its
 	// backend for our connection is visible in /proc).
 	PostgresLocal bool
+	// PostgresDurability is the server's fsync, synchronous_commit and
+	// full_page_writes, as "fsync on, synchronous_commit on,
+	// full_page_writes on": a server that doesn't flush its commits (the
+	// throwaway cluster) spends less CPU per commit, and the figures of
+	// the two kinds differ (BENCHMARKS.md, 2026-12-06).
+	PostgresDurability string
 }
 
 func describeMachine(ctx context.Context, baseURL string) (*Machine, error) {
@@ -43,6 +49,12 @@ func describeMachine(ctx context.Context, baseURL string) (*Machine, error) {
 	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&m.PostgresVersion); err != nil {
 		return nil, fmt.Errorf("error reading the PostgreSQL version: %w", err)
 	}
+	var fsync, syncCommit, fullPages string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')").
+		Scan(&fsync, &syncCommit, &fullPages); err != nil {
+		return nil, fmt.Errorf("error reading the PostgreSQL durability settings: %w", err)
+	}
+	m.PostgresDurability = fmt.Sprintf("fsync %s, synchronous_commit %s, full_page_writes %s", fsync, syncCommit, fullPages)
 	_, err = localBackend(ctx, conn)
 	m.PostgresLocal = err == nil
 	return m, nil
@@ -102,7 +114,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 	if m.PostgresLocal {
 		where = "on this machine"
 	}
-	fmt.Fprintf(w, " · PostgreSQL %s (%s) · %s\n", m.PostgresVersion, where, m.GoVersion)
+	fmt.Fprintf(w, " · PostgreSQL %s (%s; %s) · %s\n", m.PostgresVersion, where, m.PostgresDurability, m.GoVersion)
 	if cfg.PgBouncer {
 		fmt.Fprintf(w, "**Through PgBouncer** %s in transaction mode (pool %d server connections per database; WEBHOOKD_DB_POOLER=transaction: River poll-only, statements described and cached, never prepared by name; the by-key pool and the reference direct).\n", pgbouncerVersion(), bouncerPoolSize)
 	}
