@@ -437,8 +437,10 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	baseURL := cfg.DatabaseURL
 	if baseURL == "" {
-		fmt.Fprintln(cfg.Progress, "bench: no DATABASE_URL: starting a throwaway PostgreSQL cluster")
-		cluster, err := pgcluster.Start(ctx, nil)
+		fmt.Fprintln(cfg.Progress, "bench: no DATABASE_URL: starting a throwaway PostgreSQL cluster (durable: fsync on, as a production server)")
+		// Durable: a server that never flushes a commit makes figures no
+		// production server gives (BENCHMARKS.md, 2026-12-06).
+		cluster, err := pgcluster.Start(ctx, &pgcluster.Config{Durable: true})
 		if err != nil {
 			return nil, err
 		}

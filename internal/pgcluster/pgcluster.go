@@ -1,8 +1,10 @@
 // Package pgcluster starts a throwaway PostgreSQL cluster in a temporary
 // directory: a private server for `webhookd dev` and for tests when no server
 // is reachable. The cluster listens on 127.0.0.1 on a free TCP port, trusts
-// every local connection, and trades durability for speed (fsync off), so it
-// is only fit for data you can lose. Stop shuts it down and removes its files.
+// every local connection, and by default trades durability for speed (fsync,
+// synchronous_commit and full_page_writes off), so it is only fit for data you
+// can lose; Config.Durable keeps them on. Stop shuts it down and removes its
+// files.
 //
 // It needs the PostgreSQL server binaries (initdb, pg_ctl and postgres). When
 // the calling process runs as root, which PostgreSQL refuses, the binaries are
@@ -65,6 +67,11 @@ type Config struct {
 	// StartTimeout bounds how long the server may take to come up.
 	// Defaults to StartTimeoutDefault.
 	StartTimeout time.Duration
+	// Durable keeps fsync, synchronous_commit and full_page_writes on, as
+	// a production server has them: for benchmarks, whose figures must be
+	// a durable server's (a server that never flushes a commit spends less
+	// CPU per commit). Defaults to false: all three off, for speed.
+	Durable bool
 }
 
 // WithDefaults returns a copy of the config with every unset field given its
@@ -267,18 +274,18 @@ func (c *Cluster) pgCtlStart(ctx context.Context) error {
 		sockDir = "'" + c.sockDir + "'"
 	}
 	// pg_ctl hands -o to a shell, hence the quoting of the socket dir above.
-	opts := strings.Join([]string{
+	opts := []string{
 		"-c listen_addresses=127.0.0.1",
 		"-c port=" + strconv.Itoa(c.port),
 		"-c unix_socket_directories=" + sockDir,
-		"-c fsync=off",
-		"-c synchronous_commit=off",
-		"-c full_page_writes=off",
 		"-c max_connections=200",
-	}, " ")
+	}
+	if !c.cfg.Durable {
+		opts = append(opts, "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+	}
 	timeout := strconv.Itoa(int(max(c.cfg.StartTimeout/time.Second, 1)))
 
-	out, err := c.run(ctx, c.pgCtl, "-D", c.dataDir, "-l", c.logPath, "-o", opts, "-w", "-t", timeout, "start")
+	out, err := c.run(ctx, c.pgCtl, "-D", c.dataDir, "-l", c.logPath, "-o", strings.Join(opts, " "), "-w", "-t", timeout, "start")
 	if err != nil {
 		// A server that is half up (pg_ctl timed out) must not outlive us.
 		_, _ = c.run(context.Background(), c.pgCtl, "-D", c.dataDir, "-m", "immediate", "-w", "stop")

@@ -38,6 +38,7 @@ func TestStart(t *testing.T) {
 	var user string
 	require.NoError(t, conn.QueryRow(ctx, "SELECT current_user").Scan(&user))
 	require.Equal(t, "postgres", user)
+	require.Equal(t, []string{"off", "off", "off"}, durability(ctx, t, conn), "fsync, synchronous_commit, full_page_writes")
 	require.NoError(t, conn.Close(ctx))
 
 	require.NoError(t, cluster.Stop())
@@ -50,6 +51,29 @@ func TestStart(t *testing.T) {
 	require.Error(t, err, "port %d still accepts connections after Stop", cluster.Port())
 
 	require.NoError(t, cluster.Stop(), "a second Stop is a no-op")
+}
+
+// A durable cluster keeps PostgreSQL's defaults: every commit flushed.
+func TestStartDurable(t *testing.T) {
+	t.Parallel()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cluster, err := Start(ctx, &Config{Logf: t.Logf, Durable: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, cluster.Stop()) })
+	conn, err := pgx.Connect(ctx, cluster.URL())
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	require.Equal(t, []string{"on", "on", "on"}, durability(ctx, t, conn), "fsync, synchronous_commit, full_page_writes")
+}
+
+func durability(ctx context.Context, t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	var fsync, syncCommit, fullPages string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')").
+		Scan(&fsync, &syncCommit, &fullPages))
+	return []string{fsync, syncCommit, fullPages}
 }
 
 func TestStartBadBinDir(t *testing.T) {
