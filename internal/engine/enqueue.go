@@ -337,7 +337,7 @@ func prepare(ev *Event, now time.Time) (*prepared, error) {
 		p.occurredAt = now
 	}
 	var err error
-	if p.body, err = webhookrule.Envelope(ev.Type, compact.Bytes(), p.occurredAt); err != nil {
+	if p.body, err = webhookrule.EnvelopeCompacted(ev.Type, compact.Bytes(), p.occurredAt); err != nil {
 		return nil, fmt.Errorf("error building envelope: %w", err)
 	}
 	if ev.IdempotencyKey != "" {
