@@ -65,13 +65,25 @@ func ValidateType(eventType string) error {
 
 // ValidateData checks that data is one JSON object.
 func ValidateData(data []byte) error {
+	return validateData(data, json.Valid)
+}
+
+// ValidateDataCompacted is ValidateData for data whose json.Compact has
+// already told whether it is JSON (isJSON: it returned no error; json.Compact
+// and json.Valid accept the same input): the same answers, without reading
+// the data a second time.
+func ValidateDataCompacted(data []byte, isJSON bool) error {
+	return validateData(data, func([]byte) bool { return isJSON })
+}
+
+func validateData(data []byte, valid func([]byte) bool) error {
 	// JSON's white space only: bytes.TrimSpace would also drop \f, \v and
 	// Unicode spaces, which json.Compact (in Enqueue) refuses.
 	trimmed := bytes.Trim(data, " \t\r\n")
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return &ValidationError{Field: "data", Code: "missing_field", Message: "data is required and must be a JSON object"}
 	}
-	if trimmed[0] != '{' || !json.Valid(trimmed) {
+	if trimmed[0] != '{' || !valid(trimmed) {
 		return &ValidationError{Field: "data", Code: "invalid_data", Message: "data must be a JSON object"}
 	}
 	return nil
