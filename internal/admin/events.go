@@ -43,7 +43,7 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 		trace = header // the field, when given, wins over the header
 	}
 	ev := &engine.Event{AccountID: accountID, Type: req.Type, Data: req.Data, IdempotencyKey: key, Traceparent: trace}
-	if err := engine.Validate(ev); err != nil {
+	if err := engine.ValidateDecoded(ev); err != nil { // ev.Data was decoded: JSON
 		writeError(w, validationError(err))
 		return
 	}
@@ -262,7 +262,7 @@ func (a *API) batchItem(r *http.Request, raw json.RawMessage) (*engine.Event, *b
 	accountID, apiErr := accountFor(r, &item.AccountID)
 	if apiErr == nil {
 		ev := &engine.Event{AccountID: accountID, Type: item.Type, Data: item.Data, IdempotencyKey: item.IdempotencyKey, Traceparent: item.Traceparent}
-		if err := engine.Validate(ev); err != nil {
+		if err := engine.ValidateDecoded(ev); err != nil { // ev.Data was decoded: JSON
 			apiErr = validationError(err)
 		} else if apiErr = a.checkEventData(r.Context(), ev); apiErr == nil {
 			ev.Traceparent = acceptTraceparent(r.Context(), ev.Traceparent) // tracing on: the accept span's (admin/trace.go)
