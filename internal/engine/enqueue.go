@@ -204,7 +204,7 @@ func Validate(ev *Event) error {
 // when absent): the same answers, without reading the data a second time
 // to prove it JSON. The API validates its requests with it.
 func ValidateDecoded(ev *Event) error {
-	return validate(ev, func(data []byte) error { return webhookrule.ValidateDataCompacted(data, true) })
+	return validate(ev, func(data []byte) error { return webhookrule.ValidateDataKnownJSON(data, true) })
 }
 
 // validate is Validate with the data checked by validData, at its place
@@ -347,7 +347,7 @@ func prepare(ev *Event, now time.Time) (*prepared, error) {
 	compact.Grow(len(ev.Data))
 	compactErr := json.Compact(&compact, ev.Data)
 	if err := validate(ev, func(data []byte) error {
-		return webhookrule.ValidateDataCompacted(data, compactErr == nil)
+		return webhookrule.ValidateDataKnownJSON(data, compactErr == nil)
 	}); err != nil {
 		return nil, err
 	}

@@ -245,7 +245,7 @@ WITH input AS (
     -- hash joins off (byKeyOnly), joining the input to this CTE again by
     -- ord was a nested loop comparing every pair (a batch of 171: 29,070
     -- rows filtered, 8 ms).
-    RETURNING l.ord, l.found_day, l.id, l.job_id, l.state AS outcome, l.number, l.generation, l.counted,
+    RETURNING l.ord, l.found_day, l.id, l.number, l.generation, l.counted,
               l.scheduled_at, l.started_at, l.duration_us, l.status_code, l.error_kind, l.error_message,
               l.response_excerpt, l.signature_t
 ), recorded AS (

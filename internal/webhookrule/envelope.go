@@ -20,9 +20,6 @@ const TimestampLayout = "2006-01-02T15:04:05.000000Z"
 // the years 0000 to 9999, or the answer is a *ValidationError (field
 // occurred_at), since the layout has room for four year digits.
 func Envelope(eventType string, data []byte, occurredAt time.Time) ([]byte, error) {
-	if err := checkEnvelopeTime(occurredAt); err != nil {
-		return nil, err
-	}
 	var compact bytes.Buffer
 	compact.Grow(len(data))
 	if err := json.Compact(&compact, data); err != nil {
@@ -31,23 +28,15 @@ func Envelope(eventType string, data []byte, occurredAt time.Time) ([]byte, erro
 	return EnvelopeCompacted(eventType, compact.Bytes(), occurredAt)
 }
 
-// checkEnvelopeTime refuses a time the layout can't write: it has four
-// year digits, and a year outside 0–9999 would be written as something
-// that is not an RFC 3339 time.
-func checkEnvelopeTime(occurredAt time.Time) error {
-	if y := occurredAt.UTC().Year(); y < 0 || y > 9999 {
-		return &ValidationError{Field: "occurred_at", Code: "invalid_time", Message: "occurred_at must be between the years 0000 and 9999"}
-	}
-	return nil
-}
-
 // EnvelopeCompacted is Envelope for data that is already json.Compact's
 // output (Enqueue compacts the data once, for the envelope and the
 // idempotency hash): the same bytes, without compacting a second time,
 // which was half of the envelope's cost at intake.
 func EnvelopeCompacted(eventType string, compact []byte, occurredAt time.Time) ([]byte, error) {
-	if err := checkEnvelopeTime(occurredAt); err != nil {
-		return nil, err
+	// The layout has four year digits: a year outside 0–9999 would be
+	// written as something that is not an RFC 3339 time.
+	if y := occurredAt.UTC().Year(); y < 0 || y > 9999 {
+		return nil, &ValidationError{Field: "occurred_at", Code: "invalid_time", Message: "occurred_at must be between the years 0000 and 9999"}
 	}
 	const (
 		head = `{"event":{"data":`

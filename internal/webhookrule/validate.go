@@ -68,11 +68,11 @@ func ValidateData(data []byte) error {
 	return validateData(data, json.Valid)
 }
 
-// ValidateDataCompacted is ValidateData for data whose json.Compact has
-// already told whether it is JSON (isJSON: it returned no error; json.Compact
-// and json.Valid accept the same input): the same answers, without reading
-// the data a second time.
-func ValidateDataCompacted(data []byte, isJSON bool) error {
+// ValidateDataKnownJSON is ValidateData for data whose caller already
+// knows whether it is JSON (isJSON): json.Compact returned no error (it
+// accepts what json.Valid accepts), or a JSON decoder produced it. The same
+// answers, without reading the data a second time.
+func ValidateDataKnownJSON(data []byte, isJSON bool) error {
 	return validateData(data, func([]byte) bool { return isJSON })
 }
 

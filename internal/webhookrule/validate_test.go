@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// ValidateDataCompacted, told what json.Compact said, answers as
+// ValidateDataKnownJSON, told what json.Compact said, answers as
 // ValidateData does: Enqueue reads an event's data once, to compact it.
-func TestValidateDataCompacted(t *testing.T) {
+func TestValidateDataKnownJSON(t *testing.T) {
 	t.Parallel()
 
 	for _, data := range []string{
@@ -18,14 +18,14 @@ func TestValidateDataCompacted(t *testing.T) {
 		" null ", ``, "   ", "\f{}", `{"s":"\xff"}`, `{"a":1,"a":2}`, `{"a":"\u003c"}`,
 	} {
 		var compact bytes.Buffer
-		got := ValidateDataCompacted([]byte(data), json.Compact(&compact, []byte(data)) == nil)
+		got := ValidateDataKnownJSON([]byte(data), json.Compact(&compact, []byte(data)) == nil)
 		want := ValidateData([]byte(data))
 		require.Equal(t, want, got, "%q", data)
 	}
-	require.NoError(t, ValidateDataCompacted([]byte(`{"a":1}`), true))
+	require.NoError(t, ValidateDataKnownJSON([]byte(`{"a":1}`), true))
 	var v *ValidationError
-	require.ErrorAs(t, ValidateDataCompacted([]byte(`{"a":`), false), &v)
+	require.ErrorAs(t, ValidateDataKnownJSON([]byte(`{"a":`), false), &v)
 	require.Equal(t, "invalid_data", v.Code)
-	require.ErrorAs(t, ValidateDataCompacted([]byte(`null`), false), &v)
+	require.ErrorAs(t, ValidateDataKnownJSON([]byte(`null`), false), &v)
 	require.Equal(t, "missing_field", v.Code)
 }
