@@ -165,6 +165,25 @@ func TestBrowser(t *testing.T) {
 	)
 	require.Equal(t, "false", attr(t, "button.eye", "aria-pressed"))
 
+	// Two submits at once (a key press can make two) fetch the secret once:
+	// one reveal recorded, and nothing shows it again after the next hide.
+	secretReveals := func() int {
+		return b.count(t, `SELECT count(*) FROM secret_reveals WHERE webhook_id = $1`, hookID)
+	}
+	revealsBefore := secretReveals()
+	do(t,
+		chromedp.Evaluate[chromedp.Void](`(function () { var f = document.querySelector("form[data-secret]"); f.requestSubmit(); f.requestSubmit(); })()`),
+		poll(`document.getElementById("secret-value").textContent.startsWith("whsec_") && !document.querySelector("button.eye").disabled`),
+	)
+	// A second fetch, had one been sent, answers within this on a local server.
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, revealsBefore+1, secretReveals(), "one reveal for two submits at once")
+	do(t,
+		chromedp.Click(chromedp.CSS("button.eye")),
+		poll(`!document.getElementById("secret-value").textContent.includes("whsec_")`),
+	)
+	require.Equal(t, "false", attr(t, "button.eye", "aria-pressed"))
+
 	// The same URL again: the API's duplicate error beside the field.
 	do(t,
 		chromedp.Navigate(b.base+"/dashboard/settings/personal/api/new"),

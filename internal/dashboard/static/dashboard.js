@@ -28,9 +28,15 @@ document.addEventListener("DOMContentLoaded", function () {
       button.innerHTML = eyeOff;
       if (status) { status.textContent = "Secret shown."; }
     }
+    // One fetch at a time: a second submit while the secret is on its way
+    // (a key press can submit twice) would reveal it twice, record two
+    // reveals, and could show it again after a hide.
+    var fetching = false;
     form.addEventListener("submit", function (event) {
       event.preventDefault();
+      if (fetching) { return; }
       if (button.getAttribute("aria-pressed") === "true") { hide(); return; }
+      fetching = true;
       button.disabled = true;
       // Fetched only when shown; the server records each reveal.
       fetch(form.action, {
@@ -47,6 +53,7 @@ document.addEventListener("DOMContentLoaded", function () {
       }).catch(function (err) {
         if (status) { status.textContent = "The secret could not be shown: " + err.message; }
       }).finally(function () {
+        fetching = false;
         button.disabled = false;
         button.focus();
       });
