@@ -307,6 +307,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 		return nil
 	})
 	s.boolean("allow-private-networks", "WEBHOOKD_ALLOW_PRIVATE_NETWORKS", "false", "allow private/loopback webhook targets (development and tests only)", &cfg.AllowPrivateNetworks)
+	s.boolean("keep-finished-jobs", "WEBHOOKD_KEEP_FINISHED_JOBS", "false", "keep a finished delivery's River job (completed, for River UI) for 10 minutes instead of deleting it when its last attempt is recorded", &cfg.KeepFinishedJobs)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
 	s.integer("webhook-concurrency", "WEBHOOKD_WEBHOOK_CONCURRENCY", strconv.Itoa(engine.WebhookConcurrencyDefault), "concurrent attempts to one webhook per process", &cfg.WebhookConcurrency)
@@ -648,6 +649,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
 	s.fs.DurationVar(&cfg.FetchCooldown, "fetch-cooldown", 0, "override the server's River fetch cooldown of the deliveries queue (0: the default)")
 	s.fs.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 0, "override the server's River fetch poll interval of the deliveries queue (0: the default)")
+	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true, so that the scenarios count their delivery jobs' snoozes (false: jobs deleted as by default, snoozes not counted)")
 	s.fs.BoolVar(&cfg.PgBouncer, "pgbouncer", false, "run webhookd through a PgBouncer in transaction mode started for the run (WEBHOOKD_DB_POOLER=transaction; the by-key pool and the reference direct)")
 	s.fs.BoolVar(&cfg.AccountKey, "account-key", false, "scenarios 2 and 4: POST with an account key of the account (looked up and rate-limited like any) instead of the bootstrap admin key")
 	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")

@@ -291,6 +291,7 @@ func TestServeBadConfig(t *testing.T) {
 		{"ZeroScale", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RETRY_SCALE=-1"}, "WEBHOOKD_RETRY_SCALE"},
 		{"BadTimeout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_HTTP_TIMEOUT=10"}, "WEBHOOKD_HTTP_TIMEOUT"},
 		{"BadBool", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ALLOW_PRIVATE_NETWORKS=maybe"}, "WEBHOOKD_ALLOW_PRIVATE_NETWORKS"},
+		{"BadKeepFinishedJobs", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_KEEP_FINISHED_JOBS=sometimes"}, "WEBHOOKD_KEEP_FINISHED_JOBS (-keep-finished-jobs)"},
 		{"HTTPSEgressProxy", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=https://squid.internal:3128"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must be http://host:port"},
 		{"EgressProxyWithoutPort", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=http://squid.internal"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must name a host and a port"},
 		{"BadMaxIdleConnsPerHost", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_IDLE_CONNS_PER_HOST=many"}, `WEBHOOKD_MAX_IDLE_CONNS_PER_HOST (-max-idle-conns-per-host): "many" is not a whole number >= 0`},

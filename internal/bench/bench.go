@@ -157,6 +157,14 @@ type Config struct {
 	// fetch cooldown and poll interval of the deliveries queue when set
 	// (scenario 9 measures what each wake-up costs with them).
 	FetchCooldown, FetchPollInterval time.Duration
+	// KeepFinishedJobs runs the servers with WEBHOOKD_KEEP_FINISHED_JOBS:
+	// finished delivery jobs are completed by River and kept, and the
+	// scenarios count their snoozes from them. Defaults to false, as
+	// webhookd's default: the jobs are deleted when their last attempt is
+	// recorded, and snoozes are not counted. The rate-limit scenario
+	// (scenario 4 with -throttle) always keeps them: its fetch counts are
+	// its point.
+	KeepFinishedJobs bool
 	// PgBouncer runs every scenario's webhookd through a PgBouncer in
 	// transaction mode started for the run (internal/pgbouncer): its
 	// DATABASE_URL through the bouncer with WEBHOOKD_DB_POOLER=transaction

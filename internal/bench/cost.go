@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/pgcluster"
 	"github.com/mono/webhookd/internal/server"
 )
 
@@ -51,6 +55,12 @@ type CostPhase struct {
 	// right after a CHECKPOINT: every page's first change is a full-page
 	// image, the most a phase can write).
 	WALBytes, WALRecords, WALFPI float64
+	// WALNoImages is the phase's WAL records without their full-page
+	// images, per event (pg_waldump --stats over the phase's WAL: its
+	// "Record size"), the figure issue 30's goal is in; -1 when pg_waldump
+	// could not read it (WALNoImagesNote says why).
+	WALNoImages     float64
+	WALNoImagesNote string
 	// Commits is the bench database's xact_commit per event; WALWrites and
 	// WALSyncs pg_stat_wal's wal_write and wal_sync (write and fsync calls
 	// on the WAL); BlocksWritten the 8 KiB data blocks the phase dirtied,
@@ -84,10 +94,11 @@ func (p *CostPhase) IOPerEvent() float64 { return p.WALWrites + p.WALSyncs + p.B
 type counters struct {
 	walBytes, walRecords, walFPI, walWrites, walSyncs float64
 	commits, blocks                                   float64
+	lsn                                               string
 }
 
 const countersQuery = `
-SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::float8,
+SELECT pg_current_wal_insert_lsn()::text, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::float8,
        w.wal_records::float8, w.wal_fpi::float8, w.wal_write::float8, w.wal_sync::float8,
        (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::float8,
        (b.buffers_checkpoint + b.buffers_clean + b.buffers_backend)::float8
@@ -101,7 +112,7 @@ func (p *costProbe) read(ctx context.Context) (*counters, error) {
 	// Statistics reach the shared counters when a backend exits or idles:
 	// the phase's server has stopped; this forces this session's own.
 	var c counters
-	err := p.conn.QueryRow(ctx, countersQuery).Scan(&c.walBytes, &c.walRecords, &c.walFPI, &c.walWrites, &c.walSyncs, &c.commits, &c.blocks)
+	err := p.conn.QueryRow(ctx, countersQuery).Scan(&c.lsn, &c.walBytes, &c.walRecords, &c.walFPI, &c.walWrites, &c.walSyncs, &c.commits, &c.blocks)
 	if err != nil {
 		return nil, fmt.Errorf("error reading pg_stat_wal, pg_stat_database and pg_stat_bgwriter: %w", err)
 	}
@@ -116,6 +127,77 @@ func (p *costProbe) checkpoint(ctx context.Context) error {
 	}
 	time.Sleep(time.Second)
 	return nil
+}
+
+// walWithoutImages is the WAL between two LSNs without full-page images,
+// per event: pg_waldump --stats's total "Record size", read from the
+// server's pg_wal (the bench runs on the server's machine, as a user that
+// can read it, with a pg_waldump of the server's version). Before the
+// phase's closing CHECKPOINT, which may recycle the segments. -1 and why
+// when it can't.
+func (p *costProbe) walWithoutImages(ctx context.Context, from, to string, events int) (float64, string) {
+	var dataDir string
+	var version int
+	if err := p.conn.QueryRow(ctx, "SELECT current_setting('data_directory'), current_setting('server_version_num')::int").Scan(&dataDir, &version); err != nil {
+		return -1, err.Error()
+	}
+	bin, err := pgcluster.Binary("pg_waldump", version/10000)
+	if err != nil {
+		return -1, err.Error()
+	}
+	// The phase's last records may not be on disk yet (nothing committed
+	// after them): a commit flushed at once flushes everything before it.
+	err = pgx.BeginFunc(ctx, p.conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on; SELECT txid_current()")
+		return err
+	})
+	if err != nil {
+		return -1, fmt.Sprintf("error flushing the WAL: %v", err)
+	}
+	// Seen twice in 14 phases on a durable server: the phase's last page
+	// read as a recycled segment's old page although flushed; read again,
+	// it was the phase's. So a failed read is tried twice more.
+	var out []byte
+	for try := 0; ; try++ {
+		out, err = exec.CommandContext(ctx, bin, "--stats", "-p", filepath.Join(dataDir, "pg_wal"), "-s", from, "-e", to).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if try == 2 {
+			var flushed string
+			_ = p.conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&flushed)
+			return -1, fmt.Sprintf("%s %s to %s (flushed to %s): %v: %s", filepath.Base(bin), from, to, flushed, err, lastLine(out))
+		}
+		time.Sleep(time.Second)
+	}
+	records, err := waldumpRecordBytes(out)
+	if err != nil {
+		return -1, err.Error()
+	}
+	return records / float64(events), ""
+}
+
+// waldumpRecordBytes reads the total "Record size" (bytes without
+// full-page images) from pg_waldump --stats's output, whose last line is
+// "Total  <records>  <record size> [p%]  <FPI size> [p%]  <combined> [100%]".
+func waldumpRecordBytes(out []byte) (float64, error) {
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "Total" {
+			n, err := strconv.ParseFloat(f[2], 64)
+			if err != nil {
+				return 0, fmt.Errorf("pg_waldump's Total line %q: %w", line, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("no Total line in pg_waldump's output: %s", lastLine(out))
+}
+
+// lastLine is the last non-empty line of out, for an error message.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
 }
 
 // statementsQuery reads pg_stat_statements' WAL counters of the bench
@@ -220,6 +302,7 @@ func (e *env) measure(ctx context.Context, probe *costProbe, dbName string, even
 	if err != nil {
 		return nil, err
 	}
+	ph.WALNoImages, ph.WALNoImagesNote = probe.walWithoutImages(ctx, c0.lsn, c1.lsn, events)
 	ph.StatementsNote = stNote
 	if st0 != nil {
 		st1, note := probe.statements(ctx)
@@ -446,18 +529,27 @@ func writeCost(w io.Writer, c *Cost) {
 	}
 	fmt.Fprintln(w, "\nScenario 7, per event (per delivery for the drain; one webhook), each phase after a CHECKPOINT:")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| phase | events/s | webhookd CPU (with load generator and receiver) | PostgreSQL CPU | commits | WAL bytes (records, full-page images) | WAL writes + fsyncs | data blocks written | write I/Os |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| phase | events/s | webhookd CPU (with load generator and receiver) | PostgreSQL CPU | commits | WAL bytes (records, full-page images) | WAL bytes without full-page images | WAL writes + fsyncs | data blocks written | write I/Os |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	var notes []string
 	for _, p := range phases {
 		pg := "n/a"
 		if p.ph.PostgresCPU != nil {
 			pg = msf(*p.ph.PostgresCPU) + " ms"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s ms | %s | %.2f | %.0f (%.1f, %.2f) | %.2f + %.2f | %.2f | %.2f |\n",
+		noImages := fmt.Sprintf("%.0f", p.ph.WALNoImages)
+		if p.ph.WALNoImages < 0 {
+			noImages = "n/a"
+			notes = append(notes, fmt.Sprintf("%s: %s", p.short, p.ph.WALNoImagesNote))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s ms | %s | %.2f | %.0f (%.1f, %.2f) | %s | %.2f + %.2f | %.2f | %.2f |\n",
 			p.name, count(int(p.ph.PerSecond())), msf(p.ph.CPU), pg, p.ph.Commits, p.ph.WALBytes, p.ph.WALRecords, p.ph.WALFPI,
-			p.ph.WALWrites, p.ph.WALSyncs, p.ph.BlocksWritten, p.ph.IOPerEvent())
+			noImages, p.ph.WALWrites, p.ph.WALSyncs, p.ph.BlocksWritten, p.ph.IOPerEvent())
 	}
 	fmt.Fprintln(w)
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "WAL without full-page images (pg_waldump --stats over each phase's WAL): n/a, %s\n\n", strings.Join(notes, "; "))
+	}
 	if c.Delivery.Statements == nil {
 		fmt.Fprintf(w, "WAL by statement: n/a (pg_stat_statements: %s)\n\n", c.Delivery.StatementsNote)
 		return

@@ -113,7 +113,7 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	if hole != nil && hole.accepted.Load() == 0 {
 		return nil, fmt.Errorf("the black hole was never contacted: the scenario did not test isolation")
 	}
-	s.progress("%s deliveries in %.2f s: %s/s; %s snoozes%s", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())), count(int(out.Snoozes)), strings.ReplaceAll(workerProcessResult(out), "**", ""))
+	s.progress("%s deliveries in %.2f s: %s/s; %s%s", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())), snoozesText(out.Snoozes), strings.ReplaceAll(workerProcessResult(out), "**", ""))
 	return out, nil
 }
 

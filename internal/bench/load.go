@@ -255,7 +255,7 @@ func (e *env) sustainedAt(ctx context.Context, rate int) (*Sustained, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.progress("%s/s: p50 %s, p99 %s, max %s; %s snoozes; %s", count(rate), ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(snoozes)), commitNote(commits))
+	s.progress("%s/s: p50 %s, p99 %s, max %s; %s; %s", count(rate), ms(lat.P50), ms(lat.P99), ms(lat.Max), snoozesText(snoozes), commitNote(commits))
 	return &Sustained{Rate: rate, Sent: len(sent.ids), Achieved: sent.achieved(), Latency: lat, Snoozes: snoozes, Commits: commits}, nil
 }
 
@@ -314,7 +314,7 @@ func (e *env) noisy(ctx context.Context) (*Noisy, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.progress("B: p50 %s, p99 %s, max %s; A delivered %s while B sent; %s snoozes; %s", ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(drained)), count(int(snoozes)), commitNote(commits))
+	s.progress("B: p50 %s, p99 %s, max %s; A delivered %s while B sent; %s; %s", ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(drained)), snoozesText(snoozes), commitNote(commits))
 	return &Noisy{
 		Backlog: e.cfg.NoisyBacklog, Rate: e.cfg.NoisyRate, Sent: len(sent.ids), Achieved: sent.achieved(),
 		Latency: lat, BacklogDrained: drained, Snoozes: snoozes, Commits: commits,

@@ -87,6 +87,6 @@ func (e *env) precision(ctx context.Context) (*Precision, error) {
 	}
 	delay, _ := mustSchedule(e.cfg.RetryScale).Delay(2)
 	lat := summarise(ds)
-	s.progress("lateness p50 %s, p99 %s, max %s; %s snoozes", ms(lat.P50), ms(lat.P99), ms(lat.Max), count(int(snoozes)))
+	s.progress("lateness p50 %s, p99 %s, max %s; %s", ms(lat.P50), ms(lat.P99), ms(lat.Max), snoozesText(snoozes))
 	return &Precision{Deliveries: total, FirstRetryDelay: delay, Lateness: lat, Snoozes: snoozes}, nil
 }

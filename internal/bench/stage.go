@@ -107,6 +107,7 @@ func (e *env) serverConfig(dbURL, key string, retryScale float64) (*server.Confi
 		ShutdownTimeout:        stopTimeout,
 		Version:                "bench",
 		TracerProvider:         e.cfg.TracerProvider,
+		KeepFinishedJobs:       e.cfg.KeepFinishedJobs,
 	}
 	if err := e.throughBouncer(cfg); err != nil {
 		return nil, err
@@ -266,8 +267,13 @@ SELECT coalesce(sum((metadata->>'snoozes')::bigint), 0)::bigint FROM river_job W
 // snoozes is how often River has snoozed this stage's delivery jobs: a
 // webhook at its per-process in-flight cap, a delivery not yet due, a retry
 // waiting for its time. Read from the jobs' metadata, so only while River
-// keeps the completed jobs (CompletedJobRetentionPeriod).
+// keeps the completed jobs (CompletedJobRetentionPeriod), which webhookd
+// does with Config.KeepFinishedJobs; without, -1: not counted (a finished
+// delivery's job is deleted, its snoozes with it).
 func (s *stage) snoozes(ctx context.Context) (int64, error) {
+	if !s.srvCfg.KeepFinishedJobs {
+		return -1, nil
+	}
 	var n int64
 	if err := s.pool().QueryRow(ctx, snoozesCount, engine.DeliveryArgs{}.Kind()).Scan(&n); err != nil {
 		return 0, fmt.Errorf("error counting snoozes: %w", err)
@@ -426,6 +432,9 @@ func (e *env) twoServerStage(ctx context.Context) (s *stage, servers []*server.S
 		if err != nil {
 			return nil, nil, err
 		}
+		// Each limited delivery's fetches are read from its job's
+		// metadata: the jobs are kept.
+		cfg.KeepFinishedJobs = true
 		srv, err := server.New(ctx, cfg, e.cfg.Logger)
 		if err != nil {
 			return nil, nil, err

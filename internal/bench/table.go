@@ -99,8 +99,12 @@ func serverSettings(cfg *Config) string {
 	if cfg.AccountKey {
 		poster = "an account key"
 	}
-	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s; events POSTed with %s, account keys' rate limits: management %s, intake %s",
-		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout,
+	finished := "deleted when recorded"
+	if cfg.KeepFinishedJobs {
+		finished = "kept (completed)"
+	}
+	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s, finished delivery jobs %s; events POSTed with %s, account keys' rate limits: management %s, intake %s",
+		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout, finished,
 		poster, orDefault(cfg.ManagementRate, admin.ManagementRateDefault), orDefault(cfg.IntakeRate, admin.IntakeRateDefault))
 }
 
@@ -125,7 +129,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 		fmt.Fprintln(w, workerProcessNote)
 	}
 	fmt.Fprintf(w, "webhookd in process with the bench's receivers and load generator: %s. "+
-		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time).\n\n", serverSettings(cfg))
+		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time), counted with -keep-finished-jobs only.\n\n", serverSettings(cfg))
 
 	fmt.Fprintln(w, "| # | scenario | result | target (issue 4) |")
 	fmt.Fprintln(w, "|---|---|---|---|")
@@ -153,7 +157,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 				scenario += ", drained by a worker-only webhookd process"
 			}
 			if !bad {
-				msg = fmt.Sprintf("**%s deliveries/s** (%.2f s; %s snoozes)%s", count(int(res.Drain.PerSecond())), res.Drain.Elapsed.Seconds(), count(int(res.Drain.Snoozes)), workerProcessResult(res.Drain))
+				msg = fmt.Sprintf("**%s deliveries/s** (%.2f s; %s)%s", count(int(res.Drain.PerSecond())), res.Drain.Elapsed.Seconds(), snoozesText(res.Drain.Snoozes), workerProcessResult(res.Drain))
 			}
 			row(n, scenario, msg, "≥ 8,000/s")
 		case ScenarioSustained:
@@ -163,22 +167,22 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 			}
 			for _, s := range res.Sustained {
 				row(n, fmt.Sprintf("sustained: POST /v1/events at %s/s for %s%s", count(s.Rate), cfg.Duration, warmupNote(cfg)),
-					fmt.Sprintf("achieved %s/s (%s events); POST→first attempt p50 %s, **p99 %s**, max %s; %s snoozes; %s", count(int(s.Achieved+0.5)), count(s.Sent), ms(s.Latency.P50), ms(s.Latency.P99), ms(s.Latency.Max), count(int(s.Snoozes)), commitNote(s.Commits)),
+					fmt.Sprintf("achieved %s/s (%s events); POST→first attempt p50 %s, **p99 %s**, max %s; %s; %s", count(int(s.Achieved+0.5)), count(s.Sent), ms(s.Latency.P50), ms(s.Latency.P99), ms(s.Latency.Max), snoozesText(s.Snoozes), commitNote(s.Commits)),
 					"2,000/s, p99 ≤ 50 ms")
 			}
 		case ScenarioIsolation:
 			scenario := fmt.Sprintf("isolation: scenario 1 beside a black hole (another account's webhook: accepts, never answers) with %s pending", count(cfg.BlackHole))
 			if !bad {
 				i := res.Isolation
-				msg = fmt.Sprintf("healthy %s deliveries/s (%.2f s; %s snoozes) vs %s/s alone: **ratio %.2f**", count(int(i.Healthy.PerSecond())), i.Healthy.Elapsed.Seconds(), count(int(i.Healthy.Snoozes)), count(int(i.Baseline)), i.Ratio)
+				msg = fmt.Sprintf("healthy %s deliveries/s (%.2f s; %s) vs %s/s alone: **ratio %.2f**", count(int(i.Healthy.PerSecond())), i.Healthy.Elapsed.Seconds(), snoozesText(i.Healthy.Snoozes), count(int(i.Baseline)), i.Ratio)
 			}
 			row(n, scenario, msg, "ratio ≥ 0.9")
 		case ScenarioNoisy:
 			scenario := fmt.Sprintf("noisy neighbour: account A with a %s-delivery backlog; account B POSTs %d events/s for %s%s, starting once A has 2,000 delivered", count(cfg.NoisyBacklog), cfg.NoisyRate, cfg.Duration, warmupNote(cfg))
 			if !bad {
 				nz := res.Noisy
-				msg = fmt.Sprintf("B's POST→first attempt p50 %s, **p99 %s**, max %s (%s events at %.0f/s); A delivered %s meanwhile; %s snoozes; %s",
-					ms(nz.Latency.P50), ms(nz.Latency.P99), ms(nz.Latency.Max), count(nz.Sent), nz.Achieved, count(int(nz.BacklogDrained)), count(int(nz.Snoozes)), commitNote(nz.Commits))
+				msg = fmt.Sprintf("B's POST→first attempt p50 %s, **p99 %s**, max %s (%s events at %.0f/s); A delivered %s meanwhile; %s; %s",
+					ms(nz.Latency.P50), ms(nz.Latency.P99), ms(nz.Latency.Max), count(nz.Sent), nz.Achieved, count(int(nz.BacklogDrained)), snoozesText(nz.Snoozes), commitNote(nz.Commits))
 			}
 			row(n, scenario, msg, "B's p99 ≤ 100 ms")
 		case ScenarioPrecision:
@@ -186,8 +190,8 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 			scenario := fmt.Sprintf("precision: %s deliveries failing once at retry scale %g (attempt 2 due %s after attempt 1)", count(cfg.Retries), cfg.RetryScale, delay)
 			if !bad {
 				p := res.Precision
-				msg = fmt.Sprintf("lateness (attempt 2 started_at − scheduled_at) p50 %s, **p99 %s**, max %s; %s snoozes (%s of them retry waits)",
-					ms(p.Lateness.P50), ms(p.Lateness.P99), ms(p.Lateness.Max), count(int(p.Snoozes)), count(p.Deliveries))
+				msg = fmt.Sprintf("lateness (attempt 2 started_at − scheduled_at) p50 %s, **p99 %s**, max %s; %s (%s deliveries waited for a retry)",
+					ms(p.Lateness.P50), ms(p.Lateness.P99), ms(p.Lateness.Max), snoozesText(p.Snoozes), count(p.Deliveries))
 			}
 			row(n, scenario, msg, "p99 ≤ 100 ms")
 		case ScenarioResources:
@@ -273,4 +277,13 @@ func joinInts(ns []int) string {
 		parts[i] = count(n)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// snoozesText is a scenario's snoozes as printed: "n snoozes", or that
+// they were not counted (stage.snoozes).
+func snoozesText(n int64) string {
+	if n < 0 {
+		return "snoozes not counted"
+	}
+	return count(int(n)) + " snoozes"
 }

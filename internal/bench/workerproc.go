@@ -54,6 +54,7 @@ type workerSpec struct {
 	FetchCooldown        time.Duration `json:"fetch_cooldown"`
 	FetchPollInterval    time.Duration `json:"fetch_poll_interval"`
 	ShutdownTimeout      time.Duration `json:"shutdown_timeout"`
+	KeepFinishedJobs     bool          `json:"keep_finished_jobs"`
 	Version              string        `json:"version"`
 	// GCPercent is the bench process's, so that the worker process
 	// collects as webhookd does in the bench process (webhookd's main sets
@@ -75,7 +76,7 @@ func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
 		MaxWorkers: cfg.MaxWorkers, WebhookConcurrency: cfg.WebhookConcurrency, BulkWhileLive: cfg.BulkWhileLive,
 		DBMaxConns: cfg.DBMaxConns, HTTPTimeout: cfg.HTTPTimeout, FetchCooldown: cfg.FetchCooldown,
 		FetchPollInterval: cfg.FetchPollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Version: cfg.Version,
-		GCPercent: gc,
+		KeepFinishedJobs: cfg.KeepFinishedJobs, GCPercent: gc,
 	}
 	if logger != nil {
 		if lvl := logger.Level(); lvl != zapcore.InvalidLevel {
@@ -95,7 +96,7 @@ func (w *workerSpec) serverConfig() *server.Config {
 		RetryScale: w.RetryScale, MaxWorkers: w.MaxWorkers, WebhookConcurrency: w.WebhookConcurrency,
 		BulkWhileLive: w.BulkWhileLive, DBMaxConns: w.DBMaxConns, HTTPTimeout: w.HTTPTimeout,
 		FetchCooldown: w.FetchCooldown, FetchPollInterval: w.FetchPollInterval, ShutdownTimeout: w.ShutdownTimeout,
-		Version: w.Version, Worker: true,
+		KeepFinishedJobs: w.KeepFinishedJobs, Version: w.Version, Worker: true,
 	}
 }
 

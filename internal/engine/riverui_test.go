@@ -108,6 +108,9 @@ func TestRiverUIRetryAndCancel(t *testing.T) {
 	b := setupServer(t, func(c *server.Config) {
 		c.ReconcileInterval = 500 * time.Millisecond
 		c.TestSignals = signals
+		// A finished delivery's job is deleted unless kept; River UI can
+		// retry only a kept one.
+		c.KeepFinishedJobs = true
 	})
 
 	t.Run("RetrySucceeded", func(t *testing.T) {

@@ -47,6 +47,8 @@ func TestRateLimitTwoServers(t *testing.T) {
 			c.HTTPTimeout = 2 * time.Second
 			c.DBMaxConns = 8
 			c.MaxWorkers = 40
+			// The finished jobs' metadata count their snoozes (below).
+			c.KeepFinishedJobs = true
 		}))
 	}
 	pool := servers[0].Pool()
@@ -209,7 +211,7 @@ WHERE d.webhook_id = $1 ORDER BY a.delivery_id, a.number`, limitedID)
 	// counted: a held job whose turn to start was more than 2 s ahead
 	// (its webhook's starts that far behind their slots: a machine stalled
 	// for seconds) takes a new slot, and webhookd_throttle_reslots_total
-	// counts it. River keeps completed jobs 10 minutes.
+	// counts it. River keeps completed jobs 10 minutes (KeepFinishedJobs).
 	var once, twice, more int
 	require.NoError(t, pool.QueryRow(ctx, `
 SELECT count(*) FILTER (WHERE s = 0), count(*) FILTER (WHERE s = 1), count(*) FILTER (WHERE s > 1)

@@ -127,6 +127,13 @@ type WorkerConfig struct {
 	// or a no-op provider traces nothing and sends the receiver the
 	// producer's trace id with a fresh span id, as without tracing.
 	TracerProvider trace.TracerProvider
+	// KeepFinishedJobs leaves a finished delivery's job to River's
+	// completer, which marks it completed (kept for River's completed-job
+	// retention, shown in River UI). False, the default: the statement
+	// that records the delivery's last attempt deletes its job
+	// (store.Recording.DeleteJob), which writes a fifth less WAL per
+	// delivery (WEBHOOKD_KEEP_FINISHED_JOBS).
+	KeepFinishedJobs bool
 	// TestSignals, for tests only: Init its signals before the worker
 	// runs. Nil: off.
 	TestSignals *WorkerTestSignals
@@ -536,11 +543,13 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	}
 
 	// One statement records the attempt and the new state, guarded by the
-	// attempt count and the job id. Success and death then complete the job
-	// through River's batching completer: should that completion be lost (a
-	// crash right here), the job runs again, finds the delivery finished and
-	// sends nothing. The deliveries row, not the job, is the truth.
-	recorded, err := w.records.Do(bookCtx, store.Recording{Target: target, JobID: job.ID, Attempt: attempt, Outcome: outcome})
+	// attempt count and the job id. Success and death delete the job in
+	// that statement (or, with KeepFinishedJobs, complete it through
+	// River's batching completer: should that completion be lost, a crash
+	// right here, the job runs again, finds the delivery finished and sends
+	// nothing). The deliveries row, not the job, is the truth.
+	recorded, err := w.records.Do(bookCtx, store.Recording{Target: target, JobID: job.ID, Attempt: attempt, Outcome: outcome,
+		DeleteJob: !w.cfg.KeepFinishedJobs})
 	if err != nil {
 		return fmt.Errorf("error recording attempt %d of delivery %s: %w", attempt.Number, target.DeliveryID, err)
 	}

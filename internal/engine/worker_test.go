@@ -106,7 +106,9 @@ func TestStaleJobs(t *testing.T) {
 	ctx := context.Background()
 	signals := &server.TestSignals{}
 	signals.Worker.JobDone.Init()
-	b := setupServer(t, func(c *server.Config) { c.TestSignals = signals })
+	// Finished jobs kept (WEBHOOKD_KEEP_FINISHED_JOBS), for River's retry
+	// of one.
+	b := setupServer(t, func(c *server.Config) { c.TestSignals = signals; c.KeepFinishedJobs = true })
 	recv := testreceiver.New(t, testreceiver.Status(200))
 	createWebhook(t, b.pool, b.keys, "acct_stale", recv.URL+"/")
 	res := enqueue(t, b.pool, b.enqueuer, &engine.Event{AccountID: "acct_stale", Type: "ping", Data: rawJSON(`{}`)})
@@ -341,4 +343,50 @@ func TestReconcilerWalksInSlices(t *testing.T) {
 WHERE d.state = 'pending' AND (j.id IS NULL OR j.state = 'cancelled')`).Scan(&orphans))
 	require.Zero(t, orphans)
 	require.Equal(t, int64(3), r.Fixed())
+}
+
+// A finished delivery's River job is deleted by the statement that records
+// its last attempt, unless KeepFinishedJobs keeps it, completed (River
+// UI's view); either way the delivery and its attempt are the record. A
+// failed attempt's job stays, snoozed until the next attempt is due.
+func TestFinishedJobs(t *testing.T) {
+	t.Parallel()
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%t", keep), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			signals := &server.TestSignals{}
+			signals.Worker.JobDone.Init()
+			b := setupServer(t, func(c *server.Config) { c.TestSignals = signals; c.KeepFinishedJobs = keep })
+			ok := testreceiver.New(t, testreceiver.Status(200))
+			failing := testreceiver.New(t, testreceiver.Status(500))
+			createWebhook(t, b.pool, b.keys, "acct_fin_ok", ok.URL+"/")
+			createWebhook(t, b.pool, b.keys, "acct_fin_fail", failing.URL+"/")
+
+			succeeded := enqueue(t, b.pool, b.enqueuer, &engine.Event{AccountID: "acct_fin_ok", Type: "ping", Data: rawJSON(`{}`)}).Deliveries[0].ID
+			d := waitFinished(t, b.pool, succeeded, 10*time.Second)
+			require.Equal(t, store.StateSucceeded, d.State)
+			require.Len(t, d.AttemptList, 1)
+			target, err := store.GetTarget(ctx, b.pool, succeeded)
+			require.NoError(t, err)
+			if keep {
+				waitJobState(t, b.srv.River(), *target.JobID, rivertype.JobStateCompleted)
+			} else {
+				_, err = b.srv.River().JobGet(ctx, *target.JobID)
+				require.ErrorIs(t, err, rivertype.ErrNotFound, "the succeeded delivery's job is gone once its attempt is recorded")
+			}
+
+			retried := enqueue(t, b.pool, b.enqueuer, &engine.Event{AccountID: "acct_fin_fail", Type: "ping", Data: rawJSON(`{}`)}).Deliveries[0].ID
+			target, err = store.GetTarget(ctx, b.pool, retried)
+			require.NoError(t, err)
+			done := waitJobDone(t, signals, *target.JobID)
+			var snoozed *river.JobSnoozeError
+			require.ErrorAs(t, done.Err, &snoozed, "the failed attempt's job snoozes")
+			d, err = store.GetDelivery(ctx, b.pool, retried)
+			require.NoError(t, err)
+			require.Equal(t, store.StatePending, d.State)
+			require.Len(t, d.AttemptList, 1)
+			waitJobState(t, b.srv.River(), *target.JobID, rivertype.JobStateScheduled)
+		})
+	}
 }

@@ -581,3 +581,18 @@ func cleanEnv() []string {
 	}
 	return env
 }
+
+// Binary returns the path of the PostgreSQL program name (such as
+// pg_waldump) of major version major: from /usr/lib/postgresql/<major>/bin
+// (Debian's layout, where several versions live side by side), else from
+// PATH. A tool that reads a server's files must be of its version.
+func Binary(name string, major int) (string, error) {
+	p := filepath.Join(debianBinRoot, strconv.Itoa(major), "bin", name)
+	if isFile(p) {
+		return p, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s of PostgreSQL %d not found (not in %s/%d/bin nor on PATH): %s", name, major, debianBinRoot, major, installHint)
+}

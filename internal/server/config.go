@@ -266,6 +266,13 @@ type Config struct {
 	// Defaults to admin.APIKeyCacheTTLDefault (1s); at most
 	// admin.APIKeyCacheTTLMax (2s); negative: no cache.
 	APIKeyCacheTTL time.Duration
+	// KeepFinishedJobs keeps a finished delivery's River job, marked
+	// completed, for River's completed-job retention (10 minutes), as River
+	// UI shows them (WEBHOOKD_KEEP_FINISHED_JOBS). Defaults to false: the
+	// statement that records a delivery's last attempt (success or death)
+	// deletes its job, a fifth less WAL per delivery; the delivery and its
+	// attempts are the record either way (engine.WorkerConfig).
+	KeepFinishedJobs bool
 	// TracerProvider receives webhookd's spans: one per POST /v1/events
 	// and /v1/events/batch request, one per attempt, in the producer's
 	// trace (cmd/webhookd builds it from the standard OTEL_* variables).

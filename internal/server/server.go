@@ -185,6 +185,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
 		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey, TracerProvider: cfg.TracerProvider,
 		DeadNoticeWindow: cfg.DeadNoticeWindow, TestSignals: cfg.TestSignals.worker(),
+		KeepFinishedJobs: cfg.KeepFinishedJobs,
 	})
 	if err != nil {
 		return nil, err

@@ -89,7 +89,7 @@ func TestByKeyPoolPlans(t *testing.T) {
 		return strings.Join(lines, "\n")
 	}
 	recordTypes := strings.Split("int[] text[] date[] int[] bigint[] text[] bool[] timestamptz[] "+
-		"timestamptz[] int[] int[] timestamptz[] timestamptz[] bigint[] int[] text[] text[] bytea[] bigint[]", " ")
+		"timestamptz[] int[] int[] timestamptz[] timestamptz[] bigint[] int[] text[] text[] bytea[] bigint[] bool[]", " ")
 	record := explain("record", attemptRecordMany, recordTypes, args...)
 	requireRecordByKey(t, strings.Split(record, "\n"))
 	// The second look for rows that moved, from each one's day on.
@@ -109,8 +109,8 @@ func TestByKeyPoolPlans(t *testing.T) {
 }
 
 // planFixture makes a day partition holding 5,000 pending deliveries its
-// statistics don't know about, and the arguments of attemptRecordMany for
-// 80 of them.
+// statistics don't know about (job ids 1 to 5,000), and the arguments of
+// attemptRecordMany for 80 of them, each a success that deletes its job.
 func planFixture(t *testing.T) (*pgxpool.Pool, []any) {
 	ctx := context.Background()
 	pool := testdb.New(t)
@@ -124,7 +124,7 @@ SELECT 'dlv_' || lpad(g::text, 32, '0'), 'evt_x', 'wh_x', 'acct_x', 'ping', g, $
 	require.NoError(t, err)
 
 	const n = 80
-	args := make([]any, 19)
+	args := make([]any, 20)
 	ord, ids, days, seen, jobs := make([]int32, n), make([]string, n), make([]time.Time, n), make([]int32, n), make([]int64, n)
 	for i := range n {
 		ord[i], ids[i], days[i], jobs[i] = int32(i), fmt.Sprintf("dlv_%032d", i*50+1), day, int64(i*50+1)
@@ -145,6 +145,11 @@ SELECT 'dlv_' || lpad(g::text, 32, '0'), 'evt_x', 'wh_x', 'acct_x', 'ping', g, $
 	args[5], args[6], args[7], args[8] = str("succeeded"), make([]bool, n), make([]*time.Time, n), ts
 	args[9], args[10], args[11], args[12], args[13] = i32, i32, ts, ts, i64
 	args[14], args[15], args[16], args[17], args[18] = make([]*int32, n), make([]*string, n), make([]*string, n), make([][]byte, n), i64
+	deleteJobs := make([]bool, n)
+	for i := range deleteJobs {
+		deleteJobs[i] = true
+	}
+	args[19] = deleteJobs
 
 	return pool, args
 }

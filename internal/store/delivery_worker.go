@@ -215,9 +215,10 @@ const attemptRecordSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::int[], $2::text[], $3::date[], $4::int[], $5::bigint[], $6::text[], $7::bool[],
                          $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::timestamptz[], $13::timestamptz[],
-                         $14::bigint[], $15::int[], $16::text[], $17::text[], $18::bytea[], $19::bigint[])
+                         $14::bigint[], $15::int[], $16::text[], $17::text[], $18::bytea[], $19::bigint[], $20::bool[])
         AS i(ord, id, part_day, seen_attempts, job_id, state, counted, next_attempt_at, now, number, generation,
-             scheduled_at, started_at, duration_us, status_code, error_kind, error_message, response_excerpt, signature_t)
+             scheduled_at, started_at, duration_us, status_code, error_kind, error_message, response_excerpt, signature_t,
+             delete_job)
 ), located AS MATERIALIZED (
     -- Each attempt's delivery, looked up on its own (a lateral subquery
     -- runs once per attempt, by index), then updated by its row address.
@@ -247,7 +248,7 @@ WITH input AS (
     -- rows filtered, 8 ms).
     RETURNING l.ord, l.found_day, l.id, l.number, l.generation, l.counted,
               l.scheduled_at, l.started_at, l.duration_us, l.status_code, l.error_kind, l.error_message,
-              l.response_excerpt, l.signature_t
+              l.response_excerpt, l.signature_t, l.job_id, l.state, l.delete_job
 ), recorded AS (
     INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
                           status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
@@ -255,8 +256,15 @@ WITH input AS (
            status_code, error_kind, error_message, response_excerpt, signature_t, found_day
     FROM delivery
     ORDER BY ord
+), finished AS (
+    -- The jobs of the deliveries this finishes, where asked (see
+    -- Recording.DeleteJob): deleted by key whatever this statement's plan
+    -- (migration 23). A CTE that modifies nothing runs only if read: the
+    -- final SELECT reads its one row.
+    SELECT webhookd_delete_finished_jobs(array_agg(job_id)) AS deleted
+    FROM delivery WHERE delete_job AND state <> 'pending'
 )
-SELECT ord FROM delivery`
+SELECT ord FROM delivery, finished`
 
 // attemptRecordMany records a batch, each delivery looked up in the day
 // partition it was loaded from; attemptRecordMoved looks in that day and
@@ -275,6 +283,11 @@ type Recording struct {
 	JobID   int64
 	Attempt *AttemptRecord
 	Outcome *Outcome
+	// DeleteJob deletes job JobID in the same statement when this attempt
+	// finishes the delivery (succeeded or dead) and the job is still
+	// running: River's completer then finds no row to mark completed
+	// (WEBHOOKD_KEEP_FINISHED_JOBS; migration 23).
+	DeleteJob bool
 }
 
 // RecordAttempts records many attempts and the states they lead to in one
@@ -349,6 +362,7 @@ func recordAttempts(ctx context.Context, db DB, rs []Recording, statement string
 		messages    = make([]*string, n)
 		excerpts    = make([][]byte, n)
 		signatureTs = make([]int64, n)
+		deleteJobs  = make([]bool, n)
 	)
 	for i, r := range rs {
 		ord[i] = int32(i)
@@ -361,9 +375,10 @@ func recordAttempts(ctx context.Context, db DB, rs []Recording, statement string
 			statuses[i] = &s
 		}
 		kinds[i], messages[i], excerpts[i], signatureTs[i] = r.Attempt.ErrorKind, r.Attempt.ErrorMessage, r.Attempt.ResponseExcerpt, r.Attempt.SignatureT
+		deleteJobs[i] = r.DeleteJob
 	}
 	args := []any{ord, ids, days, seen, jobs, states, counted, next, now, numbers, generations,
-		scheduled, started, durations, statuses, kinds, messages, excerpts, signatureTs}
+		scheduled, started, durations, statuses, kinds, messages, excerpts, signatureTs, deleteJobs}
 	recorded = make([]bool, n)
 	record := func(q DB) error {
 		rows, err := q.Query(ctx, statement, args...)
