@@ -657,6 +657,7 @@ func runBench(ctx context.Context, args []string) error {
 	receiver := s.str("receiver", "WEBHOOKD_BENCH_RECEIVER", "in-process", "scenarios 0 and 1: in-process, or external: River alone and the drain post to the bench's receiver in a process of its own (started for each), so its CPU is not the bench's")
 	worker := s.str("worker", "WEBHOOKD_BENCH_WORKER", "in-process", "scenario 1: in-process, or process: the drain's backlog is worked by webhookd's workers in a process of their own (the running binary started again, worker role only, the same settings), timed from telling it to start its workers, its CPU per delivery beside the rate; with -receiver external, issue 30's set-up")
 	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := s.fs.String("memprofile", "", "write a profile of the run's allocations (what the garbage collector works for) to this file at its end")
 	latencyLog := s.fs.String("latency-log", "", "scenarios 2 and 4: write each event's latencies to this CSV file")
 	logs := s.logging("warn", "console")
 	if err := s.parse(args); err != nil {
@@ -730,6 +731,18 @@ func runBench(ctx context.Context, args []string) error {
 			return fmt.Errorf("-cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return fmt.Errorf("-memprofile: %w", err)
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				logger.Error("could not write the allocation profile", zap.Error(err))
+			}
+			_ = f.Close()
+		}()
 	}
 	if *latencyLog != "" {
 		f, err := os.Create(*latencyLog)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -76,7 +77,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) *E
 	if ct := strings.ToLower(r.Header.Get("Content-Type")); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "the request body must be application/json"}
 	}
-	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, limit))
+	// A reader from the pool: one of 4 KiB a request was ~4 % of all that
+	// the intake scenario allocated (the garbage collector's pace is set
+	// by what is allocated: BENCHMARKS.md, issue 30).
+	body := bodyReaders.Get().(*bufio.Reader)
+	body.Reset(http.MaxBytesReader(w, r.Body, limit))
+	defer func() {
+		body.Reset(nil)
+		bodyReaders.Put(body)
+	}()
 	// A top-level null decodes into a struct without error, and anything
 	// else that is not an object deserves the same answer.
 	if c, err := firstNonSpace(body); err == nil && c != '{' {
@@ -96,6 +105,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) *E
 	}
 	return nil
 }
+
+// bodyReaders are decodeJSON's buffered readers, reused across requests.
+var bodyReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 // firstNonSpace returns the first byte of r that is not JSON white space,
 // leaving it unread. Its errors are the reader's.
