@@ -158,12 +158,13 @@ type Config struct {
 	// (scenario 9 measures what each wake-up costs with them).
 	FetchCooldown, FetchPollInterval time.Duration
 	// KeepFinishedJobs runs the servers with WEBHOOKD_KEEP_FINISHED_JOBS:
-	// finished delivery jobs are completed by River and kept, and the
-	// scenarios count their snoozes from them. Defaults to false, as
-	// webhookd's default: the jobs are deleted when their last attempt is
-	// recorded, and snoozes are not counted. The rate-limit scenario
-	// (scenario 4 with -throttle) always keeps them: its fetch counts are
-	// its point.
+	// finished delivery jobs are completed by River and kept. Defaults to
+	// false, as webhookd's default: the jobs are deleted when their last
+	// attempt is recorded. The scenarios' snoozes come from the server's
+	// webhookd_job_snoozes_total, or, for a worker process, from its jobs
+	// (so only with this set: see stage.snoozes). The rate-limit
+	// measurement (throttled, run by its test) always keeps them: its
+	// fetch counts per delivery are read from them.
 	KeepFinishedJobs bool
 	// PgBouncer runs every scenario's webhookd through a PgBouncer in
 	// transaction mode started for the run (internal/pgbouncer): its

@@ -17,6 +17,7 @@ import (
 	"github.com/mono/webhookd/internal/engine"
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/metrics"
 	"github.com/mono/webhookd/internal/retention"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
@@ -264,13 +265,18 @@ func (s *stage) pendingOf(ctx context.Context, account string) (int, error) {
 const snoozesCount = `
 SELECT coalesce(sum((metadata->>'snoozes')::bigint), 0)::bigint FROM river_job WHERE kind = $1`
 
-// snoozes is how often River has snoozed this stage's delivery jobs: a
-// webhook at its per-process in-flight cap, a delivery not yet due, a retry
-// waiting for its time. Read from the jobs' metadata, so only while River
-// keeps the completed jobs (CompletedJobRetentionPeriod), which webhookd
-// does with Config.KeepFinishedJobs; without, -1: not counted (a finished
-// delivery's job is deleted, its snoozes with it).
+// snoozes is how often this stage's delivery jobs were snoozed: a webhook
+// at its per-process in-flight cap, a delivery not yet due, a retry
+// waiting for its time. From the stage's server's
+// webhookd_job_snoozes_total when that server worked the jobs; else (a
+// worker process worked them) from the jobs' metadata, which River keeps
+// only as long as it keeps the jobs: with Config.KeepFinishedJobs. Without
+// either, -1: not counted (a finished delivery's job is deleted, its
+// snoozes with it).
 func (s *stage) snoozes(ctx context.Context) (int64, error) {
+	if s.started {
+		return snoozesCounted(s.srv.Metrics())
+	}
 	if !s.srvCfg.KeepFinishedJobs {
 		return -1, nil
 	}
@@ -279,6 +285,23 @@ func (s *stage) snoozes(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("error counting snoozes: %w", err)
 	}
 	return n, nil
+}
+
+// snoozesCounted is the sum of m's webhookd_job_snoozes_total.
+func snoozesCounted(m *metrics.Metrics) (int64, error) {
+	families, err := m.Registry().Gather()
+	if err != nil {
+		return 0, fmt.Errorf("error reading the server's metrics: %w", err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == "webhookd_job_snoozes_total" {
+			for _, c := range f.GetMetric() {
+				n += c.GetCounter().GetValue()
+			}
+		}
+	}
+	return int64(n), nil
 }
 
 // errBound marks an error from a bound being hit.

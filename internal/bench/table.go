@@ -129,7 +129,7 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 		fmt.Fprintln(w, workerProcessNote)
 	}
 	fmt.Fprintf(w, "webhookd in process with the bench's receivers and load generator: %s. "+
-		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time), counted with -keep-finished-jobs only.\n\n", serverSettings(cfg))
+		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time), from webhookd's webhookd_job_snoozes_total (a worker process's: from its kept jobs, with -keep-finished-jobs only).\n\n", serverSettings(cfg))
 
 	fmt.Fprintln(w, "| # | scenario | result | target (issue 4) |")
 	fmt.Fprintln(w, "|---|---|---|---|")

@@ -17,8 +17,8 @@ import (
 )
 
 // After a small real run (500 then 200), GET /metrics over HTTP shows the
-// attempts, the success, the histograms and an empty backlog, and never an
-// account id, a webhook id or a URL.
+// attempts, the retry's snooze, the success, the histograms and an empty
+// backlog, and never an account id, a webhook id or a URL.
 func TestMetricsAfterRun(t *testing.T) {
 	t.Parallel()
 
@@ -48,6 +48,9 @@ func TestMetricsAfterRun(t *testing.T) {
 	require.Equal(t, 0.0, metricValue(t, body, `webhookd_pending_deliveries`))
 	require.Equal(t, 0.0, metricValue(t, body, `webhookd_oldest_due_pending_age_seconds`))
 	require.Equal(t, 0.0, metricValue(t, body, `webhookd_reconciler_fixed_total`))
+	// The failed attempt's job snoozed until the retry (the job's own
+	// count went with it: a finished delivery's job is deleted).
+	require.Equal(t, 1.0, metricValue(t, body, `webhookd_job_snoozes_total{reason="retry"}`))
 	require.Equal(t, 1.0, metricValue(t, body, `webhookd_retry_scale_not_one`), "the test server runs at scale 0.001")
 	require.NotContains(t, body, `outcome="dead"`)
 

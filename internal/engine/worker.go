@@ -424,14 +424,14 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 
 	now := w.cfg.Now()
 	if target.NextAttemptAt != nil && target.NextAttemptAt.After(now) {
-		return river.JobSnooze(target.NextAttemptAt.Sub(now))
+		return w.snooze(snoozeNotDue, target.NextAttemptAt.Sub(now))
 	}
 	// A FIFO webhook's delivery goes only as the head of its line
 	// (internal/engine/fifo.go).
 	if wait, err := w.fifoWait(ctx, target); err != nil {
 		return fmt.Errorf("error reading the FIFO line of delivery %s: %w", target.DeliveryID, err)
 	} else if wait > 0 {
-		return river.JobSnooze(wait)
+		return w.snooze(snoozeFIFO, wait)
 	}
 	// A rate-limited webhook: wait for a start slot, snoozed, holding no
 	// worker (internal/engine/throttle.go).
@@ -440,7 +440,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return fmt.Errorf("error reserving a start slot for delivery %s: %w", target.DeliveryID, err)
 	}
 	if snooze > 0 {
-		return river.JobSnooze(snooze)
+		return w.snooze(snoozeRateLimit, snooze)
 	}
 
 	if job.Priority > PriorityNormal && !w.inflight.wouldTurnAway(target.WebhookID) {
@@ -449,7 +449,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		// waiting here in a worker slot.
 		release, err := w.bulk.enter(ctx, target.AccountID, now.Sub(job.ScheduledAt))
 		if err != nil {
-			return river.JobSnooze(0) // stopping: no attempt used
+			return w.snooze(snoozeStopping, 0) // no attempt used
 		}
 		defer release()
 	}
@@ -462,11 +462,11 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 			// back after the cap's guess, its turn would likely be over
 			// 2 s ahead and need a new slot then, a third fetch
 			// (internal/engine/throttle.go).
-			return river.JobSnooze(w.throttle.again(ctx, target, job.ID))
+			return w.snooze(snoozeRateLimit, w.throttle.again(ctx, target, job.ID))
 		}
 		// Saturated by a slow or black-hole endpoint: wait in the queue
 		// without using an attempt, so one endpoint can't hold every worker.
-		return river.JobSnooze(saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout)))
+		return w.snooze(snoozeWebhookCap, saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout)))
 	}
 	slotAt := time.Now()
 	start := w.cfg.Now()
@@ -478,7 +478,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 			if err != nil {
 				return fmt.Errorf("error claiming a start for delivery %s: %w", target.DeliveryID, err)
 			}
-			return river.JobSnooze(w.throttle.again(ctx, target, job.ID))
+			return w.snooze(snoozeRateLimit, w.throttle.again(ctx, target, job.ID))
 		}
 		start = claimed
 	}
@@ -569,10 +569,10 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	switch {
 	case !attempt.Counted:
 		log.Info("attempt interrupted by shutdown; it does not count", fields...)
-		return river.JobSnooze(0)
+		return w.snooze(snoozeInterrupted, 0)
 	case outcome.State == store.StatePending:
 		log.Debug("attempt failed; retry scheduled", append(fields, zap.Time("next_attempt_at", *outcome.NextAttemptAt))...)
-		return river.JobSnooze(max(outcome.NextAttemptAt.Sub(w.cfg.Now()), 0))
+		return w.snooze(snoozeRetry, max(outcome.NextAttemptAt.Sub(w.cfg.Now()), 0))
 	case outcome.State == store.StateDead:
 		w.cfg.Metrics.DeliveriesFinished(metrics.OutcomeDead, target.EventType, 1)
 		log.Warn("delivery dead after its last attempt", fields...)
@@ -584,4 +584,23 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		}
 	}
 	return nil
+}
+
+// Why a delivery job snoozes (webhookd_job_snoozes_total's reason).
+const (
+	snoozeNotDue      = "not_due"
+	snoozeFIFO        = "fifo"
+	snoozeRateLimit   = "rate_limit"
+	snoozeWebhookCap  = "webhook_cap"
+	snoozeRetry       = "retry"
+	snoozeInterrupted = "interrupted"
+	snoozeStopping    = "stopping"
+)
+
+// snooze puts the job back for d without using an attempt, counting it by
+// reason: River keeps the count in the job's metadata only as long as it
+// keeps the job, which a finished delivery's is not (KeepFinishedJobs).
+func (w *Worker) snooze(reason string, d time.Duration) error {
+	w.cfg.Metrics.JobSnoozed(reason)
+	return river.JobSnooze(d)
 }

@@ -92,6 +92,7 @@ type Metrics struct {
 	retryLateness      prometheus.Histogram
 	reconcilerFixed    prometheus.Counter
 	throttleReslots    prometheus.Counter
+	jobSnoozes         *prometheus.CounterVec
 	webhookPauses      *prometheus.CounterVec
 	bulkWaits          prometheus.Counter
 	bulkWaitSeconds    prometheus.Counter
@@ -139,6 +140,10 @@ func New(db store.DB, cfg *Config) *Metrics {
 			Name: "webhookd_throttle_reslots_total",
 			Help: "Deliveries of rate-limited webhooks that held a start slot but whose turn to start was more than 2 s ahead when their job ran, so took a new slot (a third fetch).",
 		}),
+		jobSnoozes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhookd_job_snoozes_total",
+			Help: "Delivery jobs put back to wait without an attempt counted, by reason: not_due, fifo (behind its line's head), rate_limit (waiting for a start slot), webhook_cap (the webhook's in-flight cap full), retry (after a failed attempt), interrupted (an attempt cut short by shutdown), stopping.",
+		}, []string{"reason"}),
 		webhookPauses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhookd_webhook_pauses_total",
 			Help: "Webhooks paused and resumed, by action (pause, resume) and reason (manual, auto).",
@@ -174,7 +179,7 @@ func New(db store.DB, cfg *Config) *Metrics {
 	m.registry.MustRegister(
 		m.deliveriesFinished, m.attempts, m.attemptDuration, m.firstAttemptDelay,
 		m.retryLateness, m.reconcilerFixed, m.webhookPauses, m.bulkWaits, m.bulkWaitSeconds, scaleNotOne,
-		m.rateLimited, m.authFailures, m.portalLinks, m.throttleReslots,
+		m.rateLimited, m.authFailures, m.portalLinks, m.throttleReslots, m.jobSnoozes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -253,6 +258,15 @@ func (m *Metrics) ThrottleReslot() {
 		return
 	}
 	m.throttleReslots.Inc()
+}
+
+// JobSnoozed counts a delivery job snoozed for reason (see
+// webhookd_job_snoozes_total).
+func (m *Metrics) JobSnoozed(reason string) {
+	if m == nil {
+		return
+	}
+	m.jobSnoozes.WithLabelValues(reason).Inc()
 }
 
 // BulkGateWait counts a backlogged bulk delivery that waited d for other

@@ -48,6 +48,7 @@ type Server struct {
 	httpDone   chan error
 	// metrics serves GET /metrics on WEBHOOKD_METRICS_ADDR (nil when off).
 	metrics     *http.Server
+	m           *metrics.Metrics
 	metricsLn   net.Listener
 	metricsDone chan error
 	// riverUI is River UI's handler (API role only; nil otherwise), whose
@@ -360,6 +361,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		stopping:   stopping,
 		health:     health,
 		metrics:    metricsHTTP,
+		m:          m,
 		http: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -482,6 +484,9 @@ func (s *Server) MetricsAddr() string {
 	}
 	return s.metricsLn.Addr().String()
 }
+
+// Metrics is the server's metrics (what GET /metrics serves).
+func (s *Server) Metrics() *metrics.Metrics { return s.m }
 
 // Pool is the server's database pool.
 func (s *Server) Pool() *pgxpool.Pool { return s.pool }
