@@ -17,9 +17,10 @@ import (
 // still running; not a retry's, not one not asked for, not one no longer
 // running. And it deletes them by key on a ByKeyPool whose session planned
 // the statement (one generic plan for the session's life) while river_job
-// was one row: a static DELETE in that plan would scan all of river_job for
-// every later batch. auto_explain, at NOTICE level, shows the DELETE's plan
-// as it runs inside the function.
+// was one row and its statistics knew none of the 20,000 added since: a
+// plain DELETE there read every 'running' entry of River's fetching index
+// (19 ms for this batch). auto_explain, at NOTICE level, shows the DELETE's
+// plan as it runs inside the function.
 func TestRecordDeletesFinishedJobsByKey(t *testing.T) {
 	pool, args := planFixture(t)
 	ctx := context.Background()
