@@ -221,3 +221,100 @@ FROM pg_class c WHERE c.relname = $1`, "deliveries_p"+day.Format("20060102")).Sc
 	updated, h := hot(success)
 	require.Equal(t, []int64{1, 0}, []int64{updated, h}, "success: updated, of which HOT")
 }
+
+// Migration 24 leaves half of each river_job page free, so River's fetch
+// writes a job's new row version on its own page.
+func TestMigration24JobFillfactor(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	var opts []string
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = 'river_job'::regclass`).Scan(&opts))
+	require.Equal(t, []string{"fillfactor=50"}, opts)
+}
+
+// Migration 25 gives attempts one index, the primary key (delivery_id, id,
+// part_day), in every partition, and a delivery's attempts are read
+// through it. A partition whose <partition>_delivery_key was built ahead
+// (valid, unique, on exactly those columns) keeps that index as its key
+// instead of building one; an index of that name on other columns is left
+// alone and the key is built beside it.
+func TestMigration25AttemptsKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	indexes := func() map[string]string {
+		t.Helper()
+		var out map[string]string
+		require.NoError(t, pool.QueryRow(ctx, `
+SELECT jsonb_object_agg(c.relname, pg_get_indexdef(x.indexrelid))
+FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+WHERE x.indrelid = 'attempts'::regclass
+   OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'attempts'::regclass)`).Scan(&out))
+		return out
+	}
+	check := func() {
+		t.Helper()
+		var key []string
+		require.NoError(t, pool.QueryRow(ctx, `
+SELECT array_agg(a.attname::text ORDER BY k.n)
+FROM pg_constraint c, unnest(c.conkey) WITH ORDINALITY k(attnum, n)
+JOIN pg_attribute a ON a.attrelid = 'attempts'::regclass AND a.attnum = k.attnum
+WHERE c.conrelid = 'attempts'::regclass AND c.contype = 'p'`).Scan(&key))
+		require.Equal(t, []string{"delivery_id", "id", "part_day"}, key)
+		for name, def := range indexes() {
+			if strings.HasSuffix(name, "_delivery_key") {
+				continue
+			}
+			require.True(t, strings.HasSuffix(name, "_pkey"), "%s: %s", name, def)
+			require.Contains(t, def, "(delivery_id, id, part_day)", name)
+		}
+	}
+	check()
+
+	// The schema before migration 25, with today's partition's new key
+	// built ahead and another partition given a wrong one.
+	today := time.Now().UTC().Format("20060102")
+	_, err := pool.Exec(ctx, `
+DO $$ BEGIN EXECUTE format('ALTER TABLE attempts DROP CONSTRAINT %I',
+    (SELECT conname FROM pg_constraint WHERE conrelid = 'attempts'::regclass AND contype = 'p')); END $$;
+ALTER TABLE attempts ADD CONSTRAINT attempts_pkey1 PRIMARY KEY (id, part_day);
+CREATE INDEX attempts_delivery_idx ON attempts (delivery_id, id);
+INSERT INTO attempts (delivery_id, number, generation, scheduled_at, started_at, duration_us, signature_t)
+SELECT 'dlv_m25_' || g, 1, 1, now(), now(), 1, 1 FROM generate_series(1, 100) g;
+CREATE UNIQUE INDEX attempts_p`+today+`_delivery_key ON attempts_p`+today+` (delivery_id, id, part_day);
+CREATE UNIQUE INDEX attempts_default_delivery_key ON attempts_default (id, delivery_id, part_day)`)
+	require.NoError(t, err)
+	var builtAhead uint32
+	require.NoError(t, pool.QueryRow(ctx, `SELECT 'attempts_p`+today+`_delivery_key'::regclass::oid`).Scan(&builtAhead))
+
+	sql, err := os.ReadFile("025_attempts_key.sql")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, string(sql))
+	require.NoError(t, err)
+	check()
+	var key uint32
+	require.NoError(t, pool.QueryRow(ctx, `SELECT 'attempts_p`+today+`_pkey'::regclass::oid`).Scan(&key))
+	require.Equal(t, builtAhead, key, "the index built ahead is the partition's key")
+	require.Contains(t, indexes(), "attempts_default_pkey", "built beside the index on other columns")
+
+	// A delivery's attempts can be read through the key (with sequential
+	// scans penalised: the table is too small for the planner to prefer
+	// an index otherwise).
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, tx.Rollback(ctx)) }()
+	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
+	require.NoError(t, err)
+	rows, err := tx.Query(ctx, `EXPLAIN (COSTS OFF) SELECT number FROM attempts
+WHERE delivery_id = 'dlv_m25_7' AND part_day = (now() AT TIME ZONE 'UTC')::date ORDER BY id`)
+	require.NoError(t, err)
+	var lines []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		lines = append(lines, line)
+	}
+	require.NoError(t, rows.Err())
+	require.Contains(t, strings.Join(lines, "\n"), "attempts_p"+today+"_pkey", strings.Join(lines, "\n"))
+}
