@@ -318,3 +318,30 @@ WHERE delivery_id = 'dlv_m25_7' AND part_day = (now() AT TIME ZONE 'UTC')::date 
 	require.NoError(t, rows.Err())
 	require.Contains(t, strings.Join(lines, "\n"), "attempts_p"+today+"_pkey", strings.Join(lines, "\n"))
 }
+
+// Since migration 26 a new partition takes its default partition's storage
+// parameters: deliveries' fillfactor 90 as before, what an operator set on
+// another default partition, and none where none is set.
+func TestMigration26PartitionOptions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	_, err := pool.Exec(ctx, `ALTER TABLE attempts_default SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.01, vacuum_index_cleanup = auto)`)
+	require.NoError(t, err)
+	day := time.Now().UTC().AddDate(0, 0, 41)
+	got := map[string][]string{}
+	for _, parent := range []string{"deliveries", "attempts", "events"} {
+		var made bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT webhookd_ensure_partition($1, $2::date)`, parent, day).Scan(&made))
+		require.True(t, made, parent)
+		var opts []string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass`,
+			parent+"_p"+day.Format("20060102")).Scan(&opts))
+		got[parent] = opts
+	}
+	require.Equal(t, map[string][]string{
+		"deliveries": {"fillfactor=90"},
+		"attempts":   {"fillfactor=70", "autovacuum_vacuum_scale_factor=0.01", "vacuum_index_cleanup=auto"},
+		"events":     {},
+	}, got)
+}
