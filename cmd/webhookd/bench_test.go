@@ -44,3 +44,13 @@ func TestBenchBadFetchSettings(t *testing.T) {
 		require.Contains(t, err.Error(), "-fetch-cooldown and -fetch-poll-interval must not be negative")
 	}
 }
+
+// A fillfactor PostgreSQL would refuse stops the bench before it starts
+// anything, naming the flag.
+func TestBenchBadDeliveriesFillfactor(t *testing.T) {
+	for _, v := range []string{"5", "101", "-1"} {
+		err := runBench(context.Background(), []string{"-deliveries-fillfactor", v})
+		require.Error(t, err, v)
+		require.Contains(t, err.Error(), "-deliveries-fillfactor must be 0 (the schema's, 90) or 10 to 100")
+	}
+}

@@ -650,6 +650,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.DurationVar(&cfg.FetchCooldown, "fetch-cooldown", 0, "override the server's River fetch cooldown of the deliveries queue (0: the default)")
 	s.fs.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 0, "override the server's River fetch poll interval of the deliveries queue (0: the default)")
 	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true (false: finished delivery jobs deleted, as by default; a worker process's snoozes, read from its jobs, then not counted)")
+	s.fs.IntVar(&cfg.DeliveriesFillfactor, "deliveries-fillfactor", 0, "set this fillfactor (10 - 100) on the bench databases' deliveries partitions, as docs/operators.md describes (0: the schema's, 90)")
 	s.fs.BoolVar(&cfg.PgBouncer, "pgbouncer", false, "run webhookd through a PgBouncer in transaction mode started for the run (WEBHOOKD_DB_POOLER=transaction; the by-key pool and the reference direct)")
 	s.fs.BoolVar(&cfg.AccountKey, "account-key", false, "scenarios 2 and 4: POST with an account key of the account (looked up and rate-limited like any) instead of the bootstrap admin key")
 	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")
@@ -708,6 +709,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if cfg.FetchCooldown < 0 || cfg.FetchPollInterval < 0 {
 		return errors.New("-fetch-cooldown and -fetch-poll-interval must not be negative")
+	}
+	if cfg.DeliveriesFillfactor != 0 && (cfg.DeliveriesFillfactor < 10 || cfg.DeliveriesFillfactor > 100) {
+		return errors.New("-deliveries-fillfactor must be 0 (the schema's, 90) or 10 to 100")
 	}
 	logger, err := logs.build()
 	if err != nil {

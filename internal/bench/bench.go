@@ -166,6 +166,10 @@ type Config struct {
 	// measurement (throttled, run by its test) always keeps them: its
 	// fetch counts per delivery are read from them.
 	KeepFinishedJobs bool
+	// DeliveriesFillfactor, when not 0, is set on the bench databases'
+	// deliveries partitions after the migrations (10 – 100; the schema's
+	// is 90): docs/operators.md's trade of heap for WAL.
+	DeliveriesFillfactor int
 	// PgBouncer runs every scenario's webhookd through a PgBouncer in
 	// transaction mode started for the run (internal/pgbouncer): its
 	// DATABASE_URL through the bouncer with WEBHOOKD_DB_POOLER=transaction

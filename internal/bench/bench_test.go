@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/testdb"
@@ -179,4 +180,32 @@ func requireCommits(t *testing.T, c Latency) {
 	require.Positive(t, c.P50)
 	require.LessOrEqual(t, c.P50, c.P99)
 	require.LessOrEqual(t, c.P99, c.Max)
+}
+
+// -deliveries-fillfactor sets the fillfactor on every deliveries
+// partition of a bench database, those made after it too (from the
+// default partition's storage parameters); 0 leaves the schema's 90.
+func TestCreateDatabaseDeliveriesFillfactor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, ff := range []int{0, 50} {
+		dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), ff)
+		require.NoError(t, err)
+		t.Cleanup(drop)
+		conn, err := pgx.Connect(ctx, dbURL)
+		require.NoError(t, err)
+		_, err = conn.Exec(ctx, `SELECT webhookd_ensure_partition('deliveries', (now() AT TIME ZONE 'UTC')::date + 60)`)
+		require.NoError(t, err)
+		var options []string
+		require.NoError(t, conn.QueryRow(ctx, `
+SELECT array_agg(DISTINCT array_to_string(c.reloptions, ','))
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'deliveries'::regclass`).Scan(&options))
+		require.NoError(t, conn.Close(ctx))
+		want := "fillfactor=90"
+		if ff != 0 {
+			want = fmt.Sprintf("fillfactor=%d", ff)
+		}
+		require.Equal(t, []string{want}, options, "-deliveries-fillfactor %d", ff)
+	}
 }

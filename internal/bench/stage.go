@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +57,7 @@ type stage struct {
 // retryScale (1 unless the scenario says otherwise).
 func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, error) {
 	s := &stage{e: e, n: n}
-	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL)
+	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.cfg.DeliveriesFillfactor)
 	if err != nil {
 		return nil, err
 	}
@@ -338,8 +339,11 @@ func (s *stage) waitFor(ctx context.Context, what string, timeout, interval time
 }
 
 // createDatabase makes a fresh, migrated database on the server at baseURL
-// and returns its URL, its name and a function that drops it.
-func createDatabase(ctx context.Context, baseURL string) (string, string, func(), error) {
+// and returns its URL, its name and a function that drops it. A
+// deliveriesFillfactor other than 0 is set on deliveries' partitions, as
+// docs/operators.md tells an operator to (the default partition, whose
+// storage parameters new partitions take, and those already made).
+func createDatabase(ctx context.Context, baseURL string, deliveriesFillfactor int) (string, string, func(), error) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "webhookd_bench_" + hex.EncodeToString(b)
@@ -375,6 +379,21 @@ func createDatabase(ctx context.Context, baseURL string) (string, string, func()
 	if err := migrations.Migrate(ctx, pool); err != nil {
 		drop()
 		return "", "", nil, err
+	}
+	if deliveriesFillfactor != 0 {
+		if _, err := pool.Exec(ctx, `
+DO $$
+DECLARE
+    p regclass;
+BEGIN
+    FOR p IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'deliveries'::regclass LOOP
+        EXECUTE format('ALTER TABLE %s SET (fillfactor = `+strconv.Itoa(deliveriesFillfactor)+`)', p);
+    END LOOP;
+END
+$$`); err != nil {
+			drop()
+			return "", "", nil, fmt.Errorf("error setting deliveries' fillfactor: %w", err)
+		}
 	}
 	// The steady state: a deployment that has run for a day has its
 	// partitions from yesterday to the retention job's days ahead, so its
@@ -440,7 +459,7 @@ func (e *env) twoServerStage(ctx context.Context) (s *stage, servers []*server.S
 			s.close()
 		}
 	}()
-	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL)
+	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.cfg.DeliveriesFillfactor)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -103,6 +103,9 @@ func serverSettings(cfg *Config) string {
 	if cfg.KeepFinishedJobs {
 		finished = "kept (completed)"
 	}
+	if cfg.DeliveriesFillfactor != 0 {
+		finished += fmt.Sprintf(", deliveries' fillfactor %d", cfg.DeliveriesFillfactor)
+	}
 	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s, finished delivery jobs %s; events POSTed with %s, account keys' rate limits: management %s, intake %s",
 		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout, finished,
 		poster, orDefault(cfg.ManagementRate, admin.ManagementRateDefault), orDefault(cfg.IntakeRate, admin.IntakeRateDefault))
