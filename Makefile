@@ -16,9 +16,13 @@ help: ## List the targets
 test: ## Run every test with -race against PostgreSQL (starts a throwaway one if needed)
 	$(PGTMP) $(GO) test -race -count=1 -timeout 15m ./...
 
+# TestFIFOThreeWorkersKill is left to `make test`: it gives its processes
+# their whole environment (serveEnv, DATABASE_URL included), so an exported
+# one can't reach them, and running its 2,000-event line a second time
+# (~4 minutes, the longest test) would check nothing more.
 .PHONY: test-devenv
 test-devenv: ## Run the cmd tests with DATABASE_URL exported, as a developer running `webhookd dev` may have it
-	$(PGTMP) sh -c 'DATABASE_URL="$$TEST_DATABASE_URL" $(GO) test -count=1 -timeout 10m ./cmd/...'
+	$(PGTMP) sh -c 'DATABASE_URL="$$TEST_DATABASE_URL" $(GO) test -count=1 -timeout 10m -skip "^TestFIFOThreeWorkersKill$$" ./cmd/...'
 
 .PHONY: vet
 vet: lint ## Run go vet, fail on files gofmt would change, and run golangci-lint
