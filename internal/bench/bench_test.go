@@ -209,3 +209,34 @@ WHERE i.inhparent = 'deliveries'::regclass`).Scan(&options))
 		require.Equal(t, []string{want}, options, "-deliveries-fillfactor %d", ff)
 	}
 }
+
+// TestRestoreRiverStock: the reference's database gets back what
+// webhookd's migrations changed in River's schema (migration 10's dropped
+// indexes, migration 24's fillfactor), so River alone runs as it comes.
+func TestRestoreRiverStock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), 0)
+	require.NoError(t, err)
+	t.Cleanup(drop)
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	stock := func() (options []string, indexes []string) {
+		require.NoError(t, conn.QueryRow(ctx, `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = 'river_job'::regclass`).Scan(&options))
+		require.NoError(t, conn.QueryRow(ctx, `
+SELECT coalesce(array_agg(indexname ORDER BY indexname), '{}') FROM pg_indexes
+WHERE tablename = 'river_job' AND indexname IN ('river_job_args_index', 'river_job_metadata_index', 'river_job_kind')`).Scan(&indexes))
+		return options, indexes
+	}
+	options, indexes := stock()
+	require.Equal(t, []string{"fillfactor=50"}, options, "webhookd's schema (migration 24)")
+	require.Empty(t, indexes, "webhookd's schema (migration 10)")
+
+	require.NoError(t, restoreRiverStock(ctx, conn))
+	options, indexes = stock()
+	require.Empty(t, options, "River's own river_job has no storage parameters")
+	require.Equal(t, []string{"river_job_args_index", "river_job_kind", "river_job_metadata_index"}, indexes)
+	// Twice is as once (a reference may run more than once on a database).
+	require.NoError(t, restoreRiverStock(ctx, conn))
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -22,12 +23,29 @@ import (
 // the figure issue 4 quotes for it.
 const referenceFetchCooldown = time.Millisecond
 
-// riverStockIndexes are the indexes on river_job of River's own migration 2
-// that webhookd's migration 10 drops.
-var riverStockIndexes = []string{
+// riverStock undoes on a reference's database what webhookd's migrations
+// changed in River's own schema, so that River alone runs as it comes:
+// migration 10 dropped three of River's indexes on river_job (River's own
+// migration 2 makes them), and migration 24 gave river_job fillfactor 50
+// (River leaves PostgreSQL's 100). The reference's database is its own, so
+// nothing of webhookd's is touched.
+var riverStock = []string{
 	`CREATE INDEX IF NOT EXISTS river_job_args_index ON river_job USING GIN (args)`,
 	`CREATE INDEX IF NOT EXISTS river_job_metadata_index ON river_job USING GIN (metadata)`,
 	`CREATE INDEX IF NOT EXISTS river_job_kind ON river_job (kind)`,
+	`ALTER TABLE river_job RESET (fillfactor)`,
+}
+
+// restoreRiverStock runs riverStock on db.
+func restoreRiverStock(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}) error {
+	for _, stmt := range riverStock {
+		if _, err := db.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("error restoring River's own schema (%s): %w", stmt, err)
+		}
+	}
+	return nil
 }
 
 // referenceArgs is the reference's job: everything the POST needs is in it.
@@ -98,12 +116,9 @@ func (e *env) reference(ctx context.Context) (*Throughput, error) {
 		return nil, err
 	}
 
-	// River as it comes: webhookd's migration 10 drops three of River's
-	// indexes on river_job, which River alone would have.
-	for _, stmt := range riverStockIndexes {
-		if _, err := s.pool().Exec(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("error restoring River's own indexes: %w", err)
-		}
+	// River as it comes (see riverStock).
+	if err := restoreRiverStock(ctx, s.pool()); err != nil {
+		return nil, err
 	}
 
 	total := e.cfg.Backlog
