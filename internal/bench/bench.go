@@ -212,8 +212,11 @@ type Config struct {
 	// its workers to the last delivery recorded succeeded, and its CPU per
 	// delivery (/proc/<pid>/stat) is reported beside the rate. Combines
 	// with ExternalReceiver. Scenario 3 then measures its baseline with
-	// webhookd in process, as its healthy drain is. Defaults to false:
-	// webhookd's workers in the bench process.
+	// webhookd in process, as its healthy drain is. Scenario 9 runs
+	// webhookd whole (API and workers) in such a process, the bench's
+	// sender and receiver POSTing to it and answering it, and counts that
+	// process's CPU alone (issue 30's "webhookd + its PostgreSQL
+	// backends"). Defaults to false: webhookd in the bench process.
 	WorkerProcess bool
 	// IntakeEvents is scenario 8's events. Defaults to 20,000.
 	IntakeEvents int

@@ -48,7 +48,7 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	// process's: this stage's server never starts.
 	var wp *workerProcess
 	if e.cfg.WorkerProcess && n == ScenarioDrain && m == nil && holeBacklog == 0 {
-		if wp, err = s.startWorkerProcess(ctx, s.srvCfg); err != nil {
+		if wp, err = s.startWorkerProcess(ctx, s.srvCfg, false); err != nil {
 			return nil, err
 		}
 	}
@@ -67,7 +67,7 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	deadline := start.Add(e.cfg.Timeout)
 	waitCtx := ctx
 	if wp != nil {
-		if err := wp.startWorkers(ctx); err != nil {
+		if _, err := wp.startWorkers(ctx); err != nil {
 			return nil, err
 		}
 		var stopWatch context.CancelFunc

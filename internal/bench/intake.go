@@ -72,6 +72,10 @@ type Quiet struct {
 	Rates                    []*QuietRate
 	// PostgresNote says why PostgreSQL's CPU is missing, when it is.
 	PostgresNote string
+	// OwnProcess is set when webhookd ran in a process of its own
+	// (Config.WorkerProcess): the CPU figures are then that process's
+	// alone, without the bench's sender and receiver.
+	OwnProcess bool
 }
 
 // QuietRate is one steady rate of scenario 9.
@@ -80,8 +84,9 @@ type QuietRate struct {
 	Sent     int
 	Achieved float64
 	// CPU is the bench process's user+system CPU per event (webhookd, the
-	// sender and the receiver: all in process); PostgresCPU that of the
-	// bench database's backends (nil when PostgreSQL is elsewhere).
+	// sender and the receiver: all in process), or with Quiet.OwnProcess
+	// webhookd's process's alone; PostgresCPU that of the bench database's
+	// backends (nil when PostgreSQL is elsewhere).
 	CPU         time.Duration
 	PostgresCPU *time.Duration
 	// Latency is POST → first arrival.
@@ -99,7 +104,7 @@ func (q *QuietRate) Total() time.Duration {
 // newKey makes an API key of scope (account, events:write) bound to account.
 func (s *stage) newKey(ctx context.Context, scope, account string) (string, error) {
 	body := fmt.Sprintf(`{"scope":%q,"account_id":%q,"description":"bench"}`, scope, account)
-	status, raw, err := postJSON(ctx, http.DefaultClient, "http://"+s.srv.Addr()+"/v1/keys", benchAdminKey, body)
+	status, raw, err := postJSON(ctx, http.DefaultClient, "http://"+s.addr()+"/v1/keys", benchAdminKey, body)
 	if err != nil {
 		return "", fmt.Errorf("error making an %s key: %w", scope, err)
 	}
@@ -275,7 +280,24 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 		return nil, err
 	}
 	defer s.close()
-	if err := s.start(ctx); err != nil {
+	out := &Quiet{OwnProcess: e.cfg.WorkerProcess}
+	// cpuNow is the CPU so far of the process webhookd runs in: the bench
+	// process, or with Config.WorkerProcess a process of its own (API and
+	// workers) that the stage's requests go to; the stage's own server
+	// then never starts.
+	cpuNow := processCPU
+	if out.OwnProcess {
+		wp, err := s.startWorkerProcess(ctx, s.srvCfg, true)
+		if err != nil {
+			return nil, err
+		}
+		if s.apiAddr, err = wp.startWorkers(ctx); err != nil {
+			return nil, err
+		}
+		wctx, stop := wp.watch(ctx)
+		defer stop()
+		ctx, cpuNow = wctx, wp.cpu
+	} else if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	key, err := s.newKey(ctx, "events:write", quietAccount)
@@ -286,15 +308,14 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 	if err := s.warmUp(ctx, recv, quietAccount, e.cfg.QuietRates[0]); err != nil {
 		return nil, err
 	}
-	out := &Quiet{}
-	// measure runs f and returns the process's CPU and the bench
+	// measure runs f and returns webhookd's process's CPU and the bench
 	// database's backends' over it.
 	measure := func(f func() error) (time.Duration, *time.Duration, error) {
 		sampler, samplerErr := startBackendSampler(ctx, e.baseURL, s.dbName)
 		if samplerErr != nil {
 			out.PostgresNote = samplerErr.Error()
 		}
-		cpu0, err := processCPU()
+		cpu0, err := cpuNow()
 		if err != nil {
 			return 0, nil, err
 		}
@@ -304,7 +325,7 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 			}
 			return 0, nil, err
 		}
-		cpu1, err := processCPU()
+		cpu1, err := cpuNow()
 		if err != nil {
 			return 0, nil, err
 		}
@@ -375,7 +396,11 @@ func writeIntakeRows(row func(n int, scenario, result, target string), cfg *Conf
 		}
 		row(n, scenario, msg, "ratio ≥ 0.30; paced p99 ≤ 50 ms (issue 30)")
 	case ScenarioQuiet:
-		scenario := fmt.Sprintf("quiet: idle for %s, then ~1 KB events POSTed one per request at %s/s for %s each; CPU per event of the bench process (webhookd, sender and receiver) and of the bench database's PostgreSQL backends", quietIdle, joinInts(cfg.QuietRates), cfg.Duration)
+		whose := "the bench process (webhookd, sender and receiver)"
+		if cfg.WorkerProcess {
+			whose = "webhookd's process alone (API and workers in a process of their own; the sender and the receiver in the bench process)"
+		}
+		scenario := fmt.Sprintf("quiet: idle for %s, then ~1 KB events POSTed one per request at %s/s for %s each; CPU per event of %s and of the bench database's PostgreSQL backends", quietIdle, joinInts(cfg.QuietRates), cfg.Duration, whose)
 		if !bad {
 			q := res.Quiet
 			pgShare := "n/a (" + q.PostgresNote + ")"

@@ -66,3 +66,38 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Equal(t, r.CPU+*r.PostgresCPU, r.Total())
 	require.Contains(t, out.String(), "| 9 | quiet:")
 }
+
+// TestQuietOwnProcessSmoke runs scenario 9 with webhookd (API and workers)
+// in a process of its own (-worker process): every event is POSTed to that
+// process and delivered by it, and its CPU is counted instead of the bench
+// process's.
+func TestQuietOwnProcessSmoke(t *testing.T) {
+	t.Parallel()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, &Config{
+		DatabaseURL:   testdb.BaseURL(),
+		Scenarios:     []int{ScenarioQuiet},
+		QuietRates:    []int{20},
+		Duration:      time.Second,
+		Timeout:       time.Minute,
+		WorkerProcess: true,
+		DBMaxConns:    6,
+		Out:           &out,
+		Progress:      logWriter{t},
+	})
+	t.Log("\n" + out.String())
+	require.NoError(t, err)
+	q := res.Quiet
+	require.NotNil(t, q)
+	require.True(t, q.OwnProcess)
+	require.Len(t, q.Rates, 1)
+	r := q.Rates[0]
+	require.Equal(t, 20, r.Sent)
+	require.Equal(t, 20, r.Latency.N, "every event delivered by the process")
+	require.Positive(t, r.CPU, "the process's CPU")
+	require.NotNil(t, r.PostgresCPU, q.PostgresNote)
+	require.Contains(t, out.String(), "webhookd's process alone")
+}

@@ -51,6 +51,10 @@ type stage struct {
 	// srvCfg is srv's config (newStage's), which a worker process
 	// (Config.WorkerProcess) is given too.
 	srvCfg *server.Config
+	// apiAddr, when set, is the address of the API the stage's requests
+	// go to instead of srv's: a process of its own serving webhookd
+	// (scenario 9 with Config.WorkerProcess).
+	apiAddr string
 }
 
 // newStage creates a fresh, migrated database and a server on it with
@@ -167,8 +171,17 @@ func (s *stage) progress(format string, args ...any) { s.e.progress(s.n, format,
 
 func (s *stage) pool() *pgxpool.Pool { return s.srv.Pool() }
 
+// addr is the address of the stage's API: srv's (after start), or
+// apiAddr.
+func (s *stage) addr() string {
+	if s.apiAddr != "" {
+		return s.apiAddr
+	}
+	return s.srv.Addr()
+}
+
 // api is the URL of the server's event endpoint (after start).
-func (s *stage) api() string { return "http://" + s.srv.Addr() + "/v1/events" }
+func (s *stage) api() string { return "http://" + s.addr() + "/v1/events" }
 
 // postKey is the API key scenarios 2 and 4 POST account's events with:
 // the bootstrap admin key, or with Config.AccountKey one of account's,

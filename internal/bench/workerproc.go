@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/mono/webhookd/internal/admin"
 	"github.com/mono/webhookd/internal/server"
 )
 
@@ -63,6 +64,13 @@ type workerSpec struct {
 	// LogLevel is the bench's logger's level ("" logs nothing), written to
 	// standard error.
 	LogLevel string `json:"log_level,omitempty"`
+	// Serve makes the process webhookd whole (the API and the workers, as
+	// scenario 9 measures it with -worker process) instead of its workers
+	// alone; BootstrapAdminKey and the rate limits are then its API's.
+	Serve                  bool       `json:"serve,omitempty"`
+	BootstrapAdminKey      string     `json:"bootstrap_admin_key,omitempty"`
+	RateLimitManagement    admin.Rate `json:"rate_limit_management"`
+	RateLimitIntakeAccount admin.Rate `json:"rate_limit_intake_account"`
 }
 
 // workerSpecOf is the worker process's share of cfg: what it needs to
@@ -77,6 +85,8 @@ func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
 		DBMaxConns: cfg.DBMaxConns, HTTPTimeout: cfg.HTTPTimeout, FetchCooldown: cfg.FetchCooldown,
 		FetchPollInterval: cfg.FetchPollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Version: cfg.Version,
 		KeepFinishedJobs: cfg.KeepFinishedJobs, GCPercent: gc,
+		BootstrapAdminKey: cfg.BootstrapAdminKey, RateLimitManagement: cfg.RateLimitManagement,
+		RateLimitIntakeAccount: cfg.RateLimitIntakeAccount,
 	}
 	if logger != nil {
 		if lvl := logger.Level(); lvl != zapcore.InvalidLevel {
@@ -88,9 +98,9 @@ func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
 
 // serverConfig is the worker process's server: spec's settings, the worker
 // role only (no API; its listener serves /healthz and /readyz on a port of
-// its own), no metrics listener.
+// its own) or with Serve both roles, no metrics listener.
 func (w *workerSpec) serverConfig() *server.Config {
-	return &server.Config{
+	cfg := &server.Config{
 		DatabaseURL: w.DatabaseURL, DirectDatabaseURL: w.DirectDatabaseURL, DBPooler: w.DBPooler,
 		Addr: "127.0.0.1:0", EncryptionKey: w.EncryptionKey, AllowPrivateNetworks: w.AllowPrivateNetworks,
 		RetryScale: w.RetryScale, MaxWorkers: w.MaxWorkers, WebhookConcurrency: w.WebhookConcurrency,
@@ -98,6 +108,12 @@ func (w *workerSpec) serverConfig() *server.Config {
 		FetchCooldown: w.FetchCooldown, FetchPollInterval: w.FetchPollInterval, ShutdownTimeout: w.ShutdownTimeout,
 		KeepFinishedJobs: w.KeepFinishedJobs, Version: w.Version, Worker: true,
 	}
+	if w.Serve {
+		cfg.API = true
+		cfg.BootstrapAdminKey = w.BootstrapAdminKey
+		cfg.RateLimitManagement, cfg.RateLimitIntakeAccount = w.RateLimitManagement, w.RateLimitIntakeAccount
+	}
+	return cfg
 }
 
 func (w *workerSpec) logger() (*zap.Logger, error) {
@@ -121,9 +137,10 @@ func (w *workerSpec) logger() (*zap.Logger, error) {
 // ServeWorkerIfAsked returns at once, unless this process was started by
 // the bench as its worker process (`webhookd bench -worker process`): then
 // it reads its settings (one JSON line) from standard input, makes a
-// webhookd server with the worker role only on the bench's database (the
-// same internal/server code as the bench's own) and prints "ready"; on a
-// "start" line it starts the workers and prints "started"; when its
+// webhookd server with the worker role only (with Serve, both roles) on the
+// bench's database (the same internal/server code as the bench's own) and
+// prints "ready"; on a "start" line it starts the server and prints
+// "started <address>" (its listener's: the API's with Serve); when its
 // standard input closes it stops the server gracefully and exits.
 func ServeWorkerIfAsked() {
 	if os.Getenv(workerProcessEnv) != "1" {
@@ -183,7 +200,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 				return err
 			}
 			started = true
-			if err := say("started"); err != nil {
+			if err := say("started " + srv.Addr()); err != nil {
 				return err
 			}
 		default:
@@ -196,12 +213,14 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 // workerProcess is webhookd's workers running in a process of their own.
 type workerProcess struct{ *child }
 
-// startWorkerProcess starts webhookd's workers in a process of their own
-// (the running binary started again) with cfg's settings, not yet working:
-// it returns once the process has made its server and is ready. It stops
-// when the stage closes.
-func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config) (*workerProcess, error) {
-	spec, err := json.Marshal(workerSpecOf(cfg, s.e.cfg.Logger))
+// startWorkerProcess starts webhookd's workers (with serve, webhookd whole:
+// its API too) in a process of their own (the running binary started
+// again) with cfg's settings, not yet working: it returns once the process
+// has made its server and is ready. It stops when the stage closes.
+func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config, serve bool) (*workerProcess, error) {
+	ws := workerSpecOf(cfg, s.e.cfg.Logger)
+	ws.Serve = serve
+	spec, err := json.Marshal(ws)
 	if err != nil {
 		return nil, err
 	}
@@ -219,32 +238,55 @@ func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config) (*wo
 		p.stop()
 		return nil, err
 	}
-	s.progress("worker process: process %d ready (worker role only)", c.pid())
+	role := "worker role only"
+	if serve {
+		role = "API and workers"
+	}
+	s.progress("worker process: process %d ready (%s)", c.pid(), role)
 	return p, nil
 }
 
-// startWorkers tells the process to start its workers and waits until it
-// says they have.
-func (p *workerProcess) startWorkers(ctx context.Context) error {
+// startWorkers tells the process to start its server (its workers, and
+// its API if it serves one) and waits until it says it has; addr is the
+// server's listener's address.
+func (p *workerProcess) startWorkers(ctx context.Context) (addr string, err error) {
 	if err := p.send("start"); err != nil {
-		return err
+		return "", err
 	}
-	return p.expect(ctx, "started")
+	line, err := p.expectLine(ctx, "started")
+	if err != nil {
+		return "", err
+	}
+	addr, ok := strings.CutPrefix(line, "started ")
+	if !ok || addr == "" {
+		return "", fmt.Errorf(`the worker process said %q, not "started <address>"`, line)
+	}
+	return addr, nil
 }
 
 // expect waits, for at most workerProcessStart, for the process's next line
 // to be want.
 func (p *workerProcess) expect(ctx context.Context, want string) error {
+	line, err := p.expectLine(ctx, want)
+	if err == nil && line != want {
+		return fmt.Errorf("the worker process said %q, not %q", line, want)
+	}
+	return err
+}
+
+// expectLine waits, for at most workerProcessStart, for the process's next
+// line, which must begin with want.
+func (p *workerProcess) expectLine(ctx context.Context, want string) (string, error) {
 	line, err := p.next(ctx, workerProcessStart)
 	switch {
 	case err != nil && isClosed(p.exited):
-		return fmt.Errorf("the worker process exited before it said %q: %w", want, p.exit())
+		return "", fmt.Errorf("the worker process exited before it said %q: %w", want, p.exit())
 	case err != nil:
-		return fmt.Errorf("waiting for the worker process to say %q: %w", want, err)
-	case line != want:
-		return fmt.Errorf("the worker process said %q, not %q", line, want)
+		return "", fmt.Errorf("waiting for the worker process to say %q: %w", want, err)
+	case !strings.HasPrefix(line, want):
+		return "", fmt.Errorf("the worker process said %q, not %q", line, want)
 	}
-	return nil
+	return line, nil
 }
 
 // isClosed reports whether ch is closed.

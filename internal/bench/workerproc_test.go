@@ -72,7 +72,7 @@ func TestWorkerProcessBadSpec(t *testing.T) {
 	s := &stage{e: e, n: ScenarioDrain}
 	t.Cleanup(s.close)
 	// No database URL: the process's server.New refuses it.
-	_, err := s.startWorkerProcess(context.Background(), &server.Config{})
+	_, err := s.startWorkerProcess(context.Background(), &server.Config{}, false)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "the worker process exited before it said \"ready\"")
 	require.NotErrorIs(t, err, errBound)
@@ -89,9 +89,10 @@ func TestWorkerProcessDiesDuringDrain(t *testing.T) {
 	s, err := e.newStage(ctx, ScenarioDrain, 1)
 	require.NoError(t, err)
 	t.Cleanup(s.close)
-	wp, err := s.startWorkerProcess(ctx, s.srvCfg)
+	wp, err := s.startWorkerProcess(ctx, s.srvCfg, false)
 	require.NoError(t, err)
-	require.NoError(t, wp.startWorkers(ctx))
+	_, err = wp.startWorkers(ctx)
+	require.NoError(t, err)
 	waitCtx, stop := wp.watch(ctx)
 	defer stop()
 
