@@ -366,6 +366,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.integer("max-fanout-per-request", "WEBHOOKD_MAX_FANOUT_PER_REQUEST", "0", "deliveries (events × webhooks) one POST /v1/events or /v1/events/batch may create (0: 1000 × max-webhooks-per-account)", &cfg.MaxFanoutPerRequest)
 	s.rate("test-send-rate", "WEBHOOKD_TEST_SEND_RATE", adminapi.TestSendRateDefault.String(), "test sends each webhook may have per process, such as 1/s,burst=5 (off: none)", &cfg.TestSendRate)
 	s.integer("test-sends-in-flight", "WEBHOOKD_TEST_SENDS_IN_FLIGHT", strconv.Itoa(adminapi.TestSendsInFlightDefault), "test sends in flight per webhook on a process without workers (with workers: the worker's cap per webhook)", &cfg.TestSendsInFlight)
+	s.integer("intake-transactions", "WEBHOOKD_INTAKE_TRANSACTIONS", strconv.Itoa(adminapi.IntakeTransactionsDefault), fmt.Sprintf("transactions storing POST /v1/events requests at once per process, 1 to %d (requests arriving meanwhile join the next, up to 100 each)", adminapi.IntakeTransactionsMax), &cfg.IntakeTransactions)
 	keyCache := s.str("api-key-cache-ttl", "WEBHOOKD_API_KEY_CACHE_TTL", adminapi.APIKeyCacheTTLDefault.String(), "how long a verified API key is used without a query, at most 2s: a key revoked on another process works here that much longer (0: no cache)")
 	s.parsers = append(s.parsers, func() error {
 		d, err := time.ParseDuration(strings.TrimSpace(*keyCache))

@@ -327,6 +327,8 @@ func TestServeBadConfig(t *testing.T) {
 		{"BadAPIKeyCacheTTL", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_API_KEY_CACHE_TTL=soon"}, `WEBHOOKD_API_KEY_CACHE_TTL (-api-key-cache-ttl): "soon" is not 0 or a duration`},
 		{"BadTestSendRate", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TEST_SEND_RATE=fast"}, `WEBHOOKD_TEST_SEND_RATE (-test-send-rate): "fast" is not off or a rate`},
 		{"BadTestSendsInFlight", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TEST_SENDS_IN_FLIGHT=2.5"}, `WEBHOOKD_TEST_SENDS_IN_FLIGHT (-test-sends-in-flight): "2.5" is not a whole number >= 0`},
+		{"BadIntakeTransactions", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_INTAKE_TRANSACTIONS=two"}, `WEBHOOKD_INTAKE_TRANSACTIONS (-intake-transactions): "two" is not a whole number >= 0`},
+		{"ManyIntakeTransactions", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_INTAKE_TRANSACTIONS=17"}, `WEBHOOKD_INTAKE_TRANSACTIONS must be from 1 to 16 (got 17)`},
 	}
 	// A metrics port that is taken.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")

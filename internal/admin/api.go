@@ -176,6 +176,11 @@ type Config struct {
 	// process when TestSendSlots is nil, as on an API-only process
 	// (WEBHOOKD_TEST_SENDS_IN_FLIGHT). Defaults to TestSendsInFlightDefault (2).
 	TestSendsInFlight int
+	// IntakeTransactions is how many transactions storing POST /v1/events
+	// requests run at once in this process (WEBHOOKD_INTAKE_TRANSACTIONS);
+	// requests arriving meanwhile wait for the next one, up to 100 a
+	// transaction. Defaults to IntakeTransactionsDefault (1).
+	IntakeTransactions int
 	// TracerProvider receives a span per POST /v1/events and
 	// /v1/events/batch request (internal/admin/trace.go), and the events it
 	// accepts are stored with the span's traceparent. Optional: nil or a
@@ -255,7 +260,7 @@ func newAPI(pool *pgxpool.Pool, enqueuer *engine.Enqueuer, keys *keyring.Keyring
 		cfg = &Config{}
 	}
 	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
-	a.enqueues = a.newEnqueueBatcher()
+	a.enqueues = a.newEnqueueBatcher(cfg.IntakeTransactions)
 	a.tracer = engine.Tracer(cfg.TracerProvider)
 	a.bodyShares = newBodyShares(cfg.BodyBudget, cfg.BodyBudgetPerKey)
 	a.bodyMinRate = cmp.Or(cfg.BodyMinRate, BodyMinRateDefault)

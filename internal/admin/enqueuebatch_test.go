@@ -3,8 +3,11 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/engine"
@@ -17,11 +20,7 @@ import (
 // the others are stored; a repeat within the batch gets the first's result.
 func TestEnqueueEachAnswersEachEventAlone(t *testing.T) {
 	ctx := context.Background()
-	pool := testdb.New(t)
-	enqueuer, err := engine.NewEnqueuer(nil, nil)
-	require.NoError(t, err)
-	keys, err := keyring.Parse(keyring.Generate())
-	require.NoError(t, err)
+	pool, enqueuer, keys := enqueueFixture(t)
 	api, err := New(pool, enqueuer, keys, nil)
 	require.NoError(t, err)
 
@@ -66,4 +65,74 @@ func TestEnqueueEachAnswersEachEventAlone(t *testing.T) {
 	var stored int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&stored))
 	require.Equal(t, 4, stored, "the earlier event and events 0, 2 and 4")
+}
+
+// IntakeTransactions is how many intake transactions run at once: with
+// one, a request waits behind a transaction that waits (here on an
+// idempotency key another transaction is storing); with two, it is stored
+// beside it. Either way the waiting one is stored once the key is free.
+func TestIntakeTransactions(t *testing.T) {
+	ctx := context.Background()
+	pool, enqueuer, keys := enqueueFixture(t)
+	ev := func(key, data string) *engine.Event {
+		return &engine.Event{AccountID: "acct_t", Type: "ping", Data: json.RawMessage(data), IdempotencyKey: key}
+	}
+	for _, n := range []int{1, 2} {
+		api, err := New(pool, enqueuer, keys, &Config{IntakeTransactions: n})
+		require.NoError(t, err)
+		key := fmt.Sprintf("held-%d", n)
+		// Another transaction stores the key and holds it, uncommitted.
+		holder, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = holder.Rollback(ctx) })
+		_, err = enqueuer.EnqueueEach(ctx, holder, []*engine.Event{ev(key, `{"v":1}`)})
+		require.NoError(t, err)
+
+		waiting := make(chan error, 1)
+		go func() {
+			_, err := api.enqueues.Do(ctx, ev(key, `{"v":1}`))
+			waiting <- err
+		}()
+		// The waiting request's transaction is under way (it waits for
+		// the key's row lock) before the next request comes.
+		require.Eventually(t, func() bool {
+			var n int
+			require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&n))
+			return n == 1
+		}, 10*time.Second, 10*time.Millisecond)
+
+		other, cancel := context.WithTimeout(ctx, time.Second)
+		res, otherErr := api.enqueues.Do(other, ev("", `{"v":2}`))
+		cancel()
+		require.NoError(t, holder.Commit(ctx))
+		if n == 1 {
+			require.ErrorIs(t, otherErr, context.DeadlineExceeded, "one transaction at a time: the next waits behind the waiting one")
+		} else {
+			require.NoError(t, otherErr, "two at a time: the next is stored beside the waiting one")
+			require.NoError(t, res.err)
+		}
+		select {
+		case err := <-waiting:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the waiting request was not answered once the key was free")
+		}
+	}
+	// The request that gave up waiting (one transaction) is still stored
+	// after the one it waited behind, as the batcher promises; and the other.
+	require.Eventually(t, func() bool {
+		var stored int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE account_id = 'acct_t' AND idempotency_key IS NULL`).Scan(&stored))
+		return stored == 2
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// enqueueFixture is a test database with an enqueuer and a keyring.
+func enqueueFixture(t *testing.T) (*pgxpool.Pool, *engine.Enqueuer, *keyring.Keyring) {
+	pool := testdb.New(t)
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
+	require.NoError(t, err)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	return pool, enqueuer, keys
 }

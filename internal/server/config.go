@@ -260,6 +260,11 @@ type Config struct {
 	// workers, test sends share the worker's cap per webhook
 	// (WebhookConcurrency). Defaults to admin.TestSendsInFlightDefault (2).
 	TestSendsInFlight int
+	// IntakeTransactions is how many transactions storing POST /v1/events
+	// requests run at once per process (WEBHOOKD_INTAKE_TRANSACTIONS), 1 to
+	// admin.IntakeTransactionsMax. Defaults to
+	// admin.IntakeTransactionsDefault (1).
+	IntakeTransactions int
 	// APIKeyCacheTTL is how long a verified API key is used without a
 	// query (WEBHOOKD_API_KEY_CACHE_TTL): a key revoked elsewhere (another
 	// process, the CLI) works on this process for at most this long more.
@@ -337,6 +342,7 @@ func (c *Config) WithDefaults() *Config {
 	out.EndpointFailingAfter = cmp.Or(out.EndpointFailingAfter, engine.FailingThresholdDefault)
 	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, engine.MaxBatchSize*out.MaxWebhooksPerAccount)
 	out.TestSendsInFlight = cmp.Or(out.TestSendsInFlight, admin.TestSendsInFlightDefault)
+	out.IntakeTransactions = cmp.Or(out.IntakeTransactions, admin.IntakeTransactionsDefault)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true
 	}
@@ -408,6 +414,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TestSendsInFlight < 1 {
 		return fmt.Errorf("WEBHOOKD_TEST_SENDS_IN_FLIGHT must be at least 1 (got %d)", c.TestSendsInFlight)
+	}
+	if c.IntakeTransactions < 1 || c.IntakeTransactions > admin.IntakeTransactionsMax {
+		return fmt.Errorf("WEBHOOKD_INTAKE_TRANSACTIONS must be from 1 to %d (got %d)", admin.IntakeTransactionsMax, c.IntakeTransactions)
 	}
 	if c.APIKeyCacheTTL > admin.APIKeyCacheTTLMax {
 		return fmt.Errorf("WEBHOOKD_API_KEY_CACHE_TTL must be at most %s, or 0 for none (got %s)", admin.APIKeyCacheTTLMax, c.APIKeyCacheTTL)
