@@ -54,3 +54,13 @@ func TestBenchBadDeliveriesFillfactor(t *testing.T) {
 		require.Contains(t, err.Error(), "-deliveries-fillfactor must be 0 (the schema's, 90) or 10 to 100")
 	}
 }
+
+// An -intake-transactions the server would refuse stops the bench before
+// it starts anything, naming the flag.
+func TestBenchBadIntakeTransactions(t *testing.T) {
+	for _, v := range []string{"-1", "17"} {
+		err := runBench(context.Background(), []string{"-intake-transactions", v})
+		require.Error(t, err, v)
+		require.Contains(t, err.Error(), "-intake-transactions must be 0 (the default, 1) to 16", v)
+	}
+}

@@ -650,6 +650,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.DurationVar(&cfg.HTTPTimeout, "http-timeout", 0, "override the server's HTTP timeout (black-hole attempts end at it)")
 	s.fs.DurationVar(&cfg.FetchCooldown, "fetch-cooldown", 0, "override the server's River fetch cooldown of the deliveries queue (0: the default)")
 	s.fs.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 0, "override the server's River fetch poll interval of the deliveries queue (0: the default)")
+	s.fs.IntVar(&cfg.IntakeTransactions, "intake-transactions", 0, fmt.Sprintf("override the server's POST /v1/events transactions at once (WEBHOOKD_INTAKE_TRANSACTIONS; 0: the default, %d)", adminapi.IntakeTransactionsDefault))
 	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true (false: finished delivery jobs deleted, as by default; a worker process's snoozes, read from its jobs, then not counted)")
 	s.fs.IntVar(&cfg.DeliveriesFillfactor, "deliveries-fillfactor", 0, "set this fillfactor (10 - 100) on the bench databases' deliveries partitions, as docs/operators.md describes (0: the schema's, 90)")
 	s.fs.BoolVar(&cfg.PgBouncer, "pgbouncer", false, "run webhookd through a PgBouncer in transaction mode started for the run (WEBHOOKD_DB_POOLER=transaction; the by-key pool and the reference direct)")
@@ -710,6 +711,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if cfg.FetchCooldown < 0 || cfg.FetchPollInterval < 0 {
 		return errors.New("-fetch-cooldown and -fetch-poll-interval must not be negative")
+	}
+	if cfg.IntakeTransactions < 0 || cfg.IntakeTransactions > adminapi.IntakeTransactionsMax {
+		return fmt.Errorf("-intake-transactions must be 0 (the default, %d) to %d", adminapi.IntakeTransactionsDefault, adminapi.IntakeTransactionsMax)
 	}
 	if cfg.DeliveriesFillfactor != 0 && (cfg.DeliveriesFillfactor < 10 || cfg.DeliveriesFillfactor > 100) {
 		return errors.New("-deliveries-fillfactor must be 0 (the schema's, 90) or 10 to 100")

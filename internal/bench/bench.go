@@ -157,6 +157,9 @@ type Config struct {
 	// fetch cooldown and poll interval of the deliveries queue when set
 	// (scenario 9 measures what each wake-up costs with them).
 	FetchCooldown, FetchPollInterval time.Duration
+	// IntakeTransactions overrides the server's WEBHOOKD_INTAKE_TRANSACTIONS
+	// when set (0: the default).
+	IntakeTransactions int
 	// KeepFinishedJobs runs the servers with WEBHOOKD_KEEP_FINISHED_JOBS:
 	// finished delivery jobs are completed by River and kept. Defaults to
 	// false, as webhookd's default: the jobs are deleted when their last

@@ -30,9 +30,10 @@ func TestIntakeQuietSmoke(t *testing.T) {
 		Timeout:      time.Minute,
 		Warmup:       200 * time.Millisecond,
 		// Taken by the server and shown in the table's settings.
-		FetchCooldown: 30 * time.Millisecond,
-		Out:           &out,
-		Progress:      logWriter{t},
+		FetchCooldown:      30 * time.Millisecond,
+		IntakeTransactions: 2,
+		Out:                &out,
+		Progress:           logWriter{t},
 	})
 	t.Log("\n" + out.String())
 	require.NoError(t, err)
@@ -52,6 +53,7 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Positive(t, in.Paced.N)
 	require.Contains(t, out.String(), "| 8 | intake:")
 	require.Contains(t, out.String(), "FetchCooldown 30ms, FetchPollInterval 50ms")
+	require.Contains(t, out.String(), "(intake transactions at once: 2)")
 
 	q := res.Quiet
 	require.NotNil(t, q)

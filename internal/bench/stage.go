@@ -108,6 +108,7 @@ func (e *env) serverConfig(dbURL, key string, retryScale float64) (*server.Confi
 		HTTPTimeout:            e.cfg.HTTPTimeout,
 		FetchCooldown:          e.cfg.FetchCooldown,
 		FetchPollInterval:      e.cfg.FetchPollInterval,
+		IntakeTransactions:     e.cfg.IntakeTransactions,
 		RateLimitManagement:    e.cfg.ManagementRate,
 		RateLimitIntakeAccount: e.cfg.IntakeRate,
 		ShutdownTimeout:        stopTimeout,

@@ -71,6 +71,7 @@ type workerSpec struct {
 	BootstrapAdminKey      string     `json:"bootstrap_admin_key,omitempty"`
 	RateLimitManagement    admin.Rate `json:"rate_limit_management"`
 	RateLimitIntakeAccount admin.Rate `json:"rate_limit_intake_account"`
+	IntakeTransactions     int        `json:"intake_transactions,omitempty"`
 }
 
 // workerSpecOf is the worker process's share of cfg: what it needs to
@@ -86,7 +87,7 @@ func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
 		FetchPollInterval: cfg.FetchPollInterval, ShutdownTimeout: cfg.ShutdownTimeout, Version: cfg.Version,
 		KeepFinishedJobs: cfg.KeepFinishedJobs, GCPercent: gc,
 		BootstrapAdminKey: cfg.BootstrapAdminKey, RateLimitManagement: cfg.RateLimitManagement,
-		RateLimitIntakeAccount: cfg.RateLimitIntakeAccount,
+		RateLimitIntakeAccount: cfg.RateLimitIntakeAccount, IntakeTransactions: cfg.IntakeTransactions,
 	}
 	if logger != nil {
 		if lvl := logger.Level(); lvl != zapcore.InvalidLevel {
@@ -112,6 +113,7 @@ func (w *workerSpec) serverConfig() *server.Config {
 		cfg.API = true
 		cfg.BootstrapAdminKey = w.BootstrapAdminKey
 		cfg.RateLimitManagement, cfg.RateLimitIntakeAccount = w.RateLimitManagement, w.RateLimitIntakeAccount
+		cfg.IntakeTransactions = w.IntakeTransactions
 	}
 	return cfg
 }
