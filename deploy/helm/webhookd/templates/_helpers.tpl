@@ -51,7 +51,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* The workers' by-key pool: 2 × engine.BatchConcurrency connections
 on top of WEBHOOKD_DB_MAX_CONNS. deploy_test.go checks it against the code. */}}
-{{- define "webhookd.workerByKeyConns" -}}4{{- end }}
+{{- define "webhookd.workerByKeyConns" -}}2{{- end }}
 
 {{/* Fails the render when the pods can open more connections than the
 database has (values.yaml, "database"). */}}
