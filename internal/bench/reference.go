@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/mono/webhookd/internal/server"
+	"github.com/mono/webhookd/internal/store"
 )
 
 // referenceFetchCooldown is River's fetch cooldown in the reference, as in
@@ -37,9 +37,7 @@ var riverStock = []string{
 }
 
 // restoreRiverStock runs riverStock on db.
-func restoreRiverStock(ctx context.Context, db interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}) error {
+func restoreRiverStock(ctx context.Context, db store.DB) error {
 	for _, stmt := range riverStock {
 		if _, err := db.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("error restoring River's own schema (%s): %w", stmt, err)
