@@ -86,7 +86,9 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 // enqueueTx runs enqueue in a transaction of its own, committed when
 // enqueue succeeds. enqueue's errors come back as they are.
 func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) error) error {
-	tx, err := a.pool.Begin(ctx)
+	// BEGIN goes with the first statement, the events' insert with the
+	// COMMIT: two round trips fewer (store.PipelinedTx).
+	tx, err := store.BeginPipelined(ctx, a.pool)
 	if err != nil {
 		return fmt.Errorf("error beginning transaction: %w", err)
 	}

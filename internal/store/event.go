@@ -55,6 +55,8 @@ FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::
 // statement, however many there are. An event and its deliveries go into
 // the day partition of the event's id (the UTC day of its UUIDv7), so that
 // a lookup by id finds them in one partition and the two always share one.
+// In a PipelinedTx the statement is queued: it goes with the transaction's
+// next statement or its COMMIT, which returns its error.
 func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 	n := len(events)
 	var (
@@ -89,8 +91,15 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 			dSlots = append(dSlots, slot)
 		}
 	}
-	_, err := db.Exec(ctx, eventsInsert, ids, accounts, types, bodies, occurred, keys, created,
-		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces, dSeqs, dSlots)
+	args := []any{ids, accounts, types, bodies, occurred, keys, created,
+		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces, dSeqs, dSlots}
+	if tx, ok := db.(*PipelinedTx); ok {
+		// Sent with the transaction's next statement or its COMMIT, whose
+		// error is this one's too.
+		tx.Queue(eventsInsert, args...)
+		return nil
+	}
+	_, err := db.Exec(ctx, eventsInsert, args...)
 	return err
 }
 
