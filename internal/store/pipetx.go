@@ -269,12 +269,13 @@ func (t *PipelinedTx) Rollback(ctx context.Context) error {
 	return t.release()
 }
 
-// abandon ends a transaction whose COMMIT or ROLLBACK failed: rolled back
-// if the connection still answers, and released (the pool closes a
-// connection left inside a transaction).
+// abandon ends a transaction whose COMMIT or ROLLBACK failed, as pgx's own
+// transaction does: a connection still inside it is closed (PostgreSQL
+// rolls back what it holds), never waited on, and the pool, which drops a
+// closed connection, gets it back.
 func (t *PipelinedTx) abandon(ctx context.Context) {
-	if t.conn.Conn().PgConn().TxStatus() != 'I' && !t.conn.Conn().IsClosed() {
-		_, _ = t.conn.Exec(context.WithoutCancel(ctx), "rollback")
+	if c := t.conn.Conn(); !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+		_ = c.Close(ctx)
 	}
 	_ = t.release()
 }

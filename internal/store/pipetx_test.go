@@ -143,6 +143,16 @@ func TestPipelinedTxRollback(t *testing.T) {
 	require.NoError(t, tx.Commit(ctx))
 	require.NoError(t, other.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n))
 	require.Equal(t, 1, n)
+
+	// A rollback whose context is gone waits for nothing: the connection
+	// is closed (PostgreSQL rolls back), and the pool opens another.
+	tx = beginPipelined(t, pool)
+	_, err = tx.Exec(ctx, "INSERT INTO t VALUES (5, 'e')")
+	require.NoError(t, err)
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	require.Error(t, tx.Rollback(gone))
+	require.Equal(t, 1, countRows(t, pool), "row 5 rolled back")
 }
 
 // A queued statement's error is the commit's, and nothing of the
