@@ -66,11 +66,8 @@ func (t *PipelinedTx) send(ctx context.Context, sql string, args []any) (pgx.Bat
 	if len(t.queued) == 0 {
 		return nil, nil
 	}
-	b := &pgx.Batch{}
-	for _, q := range t.queued {
-		b.Queue(q.sql, q.args...)
-	}
-	n := len(t.queued)
+	b := t.queuedBatch()
+	n := b.Len()
 	b.Queue(sql, args...)
 	return t.sendBatch(ctx, b, n)
 }
@@ -92,6 +89,15 @@ func (t *PipelinedTx) usable() error {
 		return ErrPipelinedTxLost
 	}
 	return nil
+}
+
+// queuedBatch is a batch of the queued statements.
+func (t *PipelinedTx) queuedBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	for _, q := range t.queued {
+		b.Queue(q.sql, q.args...)
+	}
+	return b
 }
 
 // sendBatch sends b, whose first n statements are the queued ones, and
@@ -118,11 +124,8 @@ func (t *PipelinedTx) flush(ctx context.Context) error {
 	if len(t.queued) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
-	for _, q := range t.queued {
-		b.Queue(q.sql, q.args...)
-	}
-	br, err := t.sendBatch(ctx, b, len(b.QueuedQueries))
+	b := t.queuedBatch()
+	br, err := t.sendBatch(ctx, b, b.Len())
 	if err != nil {
 		return err
 	}
@@ -176,11 +179,8 @@ func (t *PipelinedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResu
 	if len(t.queued) == 0 {
 		return t.conn.SendBatch(ctx, b)
 	}
-	all := &pgx.Batch{}
-	for _, q := range t.queued {
-		all.Queue(q.sql, q.args...)
-	}
-	n := len(t.queued)
+	all := t.queuedBatch()
+	n := all.Len()
 	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
 	br, err := t.sendBatch(ctx, all, n)
 	if err != nil {
