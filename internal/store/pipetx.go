@@ -216,15 +216,15 @@ func (t *PipelinedTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{
 // Conn is the transaction's connection.
 func (t *PipelinedTx) Conn() *pgx.Conn { return t.conn.Conn() }
 
-// Commit sends the queued statements and COMMIT in one round trip and
-// releases the connection. A transaction that never sent anything commits
-// nothing and costs no round trip.
+// Commit sends the queued statements and COMMIT in one round trip (with the
+// BEGIN, when nothing was sent before) and releases the connection. A
+// transaction with no statement at all costs no round trip.
 func (t *PipelinedTx) Commit(ctx context.Context) error {
 	if t.closed {
 		return pgx.ErrTxClosed
 	}
-	if !t.begun {
-		return t.release()
+	if !t.begun && len(t.queued) == 1 {
+		return t.release() // only the BEGIN: nothing to commit
 	}
 	if err := t.usable(); err != nil {
 		_ = t.release()

@@ -130,6 +130,18 @@ func TestPipelinedTxRollback(t *testing.T) {
 	require.NoError(t, tx.Rollback(ctx))
 	require.Equal(t, 0, countRows(t, pool))
 
+	// Statements only queued go with the BEGIN and the COMMIT, in one
+	// round trip.
+	before = counter.sends.Load()
+	tx = beginPipelined(t, pool)
+	tx.Queue("INSERT INTO t VALUES (6, 'f')")
+	tx.Queue("INSERT INTO t VALUES (7, 'g')")
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, before+1, counter.sends.Load())
+	require.Equal(t, 2, countRows(t, pool))
+	_, err = pool.Exec(ctx, "DELETE FROM t")
+	require.NoError(t, err)
+
 	// Uncommitted rows are not seen from another connection.
 	tx = beginPipelined(t, pool)
 	_, err = tx.Exec(ctx, "INSERT INTO t VALUES (4, 'd')")
