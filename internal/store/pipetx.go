@@ -226,10 +226,8 @@ func (t *PipelinedTx) Commit(ctx context.Context) error {
 	if !t.begun && len(t.queued) == 1 {
 		return t.release() // only the BEGIN: nothing to commit
 	}
-	if err := t.usable(); err != nil {
-		_ = t.release()
-		return err
-	}
+	// send refuses a lost transaction (ErrPipelinedTxLost); abandon then
+	// only releases its connection, which is outside any transaction.
 	br, err := t.send(ctx, "commit", nil)
 	var tag pgconn.CommandTag
 	switch {
