@@ -307,6 +307,18 @@ func serverSettings(s *settings, cfg *server.Config) {
 		return nil
 	})
 	s.boolean("allow-private-networks", "WEBHOOKD_ALLOW_PRIVATE_NETWORKS", "false", "allow private/loopback webhook targets (development and tests only)", &cfg.AllowPrivateNetworks)
+	handoffs := s.str("handoffs", "WEBHOOKD_HANDOFFS", strconv.Itoa(engine.HandoffsMaxDefault), "first attempts of POST /v1/events deliveries a process that is API and worker makes at once itself, straight after the commit, instead of through River's queue (0: none)")
+	s.parsers = append(s.parsers, func() error {
+		n, err := strconv.Atoi(strings.TrimSpace(*handoffs))
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s: %q is not a whole number >= 0", s.where("handoffs"), *handoffs)
+		}
+		cfg.Handoffs = n
+		if n == 0 {
+			cfg.Handoffs = server.HandoffsOff
+		}
+		return nil
+	})
 	s.boolean("keep-finished-jobs", "WEBHOOKD_KEEP_FINISHED_JOBS", "false", "keep a finished delivery's River job (completed, for River UI) for 10 minutes instead of deleting it when its last attempt is recorded", &cfg.KeepFinishedJobs)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
@@ -651,6 +663,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.DurationVar(&cfg.FetchCooldown, "fetch-cooldown", 0, "override the server's River fetch cooldown of the deliveries queue (0: the default)")
 	s.fs.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 0, "override the server's River fetch poll interval of the deliveries queue (0: the default)")
 	s.fs.IntVar(&cfg.IntakeTransactions, "intake-transactions", 0, fmt.Sprintf("override the server's POST /v1/events transactions at once (WEBHOOKD_INTAKE_TRANSACTIONS; 0: the default, %d)", adminapi.IntakeTransactionsDefault))
+	s.fs.IntVar(&cfg.Handoffs, "handoffs", 0, fmt.Sprintf("override the server's hand-offs at once (WEBHOOKD_HANDOFFS; 0: the default, %d; -1: none)", engine.HandoffsMaxDefault))
 	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true (false: finished delivery jobs deleted, as by default; a worker process's snoozes, read from its jobs, then not counted)")
 	s.fs.IntVar(&cfg.DeliveriesFillfactor, "deliveries-fillfactor", 0, "set this fillfactor (10 - 100) on the bench databases' deliveries partitions, as docs/operators.md describes (0: the schema's, 90)")
 	s.fs.BoolVar(&cfg.PgBouncer, "pgbouncer", false, "run webhookd through a PgBouncer in transaction mode started for the run (WEBHOOKD_DB_POOLER=transaction; the by-key pool and the reference direct)")
@@ -711,6 +724,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if cfg.FetchCooldown < 0 || cfg.FetchPollInterval < 0 {
 		return errors.New("-fetch-cooldown and -fetch-poll-interval must not be negative")
+	}
+	if cfg.Handoffs < server.HandoffsOff {
+		return fmt.Errorf("-handoffs must be -1 (none), 0 (the default, %d) or more", engine.HandoffsMaxDefault)
 	}
 	if cfg.IntakeTransactions < 0 || cfg.IntakeTransactions > adminapi.IntakeTransactionsMax {
 		return fmt.Errorf("-intake-transactions must be 0 (the default, %d) to %d", adminapi.IntakeTransactionsDefault, adminapi.IntakeTransactionsMax)

@@ -67,11 +67,21 @@ func (a *API) enqueueEach(ctx context.Context, events []*engine.Event) ([]enqueu
 		for i, j := range todo {
 			batch[i] = events[j]
 		}
-		var results []*engine.Enqueued
+		var (
+			results []*engine.Enqueued
+			handoff *engine.Handoff
+		)
 		err := a.enqueueTx(ctx, func(tx pgx.Tx) (err error) {
-			results, err = a.enqueuer.EnqueueEach(ctx, tx, batch)
+			results, handoff, err = a.enqueuer.EnqueueEachHandoff(ctx, tx, batch)
 			return err
 		})
+		if err != nil {
+			handoff.Release() // not committed (nil when enqueueing failed)
+		} else {
+			// Committed: this process makes the first attempts it can
+			// (engine.Handoffs, when it also works deliveries).
+			handoff.Start()
+		}
 		if err == nil {
 			for i, j := range todo {
 				out[j].res = results[i]

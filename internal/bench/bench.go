@@ -160,6 +160,9 @@ type Config struct {
 	// IntakeTransactions overrides the server's WEBHOOKD_INTAKE_TRANSACTIONS
 	// when set (0: the default).
 	IntakeTransactions int
+	// Handoffs overrides the server's WEBHOOKD_HANDOFFS when set (0: the
+	// default; server.HandoffsOff: none).
+	Handoffs int
 	// KeepFinishedJobs runs the servers with WEBHOOKD_KEEP_FINISHED_JOBS:
 	// finished delivery jobs are completed by River and kept. Defaults to
 	// false, as webhookd's default: the jobs are deleted when their last

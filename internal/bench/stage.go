@@ -109,6 +109,7 @@ func (e *env) serverConfig(dbURL, key string, retryScale float64) (*server.Confi
 		FetchCooldown:          e.cfg.FetchCooldown,
 		FetchPollInterval:      e.cfg.FetchPollInterval,
 		IntakeTransactions:     e.cfg.IntakeTransactions,
+		Handoffs:               e.cfg.Handoffs,
 		RateLimitManagement:    e.cfg.ManagementRate,
 		RateLimitIntakeAccount: e.cfg.IntakeRate,
 		ShutdownTimeout:        stopTimeout,

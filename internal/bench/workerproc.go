@@ -72,6 +72,7 @@ type workerSpec struct {
 	RateLimitManagement    admin.Rate `json:"rate_limit_management"`
 	RateLimitIntakeAccount admin.Rate `json:"rate_limit_intake_account"`
 	IntakeTransactions     int        `json:"intake_transactions,omitempty"`
+	Handoffs               int        `json:"handoffs,omitempty"`
 }
 
 // workerSpecOf is the worker process's share of cfg: what it needs to
@@ -88,6 +89,7 @@ func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
 		KeepFinishedJobs: cfg.KeepFinishedJobs, GCPercent: gc,
 		BootstrapAdminKey: cfg.BootstrapAdminKey, RateLimitManagement: cfg.RateLimitManagement,
 		RateLimitIntakeAccount: cfg.RateLimitIntakeAccount, IntakeTransactions: cfg.IntakeTransactions,
+		Handoffs: cfg.Handoffs,
 	}
 	if logger != nil {
 		if lvl := logger.Level(); lvl != zapcore.InvalidLevel {
@@ -114,6 +116,7 @@ func (w *workerSpec) serverConfig() *server.Config {
 		cfg.BootstrapAdminKey = w.BootstrapAdminKey
 		cfg.RateLimitManagement, cfg.RateLimitIntakeAccount = w.RateLimitManagement, w.RateLimitIntakeAccount
 		cfg.IntakeTransactions = w.IntakeTransactions
+		cfg.Handoffs = w.Handoffs
 	}
 	return cfg
 }

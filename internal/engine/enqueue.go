@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -138,6 +139,7 @@ type Enqueuer struct {
 	now       func() time.Time
 	fair      *fairness
 	maxFanout int
+	handoffs  atomic.Pointer[Handoffs] // EnqueueEachHandoff's (SetHandoffs)
 }
 
 // EnqueuerConfig configures an Enqueuer.
@@ -184,6 +186,10 @@ func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*
 	}
 	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now), maxFanout: cfg.MaxFanout}, nil
 }
+
+// SetHandoffs makes EnqueueEachHandoff hand deliveries off to h (the
+// server does, in a process that also works deliveries).
+func (e *Enqueuer) SetHandoffs(h *Handoffs) { e.handoffs.Store(h) }
 
 // MaxFanout is the most deliveries one call may create; 0 is no limit.
 func (e *Enqueuer) MaxFanout() int { return e.maxFanout }
@@ -258,7 +264,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.insert(ctx, tx, []*prepared{p}, now, false)
+	out, err := e.insert(ctx, tx, []*prepared{p}, now, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +285,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued
 // together exceed MaxFanout fails whole with a *FanoutError. On any error,
 // roll tx back.
 func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, error) {
-	return e.enqueueMany(ctx, tx, events, false)
+	return e.enqueueMany(ctx, tx, events, false, nil)
 }
 
 // EnqueueEach is EnqueueMany for events of separate requests stored in one
@@ -287,12 +293,32 @@ func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) 
 // applies to each event alone, and an event over it fails the call with a
 // *FanoutError naming its Index.
 func (e *Enqueuer) EnqueueEach(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, error) {
-	return e.enqueueMany(ctx, tx, events, true)
+	return e.enqueueMany(ctx, tx, events, true, nil)
+}
+
+// EnqueueEachHandoff is EnqueueEach whose deliveries that go at once are
+// handed off to this process's Handoffs (SetHandoffs; without them it is
+// EnqueueEach): their jobs wait a lease ahead, and the caller must Start
+// the Handoff once tx has committed, or Release it when tx did not. On an
+// error nothing is reserved and the Handoff is nil.
+func (e *Enqueuer) EnqueueEachHandoff(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, *Handoff, error) {
+	h := e.handoffs.Load()
+	if h == nil {
+		out, err := e.enqueueMany(ctx, tx, events, true, nil)
+		return out, nil, err
+	}
+	ho := &Handoff{h: h}
+	out, err := e.enqueueMany(ctx, tx, events, true, ho)
+	if err != nil {
+		ho.Release()
+		return nil, nil, err
+	}
+	return out, ho, nil
 }
 
 // enqueueMany is EnqueueMany, with MaxFanout applied to each event alone
-// when perEvent.
-func (e *Enqueuer) enqueueMany(ctx context.Context, tx pgx.Tx, events []*Event, perEvent bool) ([]*Enqueued, error) {
+// when perEvent, handing deliveries off to ho when not nil.
+func (e *Enqueuer) enqueueMany(ctx context.Context, tx pgx.Tx, events []*Event, perEvent bool, ho *Handoff) ([]*Enqueued, error) {
 	if len(events) > MaxBatchSize {
 		return nil, ErrBatchTooLarge
 	}
@@ -319,7 +345,7 @@ func (e *Enqueuer) enqueueMany(ctx context.Context, tx pgx.Tx, events []*Event, 
 	if len(items) == 0 {
 		return []*Enqueued{}, nil
 	}
-	return e.insert(ctx, tx, items, now, perEvent)
+	return e.insert(ctx, tx, items, now, perEvent, ho)
 }
 
 // prepared is a validated event, ready to insert.
@@ -391,8 +417,9 @@ func linkRepeats(items []*prepared) error {
 
 // insert stores items (validated, with in-batch repeats linked) inside tx,
 // unless their deliveries exceed MaxFanout: all of them together, or when
-// perEvent any one event's.
-func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now time.Time, perEvent bool) ([]*Enqueued, error) {
+// perEvent any one event's. Deliveries that go at once are handed off to
+// ho, when not nil, while it has room.
+func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now time.Time, perEvent bool, ho *Handoff) ([]*Enqueued, error) {
 	out := make([]*Enqueued, len(items))
 
 	// Claim the idempotency keys; a key already taken makes its event a
@@ -507,6 +534,11 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 				}
 				ev.Slots[j] = slot
 				jobOpts = &river.InsertOpts{Priority: PriorityNormal, ScheduledAt: *slot}
+			} else if ho != nil && opts.Priority == PriorityNormal && !targets[i][j].FIFO && targets[i][j].RateLimit == nil &&
+				ho.take(ev.DeliveryIDs[j]) {
+				// Attempted by this process after the commit; River's
+				// at the end of the lease (internal/engine/handoff.go).
+				jobOpts = &river.InsertOpts{Priority: PriorityNormal, ScheduledAt: ho.lease()}
 			}
 			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[j]}, InsertOpts: jobOpts})
 		}
@@ -532,6 +564,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 				ev.JobIDs[j] = jobOf[id] // 0 for a paused webhook's
 			}
 		}
+		ho.placed(jobOf)
 	}
 	if len(fresh) > 0 {
 		if err := store.InsertEvents(ctx, tx, fresh); err != nil {

@@ -186,14 +186,30 @@ func (e *Enqueuer) Pause(ctx context.Context, db store.DB, id, accountID, reason
 	return PauseNotifying(ctx, db, e.river, id, accountID, reason, keyID, now)
 }
 
-// contextClient is the River client of a job's context, or nil outside a
-// job (a test calling a step directly): then no notification is written.
+// contextClient is the River client of a job's context (River's, or a
+// hand-off's: withClient), or nil outside a job (a test calling a step
+// directly): then no notification is written.
 func contextClient(ctx context.Context) *river.Client[pgx.Tx] {
+	if client, ok := ctx.Value(clientKey{}).(*river.Client[pgx.Tx]); ok {
+		return client
+	}
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return nil
 	}
 	return client
+}
+
+// clientKey is withClient's context key.
+type clientKey struct{}
+
+// withClient gives ctx the River client a job run outside River (a
+// hand-off) writes its notifications with; nil: none.
+func withClient(ctx context.Context, client *river.Client[pgx.Tx]) context.Context {
+	if client == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, clientKey{}, client)
 }
 
 // clientFor is the outbound client of target's attempts: NotifyClient for

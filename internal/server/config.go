@@ -278,6 +278,14 @@ type Config struct {
 	// deletes its job, a fifth less WAL per delivery; the delivery and its
 	// attempts are the record either way (engine.WorkerConfig).
 	KeepFinishedJobs bool
+	// Handoffs is the most first attempts a process that is both API and
+	// worker makes at once of deliveries it accepted through POST
+	// /v1/events, straight after the commit instead of through River's
+	// queue (WEBHOOKD_HANDOFFS; engine.Handoffs): two round trips and the
+	// job's fetch fewer per delivery. Defaults to engine.HandoffsMaxDefault
+	// (100); HandoffsOff: none. Off as well with KeepFinishedJobs (a
+	// handed-off job is deleted with its last attempt, never completed).
+	Handoffs int
 	// TracerProvider receives webhookd's spans: one per POST /v1/events
 	// and /v1/events/batch request, one per attempt, in the producer's
 	// trace (cmd/webhookd builds it from the standard OTEL_* variables).
@@ -318,6 +326,18 @@ func (s *TestSignals) replayBatch() *engine.ReplayBatchTestSignals {
 	return &s.ReplayBatch
 }
 
+// HandoffsOff is Config.Handoffs for none (WEBHOOKD_HANDOFFS=0).
+const HandoffsOff = -1
+
+// handoffs is how many hand-offs the process makes at once: none unless it
+// is both API and worker and deletes finished jobs.
+func (c *Config) handoffs() int {
+	if !c.API || !c.Worker || c.KeepFinishedJobs || c.Handoffs <= 0 {
+		return 0
+	}
+	return c.Handoffs
+}
+
 // WithDefaults returns a copy of c with every zero field defaulted.
 func (c *Config) WithDefaults() *Config {
 	out := *c
@@ -343,6 +363,7 @@ func (c *Config) WithDefaults() *Config {
 	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, engine.MaxBatchSize*out.MaxWebhooksPerAccount)
 	out.TestSendsInFlight = cmp.Or(out.TestSendsInFlight, admin.TestSendsInFlightDefault)
 	out.IntakeTransactions = cmp.Or(out.IntakeTransactions, admin.IntakeTransactionsDefault)
+	out.Handoffs = cmp.Or(out.Handoffs, engine.HandoffsMaxDefault)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true
 	}
@@ -417,6 +438,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IntakeTransactions < 1 || c.IntakeTransactions > admin.IntakeTransactionsMax {
 		return fmt.Errorf("WEBHOOKD_INTAKE_TRANSACTIONS must be from 1 to %d (got %d)", admin.IntakeTransactionsMax, c.IntakeTransactions)
+	}
+	if c.Handoffs < HandoffsOff {
+		return fmt.Errorf("WEBHOOKD_HANDOFFS must be 0 (none) or more (got %d)", c.Handoffs)
 	}
 	if c.APIKeyCacheTTL > admin.APIKeyCacheTTLMax {
 		return fmt.Errorf("WEBHOOKD_API_KEY_CACHE_TTL must be at most %s, or 0 for none (got %s)", admin.APIKeyCacheTTLMax, c.APIKeyCacheTTL)

@@ -41,6 +41,7 @@ type Server struct {
 	pool       *pgxpool.Pool
 	byKey      *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
 	worker     *engine.Worker
+	handoffs   *engine.Handoffs // nil: none (Config.Handoffs)
 	river      *river.Client[pgx.Tx]
 	reconciler *engine.Reconciler
 	http       *http.Server
@@ -268,6 +269,18 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	health.SetNotifier(enqueuer) // endpoint.failing
 	worker.SetNotifier(enqueuer) // delivery.dead, with the deaths
+	var handoffs *engine.Handoffs
+	if n := cfg.handoffs(); n > 0 {
+		// First attempts of the events this process accepts, made here
+		// after the commit; a job left behind is River's once the lease
+		// is as long as River waits for a job stuck running.
+		if handoffs, err = engine.NewHandoffs(worker, pool, &engine.HandoffsConfig{
+			Max: n, Lease: jobTimeout + RescueMargin, Client: riverClient, Logger: logger.Named("handoff"),
+		}); err != nil {
+			return nil, err
+		}
+		enqueuer.SetHandoffs(handoffs)
+	}
 	// Test sends take the worker's slots per webhook, shared with
 	// deliveries, where it works any; elsewhere a small cap of their own.
 	var testSlots admin.Slots
@@ -355,6 +368,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		logger:     logger,
 		byKey:      byKey,
 		worker:     worker,
+		handoffs:   handoffs,
 		pool:       pool,
 		river:      riverClient,
 		reconciler: reconciler,
@@ -528,9 +542,21 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.stopRiverUI()
 	}
 	if s.cfg.Worker {
+		// Hand-offs under way finish (or are cut short) beside River's
+		// jobs, in the same time.
+		handoffsDone := make(chan struct{})
+		go func() {
+			defer close(handoffsDone)
+			if s.handoffs != nil {
+				softCtx, cancelSoft := context.WithTimeout(shutdownCtx, s.cfg.ShutdownTimeout)
+				defer cancelSoft()
+				s.handoffs.Stop(softCtx)
+			}
+		}()
 		if err := s.river.Stop(shutdownCtx); err != nil {
 			errs = append(errs, fmt.Errorf("error stopping River: %w", err))
 		}
+		<-handoffsDone
 		s.worker.Close()
 	}
 	if s.stopHealth != nil {

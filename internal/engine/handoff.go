@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"go.uber.org/zap"
+
+	"github.com/mono/webhookd/internal/store"
+)
+
+// Hand-offs: the first attempt of a delivery accepted by a process that
+// also works deliveries is made by that process straight after the commit,
+// without River fetching its job (issue 30: at low rates each event cost
+// ~6 round trips, two of them River's insert notification and fetch, and
+// the fetch's update of the job row ~490 bytes of WAL).
+//
+// Nothing about durability changes: the job is inserted in the event's
+// transaction as always, only scheduled a lease ahead (state scheduled,
+// so River sends no insert notification and no worker fetches it). The
+// process that accepted the event runs the job as River would, through
+// Worker.Work, straight after the commit:
+//   - an attempt that finishes the delivery deletes the job in the
+//     statement that records it (as for River's jobs: migration 27 lets it
+//     delete a scheduled job);
+//   - one that leads to a retry (or any snooze) moves the job to when the
+//     next attempt is due, where River takes it from then on;
+//   - an error (the database) moves it to River's retry of errors.
+//
+// Should the process die, or the move fail, the job becomes River's at the
+// end of its lease: the lease is the job timeout plus the rescue margin,
+// the same time after which River rescues a job stuck running in a dead
+// process, so the attempt is late but never lost. The job's guard (the
+// delivery names it, its attempt count is checked when recorded) is the
+// same, so a job River takes after a hand-off that did record sends
+// nothing.
+//
+// Only deliveries that go at once are handed off: not to a paused, FIFO or
+// rate-limited webhook, not a burst's excess at bulk priority, and only
+// while fewer than HandoffsConfig.Max are under way in the process; the
+// others are River's as before.
+
+// HandoffsConfig configures Handoffs.
+type HandoffsConfig struct {
+	// Max is the most hand-offs under way in the process at once; an
+	// event's delivery over it goes through River's queue as before.
+	Max int
+	// Lease is how long a handed-off delivery's job waits before River may
+	// take it (the process died, or could not move the job). Set it to the
+	// job timeout plus the rescue margin: no longer than River waits for a
+	// job stuck running.
+	Lease time.Duration
+	// Client is the River client an attempt's notifications are written
+	// with (webhook.paused after a 410, as from River's jobs). Optional:
+	// nil writes none.
+	Client *river.Client[pgx.Tx]
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+}
+
+// HandoffsMaxDefault is HandoffsConfig.Max's default in the server
+// (WEBHOOKD_HANDOFFS).
+const HandoffsMaxDefault = 100
+
+// Handoffs runs the first attempts of deliveries this process accepted.
+type Handoffs struct {
+	w        *Worker
+	db       store.DB
+	lease    time.Duration
+	log      *zap.Logger
+	max      int64
+	reserved atomic.Int64 // reserved at enqueue + under way
+	ctx      context.Context
+	cancel   context.CancelFunc
+	mu       sync.Mutex // guards stopped and wg.Add against Stop
+	stopped  bool
+	wg       sync.WaitGroup
+}
+
+// NewHandoffs returns Handoffs that run attempts with w and move their jobs
+// in db (the pool).
+func NewHandoffs(w *Worker, db store.DB, cfg *HandoffsConfig) (*Handoffs, error) {
+	if w == nil || db == nil || cfg == nil || cfg.Max <= 0 || cfg.Lease <= 0 {
+		return nil, errors.New("engine.NewHandoffs: a worker, a database, Max > 0 and Lease > 0 are required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(withClient(context.Background(), cfg.Client))
+	return &Handoffs{w: w, db: db, lease: cfg.Lease, log: log, max: int64(cfg.Max), ctx: ctx, cancel: cancel}, nil
+}
+
+// reserve takes one hand-off place, if one is free.
+func (h *Handoffs) reserve() bool {
+	if h.reserved.Add(1) > h.max {
+		h.reserved.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (h *Handoffs) unreserve(n int) { h.reserved.Add(-int64(n)) }
+
+// Handoff is the hand-offs of one enqueue: Start them once its transaction
+// has committed, or Release them when it did not. Either is called once;
+// the zero value and nil do nothing.
+type Handoff struct {
+	h          *Handoffs
+	deliveries []string // reserved, in the order planned
+	jobs       []handoffJob
+	at         time.Time
+}
+
+type handoffJob struct {
+	jobID      int64
+	deliveryID string
+}
+
+// take reserves a place for deliveryID and says whether it was free.
+func (ho *Handoff) take(deliveryID string) bool {
+	if ho == nil || ho.h == nil || !ho.h.reserve() {
+		return false
+	}
+	if ho.at.IsZero() {
+		ho.at = time.Now() // the lease is River's wall-clock wait, whatever the engine's clock
+	}
+	ho.deliveries = append(ho.deliveries, deliveryID)
+	return true
+}
+
+// lease is the scheduled time of a handed-off delivery's job.
+func (ho *Handoff) lease() time.Time { return ho.at.Add(ho.h.lease) }
+
+// placed records the jobs inserted for the reserved deliveries.
+func (ho *Handoff) placed(jobOf map[string]int64) {
+	if ho == nil || ho.h == nil {
+		return
+	}
+	for _, id := range ho.deliveries {
+		if job, ok := jobOf[id]; ok {
+			ho.jobs = append(ho.jobs, handoffJob{jobID: job, deliveryID: id})
+		}
+	}
+	ho.h.unreserve(len(ho.deliveries) - len(ho.jobs))
+	ho.deliveries = nil
+}
+
+// Release gives the places back: the transaction did not commit.
+func (ho *Handoff) Release() {
+	if ho == nil || ho.h == nil {
+		return
+	}
+	ho.h.unreserve(len(ho.deliveries) + len(ho.jobs))
+	ho.deliveries, ho.jobs = nil, nil
+}
+
+// Start makes each handed-off delivery's first attempt, each on a
+// goroutine of its own; call it once the transaction that inserted them has
+// committed. Once Handoffs has stopped, the jobs are given to River at once
+// instead.
+func (ho *Handoff) Start() {
+	if ho == nil || ho.h == nil || len(ho.jobs)+len(ho.deliveries) == 0 {
+		return
+	}
+	h, jobs := ho.h, ho.jobs
+	h.unreserve(len(ho.deliveries)) // planned but not inserted: none normally
+	ho.deliveries, ho.jobs = nil, nil
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		h.unreserve(len(jobs))
+		ctx, cancel := context.WithTimeout(context.Background(), h.w.cfg.BookkeepingTimeout)
+		defer cancel()
+		for _, j := range jobs {
+			h.move(ctx, j, time.Time{})
+		}
+		return
+	}
+	h.wg.Add(len(jobs))
+	h.mu.Unlock()
+	for _, j := range jobs {
+		go h.run(j)
+	}
+}
+
+// run makes j's first attempt as River would run its job, then leaves the
+// job where the attempt says.
+func (h *Handoffs) run(j handoffJob) {
+	defer h.wg.Done()
+	defer h.unreserve(1)
+	now := time.Now()
+	job := &river.Job[DeliveryArgs]{
+		JobRow: &rivertype.JobRow{
+			ID: j.jobID, Attempt: 1, AttemptedAt: &now, CreatedAt: now, Kind: DeliveryArgs{}.Kind(),
+			MaxAttempts: JobMaxAttemptsDefault, Metadata: []byte("{}"), Priority: PriorityNormal,
+			Queue: QueueDeliveries, ScheduledAt: now, State: rivertype.JobStateRunning,
+		},
+		Args: DeliveryArgs{DeliveryID: j.deliveryID},
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, h.w.Timeout(job))
+	err := h.work(ctx, job)
+	cancel()
+	if err == nil {
+		return // recorded (the job deleted with it), or nothing to send
+	}
+	var snooze *rivertype.JobSnoozeError
+	at := time.Now()
+	if errors.As(err, &snooze) {
+		at = at.Add(snooze.Duration)
+	} else {
+		h.log.Warn("handed-off delivery failed; River retries its job", zap.String("delivery_id", j.deliveryID), zap.Int64("job_id", j.jobID), zap.Error(err))
+		at = h.w.NextRetry(job)
+	}
+	bookCtx, cancelBook := context.WithTimeout(context.Background(), h.w.cfg.BookkeepingTimeout)
+	defer cancelBook()
+	h.move(bookCtx, j, at)
+}
+
+// work is Worker.Work, with a panic returned as an error (River recovers a
+// job's panic so).
+func (h *Handoffs) work(ctx context.Context, job *river.Job[DeliveryArgs]) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in a handed-off delivery: %v", p)
+		}
+	}()
+	return h.w.Work(ctx, job)
+}
+
+// move gives j's job to River at at (zero: now). When that fails the job
+// stays where it is, River's at the end of its lease.
+func (h *Handoffs) move(ctx context.Context, j handoffJob, at time.Time) {
+	if err := store.RescheduleJob(ctx, h.db, j.jobID, at); err != nil {
+		h.log.Error("could not give a handed-off delivery's job to River; River takes it at the end of its lease",
+			zap.String("delivery_id", j.deliveryID), zap.Int64("job_id", j.jobID), zap.Duration("lease", h.lease), zap.Error(err))
+	}
+}
+
+// Stop takes no more hand-offs (later ones go to River at once) and waits
+// for those under way; when ctx ends first, their attempts are cut short
+// (recorded as interrupted, their jobs given to River) and waited for.
+func (h *Handoffs) Stop(ctx context.Context) {
+	h.mu.Lock()
+	h.stopped = true
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		h.cancel()
+		<-done
+	}
+	h.cancel()
+}

@@ -1,0 +1,251 @@
+package engine_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mono/webhookd/internal/engine"
+	"github.com/mono/webhookd/internal/keyring"
+	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/store"
+	"github.com/mono/webhookd/internal/testdb"
+	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
+)
+
+// handoffRig is an enqueuer handing deliveries off to a worker, with no
+// River client working jobs: whatever is delivered, the hand-off sent.
+type handoffRig struct {
+	pool     *pgxpool.Pool
+	enqueuer *engine.Enqueuer
+	handoffs *engine.Handoffs
+	recv     *testreceiver.Receiver
+}
+
+func newHandoffRig(t *testing.T, account string, places int, respond testreceiver.Respond) *handoffRig {
+	t.Helper()
+	pool := testdb.New(t)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	recv := testreceiver.New(t, respond)
+	createWebhook(t, pool, keys, account, recv.URL+"/hook")
+	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	worker, err := engine.NewWorker(pool, keys, client, &engine.WorkerConfig{HTTPTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(worker.Close)
+	handoffs, err := engine.NewHandoffs(worker, pool, &engine.HandoffsConfig{Max: places, Lease: time.Hour})
+	require.NoError(t, err)
+	enqueuer, err := engine.NewEnqueuer(nil, nil) // insert-only: nothing works River's jobs
+	require.NoError(t, err)
+	enqueuer.SetHandoffs(handoffs)
+	return &handoffRig{pool: pool, enqueuer: enqueuer, handoffs: handoffs, recv: recv}
+}
+
+// enqueue stores events in one committed transaction and returns their
+// results and the hand-off, not started.
+func (r *handoffRig) enqueue(t *testing.T, events ...*engine.Event) ([]*engine.Enqueued, *engine.Handoff) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := r.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	res, ho, err := r.enqueuer.EnqueueEachHandoff(ctx, tx, events)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	return res, ho
+}
+
+type jobRow struct {
+	state       string
+	scheduledAt time.Time
+}
+
+// job is delivery id's job, ok false when it is gone.
+func (r *handoffRig) job(t *testing.T, deliveryID string) (jobRow, bool) {
+	t.Helper()
+	var j jobRow
+	err := r.pool.QueryRow(context.Background(), `
+SELECT j.state::text, j.scheduled_at FROM deliveries d JOIN river_job j ON j.id = d.job_id WHERE d.id = $1`, deliveryID).
+		Scan(&j.state, &j.scheduledAt)
+	if err != nil {
+		require.ErrorContains(t, err, "no rows")
+		return j, false
+	}
+	return j, true
+}
+
+func pingEvent(account string) *engine.Event {
+	return &engine.Event{AccountID: account, Type: "ping", Data: rawJSON(`{"n":1}`)}
+}
+
+// A handed-off delivery's job waits a lease ahead, so that neither River's
+// insert notification nor a fetch comes for it; after the commit the
+// process makes the attempt itself, and the statement recording the
+// success deletes the job. Over Max, a delivery is River's as before.
+func TestHandoffFirstAttempt(t *testing.T) {
+	t.Parallel()
+	r := newHandoffRig(t, "acct_handoff", 1, testreceiver.Status(http.StatusOK))
+	before := time.Now()
+	res, ho := r.enqueue(t, pingEvent("acct_handoff"), pingEvent("acct_handoff"))
+	handed, queued := res[0].Deliveries[0].ID, res[1].Deliveries[0].ID
+
+	job, ok := r.job(t, handed)
+	require.True(t, ok)
+	require.Equal(t, "scheduled", job.state)
+	require.WithinRange(t, job.scheduledAt, before.Add(time.Hour-time.Minute), time.Now().Add(time.Hour))
+	job, ok = r.job(t, queued)
+	require.True(t, ok)
+	require.Equal(t, "available", job.state, "over Max: River's queue")
+	require.Zero(t, r.recv.Count(), "nothing sent before Start")
+
+	ho.Start()
+	reqs := r.recv.Wait(t, 1, 10*time.Second)
+	require.Equal(t, res[0].EventID, reqs[0].Header.Get("Mono-Event-Id"))
+	d := waitFinished(t, r.pool, handed, 10*time.Second)
+	require.Equal(t, store.StateSucceeded, d.State)
+	require.Len(t, d.AttemptList, 1)
+	_, ok = r.job(t, handed)
+	require.False(t, ok, "the job is deleted with the last attempt")
+
+	// The other waits for River, which this rig doesn't run.
+	d, err := store.GetDelivery(context.Background(), r.pool, queued)
+	require.NoError(t, err)
+	require.Equal(t, store.StatePending, d.State)
+	require.Equal(t, 1, r.recv.Count())
+
+	// The place is free again: the next event is handed off.
+	res, ho = r.enqueue(t, pingEvent("acct_handoff"))
+	job, ok = r.job(t, res[0].Deliveries[0].ID)
+	require.True(t, ok)
+	require.Equal(t, "scheduled", job.state)
+	ho.Start()
+	require.Equal(t, store.StateSucceeded, waitFinished(t, r.pool, res[0].Deliveries[0].ID, 10*time.Second).State)
+}
+
+// A failed handed-off attempt leaves the job to River, due when the
+// delivery's next attempt is.
+func TestHandoffRetryIsRivers(t *testing.T) {
+	t.Parallel()
+	r := newHandoffRig(t, "acct_handoff_retry", 4, testreceiver.Status(http.StatusInternalServerError))
+	res, ho := r.enqueue(t, pingEvent("acct_handoff_retry"))
+	id := res[0].Deliveries[0].ID
+	ho.Start()
+	d := waitAttempts(t, r.pool, id, 1, 10*time.Second)
+	require.Equal(t, store.StatePending, d.State)
+	require.NotNil(t, d.NextAttemptAt)
+	// The job is moved after the attempt is recorded: wait for it.
+	var job jobRow
+	testwait.For(t, 10*time.Second, func() (bool, string) {
+		var ok bool
+		job, ok = r.job(t, id)
+		require.True(t, ok)
+		return job.scheduledAt.Before(time.Now().Add(time.Minute)), "job still on its lease: " + job.scheduledAt.String()
+	})
+	// The schedule's second attempt is 30 s after the first: River's
+	// scheduler makes the job available then.
+	require.Equal(t, "scheduled", job.state)
+	require.WithinDuration(t, *d.NextAttemptAt, job.scheduledAt, 2*time.Second)
+}
+
+// A transaction that doesn't commit gives its places back (Release); once
+// Handoffs has stopped, a hand-off goes to River's queue at once; and a
+// stop cuts an attempt under way short, recorded as interrupted, its job
+// River's at once.
+func TestHandoffReleaseAndStop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	hang := make(chan struct{})
+	r := newHandoffRig(t, "acct_handoff_stop", 1, func(n int, w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-hang:
+		case <-req.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	defer close(hang)
+
+	tx, err := r.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, ho, err := r.enqueuer.EnqueueEachHandoff(ctx, tx, []*engine.Event{pingEvent("acct_handoff_stop")})
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback(ctx))
+	ho.Release()
+
+	// Its place is free: this one is handed off, and hangs.
+	res, ho := r.enqueue(t, pingEvent("acct_handoff_stop"))
+	hung := res[0].Deliveries[0].ID
+	job, ok := r.job(t, hung)
+	require.True(t, ok)
+	require.Equal(t, "scheduled", job.state)
+	ho.Start()
+	r.recv.Wait(t, 1, 10*time.Second)
+
+	// The one place is taken: this one is River's.
+	res, _ = r.enqueue(t, pingEvent("acct_handoff_stop"))
+	job, ok = r.job(t, res[0].Deliveries[0].ID)
+	require.True(t, ok)
+	require.Equal(t, "available", job.state)
+
+	stopCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	r.handoffs.Stop(stopCtx)
+	d := waitAttempts(t, r.pool, hung, 1, 10*time.Second)
+	require.Equal(t, store.StatePending, d.State)
+	require.NotNil(t, d.AttemptList[0].ErrorKind)
+	require.Equal(t, engine.ErrorKindInterrupted, *d.AttemptList[0].ErrorKind)
+	require.Zero(t, d.Attempts, "an interrupted attempt doesn't count")
+	job, ok = r.job(t, hung)
+	require.True(t, ok)
+	require.Equal(t, "available", job.state, "given to River at once")
+	require.WithinDuration(t, time.Now(), job.scheduledAt, 5*time.Second)
+
+	// Planned before the stop, started after it: River's at once.
+	stopped := newHandoffRig(t, "acct_handoff_stopped", 4, testreceiver.Status(http.StatusOK))
+	res, ho = stopped.enqueue(t, pingEvent("acct_handoff_stopped"))
+	job, ok = stopped.job(t, res[0].Deliveries[0].ID)
+	require.True(t, ok)
+	require.Equal(t, "scheduled", job.state)
+	stopped.handoffs.Stop(ctx)
+	ho.Start()
+	job, ok = stopped.job(t, res[0].Deliveries[0].ID)
+	require.True(t, ok)
+	require.Equal(t, "available", job.state)
+	require.Zero(t, stopped.recv.Count())
+}
+
+// A hand-off never started (the process died after the commit) is River's
+// at the end of its lease: a server's workers deliver it then.
+func TestHandoffNotStartedIsRiversAtLease(t *testing.T) {
+	t.Parallel()
+	b := setupServer(t, nil)
+	recv := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	createWebhook(t, b.pool, b.keys, "acct_handoff_lease", recv.URL+"/hook")
+	client, err := outbound.NewClient(&outbound.Policy{AllowPrivate: true}, &outbound.ClientConfig{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	dead, err := engine.NewWorker(b.pool, b.keys, client, nil) // the dead process's: never runs
+	require.NoError(t, err)
+	handoffs, err := engine.NewHandoffs(dead, b.pool, &engine.HandoffsConfig{Max: 1, Lease: time.Second})
+	require.NoError(t, err)
+	enqueuer, err := engine.NewEnqueuer(b.srv.River(), nil)
+	require.NoError(t, err)
+	enqueuer.SetHandoffs(handoffs)
+	r := &handoffRig{pool: b.pool, enqueuer: enqueuer, handoffs: handoffs, recv: recv}
+
+	res, _ := r.enqueue(t, pingEvent("acct_handoff_lease")) // not started
+	id := res[0].Deliveries[0].ID
+	job, ok := r.job(t, id)
+	require.True(t, ok)
+	require.Equal(t, "scheduled", job.state)
+	// River's scheduler makes due jobs available every few seconds.
+	d := waitFinished(t, b.pool, id, 30*time.Second)
+	require.Equal(t, store.StateSucceeded, d.State)
+	require.Len(t, d.AttemptList, 1)
+	require.Equal(t, 1, recv.Count())
+	require.False(t, recv.Requests()[0].At.Before(job.scheduledAt), "not before the lease ended")
+}
