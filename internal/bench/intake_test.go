@@ -53,7 +53,7 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Positive(t, in.Paced.N)
 	require.Contains(t, out.String(), "| 8 | intake:")
 	require.Contains(t, out.String(), "FetchCooldown 30ms, FetchPollInterval 50ms")
-	require.Contains(t, out.String(), "(intake transactions at once: 2)")
+	require.Contains(t, out.String(), "(intake transactions at once: 2; first attempts handed off at once, where the API works deliveries too: 100)")
 
 	q := res.Quiet
 	require.NotNil(t, q)
