@@ -19,8 +19,8 @@ import (
 // Hand-offs: the first attempt of a delivery accepted by a process that
 // also works deliveries is made by that process straight after the commit,
 // without River fetching its job (issue 30: at low rates each event cost
-// ~6 round trips, two of them River's insert notification and fetch, and
-// the fetch's update of the job row ~490 bytes of WAL).
+// ~7 round trips, two of them River's insert notification and fetch, and
+// the fetch's update of the job row ~520 bytes of WAL).
 //
 // Nothing about durability changes: the job is inserted in the event's
 // transaction as always, only scheduled a lease ahead (state scheduled,
