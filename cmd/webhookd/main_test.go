@@ -329,6 +329,7 @@ func TestServeBadConfig(t *testing.T) {
 		{"BadTestSendsInFlight", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_TEST_SENDS_IN_FLIGHT=2.5"}, `WEBHOOKD_TEST_SENDS_IN_FLIGHT (-test-sends-in-flight): "2.5" is not a whole number >= 0`},
 		{"BadIntakeTransactions", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_INTAKE_TRANSACTIONS=two"}, `WEBHOOKD_INTAKE_TRANSACTIONS (-intake-transactions): "two" is not a whole number >= 0`},
 		{"ManyIntakeTransactions", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_INTAKE_TRANSACTIONS=17"}, `WEBHOOKD_INTAKE_TRANSACTIONS must be from 1 to 16 (got 17)`},
+		{"BadHandoffs", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_HANDOFFS=-3"}, `WEBHOOKD_HANDOFFS (-handoffs): "-3" is not a whole number >= 0`},
 	}
 	// A metrics port that is taken.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
