@@ -307,7 +307,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 		return nil
 	})
 	s.boolean("allow-private-networks", "WEBHOOKD_ALLOW_PRIVATE_NETWORKS", "false", "allow private/loopback webhook targets (development and tests only)", &cfg.AllowPrivateNetworks)
-	handoffs := s.str("handoffs", "WEBHOOKD_HANDOFFS", strconv.Itoa(engine.HandoffsMaxDefault), "first attempts of POST /v1/events deliveries a process that is API and worker makes at once itself, straight after the commit, instead of through River's queue (0: none)")
+	handoffs := s.str("handoffs", "WEBHOOKD_HANDOFFS", strconv.Itoa(engine.HandoffsMaxDefault), "first attempts of deliveries of POST /v1/events(/batch) that a process that is API and worker makes at once itself, straight after the commit, instead of through River's queue (0: none)")
 	s.parsers = append(s.parsers, func() error {
 		n, err := strconv.Atoi(strings.TrimSpace(*handoffs))
 		if err != nil || n < 0 {

@@ -67,21 +67,11 @@ func (a *API) enqueueEach(ctx context.Context, events []*engine.Event) ([]enqueu
 		for i, j := range todo {
 			batch[i] = events[j]
 		}
-		var (
-			results []*engine.Enqueued
-			handoff *engine.Handoff
-		)
-		err := a.enqueueTx(ctx, func(tx pgx.Tx) (err error) {
+		var results []*engine.Enqueued
+		err := a.enqueueTx(ctx, func(tx pgx.Tx) (handoff *engine.Handoff, err error) {
 			results, handoff, err = a.enqueuer.EnqueueEachHandoff(ctx, tx, batch)
-			return err
+			return handoff, err
 		})
-		if err != nil {
-			handoff.Release() // not committed (nil when enqueueing failed)
-		} else {
-			// Committed: this process makes the first attempts it can
-			// (engine.Handoffs, when it also works deliveries).
-			handoff.Start()
-		}
 		if err == nil {
 			for i, j := range todo {
 				out[j].res = results[i]

@@ -84,8 +84,11 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 // enqueueTx runs enqueue in a transaction of its own, committed when
-// enqueue succeeds. enqueue's errors come back as they are.
-func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) error) error {
+// enqueue succeeds. enqueue's errors come back as they are. The hand-off
+// enqueue returns (engine.Handoffs, in a process that works deliveries
+// too; nil otherwise) is started once the transaction has committed, and
+// released when it has not.
+func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) (*engine.Handoff, error)) error {
 	// BEGIN goes with the first statement, the events' insert with the
 	// COMMIT: two round trips fewer (store.PipelinedTx).
 	tx, err := store.BeginPipelined(ctx, a.pool)
@@ -93,12 +96,15 @@ func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) error) error {
 		return fmt.Errorf("error beginning transaction: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	if err := enqueue(tx); err != nil {
-		return err
+	handoff, err := enqueue(tx)
+	if err != nil {
+		return err // nothing reserved
 	}
 	if err := tx.Commit(ctx); err != nil {
+		handoff.Release()
 		return fmt.Errorf("error committing: %w", err)
 	}
+	handoff.Start()
 	return nil
 }
 
@@ -201,9 +207,9 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var results []*engine.Enqueued
-	err := a.enqueueTx(r.Context(), func(tx pgx.Tx) (err error) {
-		results, err = a.enqueuer.EnqueueMany(r.Context(), tx, events)
-		return err
+	err := a.enqueueTx(r.Context(), func(tx pgx.Tx) (handoff *engine.Handoff, err error) {
+		results, handoff, err = a.enqueuer.EnqueueManyHandoff(r.Context(), tx, events)
+		return handoff, err
 	})
 	if err != nil {
 		var (

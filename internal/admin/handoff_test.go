@@ -17,17 +17,18 @@ import (
 )
 
 // A server that is both API and worker makes the first attempt of an event
-// POSTed to it itself (WEBHOOKD_HANDOFFS): while the receiver holds the
-// attempt, the delivery's job still waits on its lease (scheduled), where
-// River would have it running; the success deletes it. With
-// WEBHOOKD_HANDOFFS=0 (server.HandoffsOff) River's worker runs the job.
+// POSTed to it itself (WEBHOOKD_HANDOFFS), alone or in a batch: while the
+// receiver holds the attempt, the delivery's job still waits on its lease
+// (scheduled), where River would have it running; the success deletes it.
+// With WEBHOOKD_HANDOFFS=0 (server.HandoffsOff) River's worker runs the job.
 func TestHandoffsWired(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		handoffs int
+		batch    bool
 		want     string
-	}{{"Default", 0, "scheduled"}, {"Off", server.HandoffsOff, "running"}} {
+	}{{"Default", 0, false, "scheduled"}, {"Batch", 0, true, "scheduled"}, {"Off", server.HandoffsOff, false, "running"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := startServerWith(t, true, func(c *server.Config) { c.Handoffs = tc.handoffs })
@@ -42,10 +43,22 @@ func TestHandoffsWired(t *testing.T) {
 			account := "acct_handoff_" + tc.name
 			resp := b.do(t, request{method: http.MethodPost, path: "/v1/webhooks", body: `{"account_id":"` + account + `","url":"` + recv.URL + `/hook"}`})
 			require.Equal(t, http.StatusCreated, resp.status, "body: %s", resp.body)
-			resp = b.do(t, request{method: http.MethodPost, path: "/v1/events", body: `{"account_id":"` + account + `","type":"order.created","data":{}}`})
-			require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+			event := `{"account_id":"` + account + `","type":"order.created","data":{}}`
 			var ev apitype.Enqueued
-			require.NoError(t, json.Unmarshal(resp.body, &ev))
+			if tc.batch {
+				resp = b.do(t, request{method: http.MethodPost, path: "/v1/events/batch", body: `{"events":[` + event + `]}`})
+				require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+				var page struct {
+					Data []apitype.Enqueued `json:"data"`
+				}
+				require.NoError(t, json.Unmarshal(resp.body, &page))
+				require.Len(t, page.Data, 1)
+				ev = page.Data[0]
+			} else {
+				resp = b.do(t, request{method: http.MethodPost, path: "/v1/events", body: event})
+				require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+				require.NoError(t, json.Unmarshal(resp.body, &ev))
+			}
 			require.Len(t, ev.Deliveries, 1)
 			id := ev.Deliveries[0].ID
 

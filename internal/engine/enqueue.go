@@ -302,13 +302,24 @@ func (e *Enqueuer) EnqueueEach(ctx context.Context, tx pgx.Tx, events []*Event) 
 // the Handoff once tx has committed, or Release it when tx did not. On an
 // error nothing is reserved and the Handoff is nil.
 func (e *Enqueuer) EnqueueEachHandoff(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, *Handoff, error) {
+	return e.enqueueHandoff(ctx, tx, events, true)
+}
+
+// EnqueueManyHandoff is EnqueueMany handing deliveries off as
+// EnqueueEachHandoff does.
+func (e *Enqueuer) EnqueueManyHandoff(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, *Handoff, error) {
+	return e.enqueueHandoff(ctx, tx, events, false)
+}
+
+// enqueueHandoff is enqueueMany with this process's Handoffs, if any.
+func (e *Enqueuer) enqueueHandoff(ctx context.Context, tx pgx.Tx, events []*Event, perEvent bool) ([]*Enqueued, *Handoff, error) {
 	h := e.handoffs.Load()
 	if h == nil {
-		out, err := e.enqueueMany(ctx, tx, events, true, nil)
+		out, err := e.enqueueMany(ctx, tx, events, perEvent, nil)
 		return out, nil, err
 	}
 	ho := &Handoff{h: h}
-	out, err := e.enqueueMany(ctx, tx, events, true, ho)
+	out, err := e.enqueueMany(ctx, tx, events, perEvent, ho)
 	if err != nil {
 		ho.Release()
 		return nil, nil, err
