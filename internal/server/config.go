@@ -280,11 +280,12 @@ type Config struct {
 	KeepFinishedJobs bool
 	// Handoffs is the most first attempts a process that is both API and
 	// worker makes at once of deliveries it accepted through POST
-	// /v1/events and /v1/events/batch, straight after the commit instead of through River's
-	// queue (WEBHOOKD_HANDOFFS; engine.Handoffs): two round trips and the
-	// job's fetch fewer per delivery. Defaults to engine.HandoffsMaxDefault
-	// (100); HandoffsOff: none. Off as well with KeepFinishedJobs (a
-	// handed-off job is deleted with its last attempt, never completed).
+	// /v1/events and /v1/events/batch, straight after the commit instead
+	// of through River's queue (WEBHOOKD_HANDOFFS; engine.Handoffs): two
+	// round trips and the job's fetch fewer per delivery. Defaults to
+	// engine.HandoffsMaxDefault (100); HandoffsOff: none. Off as well with
+	// KeepFinishedJobs (a handed-off job is deleted with its last attempt,
+	// never completed).
 	Handoffs int
 	// TracerProvider receives webhookd's spans: one per POST /v1/events
 	// and /v1/events/batch request, one per attempt, in the producer's
