@@ -69,7 +69,7 @@ func (a *API) enqueueEach(ctx context.Context, events []*engine.Event) ([]enqueu
 		}
 		var results []*engine.Enqueued
 		err := a.enqueueTx(ctx, func(tx pgx.Tx) (handoff *engine.Handoff, err error) {
-			results, handoff, err = a.enqueuer.EnqueueEachHandoff(ctx, tx, batch)
+			results, handoff, err = a.enqueuer.EnqueueEach(ctx, tx, batch)
 			return handoff, err
 		})
 		if err == nil {

@@ -85,7 +85,7 @@ func TestIntakeTransactions(t *testing.T) {
 		holder, err := pool.Begin(ctx)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = holder.Rollback(ctx) })
-		_, err = enqueuer.EnqueueEach(ctx, holder, []*engine.Event{ev(key, `{"v":1}`)})
+		_, _, err = enqueuer.EnqueueEach(ctx, holder, []*engine.Event{ev(key, `{"v":1}`)})
 		require.NoError(t, err)
 
 		waiting := make(chan error, 1)

@@ -81,7 +81,7 @@ func serverSettings(cfg *Config) string {
 	c := (&server.Config{
 		MaxWorkers: cfg.MaxWorkers, WebhookConcurrency: cfg.WebhookConcurrency, DBMaxConns: cfg.DBMaxConns, HTTPTimeout: cfg.HTTPTimeout,
 		FetchCooldown: cfg.FetchCooldown, FetchPollInterval: cfg.FetchPollInterval, IntakeTransactions: cfg.IntakeTransactions,
-		Handoffs: cfg.Handoffs,
+		Handoffs: cfg.Handoffs, KeepFinishedJobs: cfg.KeepFinishedJobs,
 	}).WithDefaults()
 	bulk := "no limit"
 	switch {
@@ -108,8 +108,8 @@ func serverSettings(cfg *Config) string {
 		finished += fmt.Sprintf(", deliveries' fillfactor %d", cfg.DeliveriesFillfactor)
 	}
 	handoffs := "none"
-	if c.Handoffs > 0 && !cfg.KeepFinishedJobs {
-		handoffs = strconv.Itoa(c.Handoffs)
+	if n := c.HandoffsAtOnce(); n > 0 {
+		handoffs = strconv.Itoa(n)
 	}
 	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s, finished delivery jobs %s; events POSTed with %s (intake transactions at once: %d; first attempts handed off at once, where the API works deliveries too: %s), account keys' rate limits: management %s, intake %s",
 		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout, finished,

@@ -139,7 +139,7 @@ type Enqueuer struct {
 	now       func() time.Time
 	fair      *fairness
 	maxFanout int
-	handoffs  atomic.Pointer[Handoffs] // EnqueueEachHandoff's (SetHandoffs)
+	handoffs  atomic.Pointer[Handoffs] // EnqueueEach's and EnqueueManyHandoff's (SetHandoffs)
 }
 
 // EnqueuerConfig configures an Enqueuer.
@@ -187,8 +187,8 @@ func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*
 	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now), maxFanout: cfg.MaxFanout}, nil
 }
 
-// SetHandoffs makes EnqueueEachHandoff hand deliveries off to h (the
-// server does, in a process that also works deliveries).
+// SetHandoffs makes EnqueueEach and EnqueueManyHandoff hand deliveries off
+// to h (the server does, in a process that also works deliveries).
 func (e *Enqueuer) SetHandoffs(h *Handoffs) { e.handoffs.Store(h) }
 
 // MaxFanout is the most deliveries one call may create; 0 is no limit.
@@ -291,22 +291,18 @@ func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) 
 // EnqueueEach is EnqueueMany for events of separate requests stored in one
 // transaction (the API batches concurrent POST /v1/events so): MaxFanout
 // applies to each event alone, and an event over it fails the call with a
-// *FanoutError naming its Index.
-func (e *Enqueuer) EnqueueEach(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, error) {
-	return e.enqueueMany(ctx, tx, events, true, nil)
-}
-
-// EnqueueEachHandoff is EnqueueEach whose deliveries that go at once are
-// handed off to this process's Handoffs (SetHandoffs; without them it is
-// EnqueueEach): their jobs wait a lease ahead, and the caller must Start
-// the Handoff once tx has committed, or Release it when tx did not. On an
-// error nothing is reserved and the Handoff is nil.
-func (e *Enqueuer) EnqueueEachHandoff(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, *Handoff, error) {
+// *FanoutError naming its Index. Its deliveries that go at once are handed
+// off to this process's Handoffs, when set (SetHandoffs): their jobs wait
+// a lease ahead, and the caller must Start the Handoff once tx has
+// committed, or Release it when tx did not (both do nothing on a nil
+// Handoff, which is what comes back without Handoffs). On an error nothing
+// is reserved and the Handoff is nil.
+func (e *Enqueuer) EnqueueEach(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, *Handoff, error) {
 	return e.enqueueHandoff(ctx, tx, events, true)
 }
 
-// EnqueueManyHandoff is EnqueueMany handing deliveries off as
-// EnqueueEachHandoff does.
+// EnqueueManyHandoff is EnqueueMany handing deliveries off as EnqueueEach
+// does.
 func (e *Enqueuer) EnqueueManyHandoff(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, *Handoff, error) {
 	return e.enqueueHandoff(ctx, tx, events, false)
 }

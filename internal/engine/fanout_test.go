@@ -112,14 +112,14 @@ func TestEnqueueFanoutLimit(t *testing.T) {
 		b := setup(t)
 
 		require.NoError(t, inTx(t, b, func(tx pgx.Tx) error {
-			res, err := b.limited.EnqueueEach(context.Background(), tx, []*engine.Event{event("order.created", ""), event("order.created", "")})
+			res, _, err := b.limited.EnqueueEach(context.Background(), tx, []*engine.Event{event("order.created", ""), event("order.created", "")})
 			if err == nil {
 				require.Len(t, res, 2)
 			}
 			return err
 		}))
 		err := inTx(t, b, func(tx pgx.Tx) error {
-			_, err := b.limited.EnqueueEach(context.Background(), tx, []*engine.Event{event("order.created", ""), event("order.created", ""), event("order.paid", "")})
+			_, _, err := b.limited.EnqueueEach(context.Background(), tx, []*engine.Event{event("order.created", ""), event("order.created", ""), event("order.paid", "")})
 			return err
 		})
 		requireFanout(t, err, 6, 2)

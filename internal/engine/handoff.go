@@ -246,8 +246,12 @@ func (h *Handoffs) move(ctx context.Context, j handoffJob, at time.Time) {
 
 // Stop takes no more hand-offs (later ones go to River at once) and waits
 // for those under way; when ctx ends first, their attempts are cut short
-// (recorded as interrupted, their jobs given to River) and waited for.
+// (recorded as interrupted, their jobs given to River) and waited for. On
+// nil it does nothing.
 func (h *Handoffs) Stop(ctx context.Context) {
+	if h == nil {
+		return
+	}
 	h.mu.Lock()
 	h.stopped = true
 	h.mu.Unlock()

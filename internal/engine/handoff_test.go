@@ -55,7 +55,7 @@ func (r *handoffRig) enqueue(t *testing.T, events ...*engine.Event) ([]*engine.E
 	tx, err := r.pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
-	res, ho, err := r.enqueuer.EnqueueEachHandoff(ctx, tx, events)
+	res, ho, err := r.enqueuer.EnqueueEach(ctx, tx, events)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
 	return res, ho
@@ -172,7 +172,7 @@ func TestHandoffReleaseAndStop(t *testing.T) {
 
 	tx, err := r.pool.Begin(ctx)
 	require.NoError(t, err)
-	_, ho, err := r.enqueuer.EnqueueEachHandoff(ctx, tx, []*engine.Event{pingEvent("acct_handoff_stop")})
+	_, ho, err := r.enqueuer.EnqueueEach(ctx, tx, []*engine.Event{pingEvent("acct_handoff_stop")})
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback(ctx))
 	ho.Release()

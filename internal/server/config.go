@@ -330,9 +330,9 @@ func (s *TestSignals) replayBatch() *engine.ReplayBatchTestSignals {
 // HandoffsOff is Config.Handoffs for none (WEBHOOKD_HANDOFFS=0).
 const HandoffsOff = -1
 
-// handoffs is how many hand-offs the process makes at once: none unless it
-// is both API and worker and deletes finished jobs.
-func (c *Config) handoffs() int {
+// HandoffsAtOnce is how many hand-offs the process makes at once: none (0)
+// unless it is both API and worker and deletes finished jobs.
+func (c *Config) HandoffsAtOnce() int {
 	if !c.API || !c.Worker || c.KeepFinishedJobs || c.Handoffs <= 0 {
 		return 0
 	}

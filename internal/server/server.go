@@ -270,7 +270,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	health.SetNotifier(enqueuer) // endpoint.failing
 	worker.SetNotifier(enqueuer) // delivery.dead, with the deaths
 	var handoffs *engine.Handoffs
-	if n := cfg.handoffs(); n > 0 {
+	if n := cfg.HandoffsAtOnce(); n > 0 {
 		// First attempts of the events this process accepts, made here
 		// after the commit; a job left behind is River's once the lease
 		// is as long as River waits for a job stuck running.
@@ -547,11 +547,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		handoffsDone := make(chan struct{})
 		go func() {
 			defer close(handoffsDone)
-			if s.handoffs != nil {
-				softCtx, cancelSoft := context.WithTimeout(shutdownCtx, s.cfg.ShutdownTimeout)
-				defer cancelSoft()
-				s.handoffs.Stop(softCtx)
-			}
+			softCtx, cancelSoft := context.WithTimeout(shutdownCtx, s.cfg.ShutdownTimeout)
+			defer cancelSoft()
+			s.handoffs.Stop(softCtx) // nil: none
 		}()
 		if err := s.river.Stop(shutdownCtx); err != nil {
 			errs = append(errs, fmt.Errorf("error stopping River: %w", err))
