@@ -545,7 +545,8 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 				ho.take(ev.DeliveryIDs[j]) {
 				// Attempted by this process after the commit; River's
 				// at the end of the lease (internal/engine/handoff.go).
-				jobOpts = &river.InsertOpts{Priority: PriorityNormal, ScheduledAt: ho.lease()}
+				// Its job is written with the event (leasedJobs below).
+				continue
 			}
 			params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: ev.DeliveryIDs[j]}, InsertOpts: jobOpts})
 		}
@@ -559,12 +560,24 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		return nil, err
 	}
 
-	// One River insert for every delivery of the batch, then one statement
-	// for the events and deliveries pointing at their jobs.
-	if len(params) > 0 {
-		jobOf, err := insertDeliveryJobs(ctx, e.river, tx, params)
-		if err != nil {
-			return nil, err
+	// One River insert for every delivery of the batch that River's queue
+	// takes, then one statement for the events, the deliveries pointing at
+	// their jobs, and the handed-off deliveries' jobs.
+	leased, err := ho.leasedJobs(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if len(params) > 0 || leased != nil {
+		jobOf := map[string]int64{}
+		if len(params) > 0 {
+			if jobOf, err = insertDeliveryJobs(ctx, e.river, tx, params); err != nil {
+				return nil, err
+			}
+		}
+		if leased != nil {
+			for k, id := range leased.Deliveries {
+				jobOf[id] = leased.IDs[k]
+			}
 		}
 		for _, ev := range fresh {
 			for j, id := range ev.DeliveryIDs {
@@ -574,7 +587,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		ho.placed(jobOf)
 	}
 	if len(fresh) > 0 {
-		if err := store.InsertEvents(ctx, tx, fresh); err != nil {
+		if err := store.InsertEventsWithJobs(ctx, tx, fresh, leased); err != nil {
 			return nil, fmt.Errorf("error inserting events: %w", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,30 @@ type Handoffs struct {
 	mu       sync.Mutex // guards stopped and wg.Add against Stop
 	stopped  bool
 	wg       sync.WaitGroup
+	idMu     sync.Mutex // guards ids
+	ids      []int64    // River job ids taken from its sequence, not yet used
+}
+
+// jobIDBlock is how many job ids Handoffs takes from River's sequence at a
+// time (a gap in the sequence is all that an unused one leaves).
+const jobIDBlock = 128
+
+// jobIDs returns n ids for handed-off deliveries' jobs, taking another
+// block from River's sequence through tx when too few are left: within
+// the enqueue's own transaction, so that it needs no second connection.
+func (h *Handoffs) jobIDs(ctx context.Context, tx store.DB, n int) ([]int64, error) {
+	h.idMu.Lock()
+	defer h.idMu.Unlock()
+	if len(h.ids) < n {
+		more, err := store.JobIDs(ctx, tx, max(n-len(h.ids), jobIDBlock))
+		if err != nil {
+			return nil, fmt.Errorf("error taking job ids: %w", err)
+		}
+		h.ids = append(h.ids, more...)
+	}
+	ids := slices.Clone(h.ids[:n])
+	h.ids = h.ids[n:]
+	return ids, nil
 }
 
 // NewHandoffs returns Handoffs that run attempts with w and move their jobs
@@ -138,6 +163,24 @@ func (ho *Handoff) take(deliveryID string) bool {
 
 // lease is the scheduled time of a handed-off delivery's job.
 func (ho *Handoff) lease() time.Time { return ho.at.Add(ho.h.lease) }
+
+// leasedJobs gives each reserved delivery its job's id, and returns the
+// jobs for the enqueue's events-and-deliveries statement to write (nil
+// when none was reserved), each scheduled at the end of the lease.
+func (ho *Handoff) leasedJobs(ctx context.Context, tx store.DB) (*store.LeasedJobs, error) {
+	if ho == nil || ho.h == nil || len(ho.deliveries) == 0 {
+		return nil, nil
+	}
+	ids, err := ho.h.jobIDs(ctx, tx, len(ho.deliveries))
+	if err != nil {
+		return nil, err
+	}
+	opts := DeliveryArgs{}.InsertOpts()
+	return &store.LeasedJobs{
+		Kind: DeliveryArgs{}.Kind(), Queue: opts.Queue, MaxAttempts: opts.MaxAttempts, Priority: PriorityNormal,
+		ScheduledAt: ho.lease(), IDs: ids, Deliveries: slices.Clone(ho.deliveries),
+	}, nil
+}
 
 // placed records the jobs inserted for the reserved deliveries.
 func (ho *Handoff) placed(jobOf map[string]int64) {

@@ -103,6 +103,19 @@ func TestHandoffFirstAttempt(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "available", job.state, "over Max: River's queue")
 	require.Zero(t, r.recv.Count(), "nothing sent before Start")
+	// The handed-off delivery's job, written with the event, is the row
+	// River's insert wrote for the other, but for its id, its delivery
+	// and its lease.
+	var handedRow, queuedRow string
+	const jobAsRiverSees = `SELECT jsonb_build_object('args', args - 'delivery_id', 'keys', (SELECT array_agg(k) FROM jsonb_object_keys(args) k),
+	    'kind', kind, 'queue', queue, 'priority', priority, 'max_attempts', max_attempts, 'metadata', metadata, 'tags', tags,
+	    'unique_key', unique_key, 'unique_states', unique_states, 'attempt', attempt, 'attempted_at', attempted_at,
+	    'attempted_by', attempted_by, 'errors', errors, 'finalized_at', finalized_at, 'recent', created_at > now() - interval '1 minute')::text
+	FROM river_job WHERE args->>'delivery_id' = $1`
+	require.NoError(t, r.pool.QueryRow(context.Background(), jobAsRiverSees, handed).Scan(&handedRow))
+	require.NoError(t, r.pool.QueryRow(context.Background(), jobAsRiverSees, queued).Scan(&queuedRow))
+	require.Equal(t, queuedRow, handedRow)
+	require.Contains(t, handedRow, `"kind": "webhookd.delivery"`)
 
 	ho.Start()
 	reqs := r.recv.Wait(t, 1, 10*time.Second)

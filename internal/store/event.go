@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -38,18 +39,25 @@ type NewEvent struct {
 	Slots []*time.Time
 }
 
-const eventsInsert = `
+// eventsInsertSQL is InsertEvents' statement: %s is where LeasedJobs' CTE
+// goes when there are some.
+const eventsInsertSQL = `
 WITH event AS (
     INSERT INTO events (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)
     SELECT e.id, e.account_id, e.type, e.body, e.occurred_at, e.idempotency_key, e.created_at, e.part_day, e.traceparent
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[], $7::timestamptz[], $15::date[], $17::text[])
         AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)
-)
+)%s
 INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, next_attempt_at, created_at, updated_at, part_day, state, fifo_seq, throttle_slot)
 SELECT d.id, d.event_id, d.webhook_id, d.account_id, d.event_type, nullif(d.job_id, 0), coalesce(d.slot, d.created_at), d.created_at, d.created_at, d.part_day,
        CASE WHEN d.job_id = 0 THEN 'paused' ELSE 'pending' END, nullif(d.fifo_seq, 0), d.slot
 FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $16::date[], $18::bigint[], $19::timestamptz[])
     AS d (id, event_id, webhook_id, account_id, event_type, job_id, created_at, part_day, fifo_seq, slot)`
+
+var (
+	eventsInsert     = fmt.Sprintf(eventsInsertSQL, "")
+	eventsJobsInsert = fmt.Sprintf(eventsInsertSQL, leasedJobsInsert)
+)
 
 // InsertEvents inserts the events and all their deliveries in one
 // statement, however many there are. An event and its deliveries go into
@@ -58,6 +66,12 @@ FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::
 // In a PipelinedTx the statement is queued: it goes with the transaction's
 // next statement or its COMMIT, which returns its error.
 func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
+	return InsertEventsWithJobs(ctx, db, events, nil)
+}
+
+// InsertEventsWithJobs is InsertEvents, writing jobs (nil or none: no
+// job) into River's table in the same statement.
+func InsertEventsWithJobs(ctx context.Context, db DB, events []*NewEvent, jobs *LeasedJobs) error {
 	n := len(events)
 	var (
 		ids, accounts, types = make([]string, n), make([]string, n), make([]string, n)
@@ -93,13 +107,18 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 	}
 	args := []any{ids, accounts, types, bodies, occurred, keys, created,
 		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces, dSeqs, dSlots}
+	statement := eventsInsert
+	if jobs != nil && len(jobs.IDs) > 0 {
+		statement = eventsJobsInsert
+		args = append(args, jobs.Kind, jobs.MaxAttempts, jobs.Priority, jobs.Queue, jobs.ScheduledAt, jobs.IDs, jobs.Deliveries)
+	}
 	if tx, ok := db.(*PipelinedTx); ok {
 		// Sent with the transaction's next statement or its COMMIT, whose
 		// error is this one's too.
-		tx.Queue(eventsInsert, args...)
+		tx.Queue(statement, args...)
 		return nil
 	}
-	_, err := db.Exec(ctx, eventsInsert, args...)
+	_, err := db.Exec(ctx, statement, args...)
 	return err
 }
 

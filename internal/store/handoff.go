@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // jobReschedule gives a handed-off delivery's job (engine.Handoffs) to
@@ -24,4 +27,49 @@ func RescheduleJob(ctx context.Context, db DB, id int64, at time.Time) error {
 	}
 	_, err := db.Exec(ctx, jobReschedule, id, at)
 	return err
+}
+
+// LeasedJobs are delivery jobs that InsertEventsWithJobs writes into
+// River's table itself, in the statement that inserts their events and
+// deliveries: the jobs of handed-off deliveries (engine.Handoffs), each
+// scheduled at the end of its lease. The row is the one River's insert
+// writes for the same job (River's JobInsertFastMany: the args' JSON, the
+// kind, queue, priority and maximum attempts, empty metadata and tags, no
+// unique key), so that River works it as its own when the lease ends, and
+// it saves the intake River's insert: a round trip, where the rest of the
+// transaction is pipelined.
+type LeasedJobs struct {
+	Kind        string
+	Queue       string
+	MaxAttempts int
+	Priority    int
+	ScheduledAt time.Time
+	// IDs (from River's sequence, JobIDs) and Deliveries are parallel:
+	// each job's id and its delivery's, its only argument.
+	IDs        []int64
+	Deliveries []string
+}
+
+// leasedJobsInsert is the CTE eventsInsert takes for LeasedJobs, its
+// parameters after eventsInsert's own.
+const leasedJobsInsert = `, job AS (
+    INSERT INTO river_job (id, args, kind, max_attempts, priority, queue, scheduled_at, state)
+    SELECT j.id, jsonb_build_object('delivery_id', j.delivery_id), $20, $21, $22, $23, $24, 'scheduled'
+    FROM unnest($25::bigint[], $26::text[]) AS j (id, delivery_id)
+)`
+
+// JobIDs takes n ids from River's job sequence in one statement.
+func JobIDs(ctx context.Context, db DB, n int) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT nextval('river_job_id_seq') FROM generate_series(1, $1::int)`, n)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("river_job_id_seq gave %d ids of %d", len(ids), n)
+	}
+	return ids, nil
 }
