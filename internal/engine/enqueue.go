@@ -471,7 +471,11 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 	if len(accounts) > 0 {
 		slices.Sort(accounts)
 		var err error
-		if webhooks, err = store.LiveWebhooks(ctx, tx, slices.Compact(accounts)); err != nil {
+		read := store.LiveWebhooks
+		if ho.active() {
+			read = store.LiveWebhooksWithTargets // a handed-off delivery's attempt needs no load
+		}
+		if webhooks, err = read(ctx, tx, slices.Compact(accounts)); err != nil {
 			return nil, fmt.Errorf("error listing webhooks: %w", err)
 		}
 	}
@@ -584,6 +588,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 				ev.JobIDs[j] = jobOf[id] // 0 for a paused webhook's
 			}
 		}
+		ho.preload(fresh, freshTargets)
 		ho.placed(jobOf)
 	}
 	if len(fresh) > 0 {

@@ -142,11 +142,41 @@ type Handoff struct {
 	deliveries []string // reserved, in the order planned
 	jobs       []handoffJob
 	at         time.Time
+	// targets are the reserved deliveries' attempt targets, made from
+	// what the enqueue read and wrote (preload): the first attempt needs
+	// no load.
+	targets map[string]*store.Target
 }
 
 type handoffJob struct {
 	jobID      int64
 	deliveryID string
+	target     *store.Target // nil: loaded as River's jobs are
+}
+
+// active says whether this enqueue hands off at all (the process has
+// Handoffs).
+func (ho *Handoff) active() bool { return ho != nil && ho.h != nil }
+
+// preload makes each reserved delivery's target from its event (as
+// inserted, job ids set) and its webhook's Target (webhooks[k][j] is
+// events[k]'s delivery j's, read by LiveWebhooksWithTargets).
+func (ho *Handoff) preload(events []*store.NewEvent, webhooks [][]store.LiveWebhook) {
+	if !ho.active() || len(ho.deliveries) == 0 {
+		return
+	}
+	reserved := make(map[string]bool, len(ho.deliveries))
+	for _, id := range ho.deliveries {
+		reserved[id] = true
+	}
+	ho.targets = make(map[string]*store.Target, len(ho.deliveries))
+	for k, ev := range events {
+		for j, id := range ev.DeliveryIDs {
+			if reserved[id] && webhooks[k][j].Target != nil {
+				ho.targets[id] = store.NewDeliveryTarget(ev, j, webhooks[k][j].Target)
+			}
+		}
+	}
 }
 
 // take reserves a place for deliveryID and says whether it was free.
@@ -189,11 +219,11 @@ func (ho *Handoff) placed(jobOf map[string]int64) {
 	}
 	for _, id := range ho.deliveries {
 		if job, ok := jobOf[id]; ok {
-			ho.jobs = append(ho.jobs, handoffJob{jobID: job, deliveryID: id})
+			ho.jobs = append(ho.jobs, handoffJob{jobID: job, deliveryID: id, target: ho.targets[id]})
 		}
 	}
 	ho.h.unreserve(len(ho.deliveries) - len(ho.jobs))
-	ho.deliveries = nil
+	ho.deliveries, ho.targets = nil, nil
 }
 
 // Release gives the places back: the transaction did not commit.
@@ -248,7 +278,7 @@ func (h *Handoffs) run(j handoffJob) {
 		},
 		Args: DeliveryArgs{DeliveryID: j.deliveryID},
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, h.w.Timeout(job))
+	ctx, cancel := context.WithTimeout(withTarget(h.ctx, j.target), h.w.Timeout(job))
 	err := h.work(ctx, job)
 	cancel()
 	if err == nil {
@@ -310,4 +340,26 @@ func (h *Handoffs) Stop(ctx context.Context) {
 		<-done
 	}
 	h.cancel()
+}
+
+// targetKey is withTarget's context key.
+type targetKey struct{}
+
+// withTarget gives ctx the target of a handed-off delivery's first
+// attempt, made at its enqueue (nil: none).
+func withTarget(ctx context.Context, t *store.Target) context.Context {
+	if t == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, targetKey{}, t)
+}
+
+// preloaded returns the target ctx carries for job's delivery (withTarget),
+// or nil: the worker loads it.
+func preloaded(ctx context.Context, job *river.Job[DeliveryArgs]) *store.Target {
+	t, _ := ctx.Value(targetKey{}).(*store.Target)
+	if t == nil || t.DeliveryID != job.Args.DeliveryID || t.JobID == nil || *t.JobID != job.ID {
+		return nil
+	}
+	return t
 }

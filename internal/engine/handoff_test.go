@@ -262,3 +262,49 @@ func TestHandoffNotStartedIsRiversAtLease(t *testing.T) {
 	require.Equal(t, 1, recv.Count())
 	require.False(t, recv.Requests()[0].At.Before(job.scheduledAt), "not before the lease ended")
 }
+
+// A handed-off first attempt uses the target made at its enqueue instead
+// of loading it: the same Target that GetTarget loads once the event has
+// committed, for a webhook with everything an attempt reads set (custom
+// headers, a previous secret, a client certificate) and an event with a
+// traceparent.
+func TestHandoffTargetIsTheLoadedOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newHandoffRig(t, "acct_handoff_target", 2, testreceiver.Status(http.StatusOK))
+	expires := time.Now().Add(time.Hour)
+	_, err := r.pool.Exec(ctx, `UPDATE webhooks SET headers_ciphertext = '\x0102', headers_key_id = 'k1',
+	    previous_secret_ciphertext = '\x0304', previous_secret_key_id = 'k0', previous_secret_expires_at = $2,
+	    tls_ciphertext = '\x0506', tls_key_id = 'k2', tls_ca_bundle = 'bundle' WHERE account_id = $1`, "acct_handoff_target", expires)
+	require.NoError(t, err)
+	ev := pingEvent("acct_handoff_target")
+	ev.Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	res, ho := r.enqueue(t, ev)
+	defer ho.Release()
+	id := res[0].Deliveries[0].ID
+
+	made := engine.HandoffTargets(ho)[id]
+	require.NotNil(t, made, "the hand-off carries its target")
+	loaded, err := store.GetTarget(ctx, r.pool, id)
+	require.NoError(t, err)
+	require.NotNil(t, loaded.HeadersCipher)
+	require.NotNil(t, loaded.PreviousSecretExpiresAt)
+	require.NotNil(t, loaded.TLSCABundle)
+	require.NotNil(t, loaded.Traceparent)
+	require.Equal(t, inUTC(loaded), inUTC(made))
+}
+
+// inUTC is t with its times in UTC (loaded ones come in the local zone).
+func inUTC(t *store.Target) store.Target {
+	c := *t
+	utc := func(p *time.Time) *time.Time {
+		if p == nil {
+			return nil
+		}
+		u := p.UTC()
+		return &u
+	}
+	c.CreatedAt, c.PartDay = c.CreatedAt.UTC(), c.PartDay.UTC()
+	c.NextAttemptAt, c.PreviousSecretExpiresAt, c.ThrottleSlot = utc(c.NextAttemptAt), utc(c.PreviousSecretExpiresAt), utc(c.ThrottleSlot)
+	return c
+}

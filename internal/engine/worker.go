@@ -388,9 +388,14 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	log := w.cfg.Logger.WithLazy(zap.String("delivery_id", job.Args.DeliveryID), zap.Int64("job_id", job.ID))
 
-	target, err := w.loads.Do(ctx, job.Args.DeliveryID)
-	if err != nil {
-		return fmt.Errorf("error loading delivery %s: %w", job.Args.DeliveryID, err)
+	// A handed-off first attempt comes with its target, made where its
+	// delivery was inserted; every other run loads it.
+	target := preloaded(ctx, job)
+	if target == nil {
+		var err error
+		if target, err = w.loads.Do(ctx, job.Args.DeliveryID); err != nil {
+			return fmt.Errorf("error loading delivery %s: %w", job.Args.DeliveryID, err)
+		}
 	}
 	if target == nil {
 		log.Warn("delivery not found; finishing its job without sending")

@@ -122,6 +122,33 @@ func InsertEventsWithJobs(ctx context.Context, db DB, events []*NewEvent, jobs *
 	return err
 }
 
+// NewDeliveryTarget is the Target that GetTargets loads for ev's delivery
+// j once InsertEvents has inserted it (its job ev.JobIDs[j]), made without
+// the load: the delivery and event as inserted, and webhook, the Target of
+// its webhook as LiveWebhooksWithTargets read it in the same transaction.
+// Times are to the microsecond, as stored.
+func NewDeliveryTarget(ev *NewEvent, j int, webhook *Target) *Target {
+	t := *webhook
+	created := ev.CreatedAt.Truncate(time.Microsecond)
+	next := created
+	if ev.Slots != nil && ev.Slots[j] != nil {
+		slot := ev.Slots[j].Truncate(time.Microsecond)
+		next, t.ThrottleSlot = slot, &slot
+	}
+	t.DeliveryID, t.State, t.Attempts, t.Generation, t.GenAttempts = ev.DeliveryIDs[j], StatePending, 0, 1, 0
+	t.NextAttemptAt, t.EventID, t.AccountID, t.WebhookID = &next, ev.ID, ev.AccountID, ev.WebhookIDs[j]
+	if ev.JobIDs[j] != 0 {
+		job := ev.JobIDs[j]
+		t.JobID = &job
+	}
+	if ev.FIFOSeqs != nil && ev.FIFOSeqs[j] != 0 {
+		seq := ev.FIFOSeqs[j]
+		t.FIFOSeq = &seq
+	}
+	t.Body, t.EventType, t.CreatedAt, t.PartDay, t.Traceparent = ev.Body, ev.Type, created, eventDay(ev), ev.Traceparent
+	return &t
+}
+
 // eventDay is the day partition of ev and its deliveries: the UTC day of
 // its id's UUIDv7, or of its creation for an id without a time.
 func eventDay(ev *NewEvent) time.Time {

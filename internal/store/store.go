@@ -168,6 +168,17 @@ SELECT account_id, id, event_types, paused_at IS NOT NULL, ordering = 'fifo', ra
 WHERE account_id = ANY($1) AND deleted_at IS NULL
 ORDER BY account_id, id`
 
+// webhooksLiveTargets is webhooksLive with what an attempt needs of each
+// webhook, as GetTargets loads it.
+const webhooksLiveTargets = `
+SELECT account_id, id, event_types, paused_at IS NOT NULL, ordering = 'fifo', rate_limit_per_second,
+       url_normalized, secret_ciphertext, secret_key_id, headers_ciphertext, headers_key_id,
+       previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at,
+       signature_scheme, on_gone, tls_ciphertext, tls_key_id, tls_ca_bundle
+FROM webhooks
+WHERE account_id = ANY($1) AND deleted_at IS NULL
+ORDER BY account_id, id`
+
 // LiveWebhook is a live webhook as fan-out sees it.
 type LiveWebhook struct {
 	ID         string
@@ -175,12 +186,32 @@ type LiveWebhook struct {
 	Paused     bool
 	FIFO       bool // ordering fifo: its deliveries take sequence numbers
 	RateLimit  *int // rate_limit_per_second: its deliveries take start slots
+	// Target holds the webhook's part of an attempt's Target (its address,
+	// secrets, headers, scheme, client certificate), read by
+	// LiveWebhooksWithTargets only; nil otherwise.
+	Target *Target
 }
 
 // LiveWebhooks lists the live webhooks of each of accountIDs, oldest first,
 // without locking them. An account with none has no entry.
 func LiveWebhooks(ctx context.Context, db DB, accountIDs []string) (map[string][]LiveWebhook, error) {
-	rows, err := db.Query(ctx, webhooksLive, accountIDs)
+	return liveWebhooks(ctx, db, accountIDs, false)
+}
+
+// LiveWebhooksWithTargets is LiveWebhooks with each webhook's Target:
+// what a first attempt needs of it, read in the transaction that creates
+// the delivery, so that a process attempting the delivery at once
+// (engine.Handoffs) needs no load (DeliveryTarget).
+func LiveWebhooksWithTargets(ctx context.Context, db DB, accountIDs []string) (map[string][]LiveWebhook, error) {
+	return liveWebhooks(ctx, db, accountIDs, true)
+}
+
+func liveWebhooks(ctx context.Context, db DB, accountIDs []string, targets bool) (map[string][]LiveWebhook, error) {
+	query := webhooksLive
+	if targets {
+		query = webhooksLiveTargets
+	}
+	rows, err := db.Query(ctx, query, accountIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +222,19 @@ func LiveWebhooks(ctx context.Context, db DB, accountIDs []string) (map[string][
 			accountID string
 			w         LiveWebhook
 		)
-		if err := rows.Scan(&accountID, &w.ID, &w.EventTypes, &w.Paused, &w.FIFO, &w.RateLimit); err != nil {
+		dest := []any{&accountID, &w.ID, &w.EventTypes, &w.Paused, &w.FIFO, &w.RateLimit}
+		if targets {
+			t := &Target{}
+			dest = append(dest, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.HeadersCipher, &t.HeadersKeyID,
+				&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt,
+				&t.SignatureScheme, &t.OnGone, &t.TLSCipher, &t.TLSKeyID, &t.TLSCABundle)
+			w.Target = t
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
+		}
+		if w.Target != nil {
+			w.Target.WebhookID, w.Target.AccountID, w.Target.Paused, w.Target.RateLimit = w.ID, accountID, w.Paused, w.RateLimit
 		}
 		out[accountID] = append(out[accountID], w)
 	}

@@ -1,0 +1,15 @@
+package engine
+
+import "github.com/mono/webhookd/internal/store"
+
+// HandoffTargets are the targets a hand-off's first attempts will use
+// without a load, by delivery id (tests compare them with GetTarget's).
+func HandoffTargets(ho *Handoff) map[string]*store.Target {
+	out := map[string]*store.Target{}
+	for _, j := range ho.jobs {
+		if j.target != nil {
+			out[j.deliveryID] = j.target
+		}
+	}
+	return out
+}
