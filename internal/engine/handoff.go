@@ -198,7 +198,7 @@ func (ho *Handoff) lease() time.Time { return ho.at.Add(ho.h.lease) }
 // jobs for the enqueue's events-and-deliveries statement to write (nil
 // when none was reserved), each scheduled at the end of the lease.
 func (ho *Handoff) leasedJobs(ctx context.Context, tx store.DB) (*store.LeasedJobs, error) {
-	if ho == nil || ho.h == nil || len(ho.deliveries) == 0 {
+	if !ho.active() || len(ho.deliveries) == 0 {
 		return nil, nil
 	}
 	ids, err := ho.h.jobIDs(ctx, tx, len(ho.deliveries))
