@@ -160,6 +160,13 @@ func TestHandoffRetryIsRivers(t *testing.T) {
 		require.True(t, ok)
 		return job.scheduledAt.Before(time.Now().Add(time.Minute)), "job still on its lease: " + job.scheduledAt.String()
 	})
+	// The delivery read again now that the job has moved: GetDelivery
+	// reads the row and its attempts in two statements, so the read above
+	// can pair the recorded attempt with the row from before it.
+	d, err := store.GetDelivery(context.Background(), r.pool, id)
+	require.NoError(t, err)
+	require.Len(t, d.AttemptList, 1)
+	require.Equal(t, 1, d.Attempts)
 	// The schedule's second attempt is 30 s after the first: River's
 	// scheduler makes the job available then.
 	require.Equal(t, "scheduled", job.state)
