@@ -47,7 +47,12 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Positive(t, in.RiverAfter)
 	require.InDelta(t, (in.RiverBefore+in.RiverAfter)/2, in.Reference, 1e-9)
 	require.Positive(t, in.Delivered)
-	require.LessOrEqual(t, in.Delivered, in.Accepted*1.0001, "nothing is delivered before it is accepted")
+	// Nothing is delivered before it is sent and committed; but a
+	// handed-off first attempt starts at the COMMIT, without a load, and
+	// can reach the receiver before the producer has read its 202 (the
+	// answer's way back): the last arrival may come that much before the
+	// last 202, which the 5 % allows.
+	require.LessOrEqual(t, in.Delivered, in.Accepted*1.05, "delivered faster than accepted")
 	require.InDelta(t, in.Delivered/in.Reference, in.Ratio(), 1e-9)
 	require.Equal(t, max(1, int(in.Delivered*intakePacedShare)), in.PacedRate)
 	require.Positive(t, in.Paced.N)
