@@ -589,7 +589,6 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 			}
 		}
 		ho.preload(fresh, freshTargets)
-		ho.placed(jobOf)
 	}
 	if len(fresh) > 0 {
 		if err := store.InsertEventsWithJobs(ctx, tx, fresh, leased); err != nil {

@@ -139,13 +139,9 @@ func (h *Handoffs) unreserve(n int) { h.reserved.Add(-int64(n)) }
 // the zero value and nil do nothing.
 type Handoff struct {
 	h          *Handoffs
-	deliveries []string // reserved, in the order planned
-	jobs       []handoffJob
+	deliveries []string     // reserved, in the order planned, until leasedJobs
+	jobs       []handoffJob // the reserved deliveries with their jobs' ids (leasedJobs)
 	at         time.Time
-	// targets are the reserved deliveries' attempt targets, made from
-	// what the enqueue read and wrote (preload): the first attempt needs
-	// no load.
-	targets map[string]*store.Target
 }
 
 type handoffJob struct {
@@ -158,22 +154,22 @@ type handoffJob struct {
 // Handoffs).
 func (ho *Handoff) active() bool { return ho != nil && ho.h != nil }
 
-// preload makes each reserved delivery's target from its event (as
-// inserted, job ids set) and its webhook's Target (webhooks[k][j] is
-// events[k]'s delivery j's, read by LiveWebhooksWithTargets).
+// preload gives each handed-off delivery the target of its first attempt,
+// made from its event (as inserted, job ids set) and its webhook's Target
+// (webhooks[k][j] is events[k]'s delivery j's, read by
+// LiveWebhooksWithTargets): that attempt needs no load.
 func (ho *Handoff) preload(events []*store.NewEvent, webhooks [][]store.LiveWebhook) {
-	if !ho.active() || len(ho.deliveries) == 0 {
+	if !ho.active() || len(ho.jobs) == 0 {
 		return
 	}
-	reserved := make(map[string]bool, len(ho.deliveries))
-	for _, id := range ho.deliveries {
-		reserved[id] = true
+	job := make(map[string]*handoffJob, len(ho.jobs))
+	for i := range ho.jobs {
+		job[ho.jobs[i].deliveryID] = &ho.jobs[i]
 	}
-	ho.targets = make(map[string]*store.Target, len(ho.deliveries))
 	for k, ev := range events {
 		for j, id := range ev.DeliveryIDs {
-			if reserved[id] && webhooks[k][j].Target != nil {
-				ho.targets[id] = store.NewDeliveryTarget(ev, j, webhooks[k][j].Target)
+			if hj := job[id]; hj != nil && webhooks[k][j].Target != nil {
+				hj.target = store.NewDeliveryTarget(ev, j, webhooks[k][j].Target)
 			}
 		}
 	}
@@ -205,25 +201,16 @@ func (ho *Handoff) leasedJobs(ctx context.Context, tx store.DB) (*store.LeasedJo
 	if err != nil {
 		return nil, err
 	}
+	for k, id := range ho.deliveries {
+		ho.jobs = append(ho.jobs, handoffJob{jobID: ids[k], deliveryID: id})
+	}
+	deliveries := ho.deliveries
+	ho.deliveries = nil
 	opts := DeliveryArgs{}.InsertOpts()
 	return &store.LeasedJobs{
 		Kind: DeliveryArgs{}.Kind(), Queue: opts.Queue, MaxAttempts: opts.MaxAttempts, Priority: PriorityNormal,
-		ScheduledAt: ho.lease(), IDs: ids, Deliveries: slices.Clone(ho.deliveries),
+		ScheduledAt: ho.lease(), IDs: ids, Deliveries: deliveries,
 	}, nil
-}
-
-// placed records the jobs inserted for the reserved deliveries.
-func (ho *Handoff) placed(jobOf map[string]int64) {
-	if ho == nil || ho.h == nil {
-		return
-	}
-	for _, id := range ho.deliveries {
-		if job, ok := jobOf[id]; ok {
-			ho.jobs = append(ho.jobs, handoffJob{jobID: job, deliveryID: id, target: ho.targets[id]})
-		}
-	}
-	ho.h.unreserve(len(ho.deliveries) - len(ho.jobs))
-	ho.deliveries, ho.targets = nil, nil
 }
 
 // Release gives the places back: the transaction did not commit.
@@ -244,7 +231,7 @@ func (ho *Handoff) Start() {
 		return
 	}
 	h, jobs := ho.h, ho.jobs
-	h.unreserve(len(ho.deliveries)) // planned but not inserted: none normally
+	h.unreserve(len(ho.deliveries)) // reserved but given no job: none normally
 	ho.deliveries, ho.jobs = nil, nil
 	h.mu.Lock()
 	if h.stopped {

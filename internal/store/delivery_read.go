@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mono/webhookd/apitype"
 	"github.com/mono/webhookd/internal/ident"
@@ -75,8 +76,24 @@ SELECT number, generation, counted, scheduled_at, started_at, duration_us, statu
 FROM attempts WHERE delivery_id = $1 AND part_day = $2 ORDER BY id`
 
 // GetDelivery returns delivery id with all its attempts and replays, or
-// ErrNotFound.
+// ErrNotFound. From a pool they are read on one snapshot (a read-only
+// repeatable-read transaction, its BEGIN sent with the first read), so an
+// attempt recorded meanwhile shows with the delivery's state after it or
+// not at all; from a transaction, on that transaction's.
 func GetDelivery(ctx context.Context, db DB, id string) (*Delivery, error) {
+	pool, ok := db.(*pgxpool.Pool)
+	if !ok {
+		return getDelivery(ctx, db, id)
+	}
+	tx, err := beginPipelinedWith(ctx, pool, "begin isolation level repeatable read read only")
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read only: nothing to keep
+	return getDelivery(ctx, tx, id)
+}
+
+func getDelivery(ctx context.Context, db DB, id string) (*Delivery, error) {
 	d := &Delivery{}
 	var partDay time.Time
 	err := byID(id, func(lo, hi time.Time) error {

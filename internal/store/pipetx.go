@@ -43,11 +43,17 @@ var ErrNestedPipelinedTx = errors.New("a pipelined transaction has no nested tra
 // BEGIN is sent with its first statement. Roll it back (a no-op after
 // Commit) to release the connection on every path.
 func BeginPipelined(ctx context.Context, pool *pgxpool.Pool) (*PipelinedTx, error) {
+	return beginPipelinedWith(ctx, pool, "begin")
+}
+
+// beginPipelinedWith is BeginPipelined with its own BEGIN statement (an
+// isolation level, read only).
+func beginPipelinedWith(ctx context.Context, pool *pgxpool.Pool, begin string) (*PipelinedTx, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &PipelinedTx{conn: conn, queued: []queuedStatement{{sql: "begin"}}}, nil
+	return &PipelinedTx{conn: conn, queued: []queuedStatement{{sql: begin}}}, nil
 }
 
 // Queue adds a statement whose result nobody reads to go with the next
