@@ -45,11 +45,13 @@ VALUES ($1, 'evt_s', 'wh_s', 'acct_s', 'ping', 'pending', now(), $2)`, id, day)
 		d, err := GetDelivery(ctx, pool, id)
 		done <- got{d, err}
 	}()
-	// GetDelivery has read the row once it waits for the attempts' lock.
+	// GetDelivery has read the row once it waits for the attempts' lock
+	// (in this test's database: pg_locks shows the whole server's).
 	require.Eventually(t, func() bool {
 		var waiting bool
 		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-WHERE NOT l.granted AND c.relname LIKE 'attempts%')`).Scan(&waiting)
+WHERE NOT l.granted AND c.relname LIKE 'attempts%'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&waiting)
 		return err == nil && waiting
 	}, 30*time.Second, 5*time.Millisecond, "GetDelivery never waited for the attempts")
 
