@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -63,4 +64,16 @@ func TestBenchBadIntakeTransactions(t *testing.T) {
 		require.Error(t, err, v)
 		require.Contains(t, err.Error(), "-intake-transactions must be 0 (the default, 1) to 16", v)
 	}
+}
+
+// -worker-cpuprofile without a worker process, or to a file that can't be
+// written, stops the bench before it starts anything, naming the flag.
+func TestBenchBadWorkerCPUProfile(t *testing.T) {
+	err := runBench(context.Background(), []string{"-worker-cpuprofile", filepath.Join(t.TempDir(), "w.prof")})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "-worker-cpuprofile profiles the worker process: set WEBHOOKD_BENCH_WORKER (-worker) to process")
+
+	err = runBench(context.Background(), []string{"-worker", "process", "-worker-cpuprofile", filepath.Join(t.TempDir(), "missing", "w.prof")})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "-worker-cpuprofile: open ")
 }

@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -673,6 +674,7 @@ func runBench(ctx context.Context, args []string) error {
 	receiver := s.str("receiver", "WEBHOOKD_BENCH_RECEIVER", "in-process", "scenarios 0 and 1: in-process, or external: River alone and the drain post to the bench's receiver in a process of its own (started for each), so its CPU is not the bench's")
 	worker := s.str("worker", "WEBHOOKD_BENCH_WORKER", "in-process", "scenarios 1 and 9: in-process, or process: the drain's backlog is worked by webhookd's workers in a process of their own (the running binary started again, worker role only, the same settings), timed from telling it to start its workers, its CPU per delivery beside the rate; with -receiver external, issue 30's set-up; scenario 9's webhookd (API and workers) runs in a process of its own, whose CPU alone is counted")
 	cpuProfile := s.fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	s.fs.StringVar(&cfg.WorkerCPUProfile, "worker-cpuprofile", "", "with -worker process: each worker process writes a CPU profile of its run (from the start of its workers to its stop) to this file, the run's second one to FILE.2, and so on (-cpuprofile profiles the bench process only)")
 	memProfile := s.fs.String("memprofile", "", "write a profile of the run's allocations (what the garbage collector works for) to this file at its end")
 	latencyLog := s.fs.String("latency-log", "", "scenarios 2 and 4: write each event's latencies to this CSV file")
 	logs := s.logging("warn", "console")
@@ -702,6 +704,19 @@ func runBench(ctx context.Context, args []string) error {
 		cfg.WorkerProcess = true
 	default:
 		return fmt.Errorf("%s: %q is not in-process or process", s.where("worker"), *worker)
+	}
+	if cfg.WorkerCPUProfile != "" {
+		if !cfg.WorkerProcess {
+			return fmt.Errorf("-worker-cpuprofile profiles the worker process: set %s to process", s.where("worker"))
+		}
+		if cfg.WorkerCPUProfile, err = filepath.Abs(cfg.WorkerCPUProfile); err != nil {
+			return fmt.Errorf("-worker-cpuprofile: %w", err)
+		}
+		f, err := os.Create(cfg.WorkerCPUProfile) // written by the worker process; refused here when it can't be
+		if err != nil {
+			return fmt.Errorf("-worker-cpuprofile: %w", err)
+		}
+		_ = f.Close()
 	}
 	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)

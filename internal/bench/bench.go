@@ -45,6 +45,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -224,6 +225,13 @@ type Config struct {
 	// process's CPU alone (issue 30's "webhookd + its PostgreSQL
 	// backends"). Defaults to false: webhookd in the bench process.
 	WorkerProcess bool
+	// WorkerCPUProfile, with WorkerProcess, makes each worker process
+	// write a CPU profile of its server's run, from the start of its
+	// workers to its stop, to this file (`go tool pprof webhookd FILE`):
+	// the run's first worker process to it, the second to FILE.2, and so
+	// on. The bench's own -cpuprofile does not see that process. Empty:
+	// none.
+	WorkerCPUProfile string
 	// IntakeEvents is scenario 8's events. Defaults to 20,000.
 	IntakeEvents int
 	// QuietRates are scenario 9's steady rates, events per second.
@@ -560,6 +568,9 @@ type env struct {
 	bouncer *pgbouncer.Bouncer
 	// current is the scenario Run is running.
 	current int
+	// workerProfiles counts the worker processes given a CPU profile
+	// (Config.WorkerCPUProfile).
+	workerProfiles atomic.Int32
 }
 
 func (e *env) progress(scenario int, format string, args ...any) {

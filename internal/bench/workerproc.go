@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -57,6 +58,10 @@ type workerSpec struct {
 	ShutdownTimeout      time.Duration `json:"shutdown_timeout"`
 	KeepFinishedJobs     bool          `json:"keep_finished_jobs"`
 	Version              string        `json:"version"`
+	// CPUProfile is the file the process writes a CPU profile of its
+	// server's run to, from "start" to its stop (Config.WorkerCPUProfile;
+	// empty: none).
+	CPUProfile string `json:"cpu_profile,omitempty"`
 	// GCPercent is the bench process's, so that the worker process
 	// collects as webhookd does in the bench process (webhookd's main sets
 	// it before the bench starts; this process's hook runs before that).
@@ -171,6 +176,14 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if spec.GCPercent != 0 {
 		debug.SetGCPercent(spec.GCPercent)
 	}
+	var profile *os.File
+	if spec.CPUProfile != "" {
+		var err error
+		if profile, err = os.Create(spec.CPUProfile); err != nil {
+			return fmt.Errorf("the CPU profile: %w", err)
+		}
+		defer profile.Close()
+	}
 	logger, err := spec.logger()
 	if err != nil {
 		return err
@@ -201,6 +214,13 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			if started {
 				return errors.New(`"start" twice`)
 			}
+			if profile != nil {
+				// Stopped (written out) before the server, on return.
+				if err := pprof.StartCPUProfile(profile); err != nil {
+					return fmt.Errorf("the CPU profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
@@ -225,6 +245,12 @@ type workerProcess struct{ *child }
 func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config, serve bool) (*workerProcess, error) {
 	ws := workerSpecOf(cfg, s.e.cfg.Logger)
 	ws.Serve = serve
+	if f := s.e.cfg.WorkerCPUProfile; f != "" {
+		if n := s.e.workerProfiles.Add(1); n > 1 {
+			f = fmt.Sprintf("%s.%d", f, n)
+		}
+		ws.CPUProfile = f
+	}
 	spec, err := json.Marshal(ws)
 	if err != nil {
 		return nil, err
@@ -246,6 +272,9 @@ func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config, serv
 	role := "worker role only"
 	if serve {
 		role = "API and workers"
+	}
+	if ws.CPUProfile != "" {
+		role += "; its CPU profile to " + ws.CPUProfile
 	}
 	s.progress("worker process: process %d ready (%s)", c.pid(), role)
 	return p, nil

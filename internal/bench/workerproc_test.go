@@ -4,8 +4,11 @@ package bench
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,4 +107,38 @@ func TestWorkerProcessDiesDuringDrain(t *testing.T) {
 	}
 	require.ErrorContains(t, context.Cause(waitCtx), "the worker process exited during the drain")
 	require.ErrorIs(t, syscall.Kill(wp.pid(), 0), syscall.ESRCH, "the killed process was waited for")
+}
+
+// With Config.WorkerCPUProfile each worker process writes a CPU profile of
+// its run, complete once it has stopped: the run's first to the file, its
+// second to FILE.2.
+func TestWorkerProcessCPUProfile(t *testing.T) {
+	t.Parallel()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	file := filepath.Join(t.TempDir(), "worker.prof")
+	e := &env{cfg: (&Config{Out: io.Discard, DBMaxConns: 4, MaxWorkers: 10, WorkerCPUProfile: file}).WithDefaults(), baseURL: testdb.BaseURL()}
+	s, err := e.newStage(ctx, ScenarioDrain, 1)
+	require.NoError(t, err)
+	t.Cleanup(s.close)
+	for _, want := range []string{file, file + ".2"} {
+		wp, err := s.startWorkerProcess(ctx, s.srvCfg, false)
+		require.NoError(t, err)
+		_, err = wp.startWorkers(ctx)
+		require.NoError(t, err)
+		wp.stop()
+		require.EqualError(t, wp.exit(), "exit status 0", "the worker process stopped cleanly")
+
+		// A CPU profile is gzipped protobuf, written whole at its stop:
+		// a stream cut short fails to read to its end.
+		f, err := os.Open(want)
+		require.NoError(t, err, "no profile at %s", want)
+		zr, err := gzip.NewReader(f)
+		require.NoError(t, err, "%s is not gzipped", want)
+		data, err := io.ReadAll(zr)
+		require.NoError(t, err, "%s is cut short", want)
+		require.NoError(t, f.Close())
+		require.Contains(t, string(data), "nanoseconds", "%s is not a CPU profile", want)
+	}
 }
