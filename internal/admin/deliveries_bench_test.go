@@ -123,7 +123,8 @@ type benchResult struct {
 // way through the matches) of 100, over real HTTP to the API (no workers
 // run). Each sub-benchmark reports p50 and p99; at the end a table with the
 // plan of each query (EXPLAIN ANALYZE) is printed, and a p99 of 50 ms or
-// more, or a sequential scan of deliveries, fails the benchmark.
+// more, or a sequential scan that reads rows of a deliveries partition,
+// fails the benchmark.
 //
 //	go test -run '^$' -bench ListDeliveries -benchtime 200x -timeout 30m ./internal/admin
 //
@@ -449,6 +450,7 @@ type planNode struct {
 	IndexName    string     `json:"Index Name"`
 	RelationName string     `json:"Relation Name"`
 	ActualRows   float64    `json:"Actual Rows"`
+	RowsRemoved  float64    `json:"Rows Removed by Filter"`
 	Plans        []planNode `json:"Plans"`
 }
 
@@ -487,7 +489,11 @@ func benchExplain(b *testing.B, pool *pgxpool.Pool, f *store.DeliveryFilter, aft
 			seen[label]++
 		case n.NodeType == "Seq Scan":
 			seen["SEQ SCAN "+n.RelationName]++
-			if n.RelationName == "deliveries" {
+			// deliveries is partitioned: a scan reads a partition. The
+			// planner reads an empty one (the fixture's rows are all in
+			// today's) sequentially; one that read rows is a lookup
+			// without its index.
+			if strings.HasPrefix(n.RelationName, "deliveries") && n.ActualRows+n.RowsRemoved > 0 {
 				s.seqScan = true
 			}
 		case n.NodeType == "Sort":
