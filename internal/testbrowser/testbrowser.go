@@ -32,7 +32,10 @@ func Path(t testing.TB) string {
 
 // New starts a headless chromium with an empty profile and a 1280×900
 // window, and returns the context of its first tab (for chromedp.Run); it
-// is closed at cleanup, and its actions time out after two minutes.
+// is closed at cleanup, and its actions time out after four minutes:
+// TestDocsBrowser, ~15 s alone, ran out of two minutes once with the
+// 2-core machine loaded by three packages' tests run twice each under
+// -race.
 func New(t testing.TB) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
@@ -51,7 +54,7 @@ func New(t testing.TB) context.Context {
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
