@@ -533,24 +533,39 @@ func benchPrintExplain(b *testing.B, pool *pgxpool.Pool, title string, f *store.
 	fmt.Printf("\n== %s\n%s\n", title, strings.Join(lines, "\n"))
 }
 
+// benchIndexSizes prints the size of deliveries and of each of its
+// indexes, summed over the day partitions (the partitioned table and its
+// indexes have no storage of their own).
 func benchIndexSizes(b *testing.B, pool *pgxpool.Pool) {
 	var table string
-	if err := pool.QueryRow(context.Background(), "SELECT pg_size_pretty(pg_relation_size('deliveries'))").Scan(&table); err != nil {
+	if err := pool.QueryRow(context.Background(), `
+SELECT pg_size_pretty(sum(pg_relation_size(relid))) FROM pg_partition_tree('deliveries')`).Scan(&table); err != nil {
 		b.Fatal(err)
 	}
 	rows, err := pool.Query(context.Background(), `
-SELECT indexrelname, pg_size_pretty(pg_relation_size(indexrelid))
-FROM pg_stat_user_indexes WHERE relname = 'deliveries' ORDER BY indexrelname`)
+SELECT c.relname, pg_size_pretty(sum(pg_relation_size(t.relid)))
+FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+CROSS JOIN LATERAL pg_partition_tree(x.indexrelid) t
+WHERE x.indrelid = 'deliveries'::regclass
+GROUP BY c.relname ORDER BY c.relname`)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rows.Close()
 	fmt.Printf("\ndeliveries: %s; its indexes:\n", table)
+	n := 0
 	for rows.Next() {
 		var name, size string
 		if err := rows.Scan(&name, &size); err != nil {
 			b.Fatal(err)
 		}
 		fmt.Printf("  %-32s %s\n", name, size)
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if n == 0 {
+		b.Fatal("deliveries has no indexes to show")
 	}
 }
