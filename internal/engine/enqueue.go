@@ -545,8 +545,8 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 				}
 				ev.Slots[j] = slot
 				jobOpts = &river.InsertOpts{Priority: PriorityNormal, ScheduledAt: *slot}
-			} else if ho != nil && opts.Priority == PriorityNormal && !targets[i][j].FIFO && targets[i][j].RateLimit == nil &&
-				ho.take(ev.DeliveryIDs[j]) {
+			} else if opts.Priority == PriorityNormal && !targets[i][j].FIFO && targets[i][j].RateLimit == nil &&
+				ho.take(ev, j, targets[i][j].Target) {
 				// Attempted by this process after the commit; River's
 				// at the end of the lease (internal/engine/handoff.go).
 				// Its job is written with the event (leasedJobs below).
@@ -571,24 +571,18 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 	if err != nil {
 		return nil, err
 	}
-	if len(params) > 0 || leased != nil {
-		jobOf := map[string]int64{}
-		if len(params) > 0 {
-			if jobOf, err = insertDeliveryJobs(ctx, e.river, tx, params); err != nil {
-				return nil, err
-			}
-		}
-		if leased != nil {
-			for k, id := range leased.Deliveries {
-				jobOf[id] = leased.IDs[k]
-			}
+	if len(params) > 0 {
+		jobOf, err := insertDeliveryJobs(ctx, e.river, tx, params)
+		if err != nil {
+			return nil, err
 		}
 		for _, ev := range fresh {
 			for j, id := range ev.DeliveryIDs {
-				ev.JobIDs[j] = jobOf[id] // 0 for a paused webhook's
+				if job, ok := jobOf[id]; ok {
+					ev.JobIDs[j] = job // a paused webhook's stays 0; a handed-off one's is set
+				}
 			}
 		}
-		ho.preload(fresh, freshTargets)
 	}
 	if len(fresh) > 0 {
 		if err := store.InsertEventsWithJobs(ctx, tx, fresh, leased); err != nil {

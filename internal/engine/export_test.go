@@ -7,8 +7,8 @@ import "github.com/mono/webhookd/internal/store"
 func HandoffTargets(ho *Handoff) map[string]*store.Target {
 	out := map[string]*store.Target{}
 	for _, j := range ho.jobs {
-		if j.target != nil {
-			out[j.deliveryID] = j.target
+		if t := j.target(); t != nil {
+			out[j.deliveryID()] = t
 		}
 	}
 	return out

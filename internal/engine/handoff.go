@@ -138,74 +138,70 @@ func (h *Handoffs) unreserve(n int) { h.reserved.Add(-int64(n)) }
 // has committed, or Release them when it did not. Either is called once;
 // the zero value and nil do nothing.
 type Handoff struct {
-	h          *Handoffs
-	deliveries []string     // reserved, in the order planned, until leasedJobs
-	jobs       []handoffJob // the reserved deliveries with their jobs' ids (leasedJobs)
-	at         time.Time
+	h    *Handoffs
+	jobs []handoffJob // the reserved deliveries, in the order taken
+	at   time.Time
 }
 
+// handoffJob is one reserved delivery: its job's id once leasedJobs has
+// given it one, and what its first attempt's target is made from.
 type handoffJob struct {
-	jobID      int64
-	deliveryID string
-	target     *store.Target // nil: loaded as River's jobs are
+	jobID int64 // 0: none yet
+	ev    *store.NewEvent
+	j     int           // the delivery's index in ev
+	hook  *store.Target // its webhook's, as LiveWebhooksWithTargets read it; nil: loaded as River's jobs are
+}
+
+func (hj *handoffJob) deliveryID() string { return hj.ev.DeliveryIDs[hj.j] }
+
+// target is the first attempt's target, made from the event as inserted
+// (its job ids set) and the webhook as read in the same transaction: that
+// attempt needs no load. Call it once the transaction has committed; nil
+// when the webhook's Target was not read.
+func (hj *handoffJob) target() *store.Target {
+	if hj.hook == nil {
+		return nil
+	}
+	return store.NewDeliveryTarget(hj.ev, hj.j, hj.hook)
 }
 
 // active says whether this enqueue hands off at all (the process has
 // Handoffs).
 func (ho *Handoff) active() bool { return ho != nil && ho.h != nil }
 
-// preload gives each handed-off delivery the target of its first attempt,
-// made from its event (as inserted, job ids set) and its webhook's Target
-// (webhooks[k][j] is events[k]'s delivery j's, read by
-// LiveWebhooksWithTargets): that attempt needs no load.
-func (ho *Handoff) preload(events []*store.NewEvent, webhooks [][]store.LiveWebhook) {
-	if !ho.active() || len(ho.jobs) == 0 {
-		return
-	}
-	job := make(map[string]*handoffJob, len(ho.jobs))
-	for i := range ho.jobs {
-		job[ho.jobs[i].deliveryID] = &ho.jobs[i]
-	}
-	for k, ev := range events {
-		for j, id := range ev.DeliveryIDs {
-			if hj := job[id]; hj != nil && webhooks[k][j].Target != nil {
-				hj.target = store.NewDeliveryTarget(ev, j, webhooks[k][j].Target)
-			}
-		}
-	}
-}
-
-// take reserves a place for deliveryID and says whether it was free.
-func (ho *Handoff) take(deliveryID string) bool {
-	if ho == nil || ho.h == nil || !ho.h.reserve() {
+// take reserves a place for ev's delivery j, whose webhook is hook, and
+// says whether it was free.
+func (ho *Handoff) take(ev *store.NewEvent, j int, hook *store.Target) bool {
+	if !ho.active() || !ho.h.reserve() {
 		return false
 	}
 	if ho.at.IsZero() {
 		ho.at = time.Now() // the lease is River's wall-clock wait, whatever the engine's clock
 	}
-	ho.deliveries = append(ho.deliveries, deliveryID)
+	ho.jobs = append(ho.jobs, handoffJob{ev: ev, j: j, hook: hook})
 	return true
 }
 
 // lease is the scheduled time of a handed-off delivery's job.
 func (ho *Handoff) lease() time.Time { return ho.at.Add(ho.h.lease) }
 
-// leasedJobs gives each reserved delivery its job's id, and returns the
-// jobs for the enqueue's events-and-deliveries statement to write (nil
-// when none was reserved), each scheduled at the end of the lease.
+// leasedJobs gives each reserved delivery its job's id (in its event's
+// JobIDs too), and returns the jobs for the enqueue's
+// events-and-deliveries statement to write (nil when none was reserved),
+// each scheduled at the end of the lease.
 func (ho *Handoff) leasedJobs(ctx context.Context, tx store.DB) (*store.LeasedJobs, error) {
-	if !ho.active() || len(ho.deliveries) == 0 {
+	if !ho.active() || len(ho.jobs) == 0 {
 		return nil, nil
 	}
-	ids, err := ho.h.jobIDs(ctx, tx, len(ho.deliveries))
+	ids, err := ho.h.jobIDs(ctx, tx, len(ho.jobs))
 	if err != nil {
 		return nil, err
 	}
-	for k, id := range ho.deliveries {
-		ho.jobs = append(ho.jobs, handoffJob{jobID: ids[k], deliveryID: id})
+	deliveries := make([]string, len(ho.jobs))
+	for k := range ho.jobs {
+		hj := &ho.jobs[k]
+		hj.jobID, hj.ev.JobIDs[hj.j], deliveries[k] = ids[k], ids[k], hj.deliveryID()
 	}
-	deliveries := ho.deliveries
-	ho.deliveries = nil
 	opts := DeliveryArgs{}.InsertOpts()
 	return &store.LeasedJobs{
 		Kind: DeliveryArgs{}.Kind(), Queue: opts.Queue, MaxAttempts: opts.MaxAttempts, Priority: PriorityNormal,
@@ -215,11 +211,11 @@ func (ho *Handoff) leasedJobs(ctx context.Context, tx store.DB) (*store.LeasedJo
 
 // Release gives the places back: the transaction did not commit.
 func (ho *Handoff) Release() {
-	if ho == nil || ho.h == nil {
+	if !ho.active() {
 		return
 	}
-	ho.h.unreserve(len(ho.deliveries) + len(ho.jobs))
-	ho.deliveries, ho.jobs = nil, nil
+	ho.h.unreserve(len(ho.jobs))
+	ho.jobs = nil
 }
 
 // Start makes each handed-off delivery's first attempt, each on a
@@ -227,12 +223,15 @@ func (ho *Handoff) Release() {
 // committed. Once Handoffs has stopped, the jobs are given to River at once
 // instead.
 func (ho *Handoff) Start() {
-	if ho == nil || ho.h == nil || len(ho.jobs)+len(ho.deliveries) == 0 {
+	if !ho.active() || len(ho.jobs) == 0 {
 		return
 	}
 	h, jobs := ho.h, ho.jobs
-	h.unreserve(len(ho.deliveries)) // reserved but given no job: none normally
-	ho.deliveries, ho.jobs = nil, nil
+	ho.jobs = nil
+	if jobs[0].jobID == 0 { // reserved, never given jobs (leasedJobs gives all or none): none normally
+		h.unreserve(len(jobs))
+		return
+	}
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
@@ -263,9 +262,9 @@ func (h *Handoffs) run(j handoffJob) {
 			MaxAttempts: JobMaxAttemptsDefault, Metadata: []byte("{}"), Priority: PriorityNormal,
 			Queue: QueueDeliveries, ScheduledAt: now, State: rivertype.JobStateRunning,
 		},
-		Args: DeliveryArgs{DeliveryID: j.deliveryID},
+		Args: DeliveryArgs{DeliveryID: j.deliveryID()},
 	}
-	ctx, cancel := context.WithTimeout(withTarget(h.ctx, j.target), h.w.Timeout(job))
+	ctx, cancel := context.WithTimeout(withTarget(h.ctx, j.target()), h.w.Timeout(job))
 	err := h.work(ctx, job)
 	cancel()
 	if err == nil {
@@ -276,7 +275,7 @@ func (h *Handoffs) run(j handoffJob) {
 	if errors.As(err, &snooze) {
 		at = at.Add(snooze.Duration)
 	} else {
-		h.log.Warn("handed-off delivery failed; River retries its job", zap.String("delivery_id", j.deliveryID), zap.Int64("job_id", j.jobID), zap.Error(err))
+		h.log.Warn("handed-off delivery failed; River retries its job", zap.String("delivery_id", j.deliveryID()), zap.Int64("job_id", j.jobID), zap.Error(err))
 		at = h.w.NextRetry(job)
 	}
 	bookCtx, cancelBook := context.WithTimeout(context.Background(), h.w.cfg.BookkeepingTimeout)
@@ -300,7 +299,7 @@ func (h *Handoffs) work(ctx context.Context, job *river.Job[DeliveryArgs]) (err 
 func (h *Handoffs) move(ctx context.Context, j handoffJob, at time.Time) {
 	if err := store.RescheduleJob(ctx, h.db, j.jobID, at); err != nil {
 		h.log.Error("could not give a handed-off delivery's job to River; River takes it at the end of its lease",
-			zap.String("delivery_id", j.deliveryID), zap.Int64("job_id", j.jobID), zap.Duration("lease", h.lease), zap.Error(err))
+			zap.String("delivery_id", j.deliveryID()), zap.Int64("job_id", j.jobID), zap.Duration("lease", h.lease), zap.Error(err))
 	}
 }
 
