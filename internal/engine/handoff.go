@@ -294,13 +294,16 @@ func (h *Handoffs) work(ctx context.Context, job *river.Job[DeliveryArgs]) (err 
 	return h.w.Work(ctx, job)
 }
 
-// move gives j's job to River at at (zero: now). When that fails the job
-// stays where it is, River's at the end of its lease.
+// move gives j's job to River at at (zero: now), with an alarm for then
+// (Wakes). When that fails the job stays where it is, River's at the end
+// of its lease.
 func (h *Handoffs) move(ctx context.Context, j handoffJob, at time.Time) {
 	if err := store.RescheduleJob(ctx, h.db, j.jobID, at); err != nil {
 		h.log.Error("could not give a handed-off delivery's job to River; River takes it at the end of its lease",
 			zap.String("delivery_id", j.deliveryID()), zap.Int64("job_id", j.jobID), zap.Duration("lease", h.lease), zap.Error(err))
+		return
 	}
+	h.w.wakes.Load().At(at)
 }
 
 // Stop takes no more hand-offs (later ones go to River at once) and waits

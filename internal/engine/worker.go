@@ -221,7 +221,13 @@ type Worker struct {
 	tracer   trace.Tracer             // nil: tracing off
 	oauth    oauthSettings            // webhooks' OAuth2 settings (internal/engine/webhook_oauth.go)
 	notifier atomic.Pointer[Enqueuer] // delivery.dead (SetNotifier, internal/engine/deadnotice.go)
+	wakes    atomic.Pointer[Wakes]    // the deliveries queue's alarms (SetWakes; nil: none)
 }
+
+// SetWakes gives the worker the deliveries queue's alarms (Wakes): a
+// hand-off moved to its next attempt sets one. Nil: none (the queue's poll
+// takes such jobs).
+func (w *Worker) SetWakes(wakes *Wakes) { w.wakes.Store(wakes) }
 
 // NewWorker returns a delivery worker. db is normally the pool; tests pass a
 // transaction.

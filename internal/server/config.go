@@ -35,15 +35,24 @@ const (
 	// deliveries queue. River's 100 ms default caps a process near
 	// MaxWorkers ÷ 100 ms.
 	FetchCooldownDefault = 10 * time.Millisecond
-	// FetchPollIntervalDefault bounds how late a due retry is picked up
-	// (River sends no notification for a retry coming due).
-	FetchPollIntervalDefault = 50 * time.Millisecond
-	// DefaultQueuePollInterval is how often River's default queue (the
-	// reconciler, retention, bulk replays, operator notifications) polls.
-	// Its new jobs are announced by LISTEN/NOTIFY, so only a snoozed or
-	// scheduled one (or any, through a transaction pooler) waits for the
-	// poll; polling it every FetchPollInterval was half of an idle
-	// process's queries (issue 30).
+	// FetchPollIntervalDefault is the deliveries queue's poll, the safety
+	// net under its alarms (engine.Wakes: each process rings River's fetch
+	// when a retry, a snooze or a slot comes due): an alarm missed (its
+	// process gone, a notification lost) goes at most this late. Polling
+	// every 50 ms was nearly all of an idle process's cost (issue 30).
+	FetchPollIntervalDefault = time.Second
+	// FetchPollIntervalPoolerDefault is the poll through a transaction
+	// pooler (WEBHOOKD_DB_POOLER=transaction): River can't LISTEN there, so
+	// no alarm reaches it and the poll alone bounds how late a due retry
+	// (or a new job) is fetched.
+	FetchPollIntervalPoolerDefault = 50 * time.Millisecond
+	// DefaultQueuePollInterval is how often, at least, River's default
+	// queue (the reconciler, retention, bulk replays, operator
+	// notifications) polls: FetchPollInterval when longer (a second, where
+	// alarms ring). Its new jobs are announced by LISTEN/NOTIFY and its
+	// snoozes ring alarms, so only a scheduled one (or any, through a
+	// transaction pooler) waits for the poll; polling it every 50 ms was
+	// half of an idle process's queries (issue 30).
 	DefaultQueuePollInterval = 250 * time.Millisecond
 	// DBMaxConnsDefault is the pgx pool size of one process. A worker holds
 	// a connection only for its two short queries, never across the POST.
@@ -350,7 +359,12 @@ func (c *Config) WithDefaults() *Config {
 	out.MaxWorkers = cmp.Or(out.MaxWorkers, MaxWorkersDefault)
 	out.MaxIdleConnsPerHost = cmp.Or(out.MaxIdleConnsPerHost, out.MaxWorkers)
 	out.FetchCooldown = cmp.Or(out.FetchCooldown, FetchCooldownDefault)
-	out.FetchPollInterval = cmp.Or(out.FetchPollInterval, FetchPollIntervalDefault)
+	if out.FetchPollInterval == 0 {
+		out.FetchPollInterval = FetchPollIntervalDefault
+		if out.transactionPooler() {
+			out.FetchPollInterval = FetchPollIntervalPoolerDefault
+		}
+	}
 	out.WebhookConcurrency = cmp.Or(out.WebhookConcurrency, engine.WebhookConcurrencyDefault)
 	out.DBMaxConns = cmp.Or(out.DBMaxConns, DBMaxConnsDefault)
 	out.ReconcileInterval = cmp.Or(out.ReconcileInterval, engine.ReconcileIntervalDefault)

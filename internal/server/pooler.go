@@ -19,9 +19,10 @@ const (
 	// server connection to a client for one transaction only. Nothing may
 	// outlive a transaction there:
 	//
-	//   - River runs poll-only (no LISTEN): a job inserted is fetched at the
-	//     deliveries queue's next poll (FetchPollInterval, 50 ms by default)
-	//     rather than on its notification;
+	//   - River runs poll-only (no LISTEN): a job inserted, or coming due,
+	//     is fetched at the deliveries queue's next poll (FetchPollInterval,
+	//     50 ms by default here) rather than on its notification or its
+	//     alarm (engine.Wakes, off here);
 	//   - pgx prepares no named statements (PgBouncer before 1.21 does not
 	//     carry them from one server connection to the next): it describes
 	//     each statement once, unnamed, and caches the description

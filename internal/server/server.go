@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -36,12 +37,17 @@ const RiverUIPrefix = "/riverui"
 
 // Server is a running webhookd: HTTP API and delivery workers.
 type Server struct {
-	cfg        *Config
-	logger     *zap.Logger
-	pool       *pgxpool.Pool
-	byKey      *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
-	worker     *engine.Worker
-	handoffs   *engine.Handoffs // nil: none (Config.Handoffs)
+	cfg      *Config
+	logger   *zap.Logger
+	pool     *pgxpool.Pool
+	byKey    *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
+	worker   *engine.Worker
+	handoffs *engine.Handoffs // nil: none (Config.Handoffs)
+	// wakes are the queues' alarms (worker role without a transaction
+	// pooler; nil otherwise), rung from Start until Stop.
+	wakes      map[string]*engine.Wakes
+	stopWakes  context.CancelFunc
+	wakesDone  chan struct{}
 	river      *river.Client[pgx.Tx]
 	reconciler *engine.Reconciler
 	http       *http.Server
@@ -269,6 +275,20 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	health.SetNotifier(enqueuer) // endpoint.failing
 	worker.SetNotifier(enqueuer) // delivery.dead, with the deaths
+	// Alarms that ring River's fetch when a waiting job comes due, under
+	// the queues' polls (engine.Wakes); none without LISTEN.
+	var wakes map[string]*engine.Wakes
+	if cfg.Worker && !cfg.transactionPooler() {
+		wakesCfg := &engine.WakesConfig{Granularity: cfg.FetchCooldown, Logger: logger.Named("wakes")}
+		wakes = map[string]*engine.Wakes{
+			engine.QueueDeliveries: engine.NewWakes(pool, engine.QueueDeliveries, wakesCfg),
+			// The default queue's jobs snooze only in process (bulk replays
+			// going on), so no read of what comes due.
+			river.QueueDefault: engine.NewWakes(pool, river.QueueDefault, &engine.WakesConfig{
+				Granularity: cfg.FetchCooldown, Scan: -1, Logger: wakesCfg.Logger}),
+		}
+		worker.SetWakes(wakes[engine.QueueDeliveries])
+	}
 	var handoffs *engine.Handoffs
 	if n := cfg.HandoffsAtOnce(); n > 0 {
 		// First attempts of the events this process accepts, made here
@@ -369,6 +389,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		byKey:      byKey,
 		worker:     worker,
 		handoffs:   handoffs,
+		wakes:      wakes,
 		pool:       pool,
 		river:      riverClient,
 		reconciler: reconciler,
@@ -465,6 +486,20 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.stopRiverUI = cancel
 	}
+	if s.wakes != nil {
+		wakesCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		events, unsubscribe := s.river.SubscribeConfig(&river.SubscribeConfig{Kinds: engine.RiverWakeEvents, ChanSize: wakesEventsBuffer})
+		s.stopWakes, s.wakesDone = func() { cancel(); unsubscribe() }, make(chan struct{})
+		var wg sync.WaitGroup
+		for _, w := range s.wakes {
+			wg.Go(func() { w.Run(wakesCtx) })
+		}
+		wg.Go(func() { engine.FollowRiver(wakesCtx, events, s.wakes) })
+		go func() {
+			defer close(s.wakesDone)
+			wg.Wait()
+		}()
+	}
 	if s.health != nil {
 		healthCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		s.stopHealth, s.healthDone = cancel, make(chan struct{})
@@ -557,6 +592,12 @@ func (s *Server) Stop(ctx context.Context) error {
 		<-handoffsDone
 		s.worker.Close()
 	}
+	if s.stopWakes != nil {
+		// After the hand-offs' last moves; what is still to ring is the
+		// other processes' (their reads of what comes due, their polls).
+		s.stopWakes()
+		<-s.wakesDone
+	}
 	if s.stopHealth != nil {
 		// The workers have stopped: write what they observed last.
 		s.stopHealth()
@@ -576,6 +617,11 @@ func (s *Server) closePools() {
 	}
 	s.pool.Close()
 }
+
+// wakesEventsBuffer is the buffer of River's events for the alarms: River
+// drops an event that finds it full (and logs it), and completes jobs in
+// batches of up to 5,000.
+const wakesEventsBuffer = 10_000
 
 // Run starts the server and serves until ctx is cancelled, then stops it.
 func Run(ctx context.Context, cfg *Config, logger *zap.Logger) error {

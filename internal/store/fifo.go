@@ -109,19 +109,29 @@ func GetFIFOHead(ctx context.Context, db DB, webhookID string) (*FIFOHead, error
 // scheduled, or available with a scheduled_at ahead (River's snoozes
 // within its scheduler interval, 5 s, are so): the delivery its
 // predecessor's success (or a skip) made the head goes out on the queue's
-// next fetch instead of at its job's next check.
-const fifoWake = `
-WITH head AS (` + fifoHead + `)
-UPDATE river_job j SET state = 'available', scheduled_at = $2
-FROM head
-WHERE head.state = 'pending' AND j.id = head.job_id
-  AND j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at > $2`
+// next fetch, which River's insert notification (sent at commit when a job
+// was woken) starts at once, instead of at its job's next check.
+var fifoWake = `
+WITH head AS (` + fifoHead + `), ` + wakeJobsOf("head")
+
+// wakeJobsOf is the CTE woke, which makes the jobs of the pending
+// deliveries of from (its state and job_id) available at $2 when they wait
+// snoozed (see fifoWake), and the end of the statement, notifyWoken.
+func wakeJobsOf(from string) string {
+	return `woke AS (
+    UPDATE river_job j SET state = 'available', scheduled_at = $2
+    FROM ` + from + `
+    WHERE ` + from + `.state = 'pending' AND j.id = ` + from + `.job_id
+      AND j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at > $2
+    RETURNING j.id
+)` + notifyWoken
+}
 
 // WakeFIFOHead wakes the job of webhookID's head (see fifoWake); it reports
 // whether there was one to wake.
 func WakeFIFOHead(ctx context.Context, db DB, webhookID string, now time.Time) (bool, error) {
-	tag, err := db.Exec(ctx, fifoWake, webhookID, now)
-	return tag.RowsAffected() > 0, err
+	n, err := execWake(ctx, db, fifoWake, webhookID, now)
+	return n > 0, err
 }
 
 // fifoStatus is webhook $1's head and how many deliveries wait behind it.
@@ -196,17 +206,14 @@ UPDATE webhooks SET ordering = $2 WHERE id = $1 AND ordering <> $2 AND deleted_a
 	// fifoStop deletes the row (waiting for enqueues holding it), then
 	// takes every delivery out of the line and wakes the pending ones' jobs.
 	fifoStop = `DELETE FROM webhook_fifo WHERE webhook_id = $1`
-	fifoFree = `
+)
+
+var fifoFree = `
 WITH freed AS (
     UPDATE deliveries SET fifo_seq = NULL, updated_at = $2
     WHERE webhook_id = $1 AND fifo_seq IS NOT NULL AND state IN ('pending', 'paused', 'dead')
     RETURNING state, job_id
-)
-UPDATE river_job j SET state = 'available', scheduled_at = $2
-FROM freed
-WHERE freed.state = 'pending' AND j.id = freed.job_id
-  AND j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at > $2`
-)
+), ` + wakeJobsOf("freed")
 
 // SetOrdering switches live webhook id to ordering (OrderingNone or
 // OrderingFIFO), in db, which must be a transaction. To fifo: deliveries
@@ -231,7 +238,7 @@ func SetOrdering(ctx context.Context, db DB, id, ordering string, now time.Time)
 	if _, err := db.Exec(ctx, fifoStop, id); err != nil {
 		return err
 	}
-	_, err = db.Exec(ctx, fifoFree, id, now)
+	_, err = execWake(ctx, db, fifoFree, id, now)
 	return err
 }
 
