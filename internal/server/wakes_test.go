@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
@@ -75,4 +76,29 @@ func TestFetchPollIntervalDefaults(t *testing.T) {
 	require.Equal(t, time.Second, (&server.Config{}).WithDefaults().FetchPollInterval)
 	require.Equal(t, 50*time.Millisecond, (&server.Config{DBPooler: server.PoolerTransaction}).WithDefaults().FetchPollInterval)
 	require.Equal(t, 7*time.Millisecond, (&server.Config{DBPooler: server.PoolerTransaction, FetchPollInterval: 7 * time.Millisecond}).WithDefaults().FetchPollInterval)
+}
+
+// Events accepted one after another by an API-only process are each
+// fetched at once by a worker-only one whose poll is a minute away: the
+// API's River client announces every insert (River's limit is one insert
+// notification per FetchCooldown per client; at River's default, 100 ms,
+// the events after the first within it waited for the poll).
+func TestAPIOnlyInsertsEachAnnounced(t *testing.T) {
+	t.Parallel()
+	key := keyring.Generate()
+	api := testserver.Start(t, func(c *server.Config) { c.API, c.Worker, c.EncryptionKey = true, false, key })
+	testserver.Start(t, func(c *server.Config) {
+		c.DatabaseURL = api.Pool().Config().ConnString()
+		c.EncryptionKey = key
+		c.API, c.Worker = false, true
+		c.FetchPollInterval = time.Minute
+	})
+	b := &traceBundle{srv: api}
+	recv := testreceiver.New(t, testreceiver.Status(http.StatusOK))
+	b.createWebhook(t, "acct_split", recv.URL)
+	const events = 5
+	for range events {
+		require.Equal(t, http.StatusAccepted, b.post(t, "/v1/events", `{"account_id":"acct_split","type":"order.created","data":{}}`, nil, nil))
+	}
+	recv.Wait(t, events, 20*time.Second)
 }
