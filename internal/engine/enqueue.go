@@ -157,6 +157,17 @@ type EnqueuerConfig struct {
 	MaxFanout int
 }
 
+// InsertNotifyInterval is the client-wide FetchCooldown of webhookd's River
+// clients, which each queue's own overrides: what it still sets is how
+// often a client sends a queue's insert notification. A job inserted less
+// than that after another's notification has none of its own, and when the
+// fetch that notification started ran before its commit, it waits for the
+// next fetch: the queue's poll, a second where alarms ring (Wakes). River's
+// minimum, 1 ms, keeps that to jobs inserted within a millisecond of
+// another; River's default (100 ms, which an API-only process's client
+// had) left most of a burst to the poll.
+const InsertNotifyInterval = river.FetchCooldownMin
+
 // NewEnqueuer returns an Enqueuer that inserts jobs with client. A nil client
 // makes an insert-only River client, for services that share webhookd's
 // database but run no workers. now defaults to time.Now.
@@ -175,7 +186,7 @@ func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*
 	}
 	if client == nil {
 		var err error
-		client, err = river.NewClient(riverpgxv5.New(nil), &river.Config{SkipUnknownJobCheck: true})
+		client, err = river.NewClient(riverpgxv5.New(nil), &river.Config{SkipUnknownJobCheck: true, FetchCooldown: InsertNotifyInterval})
 		if err != nil {
 			return nil, fmt.Errorf("error creating insert-only River client: %w", err)
 		}

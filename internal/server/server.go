@@ -240,7 +240,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 			river.QueueDefault: {MaxWorkers: 2, FetchCooldown: cfg.FetchCooldown, FetchPollInterval: max(cfg.FetchPollInterval, DefaultQueuePollInterval)},
 		},
 		Workers:                     workers,
-		FetchCooldown:               insertNotifyInterval,
+		FetchCooldown:               engine.InsertNotifyInterval,
 		FetchPollInterval:           cfg.FetchPollInterval,
 		JobTimeout:                  jobTimeout,
 		RescueStuckJobsAfter:        jobTimeout + RescueMargin,
@@ -261,7 +261,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if !cfg.Worker {
 		// API only: an insert-only client (no queues, no workers, never
 		// started) for enqueueing events and replays.
-		riverCfg = &river.Config{Logger: riverCfg.Logger, SkipUnknownJobCheck: true, FetchCooldown: insertNotifyInterval}
+		riverCfg = &river.Config{Logger: riverCfg.Logger, SkipUnknownJobCheck: true, FetchCooldown: engine.InsertNotifyInterval}
 	}
 	riverClient, err := river.NewClient(riverpgxv5.New(pool), riverCfg)
 	if err != nil {
@@ -617,17 +617,6 @@ func (s *Server) closePools() {
 	}
 	s.pool.Close()
 }
-
-// insertNotifyInterval is River's client-wide FetchCooldown, which each
-// queue's own overrides: what it still sets is how often the client sends
-// a queue's insert notification. A job inserted less than that after
-// another's notification has none of its own, and when the fetch that
-// notification started ran before its commit, it waits for the next
-// fetch: the queue's poll, a second (FetchPollIntervalDefault). River's
-// minimum, 1 ms, keeps that to jobs inserted within a millisecond of
-// another; River's default (100 ms, which an API-only process's client
-// had) left most of a burst to the poll.
-const insertNotifyInterval = river.FetchCooldownMin
 
 // wakesEventsBuffer is the buffer of River's events for the alarms: River
 // drops an event that finds it full (and logs it), and completes jobs in
