@@ -140,6 +140,7 @@ type Enqueuer struct {
 	fair      *fairness
 	maxFanout int
 	handoffs  atomic.Pointer[Handoffs] // EnqueueEach's and EnqueueManyHandoff's (SetHandoffs)
+	wakes     atomic.Pointer[Wakes]    // announces their River jobs after the commit (SetWakes)
 }
 
 // EnqueuerConfig configures an Enqueuer.
@@ -201,6 +202,13 @@ func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*
 // SetHandoffs makes EnqueueEach and EnqueueManyHandoff hand deliveries off
 // to h (the server does, in a process that also works deliveries).
 func (e *Enqueuer) SetHandoffs(h *Handoffs) { e.handoffs.Store(h) }
+
+// SetWakes makes the Handoff of EnqueueEach and EnqueueManyHandoff ring
+// the deliveries queue's alarm at its Start (after the commit) when the
+// transaction inserted River jobs: River's own insert notification is sent
+// at most once per InsertNotifyInterval per client, so a job inserted just
+// after another's could otherwise wait for the queue's poll (a second).
+func (e *Enqueuer) SetWakes(w *Wakes) { e.wakes.Store(w) }
 
 // MaxFanout is the most deliveries one call may create; 0 is no limit.
 func (e *Enqueuer) MaxFanout() int { return e.maxFanout }
@@ -306,8 +314,9 @@ func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) 
 // off to this process's Handoffs, when set (SetHandoffs): their jobs wait
 // a lease ahead, and the caller must Start the Handoff once tx has
 // committed, or Release it when tx did not (both do nothing on a nil
-// Handoff, which is what comes back without Handoffs). On an error nothing
-// is reserved and the Handoff is nil.
+// Handoff, which is what comes back without Handoffs and Wakes). Start
+// also rings the Wakes (SetWakes) when tx inserted River jobs. On an error
+// nothing is reserved and the Handoff is nil.
 func (e *Enqueuer) EnqueueEach(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, *Handoff, error) {
 	return e.enqueueHandoff(ctx, tx, events, true)
 }
@@ -320,12 +329,12 @@ func (e *Enqueuer) EnqueueManyHandoff(ctx context.Context, tx pgx.Tx, events []*
 
 // enqueueHandoff is enqueueMany with this process's Handoffs, if any.
 func (e *Enqueuer) enqueueHandoff(ctx context.Context, tx pgx.Tx, events []*Event, perEvent bool) ([]*Enqueued, *Handoff, error) {
-	h := e.handoffs.Load()
-	if h == nil {
+	h, w := e.handoffs.Load(), e.wakes.Load()
+	if h == nil && w == nil {
 		out, err := e.enqueueMany(ctx, tx, events, perEvent, nil)
 		return out, nil, err
 	}
-	ho := &Handoff{h: h}
+	ho := &Handoff{h: h, wakes: w}
 	out, err := e.enqueueMany(ctx, tx, events, perEvent, ho)
 	if err != nil {
 		ho.Release()
@@ -583,6 +592,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		return nil, err
 	}
 	if len(params) > 0 {
+		ho.riverJobs()
 		jobOf, err := insertDeliveryJobs(ctx, e.river, tx, params)
 		if err != nil {
 			return nil, err

@@ -138,9 +138,20 @@ func (h *Handoffs) unreserve(n int) { h.reserved.Add(-int64(n)) }
 // has committed, or Release them when it did not. Either is called once;
 // the zero value and nil do nothing.
 type Handoff struct {
-	h    *Handoffs
+	h    *Handoffs    // nil: none handed off (the process has no Handoffs)
 	jobs []handoffJob // the reserved deliveries, in the order taken
 	at   time.Time
+	// wakes, when set, is rung at Start when the transaction inserted
+	// River jobs (announce; Enqueuer.SetWakes).
+	wakes    *Wakes
+	announce bool
+}
+
+// riverJobs notes that the transaction inserts jobs through River.
+func (ho *Handoff) riverJobs() {
+	if ho != nil {
+		ho.announce = true
+	}
 }
 
 // handoffJob is one reserved delivery: its job's id once leasedJobs has
@@ -219,10 +230,14 @@ func (ho *Handoff) Release() {
 }
 
 // Start makes each handed-off delivery's first attempt, each on a
-// goroutine of its own; call it once the transaction that inserted them has
-// committed. Once Handoffs has stopped, the jobs are given to River at once
+// goroutine of its own, and rings the alarm of the jobs inserted through
+// River (see Enqueuer.SetWakes); call it once the transaction that inserted
+// them has committed. Once Handoffs has stopped, the jobs are given to River at once
 // instead.
 func (ho *Handoff) Start() {
+	if ho != nil && ho.announce {
+		ho.wakes.At(time.Now())
+	}
 	if !ho.active() || len(ho.jobs) == 0 {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/engine"
+	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
@@ -195,4 +196,56 @@ FROM deliveries d JOIN river_job j ON j.id = d.job_id WHERE d.id = $1`, second.D
 	}
 	// And River fetches it at once: the second goes long before the poll.
 	recv.Wait(t, 2, 20*time.Second)
+}
+
+// An enqueue whose deliveries River inserts rings the deliveries queue's
+// alarm at its Handoff's Start, once the transaction has committed (River
+// announces at most one insert per client per InsertNotifyInterval: a job
+// just after another's could otherwise wait for the poll); not before, and
+// not for an enqueue that inserted no job.
+func TestEnqueueAnnouncesAfterCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := testdb.New(t)
+	keys, err := keyring.Parse(keyring.Generate())
+	require.NoError(t, err)
+	createWebhook(t, pool, keys, "acct_announce", "http://127.0.0.2:9/")
+	enqueuer, err := engine.NewEnqueuer(nil, nil)
+	require.NoError(t, err)
+	w := engine.NewWakes(pool, engine.QueueDeliveries, &engine.WakesConfig{Granularity: 10 * time.Millisecond, Scan: -1})
+	enqueuer.SetWakes(w)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	next := listenRiverInsert(t, pool)
+
+	// Outside any transaction of the server's: the only notifications are
+	// River's own insert's (at the commit) and the alarm's.
+	enqueueHandoff := func(account string) *engine.Handoff {
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		_, ho, err := enqueuer.EnqueueManyHandoff(ctx, tx, []*engine.Event{{AccountID: account, Type: "ping", Data: rawJSON(`{}`)}})
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit(ctx))
+		return ho
+	}
+	ho := enqueueHandoff("acct_announce")
+	// River's own notification, from the insert's transaction.
+	_, ok := next(5 * time.Second)
+	require.True(t, ok, "River announced the insert")
+	_, again := next(300 * time.Millisecond)
+	require.False(t, again, "rang before the Start")
+	require.Zero(t, w.Notified())
+	ho.Start()
+	_, ok = next(5 * time.Second)
+	require.True(t, ok, "no alarm after the Start")
+	require.Eventually(t, func() bool { return w.Notified() == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	// An account without webhooks: no job, no alarm.
+	enqueueHandoff("acct_none").Start()
+	_, again = next(500 * time.Millisecond)
+	require.False(t, again, "rang for an enqueue that inserted no job")
+	require.EqualValues(t, 1, w.Notified())
 }

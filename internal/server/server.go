@@ -43,8 +43,8 @@ type Server struct {
 	byKey    *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
 	worker   *engine.Worker
 	handoffs *engine.Handoffs // nil: none (Config.Handoffs)
-	// wakes are the queues' alarms (worker role without a transaction
-	// pooler; nil otherwise), rung from Start until Stop.
+	// wakes are the queues' alarms (without a transaction pooler; nil
+	// otherwise), rung from Start until Stop.
 	wakes      map[string]*engine.Wakes
 	stopWakes  context.CancelFunc
 	wakesDone  chan struct{}
@@ -276,18 +276,24 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	health.SetNotifier(enqueuer) // endpoint.failing
 	worker.SetNotifier(enqueuer) // delivery.dead, with the deaths
 	// Alarms that ring River's fetch when a waiting job comes due, under
-	// the queues' polls (engine.Wakes); none without LISTEN.
+	// the queues' polls, and after an intake's commit (engine.Wakes); none
+	// without LISTEN. An API-only process reads nothing coming due: its
+	// alarms are its commits'.
 	var wakes map[string]*engine.Wakes
-	if cfg.Worker && !cfg.transactionPooler() {
+	if !cfg.transactionPooler() {
 		wakesCfg := &engine.WakesConfig{Granularity: cfg.FetchCooldown, Logger: logger.Named("wakes")}
-		wakes = map[string]*engine.Wakes{
-			engine.QueueDeliveries: engine.NewWakes(pool, engine.QueueDeliveries, wakesCfg),
-			// The default queue's jobs snooze only in process (bulk replays
-			// going on), so no read of what comes due.
-			river.QueueDefault: engine.NewWakes(pool, river.QueueDefault, &engine.WakesConfig{
-				Granularity: cfg.FetchCooldown, Scan: -1, Logger: wakesCfg.Logger}),
+		if !cfg.Worker {
+			wakesCfg.Scan = -1
 		}
-		worker.SetWakes(wakes[engine.QueueDeliveries])
+		wakes = map[string]*engine.Wakes{engine.QueueDeliveries: engine.NewWakes(pool, engine.QueueDeliveries, wakesCfg)}
+		if cfg.Worker {
+			// The default queue's jobs snooze only in process (bulk
+			// replays going on), so no read of what comes due.
+			wakes[river.QueueDefault] = engine.NewWakes(pool, river.QueueDefault, &engine.WakesConfig{
+				Granularity: cfg.FetchCooldown, Scan: -1, Logger: wakesCfg.Logger})
+			worker.SetWakes(wakes[engine.QueueDeliveries])
+		}
+		enqueuer.SetWakes(wakes[engine.QueueDeliveries])
 	}
 	var handoffs *engine.Handoffs
 	if n := cfg.HandoffsAtOnce(); n > 0 {
@@ -488,13 +494,17 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.wakes != nil {
 		wakesCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		events, unsubscribe := s.river.SubscribeConfig(&river.SubscribeConfig{Kinds: engine.RiverWakeEvents, ChanSize: wakesEventsBuffer})
-		s.stopWakes, s.wakesDone = func() { cancel(); unsubscribe() }, make(chan struct{})
+		unsubscribe := func() {}
 		var wg sync.WaitGroup
+		if s.cfg.Worker { // an API-only process's River client works no job
+			var events <-chan *river.Event
+			events, unsubscribe = s.river.SubscribeConfig(&river.SubscribeConfig{Kinds: engine.RiverWakeEvents, ChanSize: wakesEventsBuffer})
+			wg.Go(func() { engine.FollowRiver(wakesCtx, events, s.wakes) })
+		}
+		s.stopWakes, s.wakesDone = func() { cancel(); unsubscribe() }, make(chan struct{})
 		for _, w := range s.wakes {
 			wg.Go(func() { w.Run(wakesCtx) })
 		}
-		wg.Go(func() { engine.FollowRiver(wakesCtx, events, s.wakes) })
 		go func() {
 			defer close(s.wakesDone)
 			wg.Wait()
