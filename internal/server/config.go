@@ -39,8 +39,11 @@ const (
 	// net under its alarms (engine.Wakes: each process rings River's fetch
 	// when a retry, a snooze or a slot comes due): an alarm missed (its
 	// process gone, a notification lost) goes at most this late. Polling
-	// every 50 ms was nearly all of an idle process's cost (issue 30).
-	FetchPollIntervalDefault = time.Second
+	// every 50 ms was nearly all of an idle process's cost (issue 30); a
+	// second cost the saturated single-event intake a fifth of its
+	// throughput (BENCHMARKS.md: River's fetches on insert notifications
+	// alone did not keep up), 200 ms nothing measurable.
+	FetchPollIntervalDefault = 200 * time.Millisecond
 	// FetchPollIntervalPoolerDefault is the poll through a transaction
 	// pooler (WEBHOOKD_DB_POOLER=transaction): River can't LISTEN there, so
 	// no alarm reaches it and the poll alone bounds how late a due retry
@@ -48,11 +51,11 @@ const (
 	FetchPollIntervalPoolerDefault = 50 * time.Millisecond
 	// DefaultQueuePollInterval is how often, at least, River's default
 	// queue (the reconciler, retention, bulk replays, operator
-	// notifications) polls: FetchPollInterval when longer (a second, where
-	// alarms ring). Its new jobs are announced by LISTEN/NOTIFY and its
-	// snoozes ring alarms, so only a scheduled one (or any, through a
-	// transaction pooler) waits for the poll; polling it every 50 ms was
-	// half of an idle process's queries (issue 30).
+	// notifications) polls: FetchPollInterval when longer. Its new jobs
+	// are announced by LISTEN/NOTIFY and its snoozes ring alarms, so only a
+	// scheduled one (or any, through a transaction pooler) waits for the
+	// poll; polling it every 50 ms was half of an idle process's queries
+	// (issue 30).
 	DefaultQueuePollInterval = 250 * time.Millisecond
 	// DBMaxConnsDefault is the pgx pool size of one process. A worker holds
 	// a connection only for its two short queries, never across the POST.
