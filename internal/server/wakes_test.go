@@ -1,14 +1,13 @@
 package server_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mono/webhookd/apitype"
+	"github.com/mono/webhookd/client"
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testreceiver"
@@ -40,10 +39,13 @@ func TestWakesRingRetries(t *testing.T) {
 	// Far less than the poll: only the alarms can have fetched them.
 	recv.Wait(t, 4, 20*time.Second)
 
-	var d apitype.Delivery
+	api, err := client.New(srv.BaseURL, testserver.AdminKey, nil)
+	require.NoError(t, err)
+	var d *client.Delivery
 	require.Eventually(t, func() bool {
-		d = getDelivery(t, srv, ev.Deliveries[0].ID)
-		return d.State == "succeeded"
+		d, err = api.GetDelivery(t.Context(), ev.Deliveries[0].ID)
+		require.NoError(t, err)
+		return d.State == client.StateSucceeded
 	}, 10*time.Second, 20*time.Millisecond, "the delivery succeeds at its 4th attempt")
 	require.Len(t, d.Attempts, 4)
 	for _, a := range d.Attempts[1:] {
@@ -52,20 +54,6 @@ func TestWakesRingRetries(t *testing.T) {
 		require.GreaterOrEqual(t, late, time.Duration(0), "attempt %d started before it was due", a.Number)
 		require.Less(t, late, poll/4, "attempt %d waited for the poll", a.Number)
 	}
-}
-
-func getDelivery(t *testing.T, srv *testserver.Server, id string) apitype.Delivery {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, srv.BaseURL+"/v1/deliveries/"+id, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+testserver.AdminKey)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var d apitype.Delivery
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&d))
-	return d
 }
 
 // The deliveries queue polls every 200 ms (the alarms' safety net), or
