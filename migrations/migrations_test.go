@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/outbound"
@@ -243,16 +244,7 @@ func TestMigration25AttemptsKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testdb.New(t)
-	indexes := func() map[string]string {
-		t.Helper()
-		var out map[string]string
-		require.NoError(t, pool.QueryRow(ctx, `
-SELECT jsonb_object_agg(c.relname, pg_get_indexdef(x.indexrelid))
-FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-WHERE x.indrelid = 'attempts'::regclass
-   OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'attempts'::regclass)`).Scan(&out))
-		return out
-	}
+	indexes := func() map[string]string { return tableIndexes(t, pool, "attempts") }
 	check := func() {
 		t.Helper()
 		var key []string
@@ -344,4 +336,78 @@ func TestMigration26PartitionOptions(t *testing.T) {
 		"attempts":   {"fillfactor=70", "autovacuum_vacuum_scale_factor=0.01", "vacuum_index_cleanup=auto"},
 		"events":     {},
 	}, got)
+}
+
+// Migration 28 replaces the event-type listing index with one without
+// state. An index built ahead on a partition with operators.md's recipe
+// (CONCURRENTLY, named <partition>_account_type_created_idx) is attached,
+// not built again, and the old index is gone from every partition.
+func TestMigration28TypeIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	indexes := func() map[string]string { return tableIndexes(t, pool, "deliveries") }
+	check := func() {
+		t.Helper()
+		n := 0
+		for name, def := range indexes() {
+			require.NotContains(t, def, "event_type, created_at, id, state", name)
+			if strings.Contains(def, "(account_id, event_type,") {
+				require.Contains(t, def, "(account_id, event_type, created_at, id, webhook_id)", name)
+				n++
+			}
+		}
+		require.Greater(t, n, 1, "the parent's index and its partitions'")
+	}
+	check()
+
+	// The schema before migration 28; then today's partition's new index
+	// built ahead as docs/operators.md says.
+	today := time.Now().UTC().Format("20060102")
+	_, err := pool.Exec(ctx, `
+DROP INDEX deliveries_account_type_created_idx;
+CREATE INDEX deliveries_account_type_idx ON deliveries (account_id, event_type, created_at, id, state, webhook_id)`)
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, `
+SELECT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s (account_id, event_type, created_at, id, webhook_id)',
+              c.relname || '_account_type_created_idx', c.oid::regclass)
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'deliveries'::regclass AND c.relname = 'deliveries_p' || $1`, today)
+	require.NoError(t, err)
+	var builds []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		builds = append(builds, s)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, builds, 1)
+	_, err = pool.Exec(ctx, builds[0])
+	require.NoError(t, err)
+	var builtAhead uint32
+	require.NoError(t, pool.QueryRow(ctx, `SELECT 'deliveries_p`+today+`_account_type_created_idx'::regclass::oid`).Scan(&builtAhead))
+
+	sql, err := os.ReadFile("028_account_type_index.sql")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, string(sql))
+	require.NoError(t, err)
+	check()
+	var attached uint32
+	require.NoError(t, pool.QueryRow(ctx, `
+SELECT i.inhrelid::oid FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid
+WHERE i.inhparent = 'deliveries_account_type_created_idx'::regclass AND x.indrelid = 'deliveries_p`+today+`'::regclass`).Scan(&attached))
+	require.Equal(t, builtAhead, attached, "the index built ahead is attached")
+}
+
+// tableIndexes returns the definition of each index of a partitioned table
+// and of its partitions, by name.
+func tableIndexes(t *testing.T, pool *pgxpool.Pool, table string) map[string]string {
+	t.Helper()
+	var out map[string]string
+	require.NoError(t, pool.QueryRow(context.Background(), `
+SELECT jsonb_object_agg(c.relname, pg_get_indexdef(x.indexrelid))
+FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+WHERE x.indrelid = $1::regclass
+   OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::regclass)`, table).Scan(&out))
+	return out
 }

@@ -190,9 +190,13 @@ func ParseDeliveryCursor(s string) (*DeliveryCursor, error) {
 //   - without a state, one branch per state is read from those indexes and
 //     the branches are merged (UNION ALL under ORDER BY ... LIMIT becomes a
 //     Merge Append), so the same two indexes serve "every state" too;
-//   - an event type uses (account_id, event_type, created_at, id, state,
-//     webhook_id), whose trailing columns filter inside the index; callers
-//     pass the webhook's account with a webhook id so that it can;
+//   - an event type uses (account_id, event_type, created_at, id,
+//     webhook_id), whose trailing column filters inside the index (callers
+//     pass the webhook's account with a webhook id so that it can), each
+//     branch's state checked in the row; or the branch reads the first
+//     index above and checks the type, whichever the planner finds fewer
+//     rows in (state is out of this index since migration 28, so that a
+//     success does not split its pages);
 //   - dead deliveries of every account use the partial index on them.
 func DeliveryListQuery(f *DeliveryFilter, after *DeliveryCursor, limit int) (string, []any, error) {
 	var (
