@@ -57,7 +57,7 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Equal(t, max(1, int(in.Delivered*intakePacedShare)), in.PacedRate)
 	require.Positive(t, in.Paced.N)
 	require.Contains(t, out.String(), "| 8 | intake:")
-	require.Contains(t, out.String(), "FetchCooldown 30ms, FetchPollInterval 200ms")
+	require.Contains(t, out.String(), "FetchCooldown 30ms, FetchPollInterval 1s")
 	require.Contains(t, out.String(), "(intake transactions at once: 2; first attempts handed off at once, where the API works deliveries too: 100)")
 
 	q := res.Quiet

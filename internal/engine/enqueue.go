@@ -163,7 +163,7 @@ type EnqueuerConfig struct {
 // often a client sends a queue's insert notification. A job inserted less
 // than that after another's notification has none of its own, and when the
 // fetch that notification started ran before its commit, it waits for the
-// next fetch: the queue's poll, 200 ms where alarms ring (Wakes). River's
+// next fetch: the queue's poll, a second where alarms ring (Wakes). River's
 // minimum, 1 ms, keeps that to jobs inserted within a millisecond of
 // another; River's default (100 ms, which an API-only process's client
 // had) left most of a burst to the poll.
@@ -207,7 +207,7 @@ func (e *Enqueuer) SetHandoffs(h *Handoffs) { e.handoffs.Store(h) }
 // the deliveries queue's alarm at its Start (after the commit) when the
 // transaction inserted River jobs: River's own insert notification is sent
 // at most once per InsertNotifyInterval per client, so a job inserted just
-// after another's could otherwise wait for the queue's poll (200 ms).
+// after another's could otherwise wait for the queue's poll (a second).
 func (e *Enqueuer) SetWakes(w *Wakes) { e.wakes.Store(w) }
 
 // MaxFanout is the most deliveries one call may create; 0 is no limit.

@@ -39,11 +39,12 @@ const (
 	// net under its alarms (engine.Wakes: each process rings River's fetch
 	// when a retry, a snooze or a slot comes due): an alarm missed (its
 	// process gone, a notification lost) goes at most this late. Polling
-	// every 50 ms was nearly all of an idle process's cost (issue 30); a
-	// second cost the saturated single-event intake a fifth of its
-	// throughput (BENCHMARKS.md: River's fetches on insert notifications
-	// alone did not keep up), 200 ms nothing measurable.
-	FetchPollIntervalDefault = 200 * time.Millisecond
+	// every 50 ms was nearly all of an idle process's cost (issue 30). A
+	// second against 200 ms costs the saturated single-event intake
+	// nothing measurable, and an idle process half as much (BENCHMARKS.md,
+	// "The poll back to a second": eight runs against seven, on three
+	// builds; a loss of a fifth measured once before did not reproduce).
+	FetchPollIntervalDefault = time.Second
 	// FetchPollIntervalPoolerDefault is the poll through a transaction
 	// pooler (WEBHOOKD_DB_POOLER=transaction): River can't LISTEN there, so
 	// no alarm reaches it and the poll alone bounds how late a due retry

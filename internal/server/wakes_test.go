@@ -56,12 +56,12 @@ func TestWakesRingRetries(t *testing.T) {
 	}
 }
 
-// The deliveries queue polls every 200 ms (the alarms' safety net), or
+// The deliveries queue polls every second (the alarms' safety net), or
 // every 50 ms through a transaction pooler, where River can't LISTEN and
 // no alarm reaches it; a poll set explicitly stays.
 func TestFetchPollIntervalDefaults(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, 200*time.Millisecond, (&server.Config{}).WithDefaults().FetchPollInterval)
+	require.Equal(t, time.Second, (&server.Config{}).WithDefaults().FetchPollInterval)
 	require.Equal(t, 50*time.Millisecond, (&server.Config{DBPooler: server.PoolerTransaction}).WithDefaults().FetchPollInterval)
 	require.Equal(t, 7*time.Millisecond, (&server.Config{DBPooler: server.PoolerTransaction, FetchPollInterval: 7 * time.Millisecond}).WithDefaults().FetchPollInterval)
 }
