@@ -280,10 +280,7 @@ CREATE UNIQUE INDEX attempts_default_delivery_key ON attempts_default (id, deliv
 	var builtAhead uint32
 	require.NoError(t, pool.QueryRow(ctx, `SELECT 'attempts_p`+today+`_delivery_key'::regclass::oid`).Scan(&builtAhead))
 
-	sql, err := os.ReadFile("025_attempts_key.sql")
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, string(sql))
-	require.NoError(t, err)
+	applyFile(t, pool, "025_attempts_key.sql")
 	check()
 	var key uint32
 	require.NoError(t, pool.QueryRow(ctx, `SELECT 'attempts_p`+today+`_pkey'::regclass::oid`).Scan(&key))
@@ -368,29 +365,18 @@ func TestMigration28TypeIndex(t *testing.T) {
 DROP INDEX deliveries_account_type_created_idx;
 CREATE INDEX deliveries_account_type_idx ON deliveries (account_id, event_type, created_at, id, state, webhook_id)`)
 	require.NoError(t, err)
-	rows, err := pool.Query(ctx, `
+	var build string
+	require.NoError(t, pool.QueryRow(ctx, `
 SELECT format('CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON %s (account_id, event_type, created_at, id, webhook_id)',
               c.relname || '_account_type_created_idx', c.oid::regclass)
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'deliveries'::regclass AND c.relname = 'deliveries_p' || $1`, today)
-	require.NoError(t, err)
-	var builds []string
-	for rows.Next() {
-		var s string
-		require.NoError(t, rows.Scan(&s))
-		builds = append(builds, s)
-	}
-	require.NoError(t, rows.Err())
-	require.Len(t, builds, 1)
-	_, err = pool.Exec(ctx, builds[0])
+WHERE i.inhparent = 'deliveries'::regclass AND c.relname = 'deliveries_p' || $1`, today).Scan(&build))
+	_, err = pool.Exec(ctx, build)
 	require.NoError(t, err)
 	var builtAhead uint32
 	require.NoError(t, pool.QueryRow(ctx, `SELECT 'deliveries_p`+today+`_account_type_created_idx'::regclass::oid`).Scan(&builtAhead))
 
-	sql, err := os.ReadFile("028_account_type_index.sql")
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, string(sql))
-	require.NoError(t, err)
+	applyFile(t, pool, "028_account_type_index.sql")
 	check()
 	var attached uint32
 	require.NoError(t, pool.QueryRow(ctx, `
@@ -410,4 +396,13 @@ FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
 WHERE x.indrelid = $1::regclass
    OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::regclass)`, table).Scan(&out))
 	return out
+}
+
+// applyFile runs one migration file as it stands, again.
+func applyFile(t *testing.T, pool *pgxpool.Pool, name string) {
+	t.Helper()
+	sql, err := os.ReadFile(name)
+	require.NoError(t, err)
+	_, err = pool.Exec(context.Background(), string(sql))
+	require.NoError(t, err)
 }

@@ -34,7 +34,7 @@ import (
 //     statement that wakes it (store.WakeFIFOHead).
 //
 // The queue's poll stays as the safety net (server.FetchPollIntervalDefault,
-// 200 ms): an alarm missed (a notification lost with its connection, the
+// a second): an alarm missed (a notification lost with its connection, the
 // process gone) costs at most that. Through a transaction pooler there is
 // no LISTEN, so no alarm: the queue polls every 50 ms as before.
 
