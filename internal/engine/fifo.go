@@ -89,12 +89,18 @@ func jitter(d time.Duration) time.Duration {
 
 // fifoAdvance wakes the job of the next head of target's line once target
 // left it (succeeded); a failure is logged by the caller and costs only the
-// next head's wait.
+// next head's wait. When target is a replay (generation > 1) it was a dead
+// head a moment ago, so the next head's job may be about to snooze for
+// fifoBlockedWait: it wakes it again at each of fifoRewakes too (see
+// wakeFIFOHeadAgain).
 func (w *Worker) fifoAdvance(ctx context.Context, target *store.Target) error {
 	if target.FIFOSeq == nil {
 		return nil
 	}
 	_, err := store.WakeFIFOHead(ctx, w.db, target.WebhookID, w.cfg.Now())
+	if target.Generation > 1 {
+		wakeFIFOHeadAgain(w.db, target.WebhookID, w.cfg.Now, w.cfg.Logger)
+	}
 	return err
 }
 
@@ -136,21 +142,30 @@ func takeFIFOSeqs(ctx context.Context, db store.DB, events []*store.NewEvent, ta
 // SkipFIFOHead takes the dead head deliveryID out of webhookID's line and
 // wakes the next head's job, in one transaction on db (store.SkipFIFOHead:
 // store.ErrNotBlocking when deliveryID is not the dead head); then it wakes
-// the new head again at each of fifoRewakes, in the background.
-//
-// The transaction's wake can't reach a job that is running, and the job
-// waiting behind a dead head may be running at that moment: it has just
-// seen the head dead and is about to snooze for fifoBlockedWait, which River
-// records only after the run returns. Waking again once that snooze is
-// recorded bounds the delay to seconds. A later wake finds nothing to do
-// when the head's job already runs or ran. logger (nil: none) gets a debug
-// line when a wake fails.
+// the new head again (wakeFIFOHeadAgain). logger (nil: none) gets a debug
+// line when a later wake fails.
 func SkipFIFOHead(ctx context.Context, db store.DB, webhookID, deliveryID string, now func() time.Time, logger *zap.Logger) error {
 	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		return store.SkipFIFOHead(ctx, tx, webhookID, deliveryID, now().UTC())
 	}); err != nil {
 		return err
 	}
+	wakeFIFOHeadAgain(db, webhookID, now, logger)
+	return nil
+}
+
+// wakeFIFOHeadAgain wakes webhookID's head's job again at each of
+// fifoRewakes, in the background, after its line was unblocked (its dead
+// head skipped, or replayed and succeeded).
+//
+// The first wake can't reach a job that is running, and the job waiting
+// behind a dead head may be running at that moment: it has just seen the
+// head dead and is about to snooze for fifoBlockedWait, which River records
+// only after the run returns. Waking again once that snooze is recorded
+// bounds the delay to seconds. A later wake finds nothing to do when the
+// head's job already runs or ran. logger (nil: none) gets a debug line when
+// a wake fails.
+func wakeFIFOHeadAgain(db store.DB, webhookID string, now func() time.Time, logger *zap.Logger) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
@@ -162,14 +177,13 @@ func SkipFIFOHead(ctx context.Context, db store.DB, webhookID, deliveryID string
 			_, err := store.WakeFIFOHead(wakeCtx, db, webhookID, now().UTC())
 			cancel()
 			if err != nil {
-				logger.Debug("error waking a FIFO head again after a skip", zap.String("webhook_id", webhookID), zap.Error(err))
+				logger.Debug("error waking a FIFO head again", zap.String("webhook_id", webhookID), zap.Error(err))
 				return
 			}
 		}
 	}()
-	return nil
 }
 
-// fifoRewakes are when, after a skip, the new head's job is woken again
-// (see SkipFIFOHead).
+// fifoRewakes are when, after a line was unblocked, its new head's job is
+// woken again (see wakeFIFOHeadAgain).
 var fifoRewakes = []time.Duration{time.Second, 5 * time.Second, 20 * time.Second}

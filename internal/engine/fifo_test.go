@@ -18,6 +18,7 @@ import (
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
 	"github.com/mono/webhookd/internal/testserver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // fifoRequest is one request a FIFO test's receiver saw.
@@ -184,4 +185,56 @@ func replay(t *testing.T, db interface {
 func skip(t *testing.T, db store.DB, webhookID, deliveryID string) error {
 	t.Helper()
 	return engine.SkipFIFOHead(context.Background(), db, webhookID, deliveryID, time.Now, nil)
+}
+
+// A replay of the dead head that succeeds while the job waiting behind it
+// is running (it has just seen the head dead and is about to snooze for
+// the blocked wait, 5 minutes) still moves the line within seconds: the
+// success's wake misses a running job, so the worker wakes the new head
+// again once River has recorded that snooze. The test holds the job
+// "running" across the replay and then records the 5-minute snooze itself,
+// as River's completer would (the skip's case is admin's
+// TestFIFOSkipWakesAJobSnoozedDuringTheSkip).
+func TestFIFOReplayWakesAJobSnoozedDuringTheReplay(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t, func(c *server.Config) {
+		c.DBMaxConns = 6
+		c.MaxWorkers = 10
+		c.HTTPTimeout = 2 * time.Second
+	})
+	pool := srv.Pool()
+	ctx := context.Background()
+	enqueuer, err := engine.NewEnqueuer(srv.River(), nil)
+	require.NoError(t, err)
+	recv := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
+	createFIFOWebhook(t, pool, srv, "acct_fifo_replay_race", recv.URL+"/")
+	var deliveries []string
+	for range 2 {
+		res := enqueue(t, pool, enqueuer, &engine.Event{AccountID: "acct_fifo_replay_race", Type: "ping", Data: rawJSON(`{}`)})
+		deliveries = append(deliveries, res.Deliveries[0].ID)
+	}
+	require.Equal(t, store.StateDead, waitFinished(t, pool, deliveries[0], 2*time.Minute).State)
+	recv.SetRespond(testreceiver.Status(http.StatusOK))
+
+	// The waiting delivery's job, as while it runs and looks at the dead
+	// head.
+	var jobID int64
+	testwait.For(t, time.Minute, func() (bool, string) {
+		var state string
+		require.NoError(t, pool.QueryRow(ctx, `
+SELECT j.id, j.state FROM deliveries d JOIN river_job j ON j.id = d.job_id WHERE d.id = $1`, deliveries[1]).Scan(&jobID, &state))
+		return state == "scheduled", "the waiting job is " + state + ", not snoozed behind the dead head"
+	})
+	_, err = pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempted_at = now() WHERE id = $1 AND state = 'scheduled'`, jobID)
+	require.NoError(t, err)
+
+	replay(t, pool, enqueuer, deliveries[0])
+	require.Equal(t, store.StateSucceeded, waitFinished(t, pool, deliveries[0], time.Minute).State)
+	// The worker wakes the next head right after recording the success;
+	// let that wake pass, then record the snooze.
+	time.Sleep(300 * time.Millisecond)
+	_, err = pool.Exec(ctx, `UPDATE river_job SET state = 'scheduled', scheduled_at = now() + interval '5 minutes' WHERE id = $1`, jobID)
+	require.NoError(t, err)
+
+	require.Equal(t, store.StateSucceeded, waitFinished(t, pool, deliveries[1], time.Minute).State)
 }
