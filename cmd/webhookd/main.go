@@ -206,16 +206,13 @@ func (s *settings) integer(flagName, env, def, help string, dst *int) {
 	})
 }
 
-// parseBulkWhileLive reads WEBHOOKD_BULK_WHILE_LIVE's value (named where):
-// off is -1 (no limit), otherwise a whole number (0: the default).
-func parseBulkWhileLive(where, raw string) (int, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "off" {
-		return -1, nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s: %q is neither off nor a whole number >= 0", where, raw)
+// offOrCount reads a setting that is off or a count, such as
+// WEBHOOKD_BULK_WHILE_LIVE (named where): off is -1, otherwise a whole
+// number (0: the default).
+func offOrCount(where, raw string) (int, error) {
+	n, err := parseOffOrCount(raw)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", where, err)
 	}
 	return n, nil
 }
@@ -327,7 +324,12 @@ func serverSettings(s *settings, cfg *server.Config) {
 	s.integer("max-idle-conns-per-host", "WEBHOOKD_MAX_IDLE_CONNS_PER_HOST", "0", "idle keep-alive connections kept per receiver host (0: as many as max-workers)", &cfg.MaxIdleConnsPerHost)
 	bulk := s.str("bulk-while-live", "WEBHOOKD_BULK_WHILE_LIVE", "0", "backlogged bulk deliveries under way per process while other accounts' live ones are answered (0: max-workers/16; off: no limit)")
 	s.parsers = append(s.parsers, func() (err error) {
-		cfg.BulkWhileLive, err = parseBulkWhileLive(s.where("bulk-while-live"), *bulk)
+		cfg.BulkWhileLive, err = offOrCount(s.where("bulk-while-live"), *bulk)
+		return err
+	})
+	webhookCache := s.str("intake-webhook-cache", "WEBHOOKD_INTAKE_WEBHOOK_CACHE", "0", "accounts whose live webhooks the API keeps in memory to fan events out without reading them; a change to them anywhere is seen at the next event's insert, which is retried (0: 10000; off: read them for every event)")
+	s.parsers = append(s.parsers, func() (err error) {
+		cfg.IntakeWebhookCache, err = offOrCount(s.where("intake-webhook-cache"), *webhookCache)
 		return err
 	})
 	var maxConns int
@@ -682,7 +684,7 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	var err error
-	if cfg.BulkWhileLive, err = parseBulkWhileLive("-bulk-while-live", *bulk); err != nil {
+	if cfg.BulkWhileLive, err = offOrCount("-bulk-while-live", *bulk); err != nil {
 		return err
 	}
 	if cfg.ManagementRate, err = adminapi.ParseRate(*mgmtRate); err != nil {

@@ -68,7 +68,7 @@ func (a *API) enqueueEach(ctx context.Context, events []*engine.Event) ([]enqueu
 			batch[i] = events[j]
 		}
 		var results []*engine.Enqueued
-		err := a.enqueueTx(ctx, func(tx pgx.Tx) (handoff *engine.Handoff, err error) {
+		err := a.enqueueTx(ctx, batch, func(ctx context.Context, tx pgx.Tx) (handoff *engine.Handoff, err error) {
 			results, handoff, err = a.enqueuer.EnqueueEach(ctx, tx, batch)
 			return handoff, err
 		})

@@ -83,12 +83,23 @@ func (a *API) createEvent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, renderEnqueued(res))
 }
 
-// enqueueTx runs enqueue in a transaction of its own, committed when
-// enqueue succeeds. enqueue's errors come back as they are. The hand-off
-// enqueue returns (engine.Handoffs, in a process that works deliveries
-// too; nil otherwise) is started once the transaction has committed, and
-// released when it has not.
-func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) (*engine.Handoff, error)) error {
+// enqueueTx runs enqueue (storing events) in a transaction of its own,
+// committed when enqueue succeeds. enqueue's errors come back as they are.
+// The hand-off enqueue returns (engine.Handoffs, in a process that works
+// deliveries too; nil otherwise) is started once the transaction has
+// committed, and released when it has not. A transaction that failed
+// because an account's webhooks changed after this process cached them
+// (engine.Enqueuer.WebhooksChanged; nothing of it was stored) is tried
+// once more, with the webhooks read in it (engine.WithFreshWebhooks).
+func (a *API) enqueueTx(ctx context.Context, events []*engine.Event, enqueue func(context.Context, pgx.Tx) (*engine.Handoff, error)) error {
+	err := a.enqueueTxOnce(ctx, enqueue)
+	if a.enqueuer.WebhooksChanged(err, events) {
+		err = a.enqueueTxOnce(engine.WithFreshWebhooks(ctx), enqueue)
+	}
+	return err
+}
+
+func (a *API) enqueueTxOnce(ctx context.Context, enqueue func(context.Context, pgx.Tx) (*engine.Handoff, error)) error {
 	// BEGIN goes with the first statement, the events' insert with the
 	// COMMIT: two round trips fewer (store.PipelinedTx).
 	tx, err := store.BeginPipelined(ctx, a.pool)
@@ -96,7 +107,7 @@ func (a *API) enqueueTx(ctx context.Context, enqueue func(pgx.Tx) (*engine.Hando
 		return fmt.Errorf("error beginning transaction: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	handoff, err := enqueue(tx)
+	handoff, err := enqueue(ctx, tx)
 	if err != nil {
 		return err // nothing reserved
 	}
@@ -207,8 +218,8 @@ func (a *API) createEventBatch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var results []*engine.Enqueued
-	err := a.enqueueTx(r.Context(), func(tx pgx.Tx) (handoff *engine.Handoff, err error) {
-		results, handoff, err = a.enqueuer.EnqueueManyHandoff(r.Context(), tx, events)
+	err := a.enqueueTx(r.Context(), events, func(ctx context.Context, tx pgx.Tx) (handoff *engine.Handoff, err error) {
+		results, handoff, err = a.enqueuer.EnqueueManyHandoff(ctx, tx, events)
 		return handoff, err
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -141,6 +142,7 @@ type Enqueuer struct {
 	maxFanout int
 	handoffs  atomic.Pointer[Handoffs] // EnqueueEach's and EnqueueManyHandoff's (SetHandoffs)
 	wakes     atomic.Pointer[Wakes]    // announces their River jobs after the commit (SetWakes)
+	webhooks  *webhookCache            // EnqueueEach's and EnqueueManyHandoff's; nil: off
 }
 
 // EnqueuerConfig configures an Enqueuer.
@@ -156,6 +158,15 @@ type EnqueuerConfig struct {
 	// the API. Defaults to 0: no limit, which suits the transactional
 	// outbox (trusted code in the producer's transaction).
 	MaxFanout int
+	// WebhookCache, above 0, is how many accounts' live webhooks
+	// EnqueueEach and EnqueueManyHandoff keep in memory, so that an event
+	// of such an account is fanned out without reading them: its insert
+	// carries the versions it used and fails, storing nothing, when one
+	// changed (store.IsWebhooksChanged; WebhooksChanged tells the caller
+	// to retry). Their callers must retry such a failure in a new
+	// transaction with WithFreshWebhooks. Defaults to 0: off (an outbox
+	// producer's transaction can't be retried).
+	WebhookCache int
 }
 
 // InsertNotifyInterval is the client-wide FetchCooldown of webhookd's River
@@ -182,6 +193,9 @@ func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*
 	if cfg == nil {
 		cfg = &EnqueuerConfig{}
 	}
+	if cfg.WebhookCache < 0 {
+		return nil, fmt.Errorf("dispatcher.EnqueuerConfig: WebhookCache must be 0 (off) or more (got %d)", cfg.WebhookCache)
+	}
 	if cfg.MaxFanout < 0 {
 		return nil, fmt.Errorf("dispatcher.EnqueuerConfig: MaxFanout must be 0 (no limit) or more (got %d)", cfg.MaxFanout)
 	}
@@ -196,7 +210,7 @@ func NewEnqueuerWithConfig(client *river.Client[pgx.Tx], cfg *EnqueuerConfig) (*
 	if now == nil {
 		now = time.Now
 	}
-	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now), maxFanout: cfg.MaxFanout}, nil
+	return &Enqueuer{river: client, now: now, fair: newFairness(FairRateDefault, FairBurstDefault, now), maxFanout: cfg.MaxFanout, webhooks: newWebhookCache(cfg.WebhookCache)}, nil
 }
 
 // SetHandoffs makes EnqueueEach and EnqueueManyHandoff hand deliveries off
@@ -283,7 +297,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.insert(ctx, tx, []*prepared{p}, now, false, nil)
+	out, err := e.insert(ctx, tx, []*prepared{p}, now, false, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +318,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, tx pgx.Tx, ev *Event) (*Enqueued
 // together exceed MaxFanout fails whole with a *FanoutError. On any error,
 // roll tx back.
 func (e *Enqueuer) EnqueueMany(ctx context.Context, tx pgx.Tx, events []*Event) ([]*Enqueued, error) {
-	return e.enqueueMany(ctx, tx, events, false, nil)
+	return e.enqueueMany(ctx, tx, events, false, false, nil)
 }
 
 // EnqueueEach is EnqueueMany for events of separate requests stored in one
@@ -330,12 +344,13 @@ func (e *Enqueuer) EnqueueManyHandoff(ctx context.Context, tx pgx.Tx, events []*
 // enqueueHandoff is enqueueMany with this process's Handoffs, if any.
 func (e *Enqueuer) enqueueHandoff(ctx context.Context, tx pgx.Tx, events []*Event, perEvent bool) ([]*Enqueued, *Handoff, error) {
 	h, w := e.handoffs.Load(), e.wakes.Load()
+	cached := e.webhooks != nil && ctx.Value(freshWebhooksKey{}) == nil
 	if h == nil && w == nil {
-		out, err := e.enqueueMany(ctx, tx, events, perEvent, nil)
+		out, err := e.enqueueMany(ctx, tx, events, perEvent, cached, nil)
 		return out, nil, err
 	}
 	ho := &Handoff{h: h, wakes: w}
-	out, err := e.enqueueMany(ctx, tx, events, perEvent, ho)
+	out, err := e.enqueueMany(ctx, tx, events, perEvent, cached, ho)
 	if err != nil {
 		ho.Release()
 		return nil, nil, err
@@ -344,8 +359,9 @@ func (e *Enqueuer) enqueueHandoff(ctx context.Context, tx pgx.Tx, events []*Even
 }
 
 // enqueueMany is EnqueueMany, with MaxFanout applied to each event alone
-// when perEvent, handing deliveries off to ho when not nil.
-func (e *Enqueuer) enqueueMany(ctx context.Context, tx pgx.Tx, events []*Event, perEvent bool, ho *Handoff) ([]*Enqueued, error) {
+// when perEvent, fanning out from the webhook cache when cached, handing
+// deliveries off to ho when not nil.
+func (e *Enqueuer) enqueueMany(ctx context.Context, tx pgx.Tx, events []*Event, perEvent, cached bool, ho *Handoff) ([]*Enqueued, error) {
 	if len(events) > MaxBatchSize {
 		return nil, ErrBatchTooLarge
 	}
@@ -372,7 +388,7 @@ func (e *Enqueuer) enqueueMany(ctx context.Context, tx pgx.Tx, events []*Event, 
 	if len(items) == 0 {
 		return []*Enqueued{}, nil
 	}
-	return e.insert(ctx, tx, items, now, perEvent, ho)
+	return e.insert(ctx, tx, items, now, perEvent, cached, ho)
 }
 
 // prepared is a validated event, ready to insert.
@@ -445,8 +461,10 @@ func linkRepeats(items []*prepared) error {
 // insert stores items (validated, with in-batch repeats linked) inside tx,
 // unless their deliveries exceed MaxFanout: all of them together, or when
 // perEvent any one event's. Deliveries that go at once are handed off to
-// ho, when not nil, while it has room.
-func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now time.Time, perEvent bool, ho *Handoff) ([]*Enqueued, error) {
+// ho, when not nil, while it has room. When cached, the accounts' webhooks
+// come from the webhook cache where it holds them, and the insert checks
+// their versions (store.InsertEventsChecked).
+func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now time.Time, perEvent, cached bool, ho *Handoff) ([]*Enqueued, error) {
 	out := make([]*Enqueued, len(items))
 
 	// Claim the idempotency keys; a key already taken makes its event a
@@ -488,14 +506,30 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		}
 	}
 	webhooks := map[string][]store.LiveWebhook{}
+	var versions *store.WebhookVersions // of the accounts fanned out from the cache
 	if len(accounts) > 0 {
 		slices.Sort(accounts)
+		accounts = slices.Compact(accounts)
 		var err error
-		read := store.LiveWebhooks
-		if ho.active() {
-			read = store.LiveWebhooksWithTargets // a handed-off delivery's attempt needs no load
+		switch {
+		case cached:
+			var missing []string
+			versions, missing = e.webhooks.lookup(accounts, webhooks)
+			if len(missing) > 0 {
+				read, readVersions, err := store.LiveWebhooksVersioned(ctx, tx, missing)
+				if err != nil {
+					return nil, fmt.Errorf("error listing webhooks: %w", err)
+				}
+				e.webhooks.put(read, readVersions)
+				maps.Copy(webhooks, read)
+			}
+		case ho.active():
+			// A handed-off delivery's attempt needs no load.
+			webhooks, err = store.LiveWebhooksWithTargets(ctx, tx, accounts)
+		default:
+			webhooks, err = store.LiveWebhooks(ctx, tx, accounts)
 		}
-		if webhooks, err = read(ctx, tx, slices.Compact(accounts)); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("error listing webhooks: %w", err)
 		}
 	}
@@ -606,7 +640,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 		}
 	}
 	if len(fresh) > 0 {
-		if err := store.InsertEventsWithJobs(ctx, tx, fresh, leased); err != nil {
+		if err := store.InsertEventsChecked(ctx, tx, fresh, leased, versions); err != nil {
 			return nil, fmt.Errorf("error inserting events: %w", err)
 		}
 	}

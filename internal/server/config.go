@@ -141,6 +141,10 @@ type Config struct {
 	// (WEBHOOKD_BULK_WHILE_LIVE, off for -1; see engine.WorkerConfig).
 	// 0: a sixteenth of MaxWorkers; -1: no limit.
 	BulkWhileLive int
+	// IntakeWebhookCache is how many accounts' live webhooks the API keeps
+	// in memory for the intake (WEBHOOKD_INTAKE_WEBHOOK_CACHE, off for -1;
+	// see engine.EnqueuerConfig.WebhookCache). 0: engine.WebhookCacheDefault.
+	IntakeWebhookCache int
 	// DBMaxConns is the pgx pool size. Defaults to 40.
 	DBMaxConns int32
 	// ReconcileInterval is how often orphaned pending deliveries are looked
@@ -379,6 +383,7 @@ func (c *Config) WithDefaults() *Config {
 	out.DeadRetention = cmp.Or(out.DeadRetention, retention.DeadRetentionDefault)
 	out.MaxWebhooksPerAccount = cmp.Or(out.MaxWebhooksPerAccount, admin.MaxWebhooksPerAccountDefault)
 	out.EndpointFailingAfter = cmp.Or(out.EndpointFailingAfter, engine.FailingThresholdDefault)
+	out.IntakeWebhookCache = cmp.Or(out.IntakeWebhookCache, engine.WebhookCacheDefault)
 	out.MaxFanoutPerRequest = cmp.Or(out.MaxFanoutPerRequest, engine.MaxBatchSize*out.MaxWebhooksPerAccount)
 	out.TestSendsInFlight = cmp.Or(out.TestSendsInFlight, admin.TestSendsInFlightDefault)
 	out.IntakeTransactions = cmp.Or(out.IntakeTransactions, admin.IntakeTransactionsDefault)
@@ -445,6 +450,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxWebhooksPerAccount < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT must be at least 1 (got %d)", c.MaxWebhooksPerAccount)
+	}
+	if c.IntakeWebhookCache < -1 {
+		return fmt.Errorf("WEBHOOKD_INTAKE_WEBHOOK_CACHE must be -1 (off), 0 (the default) or more (got %d)", c.IntakeWebhookCache)
 	}
 	if c.MaxFanoutPerRequest < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_FANOUT_PER_REQUEST must be at least 1, or 0 for the default (got %d)", c.MaxFanoutPerRequest)

@@ -42,6 +42,7 @@ type Server struct {
 	pool     *pgxpool.Pool
 	byKey    *store.ByKeyPool // the worker's batched statements (worker role only; nil otherwise)
 	worker   *engine.Worker
+	enqueuer *engine.Enqueuer // the API's
 	handoffs *engine.Handoffs // nil: none (Config.Handoffs)
 	// wakes are the queues' alarms (without a transaction pooler; nil
 	// otherwise), rung from Start until Stop.
@@ -269,7 +270,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	// The API's requests are bounded in deliveries (events × webhooks);
 	// the outbox's Enqueue in a producer's own code is not, by default.
-	enqueuer, err := engine.NewEnqueuerWithConfig(riverClient, &engine.EnqueuerConfig{MaxFanout: cfg.MaxFanoutPerRequest})
+	enqueuer, err := engine.NewEnqueuerWithConfig(riverClient, &engine.EnqueuerConfig{MaxFanout: cfg.MaxFanoutPerRequest, WebhookCache: max(cfg.IntakeWebhookCache, 0)})
 	if err != nil {
 		return nil, err
 	}
@@ -390,6 +391,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	}
 	ok = true
 	return &Server{
+		enqueuer:   enqueuer,
 		cfg:        cfg,
 		logger:     logger,
 		byKey:      byKey,
@@ -547,6 +549,9 @@ func (s *Server) MetricsAddr() string {
 
 // Metrics is the server's metrics (what GET /metrics serves).
 func (s *Server) Metrics() *metrics.Metrics { return s.m }
+
+// Enqueuer is the API's enqueuer (its webhook cache's counts).
+func (s *Server) Enqueuer() *engine.Enqueuer { return s.enqueuer }
 
 // Pool is the server's database pool.
 func (s *Server) Pool() *pgxpool.Pool { return s.pool }

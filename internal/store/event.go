@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mono/webhookd/internal/ident"
 )
@@ -57,7 +59,46 @@ FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::
 var (
 	eventsInsert     = fmt.Sprintf(eventsInsertSQL, "")
 	eventsJobsInsert = fmt.Sprintf(eventsInsertSQL, leasedJobsInsert)
+	// With a check of the webhook versions the fan-out used
+	// (WebhookVersions): the events' insert reads no row unless it passes,
+	// and when it doesn't the statement fails (SQLSTATE WHK01).
+	eventsInsertChecked     = checkedEventsInsert(eventsInsert, 20)
+	eventsJobsInsertChecked = checkedEventsInsert(eventsJobsInsert, 27)
 )
+
+// checkedEventsInsert is statement with webhookd_webhooks_unchanged($n,
+// $n+1) as a condition of its events' insert, evaluated once (an
+// uncorrelated subquery) before any row is written.
+func checkedEventsInsert(statement string, n int) string {
+	const from = `AS e (id, account_id, type, body, occurred_at, idempotency_key, created_at, part_day, traceparent)`
+	if !strings.Contains(statement, from) {
+		panic("store: the events' insert has changed; checkedEventsInsert can't place its check")
+	}
+	return strings.Replace(statement, from, from+fmt.Sprintf(`
+    WHERE (SELECT webhookd_webhooks_unchanged($%d::text[], $%d::bigint[]))`, n, n+1), 1)
+}
+
+// WebhookVersions are the versions (webhook_versions) of the accounts whose
+// webhooks an insert fanned its events out to from memory, not from a read
+// in its transaction: InsertEventsWithJobs fails with ErrWebhooksChanged,
+// having stored nothing, when one is no longer current.
+type WebhookVersions struct {
+	Accounts []string
+	Versions []int64
+}
+
+// webhooksChangedCode is the SQLSTATE webhookd_webhooks_unchanged raises
+// (migration 29).
+const webhooksChangedCode = "WHK01"
+
+// IsWebhooksChanged says whether err is an insert's check of
+// WebhookVersions failing: an account's webhooks changed after they were
+// read, and the transaction must be rolled back and tried again with the
+// webhooks read afresh.
+func IsWebhooksChanged(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == webhooksChangedCode
+}
 
 // InsertEvents inserts the events and all their deliveries in one
 // statement, however many there are. An event and its deliveries go into
@@ -72,6 +113,14 @@ func InsertEvents(ctx context.Context, db DB, events []*NewEvent) error {
 // InsertEventsWithJobs is InsertEvents, writing jobs (nil or none: no
 // job) into River's table in the same statement.
 func InsertEventsWithJobs(ctx context.Context, db DB, events []*NewEvent, jobs *LeasedJobs) error {
+	return InsertEventsChecked(ctx, db, events, jobs, nil)
+}
+
+// InsertEventsChecked is InsertEventsWithJobs, checking versions (nil or
+// none: no check) in the same statement: when an account's webhooks changed
+// since versions were read, the statement fails with an error
+// IsWebhooksChanged knows, and stores nothing.
+func InsertEventsChecked(ctx context.Context, db DB, events []*NewEvent, jobs *LeasedJobs, versions *WebhookVersions) error {
 	n := len(events)
 	var (
 		ids, accounts, types = make([]string, n), make([]string, n), make([]string, n)
@@ -107,10 +156,14 @@ func InsertEventsWithJobs(ctx context.Context, db DB, events []*NewEvent, jobs *
 	}
 	args := []any{ids, accounts, types, bodies, occurred, keys, created,
 		dIDs, dEvents, dWebhooks, dAccounts, dTypes, dJobs, dCreated, days, dDays, traces, dSeqs, dSlots}
-	statement := eventsInsert
+	statement, checked := eventsInsert, eventsInsertChecked
 	if jobs != nil && len(jobs.IDs) > 0 {
-		statement = eventsJobsInsert
+		statement, checked = eventsJobsInsert, eventsJobsInsertChecked
 		args = append(args, jobs.Kind, jobs.MaxAttempts, jobs.Priority, jobs.Queue, jobs.ScheduledAt, jobs.IDs, jobs.Deliveries)
+	}
+	if versions != nil && len(versions.Accounts) > 0 {
+		statement = checked
+		args = append(args, versions.Accounts, versions.Versions)
 	}
 	if tx, ok := db.(*PipelinedTx); ok {
 		// Sent with the transaction's next statement or its COMMIT, whose

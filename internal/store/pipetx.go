@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -276,9 +277,21 @@ func (t *PipelinedTx) Rollback(ctx context.Context) error {
 // abandon ends a transaction whose COMMIT or ROLLBACK failed, as pgx's own
 // transaction does: a connection still inside it is closed (PostgreSQL
 // rolls back what it holds), never waited on, and the pool, which drops a
-// closed connection, gets it back.
+// closed connection, gets it back. A transaction that a statement sent
+// with the COMMIT failed (PostgreSQL skipped the COMMIT) is rolled back
+// instead, keeping the connection, when that works within 5 s.
 func (t *PipelinedTx) abandon(ctx context.Context) {
-	if c := t.conn.Conn(); !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+	c := t.conn.Conn()
+	if !c.IsClosed() && c.PgConn().TxStatus() == 'E' {
+		rbCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.Exec(rbCtx, "rollback")
+		cancel()
+		if err == nil {
+			_ = t.release()
+			return
+		}
+	}
+	if !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
 		_ = c.Close(ctx)
 	}
 	_ = t.release()
