@@ -327,10 +327,18 @@ func serverSettings(s *settings, cfg *server.Config) {
 		cfg.BulkWhileLive, err = offOrCount(s.where("bulk-while-live"), *bulk)
 		return err
 	})
-	webhookCache := s.str("intake-webhook-cache", "WEBHOOKD_INTAKE_WEBHOOK_CACHE", "0", "accounts whose live webhooks the API keeps in memory to fan events out without reading them; a change to them anywhere is seen at the next event's insert, which is retried (0: 10000; off: read them for every event)")
-	s.parsers = append(s.parsers, func() (err error) {
-		cfg.IntakeWebhookCache, err = offOrCount(s.where("intake-webhook-cache"), *webhookCache)
-		return err
+	webhookCache := s.str("intake-webhook-cache", "WEBHOOKD_INTAKE_WEBHOOK_CACHE", "16MiB", "memory for accounts' live webhooks kept by the API to fan events out without reading them; a change to them anywhere is seen at the next event's insert, which is retried (off: read them for every event)")
+	s.parsers = append(s.parsers, func() error {
+		if strings.TrimSpace(*webhookCache) == "off" {
+			cfg.IntakeWebhookCache = -1
+			return nil
+		}
+		n, err := parseSize(*webhookCache)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%s: %q is neither off nor a size in bytes such as 16MiB", s.where("intake-webhook-cache"), *webhookCache)
+		}
+		cfg.IntakeWebhookCache = n
+		return nil
 	})
 	var maxConns int
 	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)

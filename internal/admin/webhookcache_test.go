@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -114,4 +115,10 @@ func TestIntakeWebhookCacheSeesChangesFromOtherProcesses(t *testing.T) {
 	changed := stats().Changed
 	require.Empty(t, send(false))
 	require.Equal(t, changed, stats().Changed)
+
+	// The counts are on A's /metrics.
+	page := scrapeMetrics(t, a)
+	for result, n := range map[string]int64{"hit": stats().Hits, "miss": stats().Misses, "changed": changed} {
+		require.Contains(t, page, fmt.Sprintf("webhookd_intake_webhook_cache_total{result=%q} %d\n", result, n))
+	}
 }

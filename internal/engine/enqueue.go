@@ -158,7 +158,7 @@ type EnqueuerConfig struct {
 	// the API. Defaults to 0: no limit, which suits the transactional
 	// outbox (trusted code in the producer's transaction).
 	MaxFanout int
-	// WebhookCache, above 0, is how many accounts' live webhooks
+	// WebhookCache, above 0, is how many bytes of accounts' live webhooks
 	// EnqueueEach and EnqueueManyHandoff keep in memory, so that an event
 	// of such an account is fanned out without reading them: its insert
 	// carries the versions it used and fails, storing nothing, when one
@@ -166,7 +166,7 @@ type EnqueuerConfig struct {
 	// to retry). Their callers must retry such a failure in a new
 	// transaction with WithFreshWebhooks. Defaults to 0: off (an outbox
 	// producer's transaction can't be retried).
-	WebhookCache int
+	WebhookCache int64
 }
 
 // InsertNotifyInterval is the client-wide FetchCooldown of webhookd's River

@@ -9,37 +9,65 @@ import (
 )
 
 // WebhookCacheDefault is the default of EnqueuerConfig.WebhookCache (and
-// WEBHOOKD_INTAKE_WEBHOOK_CACHE): the accounts whose live webhooks one
-// process keeps for the intake.
-const WebhookCacheDefault = 10000
+// WEBHOOKD_INTAKE_WEBHOOK_CACHE): the bytes of accounts' live webhooks one
+// process keeps for the intake, 16 MiB (~1 KB an account with two plain
+// webhooks: some 16,000 such accounts).
+const WebhookCacheDefault = 16 << 20
 
 // webhookCache keeps accounts' live webhooks (with their targets) as the
 // intake read them, with the version (webhook_versions, migration 29) they
 // had then. It is only a hint: an insert fanned out from it carries the
 // versions it used, and PostgreSQL refuses it when one is no longer
 // current (store.InsertEventsChecked), so a stale entry costs a retry,
-// never a wrong fan-out. At most max accounts are kept; a new one past
-// that replaces an arbitrary one.
+// never a wrong fan-out. Its entries take at most budget bytes (as
+// entrySize counts them); a new one past that replaces arbitrary ones, and
+// an account whose webhooks take more than an eighth of it is not kept.
 type webhookCache struct {
-	max int
+	budget int64
 
 	mu      sync.Mutex
 	entries map[string]cachedWebhooks
+	used    int64 // bytes of entries
 
 	hits, misses, changed atomic.Int64
 }
 
 type cachedWebhooks struct {
 	version int64
+	size    int64
 	hooks   []store.LiveWebhook // read only: shared by every insert that uses them
 }
 
-// newWebhookCache keeps up to size accounts; nil (no cache) when size is 0.
-func newWebhookCache(size int) *webhookCache {
-	if size <= 0 {
+// newWebhookCache keeps up to budget bytes; nil (no cache) when budget is
+// 0.
+func newWebhookCache(budget int64) *webhookCache {
+	if budget <= 0 {
 		return nil
 	}
-	return &webhookCache{max: size, entries: make(map[string]cachedWebhooks)}
+	return &webhookCache{budget: budget, entries: make(map[string]cachedWebhooks)}
+}
+
+// entrySize is about what an account's entry holds in memory: a fixed
+// overhead per account and per webhook, and the bytes of its strings and
+// ciphertexts.
+func entrySize(account string, hooks []store.LiveWebhook) int64 {
+	n := int64(128 + len(account))
+	for _, w := range hooks {
+		n += int64(256 + len(w.ID))
+		for _, t := range w.EventTypes {
+			n += int64(16 + len(t))
+		}
+		if t := w.Target; t != nil {
+			n += int64(len(t.URL) + len(t.SecretCipher) + len(t.SecretKeyID) + len(t.HeadersCipher) +
+				len(t.PreviousSecretCipher) + len(t.TLSCipher) + len(t.SignatureScheme) + len(t.OnGone))
+			for _, p := range []*string{t.HeadersKeyID, t.PreviousSecretKeyID, t.TLSKeyID, t.TLSCABundle} {
+				if p != nil {
+					n += int64(len(*p))
+				}
+			}
+		}
+	}
+	return n
 }
 
 // lookup returns the cached webhooks of accounts (distinct), with the
@@ -68,13 +96,27 @@ func (c *webhookCache) put(hooks map[string][]store.LiveWebhook, versions map[st
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for a, v := range versions {
-		if _, ok := c.entries[a]; !ok && len(c.entries) >= c.max {
-			for old := range c.entries {
-				delete(c.entries, old)
+		c.drop(a)
+		size := entrySize(a, hooks[a])
+		if size > c.budget/8 {
+			continue // read every time
+		}
+		for old := range c.entries {
+			if c.used+size <= c.budget {
 				break
 			}
+			c.drop(old)
 		}
-		c.entries[a] = cachedWebhooks{version: v, hooks: hooks[a]}
+		c.entries[a] = cachedWebhooks{version: v, size: size, hooks: hooks[a]}
+		c.used += size
+	}
+}
+
+// drop removes account's entry; c.mu is held.
+func (c *webhookCache) drop(account string) {
+	if e, ok := c.entries[account]; ok {
+		c.used -= e.size
+		delete(c.entries, account)
 	}
 }
 
@@ -82,7 +124,7 @@ func (c *webhookCache) put(hooks map[string][]store.LiveWebhook, versions map[st
 func (c *webhookCache) forget(accounts []string) {
 	c.mu.Lock()
 	for _, a := range accounts {
-		delete(c.entries, a)
+		c.drop(a)
 	}
 	c.mu.Unlock()
 }

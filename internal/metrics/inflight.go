@@ -27,3 +27,23 @@ func (m *Metrics) RegisterInFlight(attempts func() int, pools map[string]*pgxpoo
 		}, func() float64 { return float64(pool.Stat().AcquiredConns()) }))
 	}
 }
+
+// RegisterWebhookCache adds webhookd_intake_webhook_cache_total{result},
+// read at scrape time from stats (the intake's webhook cache: accounts
+// fanned out from memory, read, and found changed at the insert).
+func (m *Metrics) RegisterWebhookCache(stats func() (hits, misses, changed int64)) {
+	for _, r := range []struct {
+		result string
+		pick   func(h, m, c int64) int64
+	}{
+		{"hit", func(h, _, _ int64) int64 { return h }},
+		{"miss", func(_, m, _ int64) int64 { return m }},
+		{"changed", func(_, _, c int64) int64 { return c }},
+	} {
+		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "webhookd_intake_webhook_cache_total",
+			Help:        "Accounts of intake transactions whose webhooks came from memory (hit), were read (miss), or had changed at the insert, which was retried (changed).",
+			ConstLabels: prometheus.Labels{"result": r.result},
+		}, func() float64 { return float64(r.pick(stats())) }))
+	}
+}

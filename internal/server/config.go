@@ -141,10 +141,11 @@ type Config struct {
 	// (WEBHOOKD_BULK_WHILE_LIVE, off for -1; see engine.WorkerConfig).
 	// 0: a sixteenth of MaxWorkers; -1: no limit.
 	BulkWhileLive int
-	// IntakeWebhookCache is how many accounts' live webhooks the API keeps
-	// in memory for the intake (WEBHOOKD_INTAKE_WEBHOOK_CACHE, off for -1;
-	// see engine.EnqueuerConfig.WebhookCache). 0: engine.WebhookCacheDefault.
-	IntakeWebhookCache int
+	// IntakeWebhookCache is the bytes of accounts' live webhooks the API
+	// keeps in memory for the intake (WEBHOOKD_INTAKE_WEBHOOK_CACHE, off for
+	// -1; see engine.EnqueuerConfig.WebhookCache). 0:
+	// engine.WebhookCacheDefault (16 MiB).
+	IntakeWebhookCache int64
 	// DBMaxConns is the pgx pool size. Defaults to 40.
 	DBMaxConns int32
 	// ReconcileInterval is how often orphaned pending deliveries are looked
@@ -452,7 +453,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("WEBHOOKD_MAX_WEBHOOKS_PER_ACCOUNT must be at least 1 (got %d)", c.MaxWebhooksPerAccount)
 	}
 	if c.IntakeWebhookCache < -1 {
-		return fmt.Errorf("WEBHOOKD_INTAKE_WEBHOOK_CACHE must be -1 (off), 0 (the default) or more (got %d)", c.IntakeWebhookCache)
+		return fmt.Errorf("WEBHOOKD_INTAKE_WEBHOOK_CACHE must be -1 (off), 0 (the default, 16 MiB) or a number of bytes (got %d)", c.IntakeWebhookCache)
 	}
 	if c.MaxFanoutPerRequest < 1 {
 		return fmt.Errorf("WEBHOOKD_MAX_FANOUT_PER_REQUEST must be at least 1, or 0 for the default (got %d)", c.MaxFanoutPerRequest)

@@ -274,6 +274,10 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	m.RegisterWebhookCache(func() (int64, int64, int64) {
+		s := enqueuer.WebhookCacheStats()
+		return s.Hits, s.Misses, s.Changed
+	})
 	health.SetNotifier(enqueuer) // endpoint.failing
 	worker.SetNotifier(enqueuer) // delivery.dead, with the deaths
 	// Alarms that ring River's fetch when a waiting job comes due, under
