@@ -327,19 +327,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 		cfg.BulkWhileLive, err = offOrCount(s.where("bulk-while-live"), *bulk)
 		return err
 	})
-	webhookCache := s.str("intake-webhook-cache", "WEBHOOKD_INTAKE_WEBHOOK_CACHE", "16MiB", "memory for accounts' live webhooks kept by the API to fan events out without reading them; a change to them anywhere is seen at the next event's insert, which is retried (off: read them for every event)")
-	s.parsers = append(s.parsers, func() error {
-		if strings.TrimSpace(*webhookCache) == "off" {
-			cfg.IntakeWebhookCache = -1
-			return nil
-		}
-		n, err := parseSize(*webhookCache)
-		if err != nil || n == 0 {
-			return fmt.Errorf("%s: %q is neither off nor a size in bytes such as 16MiB", s.where("intake-webhook-cache"), *webhookCache)
-		}
-		cfg.IntakeWebhookCache = n
-		return nil
-	})
+	s.offOrSize("intake-webhook-cache", "WEBHOOKD_INTAKE_WEBHOOK_CACHE", "16MiB", "memory for accounts' live webhooks kept by the API to fan events out without reading them; a change to them anywhere is seen at the next event's insert, which is retried (off: read them for every event)", &cfg.IntakeWebhookCache)
 	var maxConns int
 	s.integer("db-max-conns", "WEBHOOKD_DB_MAX_CONNS", strconv.Itoa(server.DBMaxConnsDefault), "database pool size per process", &maxConns)
 	s.duration("reconcile-interval", "WEBHOOKD_RECONCILE_INTERVAL", dur(time.Minute), "how often orphaned pending deliveries are re-queued", &cfg.ReconcileInterval)
@@ -421,19 +409,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 	})
 	s.size("body-budget", "WEBHOOKD_BODY_BUDGET", "32MiB", "bytes of request bodies read at once per process", &cfg.BodyBudget)
 	s.size("body-budget-per-key", "WEBHOOKD_BODY_BUDGET_PER_KEY", "0", "most of the body budget one API key may hold (0: a quarter of it)", &cfg.BodyBudgetPerKey)
-	minRate := s.str("body-min-rate", "WEBHOOKD_BODY_MIN_RATE", "64KiB", "slowest a request body may arrive after its first second, per second (off: no minimum)")
-	s.parsers = append(s.parsers, func() error {
-		if strings.TrimSpace(*minRate) == "off" {
-			cfg.BodyMinRate = -1
-			return nil
-		}
-		n, err := parseSize(*minRate)
-		if err != nil || n < 1 {
-			return fmt.Errorf("%s: %q is neither off nor a size such as 64KiB", s.where("body-min-rate"), *minRate)
-		}
-		cfg.BodyMinRate = n
-		return nil
-	})
+	s.offOrSize("body-min-rate", "WEBHOOKD_BODY_MIN_RATE", "64KiB", "slowest a request body may arrive after its first second, per second (off: no minimum)", &cfg.BodyMinRate)
 	s.roles(cfg)
 	s.parsers = append(s.parsers, func() error {
 		cfg.Addr, cfg.EncryptionKey, cfg.BootstrapAdminKey = *addr, *key, *admin
@@ -453,6 +429,24 @@ func (s *settings) rate(flagName, env, def, help string, dst *adminapi.Rate) {
 		if *dst, err = adminapi.ParseRate(*raw); err != nil {
 			return fmt.Errorf("%s: %w", s.where(flagName), err)
 		}
+		return nil
+	})
+}
+
+// offOrSize binds a setting that is off (-1) or a size in bytes of at
+// least 1 (a whole number, or with a KiB, MiB or GiB suffix) to dst.
+func (s *settings) offOrSize(flagName, env, def, help string, dst *int64) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() error {
+		if strings.TrimSpace(*raw) == "off" {
+			*dst = -1
+			return nil
+		}
+		n, err := parseSize(*raw)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%s: %q is neither off nor a size such as %s", s.where(flagName), *raw, def)
+		}
+		*dst = n
 		return nil
 	})
 }
