@@ -118,10 +118,15 @@ func TestDocsBrowser(t *testing.T) {
 		for method, op := range ops {
 			section := fmt.Sprintf("/%s/%s", op.Tags[0], strings.ToLower(op.OperationID))
 			eval(t, fmt.Sprintf(`location.hash = %q; ''`, "#"+section))
-			poll(t, fmt.Sprintf(`(document.querySelector('[data-section-id=%q]')?.innerText ?? '').includes(%q)`, section, "curl -sS"))
-			got := eval(t, fmt.Sprintf(`document.querySelector('[data-section-id=%q]').innerText`, section))
-			for _, want := range []string{op.Summary, strings.ToUpper(method) + " " + path, "Response"} {
-				require.Contains(t, strings.Join(strings.Fields(got), " "), want, "%s %s", method, path)
+			// One look at the section for all of it: the page renders
+			// sections as they scroll into view, so a second look may
+			// find it re-rendering (empty).
+			wants, err := json.Marshal([]string{op.Summary, strings.ToUpper(method) + " " + path, "Response", "curl -sS"})
+			require.NoError(t, err)
+			sectionText := fmt.Sprintf(`(document.querySelector('[data-section-id=%q]')?.innerText ?? '').split(/\s+/).join(' ')`, section)
+			_, err = chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`%s.every(w => %s.includes(w))`, wants, sectionText), chromedp.WithPollingTimeout(15*time.Second)))
+			if err != nil {
+				require.Failf(t, "an operation's section is incomplete", "%s %s: %v; it shows: %s", method, path, err, eval(t, sectionText))
 			}
 			n++
 		}
