@@ -18,8 +18,9 @@
 --                      DELETE or UPDATE of a column the fan-out or an
 --                      attempt reads sets the account's version to the
 --                      next value of webhook_version_seq, in the changing
---                      transaction. A sequence, not a counter: versions
---                      never repeat, even after the table is emptied.
+--                      transaction (a TRUNCATE: every account that had
+--                      webhooks). A sequence, not a counter: versions
+--                      never repeat.
 --                      Changes to one account's webhooks wait for each
 --                      other's commit at that row.
 --
@@ -39,7 +40,12 @@ CREATE OR REPLACE FUNCTION webhookd_bump_webhook_version() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM webhook_versions;
+        -- Before the rows go: every account that has webhooks gets a new
+        -- version (an account never versioned must not read as unchanged,
+        -- version 0, with its webhooks gone).
+        INSERT INTO webhook_versions (account_id, version)
+        SELECT a.account_id, nextval('webhook_version_seq') FROM (SELECT DISTINCT account_id FROM webhooks) a
+        ON CONFLICT (account_id) DO UPDATE SET version = EXCLUDED.version;
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' THEN
@@ -76,7 +82,7 @@ CREATE TRIGGER webhooks_version_update AFTER UPDATE ON webhooks
     EXECUTE FUNCTION webhookd_bump_webhook_version();
 
 DROP TRIGGER IF EXISTS webhooks_version_truncate ON webhooks;
-CREATE TRIGGER webhooks_version_truncate AFTER TRUNCATE ON webhooks
+CREATE TRIGGER webhooks_version_truncate BEFORE TRUNCATE ON webhooks
     FOR EACH STATEMENT EXECUTE FUNCTION webhookd_bump_webhook_version();
 
 -- webhookd_webhooks_unchanged is true when each of accounts still has its

@@ -15,7 +15,8 @@ import (
 // (webhooksLiveVersioned) is one whose change sets the account's version
 // (migration 29's update trigger): otherwise a cached webhook could
 // outlive a change to it. And the check refuses a stale version with the
-// error IsWebhooksChanged knows, and passes a current one.
+// error IsWebhooksChanged knows, and passes a current one; every insert,
+// update of such a column, delete and TRUNCATE sets a new version.
 func TestWebhookVersionsCoverTheCachedRead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -66,6 +67,23 @@ VALUES ('wh_v', 'acct_v', 'http://127.0.0.2/', 'http://127.0.0.2/', '\x00', 'k',
 	require.Greater(t, v2, v1)
 	_, err = pool.Exec(ctx, `DELETE FROM webhooks WHERE id = 'wh_v'`)
 	require.NoError(t, err)
-	require.Greater(t, version(), v2)
+	v3 := version()
+	require.Greater(t, v3, v2)
 	require.True(t, IsWebhooksChanged(check(v2)))
+
+	// A TRUNCATE changes the version of every account that had webhooks,
+	// one never versioned before included (0 would read as unchanged).
+	_, err = pool.Exec(ctx, `
+INSERT INTO webhooks (id, account_id, url, url_normalized, secret_ciphertext, secret_key_id, created_at)
+VALUES ('wh_v2', 'acct_v', 'http://127.0.0.2/', 'http://127.0.0.2/', '\x00', 'k', now()),
+       ('wh_u', 'acct_unversioned', 'http://127.0.0.2/', 'http://127.0.0.2/', '\x00', 'k', now())`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `DELETE FROM webhook_versions WHERE account_id = 'acct_unversioned'`) // as before migration 29
+	require.NoError(t, err)
+	v4 := version()
+	_, err = pool.Exec(ctx, `TRUNCATE webhooks CASCADE`)
+	require.NoError(t, err)
+	require.Greater(t, version(), v4)
+	_, err = pool.Exec(ctx, `SELECT webhookd_webhooks_unchanged($1, $2)`, []string{"acct_unversioned"}, []int64{0})
+	require.True(t, IsWebhooksChanged(err), "an account with webhooks before migration 29 is not unchanged after a TRUNCATE")
 }
