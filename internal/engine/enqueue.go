@@ -516,7 +516,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 			var missing []string
 			versions, missing = e.webhooks.lookup(accounts, webhooks)
 			if len(missing) > 0 {
-				read, readVersions, err := store.LiveWebhooksVersioned(ctx, tx, missing)
+				read, readVersions, err := store.LiveWebhooksWithTargets(ctx, tx, missing)
 				if err != nil {
 					return nil, fmt.Errorf("error listing webhooks: %w", err)
 				}
@@ -525,7 +525,7 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 			}
 		case ho.active():
 			// A handed-off delivery's attempt needs no load.
-			webhooks, err = store.LiveWebhooksWithTargets(ctx, tx, accounts)
+			webhooks, _, err = store.LiveWebhooksWithTargets(ctx, tx, accounts)
 		default:
 			webhooks, err = store.LiveWebhooks(ctx, tx, accounts)
 		}

@@ -169,20 +169,10 @@ WHERE account_id = ANY($1) AND deleted_at IS NULL
 ORDER BY account_id, id`
 
 // webhooksLiveTargets is webhooksLive with what an attempt needs of each
-// webhook, as GetTargets loads it.
+// webhook, as GetTargets loads it, and each account's webhook version (0
+// without a row), in one snapshot; an account with no live webhook has one
+// row of NULLs after its version.
 const webhooksLiveTargets = `
-SELECT account_id, id, event_types, paused_at IS NOT NULL, ordering = 'fifo', rate_limit_per_second,
-       url_normalized, secret_ciphertext, secret_key_id, headers_ciphertext, headers_key_id,
-       previous_secret_ciphertext, previous_secret_key_id, previous_secret_expires_at,
-       signature_scheme, on_gone, tls_ciphertext, tls_key_id, tls_ca_bundle
-FROM webhooks
-WHERE account_id = ANY($1) AND deleted_at IS NULL
-ORDER BY account_id, id`
-
-// webhooksLiveVersioned is webhooksLiveTargets with each account's webhook
-// version (0 without a row), in one snapshot; an account with no live
-// webhook has one row of NULLs after its version.
-const webhooksLiveVersioned = `
 SELECT a.account_id, coalesce(v.version, 0), w.id, w.event_types, w.paused_at IS NOT NULL, w.ordering = 'fifo', w.rate_limit_per_second,
        w.url_normalized, w.secret_ciphertext, w.secret_key_id, w.headers_ciphertext, w.headers_key_id,
        w.previous_secret_ciphertext, w.previous_secret_key_id, w.previous_secret_expires_at,
@@ -208,23 +198,7 @@ type LiveWebhook struct {
 // LiveWebhooks lists the live webhooks of each of accountIDs, oldest first,
 // without locking them. An account with none has no entry.
 func LiveWebhooks(ctx context.Context, db DB, accountIDs []string) (map[string][]LiveWebhook, error) {
-	return liveWebhooks(ctx, db, accountIDs, false)
-}
-
-// LiveWebhooksWithTargets is LiveWebhooks with each webhook's Target:
-// what a first attempt needs of it, read in the transaction that creates
-// the delivery, so that a process attempting the delivery at once
-// (engine.Handoffs) needs no load (DeliveryTarget).
-func LiveWebhooksWithTargets(ctx context.Context, db DB, accountIDs []string) (map[string][]LiveWebhook, error) {
-	return liveWebhooks(ctx, db, accountIDs, true)
-}
-
-func liveWebhooks(ctx context.Context, db DB, accountIDs []string, targets bool) (map[string][]LiveWebhook, error) {
-	query := webhooksLive
-	if targets {
-		query = webhooksLiveTargets
-	}
-	rows, err := db.Query(ctx, query, accountIDs)
+	rows, err := db.Query(ctx, webhooksLive, accountIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -235,31 +209,24 @@ func liveWebhooks(ctx context.Context, db DB, accountIDs []string, targets bool)
 			accountID string
 			w         LiveWebhook
 		)
-		dest := []any{&accountID, &w.ID, &w.EventTypes, &w.Paused, &w.FIFO, &w.RateLimit}
-		if targets {
-			t := &Target{}
-			dest = append(dest, &t.URL, &t.SecretCipher, &t.SecretKeyID, &t.HeadersCipher, &t.HeadersKeyID,
-				&t.PreviousSecretCipher, &t.PreviousSecretKeyID, &t.PreviousSecretExpiresAt,
-				&t.SignatureScheme, &t.OnGone, &t.TLSCipher, &t.TLSKeyID, &t.TLSCABundle)
-			w.Target = t
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(&accountID, &w.ID, &w.EventTypes, &w.Paused, &w.FIFO, &w.RateLimit); err != nil {
 			return nil, err
-		}
-		if w.Target != nil {
-			w.Target.WebhookID, w.Target.AccountID, w.Target.Paused, w.Target.RateLimit = w.ID, accountID, w.Paused, w.RateLimit
 		}
 		out[accountID] = append(out[accountID], w)
 	}
 	return out, rows.Err()
 }
 
-// LiveWebhooksVersioned is LiveWebhooksWithTargets with the version of
-// each of accountIDs' webhooks (webhook_versions, migration 29; 0 for an
-// account with no row), read in the same statement: the version the
-// webhooks read had. accountIDs must be distinct.
-func LiveWebhooksVersioned(ctx context.Context, db DB, accountIDs []string) (map[string][]LiveWebhook, map[string]int64, error) {
-	rows, err := db.Query(ctx, webhooksLiveVersioned, accountIDs)
+// LiveWebhooksWithTargets is LiveWebhooks with each webhook's Target: what
+// a first attempt needs of it, read in the transaction that creates the
+// delivery, so that a process attempting the delivery at once
+// (engine.Handoffs) needs no load (DeliveryTarget). It returns too the
+// version of each of accountIDs' webhooks (webhook_versions, migration 29;
+// 0 for an account with no row), read in the same statement: the version
+// the webhooks read had (the intake's webhook cache keeps both).
+// accountIDs must be distinct.
+func LiveWebhooksWithTargets(ctx context.Context, db DB, accountIDs []string) (map[string][]LiveWebhook, map[string]int64, error) {
+	rows, err := db.Query(ctx, webhooksLiveTargets, accountIDs)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // Every column of webhooks that the intake's cached read takes
-// (webhooksLiveVersioned) is one whose change sets the account's version
+// (webhooksLiveTargets) is one whose change sets the account's version
 // (migration 29's update trigger): otherwise a cached webhook could
 // outlive a change to it. And the check refuses a stale version with the
 // error IsWebhooksChanged knows, and passes a current one; every insert,
@@ -26,7 +26,7 @@ func TestWebhookVersionsCoverTheCachedRead(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `
 SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'webhooks_version_update'`).Scan(&def))
 	def = strings.ToLower(def)
-	cols := regexp.MustCompile(`\bw\.([a-z_]+)`).FindAllStringSubmatch(webhooksLiveVersioned, -1)
+	cols := regexp.MustCompile(`\bw\.([a-z_]+)`).FindAllStringSubmatch(webhooksLiveTargets, -1)
 	require.NotEmpty(t, cols)
 	for _, c := range cols {
 		if c[1] == "id" {
