@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/engine"
+	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
-	"github.com/mono/webhookd/internal/testserver"
 	"github.com/mono/webhookd/internal/testwait"
 )
 
@@ -34,15 +34,12 @@ type fifoRequest struct {
 // unblocks it too, and stays dead.
 func TestFIFODeadHeadBlocks(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, func(c *server.Config) {
+	b := setupServer(t, func(c *server.Config) {
 		c.DBMaxConns = 8
 		c.MaxWorkers = 20
 		c.HTTPTimeout = 2 * time.Second
 	})
-	pool := srv.Pool()
-	ctx := context.Background()
-	enqueuer, err := engine.NewEnqueuer(srv.River(), nil)
-	require.NoError(t, err)
+	pool, enqueuer, ctx := b.pool, b.enqueuer, context.Background()
 
 	// The receiver fails every event whose data is in failing.
 	var (
@@ -64,7 +61,7 @@ func TestFIFODeadHeadBlocks(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	hookID := createFIFOWebhook(t, pool, srv, "acct_fifo_dead", recv.URL+"/")
+	hookID := createFIFOWebhook(t, pool, b.keys, "acct_fifo_dead", recv.URL+"/")
 
 	var events, deliveries []string
 	send := func(n int) {
@@ -164,9 +161,9 @@ func requireInOrder(t *testing.T, seen []fifoRequest, events []string) {
 	require.Equal(t, len(events)-1, done, "every event succeeded")
 }
 
-func createFIFOWebhook(t *testing.T, db store.DB, srv *testserver.Server, accountID, url string) string {
+func createFIFOWebhook(t *testing.T, db store.DB, keys *keyring.Keyring, accountID, url string) string {
 	t.Helper()
-	return createWebhookWith(t, db, srv, accountID, url, func(w *store.Webhook) { w.Ordering = store.OrderingFIFO })
+	return createWebhookWith(t, db, keys, accountID, url, func(w *store.Webhook) { w.Ordering = store.OrderingFIFO })
 }
 
 func replay(t *testing.T, db interface {
@@ -197,17 +194,14 @@ func skip(t *testing.T, db store.DB, webhookID, deliveryID string) error {
 // TestFIFOSkipWakesAJobSnoozedDuringTheSkip).
 func TestFIFOReplayWakesAJobSnoozedDuringTheReplay(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, func(c *server.Config) {
+	b := setupServer(t, func(c *server.Config) {
 		c.DBMaxConns = 6
 		c.MaxWorkers = 10
 		c.HTTPTimeout = 2 * time.Second
 	})
-	pool := srv.Pool()
-	ctx := context.Background()
-	enqueuer, err := engine.NewEnqueuer(srv.River(), nil)
-	require.NoError(t, err)
+	pool, enqueuer, ctx := b.pool, b.enqueuer, context.Background()
 	recv := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
-	createFIFOWebhook(t, pool, srv, "acct_fifo_replay_race", recv.URL+"/")
+	createFIFOWebhook(t, pool, b.keys, "acct_fifo_replay_race", recv.URL+"/")
 	var deliveries []string
 	for range 2 {
 		res := enqueue(t, pool, enqueuer, &engine.Event{AccountID: "acct_fifo_replay_race", Type: "ping", Data: rawJSON(`{}`)})
@@ -225,7 +219,7 @@ func TestFIFOReplayWakesAJobSnoozedDuringTheReplay(t *testing.T) {
 SELECT j.id, j.state FROM deliveries d JOIN river_job j ON j.id = d.job_id WHERE d.id = $1`, deliveries[1]).Scan(&jobID, &state))
 		return state == "scheduled", "the waiting job is " + state + ", not snoozed behind the dead head"
 	})
-	_, err = pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempted_at = now() WHERE id = $1 AND state = 'scheduled'`, jobID)
+	_, err := pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempted_at = now() WHERE id = $1 AND state = 'scheduled'`, jobID)
 	require.NoError(t, err)
 
 	replay(t, pool, enqueuer, deliveries[0])

@@ -69,7 +69,7 @@ func TestRateLimitTwoServers(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	healthy := testreceiver.New(t, testreceiver.Status(http.StatusOK))
-	limitedID := createLimitedWebhook(t, pool, servers[0], "acct_limited", limited.URL+"/", perSecond)
+	limitedID := createLimitedWebhook(t, pool, servers[0].Keys, "acct_limited", limited.URL+"/", perSecond)
 	createWebhook(t, pool, servers[0].Keys, "acct_healthy", healthy.URL+"/")
 
 	var limitedIDs, healthyIDs []string
@@ -239,17 +239,17 @@ FROM (SELECT coalesce((j.metadata->>'snoozes')::int, 0) AS s FROM river_job j JO
 
 // createLimitedWebhook stores a live webhook limited to perSecond attempt
 // starts a second and returns its id.
-func createLimitedWebhook(t *testing.T, db store.DB, srv *testserver.Server, accountID, url string, perSecond int) string {
+func createLimitedWebhook(t *testing.T, db store.DB, keys *keyring.Keyring, accountID, url string, perSecond int) string {
 	t.Helper()
-	return createWebhookWith(t, db, srv, accountID, url, func(w *store.Webhook) { w.RateLimitPerSecond = &perSecond })
+	return createWebhookWith(t, db, keys, accountID, url, func(w *store.Webhook) { w.RateLimitPerSecond = &perSecond })
 }
 
 // createWebhookWith creates a webhook of accountID to url with a fresh
 // secret, set as set says.
-func createWebhookWith(t *testing.T, db store.DB, srv *testserver.Server, accountID, url string, set func(*store.Webhook)) string {
+func createWebhookWith(t *testing.T, db store.DB, keys *keyring.Keyring, accountID, url string, set func(*store.Webhook)) string {
 	t.Helper()
 	id := ident.New(ident.Webhook)
-	ct, keyID, err := srv.Keys.Encrypt([]byte("whsec_test_"+ident.New(ident.Key)[4:]), []byte(id))
+	ct, keyID, err := keys.Encrypt([]byte("whsec_test_"+ident.New(ident.Key)[4:]), []byte(id))
 	require.NoError(t, err)
 	w := &store.Webhook{ID: id, AccountID: accountID, URL: url, URLNormalized: url, SecretCiphertext: ct, SecretKeyID: keyID, CreatedAt: time.Now()}
 	set(w)

@@ -150,7 +150,7 @@ func TestFIFOWakeAnnouncesAtCommit(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	hookID := createFIFOWebhook(t, pool, srv, "acct_fifo_wake", recv.URL+"/")
+	hookID := createFIFOWebhook(t, pool, srv.Keys, "acct_fifo_wake", recv.URL+"/")
 	enqueue(t, pool, enqueuer, &engine.Event{AccountID: "acct_fifo_wake", Type: "ping", Data: rawJSON(`{"n":1}`)})
 	second := enqueue(t, pool, enqueuer, &engine.Event{AccountID: "acct_fifo_wake", Type: "ping", Data: rawJSON(`{"n":2}`)})
 	recv.Wait(t, 1, 20*time.Second)
