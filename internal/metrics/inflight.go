@@ -32,18 +32,14 @@ func (m *Metrics) RegisterInFlight(attempts func() int, pools map[string]*pgxpoo
 // read at scrape time from stats (the intake's webhook cache: accounts
 // fanned out from memory, read, and found changed at the insert).
 func (m *Metrics) RegisterWebhookCache(stats func() (hits, misses, changed int64)) {
-	for _, r := range []struct {
-		result string
-		pick   func(h, m, c int64) int64
-	}{
-		{"hit", func(h, _, _ int64) int64 { return h }},
-		{"miss", func(_, m, _ int64) int64 { return m }},
-		{"changed", func(_, _, c int64) int64 { return c }},
-	} {
+	for i, result := range []string{"hit", "miss", "changed"} {
 		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "webhookd_intake_webhook_cache_total",
 			Help:        "Accounts of intake transactions whose webhooks came from memory (hit), were read (miss), or had changed at the insert, which was retried (changed).",
-			ConstLabels: prometheus.Labels{"result": r.result},
-		}, func() float64 { return float64(r.pick(stats())) }))
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 {
+			h, mi, c := stats()
+			return float64([]int64{h, mi, c}[i])
+		}))
 	}
 }
