@@ -162,7 +162,7 @@ func drillDatabaseRestart(t *testing.T) {
 	require.True(t, ok, "%d of %d accepted events never arrived within %s (lost), e.g. %v", len(missing), len(accepted), recoveryLimit, missing[:min(5, len(missing))])
 	waitNoPending(t, db, recoveryLimit)
 	var firstLate time.Duration
-	require.NoError(t, db.QueryRow(ctx, `SELECT coalesce(max(a.started_at - d.created_at), '0') FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE a.number = 1`).Scan(&firstLate))
+	require.NoError(t, db.QueryRow(ctx, `SELECT coalesce(max(a.started_at - d.created_at), '0') FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id WHERE a.number = 1`).Scan(&firstLate))
 	res.add("slowest first attempt after enqueue", "%s", secs(firstLate))
 	record(t, res)
 

@@ -123,7 +123,7 @@ func drillHostileReceivers(t *testing.T) {
 		)
 		rows, err := db.Query(ctx, `SELECT d.state, count(a.id), coalesce(max(a.duration_us), 0),
 		           coalesce(string_agg(DISTINCT a.error_kind, ','), ''), coalesce(string_agg(DISTINCT a.status_code::text, ','), '')
-		      FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN attempts a ON a.delivery_id = d.id
+		      FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN attempt_log a ON a.delivery_id = d.id
 		     WHERE e.id = ANY($1) GROUP BY d.id, d.state`, hostileIDs[h.name])
 		require.NoError(t, err)
 		for rows.Next() {

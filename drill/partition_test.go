@@ -331,10 +331,10 @@ func drillPartitionDatabase(t *testing.T) {
 	rescued := queryInt(t, db, `SELECT count(*) FROM river_job WHERE cardinality(ARRAY(SELECT DISTINCT unnest(attempted_by))) > 1`)
 	var lastPreCut time.Time
 	require.NoError(t, db.QueryRow(context.Background(), `
-		SELECT coalesce(max(a.started_at), now()) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+		SELECT coalesce(max(a.started_at), now()) FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id
 		WHERE d.created_at < $1 AND a.status_code BETWEEN 200 AND 299`, cutAt).Scan(&lastPreCut))
-	twice := queryInt(t, db, `SELECT count(*) FROM (SELECT delivery_id, generation, number FROM attempts WHERE counted GROUP BY 1, 2, 3 HAVING count(*) > 1) x`)
-	succeededTwice := queryInt(t, db, `SELECT count(*) FROM (SELECT delivery_id FROM attempts WHERE status_code BETWEEN 200 AND 299 GROUP BY 1 HAVING count(*) > 1) x`)
+	twice := queryInt(t, db, `SELECT count(*) FROM (SELECT delivery_id, generation, number FROM attempt_log WHERE counted GROUP BY 1, 2, 3 HAVING count(*) > 1) x`)
+	succeededTwice := queryInt(t, db, `SELECT count(*) FROM (SELECT delivery_id FROM attempt_log WHERE status_code BETWEEN 200 AND 299 GROUP BY 1 HAVING count(*) > 1) x`)
 	var attemptsInFlight, conns float64
 	var gaugeErr error
 	testwait.Until(10*time.Second, func() bool {
@@ -441,7 +441,7 @@ func drillPartitionReceivers(t *testing.T) {
 	kinds := func(account string) string {
 		rows, err := db.Query(context.Background(), `
 			SELECT coalesce(a.error_kind, 'http ' || a.status_code::text), count(*)
-			FROM attempts a JOIN deliveries d ON d.id = a.delivery_id JOIN webhooks w ON w.id = d.webhook_id
+			FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id JOIN webhooks w ON w.id = d.webhook_id
 			WHERE w.account_id = $1 GROUP BY 1 ORDER BY 2 DESC`, account)
 		require.NoError(t, err)
 		counts := map[string]int{}
@@ -461,8 +461,8 @@ func drillPartitionReceivers(t *testing.T) {
 	rows, err := db.Query(context.Background(), `
 		SELECT a.started_at - a.scheduled_at,
 		       a.scheduled_at - (p.started_at + make_interval(secs => p.duration_us / 1e6)), a.number
-		FROM attempts a
-		JOIN attempts p ON p.delivery_id = a.delivery_id AND p.generation = a.generation AND p.number = a.number - 1 AND p.counted
+		FROM attempt_log a
+		JOIN attempt_log p ON p.delivery_id = a.delivery_id AND p.generation = a.generation AND p.number = a.number - 1 AND p.counted
 		WHERE a.counted`)
 	require.NoError(t, err)
 	n := 0

@@ -103,7 +103,7 @@ func TestFIFOThreeWorkersKill(t *testing.T) {
 	// The recorded attempts agree: one success each, the others failures.
 	var recorded, successes int
 	require.NoError(t, db.QueryRow(context.Background(), `
-SELECT count(*), count(*) FILTER (WHERE status_code BETWEEN 200 AND 299) FROM attempts WHERE counted`).Scan(&recorded, &successes))
+SELECT count(*), count(*) FILTER (WHERE status_code BETWEEN 200 AND 299) FROM attempt_log WHERE counted`).Scan(&recorded, &successes))
 	require.Equal(t, events, successes, "one recorded success per event")
 	t.Logf("receiver saw %d requests; %d attempts recorded", len(log), recorded)
 }

@@ -227,7 +227,7 @@ func TestRoles(t *testing.T) {
 	t.Logf("delivered %d in %v after the insert began", want, time.Since(insertStart).Round(time.Millisecond))
 
 	var attempts, counted int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE counted) FROM attempts`).Scan(&attempts, &counted))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE counted) FROM attempt_log`).Scan(&attempts, &counted))
 	require.Equal(t, want, attempts)
 	require.Equal(t, want, counted)
 	reqs := recv.Requests()

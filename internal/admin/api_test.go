@@ -190,7 +190,7 @@ SELECT (SELECT count(*) FROM webhooks),
        (SELECT count(*) FROM webhooks WHERE deleted_at IS NULL),
        (SELECT count(*) FROM events),
        (SELECT count(*) FROM deliveries),
-       (SELECT count(*) FROM attempts),
+       (SELECT count(*) FROM attempt_log),
        (SELECT count(*) FROM idempotency_keys),
        (SELECT count(*) FROM river_job WHERE queue = $1)`, engine.QueueDeliveries).
 		Scan(&c.Webhooks, &c.LiveWebhooks, &c.Events, &c.Deliveries, &c.Attempts, &c.IdempotencyKeys, &c.DeliveryJobs))

@@ -200,7 +200,7 @@ func TestPauseWithoutLoss(t *testing.T) {
 	// created (its place in the schedule kept), and made after the resume.
 	rows, err := b.pool.Query(t.Context(), `
 SELECT d.created_at, a.scheduled_at, a.started_at, d.state
-FROM deliveries d JOIN attempts a ON a.delivery_id = d.id AND a.part_day = d.part_day AND a.number = 1
+FROM deliveries d JOIN attempt_log a ON a.delivery_id = d.id AND a.part_day = d.part_day AND a.number = 1
 WHERE d.webhook_id = $1 ORDER BY a.scheduled_at, d.id`, hook.ID)
 	require.NoError(t, err)
 	n := 0

@@ -146,7 +146,7 @@ func TestOnGone(t *testing.T) {
 	})
 	var attempts, status int
 	var counted bool
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) OVER (), a.status_code, a.counted FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) OVER (), a.status_code, a.counted FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id
 		WHERE d.webhook_id = $1 AND d.event_type = 'order.created'`, hook.ID).Scan(&attempts, &status, &counted))
 	require.Equal(t, 1, attempts)
 	require.Equal(t, http.StatusGone, status)

@@ -111,7 +111,7 @@ func TestSendTestEventBlockedAddress(t *testing.T) {
 	require.Len(t, d.Attempts, 1)
 	requireGeneric(t, d.Attempts[0].ErrorKind, d.Attempts[0].ErrorMessage)
 	var kind, message *string
-	require.NoError(t, pool.QueryRow(t.Context(), `SELECT error_kind, error_message FROM attempts WHERE delivery_id = $1`, res.DeliveryID).Scan(&kind, &message))
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT error_kind, error_message FROM attempt_log WHERE delivery_id = $1`, res.DeliveryID).Scan(&kind, &message))
 	requireGeneric(t, kind, message)
 
 	// The operator's log: one warning, with the webhook id and the range.

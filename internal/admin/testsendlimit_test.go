@@ -46,7 +46,7 @@ func testSendCounts(t *testing.T, b *testBundle, webhookID string) (events, atte
 	t.Helper()
 	require.NoError(t, b.pool.QueryRow(context.Background(), `
 SELECT (SELECT count(*) FROM deliveries WHERE webhook_id = $1),
-       (SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1)`, webhookID).Scan(&events, &attempts))
+       (SELECT count(*) FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1)`, webhookID).Scan(&events, &attempts))
 	return events, attempts
 }
 

@@ -139,11 +139,11 @@ func TestBulkReplayRateLimited(t *testing.T) {
 	// the last of them rather than read a moment too early.
 	testwait.For(t, 10*time.Second, func() (bool, string) {
 		var n int
-		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, hook.ID).Scan(&n))
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, hook.ID).Scan(&n))
 		return n >= 2*events, fmt.Sprintf("%d of %d attempts recorded", n, 2*events)
 	})
 
-	rows, err := b.pool.Query(t.Context(), `SELECT a.started_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 ORDER BY 1`, hook.ID)
+	rows, err := b.pool.Query(t.Context(), `SELECT a.started_at FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 ORDER BY 1`, hook.ID)
 	require.NoError(t, err)
 	var starts []time.Time
 	for rows.Next() {

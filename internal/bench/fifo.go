@@ -60,7 +60,7 @@ func (e *env) fifoDrain(ctx context.Context, events int) (*FIFO, error) {
 	}
 	out := &FIFO{Events: events, Run: &Throughput{Deliveries: events, Elapsed: time.Since(start)}}
 	var first, last time.Time
-	if err := s.pool().QueryRow(ctx, `SELECT min(started_at), max(started_at) FROM attempts`).Scan(&first, &last); err != nil {
+	if err := s.pool().QueryRow(ctx, `SELECT min(started_at), max(started_at) FROM attempt_log`).Scan(&first, &last); err != nil {
 		return nil, err
 	}
 	if events > 1 {

@@ -21,7 +21,7 @@ const precisionRate = 500
 // lateness is attempt 2's start after it was due, per delivery.
 const lateness = `
 SELECT extract(epoch FROM a.started_at - a.scheduled_at)::float8
-FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.account_id = $1 AND a.number = 2`
 
 // precision is scenario 5: Retries deliveries whose receiver answers 500 to

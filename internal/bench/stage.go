@@ -435,7 +435,7 @@ func redact(raw string) string {
 // failedAttemptsOf counts account's attempts that did not succeed: a
 // timed-out attempt whose request the receiver did get is sent again.
 const failedAttemptsOf = `
-SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+SELECT count(*) FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.account_id = $1 AND (a.status_code IS NULL OR a.status_code NOT BETWEEN 200 AND 299)`
 
 // checkSentOnce fails when the receiver saw more requests than deliveries

@@ -190,7 +190,7 @@ func (e *env) throttledDrain(ctx context.Context, perSecond, limited, healthy in
 	if got := limitedRecv.ok.Load(); got < int64(limited) {
 		return nil, DrainWork{}, fmt.Errorf("the limited receiver answered %d of %d deliveries", got, limited)
 	}
-	rows, err := s.pool().Query(ctx, `SELECT a.started_at FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, limitedID)
+	rows, err := s.pool().Query(ctx, `SELECT a.started_at FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1`, limitedID)
 	if err != nil {
 		return nil, DrainWork{}, err
 	}

@@ -390,7 +390,7 @@ func (w *WorkerProcess) CPUPerDelivery(deliveries int) time.Duration {
 func (s *stage) drainOutcome(ctx context.Context, account string) (succeeded, attempts int, err error) {
 	err = s.pool().QueryRow(ctx, `
 SELECT (SELECT count(*) FROM deliveries WHERE account_id = $1 AND state = 'succeeded'),
-       (SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.account_id = $1)`, account).Scan(&succeeded, &attempts)
+       (SELECT count(*) FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id WHERE d.account_id = $1)`, account).Scan(&succeeded, &attempts)
 	if err != nil {
 		return 0, 0, fmt.Errorf("error counting the drain's outcome: %w", err)
 	}

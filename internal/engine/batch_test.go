@@ -135,7 +135,7 @@ func TestBatchedLoadAndRecord(t *testing.T) {
 	again, err := store.RecordAttempts(ctx, pool, recordings)
 	require.NoError(t, err)
 	require.Equal(t, make([]bool, len(recordings)), again)
-	require.Equal(t, 3, count(t, pool, "attempts"))
+	require.Equal(t, 3, count(t, pool, "attempt_log"))
 }
 
 func indexOf(ids []string, id string) int {

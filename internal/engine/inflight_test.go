@@ -59,7 +59,7 @@ func TestWebhookConcurrencyCap(t *testing.T) {
 	require.LessOrEqual(t, held.most(), 4, "never more than the cap at the black hole")
 
 	// Only attempts actually sent are recorded: at most the cap's worth so far.
-	attempts := count(t, b.pool, "attempts WHERE delivery_id = ANY(ARRAY(SELECT id FROM deliveries WHERE account_id = 'acct_blackhole'))")
+	attempts := count(t, b.pool, "attempt_log WHERE delivery_id = ANY(ARRAY(SELECT id FROM deliveries WHERE account_id = 'acct_blackhole'))")
 	require.LessOrEqual(t, attempts, blackHole.Count())
 }
 

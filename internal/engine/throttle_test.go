@@ -146,7 +146,7 @@ func TestRateLimitTwoServers(t *testing.T) {
 	// Recorded starts: at most perSecond in any second; retries never
 	// before the end of the previous attempt plus the schedule's delay.
 	rows, err := pool.Query(ctx, `
-SELECT a.delivery_id, a.number, a.started_at, a.duration_us FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+SELECT a.delivery_id, a.number, a.started_at, a.duration_us FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.webhook_id = $1 ORDER BY a.delivery_id, a.number`, limitedID)
 	require.NoError(t, err)
 	type attempt struct {
@@ -164,7 +164,7 @@ WHERE d.webhook_id = $1 ORDER BY a.delivery_id, a.number`, limitedID)
 		attempts = append(attempts, a)
 	}
 	require.NoError(t, rows.Err())
-	kinds, err := pool.Query(ctx, `SELECT coalesce(a.status_code, 0), coalesce(a.error_kind, ''), count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 GROUP BY 1, 2`, limitedID)
+	kinds, err := pool.Query(ctx, `SELECT coalesce(a.status_code, 0), coalesce(a.error_kind, ''), count(*) FROM attempt_log a JOIN deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = $1 GROUP BY 1, 2`, limitedID)
 	require.NoError(t, err)
 	for kinds.Next() {
 		var code, n int

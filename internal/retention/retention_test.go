@@ -198,7 +198,7 @@ func TestRetentionDropsDaysAndKeepsWhatIsStillWanted(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	_, err = store.GetEvent(ctx, f.pool, succEvent)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	require.Zero(t, f.count(`SELECT count(*) FROM attempts WHERE delivery_id = $1`, succ))
+	require.Zero(t, f.count(`SELECT count(*) FROM attempt_log WHERE delivery_id = $1`, succ))
 	require.Zero(t, f.count(`SELECT count(*) FROM delivery_replays WHERE delivery_id = $1`, succ))
 	require.Zero(t, f.count(`SELECT count(*) FROM idempotency_keys WHERE key = 'key-succeeded'`))
 
@@ -240,7 +240,7 @@ func TestRetentionDropsDaysAndKeepsWhatIsStillWanted(t *testing.T) {
 	require.True(t, f.partDay(pending).Equal(store.Day(end)))
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM deliveries`))
 	require.Equal(t, 1, f.count(`SELECT count(*) FROM events`))
-	require.Equal(t, 2, f.count(`SELECT count(*) FROM attempts`))
+	require.Equal(t, 2, f.count(`SELECT count(*) FROM attempt_log`))
 }
 
 // A deleted webhook's pending and paused deliveries that were never
@@ -296,7 +296,7 @@ func TestRetentionDropsDeletedWebhooksUnfinishedDeliveries(t *testing.T) {
 	for _, id := range []string{shared[gone], pending[gone]} {
 		_, err := store.GetDelivery(ctx, f.pool, id)
 		require.ErrorIs(t, err, store.ErrNotFound, "a deleted webhook's unfinished delivery is dropped")
-		require.Zero(t, f.count(`SELECT count(*) FROM attempts WHERE delivery_id = $1`, id))
+		require.Zero(t, f.count(`SELECT count(*) FROM attempt_log WHERE delivery_id = $1`, id))
 	}
 	_, err = store.GetEvent(ctx, f.pool, pendingEvent)
 	require.ErrorIs(t, err, store.ErrNotFound, "an event none of whose deliveries is kept goes")

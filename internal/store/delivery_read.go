@@ -73,7 +73,7 @@ const deliveryGet = `SELECT ` + deliveryColumns + `, d.part_day FROM deliveries 
 
 const deliveryAttempts = `
 SELECT number, generation, counted, scheduled_at, started_at, duration_us, status_code, error_kind, error_message, response_excerpt, signature_t
-FROM attempts WHERE delivery_id = $1 AND part_day = $2 ORDER BY id`
+FROM attempt_log WHERE delivery_id = $1 AND part_day = $2 ORDER BY id`
 
 // GetDelivery returns delivery id with all its attempts and replays, or
 // ErrNotFound. From a pool they are read on one snapshot (a read-only

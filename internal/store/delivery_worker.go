@@ -222,10 +222,14 @@ WITH input AS (
 ), located AS MATERIALIZED (
     -- Each attempt's delivery, looked up on its own (a lateral subquery
     -- runs once per attempt, by index), then updated by its row address.
-    SELECT i.*, x.tableoid AS part, x.ctid AS tid, x.part_day AS found_day
+    -- inline: a first success, recorded in the delivery's ok_* columns
+    -- instead of as a row of attempts (migration 30); a success after a
+    -- replay finds them taken and is a row as before.
+    SELECT i.*, x.tableoid AS part, x.ctid AS tid, x.part_day AS found_day, x.ok_free,
+           (i.state = 'succeeded' AND i.counted AND i.error_kind IS NULL AND x.ok_free) AS inline
     FROM input i
     CROSS JOIN LATERAL (
-        SELECT d.tableoid, d.ctid, d.part_day FROM deliveries d
+        SELECT d.tableoid, d.ctid, d.part_day, d.ok_attempt_id IS NULL AS ok_free FROM deliveries d
         WHERE d.id = i.id AND d.part_day %[1]s AND d.attempts = i.seen_attempts AND d.job_id = i.job_id AND d.state = 'pending'
         LIMIT 1
     ) x
@@ -236,25 +240,36 @@ WITH input AS (
         state = l.state,
         next_attempt_at = l.next_attempt_at,
         finished_at = CASE WHEN l.state = 'pending' THEN NULL ELSE l.now END,
-        updated_at = l.now
+        updated_at = l.now,
+        ok_attempt_id = CASE WHEN l.inline THEN nextval('attempt_ids') ELSE d.ok_attempt_id END,
+        ok_number = CASE WHEN l.inline THEN l.number ELSE d.ok_number END,
+        ok_generation = CASE WHEN l.inline THEN l.generation ELSE d.ok_generation END,
+        ok_scheduled_at = CASE WHEN l.inline THEN l.scheduled_at ELSE d.ok_scheduled_at END,
+        ok_started_at = CASE WHEN l.inline THEN l.started_at ELSE d.ok_started_at END,
+        ok_duration_us = CASE WHEN l.inline THEN l.duration_us ELSE d.ok_duration_us END,
+        ok_signature_t = CASE WHEN l.inline THEN l.signature_t ELSE d.ok_signature_t END,
+        ok_status_code = CASE WHEN l.inline THEN l.status_code ELSE d.ok_status_code END,
+        ok_response_excerpt = CASE WHEN l.inline THEN l.response_excerpt ELSE d.ok_response_excerpt END
     FROM located l
     -- The guard again: a row changed since it was located (another run,
     -- a replay) is re-checked here and skipped.
     WHERE d.tableoid = l.part AND d.ctid = l.tid
       AND d.attempts = l.seen_attempts AND d.job_id = l.job_id AND d.state = 'pending'
+      AND (d.ok_attempt_id IS NULL) = l.ok_free
     -- Everything the attempt row needs comes back with the update: with
     -- hash joins off (byKeyOnly), joining the input to this CTE again by
     -- ord was a nested loop comparing every pair (a batch of 171: 29,070
     -- rows filtered, 8 ms).
     RETURNING l.ord, l.found_day, l.id, l.number, l.generation, l.counted,
               l.scheduled_at, l.started_at, l.duration_us, l.status_code, l.error_kind, l.error_message,
-              l.response_excerpt, l.signature_t, l.job_id, l.state, l.delete_job
+              l.response_excerpt, l.signature_t, l.job_id, l.state, l.delete_job, l.inline
 ), recorded AS (
     INSERT INTO attempts (delivery_id, number, generation, counted, scheduled_at, started_at, duration_us,
                           status_code, error_kind, error_message, response_excerpt, signature_t, part_day)
     SELECT id, number, generation, counted, scheduled_at, started_at, duration_us,
            status_code, error_kind, error_message, response_excerpt, signature_t, found_day
     FROM delivery
+    WHERE NOT inline
     ORDER BY ord
 ), finished AS (
     -- The jobs of the deliveries this finishes, where asked (see

@@ -200,7 +200,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting
 			var state string
 			var attempts int
 			var attemptDay time.Time
-			require.NoError(t, pool.QueryRow(ctx, `SELECT d.state, d.attempts, a.part_day FROM deliveries d JOIN attempts a ON a.delivery_id = d.id WHERE d.id = $1`, id).
+			require.NoError(t, pool.QueryRow(ctx, `SELECT d.state, d.attempts, a.part_day FROM deliveries d JOIN attempt_log a ON a.delivery_id = d.id WHERE d.id = $1`, id).
 				Scan(&state, &attempts, &attemptDay))
 			require.Equal(t, StateSucceeded, state)
 			require.Equal(t, 1, attempts)
