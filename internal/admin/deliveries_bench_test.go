@@ -90,7 +90,9 @@ SELECT 'evt_' || ms_hex || '7' || substr(md5(g::text || 'e'), 1, 19), account_id
 FROM bench_rows ORDER BY g;
 
 INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, state, attempts, generation, gen_attempts,
-                        next_attempt_at, job_id, created_at, updated_at, finished_at)
+                        next_attempt_at, job_id, created_at, updated_at, finished_at,
+                        ok_attempt_id, ok_number, ok_generation, ok_scheduled_at, ok_started_at, ok_duration_us,
+                        ok_signature_t, ok_status_code)
 SELECT 'dlv_' || ms_hex || '7' || substr(md5(g::text || 'd'), 1, 19),
        'evt_' || ms_hex || '7' || substr(md5(g::text || 'e'), 1, 19),
        webhook_id, account_id, type, state,
@@ -98,8 +100,13 @@ SELECT 'dlv_' || ms_hex || '7' || substr(md5(g::text || 'd'), 1, 19),
        CASE state WHEN 'dead' THEN 10 WHEN 'pending' THEN 3 ELSE 1 END,
        CASE WHEN state = 'pending' THEN ts + interval '1 hour' END,
        CASE WHEN state = 'pending' THEN g END,
-       ts, ts, CASE WHEN state <> 'pending' THEN ts END
-FROM bench_rows ORDER BY g;
+       ts, ts, CASE WHEN state <> 'pending' THEN ts END,
+       ok.id, ok.n, ok.n, ok.t, ok.t, ok.us, ok.sig, ok.code
+FROM bench_rows
+-- a success's attempt is in its row (migration 30), as wide as there
+LEFT JOIN LATERAL (SELECT g AS id, 1 AS n, ts AS t, 1500 AS us, extract(epoch FROM ts)::bigint AS sig, 200 AS code
+                   WHERE state = 'succeeded') ok ON true
+ORDER BY g;
 `
 
 // benchCombo is one filter combination of GET /v1/deliveries.
