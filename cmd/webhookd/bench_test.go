@@ -56,6 +56,16 @@ func TestBenchBadDeliveriesFillfactor(t *testing.T) {
 	}
 }
 
+// A -history-days out of range stops the bench before it starts anything,
+// naming the flag.
+func TestBenchBadHistoryDays(t *testing.T) {
+	for _, v := range []string{"-1", "401"} {
+		err := runBench(context.Background(), []string{"-history-days", v})
+		require.Error(t, err, v)
+		require.Contains(t, err.Error(), "-history-days must be 0 to 400")
+	}
+}
+
 // An -intake-transactions the server would refuse stops the bench before
 // it starts anything, naming the flag.
 func TestBenchBadIntakeTransactions(t *testing.T) {

@@ -671,6 +671,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.IntVar(&cfg.Handoffs, "handoffs", 0, fmt.Sprintf("override the server's hand-offs at once (WEBHOOKD_HANDOFFS; 0: the default, %d; -1: none)", engine.HandoffsMaxDefault))
 	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true (false: finished delivery jobs deleted, as by default; a worker process's snoozes, read from its jobs, then not counted)")
 	s.fs.IntVar(&cfg.DeliveriesFillfactor, "deliveries-fillfactor", 0, "set this fillfactor (10 - 100) on the bench databases' deliveries partitions, as docs/operators.md describes (0: the schema's, 90)")
+	s.fs.IntVar(&cfg.HistoryDays, "history-days", 0, fmt.Sprintf("give the bench databases this many past days' partitions (0 - 400), each with %d finished deliveries, as a deployment with that retention has (0: yesterday's only, empty)", bench.HistoryRowsPerDay))
 	s.fs.BoolVar(&cfg.PgBouncer, "pgbouncer", false, "run webhookd through a PgBouncer in transaction mode started for the run (WEBHOOKD_DB_POOLER=transaction; the by-key pool and the reference direct)")
 	s.fs.BoolVar(&cfg.AccountKey, "account-key", false, "scenarios 2 and 4: POST with an account key of the account (looked up and rate-limited like any) instead of the bootstrap admin key")
 	mgmtRate := s.fs.String("rate-limit-management", adminapi.ManagementRateDefault.String(), "account keys' management rate limit of the bench servers (off: none)")
@@ -752,6 +753,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if cfg.DeliveriesFillfactor != 0 && (cfg.DeliveriesFillfactor < 10 || cfg.DeliveriesFillfactor > 100) {
 		return errors.New("-deliveries-fillfactor must be 0 (the schema's, 90) or 10 to 100")
+	}
+	if cfg.HistoryDays < 0 || cfg.HistoryDays > 400 {
+		return errors.New("-history-days must be 0 to 400")
 	}
 	logger, err := logs.build()
 	if err != nil {

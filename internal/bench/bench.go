@@ -177,6 +177,12 @@ type Config struct {
 	// deliveries partitions after the migrations (10 – 100; the schema's
 	// is 90): docs/operators.md's trade of heap for WAL.
 	DeliveriesFillfactor int
+	// HistoryDays, when not 0, gives the bench databases that many past
+	// days' partitions of deliveries, each with HistoryRowsPerDay finished
+	// ones, as a deployment with that retention has (30 by default, plus
+	// the days ahead): a statement that touches every partition costs
+	// more with them. 0: yesterday's only, empty.
+	HistoryDays int
 	// PgBouncer runs every scenario's webhookd through a PgBouncer in
 	// transaction mode started for the run (internal/pgbouncer): its
 	// DATABASE_URL through the bouncer with WEBHOOKD_DB_POOLER=transaction

@@ -189,7 +189,7 @@ func TestCreateDatabaseDeliveriesFillfactor(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, ff := range []int{0, 50} {
-		dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), ff)
+		dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), dbOptions{fillfactor: ff})
 		require.NoError(t, err)
 		t.Cleanup(drop)
 		conn, err := pgx.Connect(ctx, dbURL)
@@ -210,13 +210,57 @@ WHERE i.inhparent = 'deliveries'::regclass`).Scan(&options))
 	}
 }
 
+// -history-days gives the bench database that many past days' partitions,
+// each with HistoryRowsPerDay finished deliveries of an account no
+// scenario reads, and no attempts; 0 leaves yesterday's, empty.
+func TestCreateDatabaseHistoryDays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, days := range []int{0, 3} {
+		dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), dbOptions{historyDays: days})
+		require.NoError(t, err)
+		t.Cleanup(drop)
+		conn, err := pgx.Connect(ctx, dbURL)
+		require.NoError(t, err)
+		rows, err := conn.Query(ctx, `
+SELECT c.relname, (SELECT count(*) FROM deliveries d WHERE d.tableoid = c.oid)
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'deliveries'::regclass AND c.relname LIKE 'deliveries\_p%' AND c.relname < 'deliveries_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')
+ORDER BY 1`)
+		require.NoError(t, err)
+		past := map[string]int{}
+		for rows.Next() {
+			var name string
+			var n int
+			require.NoError(t, rows.Scan(&name, &n))
+			past[name] = n
+		}
+		require.NoError(t, rows.Err())
+		var others, attempts int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM deliveries WHERE account_id <> 'acct_history'), (SELECT count(*) FROM attempt_log)`).
+			Scan(&others, &attempts))
+		require.NoError(t, conn.Close(ctx))
+		today := time.Now().UTC()
+		want := map[string]int{}
+		for d := 1; d <= max(1, days); d++ {
+			n := HistoryRowsPerDay
+			if days == 0 {
+				n = 0
+			}
+			want["deliveries_p"+today.AddDate(0, 0, -d).Format("20060102")] = n
+		}
+		require.Equal(t, want, past, "-history-days %d", days)
+		require.Zero(t, others+attempts, "nothing a scenario counts")
+	}
+}
+
 // TestRestoreRiverStock: the reference's database gets back what
 // webhookd's migrations changed in River's schema (migration 10's dropped
 // indexes, migration 24's fillfactor), so River alone runs as it comes.
 func TestRestoreRiverStock(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), 0)
+	dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), dbOptions{})
 	require.NoError(t, err)
 	t.Cleanup(drop)
 	conn, err := pgx.Connect(ctx, dbURL)

@@ -334,7 +334,7 @@ func (e *env) measure(ctx context.Context, probe *costProbe, dbName string, even
 // its own. It runs CHECKPOINT between phases: give it a server of its own
 // (a throwaway cluster, or your own with production settings).
 func (e *env) cost(ctx context.Context) (*Cost, error) {
-	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.cfg.DeliveriesFillfactor)
+	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.dbOptions())
 	if err != nil {
 		return nil, err
 	}

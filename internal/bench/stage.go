@@ -61,7 +61,7 @@ type stage struct {
 // retryScale (1 unless the scenario says otherwise).
 func (e *env) newStage(ctx context.Context, n int, retryScale float64) (*stage, error) {
 	s := &stage{e: e, n: n}
-	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.cfg.DeliveriesFillfactor)
+	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.dbOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,24 @@ func (s *stage) waitFor(ctx context.Context, what string, timeout, interval time
 // deliveriesFillfactor other than 0 is set on deliveries' partitions, as
 // docs/operators.md tells an operator to (the default partition, whose
 // storage parameters new partitions take, and those already made).
-func createDatabase(ctx context.Context, baseURL string, deliveriesFillfactor int) (string, string, func(), error) {
+// dbOptions is how a bench database differs from a fresh one.
+type dbOptions struct {
+	// fillfactor is Config.DeliveriesFillfactor.
+	fillfactor int
+	// historyDays is Config.HistoryDays.
+	historyDays int
+}
+
+func (e *env) dbOptions() dbOptions {
+	return dbOptions{fillfactor: e.cfg.DeliveriesFillfactor, historyDays: e.cfg.HistoryDays}
+}
+
+// HistoryRowsPerDay is how many finished deliveries each past day's
+// partition holds with Config.HistoryDays.
+const HistoryRowsPerDay = 2000
+
+func createDatabase(ctx context.Context, baseURL string, opts dbOptions) (string, string, func(), error) {
+	deliveriesFillfactor := opts.fillfactor
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "webhookd_bench_" + hex.EncodeToString(b)
@@ -417,9 +434,27 @@ $$`); err != nil {
 	// path queues behind it: measured, B's p99 in scenario 4 went from
 	// 154 - 245 ms to 400 - 544 ms.
 	today := store.Day(time.Now())
-	if _, err := store.EnsurePartitions(ctx, pool, today.AddDate(0, 0, -1), today.AddDate(0, 0, retention.AheadDefault), 0); err != nil {
+	if _, err := store.EnsurePartitions(ctx, pool, today.AddDate(0, 0, -max(1, opts.historyDays)), today.AddDate(0, 0, retention.AheadDefault), 0); err != nil {
 		drop()
 		return "", "", nil, fmt.Errorf("error creating the day partitions: %w", err)
+	}
+	if opts.historyDays > 0 {
+		// A deployment's past days: finished deliveries of an account no
+		// scenario reads (no attempts, no events: nothing counts them).
+		if _, err := pool.Exec(ctx, `
+INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, state, attempts, gen_attempts,
+                        created_at, updated_at, finished_at, part_day)
+SELECT 'dlv_history_' || to_char(d, 'YYYYMMDD') || '_' || g, 'evt_history', 'wh_history', 'acct_history', 'history',
+       'succeeded', 1, 1, d, d, d, d::date
+FROM generate_series($1::date, $2::date, interval '1 day') d, generate_series(1, $3) g`,
+			today.AddDate(0, 0, -opts.historyDays), today.AddDate(0, 0, -1), HistoryRowsPerDay); err != nil {
+			drop()
+			return "", "", nil, fmt.Errorf("error filling the past days: %w", err)
+		}
+		if _, err := pool.Exec(ctx, `VACUUM (ANALYZE) deliveries`); err != nil {
+			drop()
+			return "", "", nil, fmt.Errorf("error vacuuming the past days: %w", err)
+		}
 	}
 	return dbURL, name, drop, nil
 }
@@ -474,7 +509,7 @@ func (e *env) twoServerStage(ctx context.Context) (s *stage, servers []*server.S
 			s.close()
 		}
 	}()
-	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.cfg.DeliveriesFillfactor)
+	dbURL, dbName, drop, err := createDatabase(ctx, e.baseURL, e.dbOptions())
 	if err != nil {
 		return nil, nil, err
 	}

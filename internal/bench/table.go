@@ -107,6 +107,9 @@ func serverSettings(cfg *Config) string {
 	if cfg.DeliveriesFillfactor != 0 {
 		finished += fmt.Sprintf(", deliveries' fillfactor %d", cfg.DeliveriesFillfactor)
 	}
+	if cfg.HistoryDays != 0 {
+		finished += fmt.Sprintf(", %d past days' partitions of %d finished deliveries each", cfg.HistoryDays, HistoryRowsPerDay)
+	}
 	handoffs := "none"
 	if n := c.HandoffsAtOnce(); n > 0 {
 		handoffs = strconv.Itoa(n)
