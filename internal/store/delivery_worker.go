@@ -252,8 +252,11 @@ WITH input AS (
         ok_response_excerpt = CASE WHEN l.inline THEN l.response_excerpt ELSE d.ok_response_excerpt END
     FROM located l
     -- The guard again: a row changed since it was located (another run,
-    -- a replay) is re-checked here and skipped.
-    WHERE d.tableoid = l.part AND d.ctid = l.tid
+    -- a replay) is re-checked here and skipped. part_day prunes the day
+    -- partitions as each row comes, so its address is looked up in its
+    -- own only (tableoid doesn't: every partition's was, ~3x the
+    -- statement's time with 35 days' partitions).
+    WHERE d.part_day = l.found_day AND d.tableoid = l.part AND d.ctid = l.tid
       AND d.attempts = l.seen_attempts AND d.job_id = l.job_id AND d.state = 'pending'
       AND (d.ok_attempt_id IS NULL) = l.ok_free
     -- Everything the attempt row needs comes back with the update: with
