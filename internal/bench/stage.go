@@ -353,11 +353,6 @@ func (s *stage) waitFor(ctx context.Context, what string, timeout, interval time
 	}
 }
 
-// createDatabase makes a fresh, migrated database on the server at baseURL
-// and returns its URL, its name and a function that drops it. A
-// deliveriesFillfactor other than 0 is set on deliveries' partitions, as
-// docs/operators.md tells an operator to (the default partition, whose
-// storage parameters new partitions take, and those already made).
 // dbOptions is how a bench database differs from a fresh one.
 type dbOptions struct {
 	// fillfactor is Config.DeliveriesFillfactor.
@@ -374,8 +369,13 @@ func (e *env) dbOptions() dbOptions {
 // partition holds with Config.HistoryDays.
 const HistoryRowsPerDay = 2000
 
+// createDatabase makes a fresh, migrated database on the server at baseURL
+// and returns its URL, its name and a function that drops it. A fillfactor
+// other than 0 is set on deliveries' partitions, as docs/operators.md
+// tells an operator to (the default partition, whose storage parameters
+// new partitions take, and those already made); historyDays past days'
+// partitions are made and filled.
 func createDatabase(ctx context.Context, baseURL string, opts dbOptions) (string, string, func(), error) {
-	deliveriesFillfactor := opts.fillfactor
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "webhookd_bench_" + hex.EncodeToString(b)
@@ -412,14 +412,14 @@ func createDatabase(ctx context.Context, baseURL string, opts dbOptions) (string
 		drop()
 		return "", "", nil, err
 	}
-	if deliveriesFillfactor != 0 {
+	if opts.fillfactor != 0 {
 		if _, err := pool.Exec(ctx, `
 DO $$
 DECLARE
     p regclass;
 BEGIN
     FOR p IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'deliveries'::regclass LOOP
-        EXECUTE format('ALTER TABLE %s SET (fillfactor = `+strconv.Itoa(deliveriesFillfactor)+`)', p);
+        EXECUTE format('ALTER TABLE %s SET (fillfactor = `+strconv.Itoa(opts.fillfactor)+`)', p);
     END LOOP;
 END
 $$`); err != nil {
