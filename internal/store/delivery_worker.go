@@ -225,11 +225,11 @@ WITH input AS (
     -- inline: a first success, recorded in the delivery's ok_* columns
     -- instead of as a row of attempts (migration 30); a success after a
     -- replay finds them taken and is a row as before.
-    SELECT i.*, x.tableoid AS part, x.ctid AS tid, x.part_day AS found_day, x.ok_free,
-           (i.state = 'succeeded' AND i.counted AND i.error_kind IS NULL AND x.ok_free) AS inline
+    SELECT i.*, x.tableoid AS part, x.ctid AS tid, x.part_day AS found_day,
+           (i.state = 'succeeded' AND i.counted AND i.error_kind IS NULL AND x.ok_attempt_id IS NULL) AS inline
     FROM input i
     CROSS JOIN LATERAL (
-        SELECT d.tableoid, d.ctid, d.part_day, d.ok_attempt_id IS NULL AS ok_free FROM deliveries d
+        SELECT d.tableoid, d.ctid, d.part_day, d.ok_attempt_id FROM deliveries d
         WHERE d.id = i.id AND d.part_day %[1]s AND d.attempts = i.seen_attempts AND d.job_id = i.job_id AND d.state = 'pending'
         LIMIT 1
     ) x
@@ -258,7 +258,7 @@ WITH input AS (
     -- statement's time with 35 days' partitions).
     WHERE d.part_day = l.found_day AND d.tableoid = l.part AND d.ctid = l.tid
       AND d.attempts = l.seen_attempts AND d.job_id = l.job_id AND d.state = 'pending'
-      AND (d.ok_attempt_id IS NULL) = l.ok_free
+      AND (NOT l.inline OR d.ok_attempt_id IS NULL)
     -- Everything the attempt row needs comes back with the update: with
     -- hash joins off (byKeyOnly), joining the input to this CTE again by
     -- ord was a nested loop comparing every pair (a batch of 171: 29,070
