@@ -599,8 +599,8 @@ func (e *Enqueuer) insert(ctx context.Context, tx pgx.Tx, items []*prepared, now
 				}
 				ev.Slots[j] = slot
 				jobOpts = &river.InsertOpts{Priority: PriorityNormal, ScheduledAt: *slot}
-			} else if opts.Priority == PriorityNormal && !targets[i][j].FIFO && targets[i][j].RateLimit == nil &&
-				ho.take(ev, j, targets[i][j].Target) {
+			} else if !targets[i][j].FIFO && targets[i][j].RateLimit == nil &&
+				ho.take(ev, j, targets[i][j].Target, opts.Priority) {
 				// Attempted by this process after the commit; River's
 				// at the end of the lease (internal/engine/handoff.go).
 				// Its job is written with the event (leasedJobs below).

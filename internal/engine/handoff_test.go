@@ -25,6 +25,7 @@ type handoffRig struct {
 	enqueuer *engine.Enqueuer
 	handoffs *engine.Handoffs
 	recv     *testreceiver.Receiver
+	keys     *keyring.Keyring
 }
 
 func newHandoffRig(t *testing.T, account string, places int, respond testreceiver.Respond) *handoffRig {
@@ -44,7 +45,7 @@ func newHandoffRig(t *testing.T, account string, places int, respond testreceive
 	enqueuer, err := engine.NewEnqueuer(nil, nil) // insert-only: nothing works River's jobs
 	require.NoError(t, err)
 	enqueuer.SetHandoffs(handoffs)
-	return &handoffRig{pool: pool, enqueuer: enqueuer, handoffs: handoffs, recv: recv}
+	return &handoffRig{pool: pool, enqueuer: enqueuer, handoffs: handoffs, recv: recv, keys: keys}
 }
 
 // enqueue stores events in one committed transaction and returns their
@@ -64,6 +65,7 @@ func (r *handoffRig) enqueue(t *testing.T, events ...*engine.Event) ([]*engine.E
 type jobRow struct {
 	state       string
 	scheduledAt time.Time
+	priority    int
 }
 
 // job is delivery id's job, ok false when it is gone.
@@ -71,13 +73,27 @@ func (r *handoffRig) job(t *testing.T, deliveryID string) (jobRow, bool) {
 	t.Helper()
 	var j jobRow
 	err := r.pool.QueryRow(context.Background(), `
-SELECT j.state::text, j.scheduled_at FROM deliveries d JOIN river_job j ON j.id = d.job_id WHERE d.id = $1`, deliveryID).
-		Scan(&j.state, &j.scheduledAt)
+SELECT j.state::text, j.scheduled_at, j.priority FROM deliveries d JOIN river_job j ON j.id = d.job_id WHERE d.id = $1`, deliveryID).
+		Scan(&j.state, &j.scheduledAt, &j.priority)
 	if err != nil {
 		require.ErrorContains(t, err, "no rows")
 		return j, false
 	}
 	return j, true
+}
+
+// jobAsRiverSees is delivery id's job as River reads it, but for its id,
+// its delivery, its state and its times.
+func (r *handoffRig) jobAsRiverSees(t *testing.T, deliveryID string) string {
+	t.Helper()
+	var row string
+	require.NoError(t, r.pool.QueryRow(context.Background(), `
+SELECT jsonb_build_object('args', args - 'delivery_id', 'keys', (SELECT array_agg(k) FROM jsonb_object_keys(args) k),
+    'kind', kind, 'queue', queue, 'priority', priority, 'max_attempts', max_attempts, 'metadata', metadata, 'tags', tags,
+    'unique_key', unique_key, 'unique_states', unique_states, 'attempt', attempt, 'attempted_at', attempted_at,
+    'attempted_by', attempted_by, 'errors', errors, 'finalized_at', finalized_at, 'recent', created_at > now() - interval '1 minute')::text
+FROM river_job WHERE args->>'delivery_id' = $1`, deliveryID).Scan(&row))
+	return row
 }
 
 func pingEvent(account string) *engine.Event {
@@ -106,15 +122,8 @@ func TestHandoffFirstAttempt(t *testing.T) {
 	// The handed-off delivery's job, written with the event, is the row
 	// River's insert wrote for the other, but for its id, its delivery
 	// and its lease.
-	var handedRow, queuedRow string
-	const jobAsRiverSees = `SELECT jsonb_build_object('args', args - 'delivery_id', 'keys', (SELECT array_agg(k) FROM jsonb_object_keys(args) k),
-	    'kind', kind, 'queue', queue, 'priority', priority, 'max_attempts', max_attempts, 'metadata', metadata, 'tags', tags,
-	    'unique_key', unique_key, 'unique_states', unique_states, 'attempt', attempt, 'attempted_at', attempted_at,
-	    'attempted_by', attempted_by, 'errors', errors, 'finalized_at', finalized_at, 'recent', created_at > now() - interval '1 minute')::text
-	FROM river_job WHERE args->>'delivery_id' = $1`
-	require.NoError(t, r.pool.QueryRow(context.Background(), jobAsRiverSees, handed).Scan(&handedRow))
-	require.NoError(t, r.pool.QueryRow(context.Background(), jobAsRiverSees, queued).Scan(&queuedRow))
-	require.Equal(t, queuedRow, handedRow)
+	handedRow := r.jobAsRiverSees(t, handed)
+	require.Equal(t, r.jobAsRiverSees(t, queued), handedRow)
 	require.Contains(t, handedRow, `"kind": "webhookd.delivery"`)
 
 	ho.Start()
@@ -310,4 +319,76 @@ func inUTC(t *store.Target) store.Target {
 	c.CreatedAt, c.PartDay = c.CreatedAt.UTC(), c.PartDay.UTC()
 	c.NextAttemptAt, c.PreviousSecretExpiresAt, c.ThrottleSlot = utc(c.NextAttemptAt), utc(c.PreviousSecretExpiresAt), utc(c.ThrottleSlot)
 	return c
+}
+
+// A burst's excess (an account over its fair share: bulk priority) is
+// handed off while fewer than half of Max are under way, its job at bulk
+// priority as River's insert writes it; over half it is River's, while a
+// delivery within its account's share still takes a place above half.
+func TestHandoffBurstExcess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const account, other = "acct_handoff_burst", "acct_handoff_share"
+	r := newHandoffRig(t, account, 4, testreceiver.Status(http.StatusOK))
+	createWebhook(t, r.pool, r.keys, other, r.recv.URL+"/hook")
+	// A clock that stands still: the account's share never refills.
+	at := time.Now()
+	enqueuer, err := engine.NewEnqueuerWithConfig(nil, &engine.EnqueuerConfig{Now: func() time.Time { return at }})
+	require.NoError(t, err)
+	enqueuer.SetHandoffs(r.handoffs)
+	r.enqueuer = enqueuer
+
+	// A burst uses up the account's share (the transaction rolls back:
+	// the share is drawn at enqueue).
+	burst := make([]*engine.Event, int(engine.FairBurstDefault))
+	for i := range burst {
+		burst[i] = pingEvent(account)
+	}
+	tx, err := r.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, ho, err := r.enqueuer.EnqueueEach(ctx, tx, burst)
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback(ctx))
+	ho.Release()
+
+	// Over its share: two of the four places (half), then River's queue.
+	res, ho := r.enqueue(t, pingEvent(account), pingEvent(account), pingEvent(account))
+	for k, want := range []string{"scheduled", "scheduled", "available"} {
+		job, ok := r.job(t, res[k].Deliveries[0].ID)
+		require.True(t, ok)
+		require.Equal(t, want, job.state, "delivery %d", k)
+		require.Equal(t, engine.PriorityBulk, job.priority, "delivery %d", k)
+	}
+	queued := res[2].Deliveries[0].ID
+	// The handed-off excess's job is the row River's insert wrote for the
+	// third.
+	require.Equal(t, r.jobAsRiverSees(t, queued), r.jobAsRiverSees(t, res[0].Deliveries[0].ID))
+
+	// Another account within its share takes a place above half.
+	mine, hoMine := r.enqueue(t, pingEvent(other))
+	job, ok := r.job(t, mine[0].Deliveries[0].ID)
+	require.True(t, ok)
+	require.Equal(t, "scheduled", job.state)
+	require.Equal(t, engine.PriorityNormal, job.priority)
+
+	ho.Start()
+	hoMine.Start()
+	for _, id := range []string{res[0].Deliveries[0].ID, res[1].Deliveries[0].ID, mine[0].Deliveries[0].ID} {
+		require.Equal(t, store.StateSucceeded, waitFinished(t, r.pool, id, 10*time.Second).State)
+		_, ok := r.job(t, id)
+		require.False(t, ok, "the job is deleted with the last attempt")
+	}
+	d, err := store.GetDelivery(ctx, r.pool, queued)
+	require.NoError(t, err)
+	require.Equal(t, store.StatePending, d.State, "River's, which this rig doesn't run")
+	require.Equal(t, 3, r.recv.Count())
+
+	// The places are free again: the excess is handed off.
+	res, ho = r.enqueue(t, pingEvent(account))
+	job, ok = r.job(t, res[0].Deliveries[0].ID)
+	require.True(t, ok)
+	require.Equal(t, "scheduled", job.state)
+	require.Equal(t, engine.PriorityBulk, job.priority)
+	ho.Start()
+	require.Equal(t, store.StateSucceeded, waitFinished(t, r.pool, res[0].Deliveries[0].ID, 10*time.Second).State)
 }

@@ -159,7 +159,7 @@ func InsertEventsChecked(ctx context.Context, db DB, events []*NewEvent, jobs *L
 	statement, checked := eventsInsert, eventsInsertChecked
 	if jobs != nil && len(jobs.IDs) > 0 {
 		statement, checked = eventsJobsInsert, eventsJobsInsertChecked
-		args = append(args, jobs.Kind, jobs.MaxAttempts, jobs.Priority, jobs.Queue, jobs.ScheduledAt, jobs.IDs, jobs.Deliveries)
+		args = append(args, jobs.Kind, jobs.MaxAttempts, jobs.Priorities, jobs.Queue, jobs.ScheduledAt, jobs.IDs, jobs.Deliveries)
 	}
 	if versions != nil && len(versions.Accounts) > 0 {
 		statement = checked

@@ -42,20 +42,21 @@ type LeasedJobs struct {
 	Kind        string
 	Queue       string
 	MaxAttempts int
-	Priority    int
 	ScheduledAt time.Time
-	// IDs (from River's sequence, JobIDs) and Deliveries are parallel:
-	// each job's id and its delivery's, its only argument.
+	// IDs (from River's sequence, JobIDs), Deliveries and Priorities are
+	// parallel: each job's id, its delivery's (its only argument) and its
+	// River priority (a burst's excess is at bulk priority).
 	IDs        []int64
 	Deliveries []string
+	Priorities []int16
 }
 
 // leasedJobsInsert is the CTE eventsInsert takes for LeasedJobs, its
 // parameters after eventsInsert's own.
 const leasedJobsInsert = `, job AS (
     INSERT INTO river_job (id, args, kind, max_attempts, priority, queue, scheduled_at, state)
-    SELECT j.id, jsonb_build_object('delivery_id', j.delivery_id), $20, $21, $22, $23, $24, 'scheduled'
-    FROM unnest($25::bigint[], $26::text[]) AS j (id, delivery_id)
+    SELECT j.id, jsonb_build_object('delivery_id', j.delivery_id), $20, $21, j.priority, $23, $24, 'scheduled'
+    FROM unnest($25::bigint[], $26::text[], $22::smallint[]) AS j (id, delivery_id, priority)
 )`
 
 // JobIDs takes n ids from River's job sequence in one statement.
