@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/internal/retention"
 	"github.com/mono/webhookd/internal/testdb"
 )
 
@@ -239,6 +240,18 @@ ORDER BY 1`)
 		var others, attempts int
 		require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM deliveries WHERE account_id <> 'acct_history'), (SELECT count(*) FROM attempt_log)`).
 			Scan(&others, &attempts))
+		// Today's partition and the days ahead are not analyzed (empty,
+		// they would plan as empty all day); the past days are.
+		var unanalyzed, analyzed int
+		require.NoError(t, conn.QueryRow(ctx, `
+SELECT count(*) FILTER (WHERE c.reltuples < 0 AND c.relname >= 'deliveries_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')),
+       count(*) FILTER (WHERE c.reltuples = $1 AND c.relname < 'deliveries_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD'))
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'deliveries'::regclass AND c.relname LIKE 'deliveries\_p%'`, HistoryRowsPerDay).Scan(&unanalyzed, &analyzed))
+		require.Equal(t, 1+retention.AheadDefault, unanalyzed, "-history-days %d: today's and the days ahead never analyzed", days)
+		if days > 0 {
+			require.Equal(t, days, analyzed, "the past days analyzed")
+		}
 		require.NoError(t, conn.Close(ctx))
 		today := time.Now().UTC()
 		want := map[string]int{}
