@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/mono/webhookd/internal/testdb"
 )
 
 // A success gives every index of deliveries a new entry (it is not a HOT
@@ -27,12 +25,9 @@ import (
 // indexes that order each state apart, by account and by webhook.
 func TestSuccessChangesFewIndexKeys(t *testing.T) {
 	ctx := context.Background()
-	pool := testdb.New(t)
-	day := Day(time.Now())
-	_, err := pool.Exec(ctx, `SELECT webhookd_ensure_partition('deliveries', $1::date)`, day)
-	require.NoError(t, err)
+	pool, day := todayPool(t)
 	const n = 3
-	_, err = pool.Exec(ctx, `
+	_, err := pool.Exec(ctx, `
 INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, part_day)
 SELECT 'dlv_' || lpad(g::text, 32, '0'), 'evt_' || lpad(g::text, 32, '0'), 'wh_x', 'acct_x', 'ping', g, $1::date
 FROM generate_series(1, $2::int) g`, day, n)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -108,21 +109,100 @@ func TestByKeyPoolPlans(t *testing.T) {
 	require.NotContains(t, load, "JIT", load)
 }
 
+// A ByKeyPool session's plans are made anew after ByKeyReplanInterval. A
+// plan made while today's partition was empty and analyzed as such (a
+// database-wide ANALYZE reaches the days ahead) scans the partition for
+// each delivery of a batch while the day's rows come in; the next one,
+// made once the day has rows, goes by key.
+func TestByKeyReplansAfterItsInterval(t *testing.T) {
+	ctx := context.Background()
+	pool, day := todayPool(t)
+	_, err := pool.Exec(ctx, `ANALYZE deliveries`)
+	require.NoError(t, err)
+	bk, err := NewByKeyPool(ctx, pool.Config(), 1)
+	require.NoError(t, err)
+	t.Cleanup(bk.Close)
+	bk.replanEvery.Store(int64(time.Hour))
+	part := "deliveries_p" + day.Format("20060102")
+	// record runs the record statement as RecordAttempts does on a
+	// ByKeyPool (pgx's cached statement, its generic plan), in a
+	// transaction rolled back, and returns the sequential scans of today's
+	// partition in it and the rows they read.
+	record := func(args []any) (scans, read int64) {
+		t.Helper()
+		conn, err := bk.Acquire(ctx)
+		require.NoError(t, err)
+		defer conn.Release()
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, tx.Rollback(ctx)) }()
+		// The session's counts not yet reported include earlier
+		// transactions': the difference is this one's.
+		counts := func() (scans, read int64) {
+			require.NoError(t, tx.QueryRow(ctx, `SELECT pg_stat_get_xact_numscans($1::regclass), pg_stat_get_xact_tuples_returned($1::regclass)`, part).
+				Scan(&scans, &read))
+			return scans, read
+		}
+		scans0, read0 := counts()
+		rows, err := tx.Query(ctx, attemptRecordMany, args...)
+		require.NoError(t, err)
+		recorded, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		require.NoError(t, err)
+		require.Len(t, recorded, len(args[0].([]int32)))
+		scans, read = counts()
+		return scans - scans0, read - read0
+	}
+	// The plan is made on the empty day.
+	empty := make([]any, 20)
+	for i, a := range recordArgs(day) {
+		empty[i] = reflect.MakeSlice(reflect.TypeOf(a), 0, 0).Interface()
+	}
+	record(empty)
+	insertPlanRows(t, pool, day)
+	scans, read := record(recordArgs(day))
+	require.Positive(t, scans, "the plan made on the empty day scans it")
+	require.Greater(t, read, int64(5000), "the plan made on the empty day reads the day's rows for each delivery")
+
+	// Past the interval, the next connection taken makes its plans anew.
+	bk.replanEvery.Store(0)
+	scans, read = record(recordArgs(day))
+	require.Zero(t, scans, "made on the day's rows, the plan goes by key")
+	require.Zero(t, read)
+}
+
 // planFixture makes a day partition holding 5,000 pending deliveries its
 // statistics don't know about (job ids 1 to 5,000), and the arguments of
 // attemptRecordMany for 80 of them, each a success that deletes its job.
 func planFixture(t *testing.T) (*pgxpool.Pool, []any) {
-	ctx := context.Background()
+	pool, day := todayPool(t)
+	// 5,000 pending deliveries the statistics don't know about.
+	insertPlanRows(t, pool, day)
+	return pool, recordArgs(day)
+}
+
+// todayPool is a fresh test database with today's deliveries partition,
+// and today.
+func todayPool(t *testing.T) (*pgxpool.Pool, time.Time) {
+	t.Helper()
 	pool := testdb.New(t)
 	day := Day(time.Now())
-	_, err := pool.Exec(ctx, `SELECT webhookd_ensure_partition('deliveries', $1::date)`, day)
+	_, err := pool.Exec(context.Background(), `SELECT webhookd_ensure_partition('deliveries', $1::date)`, day)
 	require.NoError(t, err)
-	// 5,000 pending deliveries the statistics don't know about.
-	_, err = pool.Exec(ctx, `
+	return pool, day
+}
+
+// insertPlanRows inserts planFixture's 5,000 pending deliveries of day.
+func insertPlanRows(t *testing.T, pool *pgxpool.Pool, day time.Time) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
 INSERT INTO deliveries (id, event_id, webhook_id, account_id, event_type, job_id, part_day)
 SELECT 'dlv_' || lpad(g::text, 32, '0'), 'evt_x', 'wh_x', 'acct_x', 'ping', g, $1::date FROM generate_series(1, 5000) g`, day)
 	require.NoError(t, err)
+}
 
+// recordArgs are attemptRecordMany's arguments for 80 of planFixture's
+// deliveries.
+func recordArgs(day time.Time) []any {
 	const n = 80
 	args := make([]any, 20)
 	ord, ids, days, seen, jobs := make([]int32, n), make([]string, n), make([]time.Time, n), make([]int32, n), make([]int64, n)
@@ -150,8 +230,7 @@ SELECT 'dlv_' || lpad(g::text, 32, '0'), 'evt_x', 'wh_x', 'acct_x', 'ping', g, $
 		deleteJobs[i] = true
 	}
 	args[19] = deleteJobs
-
-	return pool, args
+	return args
 }
 
 func requireRecordByKey(t *testing.T, plan []string) {
