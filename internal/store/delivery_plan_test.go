@@ -109,7 +109,7 @@ func TestByKeyPoolPlans(t *testing.T) {
 	require.NotContains(t, load, "JIT", load)
 }
 
-// A ByKeyPool session's plans are made anew after ByKeyReplanInterval. A
+// A ByKeyPool session's plans are made anew while the day is young. A
 // plan made while today's partition was empty and analyzed as such (a
 // database-wide ANALYZE reaches the days ahead) scans the partition for
 // each delivery of a batch while the day's rows come in; the next one,
@@ -123,6 +123,7 @@ func TestByKeyReplansAfterItsInterval(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(bk.Close)
 	bk.replanEvery.Store(int64(time.Hour))
+	bk.youngDay.Store(int64(25 * time.Hour)) // whenever the test runs
 	part := "deliveries_p" + day.Format("20060102")
 	// record runs the record statement as RecordAttempts does on a
 	// ByKeyPool (pgx's cached statement, its generic plan), in a
@@ -163,7 +164,8 @@ func TestByKeyReplansAfterItsInterval(t *testing.T) {
 	require.Positive(t, scans, "the plan made on the empty day scans it")
 	require.Greater(t, read, int64(5000), "the plan made on the empty day reads the day's rows for each delivery")
 
-	// Past the interval, the next connection taken makes its plans anew.
+	// Past the interval, in a young day, the next connection taken makes
+	// its plans anew.
 	bk.replanEvery.Store(0)
 	scans, read = record(recordArgs(day))
 	require.Zero(t, scans, "made on the day's rows, the plan goes by key")
@@ -351,4 +353,24 @@ SELECT 'dlv_past_' || g, 'evt_x', 'wh_x', 'acct_x', 'ping', 'succeeded', $1::dat
 	require.Len(t, ran, 1, "only today's partition's runs\n"+text)
 	require.Contains(t, ran[0], "deliveries_p"+day.Format("20060102"), text)
 	require.Contains(t, ran[0], "rows=1 loops=80", text)
+}
+
+// Plans are made anew on a new day, and every ByKeyReplanInterval in the
+// first ByKeyYoungDay of one; later in the day they are kept.
+func TestReplanDue(t *testing.T) {
+	day := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return day.Add(d) }
+	for _, c := range []struct {
+		planned, now time.Time
+		due          bool
+	}{
+		{at(-time.Minute), at(time.Second), true},                  // made yesterday
+		{at(5 * time.Second), at(14 * time.Second), false},         // young, not yet 10 s old
+		{at(5 * time.Second), at(15 * time.Second), true},          // young, 10 s old
+		{at(9 * time.Minute), at(20 * time.Minute), true},          // made while young
+		{at(10 * time.Minute), at(20 * time.Hour), false},          // made once the day had grown
+		{at(23 * time.Hour), at(24*time.Hour + time.Second), true}, // a new day
+	} {
+		require.Equal(t, c.due, replanDue(c.planned, c.now, ByKeyReplanInterval, ByKeyYoungDay), "planned %s, now %s", c.planned, c.now)
+	}
 }
