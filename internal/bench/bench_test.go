@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mono/webhookd/internal/retention"
+	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testdb"
 )
 
@@ -183,6 +184,20 @@ func requireCommits(t *testing.T, c Latency) {
 	require.LessOrEqual(t, c.P99, c.Max)
 }
 
+// connectBenchDatabase makes a bench database with opts on the test server
+// and connects to it; both go at the test's end.
+func connectBenchDatabase(t *testing.T, opts dbOptions) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), opts)
+	require.NoError(t, err)
+	t.Cleanup(drop)
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
 // -deliveries-fillfactor sets the fillfactor on every deliveries
 // partition of a bench database, those made after it too (from the
 // default partition's storage parameters); 0 leaves the schema's 90.
@@ -190,19 +205,14 @@ func TestCreateDatabaseDeliveriesFillfactor(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, ff := range []int{0, 50} {
-		dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), dbOptions{fillfactor: ff})
-		require.NoError(t, err)
-		t.Cleanup(drop)
-		conn, err := pgx.Connect(ctx, dbURL)
-		require.NoError(t, err)
-		_, err = conn.Exec(ctx, `SELECT webhookd_ensure_partition('deliveries', (now() AT TIME ZONE 'UTC')::date + 60)`)
+		conn := connectBenchDatabase(t, dbOptions{fillfactor: ff})
+		_, err := conn.Exec(ctx, `SELECT webhookd_ensure_partition('deliveries', (now() AT TIME ZONE 'UTC')::date + 60)`)
 		require.NoError(t, err)
 		var options []string
 		require.NoError(t, conn.QueryRow(ctx, `
 SELECT array_agg(DISTINCT array_to_string(c.reloptions, ','))
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = 'deliveries'::regclass`).Scan(&options))
-		require.NoError(t, conn.Close(ctx))
 		want := "fillfactor=90"
 		if ff != 0 {
 			want = fmt.Sprintf("fillfactor=%d", ff)
@@ -218,11 +228,7 @@ func TestCreateDatabaseHistoryDays(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, days := range []int{0, 3} {
-		dbURL, _, drop, err := createDatabase(ctx, testdb.BaseURL(), dbOptions{historyDays: days})
-		require.NoError(t, err)
-		t.Cleanup(drop)
-		conn, err := pgx.Connect(ctx, dbURL)
-		require.NoError(t, err)
+		conn := connectBenchDatabase(t, dbOptions{historyDays: days})
 		rows, err := conn.Query(ctx, `
 SELECT c.relname, (SELECT count(*) FROM deliveries d WHERE d.tableoid = c.oid)
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -252,7 +258,6 @@ WHERE i.inhparent = 'deliveries'::regclass AND c.relname LIKE 'deliveries\_p%'`,
 		if days > 0 {
 			require.Equal(t, days, analyzed, "the past days analyzed")
 		}
-		require.NoError(t, conn.Close(ctx))
 		today := time.Now().UTC()
 		want := map[string]int{}
 		for d := 1; d <= max(1, days); d++ {
@@ -260,7 +265,7 @@ WHERE i.inhparent = 'deliveries'::regclass AND c.relname LIKE 'deliveries\_p%'`,
 			if days == 0 {
 				n = 0
 			}
-			want["deliveries_p"+today.AddDate(0, 0, -d).Format("20060102")] = n
+			want[store.PartitionName("deliveries", today.AddDate(0, 0, -d))] = n
 		}
 		require.Equal(t, want, past, "-history-days %d", days)
 		require.Zero(t, others+attempts, "nothing a scenario counts")

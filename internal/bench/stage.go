@@ -459,7 +459,7 @@ FROM generate_series($1::date, $2::date, interval '1 day') d, generate_series(1,
 		// until autoanalyze came: single-event intake at 0.15 - 0.22 of
 		// River instead of ~0.40 (BENCHMARKS.md).
 		for d := 1; d <= opts.historyDays; d++ {
-			part := pgx.Identifier{"deliveries_p" + today.AddDate(0, 0, -d).Format("20060102")}.Sanitize()
+			part := pgx.Identifier{store.PartitionName("deliveries", today.AddDate(0, 0, -d))}.Sanitize()
 			if _, err := pool.Exec(ctx, `VACUUM (ANALYZE) `+part); err != nil {
 				drop()
 				return "", "", nil, fmt.Errorf("error vacuuming the past days: %w", err)

@@ -124,7 +124,7 @@ func TestByKeyReplansAfterItsInterval(t *testing.T) {
 	t.Cleanup(bk.Close)
 	bk.replanEvery.Store(int64(time.Hour))
 	bk.youngDay.Store(int64(25 * time.Hour)) // whenever the test runs
-	part := "deliveries_p" + day.Format("20060102")
+	part := PartitionName("deliveries", day)
 	// record runs the record statement as RecordAttempts does on a
 	// ByKeyPool (pgx's cached statement, its generic plan), in a
 	// transaction rolled back, and returns the sequential scans of today's
@@ -351,7 +351,7 @@ SELECT 'dlv_past_' || g, 'evt_x', 'wh_x', 'acct_x', 'ping', 'succeeded', $1::dat
 	}
 	require.Len(t, scans, 10, "one address look-up per partition in the plan\n"+text)
 	require.Len(t, ran, 1, "only today's partition's runs\n"+text)
-	require.Contains(t, ran[0], "deliveries_p"+day.Format("20060102"), text)
+	require.Contains(t, ran[0], PartitionName("deliveries", day), text)
 	require.Contains(t, ran[0], "rows=1 loops=80", text)
 }
 

@@ -66,8 +66,8 @@ func isNotFound(err error) bool {
 	return errors.Is(err, pgx.ErrNoRows) || errors.Is(err, ErrNotFound)
 }
 
-// partitionName is table's partition for day.
-func partitionName(table string, day time.Time) string {
+// PartitionName is table's partition for day (deliveries_p20261207).
+func PartitionName(table string, day time.Time) string {
 	return table + "_p" + day.Format("20060102")
 }
 
@@ -102,7 +102,7 @@ func EnsurePartitions(ctx context.Context, db DB, from, to time.Time, lockTimeou
 	from, to = Day(from), Day(to)
 	for day := from; !day.After(to); day = day.AddDate(0, 0, 1) {
 		for _, table := range PartitionedTables {
-			name := partitionName(table, day)
+			name := PartitionName(table, day)
 			create := func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(webhookd_partitions_lock())`); err != nil {
 					return err
@@ -258,9 +258,9 @@ func RetireDay(ctx context.Context, db DB, day time.Time, p *RetirePolicy) (*Ret
 	if lockTimeout <= 0 {
 		lockTimeout = 5 * time.Second
 	}
-	deliveriesName := partitionName("deliveries", day)
+	deliveriesName := PartitionName("deliveries", day)
 	deliveries := pgx.Identifier{deliveriesName}.Sanitize()
-	events := pgx.Identifier{partitionName("events", day)}.Sanitize()
+	events := pgx.Identifier{PartitionName("events", day)}.Sanitize()
 	// begin starts each transaction and reports which of the day's
 	// partitions of deliveries and events exist.
 	begin := func(tx pgx.Tx) (hasDeliveries, hasEvents bool, err error) {
@@ -271,7 +271,7 @@ func RetireDay(ctx context.Context, db DB, day time.Time, p *RetirePolicy) (*Ret
 			return false, false, err
 		}
 		err = tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL`,
-			deliveriesName, partitionName("events", day)).Scan(&hasDeliveries, &hasEvents)
+			deliveriesName, PartitionName("events", day)).Scan(&hasDeliveries, &hasEvents)
 		return hasDeliveries, hasEvents, err
 	}
 	move := func(tx pgx.Tx, narrow string) error {
@@ -351,8 +351,8 @@ WHERE e.idempotency_key IS NOT NULL AND k.account_id = e.account_id AND k.key = 
 			}
 		}
 		for _, table := range slices.Backward(PartitionedTables) {
-			if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{partitionName(table, day)}.Sanitize()); err != nil {
-				return fmt.Errorf("error dropping %s: %w", partitionName(table, day), err)
+			if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{PartitionName(table, day)}.Sanitize()); err != nil {
+				return fmt.Errorf("error dropping %s: %w", PartitionName(table, day), err)
 			}
 		}
 		return nil

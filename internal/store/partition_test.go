@@ -66,7 +66,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 		t.Fatal("RetireDay did not return")
 	}
 	var exists bool
-	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, partitionName("deliveries", old)).Scan(&exists))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, PartitionName("deliveries", old)).Scan(&exists))
 	require.False(t, exists, "the old day's partition was dropped")
 }
 
@@ -133,7 +133,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'
 		t.Fatal("EnsurePartitions did not return")
 	}
 	var exists bool
-	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, partitionName("deliveries", day)).Scan(&exists))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, PartitionName("deliveries", day)).Scan(&exists))
 	require.True(t, exists)
 }
 
