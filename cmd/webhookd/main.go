@@ -317,6 +317,7 @@ func serverSettings(s *settings, cfg *server.Config) {
 		}
 		return nil
 	})
+	s.boolean("adaptive-procs", "WEBHOOKD_ADAPTIVE_PROCS", "true", "run on one Go processor while the process uses little CPU and on all of them (GOMAXPROCS's default) once it uses over half a core; ignored when GOMAXPROCS is set", &cfg.AdaptiveProcs)
 	s.boolean("keep-finished-jobs", "WEBHOOKD_KEEP_FINISHED_JOBS", "false", "keep a finished delivery's River job (completed, for River UI) for 10 minutes instead of deleting it when its last attempt is recorded", &cfg.KeepFinishedJobs)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
 	s.integer("max-workers", "WEBHOOKD_MAX_WORKERS", strconv.Itoa(server.MaxWorkersDefault), "deliveries worked at once per process", &cfg.MaxWorkers)
@@ -669,6 +670,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 0, "override the server's River fetch poll interval of the deliveries queue (0: the default)")
 	s.fs.IntVar(&cfg.IntakeTransactions, "intake-transactions", 0, fmt.Sprintf("override the server's POST /v1/events transactions at once (WEBHOOKD_INTAKE_TRANSACTIONS; 0: the default, %d)", adminapi.IntakeTransactionsDefault))
 	s.fs.IntVar(&cfg.Handoffs, "handoffs", 0, fmt.Sprintf("override the server's hand-offs at once (WEBHOOKD_HANDOFFS; 0: the default, %d; -1: none)", engine.HandoffsMaxDefault))
+	s.fs.BoolVar(&cfg.AdaptiveProcs, "adaptive-procs", true, "scenarios 1 and 9 with -worker process: run webhookd's process with WEBHOOKD_ADAPTIVE_PROCS, as webhookd serve does by default (one Go processor while quiet)")
 	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true (false: finished delivery jobs deleted, as by default; a worker process's snoozes, read from its jobs, then not counted)")
 	s.fs.IntVar(&cfg.DeliveriesFillfactor, "deliveries-fillfactor", 0, "set this fillfactor (10 - 100) on the bench databases' deliveries partitions, as docs/operators.md describes (0: the schema's, 90)")
 	s.fs.IntVar(&cfg.HistoryDays, "history-days", 0, fmt.Sprintf("give the bench databases this many past days' partitions (0 - 400), each with %d finished deliveries, as a deployment with that retention has (0: yesterday's only, empty)", bench.HistoryRowsPerDay))

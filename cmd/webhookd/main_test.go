@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -292,6 +293,7 @@ func TestServeBadConfig(t *testing.T) {
 		{"BadTimeout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_HTTP_TIMEOUT=10"}, "WEBHOOKD_HTTP_TIMEOUT"},
 		{"BadBool", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ALLOW_PRIVATE_NETWORKS=maybe"}, "WEBHOOKD_ALLOW_PRIVATE_NETWORKS"},
 		{"BadKeepFinishedJobs", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_KEEP_FINISHED_JOBS=sometimes"}, "WEBHOOKD_KEEP_FINISHED_JOBS (-keep-finished-jobs)"},
+		{"BadAdaptiveProcs", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ADAPTIVE_PROCS=auto"}, `WEBHOOKD_ADAPTIVE_PROCS (-adaptive-procs): "auto" is not true or false`},
 		{"HTTPSEgressProxy", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=https://squid.internal:3128"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must be http://host:port"},
 		{"EgressProxyWithoutPort", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=http://squid.internal"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must name a host and a port"},
 		{"BadMaxIdleConnsPerHost", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_MAX_IDLE_CONNS_PER_HOST=many"}, `WEBHOOKD_MAX_IDLE_CONNS_PER_HOST (-max-idle-conns-per-host): "many" is not a whole number >= 0`},
@@ -413,4 +415,32 @@ func insertNinthFailure(t *testing.T, dbURL, account string) string {
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
 	return id
+}
+
+// The processor governor (WEBHOOKD_ADAPTIVE_PROCS) runs by default, stays
+// off when GOMAXPROCS is set or the setting is false, and says so.
+func TestServeAdaptiveProcs(t *testing.T) {
+	t.Parallel()
+
+	for _, c := range []struct {
+		name      string
+		extra     []string
+		want, not string
+	}{
+		{"Default", nil, "Go processors follow the load", "GOMAXPROCS is set"},
+		{"GOMAXPROCSSet", []string{"GOMAXPROCS=2"}, "GOMAXPROCS is set: the Go processor count stays as it says", "Go processors follow the load"},
+		{"Off", []string{"WEBHOOKD_ADAPTIVE_PROCS=false"}, "webhookd serving", "Go processors"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := startServe(t, serveEnv(testdb.NewURL(t), keyring.Generate(), append([]string{"WEBHOOKD_LOG_FORMAT=json"}, c.extra...)...))
+			// The start's lines, up to "webhookd serving" (written after
+			// the governor's), reach the buffer through a pipe.
+			require.Eventually(t, func() bool {
+				out := p.out.String()
+				return strings.Contains(out, `"webhookd serving"`) && strings.Contains(out, c.want)
+			}, 20*time.Second, 10*time.Millisecond, "the log: %s", p.out.String())
+			require.NotContains(t, p.out.String(), c.not)
+		})
+	}
 }

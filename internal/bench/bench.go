@@ -173,6 +173,12 @@ type Config struct {
 	// measurement (throttled, run by its test) always keeps them: its
 	// fetch counts per delivery are read from them.
 	KeepFinishedJobs bool
+	// AdaptiveProcs runs webhookd's processes of their own (-worker
+	// process) with WEBHOOKD_ADAPTIVE_PROCS, as `webhookd serve` runs by
+	// default (`webhookd bench` sets it unless -adaptive-procs=false); the
+	// servers in the bench process never, as they share it with the load
+	// generator and the receivers.
+	AdaptiveProcs bool
 	// DeliveriesFillfactor, when not 0, is set on the bench databases'
 	// deliveries partitions after the migrations (10 – 100; the schema's
 	// is 90): docs/operators.md's trade of heap for WAL.

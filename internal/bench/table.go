@@ -139,6 +139,13 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 	if cfg.WorkerProcess && slices.Contains(cfg.Scenarios, ScenarioDrain) {
 		fmt.Fprintln(w, workerProcessNote)
 	}
+	if cfg.WorkerProcess {
+		procsNote := "**Go processors of webhookd's own process**: as `webhookd serve` by default, one while it uses under a quarter of a core, all of them from over half a core (WEBHOOKD_ADAPTIVE_PROCS)."
+		if !cfg.AdaptiveProcs {
+			procsNote = "**Go processors of webhookd's own process**: the runtime's count throughout (-adaptive-procs=false; WEBHOOKD_ADAPTIVE_PROCS=false)."
+		}
+		fmt.Fprintln(w, procsNote)
+	}
 	fmt.Fprintf(w, "webhookd in process with the bench's receivers and load generator: %s. "+
 		"Snoozes: River job snoozes (a webhook at its in-flight cap, or a retry waiting for its time), from webhookd's webhookd_job_snoozes_total (a worker process's: from its kept jobs, with -keep-finished-jobs only).\n\n", serverSettings(cfg))
 

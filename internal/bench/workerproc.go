@@ -58,6 +58,10 @@ type workerSpec struct {
 	ShutdownTimeout      time.Duration `json:"shutdown_timeout"`
 	KeepFinishedJobs     bool          `json:"keep_finished_jobs"`
 	Version              string        `json:"version"`
+	// AdaptiveProcs runs the process's server with
+	// WEBHOOKD_ADAPTIVE_PROCS (Config.AdaptiveProcs): a worker process
+	// is webhookd alone in its process, as `webhookd serve` is.
+	AdaptiveProcs bool `json:"adaptive_procs,omitempty"`
 	// CPUProfile is the file the process writes a CPU profile of its
 	// server's run to, from "start" to its stop (Config.WorkerCPUProfile;
 	// empty: none).
@@ -114,7 +118,7 @@ func (w *workerSpec) serverConfig() *server.Config {
 		RetryScale: w.RetryScale, MaxWorkers: w.MaxWorkers, WebhookConcurrency: w.WebhookConcurrency,
 		BulkWhileLive: w.BulkWhileLive, DBMaxConns: w.DBMaxConns, HTTPTimeout: w.HTTPTimeout,
 		FetchCooldown: w.FetchCooldown, FetchPollInterval: w.FetchPollInterval, ShutdownTimeout: w.ShutdownTimeout,
-		KeepFinishedJobs: w.KeepFinishedJobs, Version: w.Version, Worker: true,
+		KeepFinishedJobs: w.KeepFinishedJobs, Version: w.Version, Worker: true, AdaptiveProcs: w.AdaptiveProcs,
 	}
 	if w.Serve {
 		cfg.API = true
@@ -245,6 +249,7 @@ type workerProcess struct{ *child }
 func (s *stage) startWorkerProcess(ctx context.Context, cfg *server.Config, serve bool) (*workerProcess, error) {
 	ws := workerSpecOf(cfg, s.e.cfg.Logger)
 	ws.Serve = serve
+	ws.AdaptiveProcs = s.e.cfg.AdaptiveProcs
 	if f := s.e.cfg.WorkerCPUProfile; f != "" {
 		if n := s.e.workerProfiles.Add(1); n > 1 {
 			f = fmt.Sprintf("%s.%d", f, n)

@@ -296,6 +296,16 @@ type Config struct {
 	// deletes its job, a fifth less WAL per delivery; the delivery and its
 	// attempts are the record either way (engine.WorkerConfig).
 	KeepFinishedJobs bool
+	// AdaptiveProcs runs the process on one Go processor (GOMAXPROCS) while
+	// it uses little CPU, and on the runtime's full count (the CPUs, or the
+	// cgroup's limit) from the moment it uses more than half a core over
+	// 100 ms (WEBHOOKD_ADAPTIVE_PROCS; package procs): at quiet rates a
+	// second processor cost 13 – 20 % of the process's CPU in wake-ups. Off when the GOMAXPROCS environment variable is set (the
+	// operator's count is kept) or when another server in the process runs
+	// a governor. `webhookd serve` turns it on by default; the zero value
+	// is off, so servers embedded in tests and the bench keep the runtime's
+	// count.
+	AdaptiveProcs bool
 	// Handoffs is the most first attempts a process that is both API and
 	// worker makes at once of deliveries it accepted through POST
 	// /v1/events and /v1/events/batch, straight after the commit instead

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -27,6 +29,7 @@ import (
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/metrics"
 	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/procs"
 	"github.com/mono/webhookd/internal/retention"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/schedule"
@@ -44,6 +47,7 @@ type Server struct {
 	worker   *engine.Worker
 	enqueuer *engine.Enqueuer // the API's
 	handoffs *engine.Handoffs // nil: none (Config.Handoffs)
+	procs    *procs.Governor  // nil: none (Config.AdaptiveProcs)
 	// wakes are the queues' alarms (without a transaction pooler; nil
 	// otherwise), rung from Start until Stop.
 	wakes      map[string]*engine.Wakes
@@ -524,6 +528,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.health.Run(healthCtx)
 		}()
 	}
+	s.startProcs()
 	s.httpDone = make(chan error, 1)
 	go func() { s.httpDone <- s.http.Serve(ln) }()
 	metricsAddr := "off"
@@ -626,8 +631,30 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	s.closePools()
+	s.procs.Stop() // nil: none
 	s.logger.Info("webhookd stopped")
 	return errors.Join(errs...)
+}
+
+// startProcs starts the processor governor when Config.AdaptiveProcs asks
+// for it and the GOMAXPROCS environment variable doesn't fix the count.
+func (s *Server) startProcs() {
+	if !s.cfg.AdaptiveProcs {
+		return
+	}
+	if v, ok := os.LookupEnv("GOMAXPROCS"); ok {
+		s.logger.Info("GOMAXPROCS is set: the Go processor count stays as it says (WEBHOOKD_ADAPTIVE_PROCS does nothing)", zap.String("gomaxprocs", v))
+		return
+	}
+	g, err := procs.Start(procs.Config{})
+	if err != nil {
+		s.logger.Warn("the Go processor count stays the runtime's (WEBHOOKD_ADAPTIVE_PROCS)", zap.Error(err))
+		return
+	}
+	s.procs = g
+	s.logger.Info("Go processors follow the load (WEBHOOKD_ADAPTIVE_PROCS): one while quiet, the runtime's count while busy",
+		zap.Int("busy_procs", runtime.GOMAXPROCS(0)), zap.Float64("up_cores", procs.UpDefault),
+		zap.Float64("down_cores", procs.DownDefault), zap.Duration("down_after", procs.DownAfterDefault))
 }
 
 func (s *Server) closePools() {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package bench
+package procs
 
 import (
 	"fmt"
@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// processCPU is the user and system CPU this process has used.
-func processCPU() (time.Duration, error) {
+// ProcessCPU is the user and system CPU this process has used.
+func ProcessCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, fmt.Errorf("error reading getrusage: %w", err)
+		return 0, fmt.Errorf("procs: error reading getrusage: %w", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
