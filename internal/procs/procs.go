@@ -57,9 +57,6 @@ type Config struct {
 	Up        float64
 	Down      float64
 	DownAfter time.Duration
-	// CPUTime is the process's CPU time so far (user and system). nil:
-	// getrusage.
-	CPUTime func() (time.Duration, error)
 }
 
 func (c Config) withDefaults() Config {
@@ -75,22 +72,18 @@ func (c Config) withDefaults() Config {
 	if c.DownAfter <= 0 {
 		c.DownAfter = DownAfterDefault
 	}
-	if c.CPUTime == nil {
-		c.CPUTime = ProcessCPU
-	}
 	return c
 }
 
 // Governor sets GOMAXPROCS as Config says until Stop.
 type Governor struct {
-	cfg     Config
-	cancel  context.CancelFunc
-	done    chan struct{}
-	stop    sync.Once
-	mu      sync.Mutex // guards what follows
-	started bool       // setBusy has run
-	busy    bool       // what setBusy gave last: the busy count, or one
-	procs   int        // GOMAXPROCS as setBusy left it
+	cfg    Config
+	cancel context.CancelFunc
+	done   chan struct{}
+	stop   sync.Once
+	// busy is what setBusy gave last: the busy count, or one. Only Start,
+	// then run, then Stop touch it, one after the other.
+	busy bool
 }
 
 // Start starts a governor. It returns an error when Down is not under Up,
@@ -101,7 +94,7 @@ func Start(cfg Config) (*Governor, error) {
 	if cfg.Down >= cfg.Up {
 		return nil, errors.New("procs: Down must be under Up")
 	}
-	if _, err := cfg.CPUTime(); err != nil {
+	if _, err := ProcessCPU(); err != nil {
 		return nil, err
 	}
 	if !running.CompareAndSwap(false, true) {
@@ -109,16 +102,9 @@ func Start(cfg Config) (*Governor, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Governor{cfg: cfg, cancel: cancel, done: make(chan struct{})}
-	g.setBusy(true)
+	g.setBusy(true) // busy starts false: this sets the busy count
 	go g.run(ctx)
 	return g, nil
-}
-
-// Procs is GOMAXPROCS as the governor set it last.
-func (g *Governor) Procs() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.procs
 }
 
 // Stop stops the governor and gives the process its full count back. On
@@ -138,12 +124,10 @@ func (g *Governor) Stop() {
 // setBusy gives the process its busy count (busy) or one processor, when
 // that is not what it last gave.
 func (g *Governor) setBusy(busy bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.started && busy == g.busy {
+	if busy == g.busy {
 		return
 	}
-	g.started, g.busy = true, busy
+	g.busy = busy
 	switch {
 	case !busy:
 		runtime.GOMAXPROCS(1)
@@ -152,7 +136,6 @@ func (g *Governor) setBusy(busy bool) {
 	default:
 		runtime.SetDefaultGOMAXPROCS()
 	}
-	g.procs = runtime.GOMAXPROCS(0)
 }
 
 func (g *Governor) run(ctx context.Context) {
@@ -160,7 +143,7 @@ func (g *Governor) run(ctx context.Context) {
 	t := time.NewTicker(g.cfg.Interval)
 	defer t.Stop()
 	last := time.Now()
-	lastCPU, _ := g.cfg.CPUTime()
+	lastCPU, _ := ProcessCPU()
 	// It starts busy, at the runtime's count: a process starts to work at
 	// once (a backlog to drain), and goes to one processor only once it
 	// has been quiet for DownAfter.
@@ -170,7 +153,7 @@ func (g *Governor) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			cpu, err := g.cfg.CPUTime()
+			cpu, err := ProcessCPU()
 			if err != nil {
 				continue
 			}

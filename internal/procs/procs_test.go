@@ -45,7 +45,7 @@ func TestGovernorFollowsLoad(t *testing.T) {
 		t.Fatalf("a second governor: %v, want ErrRunning", err)
 	}
 
-	waitFor(t, "one processor while the test idles", func() bool { return g.Procs() == 1 && runtime.GOMAXPROCS(0) == 1 })
+	waitFor(t, "one processor while the test idles", func() bool { return runtime.GOMAXPROCS(0) == 1 })
 
 	var stop atomic.Bool
 	spun := make(chan struct{})
@@ -54,10 +54,10 @@ func TestGovernorFollowsLoad(t *testing.T) {
 		for end := time.Now().Add(30 * time.Second); !stop.Load() && time.Now().Before(end); {
 		}
 	}()
-	waitFor(t, "two processors while a goroutine spins", func() bool { return g.Procs() == 2 && runtime.GOMAXPROCS(0) == 2 })
+	waitFor(t, "two processors while a goroutine spins", func() bool { return runtime.GOMAXPROCS(0) == 2 })
 	stop.Store(true)
 	<-spun
-	waitFor(t, "one processor again once it stopped", func() bool { return g.Procs() == 1 && runtime.GOMAXPROCS(0) == 1 })
+	waitFor(t, "one processor again once it stopped", func() bool { return runtime.GOMAXPROCS(0) == 1 })
 
 	g.Stop()
 	if n := runtime.GOMAXPROCS(0); n != 2 {

@@ -37,11 +37,10 @@ import (
 //     with 30 days' partitions, single-event intake at 0.10 – 0.22 of
 //     River's rate instead of ~0.40). Renewed, such a plan lasts until the
 //     day has grown past a few pages. Not all day long: each renewal's
-//     planning holds up a batch, and with renewals every 10 s the paced
-//     intake's first-attempt p99 was 68 against 47 ms (medians of six
-//     alternating pairs), though two pairs with a build that renews
-//     nothing mid-day showed a like gap (76, 100 against 47, 30 ms): not
-//     settled, and renewing only early in the day costs nothing later.
+//     planning holds up a batch, and a plan made once the day has grown
+//     needs none. (A p99 gap first measured against renewals every 10 s
+//     all day was the paced scenario's spread: six more pairs with a
+//     build that renews nothing mid-day showed it too; BENCHMARKS.md.)
 //
 // Run nothing else on it: other statements want the planner's own choices.
 type ByKeyPool struct {
