@@ -293,6 +293,8 @@ func TestServeBadConfig(t *testing.T) {
 		{"BadTimeout", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_HTTP_TIMEOUT=10"}, "WEBHOOKD_HTTP_TIMEOUT"},
 		{"BadBool", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ALLOW_PRIVATE_NETWORKS=maybe"}, "WEBHOOKD_ALLOW_PRIVATE_NETWORKS"},
 		{"BadKeepFinishedJobs", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_KEEP_FINISHED_JOBS=sometimes"}, "WEBHOOKD_KEEP_FINISHED_JOBS (-keep-finished-jobs)"},
+		{"BadRecordLinger", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RECORD_LINGER=soon"}, `WEBHOOKD_RECORD_LINGER (-record-linger): "soon" is not a duration from 0 (never) to 1s`},
+		{"LongRecordLinger", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_RECORD_LINGER=5s"}, `WEBHOOKD_RECORD_LINGER (-record-linger): "5s" is not a duration from 0 (never) to 1s`},
 		{"BadAdaptiveProcs", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_ADAPTIVE_PROCS=auto"}, `WEBHOOKD_ADAPTIVE_PROCS (-adaptive-procs): "auto" is not true or false`},
 		{"HTTPSEgressProxy", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=https://squid.internal:3128"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must be http://host:port"},
 		{"EgressProxyWithoutPort", []string{"DATABASE_URL=" + dbURL, "WEBHOOKD_ENCRYPTION_KEY=" + keyring.Generate(), "WEBHOOKD_EGRESS_PROXY=http://squid.internal"}, "WEBHOOKD_EGRESS_PROXY (-egress-proxy): must name a host and a port"},

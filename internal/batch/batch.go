@@ -9,6 +9,15 @@
 // the allowed number of executions running becomes an executor and runs
 // batches until its own call is answered, then hands any calls still queued
 // to a new goroutine that runs until the queue is empty.
+//
+// At low rates natural batching gathers nothing: each call finds the
+// executor idle and runs alone. A Batcher with a linger (Linger) waits for
+// company instead when a call finds no execution running and is alone, but
+// the call before it came less than the linger earlier: the executor waits
+// the linger, so calls that come every few milliseconds share one
+// execution. A call that comes after a quiet spell, one queued behind a
+// running execution (a stream that batches by itself) and one made with
+// DoAtOnce never wait.
 package batch
 
 import (
@@ -28,17 +37,23 @@ type Batcher[Req, Res any] struct {
 	concurrency int
 	maxBatch    int
 	timeout     time.Duration
+	linger      time.Duration
 
 	mu      sync.Mutex
 	queue   []*call[Req, Res]
 	running int
+	last    time.Time     // when the latest call came (with a linger)
+	cut     chan struct{} // while an executor lingers: closed to end it early
 }
 
 type call[Req, Res any] struct {
-	req  Req
-	res  Res
-	err  error
-	done chan struct{}
+	req      Req
+	res      Res
+	err      error
+	done     chan struct{}
+	gap      time.Duration // since the call before it (with a linger)
+	atOnce   bool          // DoAtOnce: never waits for company
+	lingered bool          // an executor has waited for company for it
 }
 
 // New returns a Batcher that runs at most concurrency executions of run at
@@ -49,14 +64,49 @@ func New[Req, Res any](run Func[Req, Res], concurrency, maxBatch int, timeout ti
 	return &Batcher[Req, Res]{run: run, concurrency: max(concurrency, 1), maxBatch: max(maxBatch, 1), timeout: timeout}
 }
 
+// Linger sets how long an executor waits for company for a call that is
+// alone in the queue when the call before it came less than d earlier (0,
+// the default: never). Set it before the first call. The wait ends early
+// when the queue fills a batch or a DoAtOnce call comes.
+func (b *Batcher[Req, Res]) Linger(d time.Duration) *Batcher[Req, Res] {
+	b.linger = max(d, 0)
+	return b
+}
+
 // Do runs req in the next batch and returns its result. When ctx ends while
 // Do waits for another executor, Do returns ctx's error (the request may
 // still be executed); a caller executing a batch itself returns when that
 // batch ends, which the timeout bounds.
 func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
-	c := &call[Req, Res]{req: req, done: make(chan struct{})}
+	return b.do(ctx, req, false)
+}
+
+// DoAtOnce is Do for a call that must not wait for company (a caller whose
+// next step waits for the answer): its batch starts at once, and it ends a
+// linger under way.
+func (b *Batcher[Req, Res]) DoAtOnce(ctx context.Context, req Req) (Res, error) {
+	return b.do(ctx, req, true)
+}
+
+func (b *Batcher[Req, Res]) do(ctx context.Context, req Req, atOnce bool) (Res, error) {
+	c := &call[Req, Res]{req: req, done: make(chan struct{}), atOnce: atOnce}
+	var now time.Time
+	if b.linger > 0 {
+		now = time.Now()
+	}
 	b.mu.Lock()
+	if b.linger > 0 {
+		c.gap = now.Sub(b.last)
+		if b.last.IsZero() {
+			c.gap = b.linger // the first call: nothing came before it
+		}
+		b.last = now
+	}
 	b.queue = append(b.queue, c)
+	if b.cut != nil && (atOnce || len(b.queue) >= b.maxBatch) {
+		close(b.cut)
+		b.cut = nil
+	}
 	execute := b.running < b.concurrency
 	if execute {
 		b.running++
@@ -75,8 +125,11 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 }
 
 // execute runs batches until own is answered (own nil: until the queue is
-// empty), then leaves what is still queued to another goroutine.
+// empty), then leaves what is still queued to another goroutine. Only an
+// executor's first batch may wait for company: a call queued behind a
+// running batch has come in a stream that batches by itself.
 func (b *Batcher[Req, Res]) execute(own *call[Req, Res]) {
+	first := own != nil
 	for {
 		b.mu.Lock()
 		if len(b.queue) == 0 {
@@ -91,6 +144,24 @@ func (b *Batcher[Req, Res]) execute(own *call[Req, Res]) {
 			go b.execute(nil)
 			return
 		}
+		if first && b.lingers() {
+			b.queue[0].lingered = true
+			cut := make(chan struct{})
+			b.cut = cut
+			b.mu.Unlock()
+			t := time.NewTimer(b.linger)
+			select {
+			case <-t.C:
+			case <-cut:
+			}
+			t.Stop()
+			b.mu.Lock()
+			if b.cut == cut {
+				b.cut = nil
+			}
+			b.mu.Unlock()
+			continue // the queue is looked at again (another executor may have taken it)
+		}
 		n := min(len(b.queue), b.maxBatch)
 		calls := make([]*call[Req, Res], n)
 		copy(calls, b.queue)
@@ -100,7 +171,19 @@ func (b *Batcher[Req, Res]) execute(own *call[Req, Res]) {
 		b.mu.Unlock()
 
 		b.runBatch(calls)
+		first = false
 	}
+}
+
+// lingers reports whether the executor should wait for company before
+// taking the queue (b.mu held): one call, alone, that came less than the
+// linger after the one before it, and not waited for already.
+func (b *Batcher[Req, Res]) lingers() bool {
+	if b.linger <= 0 || len(b.queue) != 1 {
+		return false
+	}
+	c := b.queue[0]
+	return !c.atOnce && !c.lingered && c.gap < b.linger
 }
 
 func (b *Batcher[Req, Res]) runBatch(calls []*call[Req, Res]) {

@@ -207,3 +207,135 @@ func waitFor(t *testing.T, cond func() bool) {
 		t.Fatal("condition not met within 5 s")
 	}
 }
+
+// lingering reports whether an executor is waiting for company.
+func lingering[Req, Res any](b *Batcher[Req, Res]) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cut != nil
+}
+
+// doAsync runs b.Do (or DoAtOnce) on a goroutine; the channel gets its
+// answer.
+func doAsync(b *Batcher[int, string], req int, atOnce bool) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		do := b.Do
+		if atOnce {
+			do = b.DoAtOnce
+		}
+		got, err := do(context.Background(), req)
+		if err != nil {
+			got = err.Error()
+		}
+		out <- got
+	}()
+	return out
+}
+
+func answer(t *testing.T, ch <-chan string, want string) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got != want {
+			t.Fatalf("answer %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no answer for %s within 5 s", want)
+	}
+}
+
+// A call alone in the queue that came soon after the one before it waits
+// for company, and the calls that come meanwhile share its batch; the
+// first call, which came after nothing, runs at once. The linger is long
+// (an hour), so a call that waited for it would never answer in the test.
+func TestLingerGathersCallsThatComeClose(t *testing.T) {
+	e := &echo{}
+	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour)
+	answer(t, doAsync(b, 1, false), "1") // the first call: no wait
+
+	second := doAsync(b, 2, false) // soon after the first: it waits
+	waitFor(t, func() bool { return lingering(b) })
+	third := doAsync(b, 3, false)
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 2 })
+	if len(e.batches) != 1 {
+		t.Fatalf("batches %v while the second call lingers, want only the first", e.batches)
+	}
+	// A DoAtOnce call ends the wait: the three go in one batch.
+	answer(t, doAsync(b, 4, true), "4")
+	answer(t, second, "2")
+	answer(t, third, "3")
+	if len(e.batches) != 2 || len(e.batches[1]) != 3 {
+		t.Fatalf("batches %v, want [1] and the three that came close together", e.batches)
+	}
+	if lingering(b) {
+		t.Fatal("an executor still lingers after the batch")
+	}
+}
+
+// The wait ends when it has filled a batch, and after the linger itself.
+func TestLingerEnds(t *testing.T) {
+	e := &echo{}
+	b := New(e.run, 1, 3, 5*time.Second).Linger(time.Hour)
+	answer(t, doAsync(b, 1, false), "1")
+	first := doAsync(b, 2, false)
+	waitFor(t, func() bool { return lingering(b) })
+	second, third := doAsync(b, 3, false), doAsync(b, 4, false) // maxBatch 3: full
+	answer(t, first, "2")
+	answer(t, second, "3")
+	answer(t, third, "4")
+	if len(e.batches) != 2 || len(e.batches[1]) != 3 {
+		t.Fatalf("batches %v, want [1] and a full batch of 3", e.batches)
+	}
+
+	short := &echo{}
+	s := New(short.run, 1, 10, 5*time.Second).Linger(50 * time.Millisecond)
+	answer(t, doAsync(s, 1, false), "1")
+	answer(t, doAsync(s, 2, false), "2") // lingers 50 ms, alone, then runs
+	if len(short.batches) != 2 {
+		t.Fatalf("batches %v, want two of one", short.batches)
+	}
+}
+
+// A call after a quiet spell longer than the linger, a DoAtOnce call and
+// a Batcher without a linger never wait.
+func TestNoLingerAfterQuiet(t *testing.T) {
+	e := &echo{}
+	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour)
+	answer(t, doAsync(b, 1, false), "1")
+	answer(t, doAsync(b, 2, true), "2") // soon after, but at once
+	b.mu.Lock()
+	b.last = time.Now().Add(-2 * time.Hour) // the quiet spell
+	b.mu.Unlock()
+	answer(t, doAsync(b, 3, false), "3")
+	if len(e.batches) != 3 {
+		t.Fatalf("batches %v, want three of one", e.batches)
+	}
+
+	plain := &echo{}
+	p := New(plain.run, 1, 10, 5*time.Second)
+	for i := range 3 {
+		answer(t, doAsync(p, i, false), strconv.Itoa(i))
+	}
+	if len(plain.batches) != 3 || lingering(p) {
+		t.Fatalf("batches %v without a linger, want three of one", plain.batches)
+	}
+}
+
+// A call queued behind a running batch goes in the next batch at once,
+// even alone and soon after the one before it: calls that queue already
+// batch by themselves.
+func TestNoLingerBehindABatch(t *testing.T) {
+	e := &echo{hold: make(chan struct{})}
+	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour)
+	first := doAsync(b, 1, false)
+	waitFor(t, func() bool { return e.running.Load() == 1 })
+	second := doAsync(b, 2, false) // soon after the first, queued behind it
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 1 })
+	close(e.hold)
+	answer(t, first, "1")
+	answer(t, second, "2")
+	if len(e.batches) != 2 {
+		t.Fatalf("batches %v, want two of one", e.batches)
+	}
+}

@@ -164,6 +164,9 @@ type Config struct {
 	// Handoffs overrides the server's WEBHOOKD_HANDOFFS when set (0: the
 	// default; server.HandoffsOff: none).
 	Handoffs int
+	// RecordLinger overrides the server's WEBHOOKD_RECORD_LINGER when set
+	// (0: the default; server.RecordLingerOff: never).
+	RecordLinger time.Duration
 	// KeepFinishedJobs runs the servers with WEBHOOKD_KEEP_FINISHED_JOBS:
 	// finished delivery jobs are completed by River and kept. Defaults to
 	// false, as webhookd's default: the jobs are deleted when their last

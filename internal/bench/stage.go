@@ -110,6 +110,7 @@ func (e *env) serverConfig(dbURL, key string, retryScale float64) (*server.Confi
 		FetchPollInterval:      e.cfg.FetchPollInterval,
 		IntakeTransactions:     e.cfg.IntakeTransactions,
 		Handoffs:               e.cfg.Handoffs,
+		RecordLinger:           e.cfg.RecordLinger,
 		RateLimitManagement:    e.cfg.ManagementRate,
 		RateLimitIntakeAccount: e.cfg.IntakeRate,
 		ShutdownTimeout:        stopTimeout,

@@ -76,12 +76,13 @@ type workerSpec struct {
 	// Serve makes the process webhookd whole (the API and the workers, as
 	// scenario 9 measures it with -worker process) instead of its workers
 	// alone; BootstrapAdminKey and the rate limits are then its API's.
-	Serve                  bool       `json:"serve,omitempty"`
-	BootstrapAdminKey      string     `json:"bootstrap_admin_key,omitempty"`
-	RateLimitManagement    admin.Rate `json:"rate_limit_management"`
-	RateLimitIntakeAccount admin.Rate `json:"rate_limit_intake_account"`
-	IntakeTransactions     int        `json:"intake_transactions,omitempty"`
-	Handoffs               int        `json:"handoffs,omitempty"`
+	Serve                  bool          `json:"serve,omitempty"`
+	BootstrapAdminKey      string        `json:"bootstrap_admin_key,omitempty"`
+	RateLimitManagement    admin.Rate    `json:"rate_limit_management"`
+	RateLimitIntakeAccount admin.Rate    `json:"rate_limit_intake_account"`
+	IntakeTransactions     int           `json:"intake_transactions,omitempty"`
+	Handoffs               int           `json:"handoffs,omitempty"`
+	RecordLinger           time.Duration `json:"record_linger,omitempty"`
 }
 
 // workerSpecOf is the worker process's share of cfg: what it needs to
@@ -98,7 +99,7 @@ func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
 		KeepFinishedJobs: cfg.KeepFinishedJobs, GCPercent: gc,
 		BootstrapAdminKey: cfg.BootstrapAdminKey, RateLimitManagement: cfg.RateLimitManagement,
 		RateLimitIntakeAccount: cfg.RateLimitIntakeAccount, IntakeTransactions: cfg.IntakeTransactions,
-		Handoffs: cfg.Handoffs,
+		Handoffs: cfg.Handoffs, RecordLinger: cfg.RecordLinger,
 	}
 	if logger != nil {
 		if lvl := logger.Level(); lvl != zapcore.InvalidLevel {
@@ -119,6 +120,7 @@ func (w *workerSpec) serverConfig() *server.Config {
 		BulkWhileLive: w.BulkWhileLive, DBMaxConns: w.DBMaxConns, HTTPTimeout: w.HTTPTimeout,
 		FetchCooldown: w.FetchCooldown, FetchPollInterval: w.FetchPollInterval, ShutdownTimeout: w.ShutdownTimeout,
 		KeepFinishedJobs: w.KeepFinishedJobs, Version: w.Version, Worker: true, AdaptiveProcs: w.AdaptiveProcs,
+		RecordLinger: w.RecordLinger,
 	}
 	if w.Serve {
 		cfg.API = true

@@ -232,3 +232,34 @@ SELECT j.id, j.state FROM deliveries d JOIN river_job j ON j.id = d.job_id WHERE
 
 	require.Equal(t, store.StateSucceeded, waitFinished(t, pool, deliveries[1], time.Minute).State)
 }
+
+// A FIFO webhook's recordings never wait for company
+// (WEBHOOKD_RECORD_LINGER): the line's next delivery goes only once the
+// one before it is recorded, so a linger would be added to every step of
+// the line. With a one-second linger, a line of nine would take four
+// seconds more if they waited (every other recording: the one after a
+// wait comes over a linger after the one before it, so it goes at once);
+// it takes well under.
+func TestFIFORecordingsDoNotLinger(t *testing.T) {
+	t.Parallel()
+	const linger, line = time.Second, 9
+	b := setupServer(t, func(c *server.Config) {
+		c.DBMaxConns = 6
+		c.MaxWorkers = 10
+		c.RecordLinger = linger
+	})
+	recv := testreceiver.New(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	createFIFOWebhook(t, b.pool, b.keys, "acct_fifo_linger", recv.URL+"/")
+	start := time.Now()
+	var deliveries []string
+	for n := range line {
+		res := enqueue(t, b.pool, b.enqueuer, &engine.Event{AccountID: "acct_fifo_linger", Type: "ping", Data: rawJSON(fmt.Sprintf(`{"n":%d}`, n))})
+		deliveries = append(deliveries, res.Deliveries[0].ID)
+	}
+	for _, id := range deliveries {
+		require.Equal(t, store.StateSucceeded, waitFinished(t, b.pool, id, time.Minute).State)
+	}
+	took := time.Since(start)
+	t.Logf("a FIFO line of %d delivered in %s", line, took)
+	require.Less(t, took, (line-1)/2*linger, "the line's recordings waited for company")
+}

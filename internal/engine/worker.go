@@ -134,10 +134,22 @@ type WorkerConfig struct {
 	// (store.Recording.DeleteJob), which writes a fifth less WAL per
 	// delivery (WEBHOOKD_KEEP_FINISHED_JOBS).
 	KeepFinishedJobs bool
+	// RecordLinger is how long the recording of an attempt waits for
+	// others to share its statement and commit when it comes alone but
+	// less than RecordLinger after the one before it (batch.Linger): at a
+	// few hundred events a second each recording otherwise has a round
+	// trip and a commit of its own. A FIFO webhook's recordings never wait
+	// (the line's next delivery waits for them). Zero: never (the
+	// server's default is RecordLingerDefault).
+	RecordLinger time.Duration
 	// TestSignals, for tests only: Init its signals before the worker
 	// runs. Nil: off.
 	TestSignals *WorkerTestSignals
 }
+
+// RecordLingerDefault is the server's WorkerConfig.RecordLinger
+// (WEBHOOKD_RECORD_LINGER).
+const RecordLingerDefault = 20 * time.Millisecond
 
 // WorkerTestSignals tell a test what the delivery worker did, so that it
 // waits for a job instead of sleeping or polling (internal/testsignal).
@@ -268,7 +280,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	}, concurrency, batchMax, cfg.BookkeepingTimeout)
 	w.records = batch.New(func(ctx context.Context, rs []store.Recording) ([]bool, error) {
 		return w.recordAttempts(ctx, batchDB, rs) // with delivery.dead (internal/engine/deadnotice.go)
-	}, concurrency, batchMax, cfg.BookkeepingTimeout)
+	}, concurrency, batchMax, cfg.BookkeepingTimeout).Linger(cfg.RecordLinger)
 	return w, nil
 }
 
@@ -564,7 +576,11 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	// River's batching completer: should that completion be lost, a crash
 	// right here, the job runs again, finds the delivery finished and sends
 	// nothing). The deliveries row, not the job, is the truth.
-	recorded, err := w.records.Do(bookCtx, store.Recording{Target: target, JobID: job.ID, Attempt: attempt, Outcome: outcome,
+	record := w.records.Do
+	if target.FIFOSeq != nil {
+		record = w.records.DoAtOnce // the line's next delivery waits for it
+	}
+	recorded, err := record(bookCtx, store.Recording{Target: target, JobID: job.ID, Attempt: attempt, Outcome: outcome,
 		DeleteJob: !w.cfg.KeepFinishedJobs})
 	if err != nil {
 		return fmt.Errorf("error recording attempt %d of delivery %s: %w", attempt.Number, target.DeliveryID, err)

@@ -315,6 +315,12 @@ type Config struct {
 	// KeepFinishedJobs (a handed-off job is deleted with its last attempt,
 	// never completed).
 	Handoffs int
+	// RecordLinger is how long a worker's recording of an attempt that
+	// comes alone, but soon after the one before it, waits for others to
+	// share its statement and commit (WEBHOOKD_RECORD_LINGER;
+	// engine.WorkerConfig.RecordLinger). Defaults to
+	// engine.RecordLingerDefault (20 ms); RecordLingerOff: never.
+	RecordLinger time.Duration
 	// TracerProvider receives webhookd's spans: one per POST /v1/events
 	// and /v1/events/batch request, one per attempt, in the producer's
 	// trace (cmd/webhookd builds it from the standard OTEL_* variables).
@@ -354,6 +360,10 @@ func (s *TestSignals) replayBatch() *engine.ReplayBatchTestSignals {
 	}
 	return &s.ReplayBatch
 }
+
+// RecordLingerOff is Config.RecordLinger for none
+// (WEBHOOKD_RECORD_LINGER=0).
+const RecordLingerOff = -1
 
 // HandoffsOff is Config.Handoffs for none (WEBHOOKD_HANDOFFS=0).
 const HandoffsOff = -1
@@ -399,6 +409,7 @@ func (c *Config) WithDefaults() *Config {
 	out.TestSendsInFlight = cmp.Or(out.TestSendsInFlight, admin.TestSendsInFlightDefault)
 	out.IntakeTransactions = cmp.Or(out.IntakeTransactions, admin.IntakeTransactionsDefault)
 	out.Handoffs = cmp.Or(out.Handoffs, engine.HandoffsMaxDefault)
+	out.RecordLinger = cmp.Or(out.RecordLinger, engine.RecordLingerDefault)
 	if !out.API && !out.Worker {
 		out.API, out.Worker = true, true
 	}
@@ -442,6 +453,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplaySpacing < 0 || c.ReplaySpacing > time.Hour {
 		return fmt.Errorf("WEBHOOKD_REPLAY_SPACING must be more than 0 and at most 1h (got %s)", c.ReplaySpacing)
+	}
+	if c.RecordLinger != RecordLingerOff && (c.RecordLinger < 0 || c.RecordLinger > time.Second) {
+		return fmt.Errorf("WEBHOOKD_RECORD_LINGER must be 0 (never) or at most 1s (got %s)", c.RecordLinger)
 	}
 	if c.AutoPauseAfter < 0 || (c.AutoPauseAfter > 0 && c.AutoPauseAfter < time.Hour) {
 		return fmt.Errorf("WEBHOOKD_AUTO_PAUSE_AFTER must be 0 (off) or at least 1h (got %s)", c.AutoPauseAfter)

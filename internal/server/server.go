@@ -197,7 +197,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		Schedule: sched, HTTPTimeout: cfg.HTTPTimeout, Logger: logger.Named("worker"), NotifyClient: notifyClient,
 		WebhookConcurrency: cfg.WebhookConcurrency, MaxWorkers: cfg.MaxWorkers, Metrics: m, Health: health,
 		BulkWhileLive: cfg.BulkWhileLive, ByKey: byKey, TracerProvider: cfg.TracerProvider,
-		DeadNoticeWindow: cfg.DeadNoticeWindow, TestSignals: cfg.TestSignals.worker(),
+		DeadNoticeWindow: cfg.DeadNoticeWindow, TestSignals: cfg.TestSignals.worker(), RecordLinger: max(cfg.RecordLinger, 0),
 		KeepFinishedJobs: cfg.KeepFinishedJobs,
 	})
 	if err != nil {
