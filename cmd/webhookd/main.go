@@ -170,6 +170,23 @@ func (s *settings) duration(flagName, env, def, help string, dst *time.Duration)
 	})
 }
 
+// linger is a wait for company (batch.Linger): a duration from 0 to 1s;
+// 0 sets off, the config's value for never.
+func (s *settings) linger(flagName, env, def, help string, dst *time.Duration, off time.Duration) {
+	raw := s.str(flagName, env, def, help)
+	s.parsers = append(s.parsers, func() error {
+		d, err := durations.Parse(*raw)
+		if err != nil || d < 0 || d > time.Second {
+			return fmt.Errorf("%s: %q is not a duration from 0 (never) to 1s, such as 20ms", s.where(flagName), *raw)
+		}
+		*dst = d
+		if d == 0 {
+			*dst = off
+		}
+		return nil
+	})
+}
+
 func (s *settings) float(flagName, env, def, help string, dst *float64) {
 	raw := s.str(flagName, env, def, help)
 	s.parsers = append(s.parsers, func() error {
@@ -317,18 +334,8 @@ func serverSettings(s *settings, cfg *server.Config) {
 		}
 		return nil
 	})
-	linger := s.str("record-linger", "WEBHOOKD_RECORD_LINGER", engine.RecordLingerDefault.String(), "how long the recording of an attempt that comes alone, soon after the one before it, waits for others to share its statement and commit (0: never; at most 1s)")
-	s.parsers = append(s.parsers, func() error {
-		d, err := durations.Parse(*linger)
-		if err != nil || d < 0 || d > time.Second {
-			return fmt.Errorf("%s: %q is not a duration from 0 (never) to 1s, such as 20ms", s.where("record-linger"), *linger)
-		}
-		cfg.RecordLinger = d
-		if d == 0 {
-			cfg.RecordLinger = server.RecordLingerOff
-		}
-		return nil
-	})
+	s.linger("record-linger", "WEBHOOKD_RECORD_LINGER", engine.RecordLingerDefault.String(), "how long the recording of an attempt that comes alone, soon after the one before it, waits for others to share its statement and commit (0: never; at most 1s)", &cfg.RecordLinger, server.RecordLingerOff)
+	s.linger("intake-linger", "WEBHOOKD_INTAKE_LINGER", "0", "how long a POST /v1/events request that finds the intake idle, soon after the one before it, waits for others to share its transaction, before its 202 (0: never; at most 1s)", &cfg.IntakeLinger, 0)
 	s.boolean("adaptive-procs", "WEBHOOKD_ADAPTIVE_PROCS", "true", "run on one Go processor while the process uses little CPU and on all of them (GOMAXPROCS's default) once it uses over half a core; ignored when GOMAXPROCS is set", &cfg.AdaptiveProcs)
 	s.boolean("keep-finished-jobs", "WEBHOOKD_KEEP_FINISHED_JOBS", "false", "keep a finished delivery's River job (completed, for River UI) for 10 minutes instead of deleting it when its last attempt is recorded", &cfg.KeepFinishedJobs)
 	s.duration("http-timeout", "WEBHOOKD_HTTP_TIMEOUT", "10s", "timeout of one delivery attempt", &cfg.HTTPTimeout)
@@ -683,6 +690,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.IntVar(&cfg.IntakeTransactions, "intake-transactions", 0, fmt.Sprintf("override the server's POST /v1/events transactions at once (WEBHOOKD_INTAKE_TRANSACTIONS; 0: the default, %d)", adminapi.IntakeTransactionsDefault))
 	s.fs.IntVar(&cfg.Handoffs, "handoffs", 0, fmt.Sprintf("override the server's hand-offs at once (WEBHOOKD_HANDOFFS; 0: the default, %d; -1: none)", engine.HandoffsMaxDefault))
 	s.fs.DurationVar(&cfg.RecordLinger, "record-linger", engine.RecordLingerDefault, "the servers' WEBHOOKD_RECORD_LINGER (0: never)")
+	s.fs.DurationVar(&cfg.IntakeLinger, "intake-linger", 0, "the servers' WEBHOOKD_INTAKE_LINGER (0: never, the default)")
 	s.fs.BoolVar(&cfg.AdaptiveProcs, "adaptive-procs", true, "scenarios 1 and 9 with -worker process: run webhookd's process with WEBHOOKD_ADAPTIVE_PROCS, as webhookd serve does by default (one Go processor while quiet)")
 	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true (false: finished delivery jobs deleted, as by default; a worker process's snoozes, read from its jobs, then not counted)")
 	s.fs.IntVar(&cfg.DeliveriesFillfactor, "deliveries-fillfactor", 0, "set this fillfactor (10 - 100) on the bench databases' deliveries partitions, as docs/operators.md describes (0: the schema's, 90)")
@@ -765,6 +773,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if cfg.RecordLinger == 0 {
 		cfg.RecordLinger = server.RecordLingerOff
+	}
+	if cfg.IntakeLinger < 0 || cfg.IntakeLinger > time.Second {
+		return fmt.Errorf("-intake-linger must be from 0 (never) to 1s (got %s)", cfg.IntakeLinger)
 	}
 	if cfg.Handoffs < server.HandoffsOff {
 		return fmt.Errorf("-handoffs must be -1 (none), 0 (the default, %d) or more", engine.HandoffsMaxDefault)

@@ -181,6 +181,12 @@ type Config struct {
 	// requests arriving meanwhile wait for the next one, up to 100 a
 	// transaction. Defaults to IntakeTransactionsDefault (1).
 	IntakeTransactions int
+	// IntakeLinger is how long a POST /v1/events request that finds no
+	// transaction running waits for others to share its transaction, when
+	// it comes less than IntakeLinger after the one before it
+	// (WEBHOOKD_INTAKE_LINGER; batch.Linger): fewer commits at quiet
+	// rates, for up to IntakeLinger more before each 202. Zero: never.
+	IntakeLinger time.Duration
 	// TracerProvider receives a span per POST /v1/events and
 	// /v1/events/batch request (internal/admin/trace.go), and the events it
 	// accepts are stored with the span's traceparent. Optional: nil or a
@@ -260,7 +266,7 @@ func newAPI(pool *pgxpool.Pool, enqueuer *engine.Enqueuer, keys *keyring.Keyring
 		cfg = &Config{}
 	}
 	a := &API{pool: pool, enqueuer: enqueuer, keys: keys, policy: cfg.Policy, now: cfg.Now, logger: cfg.Logger, metrics: cfg.Metrics, sender: cfg.Sender, bodies: newBodyBudget(cfg.BodyBudget)}
-	a.enqueues = a.newEnqueueBatcher(cfg.IntakeTransactions)
+	a.enqueues = a.newEnqueueBatcher(cfg.IntakeTransactions).Linger(cfg.IntakeLinger, 1)
 	a.tracer = engine.Tracer(cfg.TracerProvider)
 	a.bodyShares = newBodyShares(cfg.BodyBudget, cfg.BodyBudgetPerKey)
 	a.bodyMinRate = cmp.Or(cfg.BodyMinRate, BodyMinRateDefault)

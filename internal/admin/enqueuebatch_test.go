@@ -136,3 +136,56 @@ func enqueueFixture(t *testing.T) (*pgxpool.Pool, *engine.Enqueuer, *keyring.Key
 	require.NoError(t, err)
 	return pool, enqueuer, keys
 }
+
+// IntakeLinger: a request that finds the intake idle, soon after the one
+// before it, waits for company, and one that comes meanwhile shares its
+// transaction; the first request, with nothing before it, goes at once.
+// Without the linger each would commit alone (the intake is idle for both).
+func TestIntakeLinger(t *testing.T) {
+	ctx := context.Background()
+	pool, enqueuer, keys := enqueueFixture(t)
+	api, err := New(pool, enqueuer, keys, &Config{IntakeLinger: time.Second})
+	require.NoError(t, err)
+	ev := func(n int) *engine.Event {
+		return &engine.Event{AccountID: "acct_l", Type: "ping", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
+	}
+	start := time.Now()
+	first, err := api.enqueues.Do(ctx, ev(0))
+	require.NoError(t, err)
+	require.NoError(t, first.err)
+	require.Less(t, time.Since(start), time.Second, "the first request waited")
+
+	answers := make(chan enqueued, 2)
+	for n := 1; n <= 2; n++ {
+		go func() {
+			res, err := api.enqueues.Do(ctx, ev(n))
+			if err != nil {
+				res.err = err
+			}
+			answers <- res
+		}()
+		time.Sleep(50 * time.Millisecond)
+	}
+	ids := map[string]bool{}
+	for range 2 {
+		select {
+		case a := <-answers:
+			require.NoError(t, a.err)
+			ids[a.res.EventID] = true
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer")
+		}
+	}
+	xmin := func(id string) string {
+		var x string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT xmin::text FROM events WHERE id = $1`, id).Scan(&x))
+		return x
+	}
+	require.Len(t, ids, 2)
+	xmins := []string{xmin(first.res.EventID)}
+	for id := range ids {
+		xmins = append(xmins, xmin(id))
+	}
+	require.NotEqual(t, xmins[0], xmins[1], "the first request shared a transaction")
+	require.Equal(t, xmins[1], xmins[2], "the two requests that came close together were stored by one transaction")
+}

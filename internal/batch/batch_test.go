@@ -246,54 +246,74 @@ func answer(t *testing.T, ch <-chan string, want string) {
 }
 
 // A call alone in the queue that came soon after the one before it waits
-// for company, and the calls that come meanwhile share its batch; the
+// for company, and the call that comes meanwhile shares its batch; the
 // first call, which came after nothing, runs at once. The linger is long
-// (an hour), so a call that waited for it would never answer in the test.
+// (an hour), so a call that waited for the timer would never answer in
+// the test: the company ends the wait.
 func TestLingerGathersCallsThatComeClose(t *testing.T) {
 	e := &echo{}
-	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour)
+	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour, 1)
 	answer(t, doAsync(b, 1, false), "1") // the first call: no wait
 
 	second := doAsync(b, 2, false) // soon after the first: it waits
 	waitFor(t, func() bool { return lingering(b) })
-	third := doAsync(b, 3, false)
-	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 2 })
+	time.Sleep(20 * time.Millisecond)
+	e.mu.Lock()
 	if len(e.batches) != 1 {
-		t.Fatalf("batches %v while the second call lingers, want only the first", e.batches)
+		t.Fatalf("batches %v while the second call waits, want only the first", e.batches)
 	}
-	// A DoAtOnce call ends the wait: the three go in one batch.
-	answer(t, doAsync(b, 4, true), "4")
+	e.mu.Unlock()
+	third := doAsync(b, 3, false) // company: the wait ends
 	answer(t, second, "2")
 	answer(t, third, "3")
-	if len(e.batches) != 2 || len(e.batches[1]) != 3 {
-		t.Fatalf("batches %v, want [1] and the three that came close together", e.batches)
+	if len(e.batches) != 2 || len(e.batches[1]) != 2 {
+		t.Fatalf("batches %v, want [1] and the two that came close together", e.batches)
 	}
 	if lingering(b) {
-		t.Fatal("an executor still lingers after the batch")
+		t.Fatal("an executor still waits after the batch")
+	}
+
+	// A DoAtOnce call ends a wait too.
+	fourth := doAsync(b, 4, false)
+	waitFor(t, func() bool { return lingering(b) })
+	answer(t, doAsync(b, 5, true), "5")
+	answer(t, fourth, "4")
+	if len(e.batches) != 3 || len(e.batches[2]) != 2 {
+		t.Fatalf("batches %v, want the wait's call and the DoAtOnce call together", e.batches)
 	}
 }
 
-// The wait ends when it has filled a batch, and after the linger itself.
+// A wait for more company goes on until that much has come; without
+// company the wait ends with the linger.
 func TestLingerEnds(t *testing.T) {
-	e := &echo{}
-	b := New(e.run, 1, 3, 5*time.Second).Linger(time.Hour)
-	answer(t, doAsync(b, 1, false), "1")
-	first := doAsync(b, 2, false)
-	waitFor(t, func() bool { return lingering(b) })
-	second, third := doAsync(b, 3, false), doAsync(b, 4, false) // maxBatch 3: full
-	answer(t, first, "2")
+	crowd := &echo{}
+	c := New(crowd.run, 1, 10, 5*time.Second).Linger(time.Hour, 2)
+	answer(t, doAsync(c, 1, false), "1")
+	waiting := doAsync(c, 2, false)
+	waitFor(t, func() bool { return lingering(c) })
+	second := doAsync(c, 3, false)
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.queue) == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if !lingering(c) {
+		t.Fatal("the wait for two ended with one")
+	}
+	third := doAsync(c, 4, false)
+	answer(t, waiting, "2")
 	answer(t, second, "3")
 	answer(t, third, "4")
-	if len(e.batches) != 2 || len(e.batches[1]) != 3 {
-		t.Fatalf("batches %v, want [1] and a full batch of 3", e.batches)
+	if len(crowd.batches) != 2 || len(crowd.batches[1]) != 3 {
+		t.Fatalf("batches %v, want [1] and the three", crowd.batches)
 	}
 
-	short := &echo{}
-	s := New(short.run, 1, 10, 5*time.Second).Linger(50 * time.Millisecond)
-	answer(t, doAsync(s, 1, false), "1")
-	answer(t, doAsync(s, 2, false), "2") // lingers 50 ms, alone, then runs
-	if len(short.batches) != 2 {
-		t.Fatalf("batches %v, want two of one", short.batches)
+	e := &echo{}
+	b := New(e.run, 1, 10, 5*time.Second).Linger(50*time.Millisecond, 1)
+	answer(t, doAsync(b, 1, false), "1")
+	answer(t, doAsync(b, 2, false), "2") // waits 50 ms, alone, then runs
+	if len(e.batches) != 2 {
+		t.Fatalf("batches %v, want two of one", e.batches)
+	}
+	if w := func() int { b.mu.Lock(); defer b.mu.Unlock(); return b.waits }(); w != 1 {
+		t.Fatalf("%d waits, want 1", w)
 	}
 }
 
@@ -301,7 +321,7 @@ func TestLingerEnds(t *testing.T) {
 // a Batcher without a linger never wait.
 func TestNoLingerAfterQuiet(t *testing.T) {
 	e := &echo{}
-	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour)
+	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour, 1)
 	answer(t, doAsync(b, 1, false), "1")
 	answer(t, doAsync(b, 2, true), "2") // soon after, but at once
 	b.mu.Lock()
@@ -327,7 +347,7 @@ func TestNoLingerAfterQuiet(t *testing.T) {
 // batch by themselves.
 func TestNoLingerBehindABatch(t *testing.T) {
 	e := &echo{hold: make(chan struct{})}
-	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour)
+	b := New(e.run, 1, 10, 5*time.Second).Linger(time.Hour, 1)
 	first := doAsync(b, 1, false)
 	waitFor(t, func() bool { return e.running.Load() == 1 })
 	second := doAsync(b, 2, false) // soon after the first, queued behind it
@@ -337,5 +357,56 @@ func TestNoLingerBehindABatch(t *testing.T) {
 	answer(t, second, "2")
 	if len(e.batches) != 2 {
 		t.Fatalf("batches %v, want two of one", e.batches)
+	}
+}
+
+// A caller that calls again only once answered gets no company from a
+// wait: after three waits that gathered nothing its calls go at once,
+// but for a wait a second that looks for company again; one that finds
+// it resumes the waits. The clock moves 1 ms a call (each call soon after
+// the one before), and by hand across the second.
+func TestLingerStopsWhenItGathersNothing(t *testing.T) {
+	e := &echo{}
+	b := New(e.run, 1, 10, 5*time.Second).Linger(10*time.Millisecond, 1)
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	b.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Millisecond); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	waits := func() int { b.mu.Lock(); defer b.mu.Unlock(); return b.waits }
+	sequential := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			if got, err := b.Do(context.Background(), i); err != nil || got != strconv.Itoa(i) {
+				t.Fatalf("call %d = %q, %v", i, got, err)
+			}
+		}
+	}
+	sequential(0, 12) // the first call has nothing before it; three wait; the rest don't
+	if w := waits(); w != 3 {
+		t.Fatalf("%d waits in 12 calls of one caller, want 3", w)
+	}
+	advance(2 * lingerProbe)
+	sequential(12, 5) // one probe, alone
+	if w := waits(); w != 4 {
+		t.Fatalf("%d waits after the probe's second, want 4", w)
+	}
+
+	// The next probe finds company: waits resume.
+	advance(2 * lingerProbe)
+	b.mu.Lock()
+	b.linger = time.Hour // the company's call ends the wait, not the timer
+	b.mu.Unlock()
+	probe := doAsync(b, 100, false)
+	waitFor(t, func() bool { return lingering(b) })
+	answer(t, doAsync(b, 101, true), "101")
+	answer(t, probe, "100")
+	if w := waits(); w != 5 {
+		t.Fatalf("%d waits, want 5 (the probe)", w)
+	}
+	b.mu.Lock()
+	b.linger = 10 * time.Millisecond
+	b.mu.Unlock()
+	sequential(200, 1) // at once after the probe gathered: waits again
+	if w := waits(); w != 6 {
+		t.Fatalf("%d waits, want 6: a probe that gathered company resumes them", w)
 	}
 }

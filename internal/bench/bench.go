@@ -167,6 +167,8 @@ type Config struct {
 	// RecordLinger overrides the server's WEBHOOKD_RECORD_LINGER when set
 	// (0: the default; server.RecordLingerOff: never).
 	RecordLinger time.Duration
+	// IntakeLinger is the servers' WEBHOOKD_INTAKE_LINGER (0: never).
+	IntakeLinger time.Duration
 	// KeepFinishedJobs runs the servers with WEBHOOKD_KEEP_FINISHED_JOBS:
 	// finished delivery jobs are completed by River and kept. Defaults to
 	// false, as webhookd's default: the jobs are deleted when their last

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/testdb"
 )
 
@@ -32,6 +33,8 @@ func TestIntakeQuietSmoke(t *testing.T) {
 		// Taken by the server and shown in the table's settings.
 		FetchCooldown:      30 * time.Millisecond,
 		IntakeTransactions: 2,
+		IntakeLinger:       5 * time.Millisecond,
+		RecordLinger:       server.RecordLingerOff,
 		Out:                &out,
 		Progress:           logWriter{t},
 	})
@@ -58,7 +61,8 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Positive(t, in.Paced.N)
 	require.Contains(t, out.String(), "| 8 | intake:")
 	require.Contains(t, out.String(), "FetchCooldown 30ms, FetchPollInterval 1s")
-	require.Contains(t, out.String(), "(intake transactions at once: 2; first attempts handed off at once, where the API works deliveries too: 100)")
+	require.Contains(t, out.String(), "a lone recording waits for company never;")
+	require.Contains(t, out.String(), "(intake transactions at once: 2; a lone request waits for company 5ms; first attempts handed off at once, where the API works deliveries too: 100)")
 
 	q := res.Quiet
 	require.NotNil(t, q)

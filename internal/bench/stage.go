@@ -111,6 +111,7 @@ func (e *env) serverConfig(dbURL, key string, retryScale float64) (*server.Confi
 		IntakeTransactions:     e.cfg.IntakeTransactions,
 		Handoffs:               e.cfg.Handoffs,
 		RecordLinger:           e.cfg.RecordLinger,
+		IntakeLinger:           e.cfg.IntakeLinger,
 		RateLimitManagement:    e.cfg.ManagementRate,
 		RateLimitIntakeAccount: e.cfg.IntakeRate,
 		ShutdownTimeout:        stopTimeout,

@@ -81,7 +81,7 @@ func serverSettings(cfg *Config) string {
 	c := (&server.Config{
 		MaxWorkers: cfg.MaxWorkers, WebhookConcurrency: cfg.WebhookConcurrency, DBMaxConns: cfg.DBMaxConns, HTTPTimeout: cfg.HTTPTimeout,
 		FetchCooldown: cfg.FetchCooldown, FetchPollInterval: cfg.FetchPollInterval, IntakeTransactions: cfg.IntakeTransactions,
-		Handoffs: cfg.Handoffs, KeepFinishedJobs: cfg.KeepFinishedJobs, RecordLinger: cfg.RecordLinger,
+		Handoffs: cfg.Handoffs, KeepFinishedJobs: cfg.KeepFinishedJobs, RecordLinger: cfg.RecordLinger, IntakeLinger: cfg.IntakeLinger,
 	}).WithDefaults()
 	bulk := "no limit"
 	switch {
@@ -114,13 +114,15 @@ func serverSettings(cfg *Config) string {
 	if n := c.HandoffsAtOnce(); n > 0 {
 		handoffs = strconv.Itoa(n)
 	}
-	linger := "never"
-	if c.RecordLinger > 0 {
-		linger = c.RecordLinger.String()
+	linger := func(d time.Duration) string {
+		if d > 0 {
+			return d.String()
+		}
+		return "never"
 	}
-	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s, finished delivery jobs %s, a lone recording waits for company %s; events POSTed with %s (intake transactions at once: %d; first attempts handed off at once, where the API works deliveries too: %s), account keys' rate limits: management %s, intake %s",
-		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout, finished, linger,
-		poster, c.IntakeTransactions, handoffs, orDefault(cfg.ManagementRate, admin.ManagementRateDefault), orDefault(cfg.IntakeRate, admin.IntakeRateDefault))
+	return fmt.Sprintf("MaxWorkers %d, WebhookConcurrency %d (per process), backlogged bulk deliveries while another account's live ones are answered %s, FetchCooldown %s, FetchPollInterval %s, DBMaxConns %d, HTTP timeout %s, finished delivery jobs %s, a lone recording waits for company %s; events POSTed with %s (intake transactions at once: %d; a lone request waits for company %s; first attempts handed off at once, where the API works deliveries too: %s), account keys' rate limits: management %s, intake %s",
+		c.MaxWorkers, c.WebhookConcurrency, bulk, c.FetchCooldown, c.FetchPollInterval, c.DBMaxConns, c.HTTPTimeout, finished, linger(c.RecordLinger),
+		poster, c.IntakeTransactions, linger(c.IntakeLinger), handoffs, orDefault(cfg.ManagementRate, admin.ManagementRateDefault), orDefault(cfg.IntakeRate, admin.IntakeRateDefault))
 }
 
 func writeTable(w io.Writer, cfg *Config, res *Result) {

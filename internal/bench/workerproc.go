@@ -83,6 +83,7 @@ type workerSpec struct {
 	IntakeTransactions     int           `json:"intake_transactions,omitempty"`
 	Handoffs               int           `json:"handoffs,omitempty"`
 	RecordLinger           time.Duration `json:"record_linger,omitempty"`
+	IntakeLinger           time.Duration `json:"intake_linger,omitempty"`
 }
 
 // workerSpecOf is the worker process's share of cfg: what it needs to
@@ -99,7 +100,7 @@ func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
 		KeepFinishedJobs: cfg.KeepFinishedJobs, GCPercent: gc,
 		BootstrapAdminKey: cfg.BootstrapAdminKey, RateLimitManagement: cfg.RateLimitManagement,
 		RateLimitIntakeAccount: cfg.RateLimitIntakeAccount, IntakeTransactions: cfg.IntakeTransactions,
-		Handoffs: cfg.Handoffs, RecordLinger: cfg.RecordLinger,
+		Handoffs: cfg.Handoffs, RecordLinger: cfg.RecordLinger, IntakeLinger: cfg.IntakeLinger,
 	}
 	if logger != nil {
 		if lvl := logger.Level(); lvl != zapcore.InvalidLevel {
@@ -128,6 +129,7 @@ func (w *workerSpec) serverConfig() *server.Config {
 		cfg.RateLimitManagement, cfg.RateLimitIntakeAccount = w.RateLimitManagement, w.RateLimitIntakeAccount
 		cfg.IntakeTransactions = w.IntakeTransactions
 		cfg.Handoffs = w.Handoffs
+		cfg.IntakeLinger = w.IntakeLinger
 	}
 	return cfg
 }

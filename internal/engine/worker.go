@@ -280,7 +280,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	}, concurrency, batchMax, cfg.BookkeepingTimeout)
 	w.records = batch.New(func(ctx context.Context, rs []store.Recording) ([]bool, error) {
 		return w.recordAttempts(ctx, batchDB, rs) // with delivery.dead (internal/engine/deadnotice.go)
-	}, concurrency, batchMax, cfg.BookkeepingTimeout).Linger(cfg.RecordLinger)
+	}, concurrency, batchMax, cfg.BookkeepingTimeout).Linger(cfg.RecordLinger, batchMax)
 	return w, nil
 }
 

@@ -283,6 +283,12 @@ type Config struct {
 	// admin.IntakeTransactionsMax. Defaults to
 	// admin.IntakeTransactionsDefault (1).
 	IntakeTransactions int
+	// IntakeLinger is how long a POST /v1/events request that finds the
+	// intake idle, but comes soon after the one before it, waits for others
+	// to share its transaction (WEBHOOKD_INTAKE_LINGER;
+	// admin.Config.IntakeLinger). Zero, the default: never (each waits
+	// for nothing before its 202).
+	IntakeLinger time.Duration
 	// APIKeyCacheTTL is how long a verified API key is used without a
 	// query (WEBHOOKD_API_KEY_CACHE_TTL): a key revoked elsewhere (another
 	// process, the CLI) works on this process for at most this long more.
@@ -456,6 +462,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RecordLinger != RecordLingerOff && (c.RecordLinger < 0 || c.RecordLinger > time.Second) {
 		return fmt.Errorf("WEBHOOKD_RECORD_LINGER must be 0 (never) or at most 1s (got %s)", c.RecordLinger)
+	}
+	if c.IntakeLinger < 0 || c.IntakeLinger > time.Second {
+		return fmt.Errorf("WEBHOOKD_INTAKE_LINGER must be from 0 (never) to 1s (got %s)", c.IntakeLinger)
 	}
 	if c.AutoPauseAfter < 0 || (c.AutoPauseAfter > 0 && c.AutoPauseAfter < time.Hour) {
 		return fmt.Errorf("WEBHOOKD_AUTO_PAUSE_AFTER must be 0 (off) or at least 1h (got %s)", c.AutoPauseAfter)

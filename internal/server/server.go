@@ -331,7 +331,7 @@ func New(ctx context.Context, cfg *Config, logger *zap.Logger) (*Server, error) 
 		BodyBudget: cfg.BodyBudget, BodyBudgetPerKey: cfg.BodyBudgetPerKey, BodyMinRate: cfg.BodyMinRate,
 		MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount, TestSendRate: cfg.TestSendRate,
 		TestSendSlots: testSlots, TestSendsInFlight: cfg.TestSendsInFlight, APIKeyCacheTTL: cfg.APIKeyCacheTTL,
-		IntakeTransactions: cfg.IntakeTransactions,
+		IntakeTransactions: cfg.IntakeTransactions, IntakeLinger: cfg.IntakeLinger,
 	})
 	if err != nil {
 		return nil, err
