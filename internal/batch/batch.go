@@ -24,7 +24,7 @@
 // paced p99 rose from 39 to 114 ms when its waits lasted the whole
 // linger). A call that comes after a quiet spell, one queued behind a
 // running execution (a stream that batches by itself) and one made with
-// DoAtOnce never wait. Nor does any call while waiting has stopped paying:
+// DoAtOnce never wait. Nor does any call while waits have stopped paying:
 // when most recent waits gathered nothing (one caller calling again only
 // once answered, whom a wait only slows), the Batcher tries a wait again
 // once a second only, until one gathers company again.
@@ -52,15 +52,15 @@ type Batcher[Req, Res any] struct {
 	mu      sync.Mutex
 	queue   []*call[Req, Res]
 	running int
-	last    time.Time     // when the latest call came (with a linger)
-	enough  int           // the company that ends a wait (with a linger)
-	cut     chan struct{} // while an executor lingers: closed when enough company has come
-	cutFrom uint64        // calls when the wait began
-	calls   uint64        // calls so far (with a linger): did a wait gather any?
-	yield   float64       // recent waits' share that gathered company (decaying)
-	probeAt time.Time     // with yield low: no wait before this
-	waits   int           // waits so far
-	clock   func() time.Time
+	last    time.Time        // when the latest call came (with a linger)
+	enough  int              // the company that ends a wait (with a linger)
+	cut     chan struct{}    // while an executor lingers: closed when enough company has come
+	cutFrom uint64           // calls when the wait began
+	calls   uint64           // calls so far (with a linger): did a wait gather any?
+	yield   float64          // recent waits' share that gathered company (decaying)
+	probeAt time.Time        // with yield low: no wait before this
+	waits   int              // waits so far (the tests count them)
+	clock   func() time.Time // time.Now; the tests' own
 }
 
 // Waits that stop paying: the share of recent waits that gathered company
@@ -114,8 +114,8 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 }
 
 // DoAtOnce is Do for a call that must not wait for company (a caller whose
-// next step waits for the answer): its batch starts at once (like any
-// call, it ends a wait under way).
+// next step waits for the answer): its batch starts at once, and it ends a
+// wait under way.
 func (b *Batcher[Req, Res]) DoAtOnce(ctx context.Context, req Req) (Res, error) {
 	return b.do(ctx, req, true)
 }

@@ -136,11 +136,12 @@ type WorkerConfig struct {
 	KeepFinishedJobs bool
 	// RecordLinger is how long the recording of an attempt waits for
 	// others to share its statement and commit when it comes alone but
-	// less than RecordLinger after the one before it (batch.Linger): at a
-	// few hundred events a second each recording otherwise has a round
-	// trip and a commit of its own. A FIFO webhook's recordings never wait
-	// (the line's next delivery waits for them). Zero: never (the
-	// server's default is RecordLingerDefault).
+	// less than RecordLinger after the one before it (batch.Linger; the
+	// wait lasts the whole linger, or until a batch fills): at a few
+	// hundred events a second each recording otherwise has a round trip
+	// and a commit of its own. A FIFO webhook's recordings never wait (the
+	// line's next delivery waits for them). Zero: never (the server's
+	// default is RecordLingerDefault).
 	RecordLinger time.Duration
 	// TestSignals, for tests only: Init its signals before the worker
 	// runs. Nil: off.
