@@ -58,7 +58,7 @@ type Batcher[Req, Res any] struct {
 	cutFrom uint64           // calls when the wait began
 	calls   uint64           // calls so far (with a linger): did a wait gather any?
 	yield   float64          // recent waits' share that gathered company (decaying)
-	probeAt time.Time        // with yield low: no wait before this
+	probeAt time.Time        // with yield low: no wait before this (set after each wait)
 	waits   int              // waits so far (the tests count them)
 	clock   func() time.Time // time.Now; the tests' own
 }
@@ -222,14 +222,8 @@ func (b *Batcher[Req, Res]) lingers() bool {
 	if c.atOnce || c.lingered || c.gap >= b.linger {
 		return false
 	}
-	if b.yield < lingerYieldLow {
-		now := b.clock()
-		if now.Before(b.probeAt) {
-			return false
-		}
-		b.probeAt = now.Add(lingerProbe) // this wait is the probe
-	}
-	return true
+	// With the yield low, one wait (a probe) a lingerProbe.
+	return b.yield >= lingerYieldLow || !b.clock().Before(b.probeAt)
 }
 
 // waited weighs a wait that gathered company, or not, into the yield
@@ -243,8 +237,8 @@ func (b *Batcher[Req, Res]) waited(gathered bool) {
 	if gathered && b.yield < lingerYieldLow {
 		b.yield = lingerYieldLow // a probe that gathered company: waits resume
 	}
-	if b.yield < lingerYieldLow && b.probeAt.Before(b.clock()) {
-		b.probeAt = b.clock().Add(lingerProbe)
+	if b.yield < lingerYieldLow {
+		b.probeAt = b.clock().Add(lingerProbe) // the next probe
 	}
 }
 

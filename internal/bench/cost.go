@@ -19,6 +19,7 @@ import (
 
 	"github.com/mono/webhookd/internal/keyring"
 	"github.com/mono/webhookd/internal/pgcluster"
+	"github.com/mono/webhookd/internal/procs"
 	"github.com/mono/webhookd/internal/server"
 )
 
@@ -267,7 +268,7 @@ func (e *env) measure(ctx context.Context, probe *costProbe, dbName string, even
 	}
 	st0, stNote := probe.statements(ctx)
 	sampler, samplerErr := startPGSampler(ctx, e.baseURL, dbName)
-	cpu0, err := processCPU()
+	cpu0, err := procs.ProcessCPU()
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +278,7 @@ func (e *env) measure(ctx context.Context, probe *costProbe, dbName string, even
 		return nil, err
 	}
 	elapsed := time.Since(start)
-	cpu1, err := processCPU()
+	cpu1, err := procs.ProcessCPU()
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mono/webhookd/internal/procs"
 )
 
 // The intake (8) and quiet (9) scenarios' accounts and shape.
@@ -285,7 +287,7 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 	// process, or with Config.WorkerProcess a process of its own (API and
 	// workers) that the stage's requests go to; the stage's own server
 	// then never starts.
-	cpuNow := processCPU
+	cpuNow := procs.ProcessCPU
 	if out.OwnProcess {
 		wp, err := s.startWorkerProcess(ctx, s.srvCfg, true)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mono/webhookd/internal/ident"
 	"github.com/mono/webhookd/internal/outbound"
+	"github.com/mono/webhookd/internal/procs"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/webhookrule"
 )
@@ -112,7 +113,7 @@ func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSet
 		return nil, err
 	}
 	total := hooks * events
-	cpu0, err := processCPU()
+	cpu0, err := procs.ProcessCPU()
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +134,7 @@ func (e *env) drainFanout(ctx context.Context, hooks, events int, setup *MTLSSet
 		return nil, err
 	}
 	out := &fanoutDrain{Throughput: Throughput{Deliveries: total, Elapsed: time.Since(start)}, Conns: cs.accepted.Load()}
-	cpu1, err := processCPU()
+	cpu1, err := procs.ProcessCPU()
 	if err != nil {
 		return nil, err
 	}

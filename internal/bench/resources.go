@@ -17,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mono/webhookd/internal/procs"
 )
 
 // resources is scenario 6: a drain of Backlog deliveries, measured.
@@ -78,13 +80,13 @@ func (m *meter) begin(ctx context.Context, s *stage) error {
 	if m.wal0, err = readWAL(ctx, m.db); err != nil {
 		m.res.WALNote = err.Error()
 	}
-	m.cpu0, err = processCPU()
+	m.cpu0, err = procs.ProcessCPU()
 	return err
 }
 
 // end stops measuring after a drain of deliveries.
 func (m *meter) end(ctx context.Context, deliveries int) error {
-	cpu1, err := processCPU()
+	cpu1, err := procs.ProcessCPU()
 	if err != nil {
 		return err
 	}
