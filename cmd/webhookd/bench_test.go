@@ -87,3 +87,12 @@ func TestBenchBadWorkerCPUProfile(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "-worker-cpuprofile: open ")
 }
+
+// Arrivals that are neither even nor poisson stop the bench before it
+// starts anything, naming the flag.
+func TestBenchBadArrivals(t *testing.T) {
+	err := runBench(context.Background(), []string{"-arrivals", "bursty"})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "-arrivals")
+	require.Contains(t, err.Error(), `"bursty" is not even or poisson`)
+}

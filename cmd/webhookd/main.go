@@ -85,6 +85,7 @@ func setGC() {
 func main() {
 	bench.ServeExternalReceiverIfAsked() // `webhookd bench -receiver external` started this process to be its receiver
 	bench.ServeWorkerIfAsked()           // `webhookd bench -worker process` started this process to be its drain's workers
+	bench.ServeRiverIfAsked()            // `webhookd bench -scenarios 9 -worker process` started this process to be River alone
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -691,6 +692,7 @@ func runBench(ctx context.Context, args []string) error {
 	s.fs.IntVar(&cfg.Handoffs, "handoffs", 0, fmt.Sprintf("override the server's hand-offs at once (WEBHOOKD_HANDOFFS; 0: the default, %d; -1: none)", engine.HandoffsMaxDefault))
 	s.fs.DurationVar(&cfg.RecordLinger, "record-linger", engine.RecordLingerDefault, "the servers' WEBHOOKD_RECORD_LINGER (0: never)")
 	s.fs.DurationVar(&cfg.IntakeLinger, "intake-linger", 0, "the servers' WEBHOOKD_INTAKE_LINGER (0: never, the default)")
+	arrivals := s.fs.String("arrivals", "even", "how events POSTed at a rate are spaced (scenarios 2, 4, 8's paced phase and 9, and the warm-ups): even, one every 1/rate, or poisson, a Poisson process of that rate (exponential gaps, a fixed seed: the same instants every run), as from many producers acting on their own")
 	s.fs.BoolVar(&cfg.AdaptiveProcs, "adaptive-procs", true, "scenarios 1 and 9 with -worker process: run webhookd's process with WEBHOOKD_ADAPTIVE_PROCS, as webhookd serve does by default (one Go processor while quiet)")
 	s.fs.BoolVar(&cfg.KeepFinishedJobs, "keep-finished-jobs", false, "run the servers with WEBHOOKD_KEEP_FINISHED_JOBS=true (false: finished delivery jobs deleted, as by default; a worker process's snoozes, read from its jobs, then not counted)")
 	s.fs.IntVar(&cfg.DeliveriesFillfactor, "deliveries-fillfactor", 0, "set this fillfactor (10 - 100) on the bench databases' deliveries partitions, as docs/operators.md describes (0: the schema's, 90)")
@@ -725,6 +727,13 @@ func runBench(ctx context.Context, args []string) error {
 		cfg.ExternalReceiver = true
 	default:
 		return fmt.Errorf("%s: %q is not in-process or external", s.where("receiver"), *receiver)
+	}
+	switch *arrivals {
+	case "even":
+	case "poisson":
+		cfg.PoissonArrivals = true
+	default:
+		return fmt.Errorf("-arrivals: %q is not even or poisson", *arrivals)
 	}
 	switch *worker {
 	case "in-process":

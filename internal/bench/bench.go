@@ -169,6 +169,11 @@ type Config struct {
 	RecordLinger time.Duration
 	// IntakeLinger is the servers' WEBHOOKD_INTAKE_LINGER (0: never).
 	IntakeLinger time.Duration
+	// PoissonArrivals spaces the events that are POSTed at a rate
+	// (scenarios 2, 4, 8's paced phase and 9, and the warm-ups) as a
+	// Poisson process of that rate, from a fixed seed, instead of one every
+	// 1/rate: the arrivals of many producers that act on their own.
+	PoissonArrivals bool
 	// KeepFinishedJobs runs the servers with WEBHOOKD_KEEP_FINISHED_JOBS:
 	// finished delivery jobs are completed by River and kept. Defaults to
 	// false, as webhookd's default: the jobs are deleted when their last

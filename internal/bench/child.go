@@ -2,15 +2,56 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"sync"
 	"time"
 )
+
+// serveIfAsked returns at once, unless env is "1" in this process's
+// environment (startChild put it there): then it runs serve on the
+// process's standard input and output and exits, with status 1 and the
+// error after what on standard error if serve fails.
+func serveIfAsked(env, what string, serve func(ctx context.Context, in io.Reader, out io.Writer) error) {
+	if os.Getenv(env) != "1" {
+		return
+	}
+	if err := serve(context.Background(), os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, what+":", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// childSpec is a child's settings, sent as JSON on its standard input.
+type childSpec interface {
+	// gcPercent is the bench process's GOGC, for the child to collect as
+	// webhookd does in the bench process (0: the runtime's).
+	gcPercent() int
+}
+
+// readSpec reads sc's first line, the JSON of a child's settings, into
+// spec (what names it in errors), and sets the process's GOGC from it.
+func readSpec(sc *bufio.Scanner, spec childSpec, what string) error {
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	if !sc.Scan() {
+		return fmt.Errorf("no settings on standard input: %w", cmp.Or(sc.Err(), io.ErrUnexpectedEOF))
+	}
+	if err := json.Unmarshal(sc.Bytes(), spec); err != nil {
+		return fmt.Errorf("the settings on standard input are not a %s: %w", what, err)
+	}
+	if gc := spec.gcPercent(); gc != 0 {
+		debug.SetGCPercent(gc)
+	}
+	return nil
+}
 
 // child is the running binary (webhookd, or this package's test binary)
 // started again as one of the bench's helper processes: the external

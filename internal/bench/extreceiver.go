@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,17 +29,10 @@ const externalReceiverStart = 30 * time.Second
 // exits when its standard input closes. It prints "listening ADDR", then
 // answers each "count" line on its standard input with "REQUESTS OK BAD".
 func ServeExternalReceiverIfAsked() {
-	if os.Getenv(externalReceiverEnv) != "1" {
-		return
-	}
-	if err := serveExternalReceiver(os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench receiver:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	serveIfAsked(externalReceiverEnv, "bench receiver", serveExternalReceiver)
 }
 
-func serveExternalReceiver(in io.Reader, out io.Writer) error {
+func serveExternalReceiver(_ context.Context, in io.Reader, out io.Writer) error {
 	r := &receiver{}
 	cs, err := listenConnServer(r.serve)
 	if err != nil {

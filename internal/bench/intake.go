@@ -93,14 +93,43 @@ type QuietRate struct {
 	PostgresCPU *time.Duration
 	// Latency is POST → first arrival.
 	Latency Latency
+	// River is River alone at the same rate (with Quiet.OwnProcess; nil
+	// otherwise): the figures to read these against.
+	River *QuietRiver
 }
 
 // Total is CPU + PostgresCPU per event.
-func (q *QuietRate) Total() time.Duration {
-	if q.PostgresCPU == nil {
-		return q.CPU
+func (q *QuietRate) Total() time.Duration { return cpuTotal(q.CPU, q.PostgresCPU) }
+
+// Ratio is Total ÷ River alone's, or 0 without River's figure.
+func (q *QuietRate) Ratio() float64 {
+	if q.River == nil || q.River.Total() == 0 {
+		return 0
 	}
-	return q.CPU + *q.PostgresCPU
+	return float64(q.Total()) / float64(q.River.Total())
+}
+
+// QuietRiver is River alone at one of scenario 9's rates, in a process of
+// its own (riverProcess): a minimal event API that inserts each POSTed
+// event as River's job, the reference worker signing and POSTing it to the
+// same kind of receiver. CPU is that process's per event, PostgresCPU its
+// database's backends' (nil when PostgreSQL is elsewhere).
+type QuietRiver struct {
+	Sent        int
+	CPU         time.Duration
+	PostgresCPU *time.Duration
+	Latency     Latency
+}
+
+// Total is CPU + PostgresCPU per event.
+func (q *QuietRiver) Total() time.Duration { return cpuTotal(q.CPU, q.PostgresCPU) }
+
+// cpuTotal is a process's CPU and its backends' (when known) together.
+func cpuTotal(cpu time.Duration, pg *time.Duration) time.Duration {
+	if pg == nil {
+		return cpu
+	}
+	return cpu + *pg
 }
 
 // newKey makes an API key of scope (account, events:write) bound to account.
@@ -283,6 +312,7 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 	}
 	defer s.close()
 	out := &Quiet{OwnProcess: e.cfg.WorkerProcess}
+	baseCtx := ctx // ctx ends with webhookd's process (watch)
 	// cpuNow is the CPU so far of the process webhookd runs in: the bench
 	// process, or with Config.WorkerProcess a process of its own (API and
 	// workers) that the stage's requests go to; the stage's own server
@@ -313,32 +343,11 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 	// measure runs f and returns webhookd's process's CPU and the bench
 	// database's backends' over it.
 	measure := func(f func() error) (time.Duration, *time.Duration, error) {
-		sampler, samplerErr := startBackendSampler(ctx, e.baseURL, s.dbName)
-		if samplerErr != nil {
-			out.PostgresNote = samplerErr.Error()
+		cpu, pg, note, err := e.cpuOver(ctx, s.dbName, cpuNow, f)
+		if note != "" {
+			out.PostgresNote = note
 		}
-		cpu0, err := cpuNow()
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := f(); err != nil {
-			if sampler != nil {
-				_, _ = sampler.stop(ctx)
-			}
-			return 0, nil, err
-		}
-		cpu1, err := cpuNow()
-		if err != nil {
-			return 0, nil, err
-		}
-		if sampler == nil {
-			return cpu1 - cpu0, nil, nil
-		}
-		pg, err := sampler.stop(ctx)
-		if err != nil {
-			return 0, nil, err
-		}
-		return cpu1 - cpu0, &pg, nil
+		return cpu, pg, err
 	}
 	s.progress("idle: %s with nothing to send", quietIdle)
 	start := time.Now()
@@ -382,7 +391,89 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 		s.progress("%s/s: CPU per event %s ms (process %s ms); POST→first attempt p50 %s, p99 %s", count(rate), msf(r.Total()), msf(r.CPU), ms(r.Latency.P50), ms(r.Latency.P99))
 		out.Rates = append(out.Rates, r)
 	}
+	if out.OwnProcess {
+		s.close() // webhookd's process stops before River's starts
+		if err := e.quietRiver(baseCtx, out); err != nil {
+			return nil, fmt.Errorf("measuring River alone: %w", err)
+		}
+	}
 	return out, nil
+}
+
+// cpuOver runs f and returns the CPU cpuNow counts over it and that of the
+// database dbName's backends, or nil and why not when they can't be read
+// (PostgreSQL elsewhere).
+func (e *env) cpuOver(ctx context.Context, dbName string, cpuNow func() (time.Duration, error), f func() error) (cpu time.Duration, pg *time.Duration, note string, err error) {
+	sampler, samplerErr := startBackendSampler(ctx, e.baseURL, dbName)
+	if samplerErr != nil {
+		note = samplerErr.Error()
+	}
+	stopSampler := func() (time.Duration, error) {
+		if sampler == nil {
+			return 0, nil
+		}
+		return sampler.stop(ctx)
+	}
+	cpu0, err := cpuNow()
+	if err == nil {
+		err = f()
+	}
+	if err != nil {
+		_, _ = stopSampler()
+		return 0, nil, note, err
+	}
+	cpu1, err := cpuNow()
+	if err != nil {
+		_, _ = stopSampler()
+		return 0, nil, note, err
+	}
+	backends, err := stopSampler()
+	if err != nil || sampler == nil {
+		return cpu1 - cpu0, nil, note, err
+	}
+	return cpu1 - cpu0, &backends, note, nil
+}
+
+// quietRiver measures River alone at each of out's rates, as quiet
+// measured webhookd's process (after its warm-up, on a database of its own
+// and a receiver of its own), and sets each rate's River.
+func (e *env) quietRiver(ctx context.Context, out *Quiet) error {
+	s, recv, target, err := e.newStageWithReceiver(ctx, ScenarioQuiet, 1, false, "")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	rp, err := s.startRiverProcess(ctx, target)
+	if err != nil {
+		return err
+	}
+	s.apiAddr, s.key, s.pad = rp.addr, "none (River's API checks no key)", intakePad
+	if err := s.warmUp(ctx, recv, quietAccount, e.cfg.QuietRates[0]); err != nil {
+		return err
+	}
+	for _, r := range out.Rates {
+		river := &QuietRiver{}
+		cpu, pg, _, err := e.cpuOver(ctx, s.dbName, rp.cpu, func() error {
+			sent, err := s.postEvents(ctx, quietAccount, r.Rate, e.cfg.Duration)
+			if err != nil {
+				return err
+			}
+			river.Sent = len(sent.ids)
+			river.Latency, err = s.arrivals(ctx, recv, sent, phaseMeasured, nil)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("at %d/s: %w", r.Rate, err)
+		}
+		river.CPU = cpu / time.Duration(river.Sent)
+		if pg != nil {
+			per := *pg / time.Duration(river.Sent)
+			river.PostgresCPU = &per
+		}
+		r.River = river
+		s.progress("River alone at %s/s: CPU per event %s ms (process %s ms); POST→first attempt p50 %s, p99 %s; webhookd ÷ River %.2f", count(r.Rate), msf(river.Total()), msf(river.CPU), ms(river.Latency.P50), ms(river.Latency.P99), r.Ratio())
+	}
+	return nil
 }
 
 // writeIntakeRows adds scenarios 8 and 9 to the table.
@@ -403,6 +494,9 @@ func writeIntakeRows(row func(n int, scenario, result, target string), cfg *Conf
 			whose = "webhookd's process alone (API and workers in a process of their own; the sender and the receiver in the bench process)"
 		}
 		scenario := fmt.Sprintf("quiet: idle for %s, then ~1 KB events POSTed one per request at %s/s for %s each; CPU per event of %s and of the bench database's PostgreSQL backends", quietIdle, joinInts(cfg.QuietRates), cfg.Duration, whose)
+		if cfg.WorkerProcess {
+			scenario += "; then River alone at the same rates, in a process of its own (a minimal event API that inserts each event as River's job, whose worker signs it and POSTs it; FetchCooldown 1ms) with its database's backends"
+		}
 		if !bad {
 			q := res.Quiet
 			pgShare := "n/a (" + q.PostgresNote + ")"
@@ -410,12 +504,18 @@ func writeIntakeRows(row func(n int, scenario, result, target string), cfg *Conf
 				pgShare = fmt.Sprintf("%.1f%%", 100**q.IdlePostgresCPU)
 			}
 			parts := []string{fmt.Sprintf("idle: process %.1f%% of a core, PostgreSQL %s", 100**q.IdleCPU, pgShare)}
-			for _, r := range q.Rates {
-				pg := "n/a"
-				if r.PostgresCPU != nil {
-					pg = msf(*r.PostgresCPU) + " ms"
+			pgMS := func(d *time.Duration) string {
+				if d == nil {
+					return "n/a"
 				}
-				parts = append(parts, fmt.Sprintf("%s/s: **%s ms** per event (process %s ms, PostgreSQL %s), POST→first attempt p50 %s, p99 %s", count(r.Rate), msf(r.Total()), msf(r.CPU), pg, ms(r.Latency.P50), ms(r.Latency.P99)))
+				return msf(*d) + " ms"
+			}
+			for _, r := range q.Rates {
+				part := fmt.Sprintf("%s/s: **%s ms** per event (process %s ms, PostgreSQL %s), POST→first attempt p50 %s, p99 %s", count(r.Rate), msf(r.Total()), msf(r.CPU), pgMS(r.PostgresCPU), ms(r.Latency.P50), ms(r.Latency.P99))
+				if rv := r.River; rv != nil {
+					part += fmt.Sprintf(" vs River alone %s ms (process %s ms, PostgreSQL %s; p50 %s, p99 %s): **ratio %.2f**", msf(rv.Total()), msf(rv.CPU), pgMS(rv.PostgresCPU), ms(rv.Latency.P50), ms(rv.Latency.P99), r.Ratio())
+				}
+				parts = append(parts, part)
 			}
 			msg = strings.Join(parts, "; ")
 		}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ func TestIntakeQuietSmoke(t *testing.T) {
 		IntakeTransactions: 2,
 		IntakeLinger:       5 * time.Millisecond,
 		RecordLinger:       server.RecordLingerOff,
+		PoissonArrivals:    true,
 		Out:                &out,
 		Progress:           logWriter{t},
 	})
@@ -62,6 +64,7 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Contains(t, out.String(), "| 8 | intake:")
 	require.Contains(t, out.String(), "FetchCooldown 30ms, FetchPollInterval 1s")
 	require.Contains(t, out.String(), "a lone recording waits for company never;")
+	require.Contains(t, out.String(), "events POSTed with the bootstrap admin key, those at a rate at a Poisson process's instants")
 	require.Contains(t, out.String(), "(intake transactions at once: 2; a lone request waits for company 5ms; first attempts handed off at once, where the API works deliveries too: 100)")
 
 	q := res.Quiet
@@ -75,13 +78,15 @@ func TestIntakeQuietSmoke(t *testing.T) {
 	require.Positive(t, r.CPU)
 	require.NotNil(t, r.PostgresCPU, "PostgreSQL runs on this machine in the tests: %s", q.PostgresNote)
 	require.Equal(t, r.CPU+*r.PostgresCPU, r.Total())
+	require.Nil(t, r.River, "River alone is measured beside webhookd's own process only")
+	require.Zero(t, r.Ratio())
 	require.Contains(t, out.String(), "| 9 | quiet:")
 }
 
 // TestQuietOwnProcessSmoke runs scenario 9 with webhookd (API and workers)
 // in a process of its own (-worker process): every event is POSTed to that
 // process and delivered by it, and its CPU is counted instead of the bench
-// process's.
+// process's; then River alone, in a process of its own, at the same rate.
 func TestQuietOwnProcessSmoke(t *testing.T) {
 	t.Parallel()
 
@@ -111,4 +116,15 @@ func TestQuietOwnProcessSmoke(t *testing.T) {
 	require.Positive(t, r.CPU, "the process's CPU")
 	require.NotNil(t, r.PostgresCPU, q.PostgresNote)
 	require.Contains(t, out.String(), "webhookd's process alone")
+
+	// River alone at the same rate, in a process of its own, beside it.
+	rv := r.River
+	require.NotNil(t, rv, "River's figure is measured in the same run")
+	require.Equal(t, 20, rv.Sent)
+	require.Equal(t, 20, rv.Latency.N, "every event delivered by River's process")
+	require.Positive(t, rv.CPU, "River's process's CPU")
+	require.NotNil(t, rv.PostgresCPU)
+	require.Positive(t, *rv.PostgresCPU, "River's database's backends")
+	require.InDelta(t, float64(r.Total())/float64(rv.Total()), r.Ratio(), 1e-9)
+	require.Contains(t, out.String(), fmt.Sprintf("vs River alone %s ms", msf(rv.Total())))
 }

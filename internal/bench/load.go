@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,7 +43,35 @@ type sent struct {
 // achieved is the rate at which events were accepted.
 func (s *sent) achieved() float64 { return float64(len(s.ids)) / s.elapsed.Seconds() }
 
-// postEvents POSTs rate×d events of account to the API, one every 1/rate,
+// arrivalsSeed seeds Poisson arrivals: every run of a scenario sends at the
+// same instants, so alternating runs of two builds compare like with like.
+const arrivalsSeed = 30
+
+// arrivalTimes are the instants, from the start, at which postEvents sends
+// total events at rate: one every 1/rate, or with poisson a Poisson
+// process of that rate (independent gaps, exponentially distributed with
+// mean 1/rate, from a fixed seed), as many producers acting on their own
+// send.
+func arrivalTimes(total, rate int, poisson bool) []time.Duration {
+	out := make([]time.Duration, total)
+	interval := time.Second / time.Duration(rate)
+	if !poisson {
+		for i := range out {
+			out[i] = time.Duration(i) * interval
+		}
+		return out
+	}
+	rng := rand.New(rand.NewPCG(arrivalsSeed, uint64(rate)))
+	var at time.Duration
+	for i := range out {
+		out[i] = at
+		at += time.Duration(rng.ExpFloat64() * float64(interval))
+	}
+	return out
+}
+
+// postEvents POSTs rate×d events of account to the API, one every 1/rate
+// (Config.PoissonArrivals: at a Poisson process's instants of that rate),
 // and fails if any POST fails or sending overruns d by the Timeout bound.
 func (s *stage) postEvents(ctx context.Context, account string, rate int, d time.Duration) (*sent, error) {
 	total := max(1, int(float64(rate)*d.Seconds()))
@@ -71,11 +100,11 @@ func (s *stage) postEvents(ctx context.Context, account string, rate int, d time
 		}
 	}
 	sem := make(chan struct{}, sendersMax)
-	interval := time.Second / time.Duration(rate)
+	times := arrivalTimes(total, rate, s.e.cfg.PoissonArrivals)
 	start := time.Now()
 	var sendErr error
 	for i := 0; i < total; i++ {
-		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+		if wait := time.Until(start.Add(times[i])); wait > 0 {
 			time.Sleep(wait)
 		}
 		if err := ctx.Err(); err != nil {

@@ -11,5 +11,6 @@ import (
 func TestMain(m *testing.M) {
 	ServeExternalReceiverIfAsked()
 	ServeWorkerIfAsked()
+	ServeRiverIfAsked()
 	os.Exit(m.Run())
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -88,6 +90,25 @@ func (w *referenceWorker) Work(ctx context.Context, job *river.Job[referenceArgs
 	return nil
 }
 
+// newReferenceClient is River alone as scenario 0 runs it, not started:
+// the reference worker (sign the body, POST it) with maxWorkers workers,
+// River's fetch cooldown at 1 ms, its POSTs through transport.
+func newReferenceClient(pool *pgxpool.Pool, maxWorkers int) (*river.Client[pgx.Tx], *http.Transport, error) {
+	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: maxWorkers}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &referenceWorker{client: &http.Client{Transport: transport, Timeout: 10 * time.Second}, secret: []byte("whsec_bench")})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: maxWorkers}},
+		Workers:       workers,
+		FetchCooldown: referenceFetchCooldown,
+		Logger:        nil,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, transport, nil
+}
+
 // reference is scenario 0: River alone, without webhookd, on this machine:
 // cfg.Backlog jobs, each signing its ~1 KB body and POSTing it to the same
 // receiver as scenario 1, with River's fetch cooldown at 1 ms and webhookd's
@@ -99,20 +120,11 @@ func (e *env) reference(ctx context.Context) (*Throughput, error) {
 		return nil, err
 	}
 	defer s.close()
-	maxWorkers := (&server.Config{MaxWorkers: e.cfg.MaxWorkers}).WithDefaults().MaxWorkers
-	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: maxWorkers}
-	defer transport.CloseIdleConnections()
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &referenceWorker{client: &http.Client{Transport: transport, Timeout: 10 * time.Second}, secret: []byte("whsec_bench")})
-	client, err := river.NewClient(riverpgxv5.New(s.pool()), &river.Config{
-		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: maxWorkers}},
-		Workers:       workers,
-		FetchCooldown: referenceFetchCooldown,
-		Logger:        nil,
-	})
+	client, transport, err := newReferenceClient(s.pool(), (&server.Config{MaxWorkers: e.cfg.MaxWorkers}).WithDefaults().MaxWorkers)
 	if err != nil {
 		return nil, err
 	}
+	defer transport.CloseIdleConnections()
 
 	// River as it comes (see riverStock).
 	if err := restoreRiverStock(ctx, s.pool()); err != nil {

@@ -110,6 +110,9 @@ func serverSettings(cfg *Config) string {
 	if cfg.HistoryDays != 0 {
 		finished += fmt.Sprintf(", %d past days' partitions of %d finished deliveries each", cfg.HistoryDays, HistoryRowsPerDay)
 	}
+	if cfg.PoissonArrivals {
+		poster += ", those at a rate at a Poisson process's instants"
+	}
 	handoffs := "none"
 	if n := c.HandoffsAtOnce(); n > 0 {
 		handoffs = strconv.Itoa(n)

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,6 +85,8 @@ type workerSpec struct {
 	IntakeLinger           time.Duration `json:"intake_linger,omitempty"`
 }
 
+func (w *workerSpec) gcPercent() int { return w.GCPercent }
+
 // workerSpecOf is the worker process's share of cfg: what it needs to
 // work the deliveries queue as cfg's server would.
 func workerSpecOf(cfg *server.Config, logger *zap.Logger) *workerSpec {
@@ -161,28 +162,14 @@ func (w *workerSpec) logger() (*zap.Logger, error) {
 // "started <address>" (its listener's: the API's with Serve); when its
 // standard input closes it stops the server gracefully and exits.
 func ServeWorkerIfAsked() {
-	if os.Getenv(workerProcessEnv) != "1" {
-		return
-	}
-	if err := serveWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench worker process:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	serveIfAsked(workerProcessEnv, "bench worker process", serveWorker)
 }
 
 func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	if !sc.Scan() {
-		return fmt.Errorf("no settings on standard input: %w", cmp.Or(sc.Err(), io.ErrUnexpectedEOF))
-	}
 	var spec workerSpec
-	if err := json.Unmarshal(sc.Bytes(), &spec); err != nil {
-		return fmt.Errorf("the settings on standard input are not a worker spec: %w", err)
-	}
-	if spec.GCPercent != 0 {
-		debug.SetGCPercent(spec.GCPercent)
+	if err := readSpec(sc, &spec, "worker spec"); err != nil {
+		return err
 	}
 	var profile *os.File
 	if spec.CPUProfile != "" {
@@ -359,10 +346,14 @@ func (p *workerProcess) watch(ctx context.Context) (context.Context, context.Can
 
 // cpu is the process's user and system CPU so far, from /proc/<pid>/stat
 // (Linux).
-func (p *workerProcess) cpu() (time.Duration, error) {
-	st, err := readProcStat(p.pid())
+func (p *workerProcess) cpu() (time.Duration, error) { return pidCPU(p.pid(), "the worker process") }
+
+// pidCPU is process pid's user and system CPU so far, from
+// /proc/<pid>/stat (Linux); what names it in an error.
+func pidCPU(pid int, what string) (time.Duration, error) {
+	st, err := readProcStat(pid)
 	if err != nil {
-		return 0, fmt.Errorf("the worker process's CPU: %w", err)
+		return 0, fmt.Errorf("%s's CPU: %w", what, err)
 	}
 	return time.Duration(st.cpu) * time.Second / userHZ, nil
 }
