@@ -161,7 +161,8 @@ type riverProcess struct {
 }
 
 // startRiverProcess starts River alone in a process of its own on the
-// stage's database (River's schema as it comes: restoreRiverStock), its
+// stage's database, directly (never through -pgbouncer's pooler, as
+// scenario 0's River), River's schema as it comes (restoreRiverStock), its
 // jobs POSTing to target, and returns once it listens. It stops when the
 // stage closes.
 func (s *stage) startRiverProcess(ctx context.Context, target string) (*riverProcess, error) {
@@ -171,7 +172,7 @@ func (s *stage) startRiverProcess(ctx context.Context, target string) (*riverPro
 	gc := debug.SetGCPercent(-1)
 	debug.SetGCPercent(gc)
 	cfg := (&server.Config{MaxWorkers: s.e.cfg.MaxWorkers, DBMaxConns: s.e.cfg.DBMaxConns}).WithDefaults()
-	spec, err := json.Marshal(&riverSpec{DatabaseURL: s.srvCfg.DatabaseURL, Target: target, MaxWorkers: cfg.MaxWorkers, DBMaxConns: cfg.DBMaxConns, GCPercent: gc})
+	spec, err := json.Marshal(&riverSpec{DatabaseURL: s.dbURL, Target: target, MaxWorkers: cfg.MaxWorkers, DBMaxConns: cfg.DBMaxConns, GCPercent: gc})
 	if err != nil {
 		return nil, err
 	}
