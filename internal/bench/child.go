@@ -55,7 +55,8 @@ func readSpec(sc *bufio.Scanner, spec childSpec, what string) error {
 
 // child is the running binary (webhookd, or this package's test binary)
 // started again as one of the bench's helper processes: the external
-// receiver or the worker process, picked by an environment variable set to
+// receiver, the worker process or River's (scenario 9's River alone),
+// picked by an environment variable set to
 // "1" that main and TestMain look at first. It talks in lines: the bench
 // writes to its standard input, and its standard output's lines arrive on
 // lines; closing its standard input ends it.
