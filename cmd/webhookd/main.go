@@ -83,9 +83,7 @@ func setGC() {
 }
 
 func main() {
-	bench.ServeExternalReceiverIfAsked() // `webhookd bench -receiver external` started this process to be its receiver
-	bench.ServeWorkerIfAsked()           // `webhookd bench -worker process` started this process to be its drain's workers
-	bench.ServeRiverIfAsked()            // `webhookd bench -scenarios 9 -worker process` started this process to be River alone
+	bench.ServeChildIfAsked() // `webhookd bench` started this process as its external receiver, worker process or River's process
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

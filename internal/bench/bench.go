@@ -227,13 +227,13 @@ type Config struct {
 	LatencyLog io.Writer
 	// ExternalReceiver makes scenarios 0 (River alone) and 1 (drain) post
 	// to the bench's receiver running in a process of its own (the running
-	// binary started again, see ServeExternalReceiverIfAsked), so that its
+	// binary started again, see ServeChildIfAsked), so that its
 	// CPU is not the bench process's. Defaults to false: in process, like
 	// every other scenario's.
 	ExternalReceiver bool
 	// WorkerProcess makes scenario 1 (drain) drain its backlog with
 	// webhookd's workers in a process of their own: the running binary
-	// started again (see ServeWorkerIfAsked) with the same server settings
+	// started again (see ServeChildIfAsked) with the same server settings
 	// and the worker role only, as issue 30 measured a worker-only process
 	// draining what an API-only one had accepted. The backlog is inserted
 	// as in the other drains (the bench's webhookd, its workers not

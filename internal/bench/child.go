@@ -15,19 +15,34 @@ import (
 	"time"
 )
 
-// serveIfAsked returns at once, unless env is "1" in this process's
-// environment (startChild put it there): then it runs serve on the
-// process's standard input and output and exits, with status 1 and the
-// error after what on standard error if serve fails.
-func serveIfAsked(env, what string, serve func(ctx context.Context, in io.Reader, out io.Writer) error) {
-	if os.Getenv(env) != "1" {
-		return
+// children are the bench's helper processes: each is the running binary
+// started again (startChild) with its variable set to "1", and served by
+// ServeChildIfAsked.
+var children = []struct {
+	env, what string
+	serve     func(ctx context.Context, in io.Reader, out io.Writer) error
+}{
+	{externalReceiverEnv, "bench receiver", serveExternalReceiver},
+	{workerProcessEnv, "bench worker process", serveWorker},
+	{riverProcessEnv, "bench River process", serveRiver},
+}
+
+// ServeChildIfAsked returns at once, unless the bench started this process
+// as one of its helpers (the external receiver, the worker process or
+// River's process: its variable is "1"); then it serves as that helper on
+// its standard input and output and exits, with status 1 and the error on
+// standard error if serving fails. main and TestMain call it first thing.
+func ServeChildIfAsked() {
+	for _, c := range children {
+		if os.Getenv(c.env) != "1" {
+			continue
+		}
+		if err := c.serve(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, c.what+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	if err := serve(context.Background(), os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, what+":", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
 
 // childSpec is a child's settings, sent as JSON on its standard input.
@@ -37,20 +52,22 @@ type childSpec interface {
 	gcPercent() int
 }
 
-// readSpec reads sc's first line, the JSON of a child's settings, into
-// spec (what names it in errors), and sets the process's GOGC from it.
-func readSpec(sc *bufio.Scanner, spec childSpec, what string) error {
+// readSpec reads in's first line, the JSON of a child's settings, into
+// spec (what names it in errors), sets the process's GOGC from it, and
+// returns the scanner of in's next lines (the child's commands).
+func readSpec(in io.Reader, spec childSpec, what string) (*bufio.Scanner, error) {
+	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	if !sc.Scan() {
-		return fmt.Errorf("no settings on standard input: %w", cmp.Or(sc.Err(), io.ErrUnexpectedEOF))
+		return nil, fmt.Errorf("no settings on standard input: %w", cmp.Or(sc.Err(), io.ErrUnexpectedEOF))
 	}
 	if err := json.Unmarshal(sc.Bytes(), spec); err != nil {
-		return fmt.Errorf("the settings on standard input are not a %s: %w", what, err)
+		return nil, fmt.Errorf("the settings on standard input are not a %s: %w", what, err)
 	}
 	if gc := spec.gcPercent(); gc != 0 {
 		debug.SetGCPercent(gc)
 	}
-	return nil
+	return sc, nil
 }
 
 // child is the running binary (webhookd, or this package's test binary)

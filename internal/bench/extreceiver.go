@@ -15,23 +15,17 @@ import (
 // bench's external receiver (Config.ExternalReceiver) instead of whatever
 // it would have been: startExternalReceiver re-executes the running binary
 // (webhookd, or this package's test binary) with it, and
-// ServeExternalReceiverIfAsked, called first thing in main and TestMain,
-// serves.
+// ServeChildIfAsked serves.
 const externalReceiverEnv = "WEBHOOKD_BENCH_RECEIVER_PROCESS"
 
 // externalReceiverStart bounds how long the receiver process may take to
 // say where it listens, and to answer a count.
 const externalReceiverStart = 30 * time.Second
 
-// ServeExternalReceiverIfAsked returns at once, unless this process was
-// started by the bench as its external receiver: then it serves the
-// bench's receiver (the same code as the in-process one) on 127.0.0.2 and
-// exits when its standard input closes. It prints "listening ADDR", then
+// serveExternalReceiver is the external receiver's process: it serves the
+// bench's receiver (the same code as the in-process one) on 127.0.0.2
+// until its standard input closes. It prints "listening ADDR", then
 // answers each "count" line on its standard input with "REQUESTS OK BAD".
-func ServeExternalReceiverIfAsked() {
-	serveIfAsked(externalReceiverEnv, "bench receiver", serveExternalReceiver)
-}
-
 func serveExternalReceiver(_ context.Context, in io.Reader, out io.Writer) error {
 	r := &receiver{}
 	cs, err := listenConnServer(r.serve)

@@ -9,8 +9,6 @@ import (
 // start this test binary as the receiver or worker process, as `webhookd
 // bench -receiver external` and `-worker process` start webhookd.
 func TestMain(m *testing.M) {
-	ServeExternalReceiverIfAsked()
-	ServeWorkerIfAsked()
-	ServeRiverIfAsked()
+	ServeChildIfAsked()
 	os.Exit(m.Run())
 }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,7 +25,7 @@ import (
 // bench's River process (scenario 9's reference, with -worker process)
 // instead of whatever it would have been: startRiverProcess re-executes the
 // running binary (webhookd, or this package's test binary) with it, and
-// ServeRiverIfAsked, called first thing in main and TestMain, serves.
+// ServeChildIfAsked serves.
 const riverProcessEnv = "WEBHOOKD_BENCH_RIVER_PROCESS"
 
 // riverSpec is what the bench sends the River process, one JSON line on its
@@ -44,19 +43,14 @@ type riverSpec struct {
 
 func (w *riverSpec) gcPercent() int { return w.GCPercent }
 
-// ServeRiverIfAsked returns at once, unless this process was started by
-// the bench as its River process: then it reads a riverSpec line on its
-// standard input, serves River alone with a minimal event API in front
-// (riverAPI) on 127.0.0.2, prints "listening ADDR", and exits when its
-// standard input closes.
-func ServeRiverIfAsked() {
-	serveIfAsked(riverProcessEnv, "bench River process", serveRiver)
-}
-
+// serveRiver is River's process: it reads a riverSpec line on its standard
+// input, serves River alone with a minimal event API in front (riverAPI)
+// on 127.0.0.2, prints "listening ADDR", and returns when its standard
+// input closes.
 func serveRiver(ctx context.Context, in io.Reader, out io.Writer) error {
-	sc := bufio.NewScanner(in)
 	var spec riverSpec
-	if err := readSpec(sc, &spec, "River spec"); err != nil {
+	sc, err := readSpec(in, &spec, "River spec")
+	if err != nil {
 		return err
 	}
 	pcfg, err := pgxpool.ParseConfig(spec.DatabaseURL)

@@ -23,8 +23,7 @@ import (
 // workerProcessEnv, set to "1" in a process's environment, makes it the
 // bench's worker process (Config.WorkerProcess) instead of whatever it would
 // have been: startWorkerProcess re-executes the running binary (webhookd, or
-// this package's test binary) with it, and ServeWorkerIfAsked, called first
-// thing in main and TestMain, serves.
+// this package's test binary) with it, and ServeChildIfAsked serves.
 const workerProcessEnv = "WEBHOOKD_BENCH_WORKER_PROCESS"
 
 // workerProcessStart bounds how long the worker process may take to say it
@@ -153,22 +152,17 @@ func (w *workerSpec) logger() (*zap.Logger, error) {
 	return l.With(zap.String("process", "bench worker")), nil
 }
 
-// ServeWorkerIfAsked returns at once, unless this process was started by
-// the bench as its worker process (`webhookd bench -worker process`): then
-// it reads its settings (one JSON line) from standard input, makes a
+// serveWorker is the worker process (`webhookd bench -worker process`): it
+// reads its settings (one JSON line) from standard input, makes a
 // webhookd server with the worker role only (with Serve, both roles) on the
 // bench's database (the same internal/server code as the bench's own) and
 // prints "ready"; on a "start" line it starts the server and prints
 // "started <address>" (its listener's: the API's with Serve); when its
-// standard input closes it stops the server gracefully and exits.
-func ServeWorkerIfAsked() {
-	serveIfAsked(workerProcessEnv, "bench worker process", serveWorker)
-}
-
+// standard input closes it stops the server gracefully and returns.
 func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
-	sc := bufio.NewScanner(in)
 	var spec workerSpec
-	if err := readSpec(sc, &spec, "worker spec"); err != nil {
+	sc, err := readSpec(in, &spec, "worker spec")
+	if err != nil {
 		return err
 	}
 	var profile *os.File
