@@ -38,6 +38,10 @@ import (
 //     fifo.blocked_by and the count waiting) until it is replayed (a new
 //     generation: it succeeds and the line moves on, or dies and blocks
 //     again) or skipped (POST /v1/webhooks/{id}/fifo/skip).
+//   - A lost wake (a crash between the recording and the wake, or a job
+//     running when it was woken) is found by the reconciler, which wakes
+//     every line's due head whose job waits snoozed
+//     (store.WakeDueFIFOHeads) each pass.
 //
 // So a delivery is attempted only when every delivery before it in line
 // succeeded, was cancelled or was skipped, and only one is in flight:
@@ -46,14 +50,21 @@ import (
 
 // Waits of a delivery that is not its line's head. Its job is woken when
 // it becomes the head (its predecessor succeeded or was skipped), so these
-// only bound how late it goes should that wake be lost (a crash between the
-// recording and the wake): fifoStepWait per place from the head, at least
-// fifoMinWait, at most fifoMaxWait, and fifoBlockedWait behind a dead head
-// (a replay's success or a skip wakes the next).
+// only bound how late it goes should that wake be lost, together with the
+// reconciler's pass: fifoStepWait per place from the head, plus the head's
+// own wait for its next attempt when it failed, at least fifoMinWait (at
+// least fifoBlockedWait behind a dead head: a replay's success or a skip
+// wakes the next), at most fifoMaxWait. A line's waiting jobs so run about
+// ln(length) times a second while its head is due (its places beyond
+// fifoMaxWait's add length / fifoMaxWait), once per retry of the head and
+// not between, instead of length / minute: a long line behind a failing
+// endpoint costs little. The reconciler's pass, not fifoMaxWait, bounds a
+// lost wake; fifoMaxWait, under the schedule's longest wait (4.26 h), only
+// keeps every job looking now and then.
 const (
 	fifoStepWait    = time.Second
 	fifoMinWait     = time.Second
-	fifoMaxWait     = time.Minute
+	fifoMaxWait     = 4 * time.Hour
 	fifoBlockedWait = 5 * time.Minute
 )
 
@@ -74,11 +85,21 @@ func (w *Worker) fifoWait(ctx context.Context, target *store.Target) (time.Durat
 		return fifoMinWait, nil
 	case head.DeliveryID == target.DeliveryID:
 		return 0, nil
-	case head.State == store.StateDead:
-		return jitter(fifoBlockedWait), nil
 	}
-	wait := time.Duration(*target.FIFOSeq-head.Seq) * fifoStepWait
-	return jitter(min(max(wait, fifoMinWait), fifoMaxWait)), nil
+	return jitter(fifoFollowerWait(*target.FIFOSeq-head.Seq, head, w.cfg.Now())), nil
+}
+
+// fifoFollowerWait is how long a delivery places behind head (by sequence
+// number) waits at now: see fifoStepWait.
+func fifoFollowerWait(places int64, head *store.FIFOHead, now time.Time) time.Duration {
+	wait := time.Duration(places) * fifoStepWait
+	switch {
+	case head.State == store.StateDead:
+		wait = max(wait, fifoBlockedWait)
+	case head.NextAttemptAt != nil && head.NextAttemptAt.After(now):
+		wait += head.NextAttemptAt.Sub(now)
+	}
+	return min(max(wait, fifoMinWait), fifoMaxWait)
 }
 
 // jitter adds up to a tenth of d, so the waiting jobs of a line don't all

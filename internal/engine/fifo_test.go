@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -262,4 +263,95 @@ func TestFIFORecordingsDoNotLinger(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("a FIFO line of %d delivered in %s", line, took)
 	require.Less(t, took, (line-1)/2*linger, "the line's recordings waited for company")
+}
+
+// While a FIFO line's head waits for its retry, the jobs waiting behind it
+// wait until after that retry, and none of them runs meanwhile: a long line
+// behind a failing endpoint costs nothing while it waits (before, the job
+// right behind the head looked every second, the next every two...).
+func TestFIFOLineWaitsQuietlyForItsHeadsRetry(t *testing.T) {
+	t.Parallel()
+	const followers = 20
+	b := setupServer(t, func(c *server.Config) {
+		c.DBMaxConns = 6
+		c.MaxWorkers = 10
+		c.RetryScale = 1 // the head's second attempt 30 s after its first
+	})
+	pool, ctx := b.pool, context.Background()
+	recv := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
+	createFIFOWebhook(t, pool, b.keys, "acct_fifo_quiet", recv.URL+"/")
+	var deliveries, events []string
+	for n := range followers + 1 {
+		res := enqueue(t, pool, b.enqueuer, &engine.Event{AccountID: "acct_fifo_quiet", Type: "ping", Data: rawJSON(fmt.Sprintf(`{"n":%d}`, n))})
+		deliveries, events = append(deliveries, res.Deliveries[0].ID), append(events, res.EventID)
+	}
+
+	// Every job behind the head has looked at it since it failed, and
+	// waits until after its retry.
+	quiet := func() (bool, string) {
+		var waiting, after int
+		var nextAttempt *time.Time
+		require.NoError(t, pool.QueryRow(ctx, `
+WITH head AS (SELECT next_attempt_at FROM deliveries WHERE id = $1 AND attempts > 0 AND next_attempt_at > now())
+SELECT count(*), count(*) FILTER (WHERE j.state = 'scheduled' AND j.scheduled_at > head.next_attempt_at), min(head.next_attempt_at)
+FROM deliveries d JOIN river_job j ON j.id = d.job_id CROSS JOIN head
+WHERE d.id = ANY($2)`, deliveries[0], deliveries[1:]).Scan(&waiting, &after, &nextAttempt))
+		return waiting == followers && after == followers,
+			fmt.Sprintf("%d of %d jobs behind the head wait until after its retry (at %v)", after, waiting, nextAttempt)
+	}
+	testwait.For(t, time.Minute, quiet)
+	snoozes := func() float64 {
+		return metricValue(t, scrape(t, "http://"+b.srv.MetricsAddr()+"/metrics"), `webhookd_job_snoozes_total{reason="fifo"}`)
+	}
+	before := snoozes()
+	time.Sleep(3 * time.Second) // a window in which the old waits ran the first job 3 times
+	require.Equal(t, before, snoozes(), "no job of the line ran while its head waited for its retry")
+	done, state := quiet()
+	require.True(t, done, state)
+	for _, r := range recv.Requests() {
+		require.Equal(t, events[0], r.Header.Get("Mono-Event-Id"), "only the head was attempted")
+	}
+}
+
+// A FIFO line whose next head's wake was lost (a crash between the
+// recording of its predecessor's success and the wake, or its job running
+// when it was woken) moves on at the reconciler's next pass, not at the end
+// of the job's own wait (here an hour).
+func TestFIFOReconcilerWakesALostWake(t *testing.T) {
+	t.Parallel()
+	b := setupServer(t, func(c *server.Config) {
+		c.DBMaxConns = 6
+		c.MaxWorkers = 10
+		c.ReconcileInterval = time.Second
+	})
+	pool, ctx := b.pool, context.Background()
+	recv := testreceiver.New(t, testreceiver.Status(http.StatusInternalServerError))
+	createFIFOWebhook(t, pool, b.keys, "acct_fifo_lost_wake", recv.URL+"/")
+	var deliveries []string
+	for range 2 {
+		res := enqueue(t, pool, b.enqueuer, &engine.Event{AccountID: "acct_fifo_lost_wake", Type: "ping", Data: rawJSON(`{}`)})
+		deliveries = append(deliveries, res.Deliveries[0].ID)
+	}
+	// The waiting delivery's job, once it has snoozed behind the head, as
+	// while it runs: the head's wake can't reach it.
+	var jobID int64
+	testwait.For(t, time.Minute, func() (bool, string) {
+		err := pool.QueryRow(ctx, `
+UPDATE river_job j SET state = 'running', attempted_at = now() FROM deliveries d
+WHERE d.id = $1 AND j.id = d.job_id AND j.state IN ('available', 'scheduled') AND j.scheduled_at > now()
+RETURNING j.id`, deliveries[1]).Scan(&jobID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, "the waiting job has not snoozed behind the head"
+		}
+		require.NoError(t, err)
+		return true, ""
+	})
+	recv.SetRespond(testreceiver.Status(http.StatusOK))
+	require.Equal(t, store.StateSucceeded, waitFinished(t, pool, deliveries[0], time.Minute).State)
+	// Let the worker's wake pass, then record the job's snooze: an hour.
+	time.Sleep(300 * time.Millisecond)
+	_, err := pool.Exec(ctx, `UPDATE river_job SET state = 'scheduled', scheduled_at = now() + interval '1 hour' WHERE id = $1`, jobID)
+	require.NoError(t, err)
+
+	require.Equal(t, store.StateSucceeded, waitFinished(t, pool, deliveries[1], 30*time.Second).State)
 }

@@ -48,7 +48,8 @@ func (ReconcileArgs) InsertOpts() river.InsertOpts {
 // in River UI, a bug) and gives each a new job. It is the backstop that
 // keeps a delivery from staying pending for ever. It also cancels the
 // pending and paused deliveries of deleted webhooks that it meets (see
-// store.CancelAbandoned), which would otherwise wait for ever.
+// store.CancelAbandoned), which would otherwise wait for ever, and wakes
+// the FIFO lines' heads whose wake was lost (WakeFIFOHeads).
 type Reconciler struct {
 	river.WorkerDefaults[ReconcileArgs]
 
@@ -141,8 +142,25 @@ func (r *Reconciler) Work(ctx context.Context, job *river.Job[ReconcileArgs]) (e
 	if _, err := r.CancelAbandonedPaused(ctx); err != nil {
 		return err
 	}
+	if _, err := r.WakeFIFOHeads(ctx); err != nil {
+		return err
+	}
 	_, err = r.AutoPause(ctx)
 	return err
+}
+
+// WakeFIFOHeads wakes the job of every FIFO line's head that is due but
+// waits snoozed, its wake lost (store.WakeDueFIFOHeads), and returns how
+// many it woke: a lost wake costs a line at most one reconcile interval.
+func (r *Reconciler) WakeFIFOHeads(ctx context.Context) (int64, error) {
+	n, err := store.WakeDueFIFOHeads(ctx, r.db, r.now())
+	if err != nil {
+		return 0, fmt.Errorf("error waking the heads of FIFO lines: %w", err)
+	}
+	if n > 0 {
+		r.logger.Debug("reconciler woke the heads of FIFO lines", zap.Int64("webhooks", n))
+	}
+	return n, nil
 }
 
 // strandedBatch bounds the webhooks ResumeStranded handles in one pass.

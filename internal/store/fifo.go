@@ -73,7 +73,7 @@ func TakeFIFOSeqs(ctx context.Context, db DB, counts map[string]int) (map[string
 
 // fifoLine is webhook $1's line (uses deliveries_fifo_line_idx).
 const fifoLine = `
-SELECT id, part_day, state, fifo_seq, job_id FROM deliveries
+SELECT id, part_day, state, fifo_seq, job_id, next_attempt_at FROM deliveries
 WHERE webhook_id = $1 AND fifo_seq IS NOT NULL AND state IN ('pending', 'paused', 'dead')`
 
 const fifoHead = fifoLine + `
@@ -85,6 +85,9 @@ type FIFOHead struct {
 	DeliveryID string
 	State      string
 	Seq        int64
+	// NextAttemptAt is when the head is next attempted (a pending head
+	// waiting for a retry: in the future), nil when not set.
+	NextAttemptAt *time.Time
 }
 
 // GetFIFOHead returns webhookID's head, or nil when its line is empty.
@@ -94,7 +97,7 @@ func GetFIFOHead(ctx context.Context, db DB, webhookID string) (*FIFOHead, error
 		day   time.Time
 		jobID *int64
 	)
-	err := db.QueryRow(ctx, fifoHead, webhookID).Scan(&h.DeliveryID, &day, &h.State, &h.Seq, &jobID)
+	err := db.QueryRow(ctx, fifoHead, webhookID).Scan(&h.DeliveryID, &day, &h.State, &h.Seq, &jobID, &h.NextAttemptAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -112,19 +115,43 @@ func GetFIFOHead(ctx context.Context, db DB, webhookID string) (*FIFOHead, error
 // next fetch, which River's insert notification (sent at commit when a job
 // was woken) starts at once, instead of at its job's next check.
 var fifoWake = `
-WITH head AS (` + fifoHead + `), ` + wakeJobsOf("head")
+WITH head AS (` + fifoHead + `), ` + wakeJobsOf("head", "$2")
 
 // wakeJobsOf is the CTE woke, which makes the jobs of the pending
-// deliveries of from (its state and job_id) available at $2 when they wait
-// snoozed (see fifoWake), and the end of the statement, notifyWoken.
-func wakeJobsOf(from string) string {
+// deliveries of from (its state and job_id) available at now (a statement
+// parameter) when they wait snoozed (see fifoWake), and the end of the
+// statement, notifyWoken.
+func wakeJobsOf(from, now string) string {
 	return `woke AS (
-    UPDATE river_job j SET state = 'available', scheduled_at = $2
+    UPDATE river_job j SET state = 'available', scheduled_at = ` + now + `
     FROM ` + from + `
     WHERE ` + from + `.state = 'pending' AND j.id = ` + from + `.job_id
-      AND j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at > $2
+      AND j.state IN ('available', 'scheduled', 'retryable') AND j.scheduled_at > ` + now + `
     RETURNING j.id
 )` + notifyWoken
+}
+
+// fifoWakeDue wakes, for every live FIFO webhook, its head's job when the
+// head is pending and due ($1) but its job waits snoozed beyond that: a
+// wake that was lost (a crash between a success's recording and its wake,
+// or a job that was running when it was woken). One probe of
+// deliveries_fifo_line_idx per FIFO webhook, as CountFIFOBlocked.
+var fifoWakeDue = `
+WITH head AS (
+    SELECT h.state, h.job_id FROM webhook_fifo f
+    JOIN webhooks w ON w.id = f.webhook_id AND w.deleted_at IS NULL
+    CROSS JOIN LATERAL (
+        SELECT d.state, d.job_id, d.next_attempt_at FROM deliveries d
+        WHERE d.webhook_id = f.webhook_id AND d.fifo_seq IS NOT NULL AND d.state IN ('pending', 'paused', 'dead')
+        ORDER BY d.fifo_seq LIMIT 1) h
+    WHERE h.next_attempt_at IS NULL OR h.next_attempt_at <= $1
+), ` + wakeJobsOf("head", "$1")
+
+// WakeDueFIFOHeads wakes the job of every FIFO line's head that is due but
+// waits snoozed (see fifoWakeDue): the reconciler's bound on how late a lost
+// wake leaves a line. It returns how many it woke.
+func WakeDueFIFOHeads(ctx context.Context, db DB, now time.Time) (int64, error) {
+	return execWake(ctx, db, fifoWakeDue, now)
 }
 
 // WakeFIFOHead wakes the job of webhookID's head (see fifoWake); it reports
@@ -213,7 +240,7 @@ WITH freed AS (
     UPDATE deliveries SET fifo_seq = NULL, updated_at = $2
     WHERE webhook_id = $1 AND fifo_seq IS NOT NULL AND state IN ('pending', 'paused', 'dead')
     RETURNING state, job_id
-), ` + wakeJobsOf("freed")
+), ` + wakeJobsOf("freed", "$2")
 
 // SetOrdering switches live webhook id to ordering (OrderingNone or
 // OrderingFIFO), in db, which must be a transaction. To fifo: deliveries
