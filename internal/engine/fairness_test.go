@@ -360,6 +360,60 @@ func TestInflightFreeIn(t *testing.T) {
 	require.Empty(t, f.hooks["wh_hole"].starts)
 }
 
+// The jobs a saturated webhook turns away get turns one slot interval (an
+// attempt's time ÷ the cap) apart, from when the next slot should free, at
+// most SaturatedTurnsMax ahead (past it, at random in its second half): a
+// backlog behind a black hole comes back about as fast as its slots free,
+// not every job every SaturatedSnoozeMax.
+// When the endpoint speeds up, the turns still ahead count at its new pace.
+func TestInflightTurns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const timeout = 10 * time.Second
+	f := newInflight(100) // a cap of 100, starting at 10
+	require.Zero(t, f.turn("wh_hole", timeout), "unknown webhook: no turn")
+	for range 10 {
+		require.True(t, f.acquire(ctx, "wh_hole"))
+	}
+	require.Zero(t, f.turn("wh_hole", timeout), "nothing known yet: maybe a burst to a healthy endpoint")
+	f.slowAfter = 0 // as if the oldest had run for a second
+
+	// A black hole: 10 slots, none finishing before the 10 s timeout.
+	first := f.turn("wh_hole", timeout)
+	require.Greater(t, first, timeout/2, "the first turn is when the oldest attempt times out (the margin is for a loaded machine)")
+	require.LessOrEqual(t, first, timeout)
+	prev := first
+	for range 20 {
+		next := f.turn("wh_hole", timeout)
+		require.InDelta(t, float64(prev+time.Second), float64(next), float64(100*time.Millisecond), "one turn per slot interval, 10 s / 10")
+		prev = next
+	}
+	for range 300 {
+		prev = f.turn("wh_hole", timeout)
+	}
+	for range 100 {
+		d := f.turn("wh_hole", timeout)
+		require.LessOrEqual(t, d, SaturatedTurnsMax, "turns go at most SaturatedTurnsMax ahead")
+		require.GreaterOrEqual(t, d, SaturatedTurnsMax/2, "past it, a job comes back within its second half, at random")
+		prev = max(prev, d)
+	}
+	require.Greater(t, prev, SaturatedTurnsMax*9/10)
+
+	// The endpoint answers in 100 ms now, its cap grown to 20: the ~300
+	// turns ahead count at 5 ms each.
+	for range 10 {
+		f.release("wh_hole", 100*time.Millisecond, endAnswered)
+	}
+	filled := 0
+	for f.tryAcquire("wh_hole") {
+		filled++
+	}
+	require.Equal(t, 20, filled, "the cap grew to 20")
+	sped := f.turn("wh_hole", timeout)
+	require.Greater(t, sped, time.Second, "~300 turns ahead at 5 ms")
+	require.Less(t, sped, 2*time.Second, "the turns ahead count at the endpoint's new pace")
+}
+
 // wouldTurnAway says what acquire would do at once: turn away a job for a
 // webhook at its cap whose attempts are not fast (so the bulk gate doesn't
 // hold that job in a worker slot first), take one that has room or whose

@@ -45,13 +45,19 @@ const (
 	endTimedOut
 )
 
-// Bounds of the snooze of a job whose webhook is saturated. The delay grows
-// with the job's snooze count, so a backlog behind a black hole settles to
-// one look every SaturatedSnoozeMax instead of churning the queue.
+// Bounds of the snooze of a job whose webhook is saturated, before its turn
+// (inflight.turn) is counted in: the delay grows with the job's snooze
+// count, so a job looks at most every SaturatedSnoozeMax; its turn, when
+// later, spreads a backlog over the times the webhook's slots free.
 const (
 	SaturatedSnoozeMin = 200 * time.Millisecond
 	SaturatedSnoozeMax = 10 * time.Second
 )
+
+// SaturatedTurnsMax bounds how far ahead a saturated webhook's turns go
+// (see inflight.turn): the most a job waits for its turn, and so how late a
+// backlog behind an endpoint that recovers comes back at most.
+const SaturatedTurnsMax = 5 * time.Minute
 
 // A saturated webhook whose recent attempts are fast (an average under
 // fastAttempt) frees a slot within moments, so a job waits in process up to
@@ -99,6 +105,10 @@ type hookSlots struct {
 	avg     time.Duration // moving average of attempt durations
 	waiters []*slotWaiter // jobs waiting for a slot, first come first served
 	starts  []time.Time   // when each attempt in flight took its slot
+	// nextTurn is the earliest turn to give the next job turned away,
+	// reckoned one turnEvery after the last (see inflight.turn).
+	nextTurn  time.Time
+	turnEvery time.Duration
 }
 
 // slotWaiter is a job waiting in acquire. A released slot is handed to the
@@ -300,18 +310,63 @@ func (f *inflight) release(webhookID string, took time.Duration, end attemptEnd)
 func (f *inflight) freeIn(webhookID string, timeout time.Duration) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	h := f.hooks[webhookID]
+	free, _ := f.freeInLocked(f.hooks[webhookID], timeout)
+	return free
+}
+
+// freeInLocked is freeIn of h (nil: unknown), with how long one of its
+// attempts takes (0 when freeIn is 0 for want of knowing). The caller holds
+// f.mu.
+func (f *inflight) freeInLocked(h *hookSlots, timeout time.Duration) (free, takes time.Duration) {
 	if h == nil || h.n < h.limit || len(h.starts) == 0 {
-		return 0
+		return 0, 0
 	}
 	oldest := h.oldest()
-	takes := timeout
+	takes = timeout
 	if h.avg > 0 {
 		takes = min(h.avg, timeout)
 	} else if time.Since(oldest) < f.slowAfter {
+		return 0, 0
+	}
+	return max(time.Until(oldest.Add(takes)), 0), takes
+}
+
+// turn gives a job that webhookID's cap turned away its turn and returns
+// how long until it: when this process expects the next of the webhook's
+// slots to free, or after the turns already given that are still ahead,
+// one slot interval (an attempt's time ÷ the webhook's cap) each, whichever
+// is later, and at most SaturatedTurnsMax ahead. So the jobs waiting for a
+// saturated webhook come back about as fast as its slots free, not each of
+// them once per SaturatedSnoozeMax: behind a black hole (10 slots, a 10 s
+// timeout) a backlog of N ran N / 10 s jobs a second, and now runs about
+// one a second plus N / (¾ SaturatedTurnsMax): a job past the turns'
+// reach comes back at a random time between half of it and all of it, to
+// look again. The turns ahead are counted, not
+// timed: when the endpoint speeds up, the next job's turn comes as much
+// sooner. 0 when the webhook is not saturated or nothing is known yet
+// (freeIn).
+func (f *inflight) turn(webhookID string, timeout time.Duration) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hooks[webhookID]
+	free, takes := f.freeInLocked(h, timeout)
+	if takes == 0 {
 		return 0
 	}
-	return max(time.Until(oldest.Add(takes)), 0)
+	now, every := time.Now(), takes/time.Duration(h.limit)
+	var ahead time.Duration
+	if h.turnEvery > 0 && h.nextTurn.After(now) {
+		turns := float64(h.nextTurn.Sub(now)) / float64(h.turnEvery)
+		ahead = time.Duration(turns * float64(every))
+	}
+	wait := min(max(free, ahead), SaturatedTurnsMax)
+	h.nextTurn, h.turnEvery = now.Add(wait+every), every
+	if wait == SaturatedTurnsMax {
+		// Past the turns' reach: back at a random time within it, so that
+		// the jobs past it don't all come back together.
+		wait = SaturatedTurnsMax/2 + time.Duration(rand.Int64N(int64(SaturatedTurnsMax/2)))
+	}
+	return wait
 }
 
 // saturatedSnooze is how long a job waits when its webhook is saturated:

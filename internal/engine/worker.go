@@ -495,7 +495,10 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		}
 		// Saturated by a slow or black-hole endpoint: wait in the queue
 		// without using an attempt, so one endpoint can't hold every worker.
-		return w.snooze(snoozeWebhookCap, saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout)))
+		// Its turn (inflight.turn) spreads a backlog's jobs over the times
+		// the webhook's slots should free.
+		wait := saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout))
+		return w.snooze(snoozeWebhookCap, max(wait, w.inflight.turn(target.WebhookID, w.cfg.HTTPTimeout)))
 	}
 	slotAt := time.Now()
 	start := w.cfg.Now()
