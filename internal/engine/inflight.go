@@ -335,16 +335,15 @@ func (f *inflight) freeInLocked(h *hookSlots, timeout time.Duration) (free, take
 // how long until it: when this process expects the next of the webhook's
 // slots to free, or after the turns already given that are still ahead,
 // one slot interval (an attempt's time ÷ the webhook's cap) each, whichever
-// is later, and at most SaturatedTurnsMax ahead. So the jobs waiting for a
-// saturated webhook come back about as fast as its slots free, not each of
-// them once per SaturatedSnoozeMax: behind a black hole (10 slots, a 10 s
-// timeout) a backlog of N ran N / 10 s jobs a second, and now runs about
-// one a second plus N / (¾ SaturatedTurnsMax): a job past the turns'
+// is later, and at most SaturatedTurnsMax ahead. A job past the turns'
 // reach comes back at a random time between half of it and all of it, to
-// look again. The turns ahead are counted, not
-// timed: when the endpoint speeds up, the next job's turn comes as much
-// sooner. 0 when the webhook is not saturated or nothing is known yet
-// (freeIn).
+// look again. So the jobs waiting for a saturated webhook come back about
+// as fast as its slots free, not each of them once per SaturatedSnoozeMax:
+// behind a black hole (10 slots, a 10 s timeout) a backlog of N ran N / 10 s
+// jobs a second, and now runs about one a second plus N / (¾
+// SaturatedTurnsMax). The turns ahead are counted, not timed: when the
+// endpoint speeds up, the next job's turn comes as much sooner. 0 when the
+// webhook is not saturated or nothing is known yet (freeIn).
 func (f *inflight) turn(webhookID string, timeout time.Duration) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
