@@ -371,28 +371,32 @@ func TestInflightTurns(t *testing.T) {
 	ctx := context.Background()
 	const timeout = 10 * time.Second
 	f := newInflight(100) // a cap of 100, starting at 10
-	require.Zero(t, f.turn("wh_hole", timeout), "unknown webhook: no turn")
+	turn := func() time.Duration {
+		_, wait := f.turn("wh_hole", timeout)
+		return wait
+	}
+	require.Zero(t, turn(), "unknown webhook: no turn")
 	for range 10 {
 		require.True(t, f.acquire(ctx, "wh_hole"))
 	}
-	require.Zero(t, f.turn("wh_hole", timeout), "nothing known yet: maybe a burst to a healthy endpoint")
+	require.Zero(t, turn(), "nothing known yet: maybe a burst to a healthy endpoint")
 	f.slowAfter = 0 // as if the oldest had run for a second
 
 	// A black hole: 10 slots, none finishing before the 10 s timeout.
-	first := f.turn("wh_hole", timeout)
+	first := turn()
 	require.Greater(t, first, timeout/2, "the first turn is when the oldest attempt times out (the margin is for a loaded machine)")
 	require.LessOrEqual(t, first, timeout)
 	prev := first
 	for range 20 {
-		next := f.turn("wh_hole", timeout)
+		next := turn()
 		require.InDelta(t, float64(prev+time.Second), float64(next), float64(100*time.Millisecond), "one turn per slot interval, 10 s / 10")
 		prev = next
 	}
 	for range 300 {
-		prev = f.turn("wh_hole", timeout)
+		prev = turn()
 	}
 	for range 100 {
-		d := f.turn("wh_hole", timeout)
+		d := turn()
 		require.LessOrEqual(t, d, SaturatedTurnsMax, "turns go at most SaturatedTurnsMax ahead")
 		require.GreaterOrEqual(t, d, SaturatedTurnsMax/2, "past it, a job comes back within its second half, at random")
 		prev = max(prev, d)
@@ -409,7 +413,7 @@ func TestInflightTurns(t *testing.T) {
 		filled++
 	}
 	require.Equal(t, 20, filled, "the cap grew to 20")
-	sped := f.turn("wh_hole", timeout)
+	sped := turn()
 	require.Greater(t, sped, time.Second, "~300 turns ahead at 5 ms")
 	require.Less(t, sped, 2*time.Second, "the turns ahead count at the endpoint's new pace")
 }

@@ -344,13 +344,16 @@ func (f *inflight) freeInLocked(h *hookSlots, timeout time.Duration) (free, take
 // SaturatedTurnsMax). The turns ahead are counted, not timed: when the
 // endpoint speeds up, the next job's turn comes as much sooner. 0 when the
 // webhook is not saturated or nothing is known yet (freeIn).
-func (f *inflight) turn(webhookID string, timeout time.Duration) time.Duration {
+//
+// It returns freeIn too (free), reckoned once under the same lock: the
+// worker needs both for a job the cap turned away.
+func (f *inflight) turn(webhookID string, timeout time.Duration) (free, wait time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h := f.hooks[webhookID]
 	free, takes := f.freeInLocked(h, timeout)
 	if takes == 0 {
-		return 0
+		return free, 0
 	}
 	now, every := time.Now(), takes/time.Duration(h.limit)
 	var ahead time.Duration
@@ -358,14 +361,14 @@ func (f *inflight) turn(webhookID string, timeout time.Duration) time.Duration {
 		turns := float64(h.nextTurn.Sub(now)) / float64(h.turnEvery)
 		ahead = time.Duration(turns * float64(every))
 	}
-	wait := min(max(free, ahead), SaturatedTurnsMax)
+	wait = min(max(free, ahead), SaturatedTurnsMax)
 	h.nextTurn, h.turnEvery = now.Add(wait+every), every
 	if wait == SaturatedTurnsMax {
 		// Past the turns' reach: back at a random time within it, so that
 		// the jobs past it don't all come back together.
 		wait = SaturatedTurnsMax/2 + time.Duration(rand.Int64N(int64(SaturatedTurnsMax/2)))
 	}
-	return wait
+	return free, wait
 }
 
 // saturatedSnooze is how long a job waits when its webhook is saturated:

@@ -497,8 +497,8 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		// without using an attempt, so one endpoint can't hold every worker.
 		// Its turn (inflight.turn) spreads a backlog's jobs over the times
 		// the webhook's slots should free.
-		wait := saturatedWait(job.Metadata, w.inflight.freeIn(target.WebhookID, w.cfg.HTTPTimeout))
-		return w.snooze(snoozeWebhookCap, max(wait, w.inflight.turn(target.WebhookID, w.cfg.HTTPTimeout)))
+		free, turn := w.inflight.turn(target.WebhookID, w.cfg.HTTPTimeout)
+		return w.snooze(snoozeWebhookCap, max(saturatedWait(job.Metadata, free), turn))
 	}
 	slotAt := time.Now()
 	start := w.cfg.Now()
