@@ -436,3 +436,88 @@ func TestInflightWouldTurnAway(t *testing.T) {
 	require.True(t, f.acquire(ctx, "wh_fast"))
 	require.False(t, f.wouldTurnAway("wh_fast"), "at the cap, but its attempts are fast: acquire waits for a slot")
 }
+
+// A backlog waiting for turns given while its webhook was a black hole is
+// to be woken once the endpoint answers fast again (inflight.release says
+// so, to one wake at a time), not on a hang, a slow answer, or a hang left
+// from before the recovery; a round wakes what the endpoint takes in
+// recoveryWakeEvery at its cap, none while the cap is full; once the wake
+// is done, a fast answer wakes nothing until new slow turns are given.
+func TestInflightRecovery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const timeout = 10 * time.Second
+	f := newInflight(100) // a cap of 100, starting at 10
+	for range 10 {
+		require.True(t, f.acquire(ctx, "wh"))
+	}
+	f.slowAfter = 0 // as if the oldest had run for a second
+	for range 200 {
+		f.turn("wh", timeout) // a black hole's turns, 1 s apart: ~200 s ahead
+	}
+	n, over := f.recoveryRound("wh")
+	require.True(t, over, "not recovered: no round")
+	require.Zero(t, n)
+
+	require.False(t, f.release("wh", timeout, endTimedOut), "a hang is no recovery")
+	require.True(t, f.acquire(ctx, "wh"))
+	require.False(t, f.release("wh", 2*time.Second, endAnswered), "a slow answer is no recovery")
+	require.True(t, f.acquire(ctx, "wh"))
+	// Fast answers bring the recent pace (half weight) from 2 s under
+	// fastAttempt on the fourth: 1.0, 0.5, 0.26, 0.13 s.
+	for i := range 3 {
+		require.False(t, f.release("wh", 5*time.Millisecond, endAnswered), "answer %d: the pace not yet fast", i+1)
+		require.True(t, f.acquire(ctx, "wh"))
+	}
+	// A hang from before the recovery ends: it doesn't reset the pace.
+	require.False(t, f.release("wh", timeout, endTimedOut))
+	require.True(t, f.acquire(ctx, "wh"))
+	require.True(t, f.release("wh", 5*time.Millisecond, endAnswered), "recovered: fast answers, turns over recoveryLag ahead")
+	require.True(t, f.acquire(ctx, "wh"))
+	require.False(t, f.release("wh", 5*time.Millisecond, endAnswered), "one wake at a time")
+
+	for f.tryAcquire("wh") { // the cap, grown with the answers, full
+	}
+	f.mu.Lock()
+	limit, answered := f.hooks["wh"].limit, f.hooks["wh"].answered
+	f.mu.Unlock()
+	n, over = f.recoveryRound("wh")
+	require.False(t, over)
+	require.Zero(t, n, "the cap is full: none woken this round")
+	f.release("wh", 5*time.Millisecond, endAnswered)
+	n, over = f.recoveryRound("wh")
+	require.False(t, over)
+	want := min(max(int(float64(limit+1)*float64(recoveryWakeEvery)/float64(answered+(5*time.Millisecond-answered)/2)), limit+1), recoveryWakeMax)
+	require.Equal(t, want, n, "what the endpoint takes in a round at its cap and pace")
+	require.GreaterOrEqual(t, n, limit)
+
+	// A round that woke every job waiting that long: the wake goes on only
+	// for turns given since it began.
+	before := time.Now()
+	for f.tryAcquire("wh") {
+	}
+	f.turn("wh", timeout) // a woken job turned away again, far ahead
+	f.drained("wh", before)
+	_, over = f.recoveryRound("wh")
+	require.False(t, over, "a turn given since the round began: another round")
+	f.drained("wh", time.Now())
+	_, over = f.recoveryRound("wh")
+	require.True(t, over, "none given since: the wake is over")
+
+	f.wakeDone("wh")
+	require.False(t, f.release("wh", 5*time.Millisecond, endAnswered), "the wake done: its turns forgotten")
+
+	// A hang that started after the latest answer: not recovered.
+	for f.tryAcquire("wh") {
+	}
+	for range 20 {
+		f.turn("wh", timeout) // new slow turns (the average is still slow)
+	}
+	f.mu.Lock()
+	require.True(t, f.recovered(f.hooks["wh"], time.Now()), "new slow turns, fast answers: recovered")
+	f.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // sleeps because: the hang below must start after the latest answer
+	require.False(t, f.release("wh", 10*time.Millisecond, endTimedOut))
+	_, over = f.recoveryRound("wh")
+	require.True(t, over, "a hang after the answers: the pace starts again")
+}

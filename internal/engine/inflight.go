@@ -55,9 +55,21 @@ const (
 )
 
 // SaturatedTurnsMax bounds how far ahead a saturated webhook's turns go
-// (see inflight.turn): the most a job waits for its turn, and so how late a
-// backlog behind an endpoint that recovers comes back at most.
+// (see inflight.turn): the most a job waits for its turn. A backlog behind
+// an endpoint that recovers does not wait that long: its jobs are woken
+// (see inflight.release, Worker.wakeRecovered).
 const SaturatedTurnsMax = 5 * time.Minute
+
+// Waking a recovered webhook's backlog (Worker.wakeRecovered): the jobs
+// whose turns, given while the endpoint was slow or a black hole, are over
+// recoveryLag ahead are woken in rounds recoveryWakeEvery apart, each what
+// the endpoint takes in a round at its cap and its recent answers' pace
+// (at least the cap, at most recoveryWakeMax).
+const (
+	recoveryLag       = 5 * time.Second
+	recoveryWakeEvery = time.Second
+	recoveryWakeMax   = 1000
+)
 
 // A saturated webhook whose recent attempts are fast (an average under
 // fastAttempt) frees a slot within moments, so a job waits in process up to
@@ -109,6 +121,19 @@ type hookSlots struct {
 	// reckoned one turnEvery after the last (see inflight.turn).
 	nextTurn  time.Time
 	turnEvery time.Duration
+	// waitingUntil is the latest turn given (the time, not counted): jobs
+	// may wait in the queue until then. slowTurns: some were given while
+	// the webhook's attempts took fastAttempt or more. answered is a fast
+	// moving average (half weight) of the answered attempts' durations,
+	// the pace that tells a recovery, since the last hang that started
+	// after an answer (lastAnswer: when the latest answer came). waking: a
+	// recovery wake runs.
+	waitingUntil time.Time
+	turnedAt     time.Time // when the latest turn was given
+	slowTurns    bool
+	answered     time.Duration
+	lastAnswer   time.Time
+	waking       bool
 }
 
 // slotWaiter is a job waiting in acquire. A released slot is handed to the
@@ -257,13 +282,18 @@ func (f *inflight) wouldTurnAway(webhookID string) bool {
 }
 
 // release frees webhookID's slot, folds the attempt's duration into the
-// webhook's average and moves its cap as the attempt ended.
-func (f *inflight) release(webhookID string, took time.Duration, end attemptEnd) {
+// webhook's average and moves its cap as the attempt ended. It reports
+// whether the caller is to wake the webhook's backlog
+// (Worker.wakeRecovered, then wakeDone): the webhook's answers have come
+// fast again (their recent average under fastAttempt) while jobs wait with
+// turns given when it was slow, over recoveryLag ahead. At most one wake
+// runs per webhook.
+func (f *inflight) release(webhookID string, took time.Duration, end attemptEnd) (wake bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	h := f.hooks[webhookID]
 	if h == nil {
-		return
+		return false
 	}
 	// The finished attempt's start: the one nearest to now − took.
 	if len(h.starts) > 0 {
@@ -280,25 +310,91 @@ func (f *inflight) release(webhookID string, took time.Duration, end attemptEnd)
 	} else {
 		h.avg += (took - h.avg) / 8
 	}
+	now := time.Now()
 	switch end {
 	case endAnswered:
 		h.limit = min(h.limit+1, f.limit)
+		if h.answered == 0 {
+			h.answered = took
+		} else {
+			h.answered += (took - h.answered) / 2
+		}
+		h.lastAnswer = now
 	case endTimedOut:
 		h.limit = max(h.limit/2, f.start)
+		if now.Add(-took).After(h.lastAnswer) {
+			// A hang that started after the latest answer: not recovered.
+			// (One that started before it is from before a recovery.)
+			h.answered = 0
+		}
 	}
 	f.free(h)
-	now := time.Now()
 	h.used = now
+	if end == endAnswered && !h.waking && f.recovered(h, now) {
+		h.waking, wake = true, true
+	}
 	// Webhooks idle for ten minutes are forgotten (their cap starts again),
 	// so memory follows the webhooks in use, not every webhook ever
 	// attempted.
 	if now.Sub(f.swept) > time.Minute {
 		f.swept = now
 		for id, other := range f.hooks {
-			if other.n == 0 && now.Sub(other.used) > forgetAfter {
+			if other.n == 0 && !other.waking && now.Sub(other.used) > forgetAfter {
 				delete(f.hooks, id)
 			}
 		}
+	}
+	return wake
+}
+
+// recovered reports whether h's backlog is to be woken: its recent answers
+// are fast (under fastAttempt) while jobs wait with turns given when its
+// attempts were slow, over recoveryLag ahead. The caller holds f.mu.
+func (f *inflight) recovered(h *hookSlots, now time.Time) bool {
+	return h.slowTurns && h.answered > 0 && h.answered < fastAttempt && h.waitingUntil.Sub(now) > recoveryLag
+}
+
+// recoveryRound is how many of webhookID's waiting jobs a recovery wake
+// wakes now (Worker.wakeRecovered): what the endpoint takes in
+// recoveryWakeEvery at its cap and its recent answers' pace, at least its
+// cap, at most recoveryWakeMax; none while its cap is full (the jobs woken
+// before are still going). over: the webhook has not recovered (any more),
+// so the wake ends, and wakeDone is to be called.
+func (f *inflight) recoveryRound(webhookID string) (n int, over bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hooks[webhookID]
+	if h == nil || !f.recovered(h, time.Now()) {
+		return 0, true
+	}
+	if h.n >= h.limit {
+		return 0, false
+	}
+	take := float64(h.limit) * float64(recoveryWakeEvery) / float64(h.answered)
+	return int(min(max(take, float64(h.limit)), recoveryWakeMax)), false
+}
+
+// drained tells webhookID's recovery wake's state that a round woke every
+// job waiting that long: the turns given before it began (before) are
+// over. The wake goes on only if turns were given since (jobs it woke
+// that the cap turned away again, with turns reckoned at the webhook's
+// slower past average).
+func (f *inflight) drained(webhookID string, before time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h := f.hooks[webhookID]; h != nil && h.turnedAt.Before(before) {
+		h.waitingUntil = time.Time{}
+	}
+}
+
+// wakeDone ends webhookID's recovery wake. The turns given before are
+// forgotten (the wake woke the jobs waiting for them, or failed and left
+// them to their turns): the next wake needs new slow turns.
+func (f *inflight) wakeDone(webhookID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h := f.hooks[webhookID]; h != nil {
+		h.waking, h.slowTurns, h.waitingUntil = false, false, time.Time{}
 	}
 }
 
@@ -368,7 +464,20 @@ func (f *inflight) turn(webhookID string, timeout time.Duration) (free, wait tim
 		// the jobs past it don't all come back together.
 		wait = SaturatedTurnsMax/2 + time.Duration(rand.Int64N(int64(SaturatedTurnsMax/2)))
 	}
+	// What a recovery wake needs to know (inflight.recovered).
+	h.waitingUntil, h.turnedAt = later(h.waitingUntil, now.Add(wait)), now
+	if takes >= fastAttempt {
+		h.slowTurns = true
+	}
 	return free, wait
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // saturatedSnooze is how long a job waits when its webhook is saturated:

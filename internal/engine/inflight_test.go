@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/mono/webhookd/internal/server"
 	"github.com/mono/webhookd/internal/store"
 	"github.com/mono/webhookd/internal/testreceiver"
+	"github.com/mono/webhookd/internal/testwait"
 )
 
 // A black-hole endpoint (accepts, never answers) holds at most its
@@ -106,6 +110,64 @@ func TestWebhookCapStartsLow(t *testing.T) {
 	require.Greater(t, busy.most(), engine.WebhookConcurrencyStart, "an endpoint that answers gets more")
 	require.LessOrEqual(t, busy.most(), limit, "never more than the configured cap")
 	t.Logf("at once: black hole %d, answering endpoint %d (cap %d)", held.most(), busy.most(), limit)
+}
+
+// A backlog that a black hole's cap turned away waits for its turns, up to
+// SaturatedTurnsMax ahead (here ~90 s: 300 jobs, a turn every 3 s / 10
+// slots). When the endpoint answers again its jobs are woken
+// (Worker.wakeRecovered), and the whole backlog is delivered within
+// moments of the recovery, not at its turns.
+func TestRecoveredWebhookBacklogWoken(t *testing.T) {
+	t.Parallel()
+	const events = 300
+	b := setupServer(t, func(c *server.Config) {
+		c.MaxWorkers = 20
+		c.WebhookConcurrency = 10
+		c.HTTPTimeout = 3 * time.Second
+		c.RetryScale = 0.01 // the attempts that hung retry 0.3 s later
+	})
+	var down atomic.Bool
+	down.Store(true)
+	recv := testreceiver.New(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			<-r.Context().Done() // a black hole until it recovers
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	createWebhook(t, b.pool, b.keys, "acct_recovers", recv.URL+"/")
+	for range events {
+		enqueue(t, b.pool, b.enqueuer, &engine.Event{AccountID: "acct_recovers", Type: "ping", Data: rawJSON(`{}`)})
+	}
+
+	// The backlog waits for its turns, some over a minute ahead.
+	const far = "river_job WHERE kind = 'webhookd.delivery' AND state IN ('available', 'scheduled') AND scheduled_at > now() + interval '60 seconds'"
+	testwait.For(t, 60*time.Second, func() (bool, string) {
+		n := count(t, b.pool, far)
+		return n >= 50, fmt.Sprintf("%d jobs wait over 60 s ahead", n)
+	})
+
+	down.Store(false)
+	recovered := time.Now()
+	// Within the turns, the last would go ~90 s after the recovery; woken,
+	// in seconds. The margin is for a loaded CI machine.
+	testwait.For(t, 40*time.Second, func() (bool, string) {
+		var pending, succeeded int
+		require.NoError(t, b.pool.QueryRow(context.Background(), `
+SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'succeeded')
+FROM deliveries WHERE account_id = 'acct_recovers'`).Scan(&pending, &succeeded))
+		state := fmt.Sprintf("%d succeeded, %d pending, %d jobs over 60 s ahead", succeeded, pending, count(t, b.pool, far))
+		if succeeded < events {
+			var waiting string
+			require.NoError(t, b.pool.QueryRow(context.Background(), `
+SELECT coalesce(string_agg(format('%s attempts %s next %s job %s %s at %s', d.id, d.attempts, d.next_attempt_at - now(), j.state, j.attempt, j.scheduled_at - now()), '; '), '')
+FROM (SELECT * FROM deliveries WHERE account_id = 'acct_recovers' AND state = 'pending' ORDER BY created_at LIMIT 5) d
+LEFT JOIN river_job j ON j.id = d.job_id`).Scan(&waiting))
+			state += "; the first pending: " + waiting
+		}
+		return succeeded == events, state
+	})
+	t.Logf("%d deliveries waiting for a black hole's turns delivered %v after it recovered", events, time.Since(recovered).Round(time.Millisecond))
 }
 
 // concurrency counts a receiver's requests in flight and the most at once.

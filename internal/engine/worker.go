@@ -235,6 +235,9 @@ type Worker struct {
 	oauth    oauthSettings            // webhooks' OAuth2 settings (internal/engine/webhook_oauth.go)
 	notifier atomic.Pointer[Enqueuer] // delivery.dead (SetNotifier, internal/engine/deadnotice.go)
 	wakes    atomic.Pointer[Wakes]    // the deliveries queue's alarms (SetWakes; nil: none)
+	// closing ends the recovery wakes (wakeRecovered) at Close.
+	closing context.Context
+	close   context.CancelFunc
 }
 
 // SetWakes gives the worker the deliveries queue's alarms (Wakes): a
@@ -254,6 +257,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 		// One goroutine per worker slot at most; each leaves after a
 		// minute without a job.
 		stacks: stacks.New(cfg.MaxWorkers, time.Minute), tracer: Tracer(cfg.TracerProvider)}
+	w.closing, w.close = context.WithCancel(context.Background())
 	// Loading deliveries and recording attempts are batched across the
 	// worker's jobs: one query and one commit for every delivery whose job
 	// is waiting, at most BatchConcurrency of each at once. A transaction
@@ -285,9 +289,13 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 	return w, nil
 }
 
-// Close lets the goroutines kept for jobs exit. Call it once River has
-// stopped working jobs; a job run after it runs on River's goroutine.
-func (w *Worker) Close() { w.stacks.Close() }
+// Close lets the goroutines kept for jobs exit and ends the recovery wakes
+// (wakeRecovered). Call it once River has stopped working jobs; a job run
+// after it runs on River's goroutine.
+func (w *Worker) Close() {
+	w.close()
+	w.stacks.Close()
+}
 
 // Batching of the worker's statements: at most BatchConcurrency loads and
 // as many recordings run at once, each for at most batchMax deliveries.
@@ -329,8 +337,73 @@ func (w *Worker) TrySlot(webhookID string) (release func(*outbound.Result), wait
 	}
 	at := time.Now()
 	return func(res *outbound.Result) {
-		w.inflight.release(webhookID, time.Since(at), attemptEndOf(res))
+		w.release(webhookID, time.Since(at), res)
 	}, 0, true
+}
+
+// release gives back webhookID's slot after an attempt that took took and
+// ended in res (inflight.release), and starts the wake of the webhook's
+// backlog when its answers show it has recovered.
+func (w *Worker) release(webhookID string, took time.Duration, res *outbound.Result) {
+	if !w.inflight.release(webhookID, took, attemptEndOf(res)) {
+		return
+	}
+	if _, ok := w.db.(pgx.Tx); ok {
+		w.inflight.wakeDone(webhookID) // a test's transaction: one statement at a time, the job's
+		return
+	}
+	go w.wakeRecovered(webhookID)
+}
+
+// wakeRecovered wakes the backlog of a webhook whose answers have come
+// fast again while its jobs wait for turns given when it was slow or a
+// black hole (up to SaturatedTurnsMax ahead): every recoveryWakeEvery, the
+// jobs of its oldest due deliveries that wait over recoveryLag, as many as
+// the endpoint takes in that time (inflight.recoveryRound), until none
+// waits that long (inflight.drained), its answers slow again, or the
+// worker closes. A job woken before its webhook has room is turned away
+// again, with a new turn, and woken again in a later round if that is far
+// (the webhook's average attempt, which turns are reckoned by, comes down
+// over a few dozen answers). Without it, such a backlog would wait for its
+// turns: up to SaturatedTurnsMax after the endpoint recovered.
+func (w *Worker) wakeRecovered(webhookID string) {
+	defer w.inflight.wakeDone(webhookID)
+	log := w.cfg.Logger.With(zap.String("webhook_id", webhookID))
+	tick := time.NewTicker(recoveryWakeEvery)
+	defer tick.Stop()
+	var woken int64
+	for {
+		n, over := w.inflight.recoveryRound(webhookID)
+		if over {
+			break
+		}
+		if n > 0 {
+			ctx, cancel := context.WithTimeout(w.closing, w.cfg.BookkeepingTimeout)
+			now := time.Now()
+			got, err := store.WakeWaiting(ctx, w.db, webhookID, now, now.Add(recoveryLag), n)
+			cancel()
+			if err != nil {
+				if w.closing.Err() == nil {
+					log.Warn("could not wake the backlog of a recovered webhook; its jobs go at their turns", zap.Error(err))
+				}
+				return
+			}
+			woken += got
+			if got < int64(n) {
+				// None left waiting that long, but for jobs turned away
+				// since: the next round looks only if there are some.
+				w.inflight.drained(webhookID, now)
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-w.closing.Done():
+			return
+		}
+	}
+	if woken > 0 {
+		log.Info("webhook answering again: woke the jobs waiting for its turns", zap.Int64("woken", woken))
+	}
 }
 
 // Send makes one HTTP attempt of target, signed at start: the envelope,
@@ -523,7 +596,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	end := w.cfg.Now()
 	// The cap is on requests in flight: the slot is free once the response
 	// is in, before the (batched) recording.
-	w.inflight.release(target.WebhookID, time.Since(slotAt), attemptEndOf(res))
+	w.release(target.WebhookID, time.Since(slotAt), res)
 	if job.Priority <= PriorityNormal && res.StatusCode != 0 && res.Duration < bulkLiveAnswer && !waitedForSlot(target) {
 		// Live traffic that a receiver answers: a backlog gives way to it
 		// (not to a delivery that waited for its rate limit's slot).

@@ -35,6 +35,30 @@ func execWake(ctx context.Context, db DB, sql string, args ...any) (int64, error
 	return woken, err
 }
 
+// wakeWaiting makes available at $2 up to $4 jobs of webhook $1's due
+// pending deliveries (outside a FIFO line) that wait snoozed beyond $3,
+// the oldest deliveries first: through deliveries_webhook_state_idx in
+// order, each job by River's primary key.
+var wakeWaiting = `
+WITH waiting AS (
+    SELECT d.state, d.job_id FROM deliveries d
+    JOIN river_job rj ON rj.id = d.job_id
+    WHERE d.webhook_id = $1 AND d.state = 'pending' AND d.fifo_seq IS NULL
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= $2)
+      AND rj.state IN ('available', 'scheduled') AND rj.scheduled_at > $3
+    ORDER BY d.created_at, d.id
+    LIMIT $4
+), ` + wakeJobsOf("waiting", "$2")
+
+// WakeWaiting wakes up to limit jobs of webhookID's due pending deliveries
+// that wait snoozed until after beyond, oldest first, making them
+// available now (a saturated webhook's backlog, waiting for its turns,
+// when the endpoint has recovered: engine.Worker). It returns how many it
+// woke.
+func WakeWaiting(ctx context.Context, db DB, webhookID string, now, beyond time.Time, limit int) (int64, error) {
+	return execWake(ctx, db, wakeWaiting, webhookID, now, beyond, limit)
+}
+
 // NotifyQueue sends River's insert notification for queue: every process
 // working it fetches (engine.Wakes).
 func NotifyQueue(ctx context.Context, db DB, queue string) error {
