@@ -504,8 +504,22 @@ func TestInflightRecovery(t *testing.T) {
 	_, over = f.recoveryRound("wh")
 	require.True(t, over, "none given since: the wake is over")
 
-	f.wakeDone("wh")
-	require.False(t, f.release("wh", 5*time.Millisecond, endAnswered), "the wake done: its turns forgotten")
+	f.wakeDone("wh", false)
+	require.False(t, f.release("wh", 5*time.Millisecond, endAnswered), "the wake done, none left far ahead: its turns forgotten")
+
+	// A wake that ends with turns still far ahead (the answers slowed for a
+	// while, or the cap turned woken jobs away again) leaves them to the
+	// next fast answer's wake; one that gave up forgets them.
+	for f.tryAcquire("wh") {
+	}
+	f.turn("wh", timeout)
+	require.True(t, f.release("wh", 5*time.Millisecond, endAnswered), "new slow turns far ahead: a wake")
+	f.wakeDone("wh", false)
+	require.True(t, f.acquire(ctx, "wh"))
+	require.True(t, f.release("wh", 5*time.Millisecond, endAnswered), "turns still far ahead after the wake: another")
+	f.wakeDone("wh", true)
+	require.True(t, f.acquire(ctx, "wh"))
+	require.False(t, f.release("wh", 5*time.Millisecond, endAnswered), "a wake that gave up: its turns forgotten")
 
 	// A hang that started after the latest answer: not recovered.
 	for f.tryAcquire("wh") {

@@ -387,14 +387,20 @@ func (f *inflight) drained(webhookID string, before time.Time) {
 	}
 }
 
-// wakeDone ends webhookID's recovery wake. The turns given before are
-// forgotten (the wake woke the jobs waiting for them, or failed and left
-// them to their turns): the next wake needs new slow turns.
-func (f *inflight) wakeDone(webhookID string) {
+// wakeDone ends webhookID's recovery wake. Turns still over recoveryLag
+// ahead are kept (given to jobs the wake woke and the cap turned away
+// again, or left when the endpoint's answers slowed): the next fast answer
+// starts another wake for them. Otherwise, or when giveUp (the wake
+// failed: its jobs go at their turns), they are forgotten, and the next
+// wake needs new slow turns.
+func (f *inflight) wakeDone(webhookID string, giveUp bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if h := f.hooks[webhookID]; h != nil {
-		h.waking, h.slowTurns, h.waitingUntil = false, false, time.Time{}
+		h.waking = false
+		if giveUp || time.Until(h.waitingUntil) <= recoveryLag {
+			h.slowTurns, h.waitingUntil = false, time.Time{}
+		}
 	}
 }
 

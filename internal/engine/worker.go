@@ -349,7 +349,7 @@ func (w *Worker) release(webhookID string, took time.Duration, res *outbound.Res
 		return
 	}
 	if _, ok := w.db.(pgx.Tx); ok {
-		w.inflight.wakeDone(webhookID) // a test's transaction: one statement at a time, the job's
+		w.inflight.wakeDone(webhookID, true) // a test's transaction: one statement at a time, the job's
 		return
 	}
 	go w.wakeRecovered(webhookID)
@@ -367,7 +367,8 @@ func (w *Worker) release(webhookID string, took time.Duration, res *outbound.Res
 // over a few dozen answers). Without it, such a backlog would wait for its
 // turns: up to SaturatedTurnsMax after the endpoint recovered.
 func (w *Worker) wakeRecovered(webhookID string) {
-	defer w.inflight.wakeDone(webhookID)
+	giveUp := true // unless the wake ends as it should
+	defer func() { w.inflight.wakeDone(webhookID, giveUp) }()
 	log := w.cfg.Logger.With(zap.String("webhook_id", webhookID))
 	tick := time.NewTicker(recoveryWakeEvery)
 	defer tick.Stop()
@@ -401,6 +402,7 @@ func (w *Worker) wakeRecovered(webhookID string) {
 			return
 		}
 	}
+	giveUp = false
 	if woken > 0 {
 		log.Info("webhook answering again: woke the jobs waiting for its turns", zap.Int64("woken", woken))
 	}
