@@ -380,6 +380,23 @@ type Throughput struct {
 	// Worker is set when webhookd's workers ran in a process of their own
 	// (Config.WorkerProcess, scenario 1): its CPU and what it left.
 	Worker *WorkerProcess
+	// ProcessCPU is, in scenario 0, the CPU of the process that worked
+	// the jobs (River's: the bench process) from River's start to the last
+	// job completed; Backends that of the run's database's backends over
+	// the same span (scenario 0, and scenario 1 with a worker process), so
+	// that the two scenarios' costs read side by side. Nil when not read
+	// (PostgreSQL on another machine): CPUNote says why.
+	ProcessCPU *time.Duration
+	Backends   *time.Duration
+	CPUNote    string
+}
+
+// perJob is d ÷ the deliveries (or jobs), in ms, or "n/a" when d is nil.
+func (t *Throughput) perJob(d *time.Duration) string {
+	if d == nil {
+		return "n/a"
+	}
+	return msf(*d / time.Duration(max(t.Deliveries, 1)))
 }
 
 // PerSecond is deliveries per second.

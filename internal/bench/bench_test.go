@@ -65,6 +65,14 @@ func TestRunSmoke(t *testing.T) {
 	require.NotNil(t, res.Reference)
 	require.Equal(t, 200, res.Reference.Deliveries)
 	require.Greater(t, res.Reference.PerSecond(), 0.0)
+	// River's process and its database's backends, read (the test server
+	// is on this machine; /proc counts in 10 ms ticks, so 200 jobs' backends
+	// may read 0).
+	require.NotNil(t, res.Reference.ProcessCPU, res.Reference.CPUNote)
+	require.Positive(t, *res.Reference.ProcessCPU, "River's process worked")
+	require.NotNil(t, res.Reference.Backends, res.Reference.CPUNote)
+	require.GreaterOrEqual(t, *res.Reference.Backends, time.Duration(0))
+	require.Contains(t, out.String(), "River's process (the bench's) CPU per job")
 
 	require.NotNil(t, res.Drain)
 	require.Equal(t, 200, res.Drain.Deliveries)

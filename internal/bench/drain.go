@@ -60,7 +60,17 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	}
 	var cpu0 time.Duration
 	var cpuErr error
+	var backends *pgSampler // the database's backends, beside the worker process
+	var backendsNote string
 	if wp != nil {
+		if backends, err = startBackendSampler(ctx, e.baseURL, s.dbName); err != nil {
+			backends, backendsNote = nil, err.Error()
+		}
+		defer func() {
+			if backends != nil {
+				_, _ = backends.stop(ctx)
+			}
+		}()
 		cpu0, cpuErr = wp.cpu()
 	}
 	start := time.Now()
@@ -87,7 +97,15 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	if err != nil {
 		return nil, cmp.Or(context.Cause(waitCtx), err)
 	}
-	out := &Throughput{Deliveries: total, Elapsed: time.Since(start)}
+	out := &Throughput{Deliveries: total, Elapsed: time.Since(start), CPUNote: backendsNote}
+	if backends != nil {
+		pg, err := backends.stop(ctx)
+		if backends = nil; err != nil {
+			out.CPUNote = err.Error()
+		} else {
+			out.Backends = &pg
+		}
+	}
 	if wp != nil {
 		if out.Worker, err = s.workerOutcome(ctx, wp, cpu0, cpuErr, recv); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -150,35 +151,49 @@ func (e *env) reference(ctx context.Context) (*Throughput, error) {
 	}
 	s.progress("inserted %s jobs in %s", count(total), time.Since(start).Round(time.Millisecond))
 
-	start = time.Now()
-	deadline := start.Add(e.cfg.Timeout)
-	if err := client.Start(ctx); err != nil {
-		return nil, err
-	}
+	started := false
 	defer func() {
+		if !started {
+			return
+		}
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 		defer cancel()
 		_ = client.Stop(stopCtx)
 	}()
-	s.progress("River started: working %s jobs", count(total))
-	if err := s.waitAnswered(ctx, recv, total, deadline); err != nil {
-		return nil, err
-	}
-	err = s.waitFor(ctx, "every job to be completed", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
-		var left int
-		err := s.pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND state <> 'completed'`, referenceArgs{}.Kind()).Scan(&left)
-		return left == 0, fmt.Sprintf("%s not completed", count(left)), err
+	// River's process is this one: its CPU, and its database's backends',
+	// from River's start to the last job completed (beside scenario 1's
+	// worker process and its backends).
+	benchCPU := func() (time.Duration, error) { return pidCPU(os.Getpid(), "the bench process (River's)") }
+	var elapsed time.Duration
+	cpu, backends, note, err := e.cpuOver(ctx, s.dbName, benchCPU, func() error {
+		start := time.Now()
+		deadline := start.Add(e.cfg.Timeout)
+		if err := client.Start(ctx); err != nil {
+			return err
+		}
+		started = true
+		s.progress("River started: working %s jobs", count(total))
+		if err := s.waitAnswered(ctx, recv, total, deadline); err != nil {
+			return err
+		}
+		err := s.waitFor(ctx, "every job to be completed", time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
+			var left int
+			err := s.pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND state <> 'completed'`, referenceArgs{}.Kind()).Scan(&left)
+			return left == 0, fmt.Sprintf("%s not completed", count(left)), err
+		})
+		elapsed = time.Since(start)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := &Throughput{Deliveries: total, Elapsed: time.Since(start)}
+	out := &Throughput{Deliveries: total, Elapsed: elapsed, ProcessCPU: &cpu, Backends: backends, CPUNote: note}
 	if err := recv.refresh(); err != nil {
 		return nil, err
 	}
 	if got := recv.requests.Load(); got != int64(total) {
 		return nil, fmt.Errorf("the receiver saw %d requests for %d jobs", got, total)
 	}
-	s.progress("%s jobs in %.2f s: %s/s", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())))
+	s.progress("%s jobs in %.2f s: %s/s; River's process CPU per job %s ms, its database's backends %s ms", count(total), out.Elapsed.Seconds(), count(int(out.PerSecond())), out.perJob(out.ProcessCPU), out.perJob(out.Backends))
 	return out, nil
 }

@@ -175,7 +175,8 @@ func writeTable(w io.Writer, cfg *Config, res *Result) {
 		case ScenarioReference:
 			scenario := fmt.Sprintf("reference, no webhookd: River alone working %s jobs, each signing its ~1 KB body and POSTing it to the same receiver (FetchCooldown %s, MaxWorkers as webhookd's)", count(cfg.Backlog), referenceFetchCooldown)
 			if !bad {
-				msg = fmt.Sprintf("**%s jobs/s** (%.2f s)", count(int(res.Reference.PerSecond())), res.Reference.Elapsed.Seconds())
+				r := res.Reference
+				msg = fmt.Sprintf("**%s jobs/s** (%.2f s); River's process (the bench's) CPU per job %s ms, its database's backends %s ms", count(int(r.PerSecond())), r.Elapsed.Seconds(), r.perJob(r.ProcessCPU), r.perJob(r.Backends))
 			}
 			row(n, scenario, msg, "issue 4 quotes ~14,600/s for its machine")
 		case ScenarioDrain:

@@ -404,5 +404,5 @@ func workerProcessResult(t *Throughput) string {
 	if !w.CPUKnown {
 		return fmt.Sprintf("; worker process CPU per delivery n/a (%s)", strings.ReplaceAll(w.CPUNote, "|", "/"))
 	}
-	return fmt.Sprintf("; worker process CPU per delivery **%s ms**", msf(w.CPUPerDelivery(t.Deliveries)))
+	return fmt.Sprintf("; worker process CPU per delivery **%s ms**, its database's backends %s ms", msf(w.CPUPerDelivery(t.Deliveries)), t.perJob(t.Backends))
 }

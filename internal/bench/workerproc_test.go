@@ -56,10 +56,15 @@ func TestDrainWorkerProcessSmoke(t *testing.T) {
 	require.Equal(t, backlog, w.Attempts, "one attempt each")
 	require.True(t, w.CPUKnown, w.CPUNote)
 	require.Positive(t, w.CPU, "the worker process worked")
+	// Its database's backends, read (in 10 ms ticks: 300 deliveries' may
+	// read 0).
+	require.NotNil(t, d.Backends, "its database's backends read: %s", d.CPUNote)
+	require.GreaterOrEqual(t, *d.Backends, time.Duration(0))
 
 	require.Contains(t, out.String(), "**Worker process**")
 	require.Contains(t, out.String(), "**External receiver**")
 	require.Contains(t, out.String(), "worker process CPU per delivery")
+	require.Contains(t, out.String(), "its database's backends")
 	require.Equal(t, 1, strings.Count(progress.String(), "worker process: process"), "one worker process")
 	require.Equal(t, 1, strings.Count(progress.String(), "external receiver: process"), "one receiver process")
 	// The bench waited for it: no such process any more.

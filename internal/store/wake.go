@@ -37,8 +37,8 @@ func execWake(ctx context.Context, db DB, sql string, args ...any) (int64, error
 
 // wakeWaiting makes available at $2 up to $4 jobs of webhook $1's due
 // pending deliveries (outside a FIFO line) that wait snoozed beyond $3,
-// the oldest deliveries first: through deliveries_webhook_state_idx in
-// order, each job by River's primary key.
+// the oldest deliveries first: the webhook's pending deliveries found
+// through deliveries_webhook_state_idx, each job by River's primary key.
 var wakeWaiting = `
 WITH waiting AS (
     SELECT d.state, d.job_id FROM deliveries d
