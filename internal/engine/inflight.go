@@ -65,10 +65,16 @@ const SaturatedTurnsMax = 5 * time.Minute
 // recoveryLag ahead are woken in rounds recoveryWakeEvery apart, each what
 // the endpoint takes in a round at its cap and its recent answers' pace
 // (at least the cap, at most recoveryWakeMax).
+//
+// recoveryWakesAtOnce bounds a process's wake statements in flight, over
+// all webhooks: after an outage of the process's own egress every webhook
+// with a backlog recovers at once, and a statement each per second would
+// take the pool's connections from the intake and the worker's batches.
 const (
-	recoveryLag       = 5 * time.Second
-	recoveryWakeEvery = time.Second
-	recoveryWakeMax   = 1000
+	recoveryLag         = 5 * time.Second
+	recoveryWakeEvery   = time.Second
+	recoveryWakeMax     = 1000
+	recoveryWakesAtOnce = 2
 )
 
 // A saturated webhook whose recent attempts are fast (an average under

@@ -235,9 +235,11 @@ type Worker struct {
 	oauth    oauthSettings            // webhooks' OAuth2 settings (internal/engine/webhook_oauth.go)
 	notifier atomic.Pointer[Enqueuer] // delivery.dead (SetNotifier, internal/engine/deadnotice.go)
 	wakes    atomic.Pointer[Wakes]    // the deliveries queue's alarms (SetWakes; nil: none)
-	// closing ends the recovery wakes (wakeRecovered) at Close.
-	closing context.Context
-	close   context.CancelFunc
+	// closing ends the recovery wakes (wakeRecovered) at Close; wakeSlots
+	// holds their statements in flight (recoveryWakesAtOnce).
+	closing   context.Context
+	close     context.CancelFunc
+	wakeSlots chan struct{}
 }
 
 // SetWakes gives the worker the deliveries queue's alarms (Wakes): a
@@ -258,6 +260,7 @@ func NewWorker(db store.DB, keys *keyring.Keyring, client *outbound.Client, cfg 
 		// minute without a job.
 		stacks: stacks.New(cfg.MaxWorkers, time.Minute), tracer: Tracer(cfg.TracerProvider)}
 	w.closing, w.close = context.WithCancel(context.Background())
+	w.wakeSlots = make(chan struct{}, recoveryWakesAtOnce)
 	// Loading deliveries and recording attempts are batched across the
 	// worker's jobs: one query and one commit for every delivery whose job
 	// is waiting, at most BatchConcurrency of each at once. A transaction
@@ -379,10 +382,16 @@ func (w *Worker) wakeRecovered(webhookID string) {
 			break
 		}
 		if n > 0 {
+			select {
+			case w.wakeSlots <- struct{}{}: // one of recoveryWakesAtOnce
+			case <-w.closing.Done():
+				return
+			}
 			ctx, cancel := context.WithTimeout(w.closing, w.cfg.BookkeepingTimeout)
 			now := time.Now()
 			got, err := store.WakeWaiting(ctx, w.db, webhookID, now, now.Add(recoveryLag), n)
 			cancel()
+			<-w.wakeSlots
 			if err != nil {
 				if w.closing.Err() == nil {
 					log.Warn("could not wake the backlog of a recovered webhook; its jobs go at their turns", zap.Error(err))
