@@ -60,17 +60,10 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	}
 	var cpu0 time.Duration
 	var cpuErr error
-	var backends *pgSampler // the database's backends, beside the worker process
-	var backendsNote string
+	var backends *backendsMeter // the database's backends, beside the worker process
 	if wp != nil {
-		if backends, err = startBackendSampler(ctx, e.baseURL, s.dbName); err != nil {
-			backends, backendsNote = nil, err.Error()
-		}
-		defer func() {
-			if backends != nil {
-				_, _ = backends.stop(ctx)
-			}
-		}()
+		backends = e.startBackends(ctx, s.dbName)
+		defer backends.stop(ctx) //nolint:errcheck // stopped below when the drain ends; a failed drain's count is not read
 		cpu0, cpuErr = wp.cpu()
 	}
 	start := time.Now()
@@ -97,13 +90,11 @@ func (e *env) drain(ctx context.Context, n, holeBacklog int, m *meter) (*Through
 	if err != nil {
 		return nil, cmp.Or(context.Cause(waitCtx), err)
 	}
-	out := &Throughput{Deliveries: total, Elapsed: time.Since(start), CPUNote: backendsNote}
+	out := &Throughput{Deliveries: total, Elapsed: time.Since(start)}
 	if backends != nil {
-		pg, err := backends.stop(ctx)
-		if backends = nil; err != nil {
-			out.CPUNote = err.Error()
-		} else {
-			out.Backends = &pg
+		var err error
+		if out.Backends, out.CPUNote, err = backends.stop(ctx); err != nil {
+			out.CPUNote = err.Error() // the worker process's figures stand without it
 		}
 	}
 	if wp != nil {

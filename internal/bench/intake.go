@@ -404,34 +404,53 @@ func (e *env) quiet(ctx context.Context) (*Quiet, error) {
 // database dbName's backends, or nil and why not when they can't be read
 // (PostgreSQL elsewhere).
 func (e *env) cpuOver(ctx context.Context, dbName string, cpuNow func() (time.Duration, error), f func() error) (cpu time.Duration, pg *time.Duration, note string, err error) {
-	sampler, samplerErr := startBackendSampler(ctx, e.baseURL, dbName)
-	if samplerErr != nil {
-		note = samplerErr.Error()
-	}
-	stopSampler := func() (time.Duration, error) {
-		if sampler == nil {
-			return 0, nil
-		}
-		return sampler.stop(ctx)
-	}
+	backends := e.startBackends(ctx, dbName)
+	defer backends.stop(ctx) //nolint:errcheck // stopped below on success; a failed run's count is not read
 	cpu0, err := cpuNow()
 	if err == nil {
 		err = f()
 	}
 	if err != nil {
-		_, _ = stopSampler()
-		return 0, nil, note, err
+		return 0, nil, backends.note, err
 	}
 	cpu1, err := cpuNow()
 	if err != nil {
-		_, _ = stopSampler()
-		return 0, nil, note, err
+		return 0, nil, backends.note, err
 	}
-	backends, err := stopSampler()
-	if err != nil || sampler == nil {
-		return cpu1 - cpu0, nil, note, err
+	pg, note, err = backends.stop(ctx)
+	return cpu1 - cpu0, pg, note, err
+}
+
+// backendsMeter counts the CPU of a database's backends from its start
+// (startBackends) to its first stop, when PostgreSQL is on this machine.
+type backendsMeter struct {
+	sampler *pgSampler // nil: not sampling (note says why), or stopped
+	note    string
+}
+
+// startBackends starts counting the CPU of database dbName's backends
+// (startBackendSampler); when it can't, the meter's note says why.
+func (e *env) startBackends(ctx context.Context, dbName string) *backendsMeter {
+	sampler, err := startBackendSampler(ctx, e.baseURL, dbName)
+	if err != nil {
+		return &backendsMeter{note: err.Error()}
 	}
-	return cpu1 - cpu0, &backends, note, nil
+	return &backendsMeter{sampler: sampler}
+}
+
+// stop ends the count and returns the backends' CPU since the start, or
+// nil and why not: note when the count never started, err when it failed
+// (a sample's query). Later calls return nil and the note.
+func (m *backendsMeter) stop(ctx context.Context) (cpu *time.Duration, note string, err error) {
+	if m.sampler == nil {
+		return nil, m.note, nil
+	}
+	d, err := m.sampler.stop(ctx)
+	m.sampler = nil
+	if err != nil {
+		return nil, m.note, err
+	}
+	return &d, m.note, nil
 }
 
 // quietRiver measures River alone at each of out's rates, as quiet

@@ -477,19 +477,14 @@ func (f *inflight) turn(webhookID string, timeout time.Duration) (free, wait tim
 		wait = SaturatedTurnsMax/2 + time.Duration(rand.Int64N(int64(SaturatedTurnsMax/2)))
 	}
 	// What a recovery wake needs to know (inflight.recovered).
-	h.waitingUntil, h.turnedAt = later(h.waitingUntil, now.Add(wait)), now
+	if until := now.Add(wait); until.After(h.waitingUntil) {
+		h.waitingUntil = until
+	}
+	h.turnedAt = now
 	if takes >= fastAttempt {
 		h.slowTurns = true
 	}
 	return free, wait
-}
-
-// later is the later of a and b.
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // saturatedSnooze is how long a job waits when its webhook is saturated:
